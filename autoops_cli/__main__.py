@@ -1,0 +1,5 @@
+"""``python -m autoops_cli``."""
+
+from autoops_cli.main import main
+
+main()

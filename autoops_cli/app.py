@@ -1,0 +1,162 @@
+"""The root ``autoops`` application: global options, the context object, the error boundary.
+
+Command groups live in ``commands/`` and are registered at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from autoops_cli import __version__
+from autoops_cli.output import Output
+from autoops_cli.state import AppState
+from config.errors import EXIT_CODE_MEANINGS, AutoopsError, ConfigurationError, ExitCode
+
+EXIT_CODES_HELP = "\n".join(
+    f"* **{int(code)}** {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()
+)
+
+ROOT_HELP = (
+    "Operations toolkit for the AutoOps Langfuse integration.\n\n"
+    "Validate the configuration, replay recorded simulation events through the agents with "
+    "tracing, check that Langfuse is reachable, and summarise traces and agent metrics. "
+    "With no Langfuse keys configured everything runs on an embedded local store.\n\n"
+    "**Example:** `autoops config validate`\n\n"
+    f"**Exit codes:**\n\n{EXIT_CODES_HELP}"
+)
+
+
+class AutoopsGroup(TyperGroup):
+    """The root group; its ``invoke`` is the one error boundary of the CLI.
+
+    Expected errors (``AutoopsError``) become one line on stderr and their exit code.
+    Anything else is an internal error: one line, exit 1, and a traceback (without local
+    variables, secrets redacted) only with ``--verbose``.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AutoopsError as exc:
+            _report_expected(ctx, exc)
+            ctx.exit(int(exc.exit_code))
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith("typer"):  # click's own exceptions
+                raise
+            _report_unexpected(ctx, exc)
+            ctx.exit(int(ExitCode.FAILURE))
+
+
+def _output_of(ctx: typer.Context) -> Output:
+    state = ctx.find_object(AppState)
+    return state.output if state is not None else Output()
+
+
+def _report_expected(ctx: typer.Context, exc: AutoopsError) -> None:
+    out = _output_of(ctx)
+    if isinstance(exc, ConfigurationError) and exc.problems:
+        count = len(exc.problems)
+        out.error(f"invalid configuration ({count} problem{'s' if count != 1 else ''}):")
+        for problem in exc.problems:
+            out.stderr.print(f"  - {_escape(problem)}")
+        if exc.hint:
+            out.stderr.print(f"[dim]hint:[/dim] {_escape(exc.hint)}")
+        return
+    out.error(exc.message, exc.hint)
+
+
+def _report_unexpected(ctx: typer.Context, exc: Exception) -> None:
+    import traceback
+
+    from config.redaction import redact_secrets
+
+    out = _output_of(ctx)
+    if out.verbose:
+        # format_exception never includes local variables, where secrets live.
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(redact_secrets(text))
+    out.error(
+        f"internal error: {type(exc).__name__}: {exc}",
+        None if out.verbose else "run again with --verbose for the traceback, and report it",
+    )
+
+
+def _escape(text: str) -> str:
+    from autoops_cli.output import escape
+
+    from config.redaction import redact_secrets
+
+    return escape(redact_secrets(text))
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            sdk = version("langfuse")
+        except PackageNotFoundError:  # pragma: no cover - a broken install
+            sdk = "not installed"
+        py = ".".join(str(part) for part in sys.version_info[:3])
+        typer.echo(f"autoops {__version__} (langfuse SDK {sdk}, Python {py})")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="autoops",
+    cls=AutoopsGroup,
+    help=ROOT_HELP,
+    no_args_is_help=True,
+    add_completion=False,  # `autoops completions` ships the scripts instead
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    json_output: bool = typer.Option(
+        False, "--json", help="Write machine-readable JSON to stdout instead of tables."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and data; no progress."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Debug logging (incl. Langfuse/OpenTelemetry) on stderr."
+    ),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        envvar="AUTOOPS_CONFIG",
+        help="Project config file (default: autoops.toml found from the working directory up).",
+        show_envvar=True,
+    ),
+    version: bool | None = typer.Option(
+        None, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Build the application state every command takes from ``ctx.obj``."""
+    from autoops_cli.logging_setup import configure_logging
+
+    configure_logging(verbose)
+    ctx.obj = AppState(
+        output=Output(json_mode=json_output, quiet=quiet, verbose=verbose),
+        config_file=config_file,
+    )
+
+
+def _register_commands() -> None:
+    from commands import completions, config
+
+    app.add_typer(config.app, name="config")
+    app.add_typer(completions.app, name="completions")
+
+
+_register_commands()

@@ -1,0 +1,153 @@
+"""Reports about the configuration: validation result, effective settings, the template."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from config.errors import LocalFileError
+from config.settings import (
+    SETTINGS_MODELS,
+    DataMaskingConfig,
+    LangfuseConfig,
+    env_names,
+    mask_secret,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from config.settings_sources import LoadedSettings
+
+
+def destination_of(loaded: LoadedSettings) -> str:
+    """Where traces go, in words."""
+    if loaded.langfuse is None:
+        return "unknown (invalid configuration)"
+    if loaded.mode == "langfuse":
+        return f"Langfuse at {loaded.langfuse.host}"
+    if not loaded.langfuse.has_keys:
+        return "local store; no Langfuse keys configured"
+    return "local store; tracing to Langfuse is disabled"
+
+
+def validation_report(loaded: LoadedSettings) -> dict[str, Any]:
+    """The ``config validate --json`` document."""
+    return {
+        "valid": loaded.valid,
+        "mode": loaded.mode,
+        "destination": destination_of(loaded),
+        "errors": [p.as_dict() for p in loaded.problems],
+        "warnings": [w.as_dict() for w in loaded.warnings],
+    }
+
+
+@dataclass
+class SettingRow:
+    """One effective setting, display-ready (secrets already masked)."""
+
+    setting: str
+    env: str
+    value: Any
+    origin: str
+
+
+def _display(value: Any) -> Any:
+    if hasattr(value, "get_secret_value"):
+        return mask_secret(value.get_secret_value())
+    return value
+
+
+def settings_rows(loaded: LoadedSettings) -> list[SettingRow]:
+    """Every setting of every model with its effective value and origin."""
+    rows: list[SettingRow] = []
+    pairs = ((LangfuseConfig, loaded.langfuse), (DataMaskingConfig, loaded.masking))
+    for model, instance in pairs:
+        for name in model.model_fields:
+            setting = f"{model.toml_section}.{name}"
+            rows.append(
+                SettingRow(
+                    setting=setting,
+                    env=env_names(model, name)[0],
+                    value=_display(getattr(instance, name)),
+                    origin=loaded.origin_of(setting).describe(),
+                )
+            )
+    return rows
+
+
+def settings_table(rows: list[SettingRow], *, show_origin: bool) -> Table:
+    """The ``config show`` table."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.ASCII, show_edge=True, header_style="bold")
+    table.add_column("setting")
+    table.add_column("environment variable")
+    table.add_column("value", overflow="fold")
+    if show_origin:
+        table.add_column("origin", overflow="fold")
+    for row in rows:
+        value = "-" if row.value is None else str(row.value)
+        cells = [row.setting, row.env, value]
+        if show_origin:
+            cells.append(row.origin)
+        table.add_row(*cells)
+    return table
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_template() -> str:
+    """A commented ``autoops.toml``: every setting at its default, commented out.
+
+    Generated from the settings models, so it cannot drift from them. Secret keys are
+    listed only as a pointer to the environment.
+    """
+    lines = [
+        "# autoops project configuration.",
+        "# Precedence, highest first: command-line flags, environment variables, .env,",
+        "# this file, ~/.config/autoops/config.toml, defaults.",
+        "# Check it with `autoops config validate`; see it with `autoops config show --show-origin`.",
+        "#",
+        "# Keys do not belong here: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the",
+        "# environment or in .env (kept out of version control). Without keys, autoops runs",
+        "# in local mode on the embedded store.",
+    ]
+    for model in SETTINGS_MODELS:
+        lines += ["", f"[{model.toml_section}]"]
+        for name, info in model.model_fields.items():
+            if name in ("public_key", "secret_key"):
+                continue
+            env = ", ".join(env_names(model, name))
+            lines.append(f"# {info.description} ({env})")
+            example = _toml_literal(info.default) if info.default is not None else '""'
+            lines.append(f"# {name} = {example}")
+    return "\n".join(lines) + "\n"
+
+
+def write_template(path: Path, *, force: bool) -> Path:
+    """Write the template atomically; refuse to overwrite without ``force`` (exit 6)."""
+    path = path.expanduser().resolve()
+    if path.exists() and not force:
+        raise LocalFileError(f"{path} already exists", hint="use --force to overwrite it")
+    if not path.parent.is_dir():
+        raise LocalFileError(f"cannot write {path}: directory {path.parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autoops-", suffix=".toml")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(render_template())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LocalFileError(f"cannot write {path}: {exc.strerror}") from None
+    return path

@@ -1,0 +1,105 @@
+"""Where the CLI writes: data to stdout, everything else to stderr.
+
+Rich is imported on first use, so commands that print nothing rich do not pay for it.
+Rich honours ``NO_COLOR`` and ``COLUMNS`` itself; when stdout is not a terminal it renders
+without colour at a fixed width (``COLUMNS``, default 80).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from config.redaction import redact_secrets
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "get_secret_value"):
+        return "****"
+    return str(value)
+
+
+def to_json(document: Any) -> str:
+    """The JSON text of a document, stable key order, secrets never included."""
+    return redact_secrets(json.dumps(document, indent=2, sort_keys=False, default=_json_default))
+
+
+@dataclass
+class Output:
+    """The output mode of one invocation and its two consoles."""
+
+    json_mode: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    _stdout: Console | None = field(default=None, repr=False)
+    _stderr: Console | None = field(default=None, repr=False)
+
+    @property
+    def stdout(self) -> Console:
+        """The console for data (tables)."""
+        if self._stdout is None:
+            from rich.console import Console
+
+            self._stdout = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+        return self._stdout
+
+    @property
+    def stderr(self) -> Console:
+        """The console for progress, warnings and errors."""
+        if self._stderr is None:
+            from rich.console import Console
+
+            self._stderr = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        return self._stderr
+
+    def emit_json(self, document: Any) -> None:
+        """Write a JSON document to stdout."""
+        sys.stdout.write(to_json(document) + "\n")
+        sys.stdout.flush()
+
+    def render(self, renderable: RenderableType) -> None:
+        """Write a table or other Rich renderable to stdout."""
+        self.stdout.print(renderable)
+
+    def line(self, text: str) -> None:
+        """Write a plain line of data to stdout (no markup)."""
+        self.stdout.print(redact_secrets(text), markup=False, highlight=False)
+
+    def info(self, text: str) -> None:
+        """A status line on stderr; silent with --quiet."""
+        if not self.quiet:
+            self.stderr.print(redact_secrets(text), markup=False)
+
+    def success(self, text: str) -> None:
+        """A success line on stderr; silent with --quiet."""
+        if not self.quiet:
+            self.stderr.print(f"[green]✓[/green] {escape(redact_secrets(text))}")
+
+    def warning(self, text: str) -> None:
+        """A warning on stderr (shown even with --quiet)."""
+        self.stderr.print(f"[yellow]warning:[/yellow] {escape(redact_secrets(text))}")
+
+    def error(self, text: str, hint: str | None = None) -> None:
+        """An error line on stderr, with an optional hint line."""
+        self.stderr.print(f"[bold red]error:[/bold red] {escape(redact_secrets(text))}")
+        if hint:
+            self.stderr.print(f"[dim]hint:[/dim] {escape(redact_secrets(hint))}")
+
+    def debug(self, text: str) -> None:
+        """A debug line on stderr, only with --verbose."""
+        if self.verbose:
+            self.stderr.print(f"[dim]{escape(redact_secrets(text))}[/dim]")
+
+
+def escape(text: str) -> str:
+    """Escape Rich markup in user-provided text."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)

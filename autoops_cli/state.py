@@ -1,0 +1,46 @@
+"""The application state of one invocation, stored in ``ctx.obj`` by the root callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autoops_cli.output import Output
+
+if TYPE_CHECKING:
+    from config.settings import DataMaskingConfig, LangfuseConfig
+    from config.settings_sources import LoadedSettings
+
+
+@dataclass
+class AppState:
+    """Output mode, the config file named on the command line, and settings loaded once."""
+
+    output: Output
+    config_file: Path | None = None
+    _loaded: dict[tuple[Any, ...], LoadedSettings] = field(default_factory=dict, repr=False)
+
+    def load_settings(
+        self,
+        *,
+        config_file: Path | None = None,
+        flags: dict[str, tuple[Any, str]] | None = None,
+    ) -> LoadedSettings:
+        """Every source read and validated (problems collected, not raised)."""
+        from config.settings_sources import load_settings
+
+        chosen = config_file or self.config_file
+        key = (chosen, tuple(sorted((flags or {}).items(), key=lambda kv: kv[0])))
+        if key not in self._loaded:
+            self._loaded[key] = load_settings(config_file=chosen, flags=flags)
+        return self._loaded[key]
+
+    def settings(
+        self, *, flags: dict[str, tuple[Any, str]] | None = None
+    ) -> tuple[LangfuseConfig, DataMaskingConfig]:
+        """The validated settings, or ``ConfigurationError`` (exit 3) with every problem."""
+        loaded = self.load_settings(flags=flags)
+        for warning in loaded.warnings:
+            self.output.warning(warning.line())
+        return loaded.require()

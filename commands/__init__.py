@@ -1,0 +1,1 @@
+"""One module per ``autoops`` command group: parse options, call the core, render."""

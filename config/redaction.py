@@ -1,0 +1,35 @@
+"""Scrubbing secret keys out of any text before it is shown or logged."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from config.settings import mask_secret
+
+# Langfuse secret keys; also catches one embedded in a URL, header or exception message.
+SECRET_KEY_PATTERN = re.compile(r"sk-lf-[A-Za-z0-9_\-]+")
+# HTTP Basic credentials carry the secret base64-encoded.
+BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")
+
+
+def redact_secrets(text: str) -> str:
+    """Replace every secret key (and Basic auth header value) in ``text`` with its mask."""
+    text = SECRET_KEY_PATTERN.sub(lambda m: mask_secret(m.group(0)), text)
+    return BASIC_AUTH_PATTERN.sub(r"\1****", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs secrets from every record it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Render the message once, redacted, so later formatting cannot reintroduce it."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string in a third-party log call
+            message = str(record.msg)
+        record.msg = redact_secrets(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = redact_secrets(record.exc_text)
+        return True

@@ -1,0 +1,285 @@
+"""The integration's settings: ``LangfuseConfig`` and ``DataMaskingConfig``.
+
+Both are pydantic-settings models. Used directly (``LangfuseConfig()``) they read the same
+layered sources as the CLI, highest first: keyword arguments, the environment, ``.env`` in
+the working directory, the project file ``autoops.toml``, the user file, the defaults
+(see ``config.settings_sources``). The CLI goes through ``config.settings_sources.load_settings``,
+which also records where each value came from and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_HOST = "https://cloud.langfuse.com"
+PUBLIC_KEY_PREFIX = "pk-lf-"
+SECRET_KEY_PREFIX = "sk-lf-"
+# Langfuse's rule for environment names (API-NOTES.md section 9).
+ENVIRONMENT_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback_host(hostname: str | None) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    if not hostname:
+        return False
+    name = hostname.strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def mask_secret(value: str) -> str:
+    """Mask a secret key for display: ``sk-lf-****<last 4>``."""
+    tail = value[-4:] if len(value) >= 12 else ""
+    prefix = SECRET_KEY_PREFIX if value.startswith(SECRET_KEY_PREFIX) else ""
+    return f"{prefix}****{tail}"
+
+
+class LayeredSettings(BaseSettings):
+    """Base of the settings models: keyword arguments first, then the layered sources.
+
+    ``toml_section`` names the table of ``autoops.toml`` the model reads.
+    """
+
+    toml_section: ClassVar[str] = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from config.settings_sources import LayeredSettingsSource
+
+        return (init_settings, LayeredSettingsSource(settings_cls))
+
+
+class LangfuseConfig(LayeredSettings):
+    """Connection, tracing and performance settings of the Langfuse integration.
+
+    No keys at all is valid: it means local mode (traces go to the embedded store).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="LANGFUSE_",
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+        hide_input_in_errors=True,  # a rejected secret key must not reach a traceback
+    )
+    toml_section: ClassVar[str] = "langfuse"
+
+    public_key: str | None = Field(
+        default=None, description="Project public key (pk-lf-...). With the secret key, selects langfuse mode."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Project secret key (sk-lf-...). Never printed."
+    )
+    host: str = Field(
+        default=DEFAULT_HOST,
+        validation_alias=AliasChoices("host", "LANGFUSE_HOST", "LANGFUSE_BASE_URL"),
+        description="Langfuse base URL; LANGFUSE_BASE_URL (the SDK's newer name) is accepted too.",
+    )
+    enabled: bool = Field(default=True, description="Master switch of the integration.")
+    tracing_enabled: bool = Field(
+        default=True, description="Send traces; off keeps the integration up without tracing."
+    )
+    sample_rate: float = Field(default=1.0, description="Fraction of traces kept, 0 to 1.")
+    enable_sampling: bool = Field(
+        default=True, description="Apply sampling; false keeps every trace."
+    )
+    debug: bool = Field(default=False, description="Debug logging of the integration.")
+    flush_interval: float = Field(
+        default=5.0, description="Seconds between background flushes of buffered spans."
+    )
+    environment: str = Field(
+        default="default",
+        validation_alias=AliasChoices(
+            "environment", "LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"
+        ),
+        description="Langfuse environment: lowercase a-z, 0-9, _ and -, not starting with 'langfuse'.",
+    )
+    release: str | None = Field(default=None, description="Release tag recorded on every trace.")
+    max_latency_ms: float = Field(
+        default=100.0, description="Latency budget tracing may add to an agent operation (ms)."
+    )
+    buffer_size: int = Field(
+        default=1000, description="Outbox size (batches) beyond which sampling is lowered."
+    )
+    max_retries: int = Field(default=3, description="Delivery retries of one batch.")
+    timeout: float = Field(default=5.0, description="HTTP timeout of one request (seconds).")
+    allow_insecure_http: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("allow_insecure_http", "AUTOOPS_ALLOW_INSECURE_HTTP"),
+        description="Allow plain http to a host that is not loopback.",
+    )
+
+    @field_validator("public_key")
+    @classmethod
+    def _check_public_key(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(PUBLIC_KEY_PREFIX) or len(value) <= len(PUBLIC_KEY_PREFIX):
+            raise ValueError(f"must look like {PUBLIC_KEY_PREFIX}...")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        secret = value.get_secret_value()
+        if not secret.startswith(SECRET_KEY_PREFIX) or len(secret) <= len(SECRET_KEY_PREFIX):
+            # The value itself is never echoed: it is a secret.
+            raise ValueError(f"must look like {SECRET_KEY_PREFIX}...")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://cloud.langfuse.com")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; use the key settings")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _check_sample_rate(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"must be between 0 and 1, got {value:g}")
+        return value
+
+    @field_validator("flush_interval", "max_latency_ms", "timeout")
+    @classmethod
+    def _check_positive_float(cls, value: float) -> float:
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"must be a positive finite number, got {value:g}")
+        return value
+
+    @field_validator("buffer_size", "max_retries")
+    @classmethod
+    def _check_positive_int(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"must be a positive integer, got {value}")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _check_environment(cls, value: str) -> str:
+        if not ENVIRONMENT_PATTERN.match(value) or len(value) > 40:
+            raise ValueError("must be lowercase letters, digits, '_' or '-' (at most 40)")
+        if value.startswith("langfuse"):
+            raise ValueError("must not start with 'langfuse' (reserved by Langfuse)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> LangfuseConfig:
+        if self.uses_plain_http and not is_loopback_host(self.hostname) and not self.allow_insecure_http:
+            raise ValueError(
+                f"host: plain http to {self.hostname} would send the keys unencrypted; "
+                "use https, or set AUTOOPS_ALLOW_INSECURE_HTTP=true"
+            )
+        if (self.public_key is None) != (self.secret_key is None):
+            missing = "secret_key" if self.secret_key is None else "public_key"
+            raise ValueError(f"{missing}: both keys are needed for langfuse mode, or neither for local mode")
+        return self
+
+    @property
+    def hostname(self) -> str | None:
+        """The host part of ``host``."""
+        return urlsplit(self.host).hostname
+
+    @property
+    def uses_plain_http(self) -> bool:
+        """True when ``host`` is ``http://``."""
+        return self.host.startswith("http://")
+
+    @property
+    def has_keys(self) -> bool:
+        """True when both keys are configured."""
+        return self.public_key is not None and self.secret_key is not None
+
+    @property
+    def mode(self) -> str:
+        """``langfuse`` with keys and tracing on; else ``local`` (the embedded store)."""
+        if self.has_keys and self.enabled and self.tracing_enabled:
+            return "langfuse"
+        return "local"
+
+    @property
+    def effective_sample_rate(self) -> float:
+        """The rate the core applies: 1.0 when sampling is off."""
+        return self.sample_rate if self.enable_sampling else 1.0
+
+    def masked_secret_key(self) -> str | None:
+        """The secret key as ``sk-lf-****<last 4>``, or None."""
+        return mask_secret(self.secret_key.get_secret_value()) if self.secret_key else None
+
+
+class DataMaskingConfig(LayeredSettings):
+    """What is masked before any data leaves the process, and how long the store keeps it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOOPS_",
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+        hide_input_in_errors=True,
+    )
+    toml_section: ClassVar[str] = "masking"
+
+    mask_pii: bool = Field(default=True, description="Mask e-mail addresses, phone and card numbers.")
+    mask_financial_data: bool = Field(
+        default=False, description="Mask money fields (cost, margin, revenue)."
+    )
+    mask_customer_data: bool = Field(default=True, description="Mask customer identifiers.")
+    retention_days: int = Field(default=30, description="Days the local store keeps traces.")
+
+    @field_validator("retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"must be a positive integer, got {value}")
+        return value
+
+
+SETTINGS_MODELS: tuple[type[LayeredSettings], ...] = (LangfuseConfig, DataMaskingConfig)
+
+
+def env_names(model: type[BaseSettings], field: str) -> tuple[str, ...]:
+    """The environment variables a field is read from, in order of preference."""
+    info = model.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(c for c in alias.choices if isinstance(c, str) and c.isupper())
+    prefix = str(model.model_config.get("env_prefix", ""))
+    return ((prefix + field).upper(),)
+
+
+def field_type_name(model: type[BaseSettings], field: str) -> str:
+    """A short human name of a field's type, for documentation."""
+    annotation: Any = model.model_fields[field].annotation
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "").replace("pydantic.types.", "")
