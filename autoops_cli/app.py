@@ -39,6 +39,9 @@ class AutoopsGroup(TyperGroup):
     variables, secrets redacted) only with ``--verbose``.
     """
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_output_flags(args))
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -52,6 +55,21 @@ class AutoopsGroup(TyperGroup):
                 raise
             _report_unexpected(ctx, exc)
             ctx.exit(int(ExitCode.FAILURE))
+
+
+OUTPUT_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose", "-v"})
+
+
+def hoist_output_flags(args: list[str]) -> list[str]:
+    """Move --json, -q and -v to the front, so they also work after the command.
+
+    ``autoops config validate --json`` then means ``autoops --json config validate``.
+    Arguments after ``--`` are left alone.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in OUTPUT_FLAGS]
+    rest = [a for a in args[:end] if a not in OUTPUT_FLAGS]
+    return flags + rest + args[end:]
 
 
 def _output_of(ctx: typer.Context) -> Output:

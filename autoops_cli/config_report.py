@@ -85,14 +85,13 @@ def settings_table(rows: list[SettingRow], *, show_origin: bool) -> Table:
     from rich.table import Table
 
     table = Table(box=box.ASCII, show_edge=True, header_style="bold")
-    table.add_column("setting")
-    table.add_column("environment variable")
+    table.add_column("setting", overflow="fold")
     table.add_column("value", overflow="fold")
     if show_origin:
         table.add_column("origin", overflow="fold")
     for row in rows:
         value = "-" if row.value is None else str(row.value)
-        cells = [row.setting, row.env, value]
+        cells = [row.setting, value]
         if show_origin:
             cells.append(row.origin)
         table.add_row(*cells)

@@ -31,7 +31,7 @@ def show(shell: Shell = typer.Argument(..., help="bash, zsh or fish.")) -> None:
     """
     from autoops_cli.completion_scripts import completion_script
 
-    typer.echo(completion_script(shell.value))
+    typer.echo(completion_script(shell.value), nl=False)
 
 
 @app.command()

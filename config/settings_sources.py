@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
 
 from config.errors import ConfigurationError, LocalFileError
 from config.settings import (
@@ -344,8 +344,8 @@ def _validate(
         if key.split(".", 1)[0] == section
     }
     try:
-        # The core validator, not the constructor: the sources were already merged above.
-        return model.__pydantic_validator__.validate_python(data)
+        # The sources were merged above; validate exactly that, without reading them again.
+        return model(_build_sources=((InitSettingsSource(model, init_kwargs=data),), data))
     except ValidationError as exc:
         problems.extend(_problem_from_error(model, err, values) for err in exc.errors())
         return None

@@ -1,0 +1,1 @@
+complete --command autoops --no-files --arguments "(env _AUTOOPS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) autoops)" --condition "env _AUTOOPS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) autoops"

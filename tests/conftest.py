@@ -1,0 +1,100 @@
+"""Shared fixtures: an isolated CLI runner that never sees the developer's configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoops_cli.app import app
+
+KNOWN_SECRET = "sk-lf-TESTSECRET-0123456789abcdef"
+KNOWN_PUBLIC = "pk-lf-test-public-0123"
+
+
+@dataclass
+class CliResult:
+    """What a user sees: exit code, stdout and stderr kept apart."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def both(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean working directory, home and environment: no LANGFUSE_/AUTOOPS_ variables."""
+    for name in list(os.environ):
+        if name.startswith(("LANGFUSE_", "AUTOOPS_", "OTEL_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("AUTOOPS_HOME", str(work / ".autoops"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(work)
+    return work
+
+
+class Cli:
+    """Runs ``autoops`` in-process through Typer's CliRunner."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> CliResult:
+        result = self.runner.invoke(app, list(args), env=env, input=input, catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli(workdir: Path) -> Cli:
+    """The CLI, run in the isolated working directory."""
+    return Cli()
+
+
+def autoops_executable() -> str:
+    """The installed ``autoops`` console script next to this interpreter."""
+    candidate = Path(sys.executable).parent / "autoops"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("autoops")
+    if found is None:
+        pytest.fail("the autoops console script is not installed (pip install -e '.[test]')")
+    return found
+
+
+@pytest.fixture
+def run_autoops(workdir: Path) -> Iterator[object]:
+    """Run the real ``autoops`` command as a subprocess in the isolated environment."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> CliResult:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [autoops_executable(), *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=workdir,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    yield run

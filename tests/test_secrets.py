@@ -1,0 +1,69 @@
+"""No command prints the secret key: every command, normal, verbose and error paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.helpers import leaf_commands
+
+# Arguments that make each command do its real work. A new command must be added here,
+# or test_every_command_is_covered fails.
+COMMAND_ARGS: dict[str, list[list[str]]] = {
+    "autoops config validate": [[]],
+    "autoops config show": [[], ["--show-origin"], ["--json", "--show-origin"]],
+    "autoops config init": [["--force"]],
+    "autoops completions show": [["bash"], ["zsh"], ["fish"]],
+    "autoops completions generate": [["--output-dir", "generated"]],
+}
+
+ENVIRONMENTS = {
+    "valid keys": {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET},
+    "keys with bad host": {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": "http://langfuse.example.com",
+    },
+    "secret with bad public key": {"LANGFUSE_PUBLIC_KEY": "nope", "LANGFUSE_SECRET_KEY": KNOWN_SECRET},
+    "malformed secret": {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": "x" + KNOWN_SECRET},
+}
+
+
+def test_every_command_is_covered() -> None:
+    assert {path for path, _ in leaf_commands()} == set(COMMAND_ARGS)
+
+
+@pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))
+@pytest.mark.parametrize("verbose", [False, True])
+def test_no_command_prints_the_secret(cli: Cli, workdir: Path, env_name: str, verbose: bool) -> None:
+    env = ENVIRONMENTS[env_name]
+    for path, arg_sets in COMMAND_ARGS.items():
+        for args in arg_sets:
+            argv = [*path.split()[1:], *args] + (["--verbose"] if verbose else [])
+            result = cli(*argv, env=env)
+            assert KNOWN_SECRET not in result.both, (argv, env_name)
+            assert KNOWN_SECRET[6:] not in result.both, (argv, env_name)
+    for written in [workdir / "autoops.toml", *sorted((workdir / "generated").glob("*"))]:
+        assert KNOWN_SECRET not in written.read_text(), written
+
+
+def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> None:
+    path = workdir / "autoops.toml"
+    path.write_text(f"[langfuse]\npublic_key = '{KNOWN_PUBLIC}'\nsecret_key = '{KNOWN_SECRET}'\n")
+    path.chmod(0o640)
+    for argv in (["config", "validate"], ["config", "show", "--show-origin"], ["-v", "config", "show"]):
+        result = cli(*argv)
+        assert result.exit_code == 0
+        assert KNOWN_SECRET not in result.both
+    assert "readable by others" in cli("config", "validate").stderr
+
+
+def test_real_process_error_paths_never_print_the_secret(run_autoops) -> None:  # type: ignore[no-untyped-def]
+    env = dict(ENVIRONMENTS["keys with bad host"])
+    for argv in (["config", "validate", "-v"], ["-v", "config", "show"], ["--json", "config", "validate"]):
+        result = run_autoops(*argv, env=env)
+        assert result.exit_code == 3, result.stderr
+        assert KNOWN_SECRET not in result.both
+        assert "Traceback" not in result.stderr

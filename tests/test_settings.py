@@ -1,0 +1,247 @@
+"""LangfuseConfig / DataMaskingConfig: validation rules, sources, precedence, origins."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config.errors import LocalFileError
+from config.settings import DataMaskingConfig, LangfuseConfig, mask_secret
+from config.settings_sources import load_settings
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+
+
+def problems_by_setting(loaded) -> dict[str, str]:
+    return {p.setting: f"{p.source} :: {p.message}" for p in loaded.problems}
+
+
+def test_no_configuration_is_valid_local_mode(workdir: Path) -> None:
+    loaded = load_settings()
+    assert loaded.valid
+    assert loaded.mode == "local"
+    config, masking = loaded.require()
+    assert config.host == "https://cloud.langfuse.com"
+    assert config.sample_rate == 1.0
+    assert masking.mask_pii is True
+    assert loaded.origin_of("langfuse.host").describe() == "default"
+
+
+def test_keys_select_langfuse_mode(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", KNOWN_PUBLIC)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", KNOWN_SECRET)
+    loaded = load_settings()
+    assert loaded.valid, loaded.problems
+    assert loaded.mode == "langfuse"
+    monkeypatch.setenv("LANGFUSE_TRACING_ENABLED", "false")
+    loaded = load_settings()
+    assert loaded.mode == "local"
+    assert [w.setting for w in loaded.warnings] == ["langfuse.tracing_enabled"]
+
+
+def test_all_problems_reported_at_once_with_env_var_names(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGFUSE_SAMPLE_RATE", "1.5")
+    monkeypatch.setenv("LANGFUSE_HOST", "ftp://x")
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "abc")
+    monkeypatch.setenv("LANGFUSE_MAX_RETRIES", "0")
+    monkeypatch.setenv("AUTOOPS_RETENTION_DAYS", "many")
+    found = problems_by_setting(load_settings())
+    assert set(found) == {
+        "langfuse.sample_rate",
+        "langfuse.host",
+        "langfuse.public_key",
+        "langfuse.max_retries",
+        "masking.retention_days",
+    }
+    assert "environment variable LANGFUSE_SAMPLE_RATE" in found["langfuse.sample_rate"]
+    assert "between 0 and 1" in found["langfuse.sample_rate"]
+    assert "environment variable LANGFUSE_HOST" in found["langfuse.host"]
+    assert "http(s) URL" in found["langfuse.host"]
+    assert "pk-lf-" in found["langfuse.public_key"]
+    assert "positive" in found["langfuse.max_retries"]
+    assert "'many'" in found["masking.retention_days"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("LANGFUSE_SAMPLE_RATE", "-0.1", "between 0 and 1"),
+        ("LANGFUSE_SAMPLE_RATE", "abc", "valid number"),
+        ("LANGFUSE_FLUSH_INTERVAL", "0", "positive"),
+        ("LANGFUSE_MAX_LATENCY_MS", "-5", "positive"),
+        ("LANGFUSE_BUFFER_SIZE", "0", "positive"),
+        ("LANGFUSE_TIMEOUT", "inf", "positive finite"),
+        ("LANGFUSE_ENVIRONMENT", "Production", "lowercase"),
+        ("LANGFUSE_ENVIRONMENT", "langfuse-prod", "must not start with 'langfuse'"),
+        ("LANGFUSE_HOST", "https://", "http(s) URL"),
+        ("LANGFUSE_HOST", "https://user:pw@example.com", "credentials"),
+        ("LANGFUSE_HOST", "http://langfuse.example.com", "unencrypted"),
+        ("LANGFUSE_ENABLED", "maybe", "valid boolean"),
+    ],
+)
+def test_invalid_values_are_rejected(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    loaded = load_settings()
+    assert not loaded.valid
+    (problem,) = loaded.problems
+    assert fragment in problem.message
+    assert variable in problem.source
+
+
+def test_plain_http_allowed_on_loopback_with_a_warning(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", KNOWN_PUBLIC)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", KNOWN_SECRET)
+    for host in ("http://127.0.0.1:3000", "http://localhost:3000/", "http://[::1]:3000"):
+        monkeypatch.setenv("LANGFUSE_HOST", host)
+        loaded = load_settings()
+        assert loaded.valid, (host, loaded.problems)
+        assert [w.setting for w in loaded.warnings] == ["langfuse.host"]
+    assert loaded.langfuse is not None and loaded.langfuse.host == "http://[::1]:3000"
+
+
+def test_plain_http_elsewhere_needs_explicit_permission(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGFUSE_HOST", "http://langfuse.internal:3000")
+    assert not load_settings().valid
+    monkeypatch.setenv("AUTOOPS_ALLOW_INSECURE_HTTP", "true")
+    assert load_settings().valid
+
+
+def test_one_key_without_the_other_is_an_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", KNOWN_PUBLIC)
+    (problem,) = load_settings().problems
+    assert problem.setting == "langfuse.secret_key"
+    assert "both keys" in problem.message
+
+
+def test_base_url_alias_and_host_preference(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGFUSE_BASE_URL", "https://eu.example.com")
+    loaded = load_settings()
+    assert loaded.langfuse is not None and loaded.langfuse.host == "https://eu.example.com"
+    assert loaded.origin_of("langfuse.host").name == "LANGFUSE_BASE_URL"
+    monkeypatch.setenv("LANGFUSE_HOST", "https://us.example.com")
+    loaded = load_settings()
+    assert loaded.langfuse is not None and loaded.langfuse.host == "https://us.example.com"
+
+
+def test_precedence_flag_env_dotenv_project_user_default(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_file = Path(os.environ["XDG_CONFIG_HOME"]) / "autoops" / "config.toml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("[langfuse]\nsample_rate = 0.1\nrelease = 'u'\nenvironment = 'user'\n"
+                         "debug = true\nflush_interval = 9\n")
+    (workdir / "autoops.toml").write_text(
+        "[langfuse]\nsample_rate = 0.2\nrelease = 'p'\nenvironment = 'project'\ndebug = false\n"
+    )
+    (workdir / ".env").write_text("LANGFUSE_SAMPLE_RATE=0.3\nLANGFUSE_RELEASE=d\n")
+    monkeypatch.setenv("LANGFUSE_SAMPLE_RATE", "0.4")
+    loaded = load_settings(flags={"langfuse.sample_rate": (0.5, "--sample-rate")})
+    config, _ = loaded.require()
+    assert config.sample_rate == 0.5
+    assert loaded.origin_of("langfuse.sample_rate").describe() == "flag --sample-rate"
+    assert config.release == "d"
+    assert loaded.origin_of("langfuse.release").kind == "dotenv"
+    assert config.environment == "project"
+    assert loaded.origin_of("langfuse.environment").describe() == (
+        f"{workdir / 'autoops.toml'} (key langfuse.environment)"
+    )
+    assert config.debug is False
+    assert config.flush_interval == 9
+    assert loaded.origin_of("langfuse.flush_interval").path == user_file
+    assert loaded.origin_of("langfuse.timeout").describe() == "default"
+    # Without the flag, the environment wins over .env.
+    assert load_settings().require()[0].sample_rate == 0.4
+
+
+def test_project_file_found_walking_up(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workdir / "autoops.toml").write_text("[langfuse]\nenvironment = 'staging'\n")
+    nested = workdir / "a" / "b"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    loaded = load_settings()
+    assert loaded.files.project == workdir / "autoops.toml"
+    assert loaded.require()[0].environment == "staging"
+
+
+def test_explicit_config_file_and_missing_one(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = workdir / "other.toml"
+    other.write_text("[masking]\nmask_financial_data = true\n")
+    (workdir / "autoops.toml").write_text("[masking]\nmask_financial_data = false\n")
+    assert load_settings(config_file=other).require()[1].mask_financial_data is True
+    monkeypatch.setenv("AUTOOPS_CONFIG", str(other))
+    assert load_settings().require()[1].mask_financial_data is True
+    with pytest.raises(LocalFileError, match="does not exist"):
+        load_settings(config_file=workdir / "missing.toml")
+
+
+def test_file_problems_name_file_and_key(workdir: Path) -> None:
+    path = workdir / "autoops.toml"
+    path.write_text("[langfuse]\nsampel_rate = 0.5\nsample_rate = 2\n[masking]\nretention_days = 0\n[weird]\nx = 1\n")
+    loaded = load_settings()
+    found = problems_by_setting(loaded)
+    assert "unknown setting" in found["langfuse.sampel_rate"]
+    assert f"{path} (key langfuse.sample_rate)" in found["langfuse.sample_rate"]
+    assert "positive" in found["masking.retention_days"]
+    assert [w.setting for w in loaded.warnings] == ["weird"]
+
+
+def test_invalid_toml_names_file_and_line(workdir: Path) -> None:
+    path = workdir / "autoops.toml"
+    path.write_text("[langfuse]\nhost = \n")
+    (problem,) = load_settings().problems
+    assert problem.source == str(path)
+    assert "line 2" in problem.message
+
+
+def test_secret_in_readable_project_file_warns(workdir: Path) -> None:
+    path = workdir / "autoops.toml"
+    path.write_text(f"[langfuse]\npublic_key = '{KNOWN_PUBLIC}'\nsecret_key = '{KNOWN_SECRET}'\n")
+    path.chmod(0o644)
+    loaded = load_settings()
+    assert loaded.valid
+    (warning,) = loaded.warnings
+    assert warning.setting == "langfuse.secret_key"
+    assert "chmod 600" in warning.message
+    assert KNOWN_SECRET not in warning.line()
+    path.chmod(0o600)
+    assert load_settings().warnings == []
+
+
+def test_plain_constructor_reads_the_same_layers(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "autoops.toml").write_text("[langfuse]\nsample_rate = 0.2\nrelease = 'r1'\n")
+    monkeypatch.setenv("LANGFUSE_SAMPLE_RATE", "0.7")
+    config = LangfuseConfig()
+    assert (config.sample_rate, config.release) == (0.7, "r1")
+    assert LangfuseConfig(sample_rate=0.1).sample_rate == 0.1
+    assert DataMaskingConfig().retention_days == 30
+
+
+def test_validation_error_never_shows_a_secret(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad_secret = "not-a-key-but-SECRET-VALUE"
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", bad_secret)
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", KNOWN_PUBLIC)
+    with pytest.raises(ValidationError) as info:
+        LangfuseConfig()
+    assert bad_secret not in str(info.value)
+    (problem,) = load_settings().problems
+    assert bad_secret not in problem.line()
+    assert problem.setting == "langfuse.secret_key"
+
+
+def test_mask_secret_keeps_only_the_last_four() -> None:
+    assert mask_secret(KNOWN_SECRET) == "sk-lf-****cdef"
+    assert mask_secret("sk-lf-short") == "sk-lf-****"
