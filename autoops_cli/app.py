@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer._click.core import Context as ClickContext  # typer vendors click since 0.29
 from typer.core import TyperGroup
 
 from autoops_cli import __version__
@@ -39,10 +40,10 @@ class AutoopsGroup(TyperGroup):
     variables, secrets redacted) only with ``--verbose``.
     """
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_output_flags(args))
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except AutoopsError as exc:
@@ -72,12 +73,12 @@ def hoist_output_flags(args: list[str]) -> list[str]:
     return flags + rest + args[end:]
 
 
-def _output_of(ctx: typer.Context) -> Output:
+def _output_of(ctx: ClickContext) -> Output:
     state = ctx.find_object(AppState)
     return state.output if state is not None else Output()
 
 
-def _report_expected(ctx: typer.Context, exc: AutoopsError) -> None:
+def _report_expected(ctx: ClickContext, exc: AutoopsError) -> None:
     out = _output_of(ctx)
     if isinstance(exc, ConfigurationError) and exc.problems:
         count = len(exc.problems)
@@ -90,7 +91,7 @@ def _report_expected(ctx: typer.Context, exc: AutoopsError) -> None:
     out.error(exc.message, exc.hint)
 
 
-def _report_unexpected(ctx: typer.Context, exc: Exception) -> None:
+def _report_unexpected(ctx: ClickContext, exc: Exception) -> None:
     import traceback
 
     from config.redaction import redact_secrets
@@ -108,7 +109,6 @@ def _report_unexpected(ctx: typer.Context, exc: Exception) -> None:
 
 def _escape(text: str) -> str:
     from autoops_cli.output import escape
-
     from config.redaction import redact_secrets
 
     return escape(redact_secrets(text))
@@ -157,7 +157,11 @@ def root(
         show_envvar=True,
     ),
     version: bool | None = typer.Option(
-        None, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        None,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Show the version and exit.",
     ),
 ) -> None:
     """Build the application state every command takes from ``ctx.obj``."""

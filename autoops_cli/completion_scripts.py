@@ -32,5 +32,7 @@ def write_completion_scripts(directory: Path) -> list[Path]:
             path.write_text(completion_script(shell), encoding="utf-8")
             written.append(path)
     except OSError as exc:
-        raise LocalFileError(f"cannot write completion scripts to {directory}: {exc.strerror}") from None
+        raise LocalFileError(
+            f"cannot write completion scripts to {directory}: {exc.strerror}"
+        ) from None
     return written

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config.errors import LocalFileError
+from config.redaction import mask_secret
 from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
     LangfuseConfig,
     env_names,
-    mask_secret,
 )
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ def main() -> None:
     """Run the CLI."""
     if any(key == "_AUTOOPS_COMPLETE" for key in os.environ):
         # Shell completion asks the program itself; the shipped scripts use Typer's protocol.
-        from typer.completion import completion_init
+        from typer._completion_classes import completion_init
 
         completion_init()
     from autoops_cli.app import app

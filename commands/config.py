@@ -14,7 +14,10 @@ app = typer.Typer(
 )
 
 CONFIG_OPTION = typer.Option(
-    None, "--config", help="Project config file to check instead of the one found.", show_default=False
+    None,
+    "--config",
+    help="Project config file to check instead of the one found.",
+    show_default=False,
 )
 
 
@@ -44,9 +47,7 @@ def validate(ctx: typer.Context, config_file: Path | None = CONFIG_OPTION) -> No
             out.line(f"configuration valid: {report['mode']} mode ({report['destination']})")
         else:
             count = len(loaded.problems)
-            out.stderr.print(
-                f"configuration invalid: {count} problem{'s' if count != 1 else ''}"
-            )
+            out.stderr.print(f"configuration invalid: {count} problem{'s' if count != 1 else ''}")
     if not loaded.valid:
         raise typer.Exit(3)
 

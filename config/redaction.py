@@ -5,7 +5,15 @@ from __future__ import annotations
 import logging
 import re
 
-from config.settings import mask_secret
+SECRET_KEY_PREFIX = "sk-lf-"
+
+
+def mask_secret(value: str) -> str:
+    """Mask a secret key for display: ``sk-lf-****<last 4>``."""
+    tail = value[-4:] if len(value) >= 12 else ""
+    prefix = SECRET_KEY_PREFIX if value.startswith(SECRET_KEY_PREFIX) else ""
+    return f"{prefix}****{tail}"
+
 
 # Langfuse secret keys; also catches one embedded in a URL, header or exception message.
 SECRET_KEY_PATTERN = re.compile(r"sk-lf-[A-Za-z0-9_\-]+")

@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from config.redaction import mask_secret
+
 DEFAULT_HOST = "https://cloud.langfuse.com"
 PUBLIC_KEY_PREFIX = "pk-lf-"
 SECRET_KEY_PREFIX = "sk-lf-"
@@ -40,13 +42,6 @@ def is_loopback_host(hostname: str | None) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def mask_secret(value: str) -> str:
-    """Mask a secret key for display: ``sk-lf-****<last 4>``."""
-    tail = value[-4:] if len(value) >= 12 else ""
-    prefix = SECRET_KEY_PREFIX if value.startswith(SECRET_KEY_PREFIX) else ""
-    return f"{prefix}****{tail}"
 
 
 class LayeredSettings(BaseSettings):
@@ -87,7 +82,8 @@ class LangfuseConfig(LayeredSettings):
     toml_section: ClassVar[str] = "langfuse"
 
     public_key: str | None = Field(
-        default=None, description="Project public key (pk-lf-...). With the secret key, selects langfuse mode."
+        default=None,
+        description="Project public key (pk-lf-...). With the secret key, selects langfuse mode.",
     )
     secret_key: SecretStr | None = Field(
         default=None, description="Project secret key (sk-lf-...). Never printed."
@@ -196,14 +192,20 @@ class LangfuseConfig(LayeredSettings):
 
     @model_validator(mode="after")
     def _check_combination(self) -> LangfuseConfig:
-        if self.uses_plain_http and not is_loopback_host(self.hostname) and not self.allow_insecure_http:
+        if (
+            self.uses_plain_http
+            and not is_loopback_host(self.hostname)
+            and not self.allow_insecure_http
+        ):
             raise ValueError(
                 f"host: plain http to {self.hostname} would send the keys unencrypted; "
                 "use https, or set AUTOOPS_ALLOW_INSECURE_HTTP=true"
             )
         if (self.public_key is None) != (self.secret_key is None):
             missing = "secret_key" if self.secret_key is None else "public_key"
-            raise ValueError(f"{missing}: both keys are needed for langfuse mode, or neither for local mode")
+            raise ValueError(
+                f"{missing}: both keys are needed for langfuse mode, or neither for local mode"
+            )
         return self
 
     @property
@@ -250,7 +252,9 @@ class DataMaskingConfig(LayeredSettings):
     )
     toml_section: ClassVar[str] = "masking"
 
-    mask_pii: bool = Field(default=True, description="Mask e-mail addresses, phone and card numbers.")
+    mask_pii: bool = Field(
+        default=True, description="Mask e-mail addresses, phone and card numbers."
+    )
     mask_financial_data: bool = Field(
         default=False, description="Mask money fields (cost, margin, revenue)."
     )

@@ -174,7 +174,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
     except OSError as exc:
         raise LocalFileError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -233,7 +234,9 @@ def _from_toml(
             if key not in model.model_fields:
                 known = ", ".join(sorted(model.model_fields))
                 problems.append(
-                    SettingProblem(setting, f"{path} (key {setting})", f"unknown setting (known: {known})")
+                    SettingProblem(
+                        setting, f"{path} (key {setting})", f"unknown setting (known: {known})"
+                    )
                 )
                 continue
             found[setting] = RawValue(value, Origin("file", setting, path))
@@ -365,7 +368,9 @@ def _warnings_for(
     if config.enable_sampling and config.sample_rate == 0:
         found.append(
             SettingProblem(
-                "langfuse.sample_rate", source("langfuse.sample_rate"), "sample rate 0 drops every trace"
+                "langfuse.sample_rate",
+                source("langfuse.sample_rate"),
+                "sample rate 0 drops every trace",
             )
         )
     if config.has_keys and config.uses_plain_http and is_loopback_host(config.hostname):

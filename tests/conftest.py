@@ -57,7 +57,9 @@ class Cli:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> CliResult:
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> CliResult:
         result = self.runner.invoke(app, list(args), env=env, input=input, catch_exceptions=False)
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
@@ -88,6 +90,7 @@ def run_autoops(workdir: Path) -> Iterator[object]:
         full_env.update(env or {})
         proc = subprocess.run(
             [autoops_executable(), *args],
+            check=False,
             capture_output=True,
             text=True,
             env=full_env,

@@ -67,7 +67,12 @@ def test_usage_error_exits_2(cli: Cli) -> None:
 
 
 def test_output_flags_work_after_the_command() -> None:
-    assert hoist_output_flags(["config", "show", "--json", "-q"]) == ["--json", "-q", "config", "show"]
+    assert hoist_output_flags(["config", "show", "--json", "-q"]) == [
+        "--json",
+        "-q",
+        "config",
+        "show",
+    ]
     assert hoist_output_flags(["x", "--", "--json"]) == ["x", "--", "--json"]
 
 

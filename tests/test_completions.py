@@ -31,7 +31,9 @@ def test_generate_writes_what_show_prints(cli: Cli, workdir: Path) -> None:
 
 
 def test_bash_completion_answers_from_the_live_command_tree(workdir: Path) -> None:
-    env = dict(os.environ, _AUTOOPS_COMPLETE="complete_bash", COMP_WORDS="autoops con", COMP_CWORD="1")
+    env = dict(
+        os.environ, _AUTOOPS_COMPLETE="complete_bash", COMP_WORDS="autoops con", COMP_CWORD="1"
+    )
     proc = subprocess.run(
         [autoops_executable()], capture_output=True, text=True, env=env, timeout=60, check=False
     )

@@ -26,8 +26,14 @@ ENVIRONMENTS = {
         "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
         "LANGFUSE_HOST": "http://langfuse.example.com",
     },
-    "secret with bad public key": {"LANGFUSE_PUBLIC_KEY": "nope", "LANGFUSE_SECRET_KEY": KNOWN_SECRET},
-    "malformed secret": {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": "x" + KNOWN_SECRET},
+    "secret with bad public key": {
+        "LANGFUSE_PUBLIC_KEY": "nope",
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+    },
+    "malformed secret": {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": "x" + KNOWN_SECRET,
+    },
 }
 
 
@@ -37,7 +43,9 @@ def test_every_command_is_covered() -> None:
 
 @pytest.mark.parametrize("env_name", sorted(ENVIRONMENTS))
 @pytest.mark.parametrize("verbose", [False, True])
-def test_no_command_prints_the_secret(cli: Cli, workdir: Path, env_name: str, verbose: bool) -> None:
+def test_no_command_prints_the_secret(
+    cli: Cli, workdir: Path, env_name: str, verbose: bool
+) -> None:
     env = ENVIRONMENTS[env_name]
     for path, arg_sets in COMMAND_ARGS.items():
         for args in arg_sets:
@@ -53,7 +61,11 @@ def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> Non
     path = workdir / "autoops.toml"
     path.write_text(f"[langfuse]\npublic_key = '{KNOWN_PUBLIC}'\nsecret_key = '{KNOWN_SECRET}'\n")
     path.chmod(0o640)
-    for argv in (["config", "validate"], ["config", "show", "--show-origin"], ["-v", "config", "show"]):
+    for argv in (
+        ["config", "validate"],
+        ["config", "show", "--show-origin"],
+        ["-v", "config", "show"],
+    ):
         result = cli(*argv)
         assert result.exit_code == 0
         assert KNOWN_SECRET not in result.both
@@ -62,7 +74,11 @@ def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> Non
 
 def test_real_process_error_paths_never_print_the_secret(run_autoops) -> None:  # type: ignore[no-untyped-def]
     env = dict(ENVIRONMENTS["keys with bad host"])
-    for argv in (["config", "validate", "-v"], ["-v", "config", "show"], ["--json", "config", "validate"]):
+    for argv in (
+        ["config", "validate", "-v"],
+        ["-v", "config", "show"],
+        ["--json", "config", "validate"],
+    ):
         result = run_autoops(*argv, env=env)
         assert result.exit_code == 3, result.stderr
         assert KNOWN_SECRET not in result.both

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from config.errors import LocalFileError
-from config.settings import DataMaskingConfig, LangfuseConfig, mask_secret
+from config.redaction import mask_secret
+from config.settings import DataMaskingConfig, LangfuseConfig
 from config.settings_sources import load_settings
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
 
@@ -140,8 +141,10 @@ def test_precedence_flag_env_dotenv_project_user_default(
 ) -> None:
     user_file = Path(os.environ["XDG_CONFIG_HOME"]) / "autoops" / "config.toml"
     user_file.parent.mkdir(parents=True)
-    user_file.write_text("[langfuse]\nsample_rate = 0.1\nrelease = 'u'\nenvironment = 'user'\n"
-                         "debug = true\nflush_interval = 9\n")
+    user_file.write_text(
+        "[langfuse]\nsample_rate = 0.1\nrelease = 'u'\nenvironment = 'user'\n"
+        "debug = true\nflush_interval = 9\n"
+    )
     (workdir / "autoops.toml").write_text(
         "[langfuse]\nsample_rate = 0.2\nrelease = 'p'\nenvironment = 'project'\ndebug = false\n"
     )
@@ -175,7 +178,9 @@ def test_project_file_found_walking_up(workdir: Path, monkeypatch: pytest.Monkey
     assert loaded.require()[0].environment == "staging"
 
 
-def test_explicit_config_file_and_missing_one(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_config_file_and_missing_one(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = workdir / "other.toml"
     other.write_text("[masking]\nmask_financial_data = true\n")
     (workdir / "autoops.toml").write_text("[masking]\nmask_financial_data = false\n")
@@ -188,7 +193,9 @@ def test_explicit_config_file_and_missing_one(workdir: Path, monkeypatch: pytest
 
 def test_file_problems_name_file_and_key(workdir: Path) -> None:
     path = workdir / "autoops.toml"
-    path.write_text("[langfuse]\nsampel_rate = 0.5\nsample_rate = 2\n[masking]\nretention_days = 0\n[weird]\nx = 1\n")
+    path.write_text(
+        "[langfuse]\nsampel_rate = 0.5\nsample_rate = 2\n[masking]\nretention_days = 0\n[weird]\nx = 1\n"
+    )
     loaded = load_settings()
     found = problems_by_setting(loaded)
     assert "unknown setting" in found["langfuse.sampel_rate"]
@@ -230,7 +237,9 @@ def test_plain_constructor_reads_the_same_layers(
     assert DataMaskingConfig().retention_days == 30
 
 
-def test_validation_error_never_shows_a_secret(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validation_error_never_shows_a_secret(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad_secret = "not-a-key-but-SECRET-VALUE"
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", bad_secret)
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", KNOWN_PUBLIC)
