@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -15,7 +15,7 @@ app = typer.Typer(
 )
 
 
-class Shell(str, Enum):
+class Shell(StrEnum):
     """Shells with a completion script."""
 
     bash = "bash"
