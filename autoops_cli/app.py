@@ -175,8 +175,10 @@ def root(
 
 
 def _register_commands() -> None:
-    from commands import completions, config
+    from commands import completions, config, events, replay
 
+    app.command(name="replay")(replay.replay)
+    app.add_typer(events.app, name="events")
     app.add_typer(config.app, name="config")
     app.add_typer(completions.app, name="completions")
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
 from tests.helpers import leaf_commands
+from tests.test_replay import EXAMPLE
 
 # Arguments that make each command do its real work. A new command must be added here,
 # or test_every_command_is_covered fails.
@@ -17,10 +18,22 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
     "autoops config init": [["--force"]],
     "autoops completions show": [["bash"], ["zsh"], ["fish"]],
     "autoops completions generate": [["--output-dir", "generated"]],
+    "autoops replay": [
+        [str(EXAMPLE), "--limit", "3"],
+        ["missing.jsonl"],
+        [str(EXAMPLE), "--limit", "2", "--dry-run"],
+    ],
+    "autoops events generate": [["--count", "3"], ["--count", "2", "--output", "generated.jsonl"]],
 }
 
 ENVIRONMENTS = {
-    "valid keys": {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET},
+    # A loopback port nothing listens on: langfuse mode, delivery refused, nothing leaves.
+    "valid keys": {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": "http://127.0.0.1:9",
+        "LANGFUSE_MAX_RETRIES": "1",
+    },
     "keys with bad host": {
         "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
         "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
@@ -53,8 +66,10 @@ def test_no_command_prints_the_secret(
             result = cli(*argv, env=env)
             assert KNOWN_SECRET not in result.both, (argv, env_name)
             assert KNOWN_SECRET[6:] not in result.both, (argv, env_name)
-    for written in [workdir / "autoops.toml", *sorted((workdir / "generated").glob("*"))]:
-        assert KNOWN_SECRET not in written.read_text(), written
+    written = [workdir / "autoops.toml", *sorted((workdir / "generated").glob("*"))]
+    written += sorted(workdir.glob("*.jsonl")) + sorted((workdir / ".autoops").glob("*"))
+    for path in written:
+        assert KNOWN_SECRET.encode() not in path.read_bytes(), path
 
 
 def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> None:

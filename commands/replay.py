@@ -1,0 +1,85 @@
+"""``autoops replay FILE``: recorded simulation events through the agents, with tracing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from autoops_cli.state import AppState
+
+if TYPE_CHECKING:
+    from autoops_cli.replay import ReplaySummary
+
+
+def replay(
+    ctx: typer.Context,
+    file: str = typer.Argument(
+        ..., help="JSON Lines event file; '-' reads stdin, .gz is decompressed."
+    ),
+    sample_rate: float | None = typer.Option(
+        None,
+        "--sample-rate",
+        min=0.0,
+        max=1.0,
+        help="Fraction of traces kept (overrides LANGFUSE_SAMPLE_RATE).",
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many events."),
+    speed: float | None = typer.Option(
+        None,
+        "--speed",
+        min=0.001,
+        help="Replay at this multiple of the recorded pace (default: as fast as possible).",
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad line (exit 6)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Run the agents without recording anything."
+    ),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Id of this run (the Langfuse session id)."
+    ),
+    orchestrator: str | None = typer.Option(
+        None,
+        "--orchestrator",
+        help="Your own orchestrator as module:factory (factory() -> object with handle(event)).",
+    ),
+) -> None:
+    """Replay recorded simulation events through the orchestrator and agents, with tracing.
+
+    Every event becomes one trace (orchestrator workflow, agent operations, tools, collaboration, decisions). With no Langfuse keys the traces go to the local store (.autoops/traces.db or $AUTOOPS_HOME); with keys, to Langfuse. Bad lines are reported with their line number and skipped; the exit code is then 6.
+
+    **Example:** autoops replay examples/events.jsonl --sample-rate 0.5 --json
+    """
+    from autoops_cli.replay_runner import run_replay
+
+    state: AppState = ctx.obj
+    flags = (
+        {"langfuse.sample_rate": (sample_rate, "--sample-rate")}
+        if sample_rate is not None
+        else None
+    )
+    summary, exit_code = run_replay(
+        state,
+        source=file if file == "-" else Path(file),
+        flags=flags,
+        sample_rate=sample_rate,
+        limit=limit,
+        speed=speed,
+        strict=strict,
+        dry_run=dry_run,
+        run_id=run_id,
+        orchestrator_spec=orchestrator,
+    )
+    _render(state, summary)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _render(state: AppState, summary: ReplaySummary) -> None:
+    from autoops_cli.replay_runner import summary_table
+
+    if state.output.json_mode:
+        state.output.emit_json(summary.as_dict())
+    else:
+        state.output.render(summary_table(summary))

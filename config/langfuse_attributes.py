@@ -1,0 +1,131 @@
+"""Langfuse's OTel span attribute names, taken from the SDK itself, and their encodings.
+
+The names come from ``langfuse._client.attributes.LangfuseOtelSpanAttributes`` (the SDK's
+own constants), so what the core records carries exactly the attributes the SDK would send.
+The value encodings mirror the SDK 5 rules (API-NOTES.md section 9): input and output are
+JSON strings (plain strings as they are); every metadata value is JSON-encoded on its own,
+strings included, under ``<prefix>.<key>``.
+
+Importing this module imports the Langfuse SDK (about half a second); the CLI does so only in
+the commands that trace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from json.encoder import encode_basestring as _encode_string
+from typing import Any, Final
+
+from langfuse._client.attributes import LangfuseOtelSpanAttributes as _SDK
+
+TRACE_NAME: Final = _SDK.TRACE_NAME
+TRACE_USER_ID: Final = _SDK.TRACE_USER_ID
+TRACE_SESSION_ID: Final = _SDK.TRACE_SESSION_ID
+TRACE_TAGS: Final = _SDK.TRACE_TAGS
+TRACE_PUBLIC: Final = _SDK.TRACE_PUBLIC
+TRACE_METADATA: Final = _SDK.TRACE_METADATA
+OBSERVATION_TYPE: Final = _SDK.OBSERVATION_TYPE
+OBSERVATION_METADATA: Final = _SDK.OBSERVATION_METADATA
+OBSERVATION_LEVEL: Final = _SDK.OBSERVATION_LEVEL
+OBSERVATION_STATUS_MESSAGE: Final = _SDK.OBSERVATION_STATUS_MESSAGE
+OBSERVATION_INPUT: Final = _SDK.OBSERVATION_INPUT
+OBSERVATION_OUTPUT: Final = _SDK.OBSERVATION_OUTPUT
+OBSERVATION_MODEL: Final = _SDK.OBSERVATION_MODEL
+OBSERVATION_MODEL_PARAMETERS: Final = _SDK.OBSERVATION_MODEL_PARAMETERS
+OBSERVATION_USAGE_DETAILS: Final = _SDK.OBSERVATION_USAGE_DETAILS
+OBSERVATION_COST_DETAILS: Final = _SDK.OBSERVATION_COST_DETAILS
+OBSERVATION_COMPLETION_START_TIME: Final = _SDK.OBSERVATION_COMPLETION_START_TIME
+OBSERVATION_PROMPT_NAME: Final = _SDK.OBSERVATION_PROMPT_NAME
+OBSERVATION_PROMPT_VERSION: Final = _SDK.OBSERVATION_PROMPT_VERSION
+ENVIRONMENT: Final = _SDK.ENVIRONMENT
+RELEASE: Final = _SDK.RELEASE
+VERSION: Final = _SDK.VERSION
+
+# Prefixes of the per-key metadata attributes.
+OBSERVATION_METADATA_PREFIX: Final = OBSERVATION_METADATA + "."
+TRACE_METADATA_PREFIX: Final = TRACE_METADATA + "."
+
+# Observation types Langfuse knows (lowercase on the wire, uppercase in the API).
+OBSERVATION_TYPES: Final = frozenset(
+    {
+        "span",
+        "generation",
+        "event",
+        "embedding",
+        "agent",
+        "tool",
+        "chain",
+        "retriever",
+        "guardrail",
+        "evaluator",
+    }
+)
+LEVELS: Final = ("DEBUG", "DEFAULT", "WARNING", "ERROR")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if hasattr(value, "__dict__"):
+        return {k: v for k, v in vars(value).items() if not k.startswith("_")}
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN/Infinity; the SDK's serializer writes them as strings too.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON, non-ASCII kept, odd types converted (never raises on JSON-like data).
+
+    Scalars take a fast path (this runs for every metadata value of every observation);
+    containers go through ``json.dumps``. Output is identical either way.
+    """
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float and math.isfinite(value):
+        return repr(value)
+    if value is None:
+        return "null"
+    try:
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
+        )
+    except ValueError:  # a NaN or Infinity somewhere
+        return json.dumps(
+            _finite(value), separators=(",", ":"), ensure_ascii=False, default=_json_default
+        )
+
+
+def serialize_io(value: Any) -> str | None:
+    """Encode an input or output value: strings as they are, everything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return to_json(value)
+
+
+def metadata_attributes(metadata: dict[str, Any] | None, prefix: str) -> dict[str, str]:
+    """``{prefix + key: JSON(value)}`` for every key whose value is not None."""
+    if not metadata:
+        return {}
+    return {
+        f"{prefix}{key}": to_json(value) for key, value in metadata.items() if value is not None
+    }

@@ -1,0 +1,716 @@
+"""The seed's Python API of the integration: ``LangfuseIntegrationService`` and friends.
+
+The AutoOps application imports this module (``from config.langfuse_integration import
+get_langfuse_integration``). It maps AutoOps work onto Langfuse as ``docs/tracing-schema.md``
+says: one simulation event = one trace; the orchestrator workflow a ``chain``; each agent
+operation an ``agent`` observation with its tools (``tool``) and its decision (an ``event``
+plus a ``decision_confidence`` score); collaborations a ``chain`` holding coordination
+messages, conflicts (WARNING) and their resolutions.
+
+Errors inside tracing are counted and logged, never raised into the operation being traced.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from config.models import AgentDecision, CollaborationSpan
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from config.exporters import SpanExporter
+    from config.settings import DataMaskingConfig, LangfuseConfig
+    from config.tracer import Observation, Tracer
+
+logger = logging.getLogger("autoops.tracing")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Trace schema names (docs/tracing-schema.md).
+WORKFLOW_NAME = "orchestrator.process_event"
+DECISION_SCORE = "decision_confidence"
+EVENT_IDENTITY_FIELDS = (
+    "event_id",
+    "event_type",
+    "product_id",
+    "severity",
+    "trigger_source",
+    "timestamp",
+)
+
+
+class _NoopObservation:
+    """Stands in for an observation when tracing is off or failed: every call does nothing."""
+
+    span_id = ""
+    trace_id = ""
+    recording = False
+
+    def update(self, **_: Any) -> None:
+        """Ignored."""
+
+    def end(self, **_: Any) -> None:
+        """Ignored."""
+
+    def event(self, name: str, **_: Any) -> _NoopObservation:
+        """Ignored."""
+        return self
+
+    def score(self, name: str, value: float | str, **_: Any) -> None:
+        """Ignored."""
+
+
+NOOP = _NoopObservation()
+
+
+class _Counters:
+    """Performance counters of one service (what ``get_performance_metrics`` reports)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.operations = 0
+        self.operations_failed = 0
+        self.operation_ns = 0
+        self.traces_finalized = 0
+        self.traces_failed = 0
+        self.tracing_calls = 0
+        self.tracing_ns = 0
+        self.tracing_errors = 0
+
+
+class LangfuseIntegrationService:
+    """Traces AutoOps simulation events, agent operations and collaborations.
+
+    ``mode`` is ``local`` (the embedded store), ``langfuse`` (OTLP/HTTP to the configured
+    host), or ``disabled`` (``LANGFUSE_ENABLED`` / ``LANGFUSE_TRACING_ENABLED`` false).
+    """
+
+    def __init__(
+        self,
+        config: LangfuseConfig | None = None,
+        masking: DataMaskingConfig | None = None,
+        *,
+        exporter: SpanExporter | None = None,
+        store_path: Path | None = None,
+        sample_rate: float | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        from config.masking import DataMasker
+        from config.sampling import TraceSampler
+        from config.settings import DataMaskingConfig, LangfuseConfig
+        from config.tracer import Tracer
+
+        self.config = config if config is not None else LangfuseConfig()
+        self.masking = masking if masking is not None else DataMaskingConfig()
+        self.tracing_enabled = self.config.enabled and self.config.tracing_enabled
+        self.mode = self.config.mode if self.tracing_enabled else "disabled"
+        self.store_path: Path | None = None
+        if exporter is None:
+            exporter = self._default_exporter(store_path)
+        rate = sample_rate if sample_rate is not None else self.config.sample_rate
+        masker = DataMasker(self.masking)
+        self.tracer: Tracer = Tracer(
+            exporter,
+            sampler=TraceSampler(
+                rate, enabled=self.config.enable_sampling or sample_rate is not None
+            ),
+            mask=masker.mask if masker.enabled else None,
+            environment=self.config.environment,
+            release=self.config.release,
+            batch_size=batch_size,
+            flush_interval=self.config.flush_interval,
+        )
+        self._counters = _Counters()
+        self._open: dict[str, tuple[Observation, Token[Observation | None] | None, int]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def destination(self) -> str:
+        """Where traces go, in words: ``local store <path>``, the Langfuse host, or ``none``."""
+        if self.mode == "langfuse":
+            return self.config.host
+        if self.mode == "local":
+            return f"local store {self.store_path}" if self.store_path else "local store"
+        return "none (tracing disabled)"
+
+    def _default_exporter(self, store_path: Path | None) -> SpanExporter:
+        from config.exporters import LangfuseHttpExporter, LocalStoreExporter, NullExporter
+
+        if self.mode == "disabled":
+            return NullExporter()
+        if self.mode == "langfuse":
+            return LangfuseHttpExporter(self.config)
+        from config.local_store import LocalStore, default_store_path
+
+        self.store_path = store_path or default_store_path()
+        store = LocalStore(self.store_path)
+        store.prune(self.masking.retention_days)
+        return LocalStoreExporter(store)
+
+    # --- safety and accounting ------------------------------------------------------------
+
+    def _tracing_failed(self, where: str, exc: BaseException) -> None:
+        self._counters.tracing_errors += 1
+        logger.warning(
+            "tracing error in %s (the traced operation continues): %s: %s",
+            where,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _remember(self, observation: Observation, *, make_current: bool) -> None:
+        token = self.tracer.set_current(observation) if make_current else None
+        with self._lock:
+            self._open[observation.span_id or f"noop-{id(observation)}"] = (
+                observation,
+                token,
+                time.perf_counter_ns(),
+            )
+
+    def _forget(self, span_id: str) -> tuple[Observation, int] | None:
+        with self._lock:
+            entry = self._open.pop(span_id, None)
+        if entry is None:
+            return None
+        observation, token, started = entry
+        if token is not None:
+            try:
+                self.tracer.reset_current(token)
+            except ValueError:  # ended in another context than it started: restore the parent
+                self.tracer.set_current(None)
+        return observation, started
+
+    # --- the seed's API -----------------------------------------------------------------
+
+    def create_simulation_trace(
+        self,
+        event: Mapping[str, Any],
+        *,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> str:
+        """Open the trace of one simulation event and its orchestrator workflow (made current).
+
+        ``event`` is the event as a mapping (``event_type``, ``event_id``, ``product_id``,
+        ``severity``, ``trigger_source``, ``timestamp``, ``data``, other fields). With a
+        session id and an event id the trace id is derived from both, so a replay with the
+        same run id produces the same ids. Returns the trace id ("" when tracing failed).
+        """
+        started = time.perf_counter_ns()
+        try:
+            from config.ids import trace_id_for
+
+            event_type = str(event.get("event_type", "unknown"))
+            event_id = event.get("event_id")
+            if trace_id is None and session_id and event_id:
+                trace_id = trace_id_for(session_id, str(event_id))
+            tags = [
+                str(event[k]) for k in ("event_type", "trigger_source", "severity") if event.get(k)
+            ]
+            metadata = {k: event[k] for k in EVENT_IDENTITY_FIELDS if event.get(k) is not None}
+            if "timestamp" in metadata:
+                metadata["event_timestamp"] = str(metadata.pop("timestamp"))
+            metadata.update(
+                {k: v for k, v in event.items() if k not in EVENT_IDENTITY_FIELDS and k != "data"}
+            )
+            if not self.tracing_enabled:
+                return trace_id or ""
+            root = self.tracer.start_trace(
+                f"simulation.{event_type}",
+                root_name=WORKFLOW_NAME,
+                root_type="chain",
+                trace_id=trace_id,
+                session_id=session_id,
+                tags=tags,
+                metadata=metadata,
+                input=dict(event),
+                root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
+            )
+            self._remember(root, make_current=True)
+            return root.trace_id
+        except Exception as exc:
+            self._tracing_failed("create_simulation_trace", exc)
+            return trace_id or ""
+        finally:
+            self._account(started)
+
+    def start_agent_span(
+        self,
+        agent_id: str,
+        operation: str,
+        input_data: Any = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Start an agent operation under the current observation (made current); its span id."""
+        started = time.perf_counter_ns()
+        try:
+            if self.tracer.current() is None:
+                return ""
+            observation = self.tracer.start_observation(
+                f"{agent_id}.{operation}",
+                as_type="agent",
+                input=input_data,
+                metadata={"agent_id": agent_id, "operation": operation, **(metadata or {})},
+            )
+            self._remember(observation, make_current=True)
+            self._counters.operations += 1
+            return observation.span_id
+        except Exception as exc:
+            self._tracing_failed("start_agent_span", exc)
+            return ""
+        finally:
+            self._account(started)
+
+    def log_agent_decision(
+        self,
+        span_id: str,
+        decision: Mapping[str, Any] | AgentDecision,
+        *,
+        confidence: float | None = None,
+        reasoning: str | None = None,
+        tools_used: Sequence[str] | None = None,
+    ) -> None:
+        """Record a decision on an open agent span: a ``decision`` event and its score."""
+        started = time.perf_counter_ns()
+        try:
+            with self._lock:
+                entry = self._open.get(span_id)
+            if entry is None:
+                return
+            agent = entry[0]
+            if isinstance(decision, AgentDecision):
+                confidence = decision.confidence if confidence is None else confidence
+                reasoning = decision.reasoning if reasoning is None else reasoning
+                tools_used = decision.tools_used if tools_used is None else tools_used
+                outputs: Any = decision.outputs
+                decision_type = decision.decision_type
+            else:
+                outputs, decision_type = (
+                    dict(decision),
+                    str(decision.get("decision_type", "decision")),
+                )
+            confidence = float(confidence if confidence is not None else 0.0)
+            agent_id = agent.name.split(".", 1)[0]
+            details = {
+                "decision_type": decision_type,
+                "confidence": confidence,
+                "reasoning": reasoning or "",
+                "tools_used": list(tools_used or ()),
+            }
+            agent.update(metadata=details)
+            agent.event(
+                f"{agent_id}.decision", output=outputs, metadata={"agent_id": agent_id, **details}
+            )
+            agent.score(
+                DECISION_SCORE,
+                confidence,
+                comment=reasoning or None,
+                metadata={"agent_id": agent_id, "decision_type": decision_type},
+            )
+        except Exception as exc:
+            self._tracing_failed("log_agent_decision", exc)
+        finally:
+            self._account(started)
+
+    def end_agent_span(
+        self, span_id: str, output: Any = None, *, error: str | BaseException | None = None
+    ) -> None:
+        """End an agent operation; an error marks it ERROR with the message."""
+        started = time.perf_counter_ns()
+        try:
+            found = self._forget(span_id)
+            if found is None:
+                return
+            observation, began = found
+            self._counters.operation_ns += time.perf_counter_ns() - began
+            if error is not None:
+                self._counters.operations_failed += 1
+                message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+                observation.end(output=output, level="ERROR", status_message=message)
+            else:
+                observation.end(output=output)
+        except Exception as exc:
+            self._tracing_failed("end_agent_span", exc)
+        finally:
+            self._account(started)
+
+    def finalize_trace(
+        self,
+        trace_id: str,
+        outcome: Mapping[str, Any] | None = None,
+        *,
+        error: str | BaseException | None = None,
+    ) -> None:
+        """Close a simulation trace with its aggregated outcome (the workflow's output)."""
+        started = time.perf_counter_ns()
+        try:
+            root_id = self._root_span_id(trace_id)
+            found = self._forget(root_id) if root_id else None
+            if found is None:
+                return
+            observation, _ = found
+            self._counters.traces_finalized += 1
+            if error is not None:
+                self._counters.traces_failed += 1
+                message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+                observation.end(output=outcome, level="ERROR", status_message=message)
+            else:
+                level = "WARNING" if outcome and outcome.get("conflicts_unresolved") else None
+                observation.end(output=outcome, level=level)
+        except Exception as exc:
+            self._tracing_failed("finalize_trace", exc)
+        finally:
+            self._account(started)
+
+    def _root_span_id(self, trace_id: str) -> str | None:
+        with self._lock:
+            for span_id, (observation, _, _) in self._open.items():
+                if observation.trace_id == trace_id and observation.parent_id is None:
+                    return span_id
+        return None
+
+    @contextmanager
+    def trace_operation(
+        self,
+        name: str,
+        *,
+        as_type: str = "span",
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[Observation | _NoopObservation]:
+        """An observation around a block, nested under the current one, current inside it.
+
+        An exception in the block marks it ERROR and propagates unchanged; a failure of the
+        tracing itself is counted and the block runs untraced.
+        """
+        observation: Observation | _NoopObservation = NOOP
+        token = None
+        started = time.perf_counter_ns()
+        try:
+            if self.tracer.current() is not None:
+                observation = self.tracer.start_observation(
+                    name, as_type=as_type, input=input, metadata=metadata
+                )
+                token = self.tracer.set_current(observation)
+        except Exception as exc:
+            self._tracing_failed("trace_operation", exc)
+        self._account(started)
+        try:
+            yield observation
+        except BaseException as exc:
+            self._end_safely(
+                observation, level="ERROR", status_message=f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        finally:
+            if token is not None:
+                self.tracer.reset_current(token)
+            self._end_safely(observation)
+
+    def _end_safely(self, observation: Observation | _NoopObservation, **kwargs: Any) -> None:
+        started = time.perf_counter_ns()
+        try:
+            observation.end(**kwargs)
+        except Exception as exc:
+            self._tracing_failed("end", exc)
+        self._account(started)
+
+    @contextmanager
+    def track_collaboration(
+        self, agents: Sequence[str], purpose: str, *, metadata: Mapping[str, Any] | None = None
+    ) -> Iterator[CollaborationSpan]:
+        """A collaboration between agents (a ``chain``); messages and conflicts go inside."""
+        with self.trace_operation(
+            f"collaboration.{purpose}",
+            as_type="chain",
+            input={"agents": list(agents), "purpose": purpose},
+            metadata={"agents": list(agents), "purpose": purpose, **(metadata or {})},
+        ) as observation:
+            collaboration = CollaborationSpan(
+                span_id=observation.span_id,
+                trace_id=observation.trace_id,
+                agents=tuple(agents),
+                purpose=purpose,
+            )
+            yield collaboration
+            try:
+                observation.update(
+                    output={
+                        "messages": len(collaboration.messages),
+                        "conflicts": len(collaboration.conflicts),
+                        "resolutions": collaboration.resolutions,
+                    }
+                )
+            except Exception as exc:
+                self._tracing_failed("track_collaboration", exc)
+
+    def _event(self, name: str, **kwargs: Any) -> None:
+        started = time.perf_counter_ns()
+        try:
+            current = self.tracer.current()
+            if current is not None:
+                current.event(name, **kwargs)
+        except Exception as exc:
+            self._tracing_failed(name, exc)
+        finally:
+            self._account(started)
+
+    def log_coordination_message(
+        self, from_agent: str, to_agent: str, message_type: str, content: Mapping[str, Any] | str
+    ) -> None:
+        """Record a message passed between agents inside the current collaboration."""
+        self._event(
+            f"coordination.{message_type}",
+            input=content,
+            metadata={"from_agent": from_agent, "to_agent": to_agent, "message_type": message_type},
+        )
+
+    def log_conflict(
+        self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]
+    ) -> None:
+        """Record a detected conflict between agents (level WARNING)."""
+        self._event(
+            f"conflict.{conflict_type}",
+            input=dict(details),
+            metadata={"conflict_type": conflict_type, "agents": list(agents)},
+            level="WARNING",
+            status_message=f"conflict {conflict_type} between {', '.join(agents)}",
+        )
+
+    def log_conflict_resolution(
+        self,
+        conflict_type: str,
+        rule: str,
+        resolution: Mapping[str, Any],
+        *,
+        overturned_agent: str | None = None,
+    ) -> None:
+        """Record how a conflict was resolved, and whose decision was overturned."""
+        self._event(
+            f"conflict_resolution.{conflict_type}",
+            output=dict(resolution),
+            metadata={
+                "conflict_type": conflict_type,
+                "rule": rule,
+                "overturned_agent": overturned_agent,
+            },
+        )
+
+    # --- reporting and lifecycle --------------------------------------------------------
+
+    def _account(self, started_ns: int) -> None:
+        self._counters.tracing_calls += 1
+        self._counters.tracing_ns += time.perf_counter_ns() - started_ns
+
+    def get_performance_metrics(self) -> dict[str, Any]:
+        """Tracing performance: success rate, latency, throughput, overhead and counts."""
+        c = self._counters
+        stats = self.tracer.stats
+        elapsed = max(time.monotonic() - c.started, 1e-9)
+        exporter_stats = getattr(self.tracer.exporter, "stats", None)
+        return {
+            "mode": self.mode,
+            "success_rate": 1.0
+            if not c.traces_finalized
+            else 1 - c.traces_failed / c.traces_finalized,
+            "avg_latency_ms": (c.operation_ns / c.operations / 1e6) if c.operations else 0.0,
+            "throughput": c.traces_finalized / elapsed,
+            "tracing_overhead_ms": (c.tracing_ns / c.tracing_calls / 1e6)
+            if c.tracing_calls
+            else 0.0,
+            "operations": c.operations,
+            "operations_failed": c.operations_failed,
+            "traces_started": stats.traces_started,
+            "traces_sampled_out": stats.traces_sampled_out,
+            "traces_finalized": c.traces_finalized,
+            "observations_recorded": stats.observations_recorded,
+            "scores_recorded": stats.scores_recorded,
+            "tracing_errors": c.tracing_errors,
+            "spans_failed": getattr(exporter_stats, "spans_failed", 0),
+            "scores_failed": getattr(exporter_stats, "scores_failed", 0),
+        }
+
+    def health_check(self) -> dict[str, Any]:
+        """A local view of the integration's health (no network call)."""
+        metrics = self.get_performance_metrics()
+        failed = metrics["spans_failed"] + metrics["scores_failed"]
+        status = (
+            "disabled"
+            if self.mode == "disabled"
+            else ("degraded" if failed or metrics["tracing_errors"] else "healthy")
+        )
+        return {
+            "status": status,
+            "mode": self.mode,
+            "destination": self.destination,
+            "sample_rate": self.tracer.sampler.rate,
+            "tracing_errors": metrics["tracing_errors"],
+            "delivery_failures": failed,
+        }
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export everything batched and wait up to ``timeout`` s for delivery."""
+        try:
+            return self.tracer.flush(timeout)
+        except Exception as exc:
+            self._tracing_failed("flush", exc)
+            return False
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and close; open observations are left as they are."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.tracer.shutdown(timeout)
+        except Exception as exc:
+            self._tracing_failed("shutdown", exc)
+
+
+# --- the process-wide service (the seed's accessors) ----------------------------------
+
+_service: LangfuseIntegrationService | None = None
+_service_lock = threading.Lock()
+EXIT_FLUSH_SECONDS = 2.0
+
+
+def get_langfuse_integration() -> LangfuseIntegrationService:
+    """The process-wide service, created from the environment on first use."""
+    global _service  # noqa: PLW0603  (the seed API is a process-wide service)
+    with _service_lock:
+        if _service is None:
+            _service = LangfuseIntegrationService()
+            atexit.register(_shutdown_at_exit)
+        return _service
+
+
+def initialize_langfuse_integration(
+    config: LangfuseConfig | None = None,
+    masking: DataMaskingConfig | None = None,
+    **kwargs: Any,
+) -> LangfuseIntegrationService:
+    """(Re)create the process-wide service with explicit settings; the old one is shut down."""
+    global _service
+    with _service_lock:
+        previous, _service = _service, LangfuseIntegrationService(config, masking, **kwargs)
+        if previous is None:
+            atexit.register(_shutdown_at_exit)
+    if previous is not None:
+        previous.shutdown()
+    return _service
+
+
+def _shutdown_at_exit() -> None:
+    if _service is not None:
+        _service.shutdown(EXIT_FLUSH_SECONDS)
+
+
+# --- decorators for agent code ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """Objects that know their JSON form (``as_dict``) give it; the masker needs plain data."""
+    as_dict = getattr(value, "as_dict", None)
+    return as_dict() if callable(as_dict) else value
+
+
+def _call_input(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    signature = _signature(function)
+    if signature is None:
+        return {
+            "args": [_plain(a) for a in args],
+            "kwargs": {k: _plain(v) for k, v in kwargs.items()},
+        }
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError:
+        return {
+            "args": [_plain(a) for a in args],
+            "kwargs": {k: _plain(v) for k, v in kwargs.items()},
+        }
+    return {k: _plain(v) for k, v in bound.arguments.items() if k != "self"}
+
+
+def observe(
+    name: str | None = None, *, as_type: str = "span", capture_input: bool = True
+) -> Callable[[F], F]:
+    """Trace calls of a function as an observation under the current one.
+
+    Outside a trace the function runs untraced. Its return value is the output; an
+    exception marks the observation ERROR and propagates.
+    """
+
+    def decorator(function: F) -> F:
+        label = name or function.__name__
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from config.tracer import Tracer
+
+            if Tracer.current() is None:
+                return function(*args, **kwargs)
+            service = get_langfuse_integration()
+            call_input = _call_input(function, args, kwargs) if capture_input else None
+            with service.trace_operation(label, as_type=as_type, input=call_input) as observation:
+                result = function(*args, **kwargs)
+                service._end_safely(observation, output=result)
+                return result
+
+        return cast("F", wrapper)
+
+    return decorator
+
+
+def agent_operation(operation: str) -> Callable[[F], F]:
+    """Trace an agent method (``self.agent_id``) as an ``agent`` observation.
+
+    When the method returns an ``AgentDecision``, the decision is logged on the span.
+    """
+
+    def decorator(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            from config.tracer import Tracer
+
+            if Tracer.current() is None:
+                return function(self, *args, **kwargs)
+            service = get_langfuse_integration()
+            span_id = service.start_agent_span(
+                self.agent_id, operation, input_data=_call_input(function, (self, *args), kwargs)
+            )
+            try:
+                result = function(self, *args, **kwargs)
+            except Exception as exc:
+                service.end_agent_span(span_id, error=exc)
+                raise
+            if isinstance(result, AgentDecision):
+                service.log_agent_decision(span_id, result)
+                service.end_agent_span(span_id, output=result.as_dict())
+            else:
+                service.end_agent_span(span_id, output=result)
+            return result
+
+        return cast("F", wrapper)
+
+    return decorator

@@ -1,0 +1,421 @@
+"""Masking of personal, customer and financial data before any trace data leaves the process.
+
+``DataMasker`` applies the three switches of ``DataMaskingConfig`` to an observation's input,
+output or metadata and returns a masked copy:
+
+- ``mask_pii``: e-mail addresses, phone numbers and payment card numbers (Luhn-checked,
+  with a card's leading digit) inside any string become ``[EMAIL]``, ``[PHONE]`` and
+  ``[CARD]``; values under obviously personal keys (``email``, ``phone``, ``address``,
+  ``ssn``, ...) become ``[REDACTED]``.
+- ``mask_customer_data``: values under customer-identifying keys (``customer_id``,
+  ``user_id``, ``customer_*``, ...) and identifiers such as ``CUST-8812`` or ``C-123456``
+  inside any string become ``[CUSTOMER]``.
+- ``mask_financial_data``: values under keys naming a cost, margin, revenue, profit, income,
+  salary or budget become ``[FINANCIAL]``. Prices are not masked: they are what the pricing
+  agent decides, and a trace without them is useless.
+
+This runs on every traced observation, so the regular expressions are compiled once, key
+names are classified once (cached), and strings that cannot hold a match skip the regex work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from config.settings import DataMaskingConfig
+
+EMAIL_MASK: Final = "[EMAIL]"
+PHONE_MASK: Final = "[PHONE]"
+CARD_MASK: Final = "[CARD]"
+REDACTED_MASK: Final = "[REDACTED]"
+CUSTOMER_MASK: Final = "[CUSTOMER]"
+FINANCIAL_MASK: Final = "[FINANCIAL]"
+TRUNCATED_MASK: Final = "[TRUNCATED]"
+
+# Containers nested deeper than this are replaced rather than walked: a self-referencing or
+# pathological payload must not cost unbounded time or hit the recursion limit.
+MAX_DEPTH: Final = 64
+
+# --- key names -----------------------------------------------------------------------------
+
+_KEY_PII: Final = 1
+_KEY_CUSTOMER: Final = 2
+_KEY_FINANCIAL: Final = 4
+
+_PII_KEYS: Final = frozenset(
+    {
+        "email",
+        "e_mail",
+        "email_address",
+        "phone",
+        "phone_number",
+        "telephone",
+        "mobile",
+        "mobile_number",
+        "card_number",
+        "credit_card",
+        "credit_card_number",
+        "ssn",
+        "address",
+        "ip_address",
+    }
+)
+# Compound names (``billing_address``, ``contact_email``) are as personal as the bare ones.
+_PII_KEY_SUFFIXES: Final = (
+    "_email",
+    "_e_mail",
+    "_phone",
+    "_phone_number",
+    "_mobile",
+    "_address",
+    "_card_number",
+    "_ssn",
+)
+_CUSTOMER_KEYS: Final = frozenset(
+    {
+        "customer",
+        "customer_id",
+        "customerid",
+        "customer_name",
+        "customer_email",
+        "user_id",
+        "userid",
+        "user_name",
+        "username",
+        "loyalty_id",
+        "account_id",
+    }
+)
+_FINANCIAL_WORDS: Final = re.compile("cost|margin|revenue|profit|income|salary|budget")
+# camelCase and PascalCase boundaries (``customerId``, ``IPAddress``), so one spelling list
+# serves every naming style.
+_CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_ALNUM: Final = re.compile(r"[^a-z0-9]+")
+
+
+_KEY_CACHE_SIZE: Final = 4096
+# Marks a key not yet in a masker's cache (None is a cached "not masked").
+_UNKNOWN: Final = "\0unknown"
+
+
+@lru_cache(maxsize=_KEY_CACHE_SIZE)
+def _classify_key(key: str) -> int:
+    """The categories (``_KEY_*`` bits) a key name belongs to; cached, keys repeat a lot."""
+    name = _NON_ALNUM.sub("_", _CAMEL_BOUNDARY.sub("_", key).lower()).strip("_")
+    flags = 0
+    if name in _PII_KEYS or name.endswith(_PII_KEY_SUFFIXES):
+        flags |= _KEY_PII
+    if name in _CUSTOMER_KEYS or name.startswith("customer_"):
+        flags |= _KEY_CUSTOMER
+    if _FINANCIAL_WORDS.search(name) is not None:
+        flags |= _KEY_FINANCIAL
+    return flags
+
+
+# --- text patterns -------------------------------------------------------------------------
+
+_EMAIL_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
+# The lookbehind makes a match start only where a local part starts: inside a long word the
+# search would otherwise rescan the word from every position.
+_EMAIL: Final = re.compile(rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_CUSTOMER_ID: Final = re.compile(
+    r"(?<![A-Za-z0-9])(?:cust[-_]?[0-9]+|c-[0-9]{5,})", re.IGNORECASE | re.ASCII
+)
+# Anything that could be a phone or card number has 8+ characters of digits and separators.
+_NUMBER_LIKE: Final = re.compile(r"[0-9(+][0-9 ().+-]{7,}")
+# A maximal run of digits joined by single spaces or dashes, holding 13+ digits; the
+# lookbehinds start it at the run's first digit only, so a failed run is scanned once.
+_DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){12,}")
+_DIGIT_GROUP: Final = re.compile(r"[0-9]+")
+_PHONE: Final = re.compile(
+    r"""
+    (?<![\w+])(?<!\w[.-])                   # not the tail of a word, an id or a number
+    (?:
+        \+[0-9]+                            # +country code ...
+        (?:[ .-]?\([0-9]+\)[ .-]?[0-9]+)?   # ... an optional (area) or (0) ...
+        (?:[ .-][0-9]+)*                    # ... groups, each after one separator
+      | \([0-9]{2,5}\)[ .-]?[0-9]+(?:[ .-][0-9]+)*  # (020) 7946 0958
+      | 0[0-9]{1,4}(?:[ .-][0-9]+)+                  # 020 7946 0958, 06 12 34 56 78
+      | (?:1[ .-])?[1-9][0-9]{2}[ .-][0-9]{3}[ .-][0-9]{4}  # 415-555-0134
+    )
+    (?!\w)(?![.-][0-9])                     # not followed by more of a number or id
+    """,
+    re.VERBOSE | re.ASCII,
+)
+# Every repeated group needs its separator, so a failing match is given up without the
+# exponential backtracking of patterns such as (?:[ -]?[0-9]+)*.
+
+
+def _has_digit(text: str) -> bool:
+    """Whether ``text`` holds an ASCII digit.
+
+    Ten substring tests run at memchr speed; a regex character class costs several times
+    more on the long reasoning texts that make up most of the traced bytes.
+    """
+    return (
+        "0" in text
+        or "1" in text
+        or "2" in text
+        or "3" in text
+        or "4" in text
+        or "5" in text
+        or "6" in text
+        or "7" in text
+        or "8" in text
+        or "9" in text
+    )
+
+
+_CARD_MIN_DIGITS: Final = 13
+_CARD_MAX_DIGITS: Final = 19
+
+
+# Luhn doubles every second digit from the right and sums the digits of the product:
+# 0->0, 1->2, ..., 5->1 (10), ..., 9->9 (18).
+_LUHN_DOUBLED: Final = bytes.maketrans(b"0123456789", b"0246813579")
+
+
+def _luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a string of ASCII digits.
+
+    Summed as bytes (each byte is 48 + the digit): C-level loops, since this runs for every
+    candidate number.
+    """
+    backwards = digits.encode("ascii")[::-1]
+    total = sum(backwards[::2]) + sum(backwards[1::2].translate(_LUHN_DOUBLED))
+    return (total - 48 * len(backwards)) % 10 == 0
+
+
+def _is_card_number(digits: str) -> bool:
+    """True for 13-19 digits that pass Luhn and start like a payment card.
+
+    The leading digit (2-6, or 1 for the 15-digit UATP cards) keeps millisecond timestamps
+    and most numeric ids out: one in ten random numbers passes Luhn on its own.
+    """
+    if not _CARD_MIN_DIGITS <= len(digits) <= _CARD_MAX_DIGITS:
+        return False
+    first = digits[0]
+    if not ("2" <= first <= "6" or (first == "1" and len(digits) == 15)):
+        return False
+    return _luhn_valid(digits)
+
+
+def _card_end(groups: list[str], first: int) -> int:
+    """The last group of a card number starting at group ``first``, or -1 if there is none.
+
+    A card is one unbroken group, or a first group of four followed by groups of three to
+    six (4-4-4-4, 4-6-5, 4-6-4, 4-4-4-4-3): space-separated lists of quantities are not
+    cards, and the layout rule also lets most groups be rejected without any Luhn work.
+    """
+    size = len(groups[first])
+    if size >= _CARD_MIN_DIGITS:
+        return first if _is_card_number(groups[first]) else -1
+    if size != 4:
+        return -1
+    digits = groups[first]
+    for last in range(first + 1, len(groups)):
+        group = groups[last]
+        if not 3 <= len(group) <= 6:
+            return -1
+        digits += group
+        if len(digits) > _CARD_MAX_DIGITS:
+            return -1
+        if len(digits) >= _CARD_MIN_DIGITS and _is_card_number(digits):
+            return last
+    return -1
+
+
+def _mask_card_run(match: re.Match[str]) -> str:
+    """Replace the card numbers in one run of digit groups.
+
+    A card can sit in a longer run ("order 12 4111 1111 1111 1111"), so each group is tried
+    as the start of a card, left to right; digits are never split inside a group.
+    """
+    run = match.group()
+    found = list(_DIGIT_GROUP.finditer(run))
+    groups = [group.group() for group in found]
+    pieces: list[str] = []
+    kept_from = 0
+    index = 0
+    while index < len(groups):
+        last = _card_end(groups, index)
+        if last < 0:
+            index += 1
+            continue
+        pieces.append(run[kept_from : found[index].start()])
+        pieces.append(CARD_MASK)
+        kept_from = found[last].end()
+        index = last + 1
+    if not pieces:
+        return run
+    pieces.append(run[kept_from:])
+    return "".join(pieces)
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    """Replace a phone-shaped match that has a phone's number of digits."""
+    text = match.group()
+    digits = sum(char.isdigit() for char in text)
+    # E.164 allows at most 15 digits; national numbers with fewer than 9 are mostly codes.
+    minimum = 8 if text[0] == "+" else 9
+    return PHONE_MASK if minimum <= digits <= 15 else text
+
+
+_CARD_INT_MIN: Final = 10 ** (_CARD_MIN_DIGITS - 1)
+_CARD_INT_LIMIT: Final = 10**_CARD_MAX_DIGITS
+
+
+class DataMasker:
+    """Masks trace data according to a ``DataMaskingConfig``; one instance serves all calls."""
+
+    __slots__ = ("_customer", "_enabled", "_key_labels", "_labels_by_key", "_pii", "_text")
+
+    def __init__(self, config: DataMaskingConfig) -> None:
+        """Read the three switches once and precompute the label for every key category."""
+        self._pii = bool(config.mask_pii)
+        self._customer = bool(config.mask_customer_data)
+        financial = bool(config.mask_financial_data)
+        self._text = self._pii or self._customer
+        self._enabled = self._text or financial
+        labels: list[str | None] = []
+        for flags in range(8):
+            label: str | None = None
+            # A key such as customer_email is both: the customer label says more.
+            if self._customer and flags & _KEY_CUSTOMER:
+                label = CUSTOMER_MASK
+            elif self._pii and flags & _KEY_PII:
+                label = REDACTED_MASK
+            elif financial and flags & _KEY_FINANCIAL:
+                label = FINANCIAL_MASK
+            labels.append(label)
+        self._key_labels: tuple[str | None, ...] = tuple(labels)
+        # The final label per key name: one dict lookup per key on the hot path.
+        self._labels_by_key: dict[str, str | None] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """False when all three switches are off: callers can skip masking altogether."""
+        return self._enabled
+
+    def mask(self, value: Any) -> Any:
+        """Return a masked deep copy of a JSON-like value; the input is never modified.
+
+        Dict keys are kept and their values masked; lists and sets come back as lists,
+        tuples as tuples; dataclasses and pydantic models as masked dicts. Containers nested
+        deeper than ``MAX_DEPTH`` become ``"[TRUNCATED]"``. Never raises.
+        """
+        try:
+            return self._mask_value(value, 0)
+        except Exception:
+            # Only foreign code can fail here (a key's __str__, a mapping's items(), a dict
+            # changed by another thread): tracing must go on, and nothing may leak.
+            return REDACTED_MASK
+
+    def mask_text(self, text: str) -> str:
+        """Mask the e-mail addresses, phone, card and customer numbers inside ``text``."""
+        if self._pii and "@" in text:
+            text = _EMAIL.sub(EMAIL_MASK, text)
+        if not self._text or not _has_digit(text):
+            return text
+        if self._customer:
+            lowered = text.lower()
+            if "cust" in lowered or "c-" in lowered:
+                text = _CUSTOMER_ID.sub(CUSTOMER_MASK, text)
+        if self._pii and _NUMBER_LIKE.search(text) is not None:
+            # Cards first: a spaced card number must not be taken for a phone number.
+            text = _DIGIT_RUN.sub(_mask_card_run, text)
+            text = _PHONE.sub(_mask_phone, text)
+        return text
+
+    def _mask_value(self, value: Any, depth: int) -> Any:
+        # Exact type checks first: they are the common case and cheaper than isinstance.
+        kind = type(value)
+        if kind is str:
+            return self.mask_text(value) if self._text else value
+        if kind is dict:
+            return self._mask_mapping(value, depth)
+        if kind is list:
+            return self._mask_items(value, depth)
+        if value is None or kind is float or kind is bool:
+            return value
+        if kind is int:
+            return self._mask_int(value)
+        return self._mask_other(value, depth)
+
+    def _mask_mapping(self, value: Mapping[Any, Any], depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            return TRUNCATED_MASK
+        label_for = self._label_for_key
+        masked: dict[Any, Any] = {}
+        mask_text = self.mask_text if self._text else None
+        for key, item in value.items():
+            label = label_for(key)
+            if label is not None:
+                masked[key] = label
+            # The common leaves are handled inline: a call per value shows up at this rate.
+            elif type(item) is str:
+                masked[key] = item if mask_text is None else mask_text(item)
+            elif item is None or type(item) is float or type(item) is bool:
+                masked[key] = item
+            else:
+                masked[key] = self._mask_value(item, depth + 1)
+        return masked
+
+    def _label_for_key(self, key: Any) -> str | None:
+        name = key if type(key) is str else str(key)
+        label = self._labels_by_key.get(name, _UNKNOWN)
+        if label is _UNKNOWN:
+            label = self._key_labels[_classify_key(name)]
+            # Bounded: keys built from data (ids as keys) must not grow the cache forever.
+            if len(self._labels_by_key) < _KEY_CACHE_SIZE:
+                self._labels_by_key[name] = label
+        return label
+
+    def _mask_items(self, value: Any, depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            return TRUNCATED_MASK
+        return [self._mask_value(item, depth + 1) for item in value]
+
+    def _mask_int(self, value: int) -> Any:
+        # Only an int with a card's number of digits can be a card number.
+        if (
+            self._pii
+            and _CARD_INT_MIN <= abs(value) < _CARD_INT_LIMIT
+            and _is_card_number(str(abs(int(value))))
+        ):
+            return CARD_MASK
+        return value
+
+    def _mask_other(self, value: Any, depth: int) -> Any:
+        """Subclasses of the JSON types, other containers, dataclasses and pydantic models."""
+        if isinstance(value, str):
+            return self.mask_text(value) if self._text else value
+        if isinstance(value, bool | float):
+            return value
+        if isinstance(value, int):
+            return self._mask_int(value)
+        if isinstance(value, Mapping):
+            return self._mask_mapping(value, depth)
+        if isinstance(value, tuple):
+            masked = self._mask_items(value, depth)
+            return tuple(masked) if isinstance(masked, list) else masked
+        if isinstance(value, list | set | frozenset):
+            return self._mask_items(value, depth)
+        if not self._enabled or isinstance(value, type):
+            return value
+        try:
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                return self._mask_value(dataclasses.asdict(value), depth)
+            model_dump = getattr(value, "model_dump", None)
+            if callable(model_dump):
+                return self._mask_value(model_dump(), depth)
+        except Exception:
+            # A broken object must not break tracing, and must not leak what it holds.
+            return REDACTED_MASK
+        # Anything else (datetime, Decimal, UUID, enums, bytes) is passed on as it is.
+        return value
