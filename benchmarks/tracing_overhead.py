@@ -24,6 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+# The SDK's and OTel's batch queues drop spans when full ("Queue full, dropping Span"); a
+# benchmark that drops work would flatter them, so the queues are made large enough.
+os.environ.setdefault("OTEL_BSP_MAX_QUEUE_SIZE", "1000000")
 import statistics
 import subprocess
 import sys
@@ -245,6 +249,40 @@ def core_otlp_exporter() -> Any:
     return Exporter()
 
 
+class CaptureExporter:
+    """Keeps the core's batches, to replay them into the store alone."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[Any], list[Any]]] = []
+
+    def export(self, spans: list[Any], scores: list[Any]) -> None:
+        self.batches.append((spans, scores))
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        pass
+
+
+def store_write_rates(traces: int, rounds: int, directory: Path) -> list[float]:
+    """Observations per second ``LocalStore.write`` takes, batches recorded beforehand."""
+    from config.local_store import LocalStore
+
+    capture = CaptureExporter()
+    run_core(traces, capture, masked=True)
+    count = sum(len(spans) for spans, _ in capture.batches)
+    rates = []
+    for round_number in range(rounds):
+        store = LocalStore(directory / f"rate-{round_number}.db")
+        started = time.perf_counter()
+        for spans, scores in capture.batches:
+            store.write(spans, scores)
+        rates.append(count / (time.perf_counter() - started))
+        store.close()
+    return rates
+
+
 def core_store_exporter(path: Path) -> Any:
     from config.exporters import LocalStoreExporter
     from config.local_store import LocalStore
@@ -340,6 +378,7 @@ def main() -> None:
             ),
         }
         per_observation = measure(variants, args.rounds)
+        store_rates = store_write_rates(args.traces * 2, args.rounds, Path(tmp))
 
     medians = {name: statistics.median(values) for name, values in per_observation.items()}
     sdk = medians["langfuse_sdk"]
@@ -349,10 +388,14 @@ def main() -> None:
     for name, value in medians.items():
         print(f"  {name:26s} {value:8.1f} us   ({value / sdk:.2f} x Langfuse SDK)")
     store = medians["core_local_store"]
-    print(f"  local store rate: {1e6 / store:,.0f} observations/s (target >= 20,000)")
     print(
         f"  target: core <= 0.5 x SDK -> core_otlp {medians['core_otlp'] / sdk:.2f}, "
         f"core_local_store {store / sdk:.2f}"
+    )
+    print(
+        f"local store writes (LocalStore.write of recorded batches): median "
+        f"{statistics.median(store_rates):,.0f} observations/s over {args.rounds} rounds "
+        f"(min {min(store_rates):,.0f}; target >= 20,000)"
     )
     if args.replay_events:
         throughput = replay_throughput(args.replay_events, max(1, args.rounds // 2))

@@ -116,10 +116,17 @@ def to_json(value: Any) -> str:
 
 
 def serialize_io(value: Any) -> str | None:
-    """Encode an input or output value: strings as they are, everything else as JSON."""
+    """Encode an input or output value: strings as they are, everything else as JSON.
+
+    Exactly as the SDK does (``json.dumps`` with its default separators and ASCII escapes),
+    unlike metadata values, which the SDK writes compactly with raw non-ASCII.
+    """
     if value is None or isinstance(value, str):
         return value
-    return to_json(value)
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except ValueError:  # a NaN or Infinity somewhere
+        return json.dumps(_finite(value), default=_json_default)
 
 
 def metadata_attributes(metadata: dict[str, Any] | None, prefix: str) -> dict[str, str]:

@@ -104,6 +104,7 @@ class LangfuseIntegrationService:
         sample_rate: float | None = None,
         batch_size: int = 512,
     ) -> None:
+        from config.exporters import resource_attributes
         from config.masking import DataMasker
         from config.sampling import TraceSampler
         from config.settings import DataMaskingConfig, LangfuseConfig
@@ -128,6 +129,7 @@ class LangfuseIntegrationService:
             release=self.config.release,
             batch_size=batch_size,
             flush_interval=self.config.flush_interval,
+            resource=resource_attributes(self.config),
         )
         self._counters = _Counters()
         self._open: dict[str, tuple[Observation, Token[Observation | None] | None, int]] = {}

@@ -87,3 +87,63 @@ def encode_spans(
         )
     encoded: bytes = request.SerializeToString()
     return encoded
+
+
+class OtlpDecodeError(ValueError):
+    """The body is not a valid OTLP trace export; the message says why (one line)."""
+
+
+def _from_any_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [_from_any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _from_any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def decode_spans(body: bytes) -> list[SpanRecord]:
+    """Span records from a protobuf ``ExportTraceServiceRequest``.
+
+    Raises ``OtlpDecodeError`` for a body that does not parse or a span without ids.
+    """
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except Exception as exc:  # protobuf raises DecodeError, or others on garbage
+        raise OtlpDecodeError("Failed to parse OTel Protobuf Trace") from exc
+    records: list[SpanRecord] = []
+    for resource_spans in request.resource_spans:
+        resource = {kv.key: _from_any_value(kv.value) for kv in resource_spans.resource.attributes}
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                    raise OtlpDecodeError(
+                        "Invalid OTLP trace export: a span lacks a valid traceId or spanId; "
+                        "no spans were ingested"
+                    )
+                records.append(
+                    SpanRecord(
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex() if span.parent_span_id else None,
+                        name=span.name,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
+                        attributes={kv.key: _from_any_value(kv.value) for kv in span.attributes},
+                        status_code=span.status.code,
+                        status_message=span.status.message or None,
+                        resource=resource,
+                    )
+                )
+    return records

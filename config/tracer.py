@@ -198,8 +198,11 @@ class Tracer:
         release: str | None = None,
         batch_size: int = 512,
         flush_interval: float = 5.0,
+        resource: dict[str, Any] | None = None,
     ) -> None:
         self.exporter = exporter
+        # The OTel resource of every span (service, environment, release): shared, not copied.
+        self.resource = resource or {}
         self.sampler = sampler or TraceSampler(1.0)
         self.mask: Callable[[Any], Any] = mask or _identity
         self.environment = environment
@@ -356,6 +359,7 @@ class Tracer:
             attributes=attributes,
             status_code=status,
             status_message=observation.status_message if status == STATUS_ERROR else None,
+            resource=self.resource,
             trusted_json=True,
         )
         with self._lock:

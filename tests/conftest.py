@@ -101,3 +101,13 @@ def run_autoops(workdir: Path) -> Iterator[object]:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     yield run
+
+
+@pytest.fixture
+def fake_langfuse() -> Iterator[object]:
+    """A minimal Langfuse ingestion peer on 127.0.0.1 (see tests/fake_langfuse.py)."""
+    from tests.fake_langfuse import FakeLangfuse
+
+    server = FakeLangfuse()
+    yield server
+    server.close()

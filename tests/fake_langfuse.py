@@ -1,0 +1,94 @@
+"""A minimal Langfuse ingestion peer on 127.0.0.1 for tests of langfuse mode.
+
+It accepts OTLP/HTTP protobuf exports and score creations the way Langfuse does (auth,
+content type, gzip, ``{}`` / ``{"id"}`` answers) and keeps what it received, so a test can
+compare it with what local mode stores. ``autoops serve`` replaces it as the full peer.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from config.otlp import OtlpDecodeError, decode_spans
+from config.span_records import SpanRecord
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+
+
+@dataclass
+class Received:
+    spans: list[SpanRecord] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeLangfuse:
+    """The server, its URL and what it received."""
+
+    def __init__(self) -> None:
+        self.received = Received()
+        received = self.received
+        expected_auth = (
+            "Basic " + base64.b64encode(f"{KNOWN_PUBLIC}:{KNOWN_SECRET}".encode()).decode()
+        )
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with received.lock:
+                    received.headers.append({"path": self.path, **dict(self.headers.items())})
+                if self.headers.get("Authorization") != expected_auth:
+                    self._reply(
+                        401,
+                        {
+                            "message": "Invalid credentials. Confirm that you've configured the correct host."
+                        },
+                    )
+                    return
+                if self.path == "/api/public/otel/v1/traces":
+                    if "application/x-protobuf" not in self.headers.get("Content-Type", ""):
+                        self._reply(400, {"error": "Invalid content type"})
+                        return
+                    if self.headers.get("Content-Encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    try:
+                        spans = decode_spans(body)
+                    except OtlpDecodeError as exc:
+                        self._reply(400, {"error": str(exc)})
+                        return
+                    with received.lock:
+                        received.spans.extend(spans)
+                    self._reply(200, {})
+                elif self.path == "/api/public/scores":
+                    score = json.loads(body)
+                    with received.lock:
+                        received.scores.append(score)
+                    self._reply(200, {"id": score.get("id")})
+                else:
+                    self._reply(404, {"message": "Not found", "error": "LangfuseNotFoundError"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
