@@ -261,3 +261,13 @@ def test_quick_start_main_job_as_a_real_process(run_autoops, count: int) -> None
     result = run_autoops("replay", str(EXAMPLE), "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["traces_recorded"] == 200
+
+
+def test_speed_follows_the_recorded_pace(cli: Cli, workdir: Path) -> None:
+    events = list(generate_events(3, seed=1))
+    for index, event in enumerate(events):  # 2 s apart, replayed 10x faster: about 0.4 s
+        event["timestamp"] = f"2026-11-20T08:00:0{index * 2}Z"
+    path = write_jsonl(workdir / "paced.jsonl", events)
+    summary = json.loads(cli("replay", str(path), "--speed", "10", "--json").stdout)
+    assert summary["events_processed"] == 3
+    assert summary["duration_s"] >= 0.39
