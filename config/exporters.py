@@ -136,6 +136,7 @@ class LangfuseHttpExporter:
         self._pending = 0
         self._idle = threading.Condition()
         self.stats = ExportStats()
+        self._last_rejected, self._last_rejection = 0, ""
         self._worker = threading.Thread(target=self._run, name="autoops-export", daemon=True)
         self._worker.start()
 
@@ -198,12 +199,16 @@ class LangfuseHttpExporter:
                 self._record_failure(spans, scores, error)
                 return
             self.stats.spans_exported += len(spans)
-        for index, score in enumerate(scores):
-            error = self._post(SCORES_PATH, json=score.as_request())
+        if scores:
+            # One request for the batch's scores, a list as the SDK 5 sends them: 202 when all
+            # were accepted, 207 with the rejected ones counted.
+            error = self._post(SCORES_PATH, json=[score.as_request() for score in scores])
             if error:
-                self._record_failure([], scores[index:], error)
-                return
-            self.stats.scores_exported += 1
+                self._record_failure([], scores, error)
+            else:
+                self.stats.scores_exported += len(scores) - self._last_rejected
+                if self._last_rejected:
+                    self._record_failure([], scores[: self._last_rejected], self._last_rejection)
 
     def _post(self, path: str, **kwargs: Any) -> str | None:
         """POST with retries; the error text of the last attempt, or None on success."""
@@ -219,6 +224,7 @@ class LangfuseHttpExporter:
                 error = f"{type(exc).__name__}: {exc}"
             else:
                 if response.is_success:
+                    self._note_rejections(response)
                     return None
                 error = f"HTTP {response.status_code} from {path}: {response.text[:200]}"
                 if response.status_code not in RETRYABLE_STATUS:
@@ -228,6 +234,18 @@ class LangfuseHttpExporter:
                 delay = retry_after if retry_after is not None else 0.2 * 2**attempt
                 time.sleep(delay + random.uniform(0, delay / 4))
         return error
+
+    def _note_rejections(self, response: httpx.Response) -> None:
+        """A 207 answer to a score batch: how many were rejected, and why."""
+        self._last_rejected, self._last_rejection = 0, ""
+        if response.status_code != 207:
+            return
+        try:
+            body = response.json()
+            self._last_rejected = int(body.get("rejected", 0))
+            self._last_rejection = "; ".join(str(e.get("message")) for e in body.get("errors", []))
+        except (ValueError, AttributeError, TypeError):
+            self._last_rejected, self._last_rejection = 0, ""
 
     def _record_failure(
         self, spans: list[SpanRecord], scores: list[ScoreRecord], error: str

@@ -73,7 +73,9 @@ CREATE TABLE IF NOT EXISTS observations (
     prompt_version INTEGER
 );
 CREATE INDEX IF NOT EXISTS observations_by_trace ON observations (trace_id);
-CREATE INDEX IF NOT EXISTS observations_by_time ON observations (start_us);
+-- Covering the metrics API's usual columns: a time-window aggregate reads only this index.
+CREATE INDEX IF NOT EXISTS observations_by_time_covering
+    ON observations (start_us, end_us, name, type, level, environment);
 CREATE TABLE IF NOT EXISTS scores (
     id TEXT PRIMARY KEY,
     trace_id TEXT,
@@ -91,6 +93,7 @@ CREATE TABLE IF NOT EXISTS scores (
 );
 CREATE INDEX IF NOT EXISTS scores_by_trace ON scores (trace_id);
 CREATE INDEX IF NOT EXISTS scores_by_name_time ON scores (name, timestamp_us);
+CREATE INDEX IF NOT EXISTS scores_by_time ON scores (timestamp_us);
 """
 
 _TRACE_MERGE = ", ".join(

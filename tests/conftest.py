@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoops_cli.app import app
+from tests.serve_process import ServeHandle, autoops_executable, start_serve, stop_serve
 
 KNOWN_SECRET = "sk-lf-TESTSECRET-0123456789abcdef"
 KNOWN_PUBLIC = "pk-lf-test-public-0123"
@@ -70,17 +69,6 @@ def cli(workdir: Path) -> Cli:
     return Cli()
 
 
-def autoops_executable() -> str:
-    """The installed ``autoops`` console script next to this interpreter."""
-    candidate = Path(sys.executable).parent / "autoops"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("autoops")
-    if found is None:
-        pytest.fail("the autoops console script is not installed (pip install -e '.[test]')")
-    return found
-
-
 @pytest.fixture
 def run_autoops(workdir: Path) -> Iterator[object]:
     """Run the real ``autoops`` command as a subprocess in the isolated environment."""
@@ -111,3 +99,11 @@ def fake_langfuse() -> Iterator[object]:
     server = FakeLangfuse()
     yield server
     server.close()
+
+
+@pytest.fixture
+def served(workdir: Path) -> Iterator[ServeHandle]:
+    """``autoops serve`` on 127.0.0.1, port 0, with its own store; stopped afterwards."""
+    handle = start_serve(workdir / "served" / "traces.db")
+    yield handle
+    stop_serve(handle)

@@ -78,9 +78,13 @@ class FakeLangfuse:
                     self._reply(200, {})
                 elif self.path == "/api/public/scores":
                     score = json.loads(body)
+                    batch = score if isinstance(score, list) else [score]
                     with received.lock:
-                        received.scores.append(score)
-                    self._reply(200, {"id": score.get("id")})
+                        received.scores.extend(batch)
+                    if isinstance(score, list):
+                        self._reply(202, {"message": "Accepted"})
+                    else:
+                        self._reply(200, {"id": score.get("id")})
                 else:
                     self._reply(404, {"message": "Not found", "error": "LangfuseNotFoundError"})
 

@@ -24,6 +24,8 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
         [str(EXAMPLE), "--limit", "2", "--dry-run"],
     ],
     "autoops events generate": [["--count", "3"], ["--count", "2", "--output", "generated.jsonl"]],
+    # Refused before binding (non-loopback without --allow-remote): no server is left running.
+    "autoops serve": [["--host", "10.0.0.1", "--port", "0"]],
 }
 
 ENVIRONMENTS = {
@@ -98,3 +100,17 @@ def test_real_process_error_paths_never_print_the_secret(run_autoops) -> None:  
         assert result.exit_code == 3, result.stderr
         assert KNOWN_SECRET not in result.both
         assert "Traceback" not in result.stderr
+
+
+def test_serve_never_prints_a_configured_secret(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.serve_process import start_serve, stop_serve
+
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", KNOWN_PUBLIC)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", KNOWN_SECRET)
+    handle = start_serve(workdir / "served.db")
+    stdout, stderr = stop_serve(handle)
+    assert handle.public_key == KNOWN_PUBLIC
+    assert handle.secret_key is None  # configured, so never announced
+    assert KNOWN_SECRET not in stdout + stderr

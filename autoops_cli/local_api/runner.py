@@ -1,0 +1,112 @@
+"""Starting ``autoops serve``: keys, the store, the socket, and uvicorn until interrupted."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.errors import UsageError
+from config.settings import LangfuseConfig, is_loopback_host
+
+
+@dataclass(frozen=True)
+class ServeInfo:
+    """What a client needs to talk to the server (printed at start)."""
+
+    host: str
+    public_key: str
+    secret_key: str | None  # only when generated for this server: the user needs it
+    store: Path
+
+    def as_dict(self) -> dict[str, str | None]:
+        """JSON form: ``LANGFUSE_HOST`` and keys to export."""
+        return {
+            "LANGFUSE_HOST": self.host,
+            "LANGFUSE_PUBLIC_KEY": self.public_key,
+            "LANGFUSE_SECRET_KEY": self.secret_key,
+            "store": str(self.store),
+        }
+
+
+def server_keys(config: LangfuseConfig) -> tuple[str, str, bool]:
+    """The configured key pair, or a new one generated for this server run."""
+    if config.public_key and config.secret_key:
+        return config.public_key, config.secret_key.get_secret_value(), False
+    token = os.urandom(12).hex()
+    return f"pk-lf-local-{token}", f"sk-lf-local-{os.urandom(16).hex()}", True
+
+
+def bind_socket(host: str, port: int, *, allow_remote: bool) -> socket.socket:
+    """A listening socket; anything but loopback needs ``allow_remote``."""
+    if not is_loopback_host(host) and not allow_remote:
+        raise UsageError(
+            f"--host {host} would expose the local store beyond this machine",
+            hint="pass --allow-remote to bind a non-loopback address",
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    return sock
+
+
+def run_server(
+    config: LangfuseConfig,
+    *,
+    host: str,
+    port: int,
+    store_path: Path,
+    allow_remote: bool,
+    verbose: bool,
+    on_ready: Callable[[ServeInfo], None],
+) -> None:
+    """Serve until SIGINT/SIGTERM; ``on_ready`` is called once the socket listens."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError(
+            "autoops serve needs its optional dependencies",
+            hint="pip install 'autoops[serve]'",
+        ) from None
+    from autoops_cli import __version__
+    from autoops_cli.local_api.server import ServerSettings, create_app
+    from config.local_store import LocalStore
+
+    public_key, secret_key, generated = server_keys(config)
+    sock = bind_socket(host, port, allow_remote=allow_remote)
+    store = LocalStore(store_path)
+    app = create_app(
+        ServerSettings(public_key=public_key, secret_key=secret_key, version=__version__), store
+    )
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    on_ready(
+        ServeInfo(
+            host=f"http://{shown_host}:{bound_port}",
+            public_key=public_key,
+            secret_key=secret_key if generated else None,
+            store=store_path,
+        )
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="info" if verbose else "warning",
+            access_log=verbose,
+            timeout_keep_alive=30,
+            lifespan="off",
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        store.close()
+        sock.close()

@@ -1,0 +1,75 @@
+"""``autoops serve``: a local Langfuse-compatible endpoint on the local store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from autoops_cli.state import AppState
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (loopback by default)."
+    ),
+    port: int = typer.Option(
+        3000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."
+    ),
+    store: Path | None = typer.Option(
+        None, "--store", help="Store file (default: $AUTOOPS_HOME/traces.db or .autoops/traces.db)."
+    ),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Allow a non-loopback --host (the API then answers other machines).",
+    ),
+) -> None:
+    """Serve the local store over Langfuse's public API, for laptops and CI.
+
+    The Langfuse SDKs, the AutoOps application and this toolkit talk to it as to Langfuse: OTLP trace ingestion, scores, traces, observations and metrics. It prints the LANGFUSE_HOST and keys to use (the configured key pair, or a pair generated for this run). Stop it with Ctrl-C.
+
+    **Example:** autoops serve --port 3000, then in another terminal: LANGFUSE_HOST=http://127.0.0.1:3000 autoops replay examples/events.jsonl
+    """
+    from autoops_cli.local_api.runner import ServeInfo, run_server
+    from config.local_store import default_store_path
+    from config.settings import is_loopback_host
+
+    state: AppState = ctx.obj
+    config, _ = state.settings()
+    out = state.output
+
+    def announce(info: ServeInfo) -> None:
+        if out.json_mode:
+            # Written directly, not through emit_json: its secret redaction would mask a key
+            # generated for this server run, which the client needs.
+            sys.stdout.write(json.dumps(info.as_dict()) + "\n")
+            sys.stdout.flush()
+            return
+        out.info(f"autoops serve: Langfuse-compatible API on {info.host} (store {info.store})")
+        out.line(f"export LANGFUSE_HOST={info.host}")
+        out.line(f"export LANGFUSE_PUBLIC_KEY={info.public_key}")
+        if info.secret_key:
+            # Generated for this server run: the client cannot work without it.
+            out.stdout.print(
+                f"export LANGFUSE_SECRET_KEY={info.secret_key}", markup=False, highlight=False
+            )
+        else:
+            out.line("# LANGFUSE_SECRET_KEY: the configured secret key")
+        if not is_loopback_host(host):
+            out.warning(f"listening on {host}: other machines can reach this API")
+        out.stderr.file.flush()
+        out.stdout.file.flush()
+
+    run_server(
+        config,
+        host=host,
+        port=port,
+        store_path=store or default_store_path(),
+        allow_remote=allow_remote,
+        verbose=out.verbose,
+        on_ready=announce,
+    )
