@@ -64,14 +64,36 @@ def iso_from_ns(ns: int) -> str:
     return f"{_iso_second(second)}.{rest // 1_000_000:03d}Z"
 
 
+_NOT_JSON = object()
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_short(text: str) -> Any:
+    # Spans of one trace repeat the same propagated values (session, tags, trace metadata):
+    # parsing each distinct short text once keeps ingestion of SDK batches fast. Callers
+    # never mutate what comes back (the cache shares it).
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _parse(text: str) -> Any:
+    """The JSON value of ``text``, or ``_NOT_JSON``."""
+    if len(text) <= 512:
+        return _parse_short(text)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
 def _decode(value: Any) -> Any:
     """Decode a JSON-encoded attribute value; anything that is not JSON stays as it is."""
     if not isinstance(value, str):
         return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+    parsed = _parse(value)
+    return value if parsed is _NOT_JSON else parsed
 
 
 def _first(attributes: dict[str, Any], keys: Iterable[str]) -> Any:
@@ -138,16 +160,22 @@ def _metadata_text(
     Values the core wrote itself are already JSON: they are spliced into the object as they
     are (parsing and re-encoding every value would cost more than the rest of the mapping).
     """
-    if trusted and whole_key not in attributes:
-        start = len(prefix)
-        parts = [
-            f"{_encode_string(key[start:])}:{value}"
-            for key, value in attributes.items()
-            if key.startswith(prefix) and isinstance(value, str)
-        ]
-        return "{" + ",".join(parts) + "}" if parts else None
-    metadata = _metadata(attributes, whole_key, prefix)
-    return la.to_json(metadata) if metadata else None
+    if whole_key in attributes:
+        metadata = _metadata(attributes, whole_key, prefix)
+        return la.to_json(metadata) if metadata else None
+    start = len(prefix)
+    parts = []
+    for key, value in attributes.items():
+        if not key.startswith(prefix):
+            continue
+        if not isinstance(value, str):
+            text = la.to_json(value)
+        elif trusted or _parse(value) is not _NOT_JSON:
+            text = value  # already JSON: spliced as it is
+        else:
+            text = _encode_string(value)  # a plain string from another client
+        parts.append(f"{_encode_string(key[start:])}:{text}")
+    return "{" + ",".join(parts) + "}" if parts else None
 
 
 @dataclass
@@ -158,47 +186,76 @@ class MappedBatch:
     observations: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Trace-level attributes -> trace columns; earlier keys of a column take precedence.
+TRACE_ATTRIBUTE_COLUMNS: dict[str, tuple[str, int]] = {
+    la.TRACE_NAME: ("name", 0),
+    **{key: ("user_id", rank) for rank, key in enumerate(USER_KEYS)},
+    **{key: ("session_id", rank) for rank, key in enumerate(SESSION_KEYS)},
+    **{key: ("tags", rank) for rank, key in enumerate(TAG_KEYS)},
+    la.TRACE_PUBLIC: ("public", 0),
+    la.VERSION: ("version", 0),
+    TRACE_INPUT: ("input", 0),
+    TRACE_OUTPUT: ("output", 0),
+}
+
+
+def _trace_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The trace columns a span sets and its trace metadata, in one pass over its attributes."""
+    found: dict[str, tuple[int, Any]] = {}
+    metadata: dict[str, Any] | None = None
+    prefix = la.TRACE_METADATA_PREFIX
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        target = TRACE_ATTRIBUTE_COLUMNS.get(key)
+        if target is not None:
+            column, rank = target
+            if column not in found or rank < found[column][0]:
+                found[column] = (rank, value)
+        elif key.startswith(prefix) or key == la.TRACE_METADATA:
+            if metadata is None:
+                metadata = {}
+            if key == la.TRACE_METADATA:
+                decoded = _decode(value)
+                metadata.update(decoded if isinstance(decoded, dict) else {"metadata": decoded})
+            else:
+                metadata[key[len(prefix) :]] = _decode(value)
+    return {column: value for column, (_, value) in found.items()}, metadata
+
+
 def _merge_trace(batch: MappedBatch, span: SpanRecord, environment: str, release: Any) -> None:
     attributes = span.attributes
     is_root = span.parent_span_id is None
+    start_us = span.start_ns // 1000
     row = batch.traces.get(span.trace_id)
     if row is not None and span.trusted_json and not is_root:
         # The core puts the same trace-level attributes on every span of a trace: past the
         # first one only the trace's start time can change (the root carries the rest).
-        row["timestamp_us"] = min(row["timestamp_us"], span.start_ns // 1000)
+        row["timestamp_us"] = min(row["timestamp_us"], start_us)
         return
     if row is None:
         row = {column: None for column in TRACE_COLUMNS}
         row["id"] = span.trace_id
-        row["timestamp_us"] = span.start_ns // 1000
+        row["timestamp_us"] = start_us
         batch.traces[span.trace_id] = row
-    elif span.start_ns // 1000 < row["timestamp_us"]:
-        row["timestamp_us"] = span.start_ns // 1000
-    name = attributes.get(la.TRACE_NAME) or (span.name if is_root else None)
-    updates = {
-        "name": name,
-        "user_id": _first(attributes, USER_KEYS),
-        "session_id": _first(attributes, SESSION_KEYS),
-        "tags": _tags(_first(attributes, TAG_KEYS)),
-        "metadata": _metadata(attributes, la.TRACE_METADATA, la.TRACE_METADATA_PREFIX),
-        "input": attributes.get(TRACE_INPUT)
-        or (attributes.get(la.OBSERVATION_INPUT) if is_root else None),
-        "output": attributes.get(TRACE_OUTPUT)
-        or (attributes.get(la.OBSERVATION_OUTPUT) if is_root else None),
-        "public": attributes.get(la.TRACE_PUBLIC),
-        "environment": environment,
-        "release": release,
-        "version": attributes.get(la.VERSION),
-    }
+    elif start_us < row["timestamp_us"]:
+        row["timestamp_us"] = start_us
+    updates, metadata = _trace_attributes(attributes)
+    if is_root:
+        # The root span seeds the trace's name, input and output.
+        if "name" not in updates and row["name"] is None:
+            updates["name"] = span.name
+        updates.setdefault("input", attributes.get(la.OBSERVATION_INPUT))
+        updates.setdefault("output", attributes.get(la.OBSERVATION_OUTPUT))
+    if "tags" in updates:
+        updates["tags"] = _tags(updates["tags"])
+    updates["environment"] = environment
+    updates["release"] = release
     for column, value in updates.items():
-        if value is None:
-            continue
-        if column == "metadata" and row["metadata"]:
-            row["metadata"] = {**row["metadata"], **value}
-        elif column == "name" and row["name"] and not is_root and la.TRACE_NAME not in attributes:
-            continue
-        else:
+        if value is not None:
             row[column] = value
+    if metadata:
+        row["metadata"] = {**row["metadata"], **metadata} if row["metadata"] else metadata
 
 
 _NO_GENERATION_FIELDS = dict.fromkeys(
