@@ -181,31 +181,22 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         status, body = await threaded(ingest.create_scores, store, payload)
         return Answer(status, body)
 
-    async def traces(request: Request) -> Any:
-        return await threaded(reads.list_traces, store, request.query_params)
+    def listing(function: Callable[[LocalStore, Any], Any]) -> Handler:
+        """A list route: the read function with the store and the query parameters."""
 
-    async def trace(request: Request) -> Any:
-        return await threaded(
-            reads.get_trace, store, request.path_params["trace_id"], request.query_params
-        )
+        async def handler(request: Request) -> Any:
+            return await threaded(function, store, request.query_params)
 
-    async def observations_v1(request: Request) -> Any:
-        return await threaded(reads.list_observations_v1, store, request.query_params)
+        return handler
 
-    async def observation_v1(request: Request) -> Any:
-        return await threaded(reads.get_observation, store, request.path_params["observation_id"])
+    def item(function: Callable[..., Any], name: str, *, with_params: bool = False) -> Handler:
+        """A route for one item: the read function with the store and the path id."""
 
-    async def observations_v2(request: Request) -> Any:
-        return await threaded(reads.list_observations_v2, store, request.query_params)
+        async def handler(request: Request) -> Any:
+            extra = (request.query_params,) if with_params else ()
+            return await threaded(function, store, request.path_params[name], *extra)
 
-    async def scores_v2(request: Request) -> Any:
-        return await threaded(reads.list_scores_v2, store, request.query_params)
-
-    async def score_v2(request: Request) -> Any:
-        return await threaded(reads.get_score_v2, store, request.path_params["score_id"])
-
-    async def scores_v3(request: Request) -> Any:
-        return await threaded(reads.list_scores_v3, store, request.query_params)
+        return handler
 
     async def metrics_v1(request: Request) -> Any:
         query = request.query_params.get("query")
@@ -221,16 +212,34 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         Route("/api/public/projects", guarded(projects), methods=["GET"]),
         Route("/api/public/otel/v1/traces", guarded(otel_traces), methods=["POST"]),
         Route("/api/public/scores", guarded(create_score), methods=["POST"]),
-        Route("/api/public/v2/scores", guarded(scores_v2), methods=["GET"]),
-        Route("/api/public/v2/scores/{score_id}", guarded(score_v2), methods=["GET"]),
-        Route("/api/public/v3/scores", guarded(scores_v3), methods=["GET"]),
-        Route("/api/public/traces", guarded(traces), methods=["GET"]),
-        Route("/api/public/traces/{trace_id}", guarded(trace), methods=["GET"]),
-        Route("/api/public/observations", guarded(observations_v1), methods=["GET"]),
+        Route("/api/public/v2/scores", guarded(listing(reads.list_scores_v2)), methods=["GET"]),
         Route(
-            "/api/public/observations/{observation_id}", guarded(observation_v1), methods=["GET"]
+            "/api/public/v2/scores/{score_id}",
+            guarded(item(reads.get_score_v2, "score_id")),
+            methods=["GET"],
         ),
-        Route("/api/public/v2/observations", guarded(observations_v2), methods=["GET"]),
+        Route("/api/public/v3/scores", guarded(listing(reads.list_scores_v3)), methods=["GET"]),
+        Route("/api/public/traces", guarded(listing(reads.list_traces)), methods=["GET"]),
+        Route(
+            "/api/public/traces/{trace_id}",
+            guarded(item(reads.get_trace, "trace_id", with_params=True)),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/public/observations",
+            guarded(listing(reads.list_observations_v1)),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/public/observations/{observation_id}",
+            guarded(item(reads.get_observation, "observation_id")),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/public/v2/observations",
+            guarded(listing(reads.list_observations_v2)),
+            methods=["GET"],
+        ),
         Route("/api/public/metrics", guarded(metrics_v1), methods=["GET"]),
         Route("/api/public/v2/metrics", guarded(metrics_v2), methods=["GET"]),
     ]
