@@ -175,11 +175,12 @@ def root(
 
 
 def _register_commands() -> None:
-    from commands import completions, config, events, replay, serve
+    from commands import buffer, completions, config, events, replay, serve
 
     app.command(name="replay")(replay.replay)
     app.command(name="serve")(serve.serve)
     app.add_typer(events.app, name="events")
+    app.add_typer(buffer.app, name="buffer")
     app.add_typer(config.app, name="config")
     app.add_typer(completions.app, name="completions")
 

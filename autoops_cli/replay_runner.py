@@ -78,7 +78,7 @@ def run_replay(
             interrupted = True
             summary = engine.summary
             summary.stopped_early = "interrupted"
-    service.shutdown(timeout=2.0)
+    service.shutdown(timeout=0)  # the engine already flushed within the deadline
     if shown > REJECTIONS_SHOWN:
         out.error(f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)")
     return summary, _exit_code(state, summary, interrupted)
@@ -86,15 +86,36 @@ def run_replay(
 
 def _exit_code(state: AppState, summary: ReplaySummary, interrupted: bool) -> int:
     out = state.output
-    failed = summary.tracing.get("spans_failed", 0) + summary.tracing.get("scores_failed", 0)
+    tracing = summary.tracing
+    failed = tracing.get("spans_failed", 0) + tracing.get("scores_failed", 0)
+    pending = tracing.get("batches_pending", 0)
+    if tracing.get("delivery_state") == "credentials_rejected":
+        out.error(
+            f"Langfuse at {summary.destination} rejected the keys; {pending} batch(es) kept in the "
+            "outbox: fix LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY, then run `autoops buffer flush`"
+        )
+        return int(ExitCode.CONFIG)
+    if pending:
+        out.warning(
+            f"{pending} batch(es) not delivered to {summary.destination} yet, kept in the outbox; "
+            "the next run or `autoops buffer flush` sends them"
+        )
     if interrupted:
         out.warning("interrupted: what was processed before is recorded")
         return 130
     if summary.events_rejected:
         out.warning(f"{summary.events_rejected} line(s) rejected; the other events were recorded")
         return int(ExitCode.LOCAL_FILE)
+    if tracing.get("dead_letters"):
+        out.error(
+            f"{tracing['dead_letters']} batch(es) refused by {summary.destination}; "
+            "see `autoops buffer status`"
+        )
+        return int(ExitCode.API)
     if failed:
-        out.error(f"{failed} span(s)/score(s) could not be delivered to {summary.destination}")
+        out.error(f"{failed} score(s) rejected by {summary.destination}")
+        return int(ExitCode.API)
+    if pending:
         return int(ExitCode.NETWORK)
     if summary.events_failed:
         out.error(

@@ -146,15 +146,19 @@ class LangfuseIntegrationService:
         return "none (tracing disabled)"
 
     def _default_exporter(self, store_path: Path | None) -> SpanExporter:
-        from config.exporters import LangfuseHttpExporter, LocalStoreExporter, NullExporter
+        from config.exporters import LocalStoreExporter, NullExporter, resource_attributes
+        from config.local_store import LocalStore, default_store_path
 
         if self.mode == "disabled":
             return NullExporter()
-        if self.mode == "langfuse":
-            return LangfuseHttpExporter(self.config)
-        from config.local_store import LocalStore, default_store_path
-
         self.store_path = store_path or default_store_path()
+        if self.mode == "langfuse":
+            from config.delivery import OutboxExporter
+            from config.outbox import Outbox
+
+            return OutboxExporter(
+                self.config, Outbox(self.store_path), resource=resource_attributes(self.config)
+            )
         store = LocalStore(self.store_path)
         store.prune(self.masking.retention_days)
         return LocalStoreExporter(store)
@@ -541,6 +545,11 @@ class LangfuseIntegrationService:
             "tracing_errors": c.tracing_errors,
             "spans_failed": getattr(exporter_stats, "spans_failed", 0),
             "scores_failed": getattr(exporter_stats, "scores_failed", 0),
+            "delivery_state": getattr(exporter_stats, "state", "ok"),
+            "dead_letters": getattr(exporter_stats, "dead_letters", 0),
+            "batches_pending": self.tracer.exporter.pending()
+            if hasattr(self.tracer.exporter, "pending")
+            else 0,
         }
 
     def health_check(self) -> dict[str, Any]:
@@ -559,6 +568,8 @@ class LangfuseIntegrationService:
             "sample_rate": self.tracer.sampler.rate,
             "tracing_errors": metrics["tracing_errors"],
             "delivery_failures": failed,
+            "delivery_state": metrics["delivery_state"],
+            "batches_pending": metrics["batches_pending"],
         }
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -121,6 +121,11 @@ class LangfuseConfig(LayeredSettings):
     )
     max_retries: int = Field(default=3, description="Delivery retries of one batch.")
     timeout: float = Field(default=5.0, description="HTTP timeout of one request (seconds).")
+    flush_deadline: float = Field(
+        default=2.0,
+        validation_alias=AliasChoices("flush_deadline", "AUTOOPS_FLUSH_DEADLINE"),
+        description="Seconds spent delivering at exit; the rest stays in the outbox.",
+    )
     allow_insecure_http: bool = Field(
         default=False,
         validation_alias=AliasChoices("allow_insecure_http", "AUTOOPS_ALLOW_INSECURE_HTTP"),
@@ -167,7 +172,7 @@ class LangfuseConfig(LayeredSettings):
             raise ValueError(f"must be between 0 and 1, got {value:g}")
         return value
 
-    @field_validator("flush_interval", "max_latency_ms", "timeout")
+    @field_validator("flush_interval", "max_latency_ms", "timeout", "flush_deadline")
     @classmethod
     def _check_positive_float(cls, value: float) -> float:
         if not value > 0 or value == float("inf"):

@@ -11,6 +11,7 @@ import base64
 import gzip
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,7 +22,18 @@ from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
 
 
 @dataclass
+class Faults:
+    """Faults to inject: answers to give instead of accepting, and a delay before answering."""
+
+    statuses: list[int] = field(default_factory=list)  # consumed one per OTLP request
+    always_status: int | None = None
+    retry_after: str | None = None
+    delay_s: float = 0.0
+
+
+@dataclass
 class Received:
+    otlp_times: list[float] = field(default_factory=list)
     spans: list[SpanRecord] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -31,9 +43,13 @@ class Received:
 class FakeLangfuse:
     """The server, its URL and what it received."""
 
-    def __init__(self) -> None:
-        self.received = Received()
+    def __init__(
+        self, port: int = 0, faults: Faults | None = None, received: Received | None = None
+    ) -> None:
+        self.faults = faults or Faults()
+        self.received = received or Received()
         received = self.received
+        faults_ = self.faults
         expected_auth = (
             "Basic " + base64.b64encode(f"{KNOWN_PUBLIC}:{KNOWN_SECRET}".encode()).decode()
         )
@@ -62,7 +78,23 @@ class FakeLangfuse:
                         },
                     )
                     return
+                if faults_.delay_s:
+                    time.sleep(faults_.delay_s)
                 if self.path == "/api/public/otel/v1/traces":
+                    with received.lock:
+                        received.otlp_times.append(time.monotonic())
+                        injected = (
+                            faults_.statuses.pop(0) if faults_.statuses else faults_.always_status
+                        )
+                    if injected is not None:
+                        self.send_response(injected)
+                        if faults_.retry_after is not None:
+                            self.send_header("Retry-After", faults_.retry_after)
+                        data = json.dumps({"message": "injected fault"}).encode()
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
                     if "application/x-protobuf" not in self.headers.get("Content-Type", ""):
                         self._reply(400, {"error": "Invalid content type"})
                         return
@@ -88,7 +120,9 @@ class FakeLangfuse:
                 else:
                     self._reply(404, {"message": "Not found", "error": "LangfuseNotFoundError"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

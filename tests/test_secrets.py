@@ -24,6 +24,8 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
         [str(EXAMPLE), "--limit", "2", "--dry-run"],
     ],
     "autoops events generate": [["--count", "3"], ["--count", "2", "--output", "generated.jsonl"]],
+    "autoops buffer status": [[]],
+    "autoops buffer flush": [["--timeout", "1"]],
     # Refused before binding (non-loopback without --allow-remote): no server is left running.
     "autoops serve": [["--host", "10.0.0.1", "--port", "0"]],
 }
