@@ -59,6 +59,7 @@ class ReplaySummary:
     events_per_s: float = 0.0
     flush_s: float = 0.0  # delivering what was left at the end (bounded by the flush deadline)
     stopped_early: str | None = None
+    sampling_changes: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     tracing: dict[str, Any] = field(default_factory=dict)
 
@@ -199,3 +200,4 @@ class ReplayEngine:
         summary.scores_recorded = int(metrics["scores_recorded"]) if recording else 0
         summary.decisions = dict(sorted(self._decisions.items()))
         summary.tracing = metrics
+        summary.sampling_changes = list(metrics.get("sampling_changes", []))

@@ -190,6 +190,13 @@ def summary_table(summary: ReplaySummary) -> Table:
         ("tracing_overhead_ms", f"{summary.tracing.get('tracing_overhead_ms', 0.0):.4f}"),
         ("tracing_errors", summary.tracing.get("tracing_errors", 0)),
     ]
+    for change in summary.sampling_changes:
+        rows.append(
+            (
+                f"sample rate {change['from']:g} -> {change['to']:g}",
+                f"after {change['after_traces']} traces: {change['reason']}",
+            )
+        )
     if summary.stopped_early:
         rows.append(("stopped_early", summary.stopped_early))
     for name, value in rows:

@@ -132,6 +132,15 @@ class LangfuseIntegrationService:
             resource=resource_attributes(self.config),
         )
         self._counters = _Counters()
+        from config.adaptive_sampling import AdaptiveSampling
+
+        self.adaptive = AdaptiveSampling(
+            self.tracer.sampler,
+            base_rate=self.tracer.sampler.rate,
+            max_latency_ms=self.config.max_latency_ms,
+            buffer_size=self.config.buffer_size,
+        )
+        self._trace_marks: dict[str, tuple[int, int]] = {}  # trace id -> counters at its start
         self._open: dict[str, tuple[Observation, Token[Observation | None] | None, int]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -243,6 +252,10 @@ class LangfuseIntegrationService:
                 root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
             )
             self._remember(root, make_current=True)
+            self._trace_marks[root.trace_id] = (
+                self._counters.tracing_ns,
+                self._counters.operations,
+            )
             return root.trace_id
         except Exception as exc:
             self._tracing_failed("create_simulation_trace", exc)
@@ -367,6 +380,7 @@ class LangfuseIntegrationService:
                 return
             observation, _ = found
             self._counters.traces_finalized += 1
+            self._adapt(trace_id)
             if error is not None:
                 self._counters.traces_failed += 1
                 message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -378,6 +392,18 @@ class LangfuseIntegrationService:
             self._tracing_failed("finalize_trace", exc)
         finally:
             self._account(started)
+
+    def _adapt(self, trace_id: str) -> None:
+        """Feed the finished trace's tracing cost and the outbox size to adaptive sampling."""
+        mark = self._trace_marks.pop(trace_id, None)
+        if mark is None or not self.config.enable_sampling:
+            return
+        pending = getattr(self.tracer.exporter, "pending", None)
+        self.adaptive.trace_finished(
+            self._counters.tracing_ns - mark[0],
+            self._counters.operations - mark[1],
+            pending() if callable(pending) else 0,
+        )
 
     def _root_span_id(self, trace_id: str) -> str | None:
         with self._lock:
@@ -550,6 +576,8 @@ class LangfuseIntegrationService:
             "batches_pending": self.tracer.exporter.pending()
             if hasattr(self.tracer.exporter, "pending")
             else 0,
+            "effective_sample_rate": self.tracer.sampler.rate,
+            "sampling_changes": list(self.adaptive.changes),
         }
 
     def health_check(self) -> dict[str, Any]:
