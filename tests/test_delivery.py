@@ -201,3 +201,25 @@ def test_a_failing_server_does_not_slow_the_agents(cli: Cli, workdir: Path) -> N
     # The agents never wait on the network; a shared machine is noisy, hence the best healthy run.
     assert rates["unavailable"] >= 0.8 * healthy, rates
     assert rates["slow"] >= 0.8 * healthy, rates
+
+
+def test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent(
+    cli: Cli, fake_langfuse: FakeLangfuse
+) -> None:
+    fake_langfuse.faults.statuses = [400]
+    keys = keys_for(fake_langfuse.url)
+    result = cli("replay", str(EXAMPLE), "--limit", "10", "--json", env=keys)
+    assert result.exit_code == 5
+    assert "refused" in result.stderr
+    status = outbox(cli)
+    assert status["dead_letters"] == 1
+    assert status["last_dead_letter_message"] == "injected fault"
+    table = cli("buffer", "status").stdout
+    assert "dead_letters" in table and "injected fault" in table
+    recorded = json.loads(result.stdout)["observations_recorded"]
+    assert len(span_ids(fake_langfuse.received)) < recorded
+    resent = cli("buffer", "flush", "--dead-letters", "--json", env=keys)
+    assert resent.exit_code == 0, resent.stderr
+    assert json.loads(resent.stdout)["requeued_dead_letters"] == 1
+    assert len(span_ids(fake_langfuse.received)) == recorded
+    assert outbox(cli)["dead_letters"] == 0
