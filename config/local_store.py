@@ -160,25 +160,35 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
+def open_store_file(path: Path, schema: str, what: str) -> sqlite3.Connection:
+    """A connection to the store file (created with ``schema``), set up for WAL and batches.
+
+    Shared by the store's tables and the outbox's, which live in the same file. ``what``
+    names the file in the error (exit 6) when it cannot be opened.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint (and fsync) every 64 MB of WAL rather than every 4 MB: at replay rates
+        # the default made checkpoints cost as much as the inserts themselves.
+        db.execute("PRAGMA wal_autocheckpoint=16384")
+        db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(schema)
+    except (OSError, sqlite3.Error) as exc:
+        raise LocalFileError(f"cannot open {what} {path}: {exc}") from None
+    return db
+
+
 class LocalStore:
     """One SQLite store file; safe to share between threads of one process."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoint (and fsync) every 64 MB of WAL rather than every 4 MB: at replay rates
-            # the default made checkpoints cost as much as the inserts themselves.
-            self._db.execute("PRAGMA wal_autocheckpoint=16384")
-            self._db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as exc:
-            raise LocalFileError(f"cannot open the local store {path}: {exc}") from None
+        self._db = open_store_file(path, SCHEMA, "the local store")
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._lock = threading.Lock()
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:

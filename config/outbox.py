@@ -9,14 +9,11 @@ tables live in the local store's SQLite file (WAL), next to the traces of local 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from config.errors import LocalFileError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -63,16 +60,10 @@ class Outbox:
     """The outbox tables of one store file; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
+        from config.local_store import open_store_file
+
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise LocalFileError(f"cannot open the outbox in {path}: {exc}") from None
+        self._db = open_store_file(path, SCHEMA, "the outbox in")
         self._lock = threading.Lock()
 
     def add(self, kind: str, host: str, body: bytes, items: int) -> int:
