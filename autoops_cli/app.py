@@ -175,10 +175,11 @@ def root(
 
 
 def _register_commands() -> None:
-    from commands import buffer, completions, config, events, replay, serve
+    from commands import buffer, completions, config, events, health, replay, serve
 
     app.command(name="replay")(replay.replay)
     app.command(name="serve")(serve.serve)
+    app.command(name="health-check")(health.health_check)
     app.add_typer(events.app, name="events")
     app.add_typer(buffer.app, name="buffer")
     app.add_typer(config.app, name="config")

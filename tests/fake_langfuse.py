@@ -26,6 +26,7 @@ class Faults:
     """Faults to inject: answers to give instead of accepting, and a delay before answering."""
 
     statuses: list[int] = field(default_factory=list)  # consumed one per OTLP request
+    health_status: int = 200
     always_status: int | None = None
     retry_after: str | None = None
     delay_s: float = 0.0
@@ -65,6 +66,39 @@ class FakeLangfuse:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if faults_.delay_s:
+                    time.sleep(faults_.delay_s)
+                if self.path.startswith("/api/public/health"):
+                    ok = faults_.health_status == 200
+                    body = {"status": "OK" if ok else "Database not available", "version": "3.99.0"}
+                    self._reply(faults_.health_status, body)
+                    return
+                if self.headers.get("Authorization") != expected_auth:
+                    self._reply(
+                        401,
+                        {
+                            "message": "Invalid credentials. Confirm that you've configured the correct host."
+                        },
+                    )
+                    return
+                if self.path.startswith("/api/public/projects"):
+                    self._reply(
+                        200,
+                        {
+                            "data": [
+                                {
+                                    "id": "p1",
+                                    "name": "fake project",
+                                    "organization": {"id": "o", "name": "o"},
+                                    "metadata": {},
+                                }
+                            ]
+                        },
+                    )
+                    return
+                self._reply(404, {"message": "Not found", "error": "LangfuseNotFoundError"})
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -1,0 +1,95 @@
+"""``autoops health-check``: every outcome has its exit code, within the timeout."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from xml.etree import ElementTree
+
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.fake_langfuse import FakeLangfuse
+from tests.serve_process import ServeHandle
+
+
+def checks(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def keys_for(url: str, secret: str = KNOWN_SECRET) -> dict[str, str]:
+    return {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": secret,
+        "LANGFUSE_HOST": url,
+    }
+
+
+def test_healthy_serve(cli: Cli, served: ServeHandle, workdir: Path) -> None:
+    result = cli("health-check", "--json", "--junit", "report.xml", env=served.client_env())
+    assert result.exit_code == 0, result.stdout
+    found = checks(result)
+    assert found["endpoint"]["status"] == "ok"
+    assert found["credentials"]["status"] == "ok" and found["credentials"]["value"]
+    assert found["read path"]["value"] == "v2"
+    assert found["transport security"]["status"] == "warn"  # plain http on loopback
+    assert json.loads(result.stdout)["healthy"] is True
+    suite = ElementTree.parse(workdir / "report.xml").getroot()
+    assert suite.tag == "testsuite"
+    assert [case.get("name") for case in suite.findall("testcase")] == list(found)
+    strict = cli("health-check", "--strict", env=served.client_env())
+    assert strict.exit_code == 1
+    assert "transport security" in strict.stdout
+
+
+def test_local_mode_checks_the_store(cli: Cli) -> None:
+    result = cli("health-check", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["mode"] == "local"
+    assert "local mode" in checks(result)["local store"]["message"]
+
+
+def test_refused_connection_is_exit_4(cli: Cli) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = cli("health-check", "--json", env=keys_for(f"http://127.0.0.1:{port}"))
+    assert result.exit_code == 4
+    assert checks(result)["endpoint"]["status"] == "fail"
+
+
+def test_timeout_is_exit_4_within_the_timeout(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    fake_langfuse.faults.delay_s = 10.0
+    started = time.monotonic()
+    result = cli("health-check", "--timeout", "1", "--json", env=keys_for(fake_langfuse.url))
+    assert time.monotonic() - started < 3.0
+    assert result.exit_code == 4
+    assert "timed out" in checks(result)["endpoint"]["message"]
+
+
+def test_bad_keys_are_exit_3(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    result = cli(
+        "health-check", "--json", env=keys_for(fake_langfuse.url, "sk-lf-wrong-0000000000")
+    )
+    assert result.exit_code == 3
+    assert "keys rejected" in checks(result)["credentials"]["message"]
+    assert "sk-lf-wrong-0000000000" not in result.stdout + result.stderr
+
+
+def test_503_from_health_is_exit_1(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    fake_langfuse.faults.health_status = 503
+    result = cli("health-check", "--json", env=keys_for(fake_langfuse.url))
+    assert result.exit_code == 1
+    assert "Database not available" in checks(result)["endpoint"]["message"]
+
+
+def test_plain_http_to_a_remote_host_is_exit_3(cli: Cli) -> None:
+    result = cli("health-check", "--json", env=keys_for("http://langfuse.example.com"))
+    assert result.exit_code == 3
+    assert checks(result)["configuration"]["status"] == "fail"
+
+
+def test_v1_only_server_warns_about_the_read_path(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    result = cli("health-check", "--json", env=keys_for(fake_langfuse.url))
+    assert result.exit_code == 0
+    assert checks(result)["read path"]["value"] == "v1"
