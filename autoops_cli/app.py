@@ -175,11 +175,12 @@ def root(
 
 
 def _register_commands() -> None:
-    from commands import buffer, completions, config, events, health, replay, serve
+    from commands import buffer, completions, config, deploy, events, health, replay, serve
 
     app.command(name="replay")(replay.replay)
     app.command(name="serve")(serve.serve)
     app.command(name="health-check")(health.health_check)
+    app.command(name="deploy")(deploy.deploy)
     app.add_typer(events.app, name="events")
     app.add_typer(buffer.app, name="buffer")
     app.add_typer(config.app, name="config")

@@ -288,15 +288,11 @@ def _outbox(buffer_size: int) -> Check:
     status = outbox.status()
     outbox.close()
     pending, age = status["pending_batches"], status["oldest_age_s"]
-    value = {"batches": pending, "oldest_age_s": age, "dead_letters": status["dead_letters"]}
-    if pending > buffer_size or (age is not None and age > 3600) or status["dead_letters"]:
-        return Check(
-            "outbox",
-            WARN,
-            value,
-            f"{pending} batch(es) waiting (oldest {age} s), {status['dead_letters']} dead letter(s): run `autoops buffer flush`",
-        )
-    return Check("outbox", OK, value, f"{pending} batch(es) waiting")
+    dead = status["dead_letters"]
+    if pending > buffer_size or (age is not None and age > 3600) or dead:
+        message = f"{pending} batch(es) waiting (oldest {age} s), {dead} dead letter(s): see `autoops buffer status`"
+        return Check("outbox", WARN, pending, message)
+    return Check("outbox", OK, pending, f"{pending} batch(es) waiting, no dead letters")
 
 
 def _sampling(loaded: LoadedSettings) -> Check:

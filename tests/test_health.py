@@ -93,3 +93,45 @@ def test_v1_only_server_warns_about_the_read_path(cli: Cli, fake_langfuse: FakeL
     result = cli("health-check", "--json", env=keys_for(fake_langfuse.url))
     assert result.exit_code == 0
     assert checks(result)["read path"]["value"] == "v1"
+
+
+def test_deploy_canary_found_on_serve(cli: Cli, served: ServeHandle) -> None:
+    import httpx
+
+    result = cli("deploy", "--json", "--canary-timeout", "20", env=served.client_env())
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [s["step"] for s in report["steps"]] == ["health-check", "initialize", "canary"]
+    trace_id = report["canary"]["trace_id"]
+    assert report["canary"]["ingestion_delay_s"] >= 0
+    trace = httpx.get(
+        f"{served.url}/api/public/traces/{trace_id}", auth=served.auth, timeout=10
+    ).json()
+    assert trace["name"] == "simulation.demand_spike"
+    assert len(trace["observations"]) >= 3
+
+
+def test_deploy_fails_when_the_read_path_lags(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    """The fake accepts spans but never shows them: the canary times out, exit 1."""
+    started = time.monotonic()
+    result = cli("deploy", "--json", "--canary-timeout", "2", env=keys_for(fake_langfuse.url))
+    assert result.exit_code == 1
+    assert time.monotonic() - started < 10
+    canary = json.loads(result.stdout)["steps"][-1]
+    assert canary["status"] == "fail" and "not visible within 2 s" in canary["detail"]
+
+
+def test_deploy_dry_run_sends_nothing(cli: Cli, served: ServeHandle) -> None:
+    import httpx
+
+    result = cli("deploy", "--dry-run", "--json", env=served.client_env())
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["canary"]["sent"] is False
+    listed = httpx.get(f"{served.url}/api/public/traces", auth=served.auth, timeout=10).json()
+    assert listed["meta"]["totalItems"] == 0
+
+
+def test_deploy_in_local_mode(cli: Cli) -> None:
+    result = cli("deploy", "--json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["canary"]["ingestion_delay_s"] >= 0

@@ -26,6 +26,7 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
     "autoops events generate": [["--count", "3"], ["--count", "2", "--output", "generated.jsonl"]],
     "autoops buffer status": [[]],
     "autoops health-check": [["--timeout", "2"], ["--json", "--strict", "--timeout", "2"]],
+    "autoops deploy": [["--dry-run"], ["--canary-timeout", "1", "--json"]],
     "autoops buffer flush": [["--timeout", "1"]],
     # Refused before binding (non-loopback without --allow-remote): no server is left running.
     "autoops serve": [["--host", "10.0.0.1", "--port", "0"]],

@@ -1,0 +1,50 @@
+"""``autoops deploy``: the integration brought up as the application will, with a canary."""
+
+from __future__ import annotations
+
+import typer
+
+from autoops_cli.state import AppState
+
+
+def deploy(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan and the canary; send nothing."
+    ),
+    canary: bool = typer.Option(
+        True, "--canary/--no-canary", help="Send a canary trace and wait for it."
+    ),
+    canary_timeout: float = typer.Option(
+        30.0, "--canary-timeout", min=0.5, help="Seconds the canary may take to become visible."
+    ),
+) -> None:
+    """Run the health checks, initialise the integration, and prove it with a canary trace.
+
+    The canary is one simulation event traced through the same core the agents use; deploy polls the read API until the trace and its observations are visible and reports the ingestion delay. Exit 1 when it does not appear within --canary-timeout; a failed health check gives its own exit code.
+
+    **Example:** autoops deploy --canary-timeout 60 --json
+    """
+    from rich import box
+    from rich.table import Table
+
+    from autoops_cli.deploy import deploy as run_deploy
+
+    state: AppState = ctx.obj
+    result = run_deploy(
+        state.load_settings(), canary=canary, canary_timeout=canary_timeout, dry_run=dry_run
+    )
+    out = state.output
+    if out.json_mode:
+        out.emit_json(result.as_dict())
+    else:
+        table = Table(
+            box=box.ASCII, title="deploy" + (" (dry run)" if dry_run else ""), header_style="bold"
+        )
+        for column in ("step", "status", "detail"):
+            table.add_column(column, overflow="fold")
+        for step in result.steps:
+            table.add_row(step["step"], step["status"], step["detail"])
+        out.render(table)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
