@@ -135,3 +135,30 @@ def test_deploy_in_local_mode(cli: Cli) -> None:
     result = cli("deploy", "--json")
     assert result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["canary"]["ingestion_delay_s"] >= 0
+
+
+def test_wait_retries_until_the_server_is_up(cli: Cli) -> None:
+    import threading
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    servers: list[FakeLangfuse] = []
+    starter = threading.Timer(1.5, lambda: servers.append(FakeLangfuse(port=port)))
+    starter.start()
+    try:
+        result = cli(
+            "health-check",
+            "--wait",
+            "15",
+            "--timeout",
+            "2",
+            "--json",
+            env=keys_for(f"http://127.0.0.1:{port}"),
+        )
+    finally:
+        starter.join()
+        for server in servers:
+            server.close()
+    assert result.exit_code == 0, result.stdout
+    assert "checking again" in result.stderr
