@@ -175,13 +175,14 @@ def root(
 
 
 def _register_commands() -> None:
-    from commands import buffer, completions, config, deploy, events, health, replay, serve
+    from commands import buffer, completions, config, deploy, events, health, replay, serve, traces
 
     app.command(name="replay")(replay.replay)
     app.command(name="serve")(serve.serve)
     app.command(name="health-check")(health.health_check)
     app.command(name="deploy")(deploy.deploy)
     app.add_typer(events.app, name="events")
+    app.add_typer(traces.app, name="traces")
     app.add_typer(buffer.app, name="buffer")
     app.add_typer(config.app, name="config")
     app.add_typer(completions.app, name="completions")

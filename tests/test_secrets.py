@@ -25,6 +25,8 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
     ],
     "autoops events generate": [["--count", "3"], ["--count", "2", "--output", "generated.jsonl"]],
     "autoops buffer status": [[]],
+    "autoops traces list": [["--local"], ["--json"]],
+    "autoops traces show": [["0" * 32, "--local"], ["0" * 32]],
     "autoops health-check": [["--timeout", "2"], ["--json", "--strict", "--timeout", "2"]],
     "autoops deploy": [["--dry-run"], ["--canary-timeout", "1", "--json"]],
     "autoops buffer flush": [["--timeout", "1"]],

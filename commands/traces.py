@@ -1,0 +1,93 @@
+"""``autoops traces list|show``: recent simulation traces and one trace as a tree."""
+
+from __future__ import annotations
+
+import typer
+
+from autoops_cli.state import AppState
+
+app = typer.Typer(
+    help="List recent simulation traces, or show one as a tree.", no_args_is_help=True
+)
+
+LOCAL_OPTION = typer.Option(
+    False, "--local", help="Read the local store even when Langfuse keys are set."
+)
+
+
+@app.command("list")
+def list_traces(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help="1h, 30m, 2d, or an ISO timestamp."),
+    until: str | None = typer.Option(None, "--until", help="1h, 30m, 2d, or an ISO timestamp."),
+    event_type: str | None = typer.Option(None, "--event-type", help="Only this event type."),
+    tag: list[str] = typer.Option(
+        [], "--tag", help="Only traces with this tag (repeatable: all of them)."
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Only this session (replay run id)."
+    ),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="How many traces."),
+    all_pages: bool = typer.Option(
+        False, "--all", help="Page through everything (up to --max-items)."
+    ),
+    max_items: int = typer.Option(10_000, "--max-items", min=1, help="Upper bound for --all."),
+    local: bool = LOCAL_OPTION,
+) -> None:
+    """List simulation traces, newest first: event type, product, agents, decisions, conflicts.
+
+    Reads Langfuse when keys are configured (or the local store with --local, or without keys).
+
+    **Example:** autoops traces list --since 1h --event-type demand_spike
+    """
+    from autoops_cli.trace_views import (
+        TraceSource,
+        iter_traces,
+        list_query,
+        trace_row,
+        traces_table,
+    )
+
+    state: AppState = ctx.obj
+    config, _ = state.settings()
+    source = TraceSource(config, local=local)
+    params = list_query(since=since, until=until, event_type=event_type, tags=tag, session=session)
+    rows = [
+        trace_row(t)
+        for t in iter_traces(source, params, limit=limit, all_pages=all_pages, max_items=max_items)
+    ]
+    if state.output.json_mode:
+        state.output.emit_json({"traces": rows, "next": None})
+    else:
+        state.output.render(traces_table(rows))
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    trace_id: str = typer.Argument(..., help="The trace id (32 hex characters)."),
+    local: bool = LOCAL_OPTION,
+) -> None:
+    """Show one trace as a tree: workflow, agents, tools, collaboration, conflicts, decisions.
+
+    Each observation with its duration; decisions with their confidence; conflicts in yellow, errors in red. --json gives the same tree as nested JSON.
+
+    **Example:** autoops traces show 0af7651916cd43dd8448eb211c80319c
+    """
+    from autoops_cli.trace_views import TraceSource, observation_tree, render_tree
+
+    state: AppState = ctx.obj
+    config, _ = state.settings()
+    trace = TraceSource(config, local=local).get(f"/api/public/traces/{trace_id}", [])
+    roots = observation_tree(trace)
+    if state.output.json_mode:
+        state.output.emit_json(
+            {
+                "id": trace.get("id"),
+                "name": trace.get("name"),
+                "timestamp": trace.get("timestamp"),
+                "observations": roots,
+            }
+        )
+    else:
+        state.output.render(render_tree(trace, roots))
