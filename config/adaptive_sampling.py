@@ -11,6 +11,7 @@ per-trace decision at the root, so traces are still kept or dropped whole.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,14 @@ class AdaptiveSampling:
     _window_ns: int = 0
     _window_operations: int = 0
 
-    def trace_finished(self, tracing_ns: int, operations: int, pending_batches: int) -> None:
-        """Account one finished trace; at the end of a window, maybe change the rate."""
+    def trace_finished(
+        self, tracing_ns: int, operations: int, pending_batches: Callable[[], int]
+    ) -> None:
+        """Account one finished trace; at the end of a window, maybe change the rate.
+
+        ``pending_batches`` is asked only at the end of a window: counting the outbox is a
+        query, too costly to run for every trace on the agent's thread.
+        """
         self._traces += 1
         self._window_ns += tracing_ns
         self._window_operations += operations
@@ -45,7 +52,7 @@ class AdaptiveSampling:
             return
         overhead_ms = self._window_ns / max(self._window_operations, 1) / 1e6
         self._window_ns = self._window_operations = 0
-        self.evaluate(overhead_ms, pending_batches)
+        self.evaluate(overhead_ms, pending_batches())
 
     def evaluate(self, overhead_ms: float, pending_batches: int) -> None:
         """Lower or restore the rate for the measured overhead and outbox size."""

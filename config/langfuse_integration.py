@@ -398,12 +398,16 @@ class LangfuseIntegrationService:
         mark = self._trace_marks.pop(trace_id, None)
         if mark is None or not self.config.enable_sampling:
             return
-        pending = getattr(self.tracer.exporter, "pending", None)
         self.adaptive.trace_finished(
             self._counters.tracing_ns - mark[0],
             self._counters.operations - mark[1],
-            pending() if callable(pending) else 0,
+            self._pending_batches,
         )
+
+    def _pending_batches(self) -> int:
+        """Batches not delivered yet (0 for exporters without an outbox)."""
+        pending = getattr(self.tracer.exporter, "pending", None)
+        return int(pending()) if callable(pending) else 0
 
     def _root_span_id(self, trace_id: str) -> str | None:
         with self._lock:
@@ -573,9 +577,7 @@ class LangfuseIntegrationService:
             "scores_failed": getattr(exporter_stats, "scores_failed", 0),
             "delivery_state": getattr(exporter_stats, "state", "ok"),
             "dead_letters": getattr(exporter_stats, "dead_letters", 0),
-            "batches_pending": self.tracer.exporter.pending()
-            if hasattr(self.tracer.exporter, "pending")
-            else 0,
+            "batches_pending": self._pending_batches(),
             "effective_sample_rate": self.tracer.sampler.rate,
             "sampling_changes": list(self.adaptive.changes),
         }

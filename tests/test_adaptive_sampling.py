@@ -17,7 +17,9 @@ def test_outbox_growth_lowers_then_restores_step_by_step() -> None:
     rates = []
     for pending in (50, 50, 50, 0, 0, 0, 0):
         for _ in range(WINDOW_TRACES):
-            adaptive.trace_finished(tracing_ns=10_000, operations=3, pending_batches=pending)
+            adaptive.trace_finished(
+                tracing_ns=10_000, operations=3, pending_batches=lambda: pending
+            )
         rates.append(sampler.rate)
     assert rates == [0.4, 0.2, 0.1, 0.2, 0.4, 0.8, 0.8]
     assert [c["to"] for c in adaptive.changes] == [0.4, 0.2, 0.1, 0.2, 0.4, 0.8]
