@@ -18,7 +18,7 @@ def test_outbox_growth_lowers_then_restores_step_by_step() -> None:
     for pending in (50, 50, 50, 0, 0, 0, 0):
         for _ in range(WINDOW_TRACES):
             adaptive.trace_finished(
-                tracing_ns=10_000, operations=3, pending_batches=lambda: pending
+                tracing_ns=10_000, operations=3, pending_batches=lambda pending=pending: pending
             )
         rates.append(sampler.rate)
     assert rates == [0.4, 0.2, 0.1, 0.2, 0.4, 0.8, 0.8]
