@@ -40,6 +40,19 @@ def buffer_status(env: dict[str, str]) -> dict:
     return dict(json.loads(done.stdout))
 
 
+def flush_with_server_back(port: int, received: Received, env: dict[str, str]) -> None:
+    """Start the peer again on its old port and run ``autoops buffer flush`` as a real process."""
+    server = FakeLangfuse(port=port, received=received)
+    try:
+        flush = subprocess.run(
+            [autoops_executable(), "buffer", "flush", "--timeout", "120"],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert flush.returncode == 0, flush.stderr
+    finally:
+        server.close()
+
+
 def outbox(cli: Cli) -> dict:
     return json.loads(cli("buffer", "status", "--json").stdout)
 
@@ -130,15 +143,7 @@ def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path) -> None:
     stdout, stderr = replay.communicate(timeout=300)
     assert replay.returncode == 4, stderr
     assert "kept in the outbox" in stderr
-    server = FakeLangfuse(port=port, received=received)
-    try:
-        flush = subprocess.run(
-            [autoops_executable(), "buffer", "flush", "--timeout", "120"],
-            capture_output=True, text=True, env=env, timeout=300, check=False,
-        )  # fmt: skip
-        assert flush.returncode == 0, flush.stderr
-    finally:
-        server.close()
+    flush_with_server_back(port, received, env)
     assert span_ids(received) == expected
     assert json.loads(stdout)["observations_recorded"] == len(expected)
 
@@ -166,15 +171,7 @@ def test_killed_replay_is_delivered_by_the_next_flush(cli: Cli, workdir: Path) -
     replay.wait(timeout=30)
     before = buffer_status(env)
     assert before["pending_spans"] > 0
-    server = FakeLangfuse(port=port, received=received)
-    try:
-        flush = subprocess.run(
-            [autoops_executable(), "buffer", "flush", "--timeout", "120"],
-            capture_output=True, text=True, env=env, timeout=300, check=False,
-        )  # fmt: skip
-        assert flush.returncode == 0, flush.stderr
-    finally:
-        server.close()
+    flush_with_server_back(port, received, env)
     assert len(span_ids(received)) == before["pending_spans"]
 
 
