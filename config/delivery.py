@@ -245,7 +245,6 @@ class OutboxExporter:
             headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
         else:
             path, headers = SCORES_PATH, {"Content-Type": "application/json"}
-        retry_after: float | None = None
         try:
             response = self._client.post(path, content=entry.body, headers=headers)
         except httpx.HTTPError as exc:
@@ -265,8 +264,9 @@ class OutboxExporter:
             )
             return SendOutcome.REJECTED_KEYS
         if status in RETRYABLE_STATUS:
-            retry_after = _retry_after_seconds(response)
-            return self._retry(entry, f"HTTP {status} from {path}: {message}", retry_after)
+            return self._retry(
+                entry, f"HTTP {status} from {path}: {message}", _retry_after_seconds(response)
+            )
         self._outbox.dead_letter(entry.seq, status, message)
         self.stats.dead_letters += 1
         self.stats.last_error = f"HTTP {status}: {message}"

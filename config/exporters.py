@@ -7,7 +7,6 @@ Every exporter takes whole batches (``export``) and is flushed and shut down by 
 from __future__ import annotations
 
 import base64
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,8 +15,6 @@ from config.span_records import ScoreRecord, SpanRecord
 if TYPE_CHECKING:
     from config.local_store import LocalStore
     from config.settings import LangfuseConfig
-
-logger = logging.getLogger("autoops.export")
 
 
 class SpanExporter(Protocol):
