@@ -38,6 +38,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Trace schema names (docs/tracing-schema.md).
 WORKFLOW_NAME = "orchestrator.process_event"
 DECISION_SCORE = "decision_confidence"
+OVERTURNED_SCORE = "decision_overturned"  # 1 or 0 on each agent operation caught in a conflict
 EVENT_IDENTITY_FIELDS = (
     "event_id",
     "event_type",
@@ -141,6 +142,9 @@ class LangfuseIntegrationService:
             buffer_size=self.config.buffer_size,
         )
         self._trace_marks: dict[str, tuple[int, int]] = {}  # trace id -> counters at its start
+        # trace id -> agent id -> its (latest) operation, and whether a conflict overturned it.
+        self._agent_ops: dict[str, dict[str, Observation]] = {}
+        self._conflict_outcomes: dict[str, dict[str, bool]] = {}
         self._open: dict[str, tuple[Observation, Token[Observation | None] | None, int]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -282,6 +286,9 @@ class LangfuseIntegrationService:
                 input=input_data,
                 metadata={"agent_id": agent_id, "operation": operation, **(metadata or {})},
             )
+            observation.agent_id = agent_id
+            with self._lock:
+                self._agent_ops.setdefault(observation.trace_id, {})[agent_id] = observation
             self._remember(observation, make_current=True)
             self._counters.operations += 1
             return observation.span_id
@@ -381,6 +388,7 @@ class LangfuseIntegrationService:
             observation, _ = found
             self._counters.traces_finalized += 1
             self._adapt(trace_id)
+            self._score_conflict_outcomes(trace_id)
             if error is not None:
                 self._counters.traces_failed += 1
                 message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -392,6 +400,36 @@ class LangfuseIntegrationService:
             self._tracing_failed("finalize_trace", exc)
         finally:
             self._account(started)
+
+    def _score_conflict_outcomes(self, trace_id: str) -> None:
+        """Score each agent operation caught in a conflict: 1 overturned, 0 upheld.
+
+        Scored once at the end of the trace, so an agent in two conflicts gets one score
+        (1 when any overturned it), and ``autoops metrics`` can count overturned decisions
+        per agent from the scores, grouped by observation name.
+        """
+        with self._lock:
+            operations = self._agent_ops.pop(trace_id, {})
+            outcomes = self._conflict_outcomes.pop(trace_id, {})
+        for agent_id, overturned in outcomes.items():
+            operation = operations.get(agent_id)
+            if operation is not None:
+                operation.score(
+                    OVERTURNED_SCORE, 1.0 if overturned else 0.0, metadata={"agent_id": agent_id}
+                )
+
+    def _note_conflict(self, agents: Sequence[str], overturned: str | None = None) -> None:
+        """Remember which agents of the current trace met a conflict, and who lost one."""
+        try:
+            current = self.tracer.current()
+            if current is None:
+                return
+            with self._lock:
+                outcomes = self._conflict_outcomes.setdefault(current.trace_id, {})
+                for agent in agents:
+                    outcomes[agent] = outcomes.get(agent, False) or agent == overturned
+        except Exception as exc:
+            self._tracing_failed("conflict", exc)
 
     def _adapt(self, trace_id: str) -> None:
         """Feed the finished trace's tracing cost and the outbox size to adaptive sampling."""
@@ -516,6 +554,7 @@ class LangfuseIntegrationService:
         self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]
     ) -> None:
         """Record a detected conflict between agents (level WARNING)."""
+        self._note_conflict(agents)
         self._event(
             f"conflict.{conflict_type}",
             input=dict(details),
@@ -533,6 +572,8 @@ class LangfuseIntegrationService:
         overturned_agent: str | None = None,
     ) -> None:
         """Record how a conflict was resolved, and whose decision was overturned."""
+        if overturned_agent:
+            self._note_conflict([overturned_agent], overturned_agent)
         self._event(
             f"conflict_resolution.{conflict_type}",
             output=dict(resolution),
@@ -711,11 +752,22 @@ def observe(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             from config.tracer import Tracer
 
-            if Tracer.current() is None:
+            current = Tracer.current()
+            if current is None:
                 return function(*args, **kwargs)
             service = get_langfuse_integration()
             call_input = _call_input(function, args, kwargs) if capture_input else None
-            with service.trace_operation(label, as_type=as_type, input=call_input) as observation:
+            # Inside an agent operation the name carries the agent (``pricing_agent.competitor_feed``)
+            # so metrics can count tool calls per agent by name, without reading metadata.
+            agent_id = current.agent_id
+            named = label
+            metadata = None
+            if agent_id:
+                named = label if label.startswith(f"{agent_id}.") else f"{agent_id}.{label}"
+                metadata = {"agent_id": agent_id}
+            with service.trace_operation(
+                named, as_type=as_type, input=call_input, metadata=metadata
+            ) as observation:
                 result = function(*args, **kwargs)
                 service._end_safely(observation, output=result)
                 return result

@@ -72,6 +72,7 @@ class Observation:
     """A live observation; ``end()`` turns it into a ``SpanRecord``."""
 
     __slots__ = (
+        "agent_id",
         "as_type",
         "attributes",
         "ended",
@@ -102,6 +103,9 @@ class Observation:
         self.level: str | None = None
         self.status_message: str | None = None
         self.ended = False
+        # The agent whose operation this observation is part of (inherited from the parent),
+        # so a tool call can be named and counted per agent.
+        self.agent_id: str | None = None
 
     @property
     def trace_id(self) -> str:
@@ -281,11 +285,14 @@ class Tracer:
                 raise RuntimeError(f"observation {name!r} started outside any trace")
             trace = parent.trace
         if not trace.sampled:
-            return Observation(trace, name, as_type, None, {})
+            observation = Observation(trace, name, as_type, None, {})
+            observation.agent_id = parent.agent_id if parent else None
+            return observation
         attributes = {**trace.propagated, la.OBSERVATION_TYPE: as_type}
         observation = Observation(
             trace, name, as_type, parent.span_id if parent else None, attributes
         )
+        observation.agent_id = parent.agent_id if parent else None
         if input is not _UNSET or metadata:
             observation.update(input=input, metadata=metadata)
         return observation

@@ -91,7 +91,8 @@ def test_seed_flow_records_the_schema(workdir: Path) -> None:
     service.flush()
     names = {s.name: s for s in capture.spans}
     assert set(names) == {
-        "orchestrator.process_event", "pricing_agent.optimize_price", "lookup", "pricing_agent.decision",
+        "orchestrator.process_event", "pricing_agent.optimize_price", "pricing_agent.lookup",
+        "pricing_agent.decision",
         "inventory_agent.assess", "inventory_agent.decision",
     }  # fmt: skip
     root = names["orchestrator.process_event"]
@@ -99,12 +100,54 @@ def test_seed_flow_records_the_schema(workdir: Path) -> None:
     assert root.attributes["langfuse.trace.name"] == "simulation.demand_spike"
     assert root.attributes["session.id"] == "run-1"
     assert names["pricing_agent.optimize_price"].attributes["langfuse.observation.type"] == "agent"
-    assert names["lookup"].attributes["langfuse.observation.type"] == "tool"
-    assert names["lookup"].parent_span_id == names["pricing_agent.optimize_price"].span_id
+    # A tool called inside an agent operation is named after the agent, and says so.
+    tool = names["pricing_agent.lookup"]
+    assert tool.attributes["langfuse.observation.type"] == "tool"
+    assert tool.attributes["langfuse.observation.metadata.agent_id"] == '"pricing_agent"'
+    assert tool.parent_span_id == names["pricing_agent.optimize_price"].span_id
     assert {s.name for s in capture.scores} == {"decision_confidence"}
     assert sorted(s.value for s in capture.scores) == [0.8, 0.9]
     assert service.get_performance_metrics()["operations"] == 2
     assert get_langfuse_integration() is service
+
+
+def test_a_tool_outside_any_agent_keeps_its_own_name(workdir: Path) -> None:
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-4")
+    lookup("P2")
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert "lookup" in {s.name for s in capture.spans}
+
+
+def test_conflicts_score_each_agent_operation_once(workdir: Path) -> None:
+    """An agent in two conflicts gets one ``decision_overturned`` score: 1 if any overturned it."""
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-5")
+    spans = {}
+    for agent in ("inventory_agent", "pricing_agent", "promotion_agent"):
+        spans[agent] = service.start_agent_span(agent, "work")
+        service.end_agent_span(spans[agent])
+    service.log_conflict("price_vs_discount", ["pricing_agent", "promotion_agent"], {})
+    service.log_conflict_resolution("price_vs_discount", "r1", {}, overturned_agent="promotion_agent")
+    service.log_conflict("restock_vs_clearance", ["inventory_agent", "promotion_agent"], {})
+    service.log_conflict_resolution("restock_vs_clearance", "r2", {}, overturned_agent="inventory_agent")
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    overturned = {
+        s.observation_id: s.value for s in capture.scores if s.name == "decision_overturned"
+    }
+    assert overturned == {
+        spans["pricing_agent"]: 0.0,
+        spans["promotion_agent"]: 1.0,
+        spans["inventory_agent"]: 1.0,
+    }
 
 
 def test_tracing_errors_never_reach_the_agent(workdir: Path) -> None:
