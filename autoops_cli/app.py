@@ -175,7 +175,18 @@ def root(
 
 
 def _register_commands() -> None:
-    from commands import buffer, completions, config, deploy, events, health, replay, serve, traces
+    from commands import (
+        buffer,
+        completions,
+        config,
+        deploy,
+        events,
+        health,
+        metrics,
+        replay,
+        serve,
+        traces,
+    )
 
     app.command(name="replay")(replay.replay)
     app.command(name="serve")(serve.serve)
@@ -183,6 +194,7 @@ def _register_commands() -> None:
     app.command(name="deploy")(deploy.deploy)
     app.add_typer(events.app, name="events")
     app.add_typer(traces.app, name="traces")
+    app.command(name="metrics")(metrics.metrics)
     app.add_typer(buffer.app, name="buffer")
     app.add_typer(config.app, name="config")
     app.add_typer(completions.app, name="completions")

@@ -6,13 +6,11 @@ store through the same read functions ``autoops serve`` uses, so the output is t
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from config.errors import ApiError, CheckFailedError, NetworkError, UsageError
+from config.errors import ApiError, CheckFailedError, UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,27 +18,15 @@ if TYPE_CHECKING:
 
     from config.settings import LangfuseConfig
 
-RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 PAGE_LIMIT = 100
 
 
 def parse_when(value: str, option: str) -> str:
     """``1h`` / ``30m`` / ``2d`` (ago) or an ISO timestamp -> ISO 8601 with ``Z``."""
-    value = value.strip()
-    match = RELATIVE.match(value)
-    if match:
-        moment = datetime.now(UTC) - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
-    else:
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(
-                f"{option} {value!r}: expected 1h, 30m, 2d or an ISO timestamp"
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    from autoops_cli.timespec import parse_moment
+
+    moment = parse_moment(value, option)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Params(dict[str, list[str]]):
@@ -89,42 +75,17 @@ class TraceSource:
             store.close()
 
     def _remote(self, path: str, params: list[tuple[str, str]]) -> Any:
-        import httpx
+        from autoops_cli.api_client import ApiClient
 
-        config = self.config
-        assert config.public_key is not None and config.secret_key is not None
-        deadline = time.monotonic() + self.timeout
-        auth = (config.public_key, config.secret_key.get_secret_value())
-        with httpx.Client(base_url=config.host, auth=auth, timeout=self.timeout) as client:
-            while True:
-                try:
-                    response = client.get(path, params=list(params))
-                except httpx.HTTPError as exc:
-                    raise NetworkError(
-                        f"cannot reach {config.host}: {type(exc).__name__}: {exc}"
-                    ) from None
-                if response.status_code == 429:
-                    wait = _retry_after(response)
-                    if time.monotonic() + wait < deadline:
-                        time.sleep(wait)
-                        continue
-                if response.status_code == 404 and path != "/api/public/traces":
-                    raise CheckFailedError(
-                        f"trace {path.rsplit('/', 1)[1]} not found at {config.host}"
-                    )
-                if not response.is_success:
-                    raise ApiError(
-                        f"{config.host}{path} answered {response.status_code}: {response.text[:200]}",
-                        status=response.status_code,
-                    )
-                return response.json()
-
-
-def _retry_after(response: Any) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
+        with ApiClient(self.config, timeout=self.timeout) as client:
+            body = client.get(path, params, allow=(404,))
+        if body is None:
+            if path == "/api/public/traces":
+                raise ApiError(f"{self.config.host}{path} answered 404", status=404)
+            raise CheckFailedError(
+                f"trace {path.rsplit('/', 1)[1]} not found at {self.config.host}"
+            )
+        return body
 
 
 def list_query(

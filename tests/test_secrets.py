@@ -27,6 +27,7 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
     "autoops buffer status": [[]],
     "autoops traces list": [["--local"], ["--json"]],
     "autoops traces show": [["0" * 32, "--local"], ["0" * 32]],
+    "autoops metrics": [["--local", "--by", "hour"], ["--json", "--timeout", "2"]],
     "autoops health-check": [["--timeout", "2"], ["--json", "--strict", "--timeout", "2"]],
     "autoops deploy": [["--dry-run"], ["--canary-timeout", "1", "--json"]],
     "autoops buffer flush": [["--timeout", "1"]],

@@ -1,0 +1,78 @@
+"""``autoops metrics``: how the agents and the workflow are doing, from at most 3 requests."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+from autoops_cli.state import AppState
+
+
+class Bucket(StrEnum):
+    hour = "hour"
+    day = "day"
+
+
+def metrics(
+    ctx: typer.Context,
+    agent: str | None = typer.Option(
+        None, "--agent", help="Only this agent (e.g. pricing_agent); the system stays whole."
+    ),
+    since: str = typer.Option("24h", "--since", help="Window start: 1h, 30m, 2d, or ISO time."),
+    until: str | None = typer.Option(None, "--until", help="Window end (default now)."),
+    by: Bucket | None = typer.Option(
+        None, "--by", help="Add a series by hour or day (UTC buckets)."
+    ),
+    fail_on_alert: bool = typer.Option(
+        False, "--fail-on-alert", help="Exit 1 when an alert fires (for CI and cron)."
+    ),
+    local: bool = typer.Option(
+        False, "--local", help="Read the local store even when Langfuse keys are set."
+    ),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the API again, skip the cache."),
+    cache_ttl: float = typer.Option(
+        60.0, "--cache-ttl", min=0, help="Seconds a cached answer is reused (0: never)."
+    ),
+    timeout: float = typer.Option(
+        30.0, "--timeout", min=0.1, help="Seconds for all requests, 429 waits included."
+    ),
+) -> None:
+    """Agent and workflow metrics: operations, latency, success, tools, decisions, conflicts.
+
+    Per agent the seed's AgentPerformanceMetrics, for the system SystemWorkflowMetrics, and the seed's alerts (latency over LANGFUSE_MAX_LATENCY_MS, trace success under 95%, throughput down more than 10% on the previous window). Langfuse mode makes at most 3 metrics requests (v2, v1 on servers without it) and caches the answer; --local or no keys reads the local store. Definitions: docs/metrics.md.
+
+    **Example:** autoops metrics --agent pricing_agent --since 24h --by hour
+    """
+    from autoops_cli.agent_metrics import build_report
+    from autoops_cli.metrics_fetch import build_queries, fetch_local, fetch_remote, make_window
+    from autoops_cli.metrics_view import render_report
+    from config.local_store import default_store_path
+
+    state: AppState = ctx.obj
+    config, _ = state.settings()
+    bucket = by.value if by else None
+    window = make_window(since, until)
+    queries = build_queries(window, bucket)
+    if local or config.mode != "langfuse":
+        fetched = fetch_local(default_store_path(), window, queries)
+    else:
+        fetched = fetch_remote(
+            config,
+            window,
+            queries,
+            timeout=timeout,
+            cache_ttl=0.0 if refresh else cache_ttl,
+            cache_parts=(since, until, bucket),
+            store_path=default_store_path(),
+        )
+    report = build_report(fetched, by=bucket, agent=agent, max_latency_ms=config.max_latency_ms)
+    if state.output.json_mode:
+        state.output.emit_json(report.as_dict())
+    else:
+        for part in render_report(report):
+            state.output.render(part)
+    for note in report.notes:
+        state.output.warning(note)
+    if fail_on_alert and report.alerts:
+        raise typer.Exit(1)
