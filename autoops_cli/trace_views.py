@@ -6,7 +6,6 @@ store through the same read functions ``autoops serve`` uses, so the output is t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -110,29 +109,35 @@ def list_query(
     return params
 
 
-def iter_traces(
+def fetch_traces(
     source: TraceSource,
     params: list[tuple[str, str]],
     *,
-    limit: int,
-    all_pages: bool,
-    max_items: int,
-) -> Iterator[dict[str, Any]]:
-    """Traces page by page: one page of ``limit``, or every page up to ``max_items``."""
-    wanted = max_items if all_pages else limit
-    page, seen = 1, 0
-    while seen < wanted:
-        size = min(PAGE_LIMIT, wanted - seen)
+    wanted: int,
+    page: int = 1,
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """Up to ``wanted`` traces from ``page`` on, and where the next ones start (or None).
+
+    Pages keep one size (at most the API's 100), so page numbers stay offsets of that size;
+    ``next`` is ``{"page", "limit"}`` for ``--page`` / ``--limit`` when more traces exist
+    (when ``wanted`` ended inside a page, that page: its first traces are shown again).
+    """
+    size = min(PAGE_LIMIT, wanted)
+    traces: list[dict[str, Any]] = []
+    while True:
         body = source.get(
             "/api/public/traces", [*params, ("page", str(page)), ("limit", str(size))]
         )
-        data = body.get("data") or []
-        for trace in data:
-            yield trace
-            seen += 1
-        meta = body.get("meta") or {}
-        if not all_pages or not data or page >= int(meta.get("totalPages") or 0):
-            return
+        data = [t for t in body.get("data") or [] if isinstance(t, dict)]
+        room = wanted - len(traces)
+        traces.extend(data[:room])
+        total_pages = int(_mapping(body.get("meta")).get("totalPages") or 0)
+        if len(data) > room:  # stopped inside this page: the next call shows it again
+            return traces, {"page": page, "limit": size}
+        if not data or page >= total_pages:
+            return traces, None
+        if len(traces) >= wanted:
+            return traces, {"page": page + 1, "limit": size}
         page += 1
 
 

@@ -27,7 +27,10 @@ def list_traces(
     session: str | None = typer.Option(
         None, "--session", help="Only this session (replay run id)."
     ),
-    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="How many traces."),
+    limit: int = typer.Option(
+        20, "--limit", min=1, max=100, help="How many traces (a page; the API's maximum is 100)."
+    ),
+    page: int = typer.Option(1, "--page", min=1, help="Start at this page of --limit traces."),
     all_pages: bool = typer.Option(
         False, "--all", help="Page through everything (up to --max-items)."
     ),
@@ -42,7 +45,7 @@ def list_traces(
     """
     from autoops_cli.trace_views import (
         TraceSource,
-        iter_traces,
+        fetch_traces,
         list_query,
         trace_row,
         traces_table,
@@ -52,14 +55,19 @@ def list_traces(
     config, _ = state.settings()
     source = TraceSource(config, local=local)
     params = list_query(since=since, until=until, event_type=event_type, tags=tag, session=session)
-    rows = [
-        trace_row(t)
-        for t in iter_traces(source, params, limit=limit, all_pages=all_pages, max_items=max_items)
-    ]
+    if all_pages:  # whole pages of the API's maximum, up to --max-items
+        traces, following = fetch_traces(source, params, wanted=max_items)
+    else:
+        traces, following = fetch_traces(source, params, wanted=limit, page=page)
+    rows = [trace_row(t) for t in traces]
     if state.output.json_mode:
-        state.output.emit_json({"traces": rows, "next": None})
+        state.output.emit_json({"traces": rows, "next": following})
     else:
         state.output.render(traces_table(rows))
+        if following:
+            state.output.info(
+                f"more traces: --page {following['page']} --limit {following['limit']}"
+            )
 
 
 @app.command()

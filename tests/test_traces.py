@@ -126,3 +126,30 @@ def test_same_answers_from_serve_and_the_local_store(cli: Cli, served: ServeHand
     )
     shown_local = json.loads(cli("traces", "show", trace_id, "--json", "--local", env=env).stdout)
     assert shown_remote == shown_local
+
+
+def test_pages_and_next(cli: Cli) -> None:
+    """Pages keep one size; ``next`` says where the traces not shown start."""
+    store = LocalStore(Path(os.environ["AUTOOPS_HOME"]) / "traces.db")
+    store.write(
+        [span(f"{i:032x}", f"{i:016x}", None, "orchestrator.process_event", "chain", i, i + 1)
+         for i in range(1, 8)]
+    )  # fmt: skip
+    store.close()
+
+    def listed(*args: str) -> tuple[list[str], object]:
+        result = cli("traces", "list", "--json", *args)
+        assert result.exit_code == 0, result.stderr
+        body = json.loads(result.stdout)
+        return [t["id"][-1] for t in body["traces"]], body["next"]
+
+    assert listed("--limit", "3") == (["7", "6", "5"], {"page": 2, "limit": 3})
+    assert listed("--limit", "3", "--page", "2") == (["4", "3", "2"], {"page": 3, "limit": 3})
+    assert listed("--limit", "3", "--page", "3") == (["1"], None)
+    assert listed("--all") == (["7", "6", "5", "4", "3", "2", "1"], None)
+    assert listed("--all", "--max-items", "5") == (
+        ["7", "6", "5", "4", "3"],
+        {"page": 2, "limit": 5},
+    )
+    table = cli("traces", "list", "--limit", "3")
+    assert "more traces: --page 2 --limit 3" in table.stderr
