@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,51 @@ def served(workdir: Path) -> Iterator[ServeHandle]:
     handle = start_serve(workdir / "served" / "traces.db")
     yield handle
     stop_serve(handle)
+
+
+@dataclass
+class Figures:
+    """What a reliability test tried and saw (docs/reliability.md is generated from these).
+
+    ``benchmarks/reliability_report.py`` sets ``AUTOOPS_RELIABILITY_LOG``; each test using
+    the ``reliability`` fixture then appends one JSON line with its figures.
+    """
+
+    inputs: int = 0
+    lost: int = 0
+    exit_codes: Counter[int] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    def tried(self, count: int = 1) -> None:
+        """Count bad inputs (or faults) tried."""
+        self.inputs += count
+
+    def exited(self, code: int) -> None:
+        """Record a process exit code seen."""
+        self.exit_codes[code] += 1
+
+    def answered(self, status: int) -> None:
+        """Record an HTTP status seen."""
+        self.statuses[status] += 1
+
+    def missing(self, count: int) -> None:
+        """Record records lost (expected 0; the test asserts it too)."""
+        self.lost += count
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    """Figures of a reliability test, logged when a report is being generated."""
+    figures = Figures()
+    yield figures
+    log = os.environ.get("AUTOOPS_RELIABILITY_LOG")
+    if log:
+        line = {
+            "test": request.node.nodeid,
+            "inputs": figures.inputs,
+            "lost": figures.lost,
+            "exit_codes": dict(sorted(figures.exit_codes.items())),
+            "statuses": dict(sorted(figures.statuses.items())),
+        }
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
