@@ -13,10 +13,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import tests.property_budget  # noqa: F401  (loads the hypothesis budget profile)
 from autoops_cli.app import app
 from tests.serve_process import ServeHandle, autoops_executable, start_serve, stop_serve
 
 KNOWN_SECRET = "sk-lf-TESTSECRET-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every hypothesis test ``property`` (``pytest -m property`` runs them alone)."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.property)
+
+
 KNOWN_PUBLIC = "pk-lf-test-public-0123"
 
 

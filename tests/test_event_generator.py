@@ -20,6 +20,7 @@ from autoops_cli.event_generator import generate_events, write_events
 from autoops_cli.event_types import EVENT_TYPES
 from autoops_cli.events import SimulationEvent, parse_event, read_events
 from config.errors import LocalFileError
+from tests.property_budget import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +62,7 @@ def test_every_generated_event_parses_for_every_type(seed: int) -> None:
             assert event.data == raw["data"]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.integers(min_value=0, max_value=2**64), st.integers(min_value=0, max_value=40))
 def test_generated_lines_always_parse(seed: int, count: int) -> None:
     events = list(generate_events(count, seed=seed))

@@ -31,6 +31,7 @@ from autoops_cli.events import (
     read_events,
 )
 from config.errors import ExitCode, LocalFileError
+from tests.property_budget import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = (
@@ -413,19 +414,19 @@ def mutate(raw: bytes, position: int, replacement: bytes) -> bytes:
     return raw[:position] + replacement + raw[position + 1 :]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_only_raise_validation_errors(raw: bytes) -> None:
     assert_parses_or_rejects(parse_event_line, raw)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(min_value=0), st.binary(max_size=3))
 def test_mutated_valid_lines_only_raise_validation_errors(position: int, junk: bytes) -> None:
     assert_parses_or_rejects(parse_event_line, mutate(EXAMPLE, position, junk))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(json_values | event_like)
 def test_arbitrary_json_only_raises_validation_errors(value: Any) -> None:
     assert_parses_or_rejects(parse_event, value)
@@ -485,7 +486,7 @@ def valid_events(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], datet
     return obj, expected, moment
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(valid_events())
 def test_valid_events_always_parse(case: tuple[dict[str, Any], dict[str, Any], datetime]) -> None:
     obj, expected_data, moment = case

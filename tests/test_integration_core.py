@@ -135,9 +135,13 @@ def test_conflicts_score_each_agent_operation_once(workdir: Path) -> None:
         spans[agent] = service.start_agent_span(agent, "work")
         service.end_agent_span(spans[agent])
     service.log_conflict("price_vs_discount", ["pricing_agent", "promotion_agent"], {})
-    service.log_conflict_resolution("price_vs_discount", "r1", {}, overturned_agent="promotion_agent")
+    service.log_conflict_resolution(
+        "price_vs_discount", "r1", {}, overturned_agent="promotion_agent"
+    )
     service.log_conflict("restock_vs_clearance", ["inventory_agent", "promotion_agent"], {})
-    service.log_conflict_resolution("restock_vs_clearance", "r2", {}, overturned_agent="inventory_agent")
+    service.log_conflict_resolution(
+        "restock_vs_clearance", "r2", {}, overturned_agent="inventory_agent"
+    )
     service.finalize_trace(trace_id, {"ok": True})
     service.flush()
     overturned = {

@@ -28,6 +28,7 @@ from autoops_cli.local_api.metrics import build_sql, parse_metrics_query, run_me
 from autoops_cli.local_api.metrics_sql import build_plan
 from config.local_store import LocalStore
 from config.span_records import ScoreRecord, SpanRecord
+from tests.property_budget import examples
 
 T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 HOUR_US = 3_600_000_000
@@ -1383,7 +1384,9 @@ VALID: dict[str, Any] = {
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(key=st.sampled_from(FIELDS), value=json_values, version=st.sampled_from([1, 2]))
 def test_a_mangled_query_is_answered_or_rejected_with_400(
@@ -1423,7 +1426,9 @@ filter_parts = {
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     item=st.fixed_dictionaries({}, optional=filter_parts),
@@ -1443,7 +1448,7 @@ def test_a_mangled_filter_is_answered_or_rejected_with_400(
         assert isinstance(result["data"], list)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(text=st.text(max_size=60))
 def test_arbitrary_text_is_rejected_cleanly(text: str) -> None:
     try:

@@ -33,6 +33,7 @@ from config.local_store import LocalStore, default_store_path
 from config.span_records import STATUS_ERROR, ScoreRecord, SpanRecord
 from tests.conftest import Cli
 from tests.openapi_schemas import validate_response
+from tests.property_budget import examples
 
 Body = dict[str, Any]
 RUN_1_EVENTS = 30
@@ -872,7 +873,9 @@ def test_a_malicious_cursor_is_refused(store: LocalStore) -> None:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(text=st.text(max_size=40))
 def test_any_name_filter_returns_exactly_the_matching_traces(store: LocalStore, text: str) -> None:

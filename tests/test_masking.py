@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from config.masking import MAX_DEPTH, DataMasker
 from config.settings import DataMaskingConfig
+from tests.property_budget import examples
 
 REASONING = (
     "Customer CUST-8812 (jane.doe@example.com, +1 415-555-0134) paid with 4111 1111 1111 1111"
@@ -393,7 +394,7 @@ def nested_around(draw: st.DrawFn, leaf: Any, leaves: st.SearchStrategy[Any]) ->
     return value
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), email=st.emails())
 def test_property_no_email_survives(data: st.DataObject, email: str) -> None:
     text = data.draw(st.text(max_size=20)) + email + data.draw(st.text(max_size=20))
@@ -401,7 +402,7 @@ def test_property_no_email_survives(data: st.DataObject, email: str) -> None:
     assert email not in json.dumps(ALL_ON.mask(value))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), card=card_numbers())
 def test_property_no_card_survives(data: st.DataObject, card: tuple[str, str]) -> None:
     digits, written = card
@@ -433,7 +434,7 @@ def same_shape(masked: Any, original: Any) -> bool:
     return True
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(value=JSON_VALUES)
 def test_property_any_json_is_masked_without_raising(value: Any) -> None:
     original = copy.deepcopy(value)
