@@ -119,7 +119,10 @@ def _configuration(loaded: LoadedSettings) -> Check:
             "configuration", FAIL, len(loaded.problems), first + more, int(ExitCode.CONFIG)
         )
     if loaded.warnings:
-        return Check("configuration", WARN, len(loaded.warnings), loaded.warnings[0].line())
+        # Every warning, not the first only: a secret file readable by others must show
+        # even when a plain-http host warning comes first.
+        text = "; ".join(warning.line() for warning in loaded.warnings)
+        return Check("configuration", WARN, len(loaded.warnings), text)
     return Check("configuration", OK, 0, f"valid ({loaded.mode} mode)")
 
 

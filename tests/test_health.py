@@ -162,3 +162,24 @@ def test_wait_retries_until_the_server_is_up(cli: Cli) -> None:
             server.close()
     assert result.exit_code == 0, result.stdout
     assert "checking again" in result.stderr
+
+
+def test_a_secret_file_readable_by_others_is_a_warning(
+    cli: Cli, served: ServeHandle, workdir: Path
+) -> None:
+    config = workdir / "autoops.toml"
+    config.write_text(
+        f"[langfuse]\npublic_key = '{served.public_key}'\n"
+        f"secret_key = '{served.secret_key}'\nhost = '{served.url}'\n"
+    )
+    config.chmod(0o644)
+    result = cli("health-check", "--json")
+    message = checks(result)["configuration"]["message"]
+    assert checks(result)["configuration"]["status"] == "warn"
+    assert "readable by others" in message and "chmod 600" in message
+    assert str(served.secret_key) not in result.both
+    config.chmod(0o600)
+    assert (
+        "readable by others"
+        not in checks(cli("health-check", "--json"))["configuration"]["message"]
+    )
