@@ -177,6 +177,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise LocalFileError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets this one through
+        raise ConfigurationError(
+            f"{path}: invalid TOML: not UTF-8 (byte {exc.start + 1}: {exc.object[exc.start : exc.start + 1]!r})"
+        ) from None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
