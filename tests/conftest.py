@@ -121,6 +121,10 @@ def served(workdir: Path) -> Iterator[ServeHandle]:
     stop_serve(handle)
 
 
+# Read once: the workdir fixture clears AUTOOPS_* variables for the commands under test.
+RELIABILITY_LOG = os.environ.get("AUTOOPS_RELIABILITY_LOG")
+
+
 @dataclass
 class Figures:
     """What a reliability test tried and saw (docs/reliability.md is generated from these).
@@ -156,7 +160,7 @@ def reliability(request: pytest.FixtureRequest) -> Iterator[Figures]:
     """Figures of a reliability test, logged when a report is being generated."""
     figures = Figures()
     yield figures
-    log = os.environ.get("AUTOOPS_RELIABILITY_LOG")
+    log = RELIABILITY_LOG
     if log:
         line = {
             "test": request.node.nodeid,

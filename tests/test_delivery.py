@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from autoops_cli.event_generator import generate_events, write_events
-from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
 from tests.fake_langfuse import FakeLangfuse, Faults, Received
 from tests.serve_process import autoops_executable
 from tests.test_replay import EXAMPLE
@@ -58,7 +58,7 @@ def outbox(cli: Cli) -> dict:
 
 
 def test_rejected_keys_keep_the_data_for_after_the_fix(
-    cli: Cli, fake_langfuse: FakeLangfuse
+    cli: Cli, fake_langfuse: FakeLangfuse, reliability: Figures
 ) -> None:
     wrong = keys_for(fake_langfuse.url, "sk-lf-wrong-secret-000000")
     result = cli("replay", str(EXAMPLE), "--limit", "5", "--json", env=wrong)
@@ -73,10 +73,13 @@ def test_rejected_keys_keep_the_data_for_after_the_fix(
     assert flushed.exit_code == 0, flushed.stderr
     assert len(span_ids(fake_langfuse.received)) == recorded
     assert outbox(cli)["pending_batches"] == 0
+    reliability.tried(5)
+    reliability.exited(result.exit_code)
+    reliability.missing(recorded - len(span_ids(fake_langfuse.received)))
 
 
 def test_429_retry_after_is_honoured_and_nothing_is_lost(
-    cli: Cli, fake_langfuse: FakeLangfuse
+    cli: Cli, fake_langfuse: FakeLangfuse, reliability: Figures
 ) -> None:
     fake_langfuse.faults.statuses = [429]
     fake_langfuse.faults.retry_after = "2"
@@ -92,12 +95,17 @@ def test_429_retry_after_is_honoured_and_nothing_is_lost(
     times = fake_langfuse.received.otlp_times
     assert len(times) >= 2
     assert times[1] - times[0] >= 2.0
-    assert (
-        len(span_ids(fake_langfuse.received)) == json.loads(result.stdout)["observations_recorded"]
-    )
+    recorded = json.loads(result.stdout)["observations_recorded"]
+    assert len(span_ids(fake_langfuse.received)) == recorded
+    reliability.tried()
+    reliability.answered(429)
+    reliability.exited(result.exit_code)
+    reliability.missing(recorded - len(span_ids(fake_langfuse.received)))
 
 
-def test_unavailable_server_bounded_exit_then_flush(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+def test_unavailable_server_bounded_exit_then_flush(
+    cli: Cli, fake_langfuse: FakeLangfuse, reliability: Figures
+) -> None:
     fake_langfuse.faults.always_status = 503
     started = time.monotonic()
     result = cli("replay", str(EXAMPLE), "--json", env=keys_for(fake_langfuse.url))
@@ -111,9 +119,13 @@ def test_unavailable_server_bounded_exit_then_flush(cli: Cli, fake_langfuse: Fak
     fake_langfuse.faults.always_status = None
     assert cli("buffer", "flush", env=keys_for(fake_langfuse.url)).exit_code == 0
     assert len(span_ids(fake_langfuse.received)) == summary["observations_recorded"]
+    reliability.tried()
+    reliability.answered(503)
+    reliability.exited(result.exit_code)
+    reliability.missing(summary["observations_recorded"] - len(span_ids(fake_langfuse.received)))
 
 
-def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path) -> None:
+def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path, reliability: Figures) -> None:
     events_file = workdir / "events.jsonl"
     write_events(events_file, generate_events(2000, seed=8))
     # What a run without outage records, in local mode, with the same run id.
@@ -144,11 +156,16 @@ def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path) -> None:
     assert replay.returncode == 4, stderr
     assert "kept in the outbox" in stderr
     flush_with_server_back(port, received, env)
+    reliability.tried(2000)
+    reliability.exited(replay.returncode)
+    reliability.missing(len(expected - span_ids(received)))
     assert span_ids(received) == expected
     assert json.loads(stdout)["observations_recorded"] == len(expected)
 
 
-def test_killed_replay_is_delivered_by_the_next_flush(cli: Cli, workdir: Path) -> None:
+def test_killed_replay_is_delivered_by_the_next_flush(
+    cli: Cli, workdir: Path, reliability: Figures
+) -> None:
     events_file = workdir / "events.jsonl"
     write_events(events_file, generate_events(3000, seed=9))
     received = Received()
@@ -172,6 +189,9 @@ def test_killed_replay_is_delivered_by_the_next_flush(cli: Cli, workdir: Path) -
     before = buffer_status(env)
     assert before["pending_spans"] > 0
     flush_with_server_back(port, received, env)
+    reliability.tried()
+    reliability.exited(replay.returncode)  # -9: SIGKILL
+    reliability.missing(before["pending_spans"] - len(span_ids(received)))
     assert len(span_ids(received)) == before["pending_spans"]
 
 
@@ -203,7 +223,7 @@ def test_a_failing_server_does_not_slow_the_agents(cli: Cli, workdir: Path) -> N
 
 
 def test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent(
-    cli: Cli, fake_langfuse: FakeLangfuse
+    cli: Cli, fake_langfuse: FakeLangfuse, reliability: Figures
 ) -> None:
     fake_langfuse.faults.statuses = [400]
     keys = keys_for(fake_langfuse.url)
@@ -222,3 +242,7 @@ def test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent(
     assert json.loads(resent.stdout)["requeued_dead_letters"] == 1
     assert len(span_ids(fake_langfuse.received)) == recorded
     assert outbox(cli)["dead_letters"] == 0
+    reliability.tried()
+    reliability.answered(400)
+    reliability.exited(result.exit_code)
+    reliability.missing(recorded - len(span_ids(fake_langfuse.received)))
