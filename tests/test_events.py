@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoops_cli.event_generator import generate_events, write_events
@@ -31,6 +31,7 @@ from autoops_cli.events import (
     read_events,
 )
 from config.errors import ExitCode, LocalFileError
+from tests.conftest import Figures
 from tests.property_budget import examples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -409,26 +410,34 @@ def assert_parses_or_rejects(call: Any, *args: Any) -> None:
         assert set(spec.field_names()) <= set(event.data)
 
 
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
+
 def mutate(raw: bytes, position: int, replacement: bytes) -> bytes:
     position %= len(raw) + 1
     return raw[:position] + replacement + raw[position + 1 :]
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=FIXTURE_OK)
 @given(st.binary(max_size=300))
-def test_arbitrary_bytes_only_raise_validation_errors(raw: bytes) -> None:
+def test_arbitrary_bytes_only_raise_validation_errors(reliability: Figures, raw: bytes) -> None:
+    reliability.tried()
     assert_parses_or_rejects(parse_event_line, raw)
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=FIXTURE_OK)
 @given(st.integers(min_value=0), st.binary(max_size=3))
-def test_mutated_valid_lines_only_raise_validation_errors(position: int, junk: bytes) -> None:
+def test_mutated_valid_lines_only_raise_validation_errors(
+    reliability: Figures, position: int, junk: bytes
+) -> None:
+    reliability.tried()
     assert_parses_or_rejects(parse_event_line, mutate(EXAMPLE, position, junk))
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=FIXTURE_OK)
 @given(json_values | event_like)
-def test_arbitrary_json_only_raises_validation_errors(value: Any) -> None:
+def test_arbitrary_json_only_raises_validation_errors(reliability: Figures, value: Any) -> None:
+    reliability.tried(2)
     assert_parses_or_rejects(parse_event, value)
     assert_parses_or_rejects(parse_event_line, json.dumps(value).encode())
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from config.masking import MAX_DEPTH, DataMasker
 from config.settings import DataMaskingConfig
+from tests.conftest import Figures
 from tests.property_budget import examples
 
 REASONING = (
@@ -394,17 +395,24 @@ def nested_around(draw: st.DrawFn, leaf: Any, leaves: st.SearchStrategy[Any]) ->
     return value
 
 
-@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW_OR_FIXTURE = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
 @given(data=st.data(), email=st.emails())
-def test_property_no_email_survives(data: st.DataObject, email: str) -> None:
+def test_property_no_email_survives(reliability: Figures, data: st.DataObject, email: str) -> None:
+    reliability.tried()
     text = data.draw(st.text(max_size=20)) + email + data.draw(st.text(max_size=20))
     value = data.draw(nested_around(text, JSON_SCALARS | st.just(text)))
     assert email not in json.dumps(ALL_ON.mask(value))
 
 
-@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
 @given(data=st.data(), card=card_numbers())
-def test_property_no_card_survives(data: st.DataObject, card: tuple[str, str]) -> None:
+def test_property_no_card_survives(
+    reliability: Figures, data: st.DataObject, card: tuple[str, str]
+) -> None:
+    reliability.tried()
     digits, written = card
     # Glued to other digits a card is just part of a longer number, so a space separates it.
     text = data.draw(st.text(max_size=20)) + " " + written + " " + data.draw(st.text(max_size=20))
@@ -434,9 +442,14 @@ def same_shape(masked: Any, original: Any) -> bool:
     return True
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(value=JSON_VALUES)
-def test_property_any_json_is_masked_without_raising(value: Any) -> None:
+def test_property_any_json_is_masked_without_raising(reliability: Figures, value: Any) -> None:
+    reliability.tried()
     original = copy.deepcopy(value)
     masked = ALL_ON.mask(value)
     json.dumps(masked)
