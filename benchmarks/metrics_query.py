@@ -50,7 +50,7 @@ from config.local_store import (  # noqa: E402
     TRACE_UPSERT,
     LocalStore,
 )
-from config.otel_mapping import OBSERVATION_COLUMNS, TRACE_COLUMNS  # noqa: E402
+from config.store_rows import OBSERVATION_COLUMNS, TRACE_COLUMNS  # noqa: E402
 
 GENERATOR_VERSION = 1
 DAY_US = 86_400_000_000

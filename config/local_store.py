@@ -1,7 +1,7 @@
 """The embedded local store: traces, observations and scores in one SQLite file (WAL).
 
 Times are stored once, as integer microseconds since the epoch (``timestamp_us``,
-``start_us``, ``end_us``); readers format them (``otel_mapping.iso_from_ns``). Formatting two
+``start_us``, ``end_us``); readers format them (``store_rows.iso_from_ns``). Formatting two
 ISO strings per observation on the write path cost a fifth of the store's throughput.
 
 The schema keeps what Langfuse keeps, so the same data can be pushed to Langfuse later and
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import LocalFileError
-from config.otel_mapping import OBSERVATION_COLUMNS, TRACE_COLUMNS, map_spans
 from config.span_records import ScoreRecord, SpanRecord
+from config.store_rows import OBSERVATION_COLUMNS, TRACE_COLUMNS
 
 STORE_FILE_NAME = "traces.db"
 HOME_ENV = "AUTOOPS_HOME"
@@ -193,6 +193,8 @@ class LocalStore:
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
         """Write a batch of spans and scores in one transaction (idempotent on ids)."""
+        from config.otel_mapping import map_spans  # the SDK's names: only writers need them
+
         mapped = map_spans(spans)
         now_us = time.time_ns() // 1000
         trace_rows = [(*_trace_values(row), now_us) for row in mapped.traces.values()]

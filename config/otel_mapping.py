@@ -14,12 +14,12 @@ import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
 from config import langfuse_attributes as la
 from config.span_records import STATUS_ERROR, SpanRecord
+from config.store_rows import TRACE_COLUMNS
 
 LEVEL_ALIASES = {"INFO": "DEFAULT", "WARN": "WARNING", "FATAL": "ERROR", "CRITICAL": "ERROR"}
 GENERATION_HINTS = (
@@ -37,32 +37,6 @@ TAG_KEYS = (la.TRACE_TAGS, "langfuse.tags")
 ENVIRONMENT_KEYS = (la.ENVIRONMENT, "deployment.environment.name", "deployment.environment")
 TRACE_INPUT = "langfuse.trace.input"
 TRACE_OUTPUT = "langfuse.trace.output"
-
-TRACE_COLUMNS = (
-    "id", "timestamp_us", "name", "user_id", "session_id", "release", "version",
-    "environment", "tags", "metadata", "input", "output", "public",
-)  # fmt: skip
-OBSERVATION_COLUMNS = (
-    "id", "trace_id", "parent_observation_id", "type", "name", "start_us", "end_us", "level", "status_message", "input", "output", "metadata",
-    "environment", "release", "version", "model", "model_parameters", "usage_details",
-    "cost_details", "completion_start_time", "prompt_name", "prompt_version",
-)  # fmt: skip
-
-
-@functools.lru_cache(maxsize=4096)
-def _iso_second(second: int) -> str:
-    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def iso_from_ns(ns: int) -> str:
-    """Langfuse's timestamp format: UTC, millisecond precision, ``Z``.
-
-    The seconds part is cached: a batch's spans share a handful of seconds, and formatting
-    a datetime twice per observation was a tenth of the store's write cost.
-    """
-    second, rest = divmod(ns, 1_000_000_000)
-    return f"{_iso_second(second)}.{rest // 1_000_000:03d}Z"
-
 
 _NOT_JSON = object()
 

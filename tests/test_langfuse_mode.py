@@ -8,7 +8,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from config.otel_mapping import OBSERVATION_COLUMNS, map_spans
+from config.otel_mapping import map_spans
+from config.store_rows import OBSERVATION_COLUMNS
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
 from tests.fake_langfuse import FakeLangfuse
 from tests.test_replay import EXAMPLE

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from config.otel_mapping import OBSERVATION_COLUMNS
+from config.store_rows import OBSERVATION_COLUMNS
 from tests.conftest import Cli
 from tests.openapi_schemas import validate_response
 from tests.serve_process import ServeHandle, autoops_executable

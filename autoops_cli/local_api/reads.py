@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.local_api.errors import QueryParams, invalid_request
-from config.otel_mapping import iso_from_ns
+from config.store_rows import iso_from_ns
 
 if TYPE_CHECKING:
     from autoops_cli.local_api.reads_observations import (
