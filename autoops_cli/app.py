@@ -184,6 +184,7 @@ def _register_commands() -> None:
         health,
         metrics,
         replay,
+        sampling,
         serve,
         traces,
     )
@@ -196,6 +197,7 @@ def _register_commands() -> None:
     app.add_typer(traces.app, name="traces")
     app.command(name="metrics")(metrics.metrics)
     app.add_typer(buffer.app, name="buffer")
+    app.add_typer(sampling.app, name="sampling")
     app.add_typer(config.app, name="config")
     app.add_typer(completions.app, name="completions")
 

@@ -131,6 +131,14 @@ def render_template() -> str:
             lines.append(f"# {info.description} ({env})")
             example = _toml_literal(info.default) if info.default is not None else '""'
             lines.append(f"# {name} = {example}")
+    lines += [
+        "",
+        "[sampling.severity]",
+        "# Sampling rules (docs/sampling.md): a rate per severity, per event type",
+        "# ([sampling.event_type]) or per routed agent ([sampling.agent]); the highest rate",
+        "# among the rules a trace matches wins, else langfuse.sample_rate. `autoops sampling`.",
+        "# critical = 1.0",
+    ]
     return "\n".join(lines) + "\n"
 
 

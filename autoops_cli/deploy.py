@@ -88,8 +88,13 @@ def deploy(
             result.canary = {"event": event, "sent": False}
         return result
     from config.langfuse_integration import initialize_langfuse_integration
+    from config.sampling import SamplingRules
 
-    service = initialize_langfuse_integration(config, masking)
+    # The service only carries the canary, which must never be sampled out: a global rate or
+    # rule below 1 would otherwise fail the deployment by chance.
+    service = initialize_langfuse_integration(
+        config, masking, sample_rate=1.0, sampling_rules=SamplingRules()
+    )
     result.step("initialize", "ok", f"{service.mode} mode, destination {service.destination}")
     if canary:
         _run_canary(service, event, canary_timeout, result)

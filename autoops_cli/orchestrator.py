@@ -84,7 +84,12 @@ class WorkflowOutcome:
 
 
 class Orchestrator(Protocol):
-    """What ``autoops replay --orchestrator module:factory`` expects the factory to return."""
+    """What ``autoops replay --orchestrator module:factory`` expects the factory to return.
+
+    It may also have ``agents_for(event) -> Sequence[str]``, the agents the event will be
+    routed to: the replay passes them to the core when it opens the trace, so that sampling
+    rules per agent (``[sampling.agent]``) apply. Without it, agent rules match nothing.
+    """
 
     def handle(self, event: SimulationEvent) -> Any:
         """Process one event; return a ``WorkflowOutcome`` or a mapping like its ``as_dict()``."""
@@ -97,6 +102,11 @@ class RetailOrchestrator:
         self.inventory = InventoryAgent()
         self.pricing = PricingAgent()
         self.promotion = PromotionAgent()
+
+    @staticmethod
+    def agents_for(event: SimulationEvent) -> tuple[str, ...]:
+        """The agents ``handle`` will route this event to (known before they run)."""
+        return ROUTES[event.event_type][0]
 
     def handle(self, event: SimulationEvent) -> WorkflowOutcome:
         """Route the event, run the agents, settle conflicts, aggregate the outcome."""

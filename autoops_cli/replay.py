@@ -166,7 +166,9 @@ class ReplayEngine:
     def _process(self, event: SimulationEvent) -> None:
         self.summary.events_total += 1
         service = self.service
-        trace_id = service.create_simulation_trace(event.as_dict(), session_id=self.options.run_id)
+        trace_id = service.create_simulation_trace(
+            event.as_dict(), session_id=self.options.run_id, agents=self._routed_agents(event)
+        )
         try:
             outcome = self.orchestrator.handle(event)
         except Exception as exc:  # a bug in agent code: recorded on the trace, the run goes on
@@ -180,6 +182,16 @@ class ReplayEngine:
             self._decisions[agent] += 1
         self.summary.conflicts_detected += int(result.get("conflicts_detected", 0) or 0)
         self.summary.conflicts_resolved += int(result.get("conflicts_resolved", 0) or 0)
+
+    def _routed_agents(self, event: SimulationEvent) -> tuple[str, ...]:
+        """The orchestrator's route for the event, for agent sampling rules (none if unknown)."""
+        route = getattr(self.orchestrator, "agents_for", None)
+        if not callable(route):
+            return ()
+        try:
+            return tuple(str(agent) for agent in route(event))
+        except Exception:  # a custom orchestrator's bug surfaces in handle(); sampling goes on
+            return ()
 
     def _finish(self, started: float) -> None:
         summary = self.summary

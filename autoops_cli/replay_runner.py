@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from autoops_cli.events import RejectedLine
     from autoops_cli.state import AppState
+    from config.langfuse_integration import LangfuseIntegrationService
 
 REJECTIONS_SHOWN = 50  # bad lines printed one by one; the rest are counted
 
@@ -46,18 +47,25 @@ def run_replay(
     from config.langfuse_integration import initialize_langfuse_integration
 
     config, masking = state.settings(flags=flags)
+    rules = state.load_settings(flags=flags).sampling_rules
     orchestrator = load_orchestrator(orchestrator_spec)
     service = initialize_langfuse_integration(
-        config, masking, sample_rate=sample_rate, exporter=NullExporter() if dry_run else None
+        config,
+        masking,
+        sample_rate=sample_rate,
+        exporter=NullExporter() if dry_run else None,
+        sampling_rules=rules,
     )
     out = state.output
     options = ReplayOptions(
         source=source, run_id=run_id or new_run_id(), limit=limit, speed=speed, strict=strict
     )
     destination = "none (dry run)" if dry_run else service.destination
+    rule_count = sum(1 for _ in service.tracer.sampler.rules.items())
     out.info(
         f"replaying {source if source != '-' else 'stdin'} -> {destination} "
-        f"(run {options.run_id}, sample rate {service.tracer.sampler.rate:g})"
+        f"(run {options.run_id}, sample rate {service.tracer.sampler.rate:g}"
+        + (f", {rule_count} sampling rule(s))" if rule_count else ")")
     )
     shown = 0
 
@@ -79,9 +87,29 @@ def run_replay(
             summary = engine.summary
             summary.stopped_early = "interrupted"
     service.shutdown(timeout=0)  # the engine already flushed within the deadline
+    if service.store_path is not None and not dry_run:
+        _record_sampling(service, summary)
     if shown > REJECTIONS_SHOWN:
         out.error(f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)")
     return summary, _exit_code(state, summary, interrupted)
+
+
+def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary) -> None:
+    """What sampling did in this run, for ``autoops sampling show``."""
+    from autoops_cli.sampling_report import record_replay_sampling
+
+    assert service.store_path is not None
+    record_replay_sampling(
+        service.store_path.parent,
+        {
+            "run_id": summary.run_id,
+            "configured_rate": service.adaptive.base_rate,
+            "final_rate": service.tracer.sampler.rate,
+            "events_sampled_out": summary.events_sampled_out,
+            "traces_recorded": summary.traces_recorded,
+            "changes": summary.sampling_changes,
+        },
+    )
 
 
 def _exit_code(state: AppState, summary: ReplaySummary, interrupted: bool) -> int:

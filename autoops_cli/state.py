@@ -27,13 +27,22 @@ class AppState:
         config_file: Path | None = None,
         flags: dict[str, tuple[Any, str]] | None = None,
     ) -> LoadedSettings:
-        """Every source read and validated (problems collected, not raised)."""
+        """Every source read and validated (problems collected, not raised).
+
+        Adds the toolkit's own warnings to the core's: a sampling rule naming an event type,
+        severity or agent the toolkit does not know (the core cannot know them).
+        """
         from config.settings_sources import load_settings
 
         chosen = config_file or self.config_file
         key = (chosen, tuple(sorted((flags or {}).items(), key=lambda kv: kv[0])))
         if key not in self._loaded:
-            self._loaded[key] = load_settings(config_file=chosen, flags=flags)
+            loaded = load_settings(config_file=chosen, flags=flags)
+            if loaded.sampling_rules:
+                from autoops_cli.sampling_report import rule_name_warnings
+
+                loaded.warnings.extend(rule_name_warnings(loaded))
+            self._loaded[key] = loaded
         return self._loaded[key]
 
     def settings(

@@ -5,7 +5,8 @@ an agent operation (on average over a window of traces), or the outbox holds mor
 ``LANGFUSE_BUFFER_SIZE`` batches, the effective rate is halved, step by step down to 1 %;
 when both are back under half their limits, it is doubled, step by step, up to the
 configured rate. Every change is logged and kept for the run's summary. Sampling stays a
-per-trace decision at the root, so traces are still kept or dropped whole.
+per-trace decision at the root, so traces are still kept or dropped whole. The sampler scales
+its rules below 1.0 by the same factor (``config.sampling``); a rule at 1.0 is never lowered.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.sampling import TraceSampler
+from config.sampling import ADAPTIVE_FLOOR, TraceSampler
 
 logger = logging.getLogger("autoops.sampling")
 
 WINDOW_TRACES = 50
 STEP = 0.5
-MIN_RATE = 0.01
+MIN_RATE = ADAPTIVE_FLOOR
 
 
 @dataclass
@@ -63,7 +64,8 @@ class AdaptiveSampling:
                 if overhead_ms > self.max_latency_ms
                 else f"outbox holds {pending_batches} batches (buffer size {self.buffer_size})"
             )
-            new_rate = max(MIN_RATE, rate * STEP)
+            # Never below the floor, and never "lowered" up to it from a rate already under it.
+            new_rate = max(min(MIN_RATE, rate), rate * STEP)
         elif (
             overhead_ms < self.max_latency_ms / 2
             and pending_batches <= self.buffer_size // 2

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from config.models import AgentDecision, CollaborationSpan
+from config.sampling import SamplingSubject
 
 if TYPE_CHECKING:
     from contextvars import Token
 
     from config.exporters import SpanExporter
+    from config.sampling import SamplingRules
     from config.settings import DataMaskingConfig, LangfuseConfig
     from config.tracer import Observation, Tracer
 
@@ -93,6 +95,8 @@ class LangfuseIntegrationService:
 
     ``mode`` is ``local`` (the embedded store), ``langfuse`` (OTLP/HTTP to the configured
     host), or ``disabled`` (``LANGFUSE_ENABLED`` / ``LANGFUSE_TRACING_ENABLED`` false).
+    ``sampling_rules`` default to the ``[sampling]`` tables of the configuration files, so
+    every process configured alike keeps the same traces.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class LangfuseIntegrationService:
         store_path: Path | None = None,
         sample_rate: float | None = None,
         batch_size: int = 512,
+        sampling_rules: SamplingRules | None = None,
     ) -> None:
         from config.exporters import resource_attributes
         from config.masking import DataMasker
@@ -116,15 +121,18 @@ class LangfuseIntegrationService:
         self.tracing_enabled = self.config.enabled and self.config.tracing_enabled
         self.mode = self.config.mode if self.tracing_enabled else "disabled"
         self.store_path: Path | None = None
+        sampling = self.config.enable_sampling or sample_rate is not None
+        if sampling_rules is None and sampling and self.tracing_enabled:
+            from config.settings_sources import load_sampling_rules
+
+            sampling_rules = load_sampling_rules()  # before the exporter: a bad rule leaks nothing
         if exporter is None:
             exporter = self._default_exporter(store_path)
         rate = sample_rate if sample_rate is not None else self.config.sample_rate
         masker = DataMasker(self.masking)
         self.tracer: Tracer = Tracer(
             exporter,
-            sampler=TraceSampler(
-                rate, enabled=self.config.enable_sampling or sample_rate is not None
-            ),
+            sampler=TraceSampler(rate, enabled=sampling, rules=sampling_rules),
             mask=masker.mask if masker.enabled else None,
             environment=self.config.environment,
             release=self.config.release,
@@ -217,13 +225,16 @@ class LangfuseIntegrationService:
         *,
         session_id: str | None = None,
         trace_id: str | None = None,
+        agents: Sequence[str] | None = None,
     ) -> str:
         """Open the trace of one simulation event and its orchestrator workflow (made current).
 
         ``event`` is the event as a mapping (``event_type``, ``event_id``, ``product_id``,
         ``severity``, ``trigger_source``, ``timestamp``, ``data``, other fields). With a
         session id and an event id the trace id is derived from both, so a replay with the
-        same run id produces the same ids. Returns the trace id ("" when tracing failed).
+        same run id produces the same ids. ``agents`` are the agents the event is routed to:
+        sampling is decided here, before any agent runs, so agent rules need them up front.
+        Returns the trace id ("" when tracing failed).
         """
         started = time.perf_counter_ns()
         try:
@@ -254,6 +265,11 @@ class LangfuseIntegrationService:
                 metadata=metadata,
                 input=dict(event),
                 root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
+                subject=SamplingSubject(
+                    event_type=event_type,
+                    severity=str(event["severity"]) if event.get("severity") else None,
+                    agents=tuple(agents or ()),
+                ),
             )
             self._remember(root, make_current=True)
             self._trace_marks[root.trace_id] = (

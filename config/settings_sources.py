@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
 
 from config.errors import ConfigurationError, LocalFileError
+from config.sampling import SAMPLING_TABLE, SamplingRules, parse_rule_table, rules_from_settings
 from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
 
 PROJECT_FILE_NAME = "autoops.toml"
 CONFIG_ENV = "AUTOOPS_CONFIG"
-# Tables of autoops.toml owned by features that are not settings models (sampling rules).
-OTHER_KNOWN_TABLES = frozenset({"sampling"})
+# Tables of autoops.toml owned by features that are not settings models: the sampling rules
+# (``sampling.<kind>.<name>``, read by ``_from_toml`` into the same layered values).
+OTHER_KNOWN_TABLES = frozenset({SAMPLING_TABLE})
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class LoadedSettings:
     files: SettingsFiles
     problems: list[SettingProblem] = field(default_factory=list)
     warnings: list[SettingProblem] = field(default_factory=list)
+    # Values a higher source overrode, per setting, highest first (what `sampling show` explains).
+    shadowed: dict[str, list[RawValue]] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -118,6 +122,11 @@ class LoadedSettings:
         """Where ``setting`` (``table.key``) came from."""
         raw = self.values.get(setting)
         return raw.origin if raw is not None else Origin("default")
+
+    @property
+    def sampling_rules(self) -> SamplingRules:
+        """The sampling rules of the user and project files (project wins per rule)."""
+        return rules_from_settings(_sampling_values(self.values))
 
     def require(self) -> tuple[LangfuseConfig, DataMaskingConfig]:
         """The validated models, or ``ConfigurationError`` listing every problem."""
@@ -219,6 +228,13 @@ def _from_toml(
     found: dict[str, RawValue] = {}
     tables = {model.toml_section: model for model in SETTINGS_MODELS}
     for table, content in data.items():
+        if table == SAMPLING_TABLE:
+            rules, rule_problems = parse_rule_table(content)
+            for setting, rate in rules:
+                found[setting] = RawValue(rate, Origin("file", setting, path))
+            for setting, message in rule_problems:
+                problems.append(SettingProblem(setting, f"{path} (key {setting})", message))
+            continue
         model = tables.get(table)
         if model is None:
             if table not in OTHER_KNOWN_TABLES:
@@ -252,6 +268,20 @@ class Layers:
     files: SettingsFiles
     problems: list[SettingProblem]
     warnings: list[SettingProblem]
+    shadowed: dict[str, list[RawValue]] = field(default_factory=dict)
+
+    def merge(self, higher: Mapping[str, RawValue]) -> None:
+        """Lay a higher source over the values, remembering what it overrides."""
+        for setting, raw in higher.items():
+            previous = self.values.get(setting)
+            if previous is not None:
+                self.shadowed.setdefault(setting, []).insert(0, previous)
+            self.values[setting] = raw
+
+
+def _sampling_values(values: Mapping[str, RawValue]) -> dict[str, Any]:
+    prefix = f"{SAMPLING_TABLE}."
+    return {key: raw.value for key, raw in values.items() if key.startswith(prefix)}
 
 
 def collect_layers(
@@ -274,7 +304,7 @@ def collect_layers(
         user=user_config_path(environ),
         dotenv=cwd / ".env",
     )
-    values: dict[str, RawValue] = {}
+    layers = Layers({}, files, problems, warnings)
     for path in (files.user, files.project):
         if path is not None and path.is_file():
             try:
@@ -282,12 +312,39 @@ def collect_layers(
             except ConfigurationError as exc:
                 problems.append(SettingProblem("file", str(path), exc.message.split(": ", 1)[1]))
                 continue
-            values.update(_from_toml(data, path, problems, warnings))
-    values.update(_from_variables(read_dotenv(files.dotenv), "dotenv", files.dotenv))
-    values.update(_from_variables(environ, "env", None))
-    for setting, (value, flag) in (flags or {}).items():
-        values[setting] = RawValue(value, Origin("flag", flag))
-    return Layers(values, files, problems, warnings)
+            layers.merge(_from_toml(data, path, problems, warnings))
+    layers.merge(_from_variables(read_dotenv(files.dotenv), "dotenv", files.dotenv))
+    layers.merge(_from_variables(environ, "env", None))
+    layers.merge(
+        {
+            setting: RawValue(value, Origin("flag", flag))
+            for setting, (value, flag) in (flags or {}).items()
+        }
+    )
+    return layers
+
+
+def load_sampling_rules(
+    *, cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> SamplingRules:
+    """The sampling rules a plain ``LangfuseConfig()`` process applies (library use).
+
+    Read from the same files as the settings; a bad rule, or a file that is not TOML, is a
+    ``ConfigurationError`` (the rules must not silently differ between processes).
+    """
+    layers = collect_layers(cwd=cwd, environ=environ)
+    bad = [
+        p
+        for p in layers.problems
+        if p.setting in ("file", SAMPLING_TABLE) or p.setting.startswith(f"{SAMPLING_TABLE}.")
+    ]
+    if bad:
+        raise ConfigurationError(
+            "invalid sampling rules: " + "; ".join(p.line() for p in bad),
+            problems=[p.line() for p in bad],
+            hint="run `autoops config validate` for details",
+        )
+    return rules_from_settings(_sampling_values(layers.values))
 
 
 class LayeredSettingsSource(PydanticBaseSettingsSource):
@@ -422,4 +479,5 @@ def load_settings(
         files=layers.files,
         problems=problems,
         warnings=warnings,
+        shadowed=layers.shadowed,
     )

@@ -24,7 +24,7 @@ from typing import Any
 from config import langfuse_attributes as la
 from config.exporters import SpanExporter
 from config.ids import random_trace_id, span_id_for, trace_id_for
-from config.sampling import TraceSampler
+from config.sampling import SamplingSubject, TraceSampler
 from config.span_records import STATUS_ERROR, STATUS_UNSET, ScoreRecord, SpanRecord
 
 _UNSET: Any = object()
@@ -234,10 +234,15 @@ class Tracer:
         metadata: Mapping[str, Any] | None = None,
         input: Any = _UNSET,
         root_metadata: Mapping[str, Any] | None = None,
+        subject: SamplingSubject | None = None,
     ) -> Observation:
-        """Start a trace and its root observation (not made current; see ``use``)."""
+        """Start a trace and its root observation (not made current; see ``use``).
+
+        ``subject`` (event type, severity, routed agents) is what the sampling rules match;
+        the decision is made here, once, for the whole trace.
+        """
         trace_id = trace_id or random_trace_id()
-        sampled = self.sampler.keep(trace_id)
+        sampled = self.sampler.keep(trace_id, subject)
         self.stats.traces_started += 1
         if not sampled:
             self.stats.traces_sampled_out += 1

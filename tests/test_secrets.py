@@ -31,6 +31,9 @@ COMMAND_ARGS: dict[str, list[list[str]]] = {
     "autoops health-check": [["--timeout", "2"], ["--json", "--strict", "--timeout", "2"]],
     "autoops deploy": [["--dry-run"], ["--canary-timeout", "1", "--json"]],
     "autoops buffer flush": [["--timeout", "1"]],
+    "autoops sampling show": [[], ["--json"]],
+    "autoops sampling set": [["0.5", "--severity", "critical"], ["0.25", "--json"], ["1.5"]],
+    "autoops sampling reset": [["--severity", "critical"], ["--json", "--user"]],
     # Refused before binding (non-loopback without --allow-remote): no server is left running.
     "autoops serve": [["--host", "10.0.0.1", "--port", "0"]],
 }
@@ -75,10 +78,15 @@ def test_no_command_prints_the_secret(
             result = cli(*argv, env=env)
             assert KNOWN_SECRET not in result.both, (argv, env_name)
             assert KNOWN_SECRET[6:] not in result.both, (argv, env_name)
-    written = [workdir / "autoops.toml", *sorted((workdir / "generated").glob("*"))]
-    written += sorted(workdir.glob("*.jsonl")) + sorted((workdir / ".autoops").glob("*"))
+    # Every file the commands wrote (store, outbox, WAL, events, config, completion scripts),
+    # and the completion scripts the repository ships. The tool writes no log files: its
+    # logs go to stderr, searched above.
+    written = [p for p in workdir.rglob("*") if p.is_file()]
+    written += sorted((Path(__file__).parent.parent / "completions").glob("*"))
+    assert written
     for path in written:
         assert KNOWN_SECRET.encode() not in path.read_bytes(), path
+        assert KNOWN_SECRET[6:].encode() not in path.read_bytes(), path
 
 
 def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> None:
@@ -121,3 +129,23 @@ def test_serve_never_prints_a_configured_secret(
     assert handle.public_key == KNOWN_PUBLIC
     assert handle.secret_key is None  # configured, so never announced
     assert KNOWN_SECRET not in stdout + stderr
+
+
+def test_a_crash_with_verbose_shows_a_redacted_traceback(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An internal error carrying the secret: one line, or with -v a traceback, never the key."""
+    from autoops_cli import buffer_report
+
+    def crash() -> None:
+        secret = KNOWN_SECRET  # a local variable holding the secret, and in the message
+        raise RuntimeError(f"unexpected state with key {secret}")
+
+    monkeypatch.setattr(buffer_report, "outbox_status", crash)
+    env = ENVIRONMENTS["valid keys"]
+    quiet = cli("buffer", "status", env=env)
+    loud = cli("-v", "buffer", "status", env=env)
+    assert quiet.exit_code == loud.exit_code == 1
+    assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
+    for result in (quiet, loud):
+        assert KNOWN_SECRET not in result.both and KNOWN_SECRET[6:] not in result.both
