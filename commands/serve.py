@@ -27,6 +27,15 @@ def serve(
         "--allow-remote",
         help="Allow a non-loopback --host (the API then answers other machines).",
     ),
+    # Hidden: the server's limits (defaults in autoops_cli.local_api.runner.ServeLimits),
+    # lowered by the tests that attack the server so they run in seconds.
+    max_body_bytes: int | None = typer.Option(None, "--max-body-bytes", min=1, hidden=True),
+    max_decompressed_bytes: int | None = typer.Option(
+        None, "--max-decompressed-bytes", min=1, hidden=True
+    ),
+    body_timeout: float | None = typer.Option(None, "--body-timeout", min=0.1, hidden=True),
+    header_timeout: float | None = typer.Option(None, "--header-timeout", min=0.1, hidden=True),
+    drain_timeout: float | None = typer.Option(None, "--drain-timeout", min=0.1, hidden=True),
 ) -> None:
     """Serve the local store over Langfuse's public API, for laptops and CI.
 
@@ -34,7 +43,7 @@ def serve(
 
     **Example:** autoops serve --port 3000, then in another terminal: LANGFUSE_HOST=http://127.0.0.1:3000 autoops replay examples/events.jsonl
     """
-    from autoops_cli.local_api.runner import ServeInfo, run_server
+    from autoops_cli.local_api.runner import ServeInfo, ServeLimits, run_server
     from config.local_store import default_store_path
     from config.settings import is_loopback_host
 
@@ -64,6 +73,7 @@ def serve(
         out.stderr.file.flush()
         out.stdout.file.flush()
 
+    default = ServeLimits()
     run_server(
         config,
         host=host,
@@ -72,4 +82,11 @@ def serve(
         allow_remote=allow_remote,
         verbose=out.verbose,
         on_ready=announce,
+        limits=ServeLimits(
+            max_body_bytes=max_body_bytes or default.max_body_bytes,
+            max_decompressed_bytes=max_decompressed_bytes or default.max_decompressed_bytes,
+            body_timeout_s=body_timeout or default.body_timeout_s,
+            header_timeout_s=header_timeout or default.header_timeout_s,
+            drain_timeout_s=drain_timeout or default.drain_timeout_s,
+        ),
     )

@@ -208,11 +208,20 @@ class LocalStore:
                 self._db.executemany(SCORE_UPSERT, score_rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 raise LocalFileError(
                     f"cannot write to the local store {self.path}: {exc}"
                 ) from None
+            except BaseException:
+                # Any other failure mid-batch (a value SQLite cannot bind, an interrupt) must
+                # not leave the connection inside BEGIN IMMEDIATE: every later write would
+                # fail and other processes would see the store locked.
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query (parameters always bound, never formatted into the SQL)."""
@@ -233,13 +242,19 @@ class LocalStore:
         cutoff_us = (time.time_ns() // 1000) - retention_days * 86_400 * 1_000_000
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            old = "SELECT id FROM traces WHERE timestamp_us < ?"
-            self._db.execute(f"DELETE FROM observations WHERE trace_id IN ({old})", (cutoff_us,))
-            self._db.execute(f"DELETE FROM scores WHERE trace_id IN ({old})", (cutoff_us,))
-            deleted = self._db.execute(
-                "DELETE FROM traces WHERE timestamp_us < ?", (cutoff_us,)
-            ).rowcount
-            self._db.execute("COMMIT")
+            try:
+                old = "SELECT id FROM traces WHERE timestamp_us < ?"
+                self._db.execute(
+                    f"DELETE FROM observations WHERE trace_id IN ({old})", (cutoff_us,)
+                )
+                self._db.execute(f"DELETE FROM scores WHERE trace_id IN ({old})", (cutoff_us,))
+                deleted = self._db.execute(
+                    "DELETE FROM traces WHERE timestamp_us < ?", (cutoff_us,)
+                ).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
         return int(deleted)
 
     def close(self) -> None:

@@ -907,3 +907,18 @@ def test_reads_of_a_replay_in_the_working_directory(cli: Cli, workdir: Path) -> 
         store.close()
     with sqlite3.connect(default_store_path()) as connection:
         assert connection.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 5
+
+
+def test_a_failed_write_leaves_the_store_writable(tmp_path: Path) -> None:
+    """A value SQLite cannot bind (here an integer beyond 64 bits) fails that batch only."""
+    from config.local_store import LocalStore
+    from config.span_records import ScoreRecord
+
+    store = LocalStore(tmp_path / "traces.db")
+    bad = ScoreRecord("s1", "a" * 32, None, "n", 0.5, 2**80)  # timestamp overflows SQLite
+    with pytest.raises(OverflowError):
+        store.write([], [bad])
+    good = ScoreRecord("s2", "a" * 32, None, "n", 0.5, 1_795_000_000_000_000_000)
+    store.write([], [good])  # was: "cannot start a transaction within a transaction"
+    assert store.counts()["scores"] == 1
+    store.close()

@@ -304,6 +304,10 @@ def _filter_value(issues: _Issues, item: dict[str, Any], kind: str, path: list[A
     value, path = item.get("value", _MISSING), [*path, "value"]
     if kind in _SCALAR_VALUES:
         expected, fits = _SCALAR_VALUES[kind]
+        if isinstance(value, str) and "\x00" in value:
+            # SQLite's LIKE ends a pattern at a NUL, which would widen the filter to every row.
+            issues.add(path, "custom", "Invalid input: a filter value must not contain NUL")
+            return _MISSING
         if fits(value):
             # JSON integers beyond 64 bits are plain numbers to JavaScript (and to SQLite).
             return float(value) if isinstance(value, int) and abs(value) >= 2**63 else value

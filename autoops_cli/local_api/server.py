@@ -1,11 +1,26 @@
 """``autoops serve``: the local store behind Langfuse's public API shape (Starlette/uvicorn).
 
 Routes, status codes and error bodies follow ``shared/langfuse/openapi.yml`` and
-API-NOTES.md. Every route but the health check needs HTTP Basic auth with the server's key
-pair (compared in constant time). Bodies are bounded (413), gzip is inflated only up to a
-limit (a gzip bomb is refused), and the work on the store runs in a thread pool so a slow
-query never blocks the event loop. Store access goes through ``LocalStore``, whose SQLite
-connection is in WAL mode: a replay in another process can write while this serves.
+API-NOTES.md. Every route but the health checks (``/api/public/health``, ``/ready``) needs
+HTTP Basic auth with the server's key pair; both parts are compared in constant time
+(``hmac.compare_digest``, always both, so the time taken does not tell which part was
+wrong). The work on the store runs in a thread pool so a slow query never blocks the event
+loop. Store access goes through ``LocalStore``, whose SQLite connection is in WAL mode: a
+replay in another process can write while this serves.
+
+Limits on what a client may send (``runner.ServeLimits``; hidden ``serve`` options lower
+them for tests):
+
+- request body: 32 MiB as sent, refused with 413 as soon as ``Content-Length`` or the bytes
+  read so far pass it (chunked bodies too), before anything is stored;
+- gzip: 128 MiB once inflated; a gzip trailer announcing more is refused before inflating,
+  and inflation stops one byte past the limit (413), so a gzip bomb grows memory by the
+  limit at most;
+- body read: 30 s for the whole body, then 408 and the connection is closed;
+- request headers (``runner``): 10 s from the connection (or a request's first byte) to
+  the end of the headers, at most 16 KiB of them; an unread body after the response is
+  discarded for at most 5 s, then the connection is closed; an idle kept-alive connection
+  is closed after 30 s.
 """
 
 from __future__ import annotations
@@ -16,7 +31,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -26,15 +41,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from autoops_cli.local_api.errors import ApiProblem
+from autoops_cli.local_api.runner import BODY_READ_TIMEOUT_S, ServeLimits
 
 if TYPE_CHECKING:
     from config.local_store import LocalStore
 
 logger = logging.getLogger("autoops.serve")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # per request, as sent
-MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024  # after gzip
-BODY_READ_TIMEOUT_S = 30.0
 NO_AUTH_PATHS = frozenset({"/api/public/health", "/api/public/ready"})
 # Routes where a Bearer token holding the public key alone is accepted (API-NOTES.md section 1).
 PUBLIC_KEY_BEARER_PATHS = frozenset({"/api/public/scores"})
@@ -47,8 +60,15 @@ class ServerSettings:
     public_key: str
     secret_key: str
     version: str
-    max_body_bytes: int = MAX_BODY_BYTES
-    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES
+    limits: ServeLimits = field(default_factory=ServeLimits)
+
+
+BAD_TEXT = "Invalid request data: text with a lone surrogate (not Unicode)"
+
+
+def _not_json(name: str) -> Any:
+    """``parse_constant`` hook: NaN and Infinity are not JSON (Langfuse's parser refuses them)."""
+    raise ValueError(name)
 
 
 def _json(status: int, body: Any) -> JSONResponse:
@@ -85,32 +105,39 @@ def check_auth(settings: ServerSettings, request: Request) -> None:
         raise _unauthorized("Invalid credentials. Confirm that you've configured the correct host.")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (checked while reading)."""
+class ClosingProblem(ApiProblem):
+    """An error answered with ``Connection: close`` (the connection is not reusable)."""
+
+
+def _too_large(limit: int) -> ApiProblem:
+    return ApiProblem(
+        413, {"message": f"Request body exceeds {limit} bytes", "error": "PayloadTooLargeError"}
+    )
+
+
+async def read_body(request: Request, limit: int, timeout_s: float = BODY_READ_TIMEOUT_S) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (checked while reading).
+
+    A body that has not fully arrived after ``timeout_s`` seconds is a 408 (and the
+    connection is closed). After a 413 the connection stays open so the client can read the
+    answer; the protocol (``runner``) discards the rest of the body for a bounded time.
+    """
     import anyio
 
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiProblem(
-            413, {"message": f"Request body exceeds {limit} bytes", "error": "PayloadTooLargeError"}
-        )
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     try:
-        with anyio.fail_after(BODY_READ_TIMEOUT_S):
+        with anyio.fail_after(timeout_s):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise ApiProblem(
-                        413,
-                        {
-                            "message": f"Request body exceeds {limit} bytes",
-                            "error": "PayloadTooLargeError",
-                        },
-                    )
+                    raise _too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
-        raise ApiProblem(
+        raise ClosingProblem(
             408, {"message": "Request body not received in time", "error": "RequestTimeout"}
         ) from None
     return b"".join(chunks)
@@ -131,7 +158,9 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     """The Starlette application serving ``store``."""
     from autoops_cli.local_api import ingest, metrics, reads
 
-    def guarded(handler: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    limits = settings.limits
+
+    def guarded(handler: Handler, *, auth: bool) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 if auth:
@@ -141,7 +170,14 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
                     return _json(body.status, body.body)
                 return _json(200, body)
             except ApiProblem as problem:
-                return _json(problem.status, problem.body)
+                response = _json(problem.status, problem.body)
+                if isinstance(problem, ClosingProblem):
+                    response.headers["connection"] = "close"
+                return response
+            except UnicodeEncodeError:
+                # Text that is not Unicode (a lone surrogate from a JSON escape, e.g. in a
+                # cursor or a metrics filter) cannot reach SQLite: the request is bad.
+                return _json(400, {"message": BAD_TEXT, "error": "InvalidRequestError"})
             except Exception as exc:  # never a traceback (or a secret) in a response
                 logger.exception("unexpected error on %s", request.url.path)
                 return _json(500, {"message": "Internal Server Error", "error": type(exc).__name__})
@@ -158,7 +194,7 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         return reads.get_projects()
 
     async def otel_traces(request: Request) -> Any:
-        body = await read_body(request, settings.max_body_bytes)
+        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         return await threaded(
             lambda: ingest.ingest_otlp(
                 store,
@@ -166,14 +202,14 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
                 content_type=request.headers.get("content-type"),
                 content_encoding=request.headers.get("content-encoding"),
                 ingestion_version=request.headers.get("x-langfuse-ingestion-version"),
-                decompressed_limit=settings.max_decompressed_bytes,
+                decompressed_limit=limits.max_decompressed_bytes,
             )
         )
 
     async def create_score(request: Request) -> Any:
-        raw = await read_body(request, settings.max_body_bytes)
+        raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         try:
-            payload = json.loads(raw)
+            payload = json.loads(raw, parse_constant=_not_json)
         except (ValueError, RecursionError):
             raise ApiProblem(
                 400, {"message": "Invalid request data", "error": "body is not valid JSON"}
@@ -206,42 +242,29 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         query = request.query_params.get("query")
         return await threaded(lambda: metrics.run_metrics_query(store, query, version=2))
 
+    def route(path: str, handler: Handler, method: str = "GET") -> Route:
+        # Auth unless the path is listed in NO_AUTH_PATHS: a new route is guarded by default.
+        return Route(path, guarded(handler, auth=path not in NO_AUTH_PATHS), methods=[method])
+
     routes = [
-        Route("/api/public/health", guarded(health, auth=False), methods=["GET"]),
-        Route("/api/public/ready", guarded(health, auth=False), methods=["GET"]),
-        Route("/api/public/projects", guarded(projects), methods=["GET"]),
-        Route("/api/public/otel/v1/traces", guarded(otel_traces), methods=["POST"]),
-        Route("/api/public/scores", guarded(create_score), methods=["POST"]),
-        Route("/api/public/v2/scores", guarded(listing(reads.list_scores_v2)), methods=["GET"]),
-        Route(
-            "/api/public/v2/scores/{score_id}",
-            guarded(item(reads.get_score_v2, "score_id")),
-            methods=["GET"],
-        ),
-        Route("/api/public/v3/scores", guarded(listing(reads.list_scores_v3)), methods=["GET"]),
-        Route("/api/public/traces", guarded(listing(reads.list_traces)), methods=["GET"]),
-        Route(
-            "/api/public/traces/{trace_id}",
-            guarded(item(reads.get_trace, "trace_id", with_params=True)),
-            methods=["GET"],
-        ),
-        Route(
-            "/api/public/observations",
-            guarded(listing(reads.list_observations_v1)),
-            methods=["GET"],
-        ),
-        Route(
+        route("/api/public/health", health),
+        route("/api/public/ready", health),
+        route("/api/public/projects", projects),
+        route("/api/public/otel/v1/traces", otel_traces, "POST"),
+        route("/api/public/scores", create_score, "POST"),
+        route("/api/public/v2/scores", listing(reads.list_scores_v2)),
+        route("/api/public/v2/scores/{score_id}", item(reads.get_score_v2, "score_id")),
+        route("/api/public/v3/scores", listing(reads.list_scores_v3)),
+        route("/api/public/traces", listing(reads.list_traces)),
+        route("/api/public/traces/{trace_id}", item(reads.get_trace, "trace_id", with_params=True)),
+        route("/api/public/observations", listing(reads.list_observations_v1)),
+        route(
             "/api/public/observations/{observation_id}",
-            guarded(item(reads.get_observation, "observation_id")),
-            methods=["GET"],
+            item(reads.get_observation, "observation_id"),
         ),
-        Route(
-            "/api/public/v2/observations",
-            guarded(listing(reads.list_observations_v2)),
-            methods=["GET"],
-        ),
-        Route("/api/public/metrics", guarded(metrics_v1), methods=["GET"]),
-        Route("/api/public/v2/metrics", guarded(metrics_v2), methods=["GET"]),
+        route("/api/public/v2/observations", listing(reads.list_observations_v2)),
+        route("/api/public/metrics", metrics_v1),
+        route("/api/public/v2/metrics", metrics_v2),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
