@@ -141,6 +141,12 @@ class OutboxExporter:
         # Short: a request stuck on a slow server must not hold up the exit; its batch is
         # still in the outbox (rows go only after a 2xx) and the daemon thread ends with us.
         self._worker.join(timeout=0.2)
+        # Batches queued behind that stuck request were never written to the outbox: write
+        # them here, or they would die with the daemon thread (the outbox is thread-safe).
+        try:
+            self._store_queued()
+        except Exception as exc:
+            logger.warning("could not keep %d batch(es) in the outbox: %s", self._unsaved, exc)
         self._client.close()
 
     def pending(self) -> int:

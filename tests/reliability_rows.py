@@ -91,6 +91,10 @@ ROWS: tuple[Row, ...] = (
         _t("test_delivery", "test_429_retry_after_is_honoured_and_nothing_is_lost",
            "test_unavailable_server_bounded_exit_then_flush",
            "test_a_failing_server_does_not_slow_the_agents")),
+    Row("delivery", "shutdown while a request hangs on a host that accepts and never answers",
+        "shutdown returns within its timeout; the batches queued behind the stuck request are "
+        "written to the outbox, none lost",
+        _t("test_delivery", "test_shutdown_keeps_what_was_queued_behind_a_stuck_request")),
     Row("delivery", "wrong secret key; a batch refused with 400",
         "exit 3 with one message, data kept and delivered after the fix; the batch becomes a dead "
         "letter (exit 5), re-sent by buffer flush --dead-letters",

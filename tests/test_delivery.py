@@ -246,3 +246,42 @@ def test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent(
     reliability.answered(400)
     reliability.exited(result.exit_code)
     reliability.missing(recorded - len(span_ids(fake_langfuse.received)))
+
+
+def test_shutdown_keeps_what_was_queued_behind_a_stuck_request(
+    workdir: Path, reliability: Figures
+) -> None:
+    """A host that accepts and never answers: shutdown returns, and every batch is kept."""
+    import socket
+
+    from config.langfuse_integration import LangfuseIntegrationService
+    from config.outbox import Outbox
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing ever answers
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config = LangfuseConfig(
+            public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=url, timeout=5.0
+        )
+        store = workdir / "stuck" / "traces.db"
+        service = LangfuseIntegrationService(
+            config, DataMaskingConfig(), store_path=store, batch_size=1
+        )
+        trace = service.create_simulation_trace({"event_type": "demand_spike", "event_id": "e1"})
+        for agent in ("inventory_agent", "pricing_agent", "promotion_agent"):
+            service.end_agent_span(service.start_agent_span(agent, "work"))
+            time.sleep(0.2)  # the first batch's request is stuck by now; the rest queue up
+        service.finalize_trace(trace, {"ok": True})
+        recorded = service.get_performance_metrics()["observations_recorded"]
+        started = time.monotonic()
+        service.shutdown(timeout=0.5)
+        assert time.monotonic() - started < 2.0
+        kept = Outbox(store).status()["pending_spans"]
+        reliability.tried()
+        reliability.missing(recorded - kept)
+        assert kept == recorded == 4
+    finally:
+        silent.close()
