@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from config.tracer import Observation, Tracer
 
 logger = logging.getLogger("autoops.tracing")
+# The collaboration the current code runs in: messages, conflicts and resolutions logged
+# inside ``track_collaboration`` are kept on it, so its output counts them.
+_collaboration: ContextVar[CollaborationSpan | None] = ContextVar(
+    "autoops_collaboration", default=None
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Trace schema names (docs/tracing-schema.md).
@@ -533,7 +539,11 @@ class LangfuseIntegrationService:
                 agents=tuple(agents),
                 purpose=purpose,
             )
-            yield collaboration
+            token = _collaboration.set(collaboration)
+            try:
+                yield collaboration
+            finally:
+                _collaboration.reset(token)
             try:
                 observation.update(
                     output={
@@ -544,6 +554,13 @@ class LangfuseIntegrationService:
                 )
             except Exception as exc:
                 self._tracing_failed("track_collaboration", exc)
+
+    @staticmethod
+    def _keep(kind: str, entry: dict[str, Any]) -> None:
+        """Add to the current collaboration's messages, conflicts or resolutions (if any)."""
+        collaboration = _collaboration.get()
+        if collaboration is not None:
+            getattr(collaboration, kind).append(entry)
 
     def _event(self, name: str, **kwargs: Any) -> None:
         started = time.perf_counter_ns()
@@ -560,6 +577,8 @@ class LangfuseIntegrationService:
         self, from_agent: str, to_agent: str, message_type: str, content: Mapping[str, Any] | str
     ) -> None:
         """Record a message passed between agents inside the current collaboration."""
+        self._keep("messages", {"from_agent": from_agent, "to_agent": to_agent,
+                                "message_type": message_type})  # fmt: skip
         self._event(
             f"coordination.{message_type}",
             input=content,
@@ -570,6 +589,7 @@ class LangfuseIntegrationService:
         self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]
     ) -> None:
         """Record a detected conflict between agents (level WARNING)."""
+        self._keep("conflicts", {"conflict_type": conflict_type, "agents": list(agents)})
         self._note_conflict(agents)
         self._event(
             f"conflict.{conflict_type}",
@@ -588,6 +608,11 @@ class LangfuseIntegrationService:
         overturned_agent: str | None = None,
     ) -> None:
         """Record how a conflict was resolved, and whose decision was overturned."""
+        self._keep(
+            "resolutions",
+            {"conflict_type": conflict_type, "rule": rule, **dict(resolution),
+             "overturned_agent": overturned_agent},
+        )  # fmt: skip
         if overturned_agent:
             self._note_conflict([overturned_agent], overturned_agent)
         self._event(

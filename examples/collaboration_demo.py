@@ -83,9 +83,8 @@ def handle(service: LangfuseIntegrationService, event: dict[str, Any], run_id: s
 
         def send(sender: str, receiver: str, message_type: str, content: dict[str, Any]) -> None:
             # A coordination message (EVENT "coordination.<type>"), also kept on the
-            # CollaborationSpan: the collaboration's output counts what it holds.
+            # CollaborationSpan (``collab.messages``): the collaboration's output counts them.
             service.log_coordination_message(sender, receiver, message_type, content)
-            collab.messages.append({"from": sender, "to": receiver, "type": message_type})
 
         pricing = PricingAgent().optimize(event)
         send(PRICING, PROMOTION, "price_proposal", pricing.outputs)
@@ -95,7 +94,6 @@ def handle(service: LangfuseIntegrationService, event: dict[str, Any], run_id: s
         # A price rise and a discount cannot both stand: a conflict (EVENT, level WARNING).
         details = {**pricing.outputs, **promotion.outputs, "stock_short": stock_short}
         service.log_conflict("price_vs_discount", [PRICING, PROMOTION], details)
-        collab.conflicts.append(details)
         # Availability first: with stock short the price rise stands and the promotion goes;
         # otherwise the promotion runs and the price is held.
         if stock_short:
@@ -106,11 +104,11 @@ def handle(service: LangfuseIntegrationService, event: dict[str, Any], run_id: s
         service.log_conflict_resolution(
             "price_vs_discount", rule, resolution, overturned_agent=overturned
         )
-        collab.resolutions.append({"rule": rule, **resolution})
         send("orchestrator", overturned, "resolution", resolution)
 
     print(
-        f"  {event['event_id']}: conflict price_vs_discount, rule {rule}: {overturned} overturned"
+        f"  {event['event_id']}: {len(collab.messages)} messages, conflict price_vs_discount, "
+        f"rule {rule}: {overturned} overturned"
     )
     # The overturned agent's action is dropped from what the system does.
     price = pricing.outputs["new_price"] if winner == PRICING else event["data"]["current_price"]

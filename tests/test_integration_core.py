@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,29 @@ def test_singleton_created_from_environment(workdir: Path, monkeypatch: pytest.M
     assert service.store_path == Path(workdir / ".autoops" / "traces.db")
     assert get_langfuse_integration() is service
     service.shutdown()
+
+
+def test_collaboration_output_counts_what_was_logged_inside_it(workdir: Path) -> None:
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-6")
+    with service.track_collaboration(["pricing_agent", "promotion_agent"], "deal") as deal:
+        service.log_coordination_message("pricing_agent", "promotion_agent", "price_proposal", {})
+        service.log_conflict("price_vs_discount", ["pricing_agent", "promotion_agent"], {})
+        service.log_conflict_resolution(
+            "price_vs_discount",
+            "r",
+            {"winner": "pricing_agent"},
+            overturned_agent="promotion_agent",
+        )
+    service.log_coordination_message("a", "b", "after", {})  # outside: not counted
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert [m["message_type"] for m in deal.messages] == ["price_proposal"]
+    assert deal.resolutions[0]["overturned_agent"] == "promotion_agent"
+    (chain,) = [s for s in capture.spans if s.name == "collaboration.deal"]
+    output = json.loads(chain.attributes["langfuse.observation.output"])
+    assert output["messages"] == 1 and output["conflicts"] == 1
+    assert output["resolutions"][0]["rule"] == "r"
