@@ -2,7 +2,9 @@
 
 Pure functions over the rows of ``metrics_fetch``'s queries; every definition is in
 docs/metrics.md. Numbers may arrive as strings (Langfuse returns 64-bit counts that way)
-and are parsed here, once.
+and are parsed here, once; a value that is not a number (or a count that is not a count) is
+0, a name that is not a string is empty, so no answer can make the report fail or hold a
+non-finite number.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autoops_cli.api_client import count, number
 from autoops_cli.metrics_fetch import WORKFLOW, Fetched
 from autoops_cli.timespec import iso, parse_iso
 from config.models import AgentPerformanceMetrics, SystemWorkflowMetrics
@@ -20,19 +23,26 @@ SUCCESS_RATE_FLOOR = 0.95  # the seed's alert: trace success rate under 95 %
 THROUGHPUT_DROP = 0.10  # the seed's alert: throughput down more than 10 % on the window before
 
 
-def number(value: Any) -> float:
-    """A numeric field as a float: numbers, numeric strings; anything else is 0."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else 0.0
-    if isinstance(value, str):
-        try:
-            parsed = float(value)
-        except ValueError:
-            return 0.0
-        return parsed if math.isfinite(parsed) else 0.0
-    return 0.0
+def _text(value: Any, default: str = "") -> str:
+    """A name field: a string; anything else is ``default``."""
+    return value if isinstance(value, str) else default
+
+
+def weighted_sum(pairs: list[tuple[float, int]]) -> float:
+    """The sum of values times counts; 0 if that overflows (only garbage can get there)."""
+    total = float(sum(value * weight for value, weight in pairs))
+    return total if math.isfinite(total) else 0.0
+
+
+def weighted_mean(pairs: list[tuple[float, int]]) -> float:
+    """The mean of values weighted by counts; 0 without counts. Finite whatever the inputs."""
+    total = sum(weight for _, weight in pairs)
+    if not total:
+        return 0.0
+    mean = float(sum(value * weight for value, weight in pairs)) / total
+    if not math.isfinite(mean):  # huge values times huge counts: weights summing to 1 instead
+        mean = sum(value * (weight / total) for value, weight in pairs)
+    return mean if math.isfinite(mean) else 0.0
 
 
 @dataclass
@@ -51,10 +61,10 @@ class _Group:
 def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
     return [
         _Group(
-            str(row.get("name") or ""),
-            str(row.get("type") or "").upper(),
-            str(row.get("level") or "DEFAULT").upper(),
-            int(number(row.get("count_count"))),
+            _text(row.get("name")),
+            _text(row.get("type")).upper(),
+            (_text(row.get("level")) or "DEFAULT").upper(),
+            count(row.get("count_count")),
             number(row.get("avg_latency")),
             number(row.get("p50_latency")),
             number(row.get("p95_latency")),
@@ -64,10 +74,7 @@ def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
 
 
 def _weighted(groups: list[_Group], attribute: str) -> float:
-    total = sum(g.count for g in groups)
-    if not total:
-        return 0.0
-    return float(sum(getattr(g, attribute) * g.count for g in groups)) / total
+    return weighted_mean([(getattr(g, attribute), g.count) for g in groups])
 
 
 def _percentile(groups: list[_Group], attribute: str) -> float:
@@ -141,32 +148,35 @@ def _agents(groups: list[_Group], scores: list[dict[str, Any]]) -> dict[str, Age
             operations[agent].append(group)
         elif group.type == "TOOL" and rest:
             tools[agent][rest] += group.count
-    score_counts: dict[tuple[str, str], int] = defaultdict(int)
-    score_sums: dict[tuple[str, str], float] = defaultdict(float)
+    # (agent, score name) -> [(mean, count)] of each row
+    score_rows: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
     for row in scores:
-        agent = str(row.get("observationName") or "").partition(".")[0]
-        count = int(number(row.get("count_count")))
-        key = (agent, str(row.get("name")))
-        score_counts[key] += count
-        score_sums[key] += number(row.get("avg_value")) * count
+        agent = _text(row.get("observationName")).partition(".")[0]
+        key = (agent, _text(row.get("name")))
+        score_rows[key].append((number(row.get("avg_value")), count(row.get("count_count"))))
+    score_counts = {key: sum(n for _, n in rows) for key, rows in score_rows.items()}
     reports: dict[str, AgentReport] = {}
     for agent in sorted(set(operations) | {a for a, _ in score_counts} - {""}):
         ops = operations.get(agent, [])
-        count = sum(g.count for g in ops)
+        total = sum(g.count for g in ops)
         errors = sum(g.count for g in ops if g.level == "ERROR")
-        decisions = score_counts[(agent, "decision_confidence")]
-        involved = score_counts[(agent, "decision_overturned")]
-        overturned = round(score_sums[(agent, "decision_overturned")])
+        decisions = score_counts.get((agent, "decision_confidence"), 0)
+        involved = score_counts.get((agent, "decision_overturned"), 0)
+        # Each decision_overturned score is 0 or 1: never more overturned than scored.
+        overturned = round(weighted_sum(score_rows.get((agent, "decision_overturned"), [])))
+        overturned = max(0, min(overturned, involved))
         reports[agent] = AgentReport(
             agent_id=agent,
-            operation_count=count,
+            operation_count=total,
             average_response_time=_weighted(ops, "avg"),
             p50_response_time=_percentile(ops, "p50") if ops else 0.0,
             p95_response_time=_percentile(ops, "p95") if ops else 0.0,
-            success_rate=(count - errors) / count if count else 1.0,
+            success_rate=(total - errors) / total if total else 1.0,
             tool_usage_stats=dict(sorted(tools.get(agent, {}).items())),
             decision_accuracy=(
-                score_sums[(agent, "decision_confidence")] / decisions if decisions else 0.0
+                weighted_mean(score_rows.get((agent, "decision_confidence"), []))
+                if decisions
+                else 0.0
             ),
             decisions_overturned=overturned,
             collaboration_score=1.0 - involved / decisions if decisions else 0.0,
@@ -196,7 +206,7 @@ def _system(
     operations = sum(a.operation_count for a in agents.values())
     decisions = sum(a.decisions for a in agents.values())
     overturned = sum(a.decisions_overturned for a in agents.values())
-    both_windows = sum(int(number(row.get("count_count"))) for row in workflow_rows)
+    both_windows = sum(count(row.get("count_count")) for row in workflow_rows)
     previous = max(both_windows - events, 0)
     return SystemReport(
         total_events_processed=events,
@@ -231,26 +241,24 @@ def _series(fetched: Fetched, by: str | None) -> list[dict[str, Any]]:
             continue
         try:
             moment = parse_iso(stamp)
-        except ValueError:
+            bucket = iso(moment)
+            if moment.timestamp() + BUCKET_SECONDS[by] <= start:
+                continue  # wholly in the previous window
+        except (ValueError, OverflowError):  # not a timestamp, or beyond year 1 or 9999 in UTC
             continue
-        if moment.timestamp() + BUCKET_SECONDS[by] <= start:
-            continue  # wholly in the previous window
-        level = str(row.get("level") or "DEFAULT").upper()
-        buckets[iso(moment)].append(
-            (level, int(number(row.get("count_count"))), number(row.get("avg_latency")))
+        level = (_text(row.get("level")) or "DEFAULT").upper()
+        buckets[bucket].append(
+            (level, count(row.get("count_count")), number(row.get("avg_latency")))
         )
     series = []
     for stamp in sorted(buckets):
         rows = buckets[stamp]
-        events = sum(count for _, count, _ in rows)
         series.append(
             {
                 "time": stamp,
-                "events": events,
-                "failed_events": sum(count for level, count, _ in rows if level == "ERROR"),
-                "average_workflow_duration": (
-                    sum(count * avg for _, count, avg in rows) / events if events else 0.0
-                ),
+                "events": sum(n for _, n, _ in rows),
+                "failed_events": sum(n for level, n, _ in rows if level == "ERROR"),
+                "average_workflow_duration": weighted_mean([(avg, n) for _, n, avg in rows]),
             }
         )
     return series

@@ -27,6 +27,11 @@ from config.errors import LocalFileError
 
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MAX_LINE_BYTES = 1_048_576
+# The largest value of a documented number field: 2**53, the largest integer a double (and
+# JavaScript) holds exactly; far beyond any stock, price or day count, and small enough that
+# the agents' arithmetic (products of a few fields) stays finite. A larger value fails the
+# line, not the agents.
+MAX_FIELD_VALUE = 2**53
 DEFAULT_SEVERITY = "medium"
 DEFAULT_TRIGGER_SOURCE = "simulation"
 KNOWN_FIELDS: tuple[str, ...] = (
@@ -374,6 +379,11 @@ def _coerce(field: FieldSpec, value: Any) -> int | float | str:
             raise _bad_field(field, value)
     if number < 0:
         raise _bad_field(field, value)
+    if number > MAX_FIELD_VALUE:
+        raise EventValidationError(
+            f"field 'data.{field.name}' is out of range (at most {MAX_FIELD_VALUE}), "
+            f"got {_describe(value)}"
+        )
     return number
 
 

@@ -211,16 +211,18 @@ def fetch_remote(
         with ApiClient(config, timeout=timeout) as client:
             for name, query in queries.items():
                 params = [("query", json.dumps(query, separators=(",", ":")))]
-                body = client.get(V2_PATH if api == "v2" else V1_PATH, params, allow=(404,))
+                path = V2_PATH if api == "v2" else V1_PATH
+                body = client.get(path, params, allow=(404,))
                 if body is None and api == "v2":  # a server without the v2 metrics API
-                    api = "v1"
+                    api, path = "v1", V1_PATH
                     cache.put(version_key, api)
-                    body = client.get(V1_PATH, params, allow=(404,))
+                    body = client.get(path, params, allow=(404,))
                 if body is None:
                     raise ApiError(
-                        f"{config.host} has no metrics API (v2 and v1 answered 404)", status=404
+                        f"{config.host} has no metrics API ({V2_PATH} and {V1_PATH} answered 404)",
+                        status=404,
                     )
-                rows[name] = _rows(body, config.host)
+                rows[name] = _rows(body, f"{config.host}{path}")
             requests = client.requests
         cache.put(
             key,
@@ -239,8 +241,21 @@ def fetch_remote(
         cache.close()
 
 
-def _rows(body: Any, host: str) -> list[dict[str, Any]]:
+def _rows(body: Any, url: str) -> list[dict[str, Any]]:
+    """The rows of a metrics answer: objects of plain values; anything else is left out.
+
+    A row's nested arrays or objects, and rows that are not objects, are garbage no query of
+    ours asks for; dropping them keeps the report (and the cache) to plain values.
+    """
     data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-        raise ApiError(f"{host}: a metrics answer without a list of rows in 'data'", status=200)
-    return data
+    if not isinstance(data, list):
+        raise ApiError(f"{url} answered without a list of rows in 'data'", status=200)
+    return [
+        {
+            key: value
+            for key, value in row.items()
+            if value is None or isinstance(value, (str, int, float))
+        }
+        for row in data
+        if isinstance(row, dict)
+    ]

@@ -2,13 +2,18 @@
 
 Both sources answer in Langfuse's v1 trace shapes: the Langfuse API over HTTP, or the local
 store through the same read functions ``autoops serve`` uses, so the output is the same.
+An answer of another shape is an API error if its frame is wrong (not an object, no list of
+traces); inside the frame, a field of the wrong type is left out (shown as empty), so a
+strange answer never makes the command fail.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.api_client import count
 from config.errors import ApiError, CheckFailedError, UsageError
 
 if TYPE_CHECKING:
@@ -18,6 +23,9 @@ if TYPE_CHECKING:
     from config.settings import LangfuseConfig
 
 PAGE_LIMIT = 100
+# Deeper observations are listed flat under their ancestor at this depth: the traces of this
+# system are 4 levels deep, and an answer nesting hundreds could not be written as JSON.
+MAX_TREE_DEPTH = 64
 
 
 def parse_when(value: str, option: str) -> str:
@@ -84,6 +92,14 @@ class TraceSource:
             raise CheckFailedError(
                 f"trace {path.rsplit('/', 1)[1]} not found at {self.config.host}"
             )
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"{self.config.host}{path} answered JSON that is not an object", status=200
+            )
+        if path == "/api/public/traces" and not isinstance(body.get("data"), list):
+            raise ApiError(
+                f"{self.config.host}{path} answered without a list of traces in 'data'", status=200
+            )
         return body
 
 
@@ -131,7 +147,7 @@ def fetch_traces(
         data = [t for t in body.get("data") or [] if isinstance(t, dict)]
         room = wanted - len(traces)
         traces.extend(data[:room])
-        total_pages = int(_mapping(body.get("meta")).get("totalPages") or 0)
+        total_pages = count(_mapping(body.get("meta")).get("totalPages"))
         if len(data) > room:  # stopped inside this page: the next call shows it again
             return traces, {"page": page, "limit": size}
         if not data or page >= total_pages:
@@ -145,26 +161,46 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _scalar(value: Any) -> str | int | float | bool | None:
+    """A field shown as it is: a string, a finite number, a boolean; anything else is None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, (str, int, float, bool)) else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration: a finite number (never a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
 def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     """The columns of ``traces list`` from a v1 trace."""
     metadata = _mapping(trace.get("metadata"))
     output = _mapping(trace.get("output"))
     decisions = _mapping(output.get("decisions"))
-    conflicts = int(output.get("conflicts_detected") or 0)
-    name = str(trace.get("name") or "")
+    conflicts = count(output.get("conflicts_detected"))
+    raw_name = trace.get("name")
+    name = raw_name if isinstance(raw_name, str) else ""
     level = "ERROR" if not output else ("WARNING" if conflicts else "DEFAULT")
+    agents = output.get("agents")
     return {
-        "id": trace.get("id"),
-        "timestamp": trace.get("timestamp"),
-        "event_type": metadata.get("event_type") or name.removeprefix("simulation."),
-        "product_id": metadata.get("product_id"),
-        "severity": metadata.get("severity"),
-        "agents": list(output.get("agents") or []),
+        "id": _scalar(trace.get("id")),
+        "timestamp": _scalar(trace.get("timestamp")),
+        "event_type": _scalar(metadata.get("event_type")) or name.removeprefix("simulation."),
+        "product_id": _scalar(metadata.get("product_id")),
+        "severity": _scalar(metadata.get("severity")),
+        "agents": [a for a in agents if isinstance(a, str)] if isinstance(agents, list) else [],
         "decisions": len(decisions),
         "conflicts": conflicts,
-        "duration_s": trace.get("latency"),
+        "duration_s": _seconds(trace.get("latency")),
         "level": level,
-        "session_id": trace.get("sessionId"),
+        "session_id": _scalar(trace.get("sessionId")),
     }
 
 
@@ -206,38 +242,90 @@ def traces_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _duration_ms(start: Any, end: Any) -> float | None:
+    """Milliseconds between two ISO timestamps; None unless both are (and comparable)."""
+    if not (isinstance(start, str) and isinstance(end, str) and start and end):
+        return None
+    try:
+        begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        finish = datetime.fromisoformat(end.replace("Z", "+00:00"))
+        return round((finish - begin).total_seconds() * 1000, 3)
+    except (ValueError, TypeError, OverflowError):  # not ISO, or one naive and one aware
+        return None
+
+
+def _reached(starts: list[dict[str, Any]]) -> set[int]:
+    """The nodes (by identity) in the subtrees of ``starts``."""
+    seen: set[int] = set()
+    stack = list(starts)
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node["children"])
+    return seen
+
+
 def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
-    """The trace's observations as nested nodes (children by start time)."""
+    """The trace's observations as nested nodes (children by start time).
+
+    Observations without a string id are left out. A parent chain that loops back on itself
+    (only a broken answer has one) is cut at its earliest observation, which becomes a root:
+    every observation is shown, and the result stays a tree, at most ``MAX_TREE_DEPTH`` deep.
+    """
     nodes: dict[str, dict[str, Any]] = {}
-    for observation in trace.get("observations") or []:
-        start, end = observation.get("startTime"), observation.get("endTime")
-        duration_ms = None
-        if start and end:
-            begin = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-            finish = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
-            duration_ms = round((finish - begin).total_seconds() * 1000, 3)
-        metadata = (
-            observation.get("metadata") if isinstance(observation.get("metadata"), dict) else {}
-        )
+    observations = trace.get("observations")
+    for observation in observations if isinstance(observations, list) else []:
+        if not isinstance(observation, dict) or not isinstance(observation.get("id"), str):
+            continue
+        start = _scalar(observation.get("startTime"))
+        metadata = _mapping(observation.get("metadata"))
         nodes[observation["id"]] = {
             "id": observation["id"],
-            "name": observation.get("name"),
-            "type": observation.get("type"),
-            "level": observation.get("level"),
-            "status_message": observation.get("statusMessage"),
+            "name": _scalar(observation.get("name")),
+            "type": _scalar(observation.get("type")),
+            "level": _scalar(observation.get("level")),
+            "status_message": _scalar(observation.get("statusMessage")),
             "start_time": start,
-            "duration_ms": duration_ms,
-            "confidence": metadata.get("confidence"),
+            "duration_ms": _duration_ms(start, observation.get("endTime")),
+            "confidence": _scalar(metadata.get("confidence")),
             "parent": observation.get("parentObservationId"),
             "children": [],
         }
+    ordered = sorted(nodes.values(), key=lambda n: (str(n["start_time"]), n["id"]))
     roots: list[dict[str, Any]] = []
-    for node in sorted(nodes.values(), key=lambda n: (str(n["start_time"]), n["id"])):
-        parent = nodes.get(node["parent"] or "")
-        (parent["children"] if parent else roots).append(node)
+    for node in ordered:
+        parent = nodes.get(node["parent"]) if isinstance(node["parent"], str) else None
+        (parent["children"] if parent is not None and parent is not node else roots).append(node)
+    reached = _reached(roots)
+    for node in ordered:
+        if id(node) not in reached:  # on a loop: detach it from its parent, make it a root
+            parent = nodes[node["parent"]]
+            parent["children"] = [child for child in parent["children"] if child is not node]
+            roots.append(node)
+            reached |= _reached([node])
     for node in nodes.values():
         del node["parent"]
+    _flatten_below(roots, MAX_TREE_DEPTH)
     return roots
+
+
+def _flatten_below(roots: list[dict[str, Any]], depth: int) -> None:
+    """Nodes at ``depth`` get all their descendants as direct children, in tree order."""
+    stack = [(node, 1) for node in roots]
+    while stack:
+        node, level = stack.pop()
+        if level < depth:
+            stack.extend((child, level + 1) for child in node["children"])
+            continue
+        descendants: list[dict[str, Any]] = []
+        pending = list(reversed(node["children"]))
+        while pending:
+            child = pending.pop()
+            descendants.append(child)
+            pending.extend(reversed(child["children"]))
+            child["children"] = []
+        node["children"] = descendants
 
 
 def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
@@ -246,15 +334,16 @@ def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
     from rich.tree import Tree
 
     tree = Tree(
-        f"[bold]{escape(str(trace.get('name')))}[/bold] {trace.get('id')} ({trace.get('timestamp')})"
+        f"[bold]{escape(str(trace.get('name')))}[/bold] {escape(str(trace.get('id')))} "
+        f"({escape(str(trace.get('timestamp')))})"
     )
 
     def label(node: dict[str, Any]) -> str:
-        text = f"{node['type']} {escape(str(node['name']))}"
+        text = f"{escape(str(node['type']))} {escape(str(node['name']))}"
         if node["duration_ms"] is not None:
             text += f" ({node['duration_ms']:.1f} ms)"
         if node["confidence"] is not None:
-            text += f" confidence {node['confidence']}"
+            text += f" confidence {escape(str(node['confidence']))}"
         if node["level"] == "ERROR":
             return f"[red]{text} ERROR: {escape(str(node['status_message']))}[/red]"
         if node["level"] == "WARNING":

@@ -10,7 +10,11 @@ messages (``web/src/features/public-api/types/metrics.ts``, ``features/query``):
 3. v2 only: the high-cardinality rule of ``validateQuery`` (a grouping on ``traceId`` and the
    like needs an explicit ``config.row_limit`` and a descending ``orderBy`` on a measure);
 4. the query builder: unknown dimension, metric, filter column or orderBy field, a filter
-   type that does not fit its column, each as ``{"message": ..., "error": "InvalidRequestError"}``.
+   type that does not fit its column, each as ``{"message": ..., "error": "InvalidRequestError"}``;
+5. this server's own bound: a time series of more than ``MAX_TIME_BUCKETS`` buckets (every
+   bucket is a row) is refused the same way.
+
+The window is cut to ClickHouse's DateTime64 range (1900 to 2299), as Langfuse's storage does.
 
 Which views, dimensions and measures exist is the data model in ``metrics_sql``."""
 
@@ -28,11 +32,13 @@ from autoops_cli.local_api.errors import ApiProblem, invalid_request
 from autoops_cli.local_api.metrics_sql import (
     ARRAY,
     BOOLEAN,
+    BUCKET_US,
     DATETIME,
     NUMBER,
     PERCENTILES,
     STRING,
     VIEWS,
+    WEEK_US,
     ViewDef,
     resolve_filter_column,
     views_for,
@@ -61,6 +67,14 @@ FILTER_TYPES_BY_KIND: dict[str, tuple[str, ...]] = {
     DATETIME: ("datetime",),
 }
 V2_DEFAULT_ROW_LIMIT = 100
+# The range of ClickHouse's DateTime64, where Langfuse keeps every timestamp: a window reaching
+# beyond it is cut to it (ClickHouse saturates the same way). This also keeps the time buckets
+# inside what Python's datetime can name (years 1 to 9999).
+MIN_TIME_US = -2_208_988_800_000_000  # 1900-01-01T00:00:00Z
+MAX_TIME_US = 10_413_792_000_000_000 - 1  # 2299-12-31T23:59:59.999999Z
+# Every bucket of a time series becomes a row (empty ones filled with zeros), so the number of
+# buckets bounds the work and the answer: a century by the minute is refused, not computed.
+MAX_TIME_BUCKETS = 50_000
 
 # --- the parsed query ---------------------------------------------------------------------
 
@@ -148,7 +162,13 @@ def _options(values: tuple[str, ...]) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number, as JavaScript reads it (an integer beyond a double is Infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a double
+        return False
 
 
 class _Issues:
@@ -467,6 +487,7 @@ def _schema(query: Any, version: int) -> MetricsQuery:
     if from_us >= to_us:  # a refinement: zod checks it once the shape is right
         issues.add([], "custom", "fromTimestamp must be before toTimestamp")
         raise _invalid_request_data(issues)
+    from_us, to_us = (min(max(us, MIN_TIME_US), MAX_TIME_US) for us in (from_us, to_us))
     return MetricsQuery(
         version=version,
         view=view,
@@ -480,6 +501,30 @@ def _schema(query: Any, version: int) -> MetricsQuery:
         row_limit=row_limit,
         bins=bins,
     )
+
+
+def time_buckets(from_us: int, to_us: int, granularity: str) -> int:
+    """How many buckets of ``granularity`` the window touches (both ends included)."""
+    if granularity in BUCKET_US:
+        size = BUCKET_US[granularity]
+        return to_us // size - from_us // size + 1
+    if granularity == "week":
+        return (to_us - from_us) // WEEK_US + 2
+    start = datetime.fromtimestamp(from_us // 1_000_000, tz=UTC)
+    end = datetime.fromtimestamp(to_us // 1_000_000, tz=UTC)
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def _check_time_buckets(query: MetricsQuery) -> None:
+    if query.granularity is None:
+        return
+    buckets = time_buckets(query.from_us, query.to_us, query.granularity)
+    if buckets > MAX_TIME_BUCKETS:
+        raise invalid_request(
+            f"timeDimension: {buckets} {query.granularity} buckets between fromTimestamp and "
+            f"toTimestamp, at most {MAX_TIME_BUCKETS}; use a coarser granularity or a shorter "
+            "window."
+        )
 
 
 # --- stage 3: v2's high-cardinality rule (Langfuse's validateQuery) -------------------------
@@ -610,6 +655,7 @@ def parse_metrics_query(raw_query: str | None, *, version: int) -> MetricsQuery:
     if version == 2:
         _check_high_cardinality(query)
     _check_builder(query)
+    _check_time_buckets(query)
     if version == 2 and query.row_limit is None:
         query = replace(query, row_limit=V2_DEFAULT_ROW_LIMIT)
     return query
