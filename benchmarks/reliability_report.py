@@ -46,10 +46,12 @@ def run_tests(node_ids: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
                 entry = json.loads(line)
                 base = entry["test"].split("[", 1)[0]  # parametrized cases add up
                 merged = figures.setdefault(
-                    base, {"inputs": 0, "lost": 0, "exit_codes": Counter(), "statuses": Counter()}
+                    base,
+                    {"inputs": 0, "lost": None, "exit_codes": Counter(), "statuses": Counter()},
                 )
                 merged["inputs"] += entry["inputs"]
-                merged["lost"] += entry["lost"]
+                if entry["lost"] is not None:  # None: the test does not count lost records
+                    merged["lost"] = (merged["lost"] or 0) + entry["lost"]
                 merged["exit_codes"].update({int(k): v for k, v in entry["exit_codes"].items()})
                 merged["statuses"].update({int(k): v for k, v in entry["statuses"].items()})
         outcomes: dict[str, str] = {}
@@ -70,15 +72,15 @@ def _codes(counter: Counter[int]) -> str:
 
 
 def row_line(row: Row, figures: dict[str, dict], outcomes: dict[str, str]) -> tuple[str, bool]:
-    inputs = lost = 0
+    inputs = 0
+    lost: int | None = None
     exits: Counter[int] = Counter()
     statuses: Counter[int] = Counter()
-    recorded = False
     for test in row.tests:
         if test in figures:
-            recorded = True
             inputs += figures[test]["inputs"]
-            lost += figures[test]["lost"]
+            if figures[test]["lost"] is not None:
+                lost = (lost or 0) + figures[test]["lost"]
             exits.update(figures[test]["exit_codes"])
             statuses.update(figures[test]["statuses"])
     results = [outcomes.get(test, "not run") for test in row.tests]
@@ -88,8 +90,8 @@ def row_line(row: Row, figures: dict[str, dict], outcomes: dict[str, str]) -> tu
         row.area,
         row.fault,
         row.behaviour,
-        str(inputs) if recorded and inputs else "-",
-        str(lost) if recorded else "-",
+        str(inputs) if inputs else "-",
+        "-" if lost is None else str(lost),
         _codes(exits) or "-",
         _codes(statuses) or "-",
         tests,
@@ -110,7 +112,7 @@ def main() -> int:
         all_ok = all_ok and ok
     scale = os.environ.get("AUTOOPS_PROPERTY_SCALE", "1")
     total_inputs = sum(f["inputs"] for f in figures.values())
-    total_lost = sum(f["lost"] for f in figures.values())
+    total_lost = sum(f["lost"] or 0 for f in figures.values())
     page = (
         f"""# Reliability: every fault and bad input tried, and what the tool did
 

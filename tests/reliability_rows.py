@@ -39,6 +39,12 @@ ROWS: tuple[Row, ...] = (
         _t("test_events", "test_bom_on_first_line_is_tolerated", "test_bom_on_a_later_line_is_rejected",
            "test_crlf_line_endings", "test_blank_lines_are_skipped_and_still_counted",
            "test_over_long_line_is_rejected_and_reading_continues")),
+    Row("event files", "valid events mixed with random JSON, wrong types, 1e400, NaN, nesting 60k deep, "
+        "lone surrogates, invalid UTF-8, lines over 1 MiB, a file cut mid-line, an empty file",
+        "exit 6 (0 when nothing is wrong), each bad line as FILE:N: reason and in the summary, "
+        "every valid event stored under its run id, also as a real process",
+        _t("test_hostile_input", "test_replay_of_hostile_event_files",
+           "test_replay_subprocess_one_of_each_hostile_line", "test_replay_of_an_empty_file")),
     Row("event files", "bad lines in a replayed file; --strict; a missing file",
         "each bad line reported with its number and skipped, valid events recorded, exit 6; "
         "--strict stops at the first keeping what was recorded; missing file exit 6",
@@ -58,6 +64,10 @@ ROWS: tuple[Row, ...] = (
         "a warning in config validate and health-check, with the chmod to run",
         _t("test_secrets", "test_secret_in_project_file_is_never_printed")
         + _t("test_health", "test_a_secret_file_readable_by_others_is_a_warning")),
+    Row("configuration", "sampling set 1.5, -0.1, abc (global and rule); a project file that is not TOML",
+        "exit 2 naming the valid range (exit 3 for the broken file), the file unchanged byte for byte",
+        _t("test_sampling", "test_invalid_rate_exits_2_and_leaves_the_file_unchanged",
+           "test_a_file_that_is_not_toml_is_left_alone")),
     # --- secrets -----------------------------------------------------------------------------
     Row("secrets", "every command, with valid keys, unreachable and bad hosts, malformed keys, with and without --verbose",
         "the secret key appears in no output and no file written (store, outbox, WAL, events, "
@@ -101,6 +111,12 @@ ROWS: tuple[Row, ...] = (
         _t("test_delivery", "test_rejected_keys_keep_the_data_for_after_the_fix",
            "test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent")),
     # --- reading the Langfuse API --------------------------------------------------------------
+    Row("Langfuse API answers", "metrics and trace answers with missing fields, wrong types, numbers as "
+        "strings, 1e400, NaN, truncated JSON, HTML, null, deep nesting, statuses 404/500/502",
+        "exit 0 with strict JSON (garbage counted as 0 or ignored) or exit 5 naming host and "
+        "path; never a traceback (exit 1 only for a real 404 of traces show)",
+        _t("test_hostile_input", "test_metrics_against_a_strange_langfuse",
+           "test_traces_against_a_strange_langfuse")),
     Row("Langfuse API answers", "429 on a metrics request; 429 beyond the timeout",
         "retried after Retry-After; then exit 5 naming the wait",
         _t("test_metrics", "test_429_is_retried_then_reported")),
@@ -111,6 +127,47 @@ ROWS: tuple[Row, ...] = (
         "exit 3; exit 4; the strings parsed as numbers",
         _t("test_metrics", "test_wrong_keys_and_unreachable_host", "test_numbers_as_strings_are_parsed")),
     # --- autoops serve -----------------------------------------------------------------------
+    Row("autoops serve", "every route x 13 kinds of bad credentials (none, wrong secret or public key, "
+        "malformed, other schemes, NUL); a spy on the comparison",
+        "401 with Langfuse's message on every route of the app's own table but health; both "
+        "key parts always compared in constant time",
+        _t("test_serve_security", "test_every_route_but_health_refuses_missing_or_wrong_credentials",
+           "test_both_key_parts_are_compared_every_time")),
+    Row("autoops serve", "bodies past 32 MiB (honest, lying Content-Length, chunked); a 192 MiB gzip "
+        "bomb; a lying gzip trailer; 20 KB headers",
+        "413 while reading, nothing stored; the bomb refused with memory growth under 100 KiB; "
+        "400 for oversized headers, the server keeps answering",
+        _t("test_serve_security", "test_bodies_past_the_limit_are_refused_while_reading_and_nothing_is_stored",
+           "test_a_gzip_bomb_is_refused_without_inflating_it", "test_oversized_headers_are_refused")),
+    Row("autoops serve", "35 slow clients: silent, trickling headers, headers then nothing, stalled bodies",
+        "each closed at its deadline (headers 10 s, body 30 s, drain 5 s; 408 where a request "
+        "began); a normal client answered throughout",
+        _t("test_serve_security", "test_slow_clients_are_cut_off_while_others_are_answered")),
+    Row("autoops serve", "SQL payloads in every parameter of every read route and every metrics "
+        "filter, column, metadata key and name; NUL bytes; random text in any parameter",
+        "200 with no extra rows or 400, never 5xx; schema, counts and every row unchanged; a NUL in "
+        "a string filter value is a 400",
+        _t("test_serve_security", "test_sql_injection_through_every_filter_changes_nothing",
+           "test_a_nul_byte_does_not_widen_a_like_filter",
+           "test_any_text_in_any_read_parameter_is_answered_without_a_server_error")),
+    Row("autoops serve", "lone surrogates, 30-digit integers and timestamps, NaN and 1e999 scores in "
+        "written data; mutated protobuf, random bytes, gzip garbage, wrong OTLP/JSON shapes",
+        "200 (text cleaned) or 400 (413 for a gzip trailer claiming too much), never 5xx; earlier "
+        "spans still readable and the store still writable",
+        _t("test_serve_security", "test_unencodable_text_and_huge_numbers_are_answered_and_the_store_stays_writable")
+        + _t("test_hostile_input", "test_hostile_otlp_bodies_never_break_serve")),
+    Row("autoops serve", "hostile metrics queries: extreme windows, huge numbers, deep nesting, "
+        "unknown fields, non-JSON text",
+        "200 with data or 400 with a message, within 20 s (a series over 50,000 buckets is a 400)",
+        _t("test_hostile_input", "test_hostile_metrics_queries_never_break_serve")),
+    Row("autoops serve", "--host 10.0.0.1, 0.0.0.0, ::, a LAN address without --allow-remote; "
+        "every route and error path crawled for keys",
+        "exit 2 before binding, naming --allow-remote; no answer body or header holds a key",
+        _t("test_serve_security", "test_a_non_loopback_address_is_refused_before_binding",
+           "test_no_answer_reveals_the_keys")),
+    Row("autoops serve", "3 replays exporting at once while 2 readers poll traces, observations, metrics",
+        "every read 200; stored counts per run equal what each replay reported: 0 lost",
+        _t("test_serve_load", "test_concurrent_exporters_and_readers_lose_nothing")),
     Row("autoops serve", "SQL injection through string filters; a malicious v2 cursor",
         "no extra rows, nothing changed in the store; the cursor refused with 400",
         _t("test_local_api_reads", "test_sql_injection_through_string_filters_finds_nothing_and_changes_nothing",

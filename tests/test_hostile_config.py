@@ -142,7 +142,8 @@ def test_any_bytes_as_a_project_file(
 )
 def test_any_environment_values(cli: Cli, reliability: Figures, env: dict[str, str]) -> None:
     reliability.tried()
-    result = cli("config", "validate", env={**env, "LANGFUSE_SECRET_KEY": KNOWN_SECRET})
+    keys = {"LANGFUSE_PUBLIC_KEY": "pk-lf-hostile", "LANGFUSE_SECRET_KEY": KNOWN_SECRET}
+    result = cli("config", "validate", env={**keys, **env, "LANGFUSE_SECRET_KEY": KNOWN_SECRET})
     assert_clean(result, reliability)
     for line in result.stderr.splitlines():
         if line.startswith("error:") and "environment variable" in line:

@@ -16,7 +16,7 @@ from config.ids import trace_id_for
 from config.langfuse_integration import LangfuseIntegrationService
 from config.sampling import SamplingRules, SamplingSubject, TraceSampler
 from config.settings import DataMaskingConfig, LangfuseConfig
-from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
 from tests.test_integration_core import Capture
 from tests.test_replay import EXAMPLE, EXPECTED_ROUTES, query
 
@@ -119,11 +119,13 @@ def test_set_the_same_value_twice_leaves_the_file_alone(cli: Cli, workdir: Path)
 @pytest.mark.parametrize("rate", ["1.5", "-0.1", "abc", "nan", ""])
 @pytest.mark.parametrize("rule", [[], ["--severity", "critical"]])
 def test_invalid_rate_exits_2_and_leaves_the_file_unchanged(
-    cli: Cli, workdir: Path, rate: str, rule: list[str]
+    cli: Cli, workdir: Path, reliability: Figures, rate: str, rule: list[str]
 ) -> None:
     path = project(workdir)
     before = path.read_bytes()
     result = cli("sampling", "set", rate, *rule)
+    reliability.tried()
+    reliability.exited(result.exit_code)
     assert result.exit_code == 2, result.both
     assert "from 0 to 1" in result.stderr
     assert "Traceback" not in result.stderr
