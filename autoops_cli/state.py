@@ -42,6 +42,11 @@ class AppState:
                 from autoops_cli.sampling_report import rule_name_warnings
 
                 loaded.warnings.extend(rule_name_warnings(loaded))
+            if loaded.langfuse is not None and loaded.langfuse.debug and not self.output.verbose:
+                # LANGFUSE_DEBUG: the debug logs of --verbose (redacted, on stderr).
+                from autoops_cli.logging_setup import configure_logging
+
+                configure_logging(True)
             self._loaded[key] = loaded
         return self._loaded[key]
 

@@ -123,6 +123,8 @@ class LangfuseIntegrationService:
         from config.tracer import Tracer
 
         self.config = config if config is not None else LangfuseConfig()
+        if self.config.debug:
+            _debug_logging()
         self.masking = masking if masking is not None else DataMaskingConfig()
         self.tracing_enabled = self.config.enabled and self.config.tracing_enabled
         self.mode = self.config.mode if self.tracing_enabled else "disabled"
@@ -708,6 +710,26 @@ class LangfuseIntegrationService:
 _service: LangfuseIntegrationService | None = None
 _service_lock = threading.Lock()
 EXIT_FLUSH_SECONDS = 2.0
+
+
+def _debug_logging() -> None:
+    """``LANGFUSE_DEBUG``: the core's loggers at debug level on stderr, secrets redacted.
+
+    Only when the application has not routed the ``autoops`` loggers itself.
+    """
+    import sys
+
+    from config.redaction import RedactingFilter
+
+    root = logging.getLogger("autoops")
+    if root.handlers or logging.getLogger().handlers:
+        root.setLevel(logging.DEBUG)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
 
 
 def get_langfuse_integration() -> LangfuseIntegrationService:

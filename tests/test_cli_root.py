@@ -126,3 +126,20 @@ def test_third_party_loggers_silent_unless_verbose(workdir: Path) -> None:
     loud = CliRunner().invoke(_boundary_app(), ["-v", "chatty"])
     assert "SDK WARNING LINE" in loud.stderr and "OTEL ERROR LINE" in loud.stderr
     CliRunner().invoke(_boundary_app(), ["chatty"])  # leave the loggers silenced
+
+
+def test_langfuse_debug_turns_on_debug_logging(run_autoops) -> None:  # type: ignore[no-untyped-def]
+    """LANGFUSE_DEBUG=true logs what --verbose logs (redacted), without a traceback."""
+    from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+
+    keys = {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": "http://127.0.0.1:9",  # nothing listens: the client logs its attempt
+    }
+    quiet = run_autoops("health-check", "--timeout", "1", env=keys)
+    loud = run_autoops("health-check", "--timeout", "1", env={**keys, "LANGFUSE_DEBUG": "true"})
+    assert quiet.exit_code == loud.exit_code == 4
+    assert "DEBUG" not in quiet.stderr
+    assert "DEBUG httpcore" in loud.stderr
+    assert KNOWN_SECRET not in loud.both and "Traceback" not in loud.both
