@@ -202,9 +202,9 @@ def fetch_remote(
     cache = ApiCache(store_path)
     try:
         key = cache_key("metrics", config.host, config.public_key, *cache_parts)
-        cached = cache.get(key, cache_ttl)
+        cached = _from_cache(cache.get(key, cache_ttl))
         if cached is not None:
-            return Fetched(Window(**cached["window"]), cached["rows"], cached["api"], 0, True)
+            return cached
         version_key = cache_key("metrics-api-version", config.host)
         api = cache.get(version_key, API_VERSION_TTL_S) or "v2"
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -239,6 +239,16 @@ def fetch_remote(
         return Fetched(window, rows, api, requests)
     finally:
         cache.close()
+
+
+def _from_cache(entry: Any) -> Fetched | None:
+    """A cached answer, or None when there is none or it has another shape (an older version)."""
+    try:
+        window = Window(**entry["window"])
+        rows = {name: list(entry["rows"][name]) for name in ("operations", "scores", "workflows")}
+        return Fetched(window, rows, str(entry["api"]), 0, True)
+    except (TypeError, KeyError):
+        return None
 
 
 def _rows(body: Any, url: str) -> list[dict[str, Any]]:

@@ -359,3 +359,16 @@ def test_wrong_keys_and_unreachable_host(cli: Cli, served: ServeHandle) -> None:
     gone = {**served.client_env(), "LANGFUSE_HOST": "http://127.0.0.1:9"}
     unreachable = cli("metrics", "--timeout", "2", env=gone)
     assert unreachable.exit_code == 4 and "Traceback" not in unreachable.both
+
+
+def test_a_cache_entry_of_another_shape_is_ignored() -> None:
+    from autoops_cli.metrics_fetch import _from_cache
+
+    window = {"start": "2026-11-18T11:00:00.000Z", "end": "2026-11-18T12:00:00.000Z",
+              "previous_start": "2026-11-18T10:00:00.000Z"}  # fmt: skip
+    rows = {"operations": [], "scores": [], "workflows": []}
+    good = _from_cache({"window": window, "rows": rows, "api": "v2"})
+    assert good is not None and good.cached and good.window.seconds == 3600
+    for bad in (None, [], {"window": {"from": "x"}, "rows": rows, "api": "v2"},
+                {"window": window, "rows": {"operations": []}, "api": "v2"}):  # fmt: skip
+        assert _from_cache(bad) is None
