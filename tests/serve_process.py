@@ -7,9 +7,11 @@ import selectors
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 def autoops_executable() -> str:
@@ -47,14 +49,20 @@ class ServeHandle:
 
 
 def start_serve(store: Path, *extra: str, timeout: float = 30) -> ServeHandle:
-    """Start ``autoops --json serve --port 0`` and wait for its announcement line."""
+    """Start ``autoops --json serve --port 0`` and wait for its announcement line.
+
+    Its stderr goes to an unnamed temporary file, not a pipe: nobody reads a pipe while the
+    server runs, and a server logging a lot would block on a full one.
+    """
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed by stop_serve)
     process = subprocess.Popen(
         [autoops_executable(), "--json", "serve", "--port", "0", "--store", str(store), *extra],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         stdin=subprocess.DEVNULL,
         text=True,
     )
+    _LOGS[process.pid] = log
     assert process.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
@@ -74,15 +82,29 @@ def start_serve(store: Path, *extra: str, timeout: float = 30) -> ServeHandle:
         if process.poll() is not None:
             break
     process.kill()
-    _, stderr = process.communicate(timeout=5)
-    raise RuntimeError(f"autoops serve did not start: {stderr}")
+    process.communicate(timeout=5)
+    raise RuntimeError(f"autoops serve did not start: {_stderr(process)}")
 
 
 def stop_serve(handle: ServeHandle) -> tuple[str, str]:
     """Stop the server; what it printed after its announcement (stdout, stderr)."""
     handle.process.terminate()
     try:
-        return handle.process.communicate(timeout=10)
+        stdout, _ = handle.process.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         handle.process.kill()
-        return handle.process.communicate(timeout=5)
+        stdout, _ = handle.process.communicate(timeout=5)
+    return stdout, _stderr(handle.process)
+
+
+_LOGS: dict[int, IO[str]] = {}
+
+
+def _stderr(process: subprocess.Popen[str]) -> str:
+    """What the server wrote to stderr (its temporary file, closed and dropped after)."""
+    log = _LOGS.pop(process.pid, None)
+    if log is None:
+        return ""
+    with log:
+        log.seek(0)
+        return log.read()
