@@ -159,10 +159,10 @@ def count(value: Any) -> int:
 
 def retry_after(response: httpx.Response) -> float:
     """Seconds to wait from ``Retry-After`` (1 s when absent or not a number)."""
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
+    from config.delivery import retry_after_seconds
+
+    seconds = retry_after_seconds(response)
+    return 1.0 if seconds is None else seconds
 
 
 def _message(response: httpx.Response) -> str:

@@ -271,7 +271,7 @@ class OutboxExporter:
             return SendOutcome.REJECTED_KEYS
         if status in RETRYABLE_STATUS:
             return self._retry(
-                entry, f"HTTP {status} from {path}: {message}", _retry_after_seconds(response)
+                entry, f"HTTP {status} from {path}: {message}", retry_after_seconds(response)
             )
         self._outbox.dead_letter(entry.seq, status, message)
         self.stats.dead_letters += 1
@@ -339,7 +339,8 @@ def _rejected_scores(response: httpx.Response) -> list[str]:
         return []
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from the ``Retry-After`` header (None when absent or not a number)."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
