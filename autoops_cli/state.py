@@ -39,7 +39,7 @@ class AppState:
         if key not in self._loaded:
             loaded = load_settings(config_file=chosen, flags=flags)
             if loaded.sampling_rules:
-                from autoops_cli.sampling_report import rule_name_warnings
+                from autoops_cli.actions.sampling.report import rule_name_warnings
 
                 loaded.warnings.extend(rule_name_warnings(loaded))
             if loaded.langfuse is not None and loaded.langfuse.debug and not self.output.verbose:

@@ -39,7 +39,7 @@ class PlainExporter:
     def __init__(self, config: Any) -> None:
         import httpx
 
-        from config.exporters import langfuse_headers, resource_attributes, sdk_version
+        from config.delivery.exporters import langfuse_headers, resource_attributes, sdk_version
 
         self.config = config
         self.resource = resource_attributes(config)
@@ -59,7 +59,7 @@ class PlainExporter:
     def run(self) -> None:
         import gzip
 
-        from config.otlp import encode_spans
+        from config.delivery.otlp import encode_spans
 
         while True:
             item = self.queue.get()
@@ -92,7 +92,7 @@ class PlainExporter:
 
 def drive(variant: str, events: str, run_id: str) -> None:
     """One replay in this process; prints the summary as JSON."""
-    from autoops_cli.replay import ReplayEngine, ReplayOptions, load_orchestrator
+    from autoops_cli.simulation.engine import ReplayEngine, ReplayOptions, load_orchestrator
     from config.langfuse_integration import initialize_langfuse_integration
     from config.settings import DataMaskingConfig, LangfuseConfig
 
@@ -109,7 +109,7 @@ def drive(variant: str, events: str, run_id: str) -> None:
 def one_round(variant: str, events: Path, round_number: int, directory: Path) -> tuple[float, bool]:
     import httpx
 
-    from tests.serve_process import start_serve, stop_serve
+    from tests.support.serve_process import start_serve, stop_serve
 
     handle = start_serve(directory / f"serve-{variant}-{round_number}" / "traces.db")
     try:
@@ -145,7 +145,7 @@ def main() -> None:
     if args.drive:
         drive(args.drive, args.events_file, args.run_id)
         return
-    from autoops_cli.event_generator import generate_events, write_events
+    from autoops_cli.simulation.generator import generate_events, write_events
 
     rates: dict[str, list[float]] = {"plain": [], "outbox": []}
     complete: dict[str, bool] = {"plain": True, "outbox": True}

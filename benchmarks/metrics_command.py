@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from metrics_query import ensure_store  # noqa: E402
 
-from tests.counting_proxy import CountingProxy  # noqa: E402
-from tests.serve_process import autoops_executable, start_serve, stop_serve  # noqa: E402
+from tests.support.counting_proxy import CountingProxy  # noqa: E402
+from tests.support.serve_process import autoops_executable, start_serve, stop_serve  # noqa: E402
 
 WINDOW = ["--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z"]
 

@@ -41,16 +41,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autoops_cli.local_api import metrics as metrics_engine  # noqa: E402
-from autoops_cli.local_api.metrics import parse_metrics_query  # noqa: E402
-from config.local_store import (  # noqa: E402
+from autoops_cli.local_api.query import metrics as metrics_engine  # noqa: E402
+from autoops_cli.local_api.query.metrics import parse_metrics_query  # noqa: E402
+from config.store.local_store import (  # noqa: E402
     OBSERVATION_UPSERT,
     SCORE_COLUMNS,
     SCORE_UPSERT,
     TRACE_UPSERT,
     LocalStore,
 )
-from config.store_rows import OBSERVATION_COLUMNS, TRACE_COLUMNS  # noqa: E402
+from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS  # noqa: E402
 
 GENERATOR_VERSION = 1
 DAY_US = 86_400_000_000

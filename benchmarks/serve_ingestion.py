@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OTEL_BSP_MAX_QUEUE_SIZE", "1000000")
 
-from tests.serve_process import start_serve, stop_serve
+from tests.support.serve_process import start_serve, stop_serve
 
 
 class CollectBatches:

@@ -85,11 +85,11 @@ class EncodeAndDiscard:
 
 
 def run_core(traces: int, exporter: Any, masked: bool) -> int:
-    from config.langfuse_attributes import to_json  # noqa: F401  (warm import)
-    from config.masking import DataMasker
-    from config.sampling import TraceSampler
     from config.settings import DataMaskingConfig
-    from config.tracer import Tracer
+    from config.tracing.attributes import to_json  # noqa: F401  (warm import)
+    from config.tracing.masking import DataMasker
+    from config.tracing.sampling import TraceSampler
+    from config.tracing.tracer import Tracer
 
     masker = DataMasker(DataMaskingConfig()) if masked else None
     tracer = Tracer(exporter, sampler=TraceSampler(1.0), mask=masker.mask if masker else None)
@@ -232,7 +232,7 @@ def run_otel_floor(traces: int) -> int:
 
 
 def core_otlp_exporter() -> Any:
-    from config.otlp import encode_spans
+    from config.delivery.otlp import encode_spans
 
     class Exporter:
         stats = None
@@ -267,7 +267,7 @@ class CaptureExporter:
 
 def store_write_rates(traces: int, rounds: int, directory: Path) -> list[float]:
     """Observations per second ``LocalStore.write`` takes, batches recorded beforehand."""
-    from config.local_store import LocalStore
+    from config.store.local_store import LocalStore
 
     capture = CaptureExporter()
     run_core(traces, capture, masked=True)
@@ -284,8 +284,8 @@ def store_write_rates(traces: int, rounds: int, directory: Path) -> list[float]:
 
 
 def core_store_exporter(path: Path) -> Any:
-    from config.exporters import LocalStoreExporter
-    from config.local_store import LocalStore
+    from config.delivery.exporters import LocalStoreExporter
+    from config.store.local_store import LocalStore
 
     return LocalStoreExporter(LocalStore(path))
 

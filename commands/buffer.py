@@ -17,7 +17,7 @@ def status(ctx: typer.Context) -> None:
 
     **Example:** autoops buffer status --json
     """
-    from autoops_cli.buffer_report import outbox_status, status_table
+    from autoops_cli.actions.buffer import outbox_status, status_table
 
     state: AppState = ctx.obj
     report = outbox_status()
@@ -41,7 +41,7 @@ def flush(
 
     **Example:** autoops buffer flush --timeout 60
     """
-    from autoops_cli.buffer_report import flush_outbox
+    from autoops_cli.actions.buffer import flush_outbox
 
     state: AppState = ctx.obj
     config, _ = state.settings()

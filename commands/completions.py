@@ -29,7 +29,7 @@ def show(shell: Shell = typer.Argument(..., help="bash, zsh or fish.")) -> None:
 
     **Example:** autoops completions show bash > ~/.local/share/bash-completion/completions/autoops
     """
-    from autoops_cli.completion_scripts import completion_script
+    from autoops_cli.actions.completions import completion_script
 
     typer.echo(completion_script(shell.value), nl=False)
 
@@ -45,7 +45,7 @@ def generate(
 
     **Example:** autoops completions generate --output-dir completions
     """
-    from autoops_cli.completion_scripts import write_completion_scripts
+    from autoops_cli.actions.completions import write_completion_scripts
 
     state: AppState = ctx.obj
     written = write_completion_scripts(output_dir)

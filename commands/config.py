@@ -30,7 +30,7 @@ def validate(ctx: typer.Context, config_file: Path | None = CONFIG_OPTION) -> No
 
     **Example:** LANGFUSE_SAMPLE_RATE=0.5 autoops config validate --json
     """
-    from autoops_cli.config_report import validation_report
+    from autoops_cli.actions.config import validation_report
 
     state: AppState = ctx.obj
     loaded = state.load_settings(config_file=config_file)
@@ -67,7 +67,7 @@ def show(
 
     **Example:** autoops config show --show-origin
     """
-    from autoops_cli.config_report import settings_rows, settings_table
+    from autoops_cli.actions.config import settings_rows, settings_table
 
     state: AppState = ctx.obj
     loaded = state.load_settings(config_file=config_file)
@@ -112,7 +112,7 @@ def init(
 
     **Example:** autoops config init && autoops config validate
     """
-    from autoops_cli.config_report import write_template
+    from autoops_cli.actions.config import write_template
 
     state: AppState = ctx.obj
     written = write_template(path, force=force)

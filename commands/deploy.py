@@ -28,7 +28,7 @@ def deploy(
     from rich import box
     from rich.table import Table
 
-    from autoops_cli.deploy import deploy as run_deploy
+    from autoops_cli.actions.deploy import deploy as run_deploy
 
     state: AppState = ctx.obj
     result = run_deploy(

@@ -27,7 +27,7 @@ def generate(
 
     **Example:** autoops events generate --count 1000 --seed 7 --output events.jsonl
     """
-    from autoops_cli.event_generator import generate_events, write_events
+    from autoops_cli.simulation.generator import generate_events, write_events
     from config.errors import UsageError
 
     state: AppState = ctx.obj

@@ -27,7 +27,7 @@ def health_check(
 
     **Example:** autoops health-check --strict --junit report.xml
     """
-    from autoops_cli.health import junit_xml, run_checks
+    from autoops_cli.actions.health import junit_xml, run_checks
 
     state: AppState = ctx.obj
     loaded = state.load_settings()

@@ -44,10 +44,15 @@ def metrics(
 
     **Example:** autoops metrics --agent pricing_agent --since 24h --by hour
     """
-    from autoops_cli.agent_metrics import build_report
-    from autoops_cli.metrics_fetch import build_queries, fetch_local, fetch_remote, make_window
-    from autoops_cli.metrics_view import render_report
-    from config.local_store import default_store_path
+    from autoops_cli.actions.metrics.queries import (
+        build_queries,
+        fetch_local,
+        fetch_remote,
+        make_window,
+    )
+    from autoops_cli.actions.metrics.report import build_report
+    from autoops_cli.actions.metrics.view import render_report
+    from config.store.local_store import default_store_path
 
     state: AppState = ctx.obj
     config, _ = state.settings()

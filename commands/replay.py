@@ -10,7 +10,7 @@ import typer
 from autoops_cli.state import AppState
 
 if TYPE_CHECKING:
-    from autoops_cli.replay import ReplaySummary
+    from autoops_cli.simulation.engine import ReplaySummary
 
 
 def replay(
@@ -51,7 +51,7 @@ def replay(
 
     **Example:** autoops replay examples/events.jsonl --sample-rate 0.5 --json
     """
-    from autoops_cli.replay_runner import run_replay
+    from autoops_cli.actions.replay import run_replay
 
     state: AppState = ctx.obj
     flags = (
@@ -77,7 +77,7 @@ def replay(
 
 
 def _render(state: AppState, summary: ReplaySummary) -> None:
-    from autoops_cli.replay_runner import summary_table
+    from autoops_cli.actions.replay import summary_table
 
     if state.output.json_mode:
         state.output.emit_json(summary.as_dict())

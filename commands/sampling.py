@@ -9,7 +9,7 @@ import typer
 from autoops_cli.state import AppState
 
 if TYPE_CHECKING:
-    from autoops_cli.sampling_file import SamplingChange
+    from autoops_cli.actions.sampling.file import SamplingChange
 
 app = typer.Typer(
     help="See and change sampling: the global rate and the rules per event type, severity, agent.",
@@ -50,9 +50,9 @@ def set_(
 
     **Example:** autoops sampling set 1.0 --severity critical
     """
-    from autoops_cli.sampling_file import sampling_key, set_rate, target_file
+    from autoops_cli.actions.sampling.file import sampling_key, set_rate, target_file
     from config.errors import UsageError
-    from config.sampling import parse_rate
+    from config.tracing.sampling import parse_rate
 
     state: AppState = ctx.obj
     try:
@@ -80,7 +80,7 @@ def reset(
 
     **Example:** autoops sampling reset --event-type demand_spike
     """
-    from autoops_cli.sampling_file import remove_rate, sampling_key, target_file
+    from autoops_cli.actions.sampling.file import remove_rate, sampling_key, target_file
 
     state: AppState = ctx.obj
     key = sampling_key(event_type=event_type, severity=severity, agent=agent, check_names=False)
@@ -90,7 +90,7 @@ def reset(
 
 
 def _render(state: AppState, change: SamplingChange | None) -> None:
-    from autoops_cli.sampling_report import (
+    from autoops_cli.actions.sampling.report import (
         change_warnings,
         explanation_lines,
         sampling_report,
@@ -120,7 +120,7 @@ def _render(state: AppState, change: SamplingChange | None) -> None:
 
 
 def _announce(state: AppState, change: SamplingChange) -> None:
-    from autoops_cli.sampling_report import show_value
+    from autoops_cli.actions.sampling.report import show_value
 
     setting, path, out = change.key.setting, change.path, state.output
     if change.rate is not None and not change.changed:

@@ -43,7 +43,7 @@ def list_traces(
 
     **Example:** autoops traces list --since 1h --event-type demand_spike
     """
-    from autoops_cli.trace_views import (
+    from autoops_cli.actions.traces import (
         TraceSource,
         fetch_traces,
         list_query,
@@ -82,7 +82,7 @@ def show(
 
     **Example:** autoops traces show 0af7651916cd43dd8448eb211c80319c
     """
-    from autoops_cli.trace_views import TraceSource, observation_tree, render_tree
+    from autoops_cli.actions.traces import TraceSource, observation_tree, render_tree
 
     state: AppState = ctx.obj
     config, _ = state.settings()

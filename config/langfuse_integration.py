@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from config.models import AgentDecision, CollaborationSpan
-from config.sampling import SamplingSubject
+from config.tracing.sampling import SamplingSubject
 
 if TYPE_CHECKING:
     from contextvars import Token
 
-    from config.exporters import SpanExporter
-    from config.sampling import SamplingRules
+    from config.delivery.exporters import SpanExporter
     from config.settings import DataMaskingConfig, LangfuseConfig
-    from config.tracer import Observation, Tracer
+    from config.tracing.sampling import SamplingRules
+    from config.tracing.tracer import Observation, Tracer
 
 logger = logging.getLogger("autoops.tracing")
 # The collaboration the current code runs in: messages, conflicts and resolutions logged
@@ -116,11 +116,11 @@ class LangfuseIntegrationService:
         batch_size: int = 512,
         sampling_rules: SamplingRules | None = None,
     ) -> None:
-        from config.exporters import resource_attributes
-        from config.masking import DataMasker
-        from config.sampling import TraceSampler
+        from config.delivery.exporters import resource_attributes
         from config.settings import DataMaskingConfig, LangfuseConfig
-        from config.tracer import Tracer
+        from config.tracing.masking import DataMasker
+        from config.tracing.sampling import TraceSampler
+        from config.tracing.tracer import Tracer
 
         self.config = config if config is not None else LangfuseConfig()
         if self.config.debug:
@@ -149,7 +149,7 @@ class LangfuseIntegrationService:
             resource=resource_attributes(self.config),
         )
         self._counters = _Counters()
-        from config.adaptive_sampling import AdaptiveSampling
+        from config.tracing.adaptive_sampling import AdaptiveSampling
 
         self.adaptive = AdaptiveSampling(
             self.tracer.sampler,
@@ -175,15 +175,15 @@ class LangfuseIntegrationService:
         return "none (tracing disabled)"
 
     def _default_exporter(self, store_path: Path | None) -> SpanExporter:
-        from config.exporters import LocalStoreExporter, NullExporter, resource_attributes
-        from config.local_store import LocalStore, default_store_path
+        from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
+        from config.store.local_store import LocalStore, default_store_path
 
         if self.mode == "disabled":
             return NullExporter()
         self.store_path = store_path or default_store_path()
         if self.mode == "langfuse":
-            from config.delivery import OutboxExporter
-            from config.outbox import Outbox
+            from config.delivery.outbox import Outbox
+            from config.delivery.sender import OutboxExporter
 
             return OutboxExporter(
                 self.config, Outbox(self.store_path), resource=resource_attributes(self.config)
@@ -246,7 +246,7 @@ class LangfuseIntegrationService:
         """
         started = time.perf_counter_ns()
         try:
-            from config.ids import trace_id_for
+            from config.tracing.ids import trace_id_for
 
             event_type = str(event.get("event_type", "unknown"))
             event_id = event.get("event_id")
@@ -813,7 +813,7 @@ def observe(
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from config.tracer import Tracer
+            from config.tracing.tracer import Tracer
 
             current = Tracer.current()
             if current is None:
@@ -849,7 +849,7 @@ def agent_operation(operation: str) -> Callable[[F], F]:
     def decorator(function: F) -> F:
         @functools.wraps(function)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            from config.tracer import Tracer
+            from config.tracing.tracer import Tracer
 
             if Tracer.current() is None:
                 return function(self, *args, **kwargs)

@@ -21,13 +21,18 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
 
 from config.errors import ConfigurationError, LocalFileError
-from config.sampling import SAMPLING_TABLE, SamplingRules, parse_rule_table, rules_from_settings
 from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
     LangfuseConfig,
     env_names,
     is_loopback_host,
+)
+from config.tracing.sampling import (
+    SAMPLING_TABLE,
+    SamplingRules,
+    parse_rule_table,
+    rules_from_settings,
 )
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from autoops_cli.events import SimulationEvent, read_events
-from autoops_cli.orchestrator import RetailOrchestrator
+from autoops_cli.simulation.events import SimulationEvent, read_events
+from autoops_cli.simulation.orchestrator import RetailOrchestrator
 from config.langfuse_integration import LangfuseIntegrationService, get_langfuse_integration
 from config.models import AgentPerformanceMetrics, SystemWorkflowMetrics
 
@@ -51,8 +51,8 @@ def traced_work(service: LangfuseIntegrationService, count: int) -> None:
 def recorded_metrics() -> dict[str, Any]:
     """The ``autoops metrics --json`` document for the last hour.
 
-    Why the command and not its functions (``autoops_cli.metrics_fetch`` and
-    ``autoops_cli.agent_metrics``): the command works the same in both modes. Without keys it
+    Why the command and not its functions (``autoops_cli.actions.metrics.queries`` and
+    ``autoops_cli.actions.metrics.report``): the command works the same in both modes. Without keys it
     reads the local store; with keys it asks the Langfuse metrics API (three requests, v2 with
     a v1 fallback, cached). Its JSON document is documented and stable (docs/metrics.md),
     while those functions are the CLI's internals. ``--refresh`` skips the cache, so the

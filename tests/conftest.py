@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import tests.property_budget  # noqa: F401  (loads the hypothesis budget profile)
+import tests.support.property_budget  # noqa: F401  (loads the hypothesis budget profile)
 from autoops_cli.app import app
-from tests.serve_process import ServeHandle, autoops_executable, start_serve, stop_serve
+from tests.support.serve_process import ServeHandle, autoops_executable, start_serve, stop_serve
 
 KNOWN_SECRET = "sk-lf-TESTSECRET-0123456789abcdef"
 
@@ -105,8 +105,8 @@ def run_autoops(workdir: Path) -> Iterator[object]:
 
 @pytest.fixture
 def fake_langfuse() -> Iterator[object]:
-    """A minimal Langfuse ingestion peer on 127.0.0.1 (see tests/fake_langfuse.py)."""
-    from tests.fake_langfuse import FakeLangfuse
+    """A minimal Langfuse ingestion peer on 127.0.0.1 (see tests/support/fake_langfuse.py)."""
+    from tests.support.fake_langfuse import FakeLangfuse
 
     server = FakeLangfuse()
     yield server

@@ -1,0 +1,178 @@
+"""``autoops deploy``: bring the integration up as the AutoOps application will, and prove it.
+
+Steps: the health checks; ``initialize_langfuse_integration()``; then a canary: one
+simulation event traced through the same core the agents use (workflow, an agent operation,
+its decision), delivered, and polled on the read API until the trace and its observations
+are visible, which gives the ingestion delay.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from config.errors import ExitCode
+
+if TYPE_CHECKING:
+    from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings_sources import LoadedSettings
+
+CANARY_OBSERVATIONS = 3  # workflow, agent operation, decision
+
+
+@dataclass
+class DeployResult:
+    """Every step's outcome, the canary, and the exit code."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    canary: dict[str, Any] | None = None
+    exit_code: int = 0
+
+    def step(self, name: str, status: str, detail: str) -> None:
+        """Record a step."""
+        self.steps.append({"step": name, "status": status, "detail": detail})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        return {"ok": self.exit_code == 0, "steps": self.steps, "canary": self.canary}
+
+
+def canary_event(now: float) -> dict[str, Any]:
+    """The simulation event the canary traces."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return {
+        "event_id": f"canary-{stamp}-{int(now * 1000) % 1000:03d}",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "event_type": "demand_spike",
+        "trigger_source": "autoops_deploy",
+        "product_id": "CANARY",
+        "severity": "low",
+        "data": {
+            "current_stock": 100,
+            "forecast_demand": 120,
+            "current_price": 10.0,
+            "unit_cost": 6.0,
+        },
+    }
+
+
+def deploy(
+    loaded: LoadedSettings, *, canary: bool, canary_timeout: float, dry_run: bool
+) -> DeployResult:
+    """Run the deployment steps; nothing is sent with ``dry_run``."""
+    from autoops_cli.actions.health import run_checks
+
+    result = DeployResult()
+    report = run_checks(loaded, timeout=10.0)
+    code = report.exit_code(strict=False)
+    failed = [c.name for c in report.checks if c.status == "fail"]
+    result.step(
+        "health-check",
+        "fail" if code else "ok",
+        f"failed: {', '.join(failed)}" if failed else "healthy",
+    )
+    if code:
+        result.exit_code = code
+        return result
+    config, masking = loaded.require()
+    event = canary_event(time.time())
+    if dry_run:
+        result.step(
+            "initialize", "planned", f"initialize_langfuse_integration() in {loaded.mode} mode"
+        )
+        if canary:
+            result.step(
+                "canary", "planned", f"would trace event {event['event_id']} and poll for it"
+            )
+            result.canary = {"event": event, "sent": False}
+        return result
+    from config.langfuse_integration import initialize_langfuse_integration
+    from config.tracing.sampling import SamplingRules
+
+    # The service only carries the canary, which must never be sampled out: a global rate or
+    # rule below 1 would otherwise fail the deployment by chance.
+    service = initialize_langfuse_integration(
+        config, masking, sample_rate=1.0, sampling_rules=SamplingRules()
+    )
+    result.step("initialize", "ok", f"{service.mode} mode, destination {service.destination}")
+    if canary:
+        _run_canary(service, event, canary_timeout, result)
+    service.shutdown(timeout=0)
+    return result
+
+
+def _run_canary(
+    service: LangfuseIntegrationService, event: dict[str, Any], timeout: float, result: DeployResult
+) -> None:
+    deadline = time.monotonic() + timeout
+    trace_id = service.create_simulation_trace(event, session_id="autoops-deploy")
+    span_id = service.start_agent_span("inventory_agent", "deploy_canary", {"product_id": "CANARY"})
+    service.log_agent_decision(
+        span_id,
+        {"decision_type": "hold", "action": "hold"},
+        confidence=1.0,
+        reasoning="deployment canary",
+    )
+    service.end_agent_span(span_id, {"action": "hold"})
+    service.finalize_trace(trace_id, {"canary": True})
+    sent_at = time.monotonic()
+    delivered = service.flush(timeout=max(0.1, deadline - time.monotonic()))
+    state = service.get_performance_metrics()["delivery_state"]
+    result.canary = {"trace_id": trace_id, "event_id": event["event_id"], "delivered": delivered}
+    if state == "credentials_rejected":
+        result.step("canary", "fail", "Langfuse rejected the keys")
+        result.exit_code = int(ExitCode.CONFIG)
+        return
+    visible = _poll_until_visible(service, trace_id, deadline)
+    if visible is None:
+        result.step("canary", "fail", f"trace {trace_id} not visible within {timeout:g} s")
+        result.exit_code = int(ExitCode.FAILURE)
+        return
+    delay = round(visible - sent_at, 3)
+    result.canary["ingestion_delay_s"] = delay
+    result.step("canary", "ok", f"trace {trace_id} visible after {delay:.2f} s")
+
+
+def _poll_until_visible(
+    service: LangfuseIntegrationService, trace_id: str, deadline: float
+) -> float | None:
+    """When the trace and its observations were first seen, or None by the deadline."""
+    while True:
+        if _visible(service, trace_id, max(0.1, deadline - time.monotonic())):
+            return time.monotonic()
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float) -> bool:
+    if service.mode == "local":
+        from config.store.local_store import LocalStore
+
+        assert service.store_path is not None
+        store = LocalStore(service.store_path)
+        try:
+            rows = store.query("SELECT COUNT(*) FROM observations WHERE trace_id = ?", (trace_id,))
+        finally:
+            store.close()
+        return int(rows[0][0]) >= CANARY_OBSERVATIONS
+    import httpx
+
+    config = service.config
+    assert config.public_key is not None and config.secret_key is not None
+    auth = (config.public_key, config.secret_key.get_secret_value())
+    try:
+        with httpx.Client(base_url=config.host, auth=auth, timeout=timeout) as client:
+            # The v2 observations API is the real-time read path; v1 servers answer 404 there.
+            response = client.get(
+                "/api/public/v2/observations", params={"traceId": trace_id, "limit": 50}
+            )
+            if response.status_code == 200:
+                return len(response.json().get("data", [])) >= CANARY_OBSERVATIONS
+            response = client.get(f"/api/public/traces/{trace_id}")
+            if response.status_code == 200:
+                return len(response.json().get("observations", [])) >= CANARY_OBSERVATIONS
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+    return False

@@ -1,0 +1,336 @@
+"""``autoops health-check``: is the Langfuse integration up, are the keys good, is it fast.
+
+Each check gives a status (ok, warn, fail), a measured value and a one-line explanation. In
+local mode the store is checked instead of the network. The whole run stays within its
+timeout: every request gets only the time that is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from config.errors import ExitCode
+from config.settings import is_loopback_host
+
+if TYPE_CHECKING:
+    import httpx
+
+    from config.settings_sources import LoadedSettings
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass
+class Check:
+    """One check's outcome."""
+
+    name: str
+    status: str
+    value: Any
+    message: str
+    exit_code: int = int(ExitCode.FAILURE)  # what a failure of this check means
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+@dataclass
+class HealthReport:
+    """Every check of one run."""
+
+    mode: str
+    host: str | None
+    checks: list[Check] = field(default_factory=list)
+
+    def healthy(self, *, strict: bool) -> bool:
+        """No failure (and, with ``strict``, no warning)."""
+        bad = {FAIL, WARN} if strict else {FAIL}
+        return not any(check.status in bad for check in self.checks)
+
+    def exit_code(self, *, strict: bool) -> int:
+        """0 healthy; 3 configuration or credentials; 4 network; else 1."""
+        failed = [c for c in self.checks if c.status == FAIL or (strict and c.status == WARN)]
+        if not failed:
+            return 0
+        codes = {c.exit_code for c in failed if c.status == FAIL}
+        for code in (int(ExitCode.CONFIG), int(ExitCode.NETWORK)):
+            if code in codes:
+                return code
+        return int(ExitCode.FAILURE)
+
+    def as_dict(self, *, strict: bool) -> dict[str, Any]:
+        """The ``--json`` document."""
+        return {
+            "healthy": self.healthy(strict=strict),
+            "mode": self.mode,
+            "host": self.host,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+class Deadline:
+    """What is left of the run's time budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left (never below a small floor, so a request can still fail cleanly)."""
+        return max(0.05, self.end - time.monotonic())
+
+    def expired(self) -> bool:
+        """True when the budget is spent."""
+        return time.monotonic() >= self.end
+
+
+def run_checks(loaded: LoadedSettings, *, timeout: float) -> HealthReport:
+    """Run every check once."""
+    deadline = Deadline(timeout)
+    config = loaded.langfuse
+    report = HealthReport(
+        mode=loaded.mode, host=config.host if config and config.has_keys else None
+    )
+    report.checks.append(_configuration(loaded))
+    if config is None:
+        return report
+    if loaded.mode == "local":
+        report.checks.append(_local_store())
+    else:
+        report.checks.extend(_remote(config, deadline))
+    report.checks.append(_outbox(config.buffer_size))
+    report.checks.append(_sampling(loaded))
+    return report
+
+
+def _configuration(loaded: LoadedSettings) -> Check:
+    if loaded.problems:
+        first = loaded.problems[0].line()
+        more = f" (+{len(loaded.problems) - 1} more)" if len(loaded.problems) > 1 else ""
+        return Check(
+            "configuration", FAIL, len(loaded.problems), first + more, int(ExitCode.CONFIG)
+        )
+    if loaded.warnings:
+        # Every warning, not the first only: a secret file readable by others must show
+        # even when a plain-http host warning comes first.
+        text = "; ".join(warning.line() for warning in loaded.warnings)
+        return Check("configuration", WARN, len(loaded.warnings), text)
+    return Check("configuration", OK, 0, f"valid ({loaded.mode} mode)")
+
+
+def _local_store() -> Check:
+    from config.errors import LocalFileError
+    from config.store.local_store import LocalStore, default_store_path
+
+    path = default_store_path()
+    try:
+        store = LocalStore(path)
+        counts = store.counts()
+        store.close()
+    except LocalFileError as exc:
+        return Check("local store", FAIL, str(path), exc.message, int(ExitCode.LOCAL_FILE))
+    return Check(
+        "local store",
+        OK,
+        counts["traces"],
+        f"local mode (no Langfuse keys): store {path} opens, {counts['traces']} traces",
+    )
+
+
+def _remote(config: Any, deadline: Deadline) -> list[Check]:
+    import httpx
+
+    checks = [_transport_security(config)]
+    auth = (config.public_key, config.secret_key.get_secret_value())
+    with httpx.Client(base_url=config.host, timeout=deadline.left()) as client:
+        endpoint, rtt_ms = _endpoint(client, deadline)
+        checks.append(endpoint)
+        if endpoint.status == FAIL:
+            return checks
+        checks.append(_credentials(client, auth, deadline))
+        budget = config.max_latency_ms
+        status = OK if rtt_ms <= budget else WARN
+        checks.append(
+            Check(
+                "latency",
+                status,
+                round(rtt_ms, 1),
+                f"round trip {rtt_ms:.1f} ms (budget {budget:g} ms)",
+            )
+        )
+        if checks[-2].status != FAIL:
+            checks.append(_read_path(client, auth, deadline))
+    return checks
+
+
+def _transport_security(config: Any) -> Check:
+    if not config.uses_plain_http:
+        return Check("transport security", OK, "https", "https")
+    if is_loopback_host(config.hostname):
+        return Check(
+            "transport security", WARN, "http", "plain http on loopback (fine for autoops serve)"
+        )
+    return Check(
+        "transport security",
+        FAIL,
+        "http",
+        f"plain http to {config.hostname}: keys travel unencrypted",
+        int(ExitCode.CONFIG),
+    )
+
+
+def _network_failure(name: str, exc: Exception) -> Check:
+    import httpx
+
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+    return Check(name, FAIL, None, f"{kind}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK))
+
+
+def _endpoint(client: httpx.Client, deadline: Deadline) -> tuple[Check, float]:
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        response = client.get("/api/public/health", timeout=deadline.left())
+    except httpx.HTTPError as exc:
+        return _network_failure("endpoint", exc), 0.0
+    rtt_ms = (time.perf_counter() - started) * 1000
+    body = _json(response)
+    status_text = body.get("status") if isinstance(body, dict) else None
+    if response.status_code != 200 or status_text != "OK":
+        return Check(
+            "endpoint",
+            FAIL,
+            response.status_code,
+            f"health answered {response.status_code}: {status_text or response.text[:100]}",
+        ), rtt_ms
+    version = body.get("version", "?")
+    return Check("endpoint", OK, version, f"Langfuse {version}, round trip {rtt_ms:.1f} ms"), rtt_ms
+
+
+def _credentials(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) -> Check:
+    import httpx
+
+    try:
+        response = client.get("/api/public/projects", auth=auth, timeout=deadline.left())
+    except httpx.HTTPError as exc:
+        return _network_failure("credentials", exc)
+    body = _json(response)
+    if response.status_code in (401, 403):
+        message = body.get("message") if isinstance(body, dict) else response.text[:200]
+        return Check(
+            "credentials",
+            FAIL,
+            response.status_code,
+            f"keys rejected: {message}",
+            int(ExitCode.CONFIG),
+        )
+    if response.status_code != 200:
+        return Check(
+            "credentials",
+            FAIL,
+            response.status_code,
+            f"projects answered {response.status_code}",
+            int(ExitCode.API),
+        )
+    projects = body.get("data") if isinstance(body, dict) else None
+    name = projects[0].get("name") if projects else "?"
+    return Check("credentials", OK, name, f"keys accepted for project {name!r}")
+
+
+def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) -> Check:
+    import httpx
+
+    now = time.time()
+    query = json.dumps(
+        {
+            "view": "observations",
+            "metrics": [{"measure": "count", "aggregation": "count"}],
+            "dimensions": [],
+            "filters": [],
+            "fromTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+            "toTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        }
+    )
+    found = {}
+    try:
+        for name, path, params in (
+            ("observations", "/api/public/v2/observations", {"limit": 1}),
+            ("metrics", "/api/public/v2/metrics", {"query": query}),
+        ):
+            found[name] = client.get(
+                path, params=params, auth=auth, timeout=deadline.left()
+            ).status_code
+    except httpx.HTTPError as exc:
+        return _network_failure("read path", exc)
+    if all(code == 200 for code in found.values()):
+        return Check(
+            "read path", OK, "v2", "v2 observations and metrics available (real-time reads)"
+        )
+    return Check(
+        "read path",
+        WARN,
+        "v1",
+        f"v2 answered {found}: the v1 fallbacks will be used (reads may lag)",
+    )
+
+
+def _outbox(buffer_size: int) -> Check:
+    from config.delivery.outbox import Outbox
+    from config.store.local_store import default_store_path
+
+    outbox = Outbox(default_store_path())
+    status = outbox.status()
+    outbox.close()
+    pending, age = status["pending_batches"], status["oldest_age_s"]
+    dead = status["dead_letters"]
+    if pending > buffer_size or (age is not None and age > 3600) or dead:
+        message = f"{pending} batch(es) waiting (oldest {age} s), {dead} dead letter(s): see `autoops buffer status`"
+        return Check("outbox", WARN, pending, message)
+    return Check("outbox", OK, pending, f"{pending} batch(es) waiting, no dead letters")
+
+
+def _sampling(loaded: LoadedSettings) -> Check:
+    config = loaded.langfuse
+    assert config is not None
+    rate = config.effective_sample_rate
+    origin = loaded.origin_of("langfuse.sample_rate").describe()
+    if rate == 0:
+        return Check("sampling", WARN, rate, f"sample rate 0 from {origin}: every trace is dropped")
+    return Check("sampling", OK, rate, f"sample rate {rate:g} ({origin})")
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def junit_xml(report: HealthReport, *, strict: bool) -> str:
+    """The report as JUnit XML: one test case per check."""
+    from xml.etree import ElementTree as ET
+
+    failures = [c for c in report.checks if c.status == FAIL or (strict and c.status == WARN)]
+    suite = ET.Element(
+        "testsuite",
+        name="autoops health-check",
+        tests=str(len(report.checks)),
+        failures=str(len(failures)),
+    )
+    for check in report.checks:
+        case = ET.SubElement(suite, "testcase", classname="autoops.health", name=check.name)
+        if check in failures:
+            ET.SubElement(
+                case, "failure", message=check.message, type=check.status
+            ).text = check.message
+        ET.SubElement(case, "system-out").text = f"{check.status}: {check.message}"
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

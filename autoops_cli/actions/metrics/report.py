@@ -1,0 +1,341 @@
+"""Agent and workflow metrics, and the seed's alerts, from the three metrics answers.
+
+Pure functions over the rows of ``metrics_fetch``'s queries; every definition is in
+docs/metrics.md. Numbers may arrive as strings (Langfuse returns 64-bit counts that way)
+and are parsed here, once; a value that is not a number (or a count that is not a count) is
+0, a name that is not a string is empty, so no answer can make the report fail or hold a
+non-finite number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from autoops_cli.actions.metrics.queries import WORKFLOW, Fetched
+from autoops_cli.langfuse_api.client import count, number
+from autoops_cli.timespec import iso, parse_iso
+from config.models import AgentPerformanceMetrics, SystemWorkflowMetrics
+
+SUCCESS_RATE_FLOOR = 0.95  # the seed's alert: trace success rate under 95 %
+THROUGHPUT_DROP = 0.10  # the seed's alert: throughput down more than 10 % on the window before
+
+
+def _text(value: Any, default: str = "") -> str:
+    """A name field: a string; anything else is ``default``."""
+    return value if isinstance(value, str) else default
+
+
+def weighted_sum(pairs: list[tuple[float, int]]) -> float:
+    """The sum of values times counts; 0 if that overflows (only garbage can get there)."""
+    total = float(sum(value * weight for value, weight in pairs))
+    return total if math.isfinite(total) else 0.0
+
+
+def weighted_mean(pairs: list[tuple[float, int]]) -> float:
+    """The mean of values weighted by counts; 0 without counts. Finite whatever the inputs."""
+    total = sum(weight for _, weight in pairs)
+    if not total:
+        return 0.0
+    mean = float(sum(value * weight for value, weight in pairs)) / total
+    if not math.isfinite(mean):  # huge values times huge counts: weights summing to 1 instead
+        mean = sum(value * (weight / total) for value, weight in pairs)
+    return mean if math.isfinite(mean) else 0.0
+
+
+@dataclass
+class _Group:
+    """One (name, type, level) row of the operations answer."""
+
+    name: str
+    type: str
+    level: str
+    count: int
+    avg: float
+    p50: float
+    p95: float
+
+
+def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
+    return [
+        _Group(
+            _text(row.get("name")),
+            _text(row.get("type")).upper(),
+            (_text(row.get("level")) or "DEFAULT").upper(),
+            count(row.get("count_count")),
+            number(row.get("avg_latency")),
+            number(row.get("p50_latency")),
+            number(row.get("p95_latency")),
+        )
+        for row in rows
+    ]
+
+
+def _weighted(groups: list[_Group], attribute: str) -> float:
+    return weighted_mean([(getattr(g, attribute), g.count) for g in groups])
+
+
+def _percentile(groups: list[_Group], attribute: str) -> float:
+    """An agent's p50/p95: exact for one group; the count-weighted mean of several.
+
+    Percentiles of different groups cannot be merged exactly; the successful operations
+    of an agent with one operation name are one group (docs/metrics.md).
+    """
+    succeeded = [g for g in groups if g.level != "ERROR" and g.count] or groups
+    return (
+        getattr(succeeded[0], attribute) if len(succeeded) == 1 else _weighted(succeeded, attribute)
+    )
+
+
+@dataclass
+class AgentReport(AgentPerformanceMetrics):
+    """The seed's ``AgentPerformanceMetrics``, plus the counts they are computed from."""
+
+    errors: int = 0
+    decisions: int = 0
+    conflicts_involved: int = 0
+    overturn_rate: float | None = None
+
+
+@dataclass
+class SystemReport(SystemWorkflowMetrics):
+    """The seed's ``SystemWorkflowMetrics``, plus the counts they are computed from."""
+
+    success_rate: float = 1.0
+    failed_events: int = 0
+    collaborations: int = 0
+    coordination_messages: int = 0
+    conflicts_detected: int = 0
+    conflicts_resolved: int = 0
+    agent_operations: int = 0
+    decisions_overturned: int = 0
+    previous_window_events: int = 0
+    throughput_change: float | None = None
+
+
+@dataclass
+class MetricsReport:
+    """Everything ``autoops metrics`` shows."""
+
+    window: dict[str, str]
+    agents: dict[str, AgentReport]
+    system: SystemReport
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "agents": {agent_id: asdict(report) for agent_id, report in self.agents.items()},
+            "system": asdict(self.system),
+            "alerts": self.alerts,
+            "series": self.series,
+            "source": self.source,
+            "notes": self.notes,
+        }
+
+
+def _agents(groups: list[_Group], scores: list[dict[str, Any]]) -> dict[str, AgentReport]:
+    operations: dict[str, list[_Group]] = defaultdict(list)
+    tools: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for group in groups:
+        agent, _, rest = group.name.partition(".")
+        if group.type == "AGENT" and rest:
+            operations[agent].append(group)
+        elif group.type == "TOOL" and rest:
+            tools[agent][rest] += group.count
+    # (agent, score name) -> [(mean, count)] of each row
+    score_rows: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+    for row in scores:
+        agent = _text(row.get("observationName")).partition(".")[0]
+        key = (agent, _text(row.get("name")))
+        score_rows[key].append((number(row.get("avg_value")), count(row.get("count_count"))))
+    score_counts = {key: sum(n for _, n in rows) for key, rows in score_rows.items()}
+    reports: dict[str, AgentReport] = {}
+    for agent in sorted(set(operations) | {a for a, _ in score_counts} - {""}):
+        ops = operations.get(agent, [])
+        total = sum(g.count for g in ops)
+        errors = sum(g.count for g in ops if g.level == "ERROR")
+        decisions = score_counts.get((agent, "decision_confidence"), 0)
+        involved = score_counts.get((agent, "decision_overturned"), 0)
+        # Each decision_overturned score is 0 or 1: never more overturned than scored.
+        overturned = round(weighted_sum(score_rows.get((agent, "decision_overturned"), [])))
+        overturned = max(0, min(overturned, involved))
+        reports[agent] = AgentReport(
+            agent_id=agent,
+            operation_count=total,
+            average_response_time=_weighted(ops, "avg"),
+            p50_response_time=_percentile(ops, "p50") if ops else 0.0,
+            p95_response_time=_percentile(ops, "p95") if ops else 0.0,
+            success_rate=(total - errors) / total if total else 1.0,
+            tool_usage_stats=dict(sorted(tools.get(agent, {}).items())),
+            decision_accuracy=(
+                weighted_mean(score_rows.get((agent, "decision_confidence"), []))
+                if decisions
+                else 0.0
+            ),
+            decisions_overturned=overturned,
+            collaboration_score=1.0 - involved / decisions if decisions else 0.0,
+            errors=errors,
+            decisions=decisions,
+            conflicts_involved=involved,
+            overturn_rate=overturned / decisions if decisions else None,
+        )
+    return reports
+
+
+def _count(groups: list[_Group], type_: str, prefix: str) -> int:
+    return sum(g.count for g in groups if g.type == type_ and g.name.startswith(prefix))
+
+
+def _system(
+    groups: list[_Group],
+    agents: dict[str, AgentReport],
+    workflow_rows: list[dict[str, Any]],
+    seconds: float,
+) -> SystemReport:
+    workflows = [g for g in groups if g.type == "CHAIN" and g.name == WORKFLOW]
+    events = sum(g.count for g in workflows)
+    failed = sum(g.count for g in workflows if g.level == "ERROR")
+    detected = _count(groups, "EVENT", "conflict.")
+    resolved = _count(groups, "EVENT", "conflict_resolution.")
+    operations = sum(a.operation_count for a in agents.values())
+    decisions = sum(a.decisions for a in agents.values())
+    overturned = sum(a.decisions_overturned for a in agents.values())
+    both_windows = sum(count(row.get("count_count")) for row in workflow_rows)
+    previous = max(both_windows - events, 0)
+    return SystemReport(
+        total_events_processed=events,
+        average_workflow_duration=_weighted(workflows, "avg"),
+        agent_coordination_efficiency=(decisions - overturned) / operations if operations else 0.0,
+        conflict_resolution_rate=resolved / detected if detected else 1.0,
+        system_throughput=events / seconds if seconds > 0 else 0.0,
+        success_rate=(events - failed) / events if events else 1.0,
+        failed_events=failed,
+        collaborations=_count(groups, "CHAIN", "collaboration."),
+        coordination_messages=_count(groups, "EVENT", "coordination."),
+        conflicts_detected=detected,
+        conflicts_resolved=resolved,
+        agent_operations=operations,
+        decisions_overturned=overturned,
+        previous_window_events=previous,
+        throughput_change=(events - previous) / previous if previous else None,
+    )
+
+
+def _series(fetched: Fetched, by: str | None) -> list[dict[str, Any]]:
+    """Buckets that overlap the window: events, failed events, mean workflow duration."""
+    if by is None:
+        return []
+    from autoops_cli.actions.metrics.queries import BUCKET_SECONDS
+
+    start = parse_iso(fetched.window.start).timestamp()
+    buckets: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
+    for row in fetched.rows["workflows"]:
+        stamp = row.get("time_dimension")
+        if not isinstance(stamp, str):
+            continue
+        try:
+            moment = parse_iso(stamp)
+            bucket = iso(moment)
+            if moment.timestamp() + BUCKET_SECONDS[by] <= start:
+                continue  # wholly in the previous window
+        except (ValueError, OverflowError):  # not a timestamp, or beyond year 1 or 9999 in UTC
+            continue
+        level = (_text(row.get("level")) or "DEFAULT").upper()
+        buckets[bucket].append(
+            (level, count(row.get("count_count")), number(row.get("avg_latency")))
+        )
+    series = []
+    for stamp in sorted(buckets):
+        rows = buckets[stamp]
+        series.append(
+            {
+                "time": stamp,
+                "events": sum(n for _, n, _ in rows),
+                "failed_events": sum(n for level, n, _ in rows if level == "ERROR"),
+                "average_workflow_duration": weighted_mean([(avg, n) for _, n, avg in rows]),
+            }
+        )
+    return series
+
+
+def _alerts(
+    agents: dict[str, AgentReport], system: SystemReport, max_latency_ms: float
+) -> list[dict[str, Any]]:
+    """The seed's three alert conditions, for the system and each agent shown."""
+    alerts: list[dict[str, Any]] = []
+
+    def alert(name: str, scope: str, value: float, threshold: float, message: str) -> None:
+        alerts.append(
+            {
+                "alert": name,
+                "scope": scope,
+                "value": value,
+                "threshold": threshold,
+                "message": message,
+            }
+        )
+
+    if system.total_events_processed and system.average_workflow_duration > max_latency_ms:
+        alert(
+            "latency", "system", system.average_workflow_duration, max_latency_ms,
+            f"average workflow duration {system.average_workflow_duration:.1f} ms is over "
+            f"LANGFUSE_MAX_LATENCY_MS ({max_latency_ms:g} ms)",
+        )  # fmt: skip
+    for agent in agents.values():
+        if agent.operation_count and agent.average_response_time > max_latency_ms:
+            alert(
+                "latency", agent.agent_id, agent.average_response_time, max_latency_ms,
+                f"{agent.agent_id}: average response time {agent.average_response_time:.1f} ms "
+                f"is over LANGFUSE_MAX_LATENCY_MS ({max_latency_ms:g} ms)",
+            )  # fmt: skip
+    if system.total_events_processed and system.success_rate < SUCCESS_RATE_FLOOR:
+        alert(
+            "success_rate", "system", system.success_rate, SUCCESS_RATE_FLOOR,
+            f"trace success rate {system.success_rate:.1%} is under {SUCCESS_RATE_FLOOR:.0%} "
+            f"({system.failed_events} of {system.total_events_processed} events failed)",
+        )  # fmt: skip
+    for agent in agents.values():
+        if agent.operation_count and agent.success_rate < SUCCESS_RATE_FLOOR:
+            alert(
+                "success_rate", agent.agent_id, agent.success_rate, SUCCESS_RATE_FLOOR,
+                f"{agent.agent_id}: success rate {agent.success_rate:.1%} is under "
+                f"{SUCCESS_RATE_FLOOR:.0%} ({agent.errors} of {agent.operation_count} failed)",
+            )  # fmt: skip
+    change = system.throughput_change
+    if change is not None and change < -THROUGHPUT_DROP:
+        alert(
+            "throughput", "system", change, -THROUGHPUT_DROP,
+            f"throughput down {-change:.0%} on the previous window "
+            f"({system.total_events_processed} events against {system.previous_window_events})",
+        )  # fmt: skip
+    return alerts
+
+
+def build_report(
+    fetched: Fetched, *, by: str | None, agent: str | None, max_latency_ms: float
+) -> MetricsReport:
+    """The report of the answers; ``agent`` keeps only that agent (the system stays whole)."""
+    groups = _groups(fetched.rows["operations"])
+    agents = _agents(groups, fetched.rows["scores"])
+    system = _system(groups, agents, fetched.rows["workflows"], fetched.window.seconds)
+    notes = []
+    if agent is not None:
+        if agent not in agents:
+            seen = ", ".join(agents) or "none"
+            notes.append(f"no operations of agent {agent!r} in the window (agents seen: {seen})")
+        agents = {agent: agents.get(agent) or AgentReport(agent_id=agent)}
+    return MetricsReport(
+        window=fetched.window.as_dict(),
+        agents=agents,
+        system=system,
+        alerts=_alerts(agents, system, max_latency_ms),
+        series=_series(fetched, by),
+        source=fetched.source(),
+        notes=notes,
+    )

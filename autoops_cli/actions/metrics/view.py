@@ -1,0 +1,161 @@
+"""``autoops metrics`` on a terminal: agents, system, series as sparklines, alerts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from autoops_cli.actions.metrics.report import MetricsReport
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """One character per value, scaled from the smallest to the largest."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARKS[0 if high == 0 else 3] * len(values)
+    scale = (len(SPARKS) - 1) / (high - low)
+    return "".join(SPARKS[round((v - low) * scale)] for v in values)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def render_report(report: MetricsReport) -> list[RenderableType]:
+    """The report as Rich renderables, in reading order."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    source = report.source
+    where = "local store" if source["api"] == "local" else f"Langfuse {source['api']} metrics API"
+    how = (
+        " (cached)"
+        if source["cached"]
+        else f", {source['requests']} requests"
+        if source["api"] != "local"
+        else ""
+    )
+    window = report.window
+    parts: list[RenderableType] = [
+        f"[bold]Window[/bold] {window['from']} to {window['to']} from the {where}{how}"
+    ]
+
+    agents = Table(title="Agents", box=box.ASCII, header_style="bold", title_justify="left")
+    for column in (
+        "agent",
+        "ops",
+        "avg ms",
+        "p50 ms",
+        "p95 ms",
+        "success",
+        "confid.",
+        "overturned",
+        "collab.",
+    ):
+        agents.add_column(column, justify="left" if column == "agent" else "right", no_wrap=True)
+    for agent in report.agents.values():
+        agents.add_row(
+            escape(agent.agent_id),
+            str(agent.operation_count),
+            _ms(agent.average_response_time),
+            _ms(agent.p50_response_time),
+            _ms(agent.p95_response_time),
+            _rate(agent.success_rate if agent.operation_count else None),
+            f"{agent.decision_accuracy:.3f}" if agent.decisions else "-",
+            f"{agent.decisions_overturned}/{agent.decisions}",
+            f"{agent.collaboration_score:.3f}" if agent.decisions else "-",
+        )
+    parts.append(agents)
+
+    tools = [
+        (a.agent_id, tool, n)
+        for a in report.agents.values()
+        for tool, n in a.tool_usage_stats.items()
+    ]
+    if tools:
+        table = Table(title="Tool calls", box=box.ASCII, header_style="bold", title_justify="left")
+        table.add_column("agent", no_wrap=True)
+        table.add_column("tool", no_wrap=True)
+        table.add_column("calls", justify="right")
+        for agent_id, tool, n in tools:
+            table.add_row(escape(agent_id), escape(tool), str(n))
+        parts.append(table)
+
+    s = report.system
+    system = Table(
+        title="System", box=box.ASCII, header_style="bold", title_justify="left", show_header=False
+    )
+    system.add_column("metric", no_wrap=True)
+    system.add_column("value", justify="right", no_wrap=True)
+    rows: list[tuple[str, str]] = [
+        ("events processed", f"{s.total_events_processed} ({s.failed_events} failed)"),
+        ("success rate", _rate(s.success_rate)),
+        ("average workflow duration", f"{_ms(s.average_workflow_duration)} ms"),
+        ("throughput", _throughput(s.system_throughput)),
+        ("previous window", f"{s.previous_window_events} events ({_change(s.throughput_change)})"),
+        ("collaborations", str(s.collaborations)),
+        ("coordination messages", str(s.coordination_messages)),
+        ("conflicts resolved", f"{s.conflicts_resolved}/{s.conflicts_detected} ({_rate(s.conflict_resolution_rate)})"),
+        ("coordination efficiency", _rate(s.agent_coordination_efficiency)),
+    ]  # fmt: skip
+    for name, value in rows:
+        system.add_row(name, value)
+    parts.append(system)
+
+    if report.series:
+        parts.extend(_series(report.series))
+    if report.alerts:
+        parts.extend(f"[red]ALERT[/red] {escape(a['message'])}" for a in report.alerts)
+    else:
+        parts.append("[green]no alerts[/green]")
+    for query in source.get("truncated", []):
+        parts.append(
+            f"[yellow]warning:[/yellow] the {query} answer hit the row limit; totals may be low"
+        )
+    return parts
+
+
+def _throughput(per_second: float) -> str:
+    """Events per second, minute or hour: whichever reads as a number above 1."""
+    for unit, seconds in (("s", 1), ("min", 60)):
+        if per_second * seconds >= 1:
+            return f"{per_second * seconds:.2f} events/{unit}"
+    return f"{per_second * 3600:.2f} events/h"
+
+
+def _change(change: float | None) -> str:
+    return "no earlier events" if change is None else f"{change:+.1%} now"
+
+
+def _series(series: list[dict[str, Any]]) -> list[RenderableType]:
+    from rich import box
+    from rich.table import Table
+
+    events = [float(point["events"]) for point in series]
+    durations = [float(point["average_workflow_duration"]) for point in series]
+    failed = [float(point["failed_events"]) for point in series]
+    table = Table(
+        title="Series",
+        box=box.ASCII,
+        header_style="bold",
+        title_justify="left",
+    )
+    for column in ("", "chart", "min", "max"):
+        table.add_column(
+            column, no_wrap=True, justify="left" if column in ("", "chart") else "right"
+        )
+    table.add_row("events", sparkline(events), f"{min(events):g}", f"{max(events):g}")
+    table.add_row("failed", sparkline(failed), f"{min(failed):g}", f"{max(failed):g}")
+    table.add_row("duration ms", sparkline(durations), _ms(min(durations)), _ms(max(durations)))
+    return [table, f"{len(series)} buckets from {series[0]['time']} to {series[-1]['time']}"]

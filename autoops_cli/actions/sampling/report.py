@@ -1,0 +1,333 @@
+"""What sampling will do: the global rate and every rule, where each comes from, in words.
+
+Serves ``autoops sampling show`` and the result shown after ``set`` and ``reset``. Built from
+``LoadedSettings``: the winning value of each setting, the values it overrides, the rules of
+the ``[sampling]`` tables, and the limits of the adaptive lowering with the outbox it
+watches. The replay records its run's adaptive changes next to the store
+(``last-replay-sampling.json``), so this report can show what the last run really did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from config.tracing.sampling import RULE_KINDS
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from autoops_cli.actions.sampling.file import SamplingChange
+    from config.settings import LangfuseConfig
+    from config.settings_sources import LoadedSettings, RawValue, SettingProblem
+
+GLOBAL_SETTING = "langfuse.sample_rate"
+SWITCH_SETTING = "langfuse.enable_sampling"
+LAST_REPLAY_FILE = "last-replay-sampling.json"
+PRECEDENCE = (
+    "each trace is decided once, at its root, from its trace id (the same decision in every "
+    "process): the highest rate among the rules it matches, else the global rate"
+)
+ADAPTIVE_RULES = "rules below 1.0 are scaled like the global rate; rules at 1.0 are never lowered"
+
+
+def show_value(value: Any) -> str:
+    """A value as the user would write it: ``0.1``, ``1``, ``true``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    return str(value)
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.3g} %"
+
+
+def assignment(raw: RawValue) -> str:
+    """How a value was set, in words: ``LANGFUSE_SAMPLE_RATE=0.1 in the environment``."""
+    origin = raw.origin
+    if origin.kind == "env":
+        return f"{origin.name}={raw.value} in the environment"
+    if origin.kind == "dotenv":
+        return f"{origin.name}={raw.value} in {origin.path}"
+    if origin.kind == "flag":
+        return f"{origin.name} {show_value(raw.value)}"
+    return f"{show_value(raw.value)} in {origin.path} (key {origin.name})"
+
+
+def _overridden(raw: RawValue) -> str:
+    origin = raw.origin
+    if origin.kind in ("env", "dotenv"):
+        return f"the {assignment(raw)}"
+    return f"the {show_value(raw.value)} in {origin.path}"
+
+
+def override_note(loaded: LoadedSettings, setting: str) -> str | None:
+    """``LANGFUSE_SAMPLE_RATE=0.1 in the environment overrides the 0.5 in ./autoops.toml``."""
+    winner = loaded.values.get(setting)
+    shadowed = loaded.shadowed.get(setting)
+    if winner is None or not shadowed:
+        return None
+    return f"{assignment(winner)} overrides " + " and ".join(_overridden(r) for r in shadowed)
+
+
+def _overrides(loaded: LoadedSettings, setting: str) -> list[dict[str, Any]]:
+    return [
+        {"value": raw.value, "origin": raw.origin.describe()}
+        for raw in loaded.shadowed.get(setting, [])
+    ]
+
+
+def _who(kind: str, name: str) -> str:
+    return {
+        "event_type": f"{name} events",
+        "severity": f"{name}-severity events",
+        "agent": f"events routed to {name}",
+    }[kind]
+
+
+def rule_effect(kind: str, name: str, rate: float, global_rate: float) -> str:
+    """What one rule does, in words."""
+    who = _who(kind, name)
+    if rate >= 1.0:
+        return f"every trace of {who} is kept, also while adaptive sampling lowers the rates"
+    if rate <= 0.0:
+        return f"traces of {who} are dropped, unless another rule they match keeps some"
+    text = f"about {_percent(rate)} of the traces of {who} are kept"
+    if rate < global_rate:
+        text += f" (below the global {show_value(global_rate)}: for them this rule wins over the global rate)"
+    return text
+
+
+def rule_name_warnings(loaded: LoadedSettings) -> list[SettingProblem]:
+    """A rule naming an event type, severity or agent the toolkit does not know matches nothing."""
+    from autoops_cli.actions.sampling.file import known_rule_names
+    from config.settings_sources import SettingProblem
+
+    known = known_rule_names()
+    found = []
+    for kind, name, _ in loaded.sampling_rules.items():
+        if name not in known[kind]:
+            setting = f"sampling.{kind}.{name}"
+            found.append(
+                SettingProblem(
+                    setting,
+                    loaded.origin_of(setting).describe(),
+                    f"no known {kind.replace('_', ' ')} {name!r}: the rule matches nothing "
+                    f"(known: {', '.join(known[kind])})",
+                )
+            )
+    return found
+
+
+def sampling_report(loaded: LoadedSettings) -> dict[str, Any]:
+    """The ``autoops sampling show --json`` document (the settings must be valid)."""
+    from autoops_cli.actions.sampling.file import known_rule_names
+
+    config, _ = loaded.require()
+    active = config.enable_sampling and config.enabled and config.tracing_enabled
+    global_rate = config.sample_rate
+    rules = []
+    known = known_rule_names()
+    ordered = sorted(loaded.sampling_rules.items(), key=lambda r: (RULE_KINDS.index(r[0]), r[1]))
+    for kind, name, rate in ordered:
+        setting = f"sampling.{kind}.{name}"
+        rules.append(
+            {
+                "setting": setting,
+                "kind": kind,
+                "name": name,
+                "rate": rate,
+                "origin": loaded.origin_of(setting).describe(),
+                "overrides": _overrides(loaded, setting),
+                "note": override_note(loaded, setting),
+                "known": name in known[kind],
+                "effect": rule_effect(kind, name, rate, global_rate),
+            }
+        )
+    if not (config.enabled and config.tracing_enabled):
+        effect = "tracing is disabled: nothing is recorded, sampling does not matter"
+    elif not config.enable_sampling:
+        effect = "sampling is off: every trace is kept; the rate and the rules are not applied"
+    else:
+        which = "traces no rule matches" if rules else "traces"
+        effect = f"about {_percent(global_rate)} of the {which} are kept"
+    return {
+        "mode": loaded.mode,
+        "tracing_enabled": config.enabled and config.tracing_enabled,
+        "sampling_enabled": config.enable_sampling,
+        "sampling_enabled_origin": loaded.origin_of(SWITCH_SETTING).describe(),
+        "global": {
+            "setting": GLOBAL_SETTING,
+            "env": "LANGFUSE_SAMPLE_RATE",
+            "rate": global_rate,
+            "origin": loaded.origin_of(GLOBAL_SETTING).describe(),
+            "overrides": _overrides(loaded, GLOBAL_SETTING),
+            "note": override_note(loaded, GLOBAL_SETTING),
+            "effect": effect,
+        },
+        "rules": rules,
+        "precedence": PRECEDENCE,
+        "adaptive": adaptive_report(loaded, config, active=active),
+        "files": {
+            "project": str(loaded.files.project) if loaded.files.project else None,
+            "user": str(loaded.files.user),
+        },
+    }
+
+
+def adaptive_report(
+    loaded: LoadedSettings, config: LangfuseConfig, *, active: bool
+) -> dict[str, Any]:
+    """The adaptive lowering: its limits, the outbox it watches now, the last replay's changes."""
+    from config.store.local_store import default_store_path
+
+    store = default_store_path()
+    pending = _outbox_pending(store, config.host) if loaded.mode == "langfuse" else None
+    over = pending is not None and pending > config.buffer_size
+    return {
+        "active": active,
+        "max_latency_ms": config.max_latency_ms,
+        "max_latency_ms_origin": loaded.origin_of("langfuse.max_latency_ms").describe(),
+        "buffer_size": config.buffer_size,
+        "buffer_size_origin": loaded.origin_of("langfuse.buffer_size").describe(),
+        "outbox_pending_batches": pending,
+        "lowering_now": active and over,
+        "rules": ADAPTIVE_RULES,
+        "last_replay": read_last_replay(store.parent),
+    }
+
+
+def _outbox_pending(store: Path, host: str) -> int:
+    """Batches waiting for ``host`` in the store's outbox (0 when there is no store yet)."""
+    if not store.is_file():
+        return 0
+    from config.delivery.outbox import Outbox
+
+    outbox = Outbox(store)
+    try:
+        return outbox.count(host)
+    finally:
+        outbox.close()
+
+
+def explanation_lines(report: dict[str, Any]) -> list[str]:
+    """What the core will do, one sentence a line (printed under the table)."""
+    glob = report["global"]
+    lines = []
+    if not report["sampling_enabled"]:
+        lines.append(f"sampling is off ({SWITCH_SETTING} from {report['sampling_enabled_origin']})")
+    if glob["note"]:
+        lines.append(glob["note"])
+    lines += [note for rule in report["rules"] if (note := rule["note"])]
+    lines.append(f"global rate {show_value(glob['rate'])}: {glob['effect']}")
+    if report["sampling_enabled"] and report["tracing_enabled"]:
+        if report["rules"]:
+            lines.append(PRECEDENCE)
+        for rule in report["rules"]:
+            lines.append(f"{rule['kind']} = {rule['name']}: {rule['effect']}")
+    lines += _adaptive_lines(report["adaptive"])
+    return lines
+
+
+def _adaptive_lines(adaptive: dict[str, Any]) -> list[str]:
+    if not adaptive["active"]:
+        return ["adaptive sampling: off (it works only while sampling is on)"]
+    lines = [
+        f"adaptive sampling halves the rates (down to 1 %) while tracing adds more than "
+        f"{show_value(adaptive['max_latency_ms'])} ms per agent operation ({adaptive['max_latency_ms_origin']}) "
+        f"or the outbox holds more than {adaptive['buffer_size']} batches "
+        f"({adaptive['buffer_size_origin']}); {ADAPTIVE_RULES}"
+    ]
+    pending = adaptive["outbox_pending_batches"]
+    if pending is None:
+        lines.append(
+            "outbox: none in local mode; only the tracing cost, measured during a run, can lower the rates"
+        )
+    elif adaptive["lowering_now"]:
+        lines.append(
+            f"outbox now: {pending} batches, over the limit: a run starting now lowers the rates "
+            "after its first window of traces"
+        )
+    else:
+        lines.append(f"outbox now: {pending} batches, under the limit")
+    last = adaptive["last_replay"]
+    if last is not None:
+        changes = last.get("changes") or []
+        head = f"last replay {last.get('run_id')} ({last.get('finished_at')})"
+        if not changes:
+            lines.append(f"{head}: no adaptive changes, rate {show_value(last.get('final_rate'))}")
+        for change in changes:
+            lines.append(
+                f"{head}: rate {show_value(change['from'])} -> {show_value(change['to'])} after "
+                f"{change['after_traces']} traces: {change['reason']}"
+            )
+    return lines
+
+
+def sampling_table(report: dict[str, Any]) -> Table:
+    """The global rate and the rules, with their origins, as a table."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.ASCII, header_style="bold", title="sampling")
+    table.add_column("rule", overflow="fold")
+    table.add_column("rate")
+    table.add_column("from", overflow="fold")
+    glob = report["global"]
+    table.add_row("global", show_value(glob["rate"]), glob["origin"])
+    for rule in report["rules"]:
+        name = rule["name"] if rule["known"] else f"{rule['name']} (unknown)"
+        table.add_row(f"{rule['kind']} = {name}", show_value(rule["rate"]), rule["origin"])
+    return table
+
+
+def change_warnings(change: SamplingChange, loaded: LoadedSettings) -> list[str]:
+    """Why what was just written (or removed) is not what the core will use, if it is not."""
+    setting = change.key.setting
+    winner = loaded.values.get(setting)
+    warnings = []
+    if change.rate is not None and winner is not None:
+        written_here = winner.origin.kind == "file" and winner.origin.path == change.path
+        if not written_here:
+            warnings.append(
+                f"{assignment(winner)} overrides the {show_value(change.rate)} just written to "
+                f"{change.path}; remove it for the file to take effect"
+            )
+    elif change.rate is None and winner is not None:
+        warnings.append(f"{setting} is still set: {assignment(winner)}")
+    config = loaded.langfuse
+    if config is not None and not config.enable_sampling:
+        switch = loaded.values.get(SWITCH_SETTING)
+        where = assignment(switch) if switch is not None else "the default"
+        warnings.append(
+            f"sampling is off ({where}): every trace is kept until it is turned on again"
+        )
+    return warnings
+
+
+def record_replay_sampling(directory: Path, document: dict[str, Any]) -> None:
+    """Keep a replay's sampling outcome for ``sampling show`` (atomically; errors ignored)."""
+    document = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **document}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sampling-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+        os.replace(tmp, directory / LAST_REPLAY_FILE)
+    except OSError:
+        pass  # a report aid only: the replay's own summary has the same changes
+
+
+def read_last_replay(directory: Path) -> dict[str, Any] | None:
+    """What ``record_replay_sampling`` kept, or None."""
+    try:
+        data = json.loads((directory / LAST_REPLAY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,178 @@
+"""GET requests to the Langfuse public API, with the error handling every read command shares.
+
+- the whole command has one time budget: each request gets only the time left of it;
+- 429 is retried after ``Retry-After`` while the budget allows, then reported (exit 5);
+- 401/403 are rejected credentials (exit 3), other errors are API errors (exit 5) and an
+  unreachable host is a network error (exit 4);
+- the answer body is JSON, else it is an API error (a proxy's HTML page is not an answer);
+  JSON as the standard defines it: ``NaN``, ``Infinity`` and numbers beyond a double (which
+  Python's parser would let through) make a body that is not Langfuse's.
+
+Values in answers are read with ``number`` and ``count``, which turn whatever is not a number
+into 0, so a strange answer can make a report wrong but never make it fail.
+Messages name the host and the path, never the keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from config.errors import ApiError, CredentialsError, NetworkError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from config.settings import LangfuseConfig
+
+
+class ApiClient:
+    """An authenticated client for one command; use as a context manager."""
+
+    def __init__(self, config: LangfuseConfig, *, timeout: float) -> None:
+        import httpx
+
+        assert config.public_key is not None and config.secret_key is not None
+        self.host = config.host
+        self.deadline = time.monotonic() + timeout
+        self.requests = 0
+        self._client = httpx.Client(
+            base_url=config.host,
+            auth=(config.public_key, config.secret_key.get_secret_value()),
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()
+
+    def left(self) -> float:
+        """Seconds left of the command's budget."""
+        return self.deadline - time.monotonic()
+
+    def get(self, path: str, params: list[tuple[str, str]], *, allow: tuple[int, ...] = ()) -> Any:
+        """GET ``path`` and return its JSON body; statuses in ``allow`` return ``None``.
+
+        A body that is not JSON, or is JSON ``null``, is an ``ApiError``.
+        """
+        import httpx
+
+        while True:
+            left = self.left()
+            if left <= 0:
+                raise NetworkError(f"{self.host}{path}: no answer within the timeout")
+            self.requests += 1
+            try:
+                response = self._client.get(path, params=tuple(params), timeout=left)
+            except httpx.TimeoutException:
+                raise NetworkError(f"{self.host}{path}: no answer within the timeout") from None
+            except httpx.HTTPError as exc:
+                raise NetworkError(
+                    f"cannot reach {self.host}: {type(exc).__name__}: {exc}"
+                ) from None
+            if response.status_code == 429:
+                wait = retry_after(response)
+                if wait < self.left():
+                    time.sleep(wait)
+                    continue
+                raise ApiError(
+                    f"{self.host}{path} answered 429 (rate limited) and asks to wait {wait:g} s, "
+                    "beyond the timeout",
+                    status=429,
+                    hint="try again later, or raise --timeout",
+                )
+            if response.status_code in allow:
+                return None
+            if response.status_code in (401, 403):
+                raise CredentialsError(
+                    f"{self.host} rejected the API keys ({response.status_code}: "
+                    f"{_message(response)})",
+                    hint="check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST",
+                )
+            if not response.is_success:
+                raise ApiError(
+                    f"{self.host}{path} answered {response.status_code}: {_message(response)}",
+                    status=response.status_code,
+                )
+            try:
+                body = parse_json(response.content)
+            except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
+                raise ApiError(
+                    f"{self.host}{path} answered {response.status_code} without a JSON body",
+                    status=response.status_code,
+                ) from None
+            if body is None:  # None means "a status in allow" to the caller: never an answer
+                raise ApiError(
+                    f"{self.host}{path} answered {response.status_code} with JSON null",
+                    status=response.status_code,
+                )
+            return body
+
+
+MAX_COUNT = 2**64 - 1  # a count in a Langfuse answer is a ClickHouse UInt64
+
+
+def parse_json(content: bytes) -> Any:
+    """A JSON body; ``ValueError`` for anything else, NaN, Infinity and 1e400 included."""
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"number {text[:20]} is out of range")
+        return value
+
+    return json.loads(content, parse_constant=refuse_constant, parse_float=finite)
+
+
+def number(value: Any) -> float:
+    """A numeric field as a finite float: numbers, numeric strings; anything else is 0."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float, str)):
+        try:
+            parsed = float(value)
+        except (ValueError, OverflowError):  # "x", or an integer beyond a float
+            return 0.0
+        return parsed if math.isfinite(parsed) else 0.0
+    return 0.0
+
+
+def count(value: Any) -> int:
+    """A count field: a whole number from 0 to 2**64 - 1 (exact from a string); else 0."""
+    if isinstance(value, str) and value.strip().isdigit():
+        try:
+            parsed = int(value)
+        except ValueError:  # "²" (a digit to isdigit), or beyond the int-from-string limit
+            return 0
+    else:
+        as_float = number(value)
+        parsed = int(as_float) if as_float.is_integer() else -1
+    return parsed if 0 <= parsed <= MAX_COUNT else 0
+
+
+def retry_after(response: httpx.Response) -> float:
+    """Seconds to wait from ``Retry-After`` (1 s when absent or not a number)."""
+    from config.delivery.sender import retry_after_seconds
+
+    seconds = retry_after_seconds(response)
+    return 1.0 if seconds is None else seconds
+
+
+def _message(response: httpx.Response) -> str:
+    """Langfuse's ``message`` field, else the start of the body, on one line."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        text = body["message"]
+    else:
+        text = response.text
+    return " ".join(text.split())[:200]

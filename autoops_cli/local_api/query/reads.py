@@ -1,0 +1,340 @@
+"""Langfuse-shaped reads from the local store: the shared parts, projects and health.
+
+The read endpoints live in three modules, one per resource (``reads_traces``,
+``reads_observations``, ``reads_scores``); this module holds what they share (query
+parameter parsing that answers bad values with Langfuse's 400, the SQL ``WHERE`` builder,
+JSON and time formatting, pagination) and re-exports every endpoint function, so
+``from autoops_cli.local_api.query.reads import list_traces`` works for all of them.
+
+Every SQL value is bound as a parameter: only column names written in this package's code
+are ever put into SQL text, never anything that came with a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from autoops_cli.local_api.query.errors import QueryParams, invalid_request
+from config.store.rows import iso_from_ns
+
+if TYPE_CHECKING:
+    from autoops_cli.local_api.query.observations import (
+        get_observation,
+        list_observations_v1,
+        list_observations_v2,
+    )
+    from autoops_cli.local_api.query.scores import get_score_v2, list_scores_v2, list_scores_v3
+    from autoops_cli.local_api.query.traces import get_trace, list_traces
+
+__all__ = [
+    "get_observation",
+    "get_projects",
+    "get_score_v2",
+    "get_trace",
+    "health",
+    "list_observations_v1",
+    "list_observations_v2",
+    "list_scores_v2",
+    "list_scores_v3",
+    "list_traces",
+]
+
+PROJECT_ID = "local"
+PROJECT_NAME = "autoops local store"
+ORGANIZATION = {"id": "local", "name": "autoops"}
+DEFAULT_ENVIRONMENT = "default"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ENDPOINT_MODULES = {
+    "get_observation": "observations",
+    "list_observations_v1": "observations",
+    "list_observations_v2": "observations",
+    "get_score_v2": "scores",
+    "list_scores_v2": "scores",
+    "list_scores_v3": "scores",
+    "get_trace": "traces",
+    "list_traces": "traces",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export the endpoints lazily: the endpoint modules import this one."""
+    module = _ENDPOINT_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"autoops_cli.local_api.query.{module}"), name)
+
+
+def get_projects() -> dict[str, Any]:
+    """GET /api/public/projects: the one project a project key sees (no retention set)."""
+    project = {"id": PROJECT_ID, "name": PROJECT_NAME, "organization": dict(ORGANIZATION)}
+    return {"data": [{**project, "metadata": {}}]}
+
+
+def health(version: str) -> dict[str, Any]:
+    """GET /api/public/health."""
+    return {"status": "OK", "version": version}
+
+
+# --- query parameters ----------------------------------------------------------------
+
+
+def text_param(params: QueryParams, name: str) -> str | None:
+    """The value of ``name``; an empty value counts as absent, as Langfuse's parsers do."""
+    value = params.get(name)
+    return str(value) if value else None
+
+
+def list_param(params: QueryParams, name: str) -> list[str]:
+    """Every non-empty value of a repeatable parameter (``environment=a&environment=b``)."""
+    return [str(value) for value in params.getlist(name) if value]
+
+
+def csv_param(params: QueryParams, name: str) -> list[str]:
+    """A comma-separated list parameter (every occurrence), items trimmed, empties dropped."""
+    items = (part.strip() for value in params.getlist(name) for part in str(value).split(","))
+    return [item for item in items if item]
+
+
+def int_param(params: QueryParams, name: str, default: int, low: int, high: int | None) -> int:
+    """An integer in ``[low, high]`` (``high`` None: unbounded), ``default`` when absent."""
+    value = text_param(params, name)
+    if value is None:
+        return default
+    bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+    try:
+        number = int(value)
+    except ValueError:
+        raise invalid_request(f"Invalid {name}: must be an integer {bounds}") from None
+    if number < low or (high is not None and number > high):
+        raise invalid_request(f"Invalid {name}: must be an integer {bounds}")
+    return number
+
+
+def page_params(params: QueryParams) -> tuple[int, int]:
+    """``page`` (from 1, default 1) and ``limit`` (1 to 100, default 50) of a v1/v2 list."""
+    # The page bound only keeps OFFSET inside SQLite's integers.
+    return int_param(params, "page", 1, 1, 2**31 - 1), int_param(params, "limit", 50, 1, 100)
+
+
+def float_param(params: QueryParams, name: str) -> float | None:
+    """A finite number, or None when absent."""
+    value = text_param(params, name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise invalid_request(f"Invalid {name}: must be a finite number")
+    return number
+
+
+def bool_param(params: QueryParams, name: str) -> bool | None:
+    """``true`` or ``false`` (as Langfuse accepts them), None when absent."""
+    value = text_param(params, name)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise invalid_request(f"Invalid {name}: must be true or false")
+    return value == "true"
+
+
+def choice_param(params: QueryParams, name: str, allowed: Sequence[str]) -> str | None:
+    """One of ``allowed`` (an enum of the API), None when absent."""
+    value = text_param(params, name)
+    if value is not None and value not in allowed:
+        raise invalid_request(f"Invalid {name}: must be one of {', '.join(allowed)}")
+    return value
+
+
+def parse_iso_us(value: str) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 date-time (naive = UTC), None if invalid."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def time_param(params: QueryParams, name: str) -> int | None:
+    """An ISO 8601 date-time parameter as epoch microseconds, None when absent."""
+    value = text_param(params, name)
+    if value is None:
+        return None
+    micros = parse_iso_us(value)
+    if micros is None:
+        raise invalid_request(
+            f"Invalid {name}: must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z"
+        )
+    return micros
+
+
+def field_groups(params: QueryParams, known: Sequence[str]) -> set[str] | None:
+    """The ``fields`` groups asked for, None when not given.
+
+    Unknown names are dropped rather than refused: that is what Langfuse's traces and v2
+    observations endpoints do (the v3 scores endpoint is stricter and checks itself).
+    """
+    chosen = {group for group in csv_param(params, "fields") if group in known}
+    return chosen or None
+
+
+def reject_structured_filter(params: QueryParams) -> None:
+    """400 for a non-empty ``filter`` (JSON conditions): the local store does not run them.
+
+    Ignoring it would answer with rows the caller asked to leave out.
+    """
+    raw = text_param(params, "filter")
+    if raw is None:
+        return
+    try:
+        conditions = json.loads(raw)
+    except ValueError:
+        raise invalid_request("Invalid JSON in filter parameter") from None
+    if conditions:
+        raise invalid_request(
+            "Invalid filter: structured filters are not supported by the local store; "
+            "use the simple query parameters"
+        )
+
+
+# --- SQL -------------------------------------------------------------------------------
+
+
+@dataclass
+class Where:
+    """A ``WHERE`` clause built from code-written conditions and bound arguments."""
+
+    clauses: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def add(self, clause: str, *args: Any) -> None:
+        """Add a condition; ``clause`` is SQL written in code, ``args`` its bound values."""
+        self.clauses.append(clause)
+        self.args.extend(args)
+
+    def equal(self, column: str, value: Any) -> None:
+        """``column = value`` when a value was given."""
+        if value is not None:
+            self.add(f"{column} = ?", value)
+
+    def one_of(self, column: str, values: Sequence[Any]) -> None:
+        """``column IN (values)`` when values were given."""
+        if values:
+            self.add(f"{column} IN ({placeholders(len(values))})", *values)
+
+    def time_range(self, column: str, start_us: int | None, end_us: int | None) -> None:
+        """``start <= column < end`` (either bound optional)."""
+        if start_us is not None:
+            self.add(f"{column} >= ?", start_us)
+        if end_us is not None:
+            self.add(f"{column} < ?", end_us)
+
+    def never(self) -> None:
+        """Match nothing: a filter on something the local store never records."""
+        self.add("0")
+
+    def sql(self) -> str:
+        """`` WHERE ...`` or an empty string."""
+        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ?`` for ``count`` bound values."""
+    return ", ".join("?" * count)
+
+
+def tags_contain_all(column: str, where: Where, tags: Sequence[str]) -> None:
+    """Require every tag in the JSON array text ``column`` (a missing array has none)."""
+    for tag in tags:
+        # CASE keeps json_each away from text that is not JSON (it would fail the query).
+        where.add(
+            f"CASE WHEN json_valid({column}) THEN EXISTS "
+            f"(SELECT 1 FROM json_each({column}) WHERE json_each.value = ?) ELSE 0 END",
+            tag,
+        )
+
+
+# --- values ----------------------------------------------------------------------------
+
+
+def iso(micros: int) -> str:
+    """Langfuse's timestamp format of epoch microseconds."""
+    return iso_from_ns(micros * 1000)
+
+
+def iso_or_none(micros: int | None) -> str | None:
+    """``iso`` for a value that may be missing."""
+    return None if micros is None else iso(micros)
+
+
+def precise_iso(micros: int) -> str:
+    """ISO 8601 with microseconds: cursors must not lose the store's precision."""
+    return (_EPOCH + timedelta(microseconds=micros)).isoformat().replace("+00:00", "Z")
+
+
+def json_value(text: str | None) -> Any:
+    """Stored JSON text parsed; text that is not JSON is returned as it is."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """Stored JSON text parsed as an object; anything else is wrapped under ``metadata``."""
+    value = json_value(text)
+    if value is None or isinstance(value, dict):
+        return value
+    return {"metadata": value}
+
+
+def json_list(text: str | None) -> list[str]:
+    """Stored tags: a JSON array of strings, ``[]`` when none."""
+    value = json_value(text)
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def page_meta(page: int, limit: int, total: int) -> dict[str, int]:
+    """Langfuse's page-based ``meta``."""
+    return {
+        "page": page,
+        "limit": limit,
+        "totalItems": total,
+        "totalPages": math.ceil(total / limit) if limit else 0,
+    }
+
+
+def encode_cursor(payload: dict[str, Any], *, url_safe: bool = False) -> str:
+    """An opaque cursor: base64 of JSON (base64url without padding when ``url_safe``)."""
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    if url_safe:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.b64encode(raw).decode()
+
+
+def decode_cursor(value: str, keys: Sequence[str]) -> dict[str, str]:
+    """The JSON object of a cursor with string ``keys``; anything else is a 400."""
+    try:
+        # Either alphabet, padded or not; a '+' left unescaped in a URL arrives as a space.
+        text = value.replace(" ", "+").replace("-", "+").replace("_", "/")
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise invalid_request("Invalid cursor format") from None
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(key), str) for key in keys):
+        raise invalid_request("Invalid cursor format")
+    return {key: payload[key] for key in keys}

@@ -1,0 +1,448 @@
+"""Simulation events: the model, the validation of one line, and a streaming reader.
+
+The format (JSON Lines, one event per line) is documented in ``docs/events.md``. Every line
+of a file becomes either a ``SimulationEvent`` or a ``RejectedLine`` with a one-line reason;
+a bad line never stops the reading, and no input can make the parser raise anything but
+``EventValidationError``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import json
+import math
+import re
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from autoops_cli.simulation.event_types import EVENT_TYPES, EventTypeSpec, FieldSpec
+from config.errors import LocalFileError
+
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+MAX_LINE_BYTES = 1_048_576
+# The largest value of a documented number field: 2**53, the largest integer a double (and
+# JavaScript) holds exactly; far beyond any stock, price or day count, and small enough that
+# the agents' arithmetic (products of a few fields) stays finite. A larger value fails the
+# line, not the agents.
+MAX_FIELD_VALUE = 2**53
+DEFAULT_SEVERITY = "medium"
+DEFAULT_TRIGGER_SOURCE = "simulation"
+KNOWN_FIELDS: tuple[str, ...] = (
+    "event_id",
+    "timestamp",
+    "event_type",
+    "trigger_source",
+    "product_id",
+    "severity",
+    "data",
+)
+_MAX_SHOWN = 80  # characters of an offending value quoted in a reason
+_SKIP_CHUNK = 65_536  # bytes read at a time while skipping the rest of an over-long line
+_MISSING: Any = object()
+# A \uD800-\uDFFF escape may leave an unpaired surrogate that cannot be written as UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@dataclass(frozen=True)
+class SimulationEvent:
+    """One validated simulation event."""
+
+    event_id: str
+    timestamp: datetime
+    event_type: str
+    trigger_source: str
+    product_id: str
+    severity: str
+    data: dict[str, Any]
+    extra: dict[str, Any]
+    line_number: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict; unknown top-level fields come last."""
+        return {
+            "event_id": self.event_id,
+            "timestamp": format_timestamp(self.timestamp),
+            "event_type": self.event_type,
+            "trigger_source": self.trigger_source,
+            "product_id": self.product_id,
+            "severity": self.severity,
+            "data": dict(self.data),
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class RejectedLine:
+    """A line of an event file that is not a valid event, and why."""
+
+    line_number: int
+    reason: str
+
+
+class EventValidationError(ValueError):
+    """An event line or object is invalid; ``reason`` says why, in one line."""
+
+    def __init__(self, reason: str) -> None:
+        # Reasons end up in one-line reports: never let a newline through.
+        self.reason = " ".join(reason.split())
+        super().__init__(self.reason)
+
+
+class _LineSource(Protocol):
+    """What the reader needs of a binary stream (a file, a GzipFile, stdin's buffer)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _NonFiniteNumber(ValueError):
+    """Raised from inside ``json.loads`` for NaN, Infinity and overflowing floats."""
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO 8601 with its offset, ``Z`` for UTC (the form the generator writes)."""
+    text = value.isoformat()
+    if value.utcoffset() == timedelta(0):
+        return text.removesuffix("+00:00") + "Z"
+    return text
+
+
+def parse_event_line(raw: bytes, line_number: int = 0) -> SimulationEvent:
+    """Parse one line (its ``\\n`` or ``\\r\\n`` ending optional) into a validated event.
+
+    Raises ``EventValidationError`` for every invalid input, whatever the bytes.
+    """
+    return _parse_content(_strip_line_ending(raw), line_number)
+
+
+def parse_event(obj: Any, *, line_number: int = 0, raw: bytes | None = None) -> SimulationEvent:
+    """Validate an already decoded JSON value as an event.
+
+    ``raw`` is the line it came from; without ``event_id`` the id is a hash of ``raw``, or of
+    the canonical JSON of ``obj`` when ``raw`` is not given.
+    """
+    if not isinstance(obj, dict):
+        raise EventValidationError(f"line is not a JSON object (got {_json_type(obj)})")
+    _check_keys(obj, "the event")
+    event_type = _required_string(obj, "event_type")
+    spec = EVENT_TYPES.get(event_type)
+    if spec is None:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise EventValidationError(f"unknown event_type {_describe(event_type)} (known: {known})")
+    timestamp = _parse_timestamp(obj.get("timestamp", _MISSING))
+    product_id = _required_string(obj, "product_id")
+    event_id = _optional_string(obj, "event_id")
+    trigger_source = _optional_string(obj, "trigger_source")
+    severity = obj.get("severity", DEFAULT_SEVERITY)
+    if not isinstance(severity, str) or severity not in SEVERITIES:
+        allowed = ", ".join(SEVERITIES)
+        raise EventValidationError(
+            f"field 'severity' must be one of {allowed}, got {_describe(severity)}"
+        )
+    data = _validate_data(spec, obj.get("data", _MISSING))
+    return SimulationEvent(
+        event_id=event_id or _default_event_id(obj, raw),
+        timestamp=timestamp,
+        event_type=event_type,
+        trigger_source=trigger_source or DEFAULT_TRIGGER_SOURCE,
+        product_id=product_id,
+        severity=severity,
+        data=data,
+        extra={key: value for key, value in obj.items() if key not in KNOWN_FIELDS},
+        line_number=line_number,
+    )
+
+
+def read_events(
+    source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[SimulationEvent | RejectedLine]:
+    """Stream the events of a JSON Lines file, ``.gz`` file, or standard input (``"-"``).
+
+    Yields one ``SimulationEvent`` or ``RejectedLine`` per non-blank line, holding at most
+    about ``max_line_bytes`` of the file in memory. A file that cannot be opened or read
+    (missing, a directory, a corrupt gzip stream) raises ``LocalFileError`` when iterated.
+    """
+    if max_line_bytes < 1:
+        raise ValueError("max_line_bytes must be at least 1")
+    name = "standard input" if source == "-" else str(source)
+    stream, owned = _open(source, name)
+    line_number = 0
+    try:
+        while True:
+            try:
+                line, too_long = _read_line(stream, max_line_bytes)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise LocalFileError(
+                    f"cannot read events from {name} at line {line_number + 1}: {_os_reason(exc)}"
+                ) from exc
+            if line is None:
+                return
+            line_number += 1
+            if too_long:
+                yield RejectedLine(line_number, f"line longer than {max_line_bytes} bytes")
+                continue
+            # A BOM (some Windows editors write one) is tolerated on the first line only.
+            bom = (
+                len(codecs.BOM_UTF8) if line_number == 1 and line.startswith(codecs.BOM_UTF8) else 0
+            )
+            line = line[bom:]
+            if not line.strip():
+                continue
+            item: SimulationEvent | RejectedLine
+            try:
+                item = _parse_content(line, line_number, byte_offset=bom)
+            except EventValidationError as exc:
+                item = RejectedLine(line_number, exc.reason)
+            yield item
+    finally:
+        if owned:
+            stream.close()
+
+
+def _open(source: str | Path, name: str) -> tuple[_LineSource, bool]:
+    """The binary stream to read, and whether this reader must close it."""
+    if source == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise LocalFileError("cannot read events from standard input: it is not available")
+        return stdin, False
+    try:
+        if str(source).endswith(".gz"):
+            return gzip.open(source, "rb"), True
+        return open(source, "rb"), True  # closed by read_events
+    except OSError as exc:
+        raise LocalFileError(f"cannot read events from {name}: {_os_reason(exc)}") from exc
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return _clip(str(exc) or type(exc).__name__)
+
+
+def _read_line(stream: _LineSource, max_line_bytes: int) -> tuple[bytes | None, bool]:
+    """The next line without its ending (``None`` at the end), and whether it was too long.
+
+    The rest of an over-long line is skipped in chunks, so memory stays bounded.
+    """
+    limit = max_line_bytes + 2  # room for a full-length line plus "\r\n"
+    chunk = stream.readline(limit)
+    if not chunk:
+        return None, False
+    if len(chunk) == limit and not chunk.endswith(b"\n"):
+        while True:
+            rest = stream.readline(_SKIP_CHUNK)
+            if not rest or rest.endswith(b"\n"):
+                return b"", True
+    line = _strip_line_ending(chunk)
+    return line, len(line) > max_line_bytes
+
+
+def _strip_line_ending(raw: bytes) -> bytes:
+    return raw.removesuffix(b"\n").removesuffix(b"\r")
+
+
+def _parse_content(content: bytes, line_number: int, *, byte_offset: int = 0) -> SimulationEvent:
+    """Decode, parse and validate one line's content (no line ending).
+
+    ``byte_offset`` is where ``content`` starts in the line (after a BOM), so that the byte
+    reported for invalid UTF-8 counts from the start of the line as it is in the file.
+    """
+    try:
+        text = content.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(f"invalid UTF-8 at byte {exc.start + byte_offset}") from None
+    if not text.strip():
+        raise EventValidationError("line is blank")
+    obj = _load_json(text)
+    return parse_event(obj, line_number=line_number, raw=content)
+
+
+def _load_json(text: str) -> Any:
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE.search(text):
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except _NonFiniteNumber as exc:
+        raise EventValidationError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise EventValidationError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except UnicodeEncodeError:
+        raise EventValidationError("a string holds an unpaired UTF-16 surrogate") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's int-from-string digit limit
+            limit = sys.get_int_max_str_digits()
+            raise EventValidationError(f"integer longer than {limit} digits") from None
+        raise EventValidationError(f"not valid JSON: {_clip(str(exc))}") from None
+    except RecursionError:
+        raise EventValidationError("nested too deeply") from None
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFiniteNumber(f"non-finite number {name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 would silently become inf
+        raise _NonFiniteNumber(f"number {_clip(text)} is out of range")
+    return value
+
+
+def _check_keys(obj: dict[Any, Any], where: str) -> None:
+    for key in obj:
+        if not isinstance(key, str):  # only possible for objects not decoded from JSON
+            raise EventValidationError(
+                f"field names in {where} must be strings, got {_describe(key)}"
+            )
+
+
+def _required_string(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name, _MISSING)
+    if value is _MISSING:
+        raise EventValidationError(f"missing required field '{name}'")
+    if not isinstance(value, str) or not value.strip():
+        raise EventValidationError(
+            f"field '{name}' must be a non-empty string, got {_describe(value)}"
+        )
+    return value
+
+
+def _optional_string(obj: dict[str, Any], name: str) -> str | None:
+    return _required_string(obj, name) if name in obj else None
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if value is _MISSING:
+        raise EventValidationError("missing required field 'timestamp'")
+    problem = "must be an ISO 8601 string with a UTC offset or Z"
+    if not isinstance(value, str):
+        raise EventValidationError(f"field 'timestamp' {problem}, got {_describe(value)}")
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise EventValidationError(f"field 'timestamp' {problem}, got {_describe(value)}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise EventValidationError(
+            f"field 'timestamp' must include a UTC offset or Z, got {_describe(value)}"
+        )
+    return parsed
+
+
+def _validate_data(spec: EventTypeSpec, value: Any) -> dict[str, Any]:
+    """Documented fields checked and defaulted, unknown fields kept untouched."""
+    if value is _MISSING:
+        value = {}
+    if not isinstance(value, dict):
+        raise EventValidationError(f"field 'data' must be an object, got {_describe(value)}")
+    _check_keys(value, "'data'")
+    data: dict[str, Any] = {}
+    for field in spec.fields:
+        given = value.get(field.name, _MISSING)
+        data[field.name] = field.default if given is _MISSING else _coerce(field, given)
+    for key, extra in value.items():
+        if key not in data:
+            data[key] = extra
+    return data
+
+
+def _coerce(field: FieldSpec, value: Any) -> int | float | str:
+    """The value converted to the field's kind, or EventValidationError."""
+    if field.kind == "str":
+        if isinstance(value, str):
+            return value
+        raise _bad_field(field, value)
+    # bool is an int in Python; a true/false in a number field is a producer bug.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad_field(field, value)
+    number: int | float
+    if field.kind == "int":
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            raise _bad_field(field, value)
+        number = int(value)
+    else:
+        try:
+            number = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
+        except OverflowError:  # an int too large for a float
+            raise _bad_field(field, value) from None
+        if not math.isfinite(number):
+            raise _bad_field(field, value)
+    if number < 0:
+        raise _bad_field(field, value)
+    if number > MAX_FIELD_VALUE:
+        raise EventValidationError(
+            f"field 'data.{field.name}' is out of range (at most {MAX_FIELD_VALUE}), "
+            f"got {_describe(value)}"
+        )
+    return number
+
+
+def _bad_field(field: FieldSpec, value: Any) -> EventValidationError:
+    wanted = {
+        "int": "a non-negative integer",
+        "float": "a finite non-negative number",
+        "str": "a string",
+    }[field.kind]
+    return EventValidationError(
+        f"field 'data.{field.name}' must be {wanted}, got {_describe(value)}"
+    )
+
+
+def _default_event_id(obj: dict[str, Any], raw: bytes | None) -> str:
+    """A stable id: the hash of the line, or of the object's canonical JSON."""
+    if raw is None:
+        try:
+            raw = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("ascii")
+        except (TypeError, ValueError, RecursionError):
+            raise EventValidationError(
+                "event has no event_id and is not JSON-serialisable"
+            ) from None
+    return "evt-" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _describe(value: Any) -> str:
+    """A short, one-line rendering of an offending value for a reason."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return _clip(repr(value))
+    if isinstance(value, float):
+        return _clip(json.dumps(value))  # NaN / Infinity, as JSON would spell them
+    if isinstance(value, int):
+        try:
+            return _clip(str(value))
+        except ValueError:  # beyond the int-to-str digit limit
+            return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"a value of type {type(value).__name__}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."

@@ -1,0 +1,84 @@
+"""Lowering the sample rate while tracing costs too much, and restoring it afterwards.
+
+The seed's alert rule made active: when tracing adds more than ``LANGFUSE_MAX_LATENCY_MS`` to
+an agent operation (on average over a window of traces), or the outbox holds more than
+``LANGFUSE_BUFFER_SIZE`` batches, the effective rate is halved, step by step down to 1 %;
+when both are back under half their limits, it is doubled, step by step, up to the
+configured rate. Every change is logged and kept for the run's summary. Sampling stays a
+per-trace decision at the root, so traces are still kept or dropped whole. The sampler scales
+its rules below 1.0 by the same factor (``config.tracing.sampling``); a rule at 1.0 is never lowered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.tracing.sampling import ADAPTIVE_FLOOR, TraceSampler
+
+logger = logging.getLogger("autoops.sampling")
+
+WINDOW_TRACES = 50
+STEP = 0.5
+MIN_RATE = ADAPTIVE_FLOOR
+
+
+@dataclass
+class AdaptiveSampling:
+    """Watches windows of finished traces and moves the sampler's rate."""
+
+    sampler: TraceSampler
+    base_rate: float
+    max_latency_ms: float
+    buffer_size: int
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    _traces: int = 0
+    _window_ns: int = 0
+    _window_operations: int = 0
+
+    def trace_finished(
+        self, tracing_ns: int, operations: int, pending_batches: Callable[[], int]
+    ) -> None:
+        """Account one finished trace; at the end of a window, maybe change the rate.
+
+        ``pending_batches`` is asked only at the end of a window: counting the outbox is a
+        query, too costly to run for every trace on the agent's thread.
+        """
+        self._traces += 1
+        self._window_ns += tracing_ns
+        self._window_operations += operations
+        if self._traces % WINDOW_TRACES:
+            return
+        overhead_ms = self._window_ns / max(self._window_operations, 1) / 1e6
+        self._window_ns = self._window_operations = 0
+        self.evaluate(overhead_ms, pending_batches())
+
+    def evaluate(self, overhead_ms: float, pending_batches: int) -> None:
+        """Lower or restore the rate for the measured overhead and outbox size."""
+        rate = self.sampler.rate
+        if overhead_ms > self.max_latency_ms or pending_batches > self.buffer_size:
+            reason = (
+                f"tracing adds {overhead_ms:.3f} ms per agent operation (budget {self.max_latency_ms:g} ms)"
+                if overhead_ms > self.max_latency_ms
+                else f"outbox holds {pending_batches} batches (buffer size {self.buffer_size})"
+            )
+            # Never below the floor, and never "lowered" up to it from a rate already under it.
+            new_rate = max(min(MIN_RATE, rate), rate * STEP)
+        elif (
+            overhead_ms < self.max_latency_ms / 2
+            and pending_batches <= self.buffer_size // 2
+            and rate < self.base_rate
+        ):
+            reason = "tracing cost and outbox back under half their limits"
+            new_rate = min(self.base_rate, rate / STEP)
+        else:
+            return
+        if new_rate == rate:
+            return
+        self.sampler.set_rate(new_rate)
+        change = {"after_traces": self._traces, "from": rate, "to": new_rate, "reason": reason}
+        self.changes.append(change)
+        log = logger.warning if new_rate < rate else logger.info
+        log("sample rate %g -> %g: %s", rate, new_rate, reason)

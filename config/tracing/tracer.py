@@ -1,0 +1,434 @@
+"""The core's tracing engine: observations as Langfuse OTel spans, batched to an exporter.
+
+Why not the Langfuse SDK's own span machinery: every SDK observation is a full OTel span
+(context objects, processors, a batch queue, a protobuf re-encoding per export) and the SDK
+drops data it fails to send. The core records the same Langfuse attributes (their names come
+from the SDK's constants) into a plain ``SpanRecord`` and hands whole batches to an exporter:
+the local store, Langfuse over OTLP/HTTP, or nowhere. ``benchmarks/tracing_overhead.py``
+measures both.
+
+Sampling is decided once per trace at its root; an unsampled trace still hands out
+observation objects (so callers never branch), but they record nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any
+
+from config.delivery.exporters import SpanExporter
+from config.tracing import attributes as la
+from config.tracing.ids import random_trace_id, span_id_for, trace_id_for
+from config.tracing.sampling import SamplingSubject, TraceSampler
+from config.tracing.span_records import STATUS_ERROR, STATUS_UNSET, ScoreRecord, SpanRecord
+
+_UNSET: Any = object()
+_current: ContextVar[Observation | None] = ContextVar("autoops_observation", default=None)
+
+
+@dataclass
+class TracerStats:
+    """Counters of one tracer."""
+
+    traces_started: int = 0
+    traces_sampled_out: int = 0
+    observations_recorded: int = 0
+    scores_recorded: int = 0
+    batches_exported: int = 0
+
+
+class TraceState:
+    """What all observations of one trace share."""
+
+    __slots__ = ("next_sequence", "propagated", "sampled", "session_id", "trace_id", "tracer")
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        trace_id: str,
+        sampled: bool,
+        session_id: str | None,
+        propagated: dict[str, Any],
+    ) -> None:
+        self.tracer = tracer
+        self.trace_id = trace_id
+        self.sampled = sampled
+        self.session_id = session_id
+        self.propagated = propagated
+        self.next_sequence = 0
+
+    def new_span_id(self) -> str:
+        """The next stable span id of this trace."""
+        self.next_sequence += 1
+        return span_id_for(self.trace_id, self.next_sequence)
+
+
+class Observation:
+    """A live observation; ``end()`` turns it into a ``SpanRecord``."""
+
+    __slots__ = (
+        "agent_id",
+        "as_type",
+        "attributes",
+        "ended",
+        "level",
+        "name",
+        "parent_id",
+        "span_id",
+        "start_ns",
+        "status_message",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        trace: TraceState,
+        name: str,
+        as_type: str,
+        parent_id: str | None,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.trace = trace
+        self.name = name
+        self.as_type = as_type
+        self.parent_id = parent_id
+        self.span_id = trace.new_span_id()
+        self.start_ns = time.time_ns()
+        self.attributes = attributes
+        self.level: str | None = None
+        self.status_message: str | None = None
+        self.ended = False
+        # The agent whose operation this observation is part of (inherited from the parent),
+        # so a tool call can be named and counted per agent.
+        self.agent_id: str | None = None
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex id of the trace."""
+        return self.trace.trace_id
+
+    @property
+    def recording(self) -> bool:
+        """False when the trace was sampled out: updates are then ignored."""
+        return self.trace.sampled
+
+    def update(
+        self,
+        *,
+        input: Any = _UNSET,
+        output: Any = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+        level: str | None = None,
+        status_message: str | None = None,
+    ) -> None:
+        """Set input, output, metadata (merged), level or status message."""
+        if not self.trace.sampled or self.ended:
+            return
+        mask = self.trace.tracer.mask
+        if input is not _UNSET:
+            self.attributes[la.OBSERVATION_INPUT] = la.serialize_io(mask(input))
+        if output is not _UNSET:
+            self.attributes[la.OBSERVATION_OUTPUT] = la.serialize_io(mask(output))
+        if metadata:
+            self.attributes.update(
+                la.metadata_attributes(mask(dict(metadata)), la.OBSERVATION_METADATA_PREFIX)
+            )
+        if level is not None:
+            self.level = level
+        if status_message is not None:
+            self.status_message = mask(status_message)
+
+    def end(
+        self,
+        *,
+        output: Any = _UNSET,
+        level: str | None = None,
+        status_message: str | None = None,
+    ) -> None:
+        """Finish the observation (idempotent)."""
+        if self.ended:
+            return
+        self.update(output=output, level=level, status_message=status_message)
+        self.ended = True
+        if self.trace.sampled:
+            self.trace.tracer._finish(self, time.time_ns())
+
+    def event(
+        self,
+        name: str,
+        *,
+        input: Any = _UNSET,
+        output: Any = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+        level: str | None = None,
+        status_message: str | None = None,
+    ) -> Observation:
+        """Record a zero-duration ``event`` observation under this one."""
+        child = self.trace.tracer.start_observation(
+            name, as_type="event", parent=self, input=input, metadata=metadata
+        )
+        child.end(output=output, level=level, status_message=status_message)
+        return child
+
+    def score(
+        self,
+        name: str,
+        value: float | str,
+        *,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        data_type: str = "NUMERIC",
+    ) -> None:
+        """Attach a score to this observation (and its trace)."""
+        if self.trace.sampled:
+            self.trace.tracer._score(self, name, value, comment, metadata, data_type)
+
+
+class Tracer:
+    """Creates observations, batches finished ones, and hands batches to the exporter."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        sampler: TraceSampler | None = None,
+        mask: Callable[[Any], Any] | None = None,
+        environment: str = "default",
+        release: str | None = None,
+        batch_size: int = 512,
+        flush_interval: float = 5.0,
+        resource: dict[str, Any] | None = None,
+    ) -> None:
+        self.exporter = exporter
+        # The OTel resource of every span (service, environment, release): shared, not copied.
+        self.resource = resource or {}
+        self.sampler = sampler or TraceSampler(1.0)
+        self.mask: Callable[[Any], Any] = mask or _identity
+        self.environment = environment
+        self.release = release
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.stats = TracerStats()
+        self._spans: list[SpanRecord] = []
+        self._scores: list[ScoreRecord] = []
+        self._lock = threading.Lock()
+        self._last_export = time.monotonic()
+
+    # --- starting observations ----------------------------------------------------------
+
+    def start_trace(
+        self,
+        name: str,
+        *,
+        root_name: str,
+        root_type: str = "chain",
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        input: Any = _UNSET,
+        root_metadata: Mapping[str, Any] | None = None,
+        subject: SamplingSubject | None = None,
+    ) -> Observation:
+        """Start a trace and its root observation (not made current; see ``use``).
+
+        ``subject`` (event type, severity, routed agents) is what the sampling rules match;
+        the decision is made here, once, for the whole trace.
+        """
+        trace_id = trace_id or random_trace_id()
+        sampled = self.sampler.keep(trace_id, subject)
+        self.stats.traces_started += 1
+        if not sampled:
+            self.stats.traces_sampled_out += 1
+            return Observation(
+                TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
+            )
+        propagated: dict[str, Any] = {la.TRACE_NAME: name, la.ENVIRONMENT: self.environment}
+        if session_id:
+            propagated[la.TRACE_SESSION_ID] = session_id
+        if user_id:
+            propagated[la.TRACE_USER_ID] = user_id
+        if tags:
+            propagated[la.TRACE_TAGS] = list(tags)
+        if self.release:
+            propagated[la.RELEASE] = self.release
+        state = TraceState(self, trace_id, True, session_id, propagated)
+        root = self.start_observation(
+            root_name,
+            as_type=root_type,
+            parent=None,
+            trace=state,
+            input=input,
+            metadata=root_metadata,
+        )
+        if metadata:
+            root.attributes.update(
+                la.metadata_attributes(self.mask(dict(metadata)), la.TRACE_METADATA_PREFIX)
+            )
+        return root
+
+    def start_observation(
+        self,
+        name: str,
+        *,
+        as_type: str = "span",
+        parent: Observation | None = None,
+        trace: TraceState | None = None,
+        input: Any = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Observation:
+        """Start an observation under ``parent`` (default: the current observation)."""
+        if trace is None:
+            parent = parent if parent is not None else _current.get()
+            if parent is None:
+                raise RuntimeError(f"observation {name!r} started outside any trace")
+            trace = parent.trace
+        if not trace.sampled:
+            observation = Observation(trace, name, as_type, None, {})
+            observation.agent_id = parent.agent_id if parent else None
+            return observation
+        attributes = {**trace.propagated, la.OBSERVATION_TYPE: as_type}
+        observation = Observation(
+            trace, name, as_type, parent.span_id if parent else None, attributes
+        )
+        observation.agent_id = parent.agent_id if parent else None
+        if input is not _UNSET or metadata:
+            observation.update(input=input, metadata=metadata)
+        return observation
+
+    @contextmanager
+    def use(self, observation: Observation) -> Iterator[Observation]:
+        """Make ``observation`` current inside the block (nesting follows it)."""
+        token = _current.set(observation)
+        try:
+            yield observation
+        finally:
+            _current.reset(token)
+
+    @contextmanager
+    def observe(
+        self,
+        name: str,
+        *,
+        as_type: str = "span",
+        input: Any = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Iterator[Observation]:
+        """Start an observation under the current one, make it current, end it on exit.
+
+        An exception in the block marks the observation ERROR with the exception's message,
+        then propagates unchanged.
+        """
+        observation = self.start_observation(name, as_type=as_type, input=input, metadata=metadata)
+        token = _current.set(observation)
+        try:
+            yield observation
+        except BaseException as exc:
+            observation.end(level="ERROR", status_message=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            _current.reset(token)
+            observation.end()
+
+    @staticmethod
+    def current() -> Observation | None:
+        """The current observation of this thread or task, if any."""
+        return _current.get()
+
+    @staticmethod
+    def set_current(observation: Observation | None) -> Token[Observation | None]:
+        """Make ``observation`` current until the returned token is reset."""
+        return _current.set(observation)
+
+    @staticmethod
+    def reset_current(token: Token[Observation | None]) -> None:
+        """Undo ``set_current``."""
+        _current.reset(token)
+
+    # --- finishing, batching, exporting -------------------------------------------------
+
+    def _finish(self, observation: Observation, end_ns: int) -> None:
+        attributes = observation.attributes
+        level = observation.level
+        status = STATUS_ERROR if level == "ERROR" else STATUS_UNSET
+        if level is not None:
+            attributes[la.OBSERVATION_LEVEL] = level
+        if observation.status_message is not None:
+            attributes[la.OBSERVATION_STATUS_MESSAGE] = observation.status_message
+        record = SpanRecord(
+            trace_id=observation.trace.trace_id,
+            span_id=observation.span_id,
+            parent_span_id=observation.parent_id,
+            name=observation.name,
+            start_ns=observation.start_ns,
+            end_ns=max(end_ns, observation.start_ns),
+            attributes=attributes,
+            status_code=status,
+            status_message=observation.status_message if status == STATUS_ERROR else None,
+            resource=self.resource,
+            trusted_json=True,
+        )
+        with self._lock:
+            self._spans.append(record)
+            self.stats.observations_recorded += 1
+            due = len(self._spans) >= self.batch_size or (
+                time.monotonic() - self._last_export >= self.flush_interval
+            )
+        if due:
+            self.export_pending()
+
+    def _score(
+        self,
+        observation: Observation,
+        name: str,
+        value: float | str,
+        comment: str | None,
+        metadata: Mapping[str, Any] | None,
+        data_type: str,
+    ) -> None:
+        score = ScoreRecord(
+            # Stable per observation and name: a score re-sent is stored once.
+            id=trace_id_for(observation.trace.trace_id, observation.span_id, name),
+            trace_id=observation.trace.trace_id,
+            observation_id=observation.span_id,
+            name=name,
+            value=value,
+            timestamp_ns=time.time_ns(),
+            data_type=data_type,
+            comment=self.mask(comment) if comment else None,
+            environment=self.environment,
+            metadata=self.mask(dict(metadata)) if metadata else None,
+        )
+        with self._lock:
+            self._scores.append(score)
+            self.stats.scores_recorded += 1
+
+    def export_pending(self) -> None:
+        """Hand what is batched to the exporter now."""
+        with self._lock:
+            spans, scores = self._spans, self._scores
+            self._spans, self._scores = [], []
+            self._last_export = time.monotonic()
+        if spans or scores:
+            self.exporter.export(spans, scores)
+            self.stats.batches_exported += 1
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export what is batched and wait up to ``timeout`` s for delivery."""
+        self.export_pending()
+        return self.exporter.flush(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and release the exporter."""
+        self.export_pending()
+        self.exporter.shutdown(timeout)
+
+
+def _identity(value: Any) -> Any:
+    return value

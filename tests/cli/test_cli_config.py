@@ -1,0 +1,139 @@
+"""``autoops config validate|show|init`` as a user sees them."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from autoops_cli.actions.config import render_template
+from config.settings import DataMaskingConfig, LangfuseConfig, env_names
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.support.paths import GOLDEN
+
+BAD_ENV = {
+    "LANGFUSE_SAMPLE_RATE": "1.5",
+    "LANGFUSE_HOST": "ftp://x",
+    "LANGFUSE_PUBLIC_KEY": "abc",
+}
+
+
+def test_validate_names_all_three_problems_on_stderr(cli: Cli) -> None:
+    result = cli("config", "validate", env=BAD_ENV)
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    for variable in BAD_ENV:
+        assert f"environment variable {variable}" in result.stderr
+    assert "between 0 and 1" in result.stderr
+    assert "configuration invalid: 3 problems" in result.stderr
+
+
+def test_validate_json_on_stdout(cli: Cli) -> None:
+    result = cli("config", "validate", "--json", env=BAD_ENV)
+    assert result.exit_code == 3
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert report["mode"] == "local"
+    assert {e["setting"] for e in report["errors"]} == {
+        "langfuse.sample_rate",
+        "langfuse.host",
+        "langfuse.public_key",
+    }
+    sources = {e["source"] for e in report["errors"]}
+    assert sources == {f"environment variable {v}" for v in BAD_ENV}
+    assert all(set(e) == {"setting", "source", "message"} for e in report["errors"])
+
+
+def test_validate_valid_configurations(cli: Cli) -> None:
+    local = cli("config", "validate")
+    assert local.exit_code == 0
+    assert local.stdout.startswith("configuration valid: local mode")
+    keys = {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": "http://127.0.0.1:3000",
+        "LANGFUSE_SAMPLE_RATE": "0",
+    }
+    result = cli("config", "validate", "--json", env=keys)
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["valid"] is True and report["mode"] == "langfuse"
+    assert {w["setting"] for w in report["warnings"]} == {"langfuse.host", "langfuse.sample_rate"}
+
+
+def test_validate_config_option_and_missing_file(cli: Cli, workdir: Path) -> None:
+    bad = workdir / "bad.toml"
+    bad.write_text("[langfuse]\nsample_rate = 7\n")
+    result = cli("config", "validate", "--config", str(bad))
+    assert result.exit_code == 3
+    assert f"{bad} (key langfuse.sample_rate)" in result.stderr
+    assert cli("--config", str(bad), "config", "validate").exit_code == 3
+    missing = cli("config", "validate", "--config", "nope.toml")
+    assert missing.exit_code == 6
+    assert "nope.toml" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_show_masks_the_secret_and_gives_origins(cli: Cli) -> None:
+    env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET}
+    result = cli("config", "show", "--show-origin", env=env)
+    assert result.exit_code == 0
+    assert KNOWN_SECRET not in result.both
+    assert "sk-lf-****cdef" in result.stdout
+    assert "environment variable" in result.stdout
+    data = json.loads(cli("config", "show", "--json", "--show-origin", env=env).stdout)
+    assert data["mode"] == "langfuse"
+    by_name = {s["setting"]: s for s in data["settings"]}
+    assert by_name["langfuse.secret_key"]["value"] == "sk-lf-****cdef"
+    assert by_name["langfuse.secret_key"]["origin"] == "environment variable LANGFUSE_SECRET_KEY"
+    assert by_name["langfuse.host"]["origin"] == "default"
+    assert by_name["masking.retention_days"]["env"] == "AUTOOPS_RETENTION_DAYS"
+    without = json.loads(cli("config", "show", "--json", env=env).stdout)
+    assert "origin" not in without["settings"][0]
+
+
+def test_show_golden_table(cli: Cli) -> None:
+    env = {"LANGFUSE_RELEASE": "v1.2.3", "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC}
+    env["LANGFUSE_SECRET_KEY"] = KNOWN_SECRET
+    result = cli("config", "show", "--show-origin", env=env)
+    assert result.exit_code == 0
+    assert result.stdout == (GOLDEN / "config_show.txt").read_text(encoding="utf-8")
+
+
+def test_show_refuses_an_invalid_configuration(cli: Cli) -> None:
+    result = cli("config", "show", env=BAD_ENV)
+    assert result.exit_code == 3
+    assert "invalid configuration (3 problems)" in result.stderr
+
+
+def test_init_writes_template_and_refuses_to_overwrite(cli: Cli, workdir: Path) -> None:
+    result = cli("config", "init")
+    assert result.exit_code == 0
+    path = workdir / "autoops.toml"
+    text = path.read_text()
+    assert text == render_template()
+    assert "secret_key =" not in text and "sk-lf-" not in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert cli("config", "validate").exit_code == 0
+    path.write_text("# mine\n")
+    again = cli("config", "init")
+    assert again.exit_code == 6
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert path.read_text() == "# mine\n"
+    assert cli("config", "init", "--force").exit_code == 0
+    assert path.read_text() == render_template()
+
+
+def test_template_uncommented_is_a_valid_config(cli: Cli, workdir: Path) -> None:
+    """Every line of the template, uncommented, is accepted: it cannot drift from the models."""
+    lines = []
+    for line in render_template().splitlines():
+        is_setting = line.startswith("# ") and " = " in line and "(" not in line
+        lines.append(line[2:] if is_setting else line)
+    (workdir / "autoops.toml").write_text("\n".join(lines) + "\n")
+    result = cli("config", "validate", "--json")
+    assert json.loads(result.stdout)["errors"] == []
+    for model in (LangfuseConfig, DataMaskingConfig):
+        for name in model.model_fields:
+            if name not in ("public_key", "secret_key"):
+                assert f"{name} = " in render_template()
+                assert env_names(model, name)[0] in render_template()

@@ -1,0 +1,146 @@
+"""The root app: help, version, global options, the error boundary, third-party loggers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from autoops_cli import __version__
+from autoops_cli.app import AutoopsGroup, hoist_output_flags, root
+from config.errors import EXIT_CODE_MEANINGS, NetworkError
+from tests.conftest import KNOWN_SECRET, Cli
+from tests.support.helpers import leaf_commands
+from tests.support.paths import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+
+
+def test_help_lists_groups_with_summaries_and_exit_codes(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    assert "config" in result.stdout and "Validate, show and initialise" in result.stdout
+    assert "completions" in result.stdout
+    for code, meaning in EXIT_CODE_MEANINGS.items():
+        assert f"{int(code)} {meaning}" in result.stdout
+    assert cli().exit_code in (0, 2)  # no args prints help
+
+
+def test_every_command_has_help_with_an_example(cli: Cli) -> None:
+    commands = leaf_commands()
+    assert len(commands) >= 5
+    for path, command in commands:
+        help_text = command.help or ""
+        summary = help_text.strip().splitlines()[0] if help_text.strip() else ""
+        assert summary, f"{path} has no help"
+        assert "**Example:**" in help_text, f"{path} help has no example"
+        result = cli(*path.split()[1:], "--help")
+        assert result.exit_code == 0, path
+        assert "Example:" in result.stdout, path
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = README.read_text(encoding="utf-8")
+    for path, _ in leaf_commands():
+        assert f"`{path}" in readme, f"{path} is missing from the README's command reference"
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = README.read_text(encoding="utf-8")
+    for code in EXIT_CODE_MEANINGS:
+        assert re.search(rf"^\|\s*{int(code)}\s*\|", readme, re.M), f"exit code {int(code)}"
+
+
+def test_version(cli: Cli) -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"autoops {__version__} (langfuse SDK 5.")
+
+
+def test_usage_error_exits_2(cli: Cli) -> None:
+    result = cli("config", "validate", "--no-such-flag")
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr
+    assert cli("nope").exit_code == 2
+
+
+def test_output_flags_work_after_the_command() -> None:
+    assert hoist_output_flags(["config", "show", "--json", "-q"]) == [
+        "--json",
+        "-q",
+        "config",
+        "show",
+    ]
+    assert hoist_output_flags(["x", "--", "--json"]) == ["x", "--", "--json"]
+
+
+def _boundary_app() -> typer.Typer:
+    """A root app with the real callback and boundary, and commands that misbehave."""
+    test_app = typer.Typer(cls=AutoopsGroup)
+    test_app.callback()(root)
+
+    @test_app.command()
+    def crash() -> None:
+        raise RuntimeError(f"boom with {KNOWN_SECRET} inside")
+
+    @test_app.command()
+    def offline() -> None:
+        raise NetworkError("cannot reach http://127.0.0.1:9", hint="is the server running?")
+
+    @test_app.command()
+    def chatty() -> None:
+        logging.getLogger("langfuse").warning("SDK WARNING LINE")
+        logging.getLogger("opentelemetry.sdk").error("OTEL ERROR LINE")
+        typer.echo("done")
+
+    return test_app
+
+
+def test_expected_error_is_one_line_with_its_exit_code(workdir: Path) -> None:
+    result = CliRunner().invoke(_boundary_app(), ["offline"])
+    assert result.exit_code == 4
+    assert result.stderr.splitlines()[0] == "error: cannot reach http://127.0.0.1:9"
+    assert "Traceback" not in result.stderr
+
+
+def test_unexpected_error_exits_1_and_traceback_only_when_verbose(workdir: Path) -> None:
+    quiet = CliRunner().invoke(_boundary_app(), ["crash"])
+    assert quiet.exit_code == 1
+    assert "internal error: RuntimeError" in quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    assert KNOWN_SECRET not in quiet.stderr
+    loud = CliRunner().invoke(_boundary_app(), ["--verbose", "crash"])
+    assert loud.exit_code == 1
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert KNOWN_SECRET not in loud.stderr
+    assert "sk-lf-****cdef" in loud.stderr
+
+
+def test_third_party_loggers_silent_unless_verbose(workdir: Path) -> None:
+    quiet = CliRunner().invoke(_boundary_app(), ["chatty"])
+    assert quiet.exit_code == 0
+    assert quiet.stdout == "done\n"
+    assert "SDK WARNING LINE" not in quiet.stderr and "OTEL ERROR LINE" not in quiet.stderr
+    loud = CliRunner().invoke(_boundary_app(), ["-v", "chatty"])
+    assert "SDK WARNING LINE" in loud.stderr and "OTEL ERROR LINE" in loud.stderr
+    CliRunner().invoke(_boundary_app(), ["chatty"])  # leave the loggers silenced
+
+
+def test_langfuse_debug_turns_on_debug_logging(run_autoops) -> None:  # type: ignore[no-untyped-def]
+    """LANGFUSE_DEBUG=true logs what --verbose logs (redacted), without a traceback."""
+    from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+
+    keys = {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": "http://127.0.0.1:9",  # nothing listens: the client logs its attempt
+    }
+    quiet = run_autoops("health-check", "--timeout", "1", env=keys)
+    loud = run_autoops("health-check", "--timeout", "1", env={**keys, "LANGFUSE_DEBUG": "true"})
+    assert quiet.exit_code == loud.exit_code == 4
+    assert "DEBUG" not in quiet.stderr
+    assert "DEBUG httpcore" in loud.stderr
+    assert KNOWN_SECRET not in loud.both and "Traceback" not in loud.both

@@ -1,0 +1,47 @@
+"""The shipped completion scripts are current, and completion answers from the live app."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autoops_cli.actions.completions import SHELLS, completion_script
+from tests.conftest import Cli, autoops_executable
+from tests.support.paths import REPO_ROOT
+
+SHIPPED = REPO_ROOT / "completions"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shipped_scripts_are_current(shell: str) -> None:
+    shipped = (SHIPPED / f"autoops.{shell}").read_text(encoding="utf-8")
+    assert shipped == completion_script(shell), (
+        f"completions/autoops.{shell} is stale: run `autoops completions generate`"
+    )
+
+
+def test_generate_writes_what_show_prints(cli: Cli, workdir: Path) -> None:
+    result = cli("completions", "generate", "--output-dir", "out")
+    assert result.exit_code == 0
+    for shell in SHELLS:
+        shown = cli("completions", "show", shell).stdout
+        assert (workdir / "out" / f"autoops.{shell}").read_text() == shown
+
+
+def test_bash_completion_answers_from_the_live_command_tree(workdir: Path) -> None:
+    env = dict(
+        os.environ, _AUTOOPS_COMPLETE="complete_bash", COMP_WORDS="autoops con", COMP_CWORD="1"
+    )
+    proc = subprocess.run(
+        [autoops_executable()], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["config"]
+    env.update(COMP_WORDS="autoops config ", COMP_CWORD="2")
+    proc = subprocess.run(
+        [autoops_executable()], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert set(proc.stdout.split()) == {"init", "show", "validate"}

@@ -1,0 +1,185 @@
+"""``autoops health-check``: every outcome has its exit code, within the timeout."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from xml.etree import ElementTree
+
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.support.fake_langfuse import FakeLangfuse
+from tests.support.serve_process import ServeHandle
+
+
+def checks(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def keys_for(url: str, secret: str = KNOWN_SECRET) -> dict[str, str]:
+    return {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": secret,
+        "LANGFUSE_HOST": url,
+    }
+
+
+def test_healthy_serve(cli: Cli, served: ServeHandle, workdir: Path) -> None:
+    result = cli("health-check", "--json", "--junit", "report.xml", env=served.client_env())
+    assert result.exit_code == 0, result.stdout
+    found = checks(result)
+    assert found["endpoint"]["status"] == "ok"
+    assert found["credentials"]["status"] == "ok" and found["credentials"]["value"]
+    assert found["read path"]["value"] == "v2"
+    assert found["transport security"]["status"] == "warn"  # plain http on loopback
+    assert json.loads(result.stdout)["healthy"] is True
+    suite = ElementTree.parse(workdir / "report.xml").getroot()
+    assert suite.tag == "testsuite"
+    assert [case.get("name") for case in suite.findall("testcase")] == list(found)
+    strict = cli("health-check", "--strict", env=served.client_env())
+    assert strict.exit_code == 1
+    assert "transport security" in strict.stdout
+
+
+def test_local_mode_checks_the_store(cli: Cli) -> None:
+    result = cli("health-check", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["mode"] == "local"
+    assert "local mode" in checks(result)["local store"]["message"]
+
+
+def test_refused_connection_is_exit_4(cli: Cli) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = cli("health-check", "--json", env=keys_for(f"http://127.0.0.1:{port}"))
+    assert result.exit_code == 4
+    assert checks(result)["endpoint"]["status"] == "fail"
+
+
+def test_timeout_is_exit_4_within_the_timeout(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    fake_langfuse.faults.delay_s = 10.0
+    started = time.monotonic()
+    result = cli("health-check", "--timeout", "1", "--json", env=keys_for(fake_langfuse.url))
+    assert time.monotonic() - started < 3.0
+    assert result.exit_code == 4
+    assert "timed out" in checks(result)["endpoint"]["message"]
+
+
+def test_bad_keys_are_exit_3(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    result = cli(
+        "health-check", "--json", env=keys_for(fake_langfuse.url, "sk-lf-wrong-0000000000")
+    )
+    assert result.exit_code == 3
+    assert "keys rejected" in checks(result)["credentials"]["message"]
+    assert "sk-lf-wrong-0000000000" not in result.stdout + result.stderr
+
+
+def test_503_from_health_is_exit_1(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    fake_langfuse.faults.health_status = 503
+    result = cli("health-check", "--json", env=keys_for(fake_langfuse.url))
+    assert result.exit_code == 1
+    assert "Database not available" in checks(result)["endpoint"]["message"]
+
+
+def test_plain_http_to_a_remote_host_is_exit_3(cli: Cli) -> None:
+    result = cli("health-check", "--json", env=keys_for("http://langfuse.example.com"))
+    assert result.exit_code == 3
+    assert checks(result)["configuration"]["status"] == "fail"
+
+
+def test_v1_only_server_warns_about_the_read_path(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    result = cli("health-check", "--json", env=keys_for(fake_langfuse.url))
+    assert result.exit_code == 0
+    assert checks(result)["read path"]["value"] == "v1"
+
+
+def test_deploy_canary_found_on_serve(cli: Cli, served: ServeHandle) -> None:
+    import httpx
+
+    result = cli("deploy", "--json", "--canary-timeout", "20", env=served.client_env())
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [s["step"] for s in report["steps"]] == ["health-check", "initialize", "canary"]
+    trace_id = report["canary"]["trace_id"]
+    assert report["canary"]["ingestion_delay_s"] >= 0
+    trace = httpx.get(
+        f"{served.url}/api/public/traces/{trace_id}", auth=served.auth, timeout=10
+    ).json()
+    assert trace["name"] == "simulation.demand_spike"
+    assert len(trace["observations"]) >= 3
+
+
+def test_deploy_fails_when_the_read_path_lags(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
+    """The fake accepts spans but never shows them: the canary times out, exit 1."""
+    started = time.monotonic()
+    result = cli("deploy", "--json", "--canary-timeout", "2", env=keys_for(fake_langfuse.url))
+    assert result.exit_code == 1
+    assert time.monotonic() - started < 10
+    canary = json.loads(result.stdout)["steps"][-1]
+    assert canary["status"] == "fail" and "not visible within 2 s" in canary["detail"]
+
+
+def test_deploy_dry_run_sends_nothing(cli: Cli, served: ServeHandle) -> None:
+    import httpx
+
+    result = cli("deploy", "--dry-run", "--json", env=served.client_env())
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["canary"]["sent"] is False
+    listed = httpx.get(f"{served.url}/api/public/traces", auth=served.auth, timeout=10).json()
+    assert listed["meta"]["totalItems"] == 0
+
+
+def test_deploy_in_local_mode(cli: Cli) -> None:
+    result = cli("deploy", "--json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["canary"]["ingestion_delay_s"] >= 0
+
+
+def test_wait_retries_until_the_server_is_up(cli: Cli) -> None:
+    import threading
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    servers: list[FakeLangfuse] = []
+    starter = threading.Timer(1.5, lambda: servers.append(FakeLangfuse(port=port)))
+    starter.start()
+    try:
+        result = cli(
+            "health-check",
+            "--wait",
+            "15",
+            "--timeout",
+            "2",
+            "--json",
+            env=keys_for(f"http://127.0.0.1:{port}"),
+        )
+    finally:
+        starter.join()
+        for server in servers:
+            server.close()
+    assert result.exit_code == 0, result.stdout
+    assert "checking again" in result.stderr
+
+
+def test_a_secret_file_readable_by_others_is_a_warning(
+    cli: Cli, served: ServeHandle, workdir: Path
+) -> None:
+    config = workdir / "autoops.toml"
+    config.write_text(
+        f"[langfuse]\npublic_key = '{served.public_key}'\n"
+        f"secret_key = '{served.secret_key}'\nhost = '{served.url}'\n"
+    )
+    config.chmod(0o644)
+    result = cli("health-check", "--json")
+    message = checks(result)["configuration"]["message"]
+    assert checks(result)["configuration"]["status"] == "warn"
+    assert "readable by others" in message and "chmod 600" in message
+    assert str(served.secret_key) not in result.both
+    config.chmod(0o600)
+    assert (
+        "readable by others"
+        not in checks(cli("health-check", "--json"))["configuration"]["message"]
+    )

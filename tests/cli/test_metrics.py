@@ -1,0 +1,374 @@
+"""``autoops metrics``: the same numbers from Langfuse (serve), from the store, and from the events."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.store.local_store import LocalStore
+from config.tracing import attributes as la
+from config.tracing.span_records import ScoreRecord, SpanRecord
+from tests.conftest import Cli
+from tests.support.counting_proxy import CountingProxy, ProxyFaults
+from tests.support.paths import GOLDEN
+from tests.support.serve_process import ServeHandle
+
+T0_S = 1_795_000_000  # 2026-11-18T11:06:40Z: a fixed instant, so the output is fixed
+WINDOW = ("--since", "2026-11-18T11:00:00Z", "--until", "2026-11-18T13:00:00Z")
+AGENT_ROUTES = {  # docs/agents.md, "Routing": written out here, not imported
+    "demand_spike": ("inventory_agent", "pricing_agent", "promotion_agent"),
+    "inventory_low": ("inventory_agent", "pricing_agent"),
+    "competitor_price_change": ("pricing_agent", "promotion_agent"),
+    "supply_delay": ("inventory_agent", "pricing_agent"),
+    "seasonal_trend": ("inventory_agent", "pricing_agent", "promotion_agent"),
+    "slow_moving_inventory": ("inventory_agent", "pricing_agent", "promotion_agent"),
+}
+
+
+class _Spans:
+    """Builds simulation traces the way the core records them, at fixed times."""
+
+    def __init__(self) -> None:
+        self.spans: list[SpanRecord] = []
+        self.scores: list[ScoreRecord] = []
+        self._next = 0
+
+    def _id(self, width: int) -> str:
+        self._next += 1
+        return f"{self._next:0{width}x}"
+
+    def span(self, trace: str, parent: str | None, name: str, kind: str, start_ms: float,
+             duration_ms: float, level: str | None = None) -> str:  # fmt: skip
+        span_id = self._id(16)
+        attributes = {la.OBSERVATION_TYPE: kind, la.TRACE_NAME: "simulation.demand_spike"}
+        if level:
+            attributes[la.OBSERVATION_LEVEL] = level
+        start_ns = T0_S * 1_000_000_000 + int(start_ms * 1_000_000)
+        self.spans.append(
+            SpanRecord(trace, span_id, parent, name, start_ns,
+                       start_ns + int(duration_ms * 1_000_000), attributes, trusted_json=True)
+        )  # fmt: skip
+        return span_id
+
+    def score(self, trace: str, observation: str, name: str, value: float, at_ms: float) -> None:
+        stamp = T0_S * 1_000_000_000 + int(at_ms * 1_000_000)
+        self.scores.append(ScoreRecord(self._id(32), trace, observation, name, value, stamp))
+
+    def event(self, start_ms: float, duration_ms: float, *, conflict: bool = False,
+              failed: bool = False) -> None:  # fmt: skip
+        """One workflow: pricing (and promotion) with a tool each, maybe a conflict."""
+        trace = self._id(32)
+        level = "ERROR" if failed else None
+        root = self.span(
+            trace, None, "orchestrator.process_event", "chain", start_ms, duration_ms, level
+        )
+        pricing = self.span(trace, root, "pricing_agent.optimize_price", "agent", start_ms + 1,
+                            duration_ms / 2, level)  # fmt: skip
+        self.span(trace, pricing, "pricing_agent.competitor_feed", "tool", start_ms + 2, 5)
+        if failed:
+            return
+        self.score(trace, pricing, "decision_confidence", 0.8, start_ms + 3)
+        promotion = self.span(trace, root, "promotion_agent.plan_promotion", "agent",
+                              start_ms + 2, duration_ms / 4)  # fmt: skip
+        self.score(trace, promotion, "decision_confidence", 0.6, start_ms + 4)
+        if conflict:
+            self.span(
+                trace, root, "conflict.price_vs_discount", "event", start_ms + 5, 0, "WARNING"
+            )
+            self.span(
+                trace, root, "conflict_resolution.price_vs_discount", "event", start_ms + 6, 0
+            )
+            self.score(trace, pricing, "decision_overturned", 0.0, start_ms + 7)
+            self.score(trace, promotion, "decision_overturned", 1.0, start_ms + 7)
+
+    def write(self, path: Path) -> None:
+        store = LocalStore(path)
+        store.write(self.spans, self.scores)
+        store.close()
+
+
+def fixed_store(path: Path) -> None:
+    """10 events in the hour before the window, 8 in it: 1 failed, 2 conflicts, slow ones."""
+    b = _Spans()
+    for i in range(10):
+        b.event(-7_000_000 + i * 1000, 40)  # 2026-11-18T09:10 (previous window)
+    durations = (80, 120, 200, 90, 100, 300, 60, 150)
+    for i, duration in enumerate(durations):
+        b.event(i * 600_000, duration, conflict=i in (2, 5), failed=i == 4)
+    b.write(path)
+
+
+def store_path() -> Path:
+    return Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+
+
+def metrics_json(cli: Cli, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = cli("metrics", "--json", *args, env=env)
+    assert result.exit_code == 0, result.both
+    return json.loads(result.stdout)
+
+
+# --- definitions, on a fixed store ----------------------------------------------------------
+
+
+def test_numbers_on_a_fixed_store(cli: Cli) -> None:
+    fixed_store(store_path())
+    report = metrics_json(cli, *WINDOW)
+    assert report["window"] == {
+        "from": "2026-11-18T11:00:00.000Z",
+        "to": "2026-11-18T13:00:00.000Z",
+    }
+    pricing = report["agents"]["pricing_agent"]
+    assert pricing["operation_count"] == 8 and pricing["errors"] == 1
+    assert pricing["success_rate"] == pytest.approx(7 / 8)
+    assert pricing["average_response_time"] == pytest.approx(
+        sum((80, 120, 200, 90, 100, 300, 60, 150)) / 16
+    )
+    # p50/p95 over the 7 successful operations (halves of 80, 120, 200, 90, 300, 60, 150).
+    assert pricing["p50_response_time"] == pytest.approx(60.0)
+    # Sorted 30, 40, 45, 60, 75, 100, 150: rank 6 x 0.95 = 5.7 -> 100 + 0.7 x 50.
+    assert pricing["p95_response_time"] == pytest.approx(135.0)
+    assert pricing["tool_usage_stats"] == {"competitor_feed": 8}
+    assert pricing["decisions"] == 7 and pricing["decision_accuracy"] == pytest.approx(0.8)
+    assert pricing["decisions_overturned"] == 0 and pricing["conflicts_involved"] == 2
+    assert pricing["collaboration_score"] == pytest.approx(1 - 2 / 7)
+    promotion = report["agents"]["promotion_agent"]
+    assert promotion["decisions_overturned"] == 2 and promotion["overturn_rate"] == pytest.approx(
+        2 / 7
+    )
+    system = report["system"]
+    assert system["total_events_processed"] == 8 and system["failed_events"] == 1
+    assert system["previous_window_events"] == 10
+    assert system["throughput_change"] == pytest.approx(-0.2)
+    assert system["system_throughput"] == pytest.approx(8 / 7200)
+    assert system["conflicts_detected"] == 2 and system["conflict_resolution_rate"] == 1.0
+    assert system["agent_coordination_efficiency"] == pytest.approx((14 - 2) / 15)
+    assert system["average_workflow_duration"] == pytest.approx(1100 / 8)
+    fired = {(a["alert"], a["scope"]) for a in report["alerts"]}
+    assert fired == {
+        ("latency", "system"), ("success_rate", "system"), ("success_rate", "pricing_agent"),
+        ("throughput", "system"),
+    }  # fmt: skip
+    assert report["series"] == [] and report["source"]["api"] == "local"
+
+
+def test_series_by_hour(cli: Cli) -> None:
+    fixed_store(store_path())
+    series = metrics_json(cli, *WINDOW, "--by", "hour")["series"]
+    assert [p["time"] for p in series] == ["2026-11-18T11:00:00.000Z", "2026-11-18T12:00:00.000Z"]
+    # Events at 11:06:40 + 10-minute steps: 11:06 .. 11:56 (6), 12:06, 12:16 (2).
+    assert [p["events"] for p in series] == [6, 2]
+    assert [p["failed_events"] for p in series] == [1, 0]
+    assert series[1]["average_workflow_duration"] == pytest.approx((60 + 150) / 2)
+
+
+def test_golden_table(cli: Cli) -> None:
+    fixed_store(store_path())
+    result = cli("metrics", *WINDOW, "--by", "hour")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (GOLDEN / "metrics.txt").read_text(encoding="utf-8")
+
+
+def test_one_agent_and_fail_on_alert(cli: Cli) -> None:
+    fixed_store(store_path())
+    report = metrics_json(cli, *WINDOW, "--agent", "pricing_agent")
+    assert list(report["agents"]) == ["pricing_agent"]
+    assert report["system"]["total_events_processed"] == 8  # the system stays whole
+    assert cli("metrics", *WINDOW, "--fail-on-alert", "-q").exit_code == 1
+    quiet = ("--since", "2026-11-18T09:00:00Z", "--until", "2026-11-18T09:30:00Z")
+    assert cli("metrics", *quiet, "--fail-on-alert").exit_code == 0
+    unknown = cli("metrics", *WINDOW, "--agent", "pricing_agnet")
+    assert unknown.exit_code == 0
+    assert "no operations of agent 'pricing_agnet'" in unknown.stderr
+    assert "pricing_agent" in unknown.stderr
+
+
+def test_bad_windows_are_usage_errors(cli: Cli) -> None:
+    for args, expected in [
+        (("--since", "yesterday"), "--since 'yesterday'"),
+        (("--since", "1h", "--until", "2h"), "is not before"),
+        (("--since", "90d", "--by", "hour"), "--by hour"),
+    ]:
+        result = cli("metrics", *args)
+        assert result.exit_code == 2, args
+        assert expected in result.stderr and "Traceback" not in result.both
+
+
+# --- Langfuse mode against autoops serve, through a counting proxy --------------------------
+
+
+@pytest.fixture
+def proxy(served: ServeHandle) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(served.url)
+    yield proxy
+    proxy.close()
+
+
+def client_env(served: ServeHandle, proxy: CountingProxy) -> dict[str, str]:
+    return {**served.client_env(), "LANGFUSE_HOST": proxy.url}
+
+
+def _same_numbers(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in ("window", "source")}
+
+
+def test_replay_into_serve_matches_local_and_the_event_file(
+    cli: Cli, workdir: Path, served: ServeHandle, proxy: CountingProxy
+) -> None:
+    from autoops_cli.simulation.events import SimulationEvent, read_events
+    from autoops_cli.simulation.generator import generate_events, write_events
+    from autoops_cli.simulation.orchestrator import RetailOrchestrator
+
+    events_file = workdir / "known.jsonl"
+    write_events(events_file, generate_events(400, seed=11))
+    env = {**served.client_env(), "AUTOOPS_FLUSH_DEADLINE": "60"}  # deliver all before exit
+    replayed = cli("replay", str(events_file), "--json", env=env)
+    assert replayed.exit_code == 0, replayed.stderr
+    remote = metrics_json(cli, "--since", "1h", env=client_env(served, proxy))
+    local = metrics_json(
+        cli, "--since", "1h", "--local", env={"AUTOOPS_HOME": str(served.store.parent)}
+    )
+    assert remote["source"]["api"] == "v2" and local["source"]["api"] == "local"
+    assert _same_numbers(remote) == _same_numbers(local)
+
+    # Independently from the event file: routing from the docs, decisions from the rules.
+    events = [e for e in read_events(events_file) if isinstance(e, SimulationEvent)]
+    operations: Counter[str] = Counter()
+    for event in events:
+        operations.update(AGENT_ROUTES[event.event_type])
+    orchestrator = RetailOrchestrator()
+    conflicts = overturned = 0
+    overturned_by: Counter[str] = Counter()
+    for event in events:
+        outcome = orchestrator.handle(event)
+        conflicts += len(outcome.conflicts)
+        losers = {c.overturned for c in outcome.conflicts}
+        overturned += len(losers)
+        overturned_by.update(losers)
+    agents = remote["agents"]
+    assert {a: r["operation_count"] for a, r in agents.items()} == dict(operations)
+    assert {a: r["decisions"] for a, r in agents.items()} == dict(operations)
+    assert {
+        a: r["decisions_overturned"] for a, r in agents.items() if r["decisions_overturned"]
+    } == dict(overturned_by)
+    system = remote["system"]
+    assert system["total_events_processed"] == len(events)
+    assert system["conflicts_detected"] == system["conflicts_resolved"] == conflicts
+    assert system["decisions_overturned"] == overturned
+    assert conflicts > 0  # the seed makes some, or this test proves little
+
+
+def test_at_most_three_requests_over_100000_observations(
+    cli: Cli, workdir: Path, served: ServeHandle, proxy: CountingProxy
+) -> None:
+    b = _Spans()
+    now_ms = (time.time() - T0_S) * 1000  # spans within the last hour
+    for i in range(27_000):  # 4 observations each (3 when failed, 1 in 5)
+        b.event(now_ms - 3_000_000 + i * 100, 20, failed=i % 5 == 0)
+    assert len(b.spans) >= 100_000
+    b.write(served.store)
+    env = client_env(served, proxy)
+    report = metrics_json(
+        cli, "--agent", "pricing_agent", "--since", "2h", "--timeout", "60", env=env
+    )
+    assert proxy.seen.count() <= 3
+    assert report["agents"]["pricing_agent"]["operation_count"] == 27_000
+    assert report["source"] == {"api": "v2", "requests": 3, "cached": False, "truncated": []}
+    # Again within the TTL: from the cache, no request; --refresh asks again.
+    again = metrics_json(cli, "--agent", "pricing_agent", "--since", "2h", env=env)
+    assert proxy.seen.count() == 3 and again["source"]["cached"] is True
+    assert _same_numbers(again) == _same_numbers(report)
+    metrics_json(cli, "--agent", "pricing_agent", "--since", "2h", "--refresh", env=env)
+    assert proxy.seen.count() == 6
+
+
+def test_v1_only_server_gives_the_same_output(cli: Cli, workdir: Path, served: ServeHandle) -> None:
+    fixed_store(served.store)
+    direct = CountingProxy(served.url)
+    v1_only = CountingProxy(served.url, ProxyFaults(v2_not_found=True))
+    try:
+        v2 = metrics_json(cli, *WINDOW, "--by", "hour", env=client_env(served, direct))
+        v1 = metrics_json(cli, *WINDOW, "--by", "hour", env=client_env(served, v1_only))
+        assert v1["source"]["api"] == "v1"
+        assert _same_numbers(v1) == _same_numbers(v2)
+        assert v1_only.seen.paths[0] == "/api/public/v2/metrics"
+        assert v1_only.seen.paths[1:] == ["/api/public/metrics"] * 3
+        # The answer is remembered for the host: the next call goes to v1 straight away.
+        metrics_json(cli, *WINDOW, "--refresh", env=client_env(served, v1_only))
+        assert v1_only.seen.paths[4:] == ["/api/public/metrics"] * 3
+    finally:
+        direct.close()
+        v1_only.close()
+
+
+def test_429_is_retried_then_reported(cli: Cli, workdir: Path, served: ServeHandle) -> None:
+    fixed_store(served.store)
+    limited = CountingProxy(served.url, ProxyFaults(rate_limited=1, retry_after="1"))
+    try:
+        started = time.monotonic()
+        report = metrics_json(cli, *WINDOW, env=client_env(served, limited))
+        assert time.monotonic() - started >= 1.0
+        assert report["system"]["total_events_processed"] == 8
+        assert limited.seen.count() == 4  # the refused one, then three answers
+        limited.faults.rate_limited = 100
+        limited.faults.retry_after = "30"
+        refused = cli("metrics", *WINDOW, "--refresh", "--timeout", "2",
+                      env=client_env(served, limited))  # fmt: skip
+        assert refused.exit_code == 5
+        assert "429" in refused.stderr and "Traceback" not in refused.both
+    finally:
+        limited.close()
+
+
+def test_numbers_as_strings_are_parsed() -> None:
+    from autoops_cli.actions.metrics.queries import Fetched, Window
+    from autoops_cli.actions.metrics.report import build_report
+
+    rows = {
+        "operations": [
+            {"name": "pricing_agent.optimize_price", "type": "AGENT", "level": "DEFAULT",
+             "count_count": "3", "avg_latency": "12.5", "p50_latency": "10", "p95_latency": "20"},
+            {"name": "orchestrator.process_event", "type": "CHAIN", "level": "DEFAULT",
+             "count_count": "3", "avg_latency": "40", "p50_latency": None, "p95_latency": "x"},
+        ],
+        "scores": [{"name": "decision_confidence", "observationName": "pricing_agent.optimize_price",
+                    "count_count": "3", "avg_value": "0.5"}],
+        "workflows": [{"level": "DEFAULT", "count_count": "5", "avg_latency": "40"}],
+    }  # fmt: skip
+    window = Window(
+        "2026-11-18T11:00:00.000Z", "2026-11-18T12:00:00.000Z", "2026-11-18T10:00:00.000Z"
+    )
+    report = build_report(Fetched(window, rows, "v2"), by=None, agent=None, max_latency_ms=100)
+    pricing = report.agents["pricing_agent"]
+    assert pricing.operation_count == 3 and pricing.average_response_time == 12.5
+    assert pricing.decision_accuracy == 0.5
+    assert report.system.total_events_processed == 3 and report.system.previous_window_events == 2
+
+
+def test_wrong_keys_and_unreachable_host(cli: Cli, served: ServeHandle) -> None:
+    wrong = {**served.client_env(), "LANGFUSE_SECRET_KEY": "sk-lf-wrong"}
+    rejected = cli("metrics", env=wrong)
+    assert rejected.exit_code == 3 and "rejected the API keys" in rejected.stderr
+    gone = {**served.client_env(), "LANGFUSE_HOST": "http://127.0.0.1:9"}
+    unreachable = cli("metrics", "--timeout", "2", env=gone)
+    assert unreachable.exit_code == 4 and "Traceback" not in unreachable.both
+
+
+def test_a_cache_entry_of_another_shape_is_ignored() -> None:
+    from autoops_cli.actions.metrics.queries import _from_cache
+
+    window = {"start": "2026-11-18T11:00:00.000Z", "end": "2026-11-18T12:00:00.000Z",
+              "previous_start": "2026-11-18T10:00:00.000Z"}  # fmt: skip
+    rows = {"operations": [], "scores": [], "workflows": []}
+    good = _from_cache({"window": window, "rows": rows, "api": "v2"})
+    assert good is not None and good.cached and good.window.seconds == 3600
+    for bad in (None, [], {"window": {"from": "x"}, "rows": rows, "api": "v2"},
+                {"window": window, "rows": {"operations": []}, "api": "v2"}):  # fmt: skip
+        assert _from_cache(bad) is None

@@ -1,0 +1,543 @@
+"""``autoops sampling``: rules, precedence, origins, file edits, and the core's decisions."""
+
+from __future__ import annotations
+
+import json
+import math
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.langfuse_integration import LangfuseIntegrationService
+from config.settings import DataMaskingConfig, LangfuseConfig
+from config.tracing.adaptive_sampling import AdaptiveSampling
+from config.tracing.ids import trace_id_for
+from config.tracing.sampling import SamplingRules, SamplingSubject, TraceSampler
+from tests.cli.test_replay import EXAMPLE, EXPECTED_ROUTES, query
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
+from tests.core.test_integration_core import Capture
+
+PROJECT_TEXT = """\
+# Team settings: reviewed in PR #42
+[langfuse]
+environment = "staging"  # not production
+# half of the traces is plenty here
+sample_rate = 0.5
+
+[masking]
+retention_days = 7
+"""
+# The event types routed to the promotion agent (docs/agents.md), written out.
+PROMOTION_TYPES = {
+    "demand_spike",
+    "competitor_price_change",
+    "seasonal_trend",
+    "slow_moving_inventory",
+}
+
+
+def project(workdir: Path, text: str = PROJECT_TEXT) -> Path:
+    path = workdir / "autoops.toml"
+    path.write_text(text)
+    return path
+
+
+def show(cli: Cli, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = cli("sampling", "show", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def rules_of(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {rule["setting"]: rule for rule in report["rules"]}
+
+
+def kept(trace_id: str, rate: float) -> bool:
+    """TraceIdRatioBased, written out independently of the core."""
+    return int(trace_id[16:], 16) < rate * 2**64
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_set_then_show_round_trips_and_keeps_the_file(cli: Cli, workdir: Path) -> None:
+    path = project(workdir)
+    assert cli("sampling", "set", "0.25").exit_code == 0
+    assert cli("sampling", "set", "1", "--severity", "critical").exit_code == 0
+    result = cli("sampling", "set", "0.5", "--event-type", "demand_spike", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["setting"] == "sampling.event_type.demand_spike"
+    assert (document["scope"], document["file"], document["rate"]) == ("project", str(path), 0.5)
+    assert (document["previous"], document["changed"], document["warnings"]) == (None, True, [])
+
+    report = show(cli)
+    assert report["global"]["rate"] == 0.25
+    assert report["global"]["origin"] == f"{path} (key langfuse.sample_rate)"
+    rules = rules_of(report)
+    assert set(rules) == {"sampling.severity.critical", "sampling.event_type.demand_spike"}
+    assert rules["sampling.severity.critical"]["rate"] == 1.0
+    assert rules["sampling.severity.critical"]["origin"] == (
+        f"{path} (key sampling.severity.critical)"
+    )
+    assert (
+        "every trace of critical-severity events is kept"
+        in (rules["sampling.severity.critical"]["effect"])
+    )
+    assert document["sampling"]["rules"][0]["setting"] == "sampling.event_type.demand_spike"
+
+    text = path.read_text()
+    for kept_line in (
+        "# Team settings: reviewed in PR #42",
+        'environment = "staging"  # not production',
+        "# half of the traces is plenty here",
+        "retention_days = 7",
+    ):
+        assert kept_line in text
+    assert tomllib.loads(text) == {
+        "langfuse": {"environment": "staging", "sample_rate": 0.25},
+        "masking": {"retention_days": 7},
+        "sampling": {"severity": {"critical": 1.0}, "event_type": {"demand_spike": 0.5}},
+    }
+    table = cli("sampling", "show").stdout
+    assert "| severity = critical" in table and "| 0.25" in table
+    assert "the highest rate among the rules it matches" in table
+
+
+def test_set_the_same_value_twice_leaves_the_file_alone(cli: Cli, workdir: Path) -> None:
+    path = project(workdir, "[sampling.severity]\ncritical = 1.0 # keep\n")
+    before = path.read_bytes()
+    result = cli("sampling", "set", "1.0", "--severity", "critical")
+    assert result.exit_code == 0
+    assert "already 1" in result.stderr
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("rate", ["1.5", "-0.1", "abc", "nan", ""])
+@pytest.mark.parametrize("rule", [[], ["--severity", "critical"]])
+def test_invalid_rate_exits_2_and_leaves_the_file_unchanged(
+    cli: Cli, workdir: Path, reliability: Figures, rate: str, rule: list[str]
+) -> None:
+    path = project(workdir)
+    before = path.read_bytes()
+    result = cli("sampling", "set", rate, *rule)
+    reliability.tried()
+    reliability.exited(result.exit_code)
+    assert result.exit_code == 2, result.both
+    assert "from 0 to 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert path.read_bytes() == before
+
+
+def test_usage_errors_name_what_is_wrong(cli: Cli, workdir: Path) -> None:
+    path = project(workdir)
+    before = path.read_bytes()
+    unknown = cli("sampling", "set", "0.5", "--event-type", "demand_spik")
+    assert unknown.exit_code == 2
+    assert "unknown event type 'demand_spik'" in unknown.stderr
+    assert "demand_spike" in unknown.stderr
+    two = cli("sampling", "set", "0.5", "--severity", "high", "--agent", "pricing_agent")
+    assert two.exit_code == 2 and "one of --event-type, --severity, --agent" in two.stderr
+    both = cli("sampling", "set", "0.5", "--user", "--project")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    assert path.read_bytes() == before
+    assert not (workdir.parent / "home" / ".config" / "autoops").exists()
+
+
+def test_a_file_that_is_not_toml_is_left_alone(cli: Cli, workdir: Path) -> None:
+    path = project(workdir, "[langfuse]\nsample_rate = [\n")
+    before = path.read_bytes()
+    result = cli("sampling", "set", "0.3")
+    assert result.exit_code == 3
+    assert f"{path}: invalid TOML" in result.stderr and "nothing was changed" in result.stderr
+    assert path.read_bytes() == before
+    project(workdir, '[langfuse]\nsample_rate = "0.5"  # a string, accepted\n')
+    result = cli("sampling", "set", "0.3")
+    assert result.exit_code == 0 and "(was 0.5)" in result.stderr
+    assert path.read_text() == "[langfuse]\nsample_rate = 0.3  # a string, accepted\n"
+
+
+def test_show_explains_an_environment_variable_overriding_the_file(cli: Cli, workdir: Path) -> None:
+    path = project(workdir)
+    env = {"LANGFUSE_SAMPLE_RATE": "0.1"}
+    report = show(cli, env)
+    assert report["global"]["rate"] == 0.1
+    assert report["global"]["origin"] == "environment variable LANGFUSE_SAMPLE_RATE"
+    assert report["global"]["overrides"] == [
+        {"value": 0.5, "origin": f"{path} (key langfuse.sample_rate)"}
+    ]
+    note = f"LANGFUSE_SAMPLE_RATE=0.1 in the environment overrides the 0.5 in {path}"
+    assert report["global"]["note"] == note
+    text = cli("sampling", "show", env={**env, "COLUMNS": "400"}).stdout
+    assert f"- {note}" in text
+
+    written = cli("sampling", "set", "0.3", env=env)
+    assert written.exit_code == 0
+    assert (
+        f"LANGFUSE_SAMPLE_RATE=0.1 in the environment overrides the 0.3 just written to {path}"
+        in " ".join(written.stderr.split())
+    )
+    assert tomllib.loads(path.read_text())["langfuse"]["sample_rate"] == 0.3
+    assert show(cli, env)["global"]["rate"] == 0.1
+
+
+def test_user_and_project_files_layer_per_rule(cli: Cli, workdir: Path) -> None:
+    path = project(workdir)
+    user_file = workdir.parent / "home" / ".config" / "autoops" / "config.toml"
+    assert cli("sampling", "set", "1", "--severity", "critical", "--user").exit_code == 0
+    assert cli("sampling", "set", "0.3", "--event-type", "demand_spike", "--user").exit_code == 0
+    assert user_file.is_file() and not (workdir / ".autoops").exists()
+    assert cli("sampling", "set", "0.6", "--event-type", "demand_spike").exit_code == 0
+    rules = rules_of(show(cli))
+    assert rules["sampling.severity.critical"]["origin"] == (
+        f"{user_file} (key sampling.severity.critical)"
+    )
+    spike = rules["sampling.event_type.demand_spike"]
+    assert (spike["rate"], spike["origin"]) == (
+        0.6,
+        f"{path} (key sampling.event_type.demand_spike)",
+    )
+    assert spike["overrides"] == [
+        {"value": 0.3, "origin": f"{user_file} (key sampling.event_type.demand_spike)"}
+    ]
+    # Writing the user file while the project file sets the same rule: said, not hidden.
+    shadowed = cli("sampling", "set", "0.2", "--event-type", "demand_spike", "--user")
+    assert shadowed.exit_code == 0
+    assert "overrides the 0.2 just written" in " ".join(shadowed.stderr.split())
+    assert tomllib.loads(path.read_text())["sampling"] == {"event_type": {"demand_spike": 0.6}}
+
+
+def test_reset_removes_a_rule_or_the_global_rate(cli: Cli, workdir: Path) -> None:
+    path = project(workdir)
+    original = path.read_bytes()
+    assert cli("sampling", "set", "1", "--severity", "critical").exit_code == 0
+    assert cli("sampling", "set", "0.4", "--agent", "pricing_agent").exit_code == 0
+    result = cli("sampling", "reset", "--severity", "critical", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["setting"], document["previous"], document["changed"]) == (
+        "sampling.severity.critical",
+        1.0,
+        True,
+    )
+    assert [r["setting"] for r in document["sampling"]["rules"]] == ["sampling.agent.pricing_agent"]
+    assert cli("sampling", "reset", "--agent", "pricing_agent").exit_code == 0
+    assert path.read_bytes() == original  # set then reset: the file as it was
+
+    again = cli("sampling", "reset", "--agent", "pricing_agent")
+    assert again.exit_code == 0 and "not set" in again.stderr
+    assert path.read_bytes() == original
+
+    assert cli("sampling", "reset").exit_code == 0
+    report = show(cli)
+    assert (report["global"]["rate"], report["global"]["origin"]) == (1.0, "default")
+    assert "sample_rate" not in tomllib.loads(path.read_text())["langfuse"]
+    assert "# half of the traces is plenty here" in path.read_text()
+
+    user = cli("sampling", "reset", "--severity", "critical", "--user")
+    assert user.exit_code == 0
+    assert not (workdir.parent / "home" / ".config" / "autoops" / "config.toml").exists()
+
+
+def test_invalid_rules_in_a_file_are_configuration_problems(cli: Cli, workdir: Path) -> None:
+    path = project(
+        workdir,
+        "[sampling.severity]\ncritical = 1.5\n[sampling.event_typ]\ndemand_spike = 1\n"
+        '[sampling.agent]\npricing_agent = "0.3"\n',
+    )
+    result = cli("config", "validate")
+    assert result.exit_code == 3
+    assert (
+        f"sampling.severity.critical ({path} (key sampling.severity.critical)): "
+        "must be a number from 0 to 1, got 1.5"
+    ) in result.stderr
+    assert f"{path} (key sampling.event_typ)" in result.stderr
+    assert "unknown rule kind" in result.stderr
+    assert f"{path} (key sampling.agent.pricing_agent)" in result.stderr
+    report = json.loads(cli("config", "validate", "--json").stdout)
+    assert {e["setting"] for e in report["errors"]} == {
+        "sampling.severity.critical",
+        "sampling.event_typ",
+        "sampling.agent.pricing_agent",
+    }
+    assert cli("sampling", "show").exit_code == 3
+    assert cli("replay", str(EXAMPLE), "--limit", "1").exit_code == 3
+
+
+def test_a_rule_naming_nothing_known_is_a_warning(cli: Cli, workdir: Path) -> None:
+    path = project(workdir, "[sampling.agent]\nbilling_agent = 1.0\n")
+    result = cli("config", "validate")
+    assert result.exit_code == 0
+    assert f"sampling.agent.billing_agent ({path} (key sampling.agent.billing_agent))" in (
+        result.stderr
+    )
+    assert "matches nothing" in result.stderr
+    assert rules_of(show(cli))["sampling.agent.billing_agent"]["known"] is False
+    # reset may remove what set would refuse to write
+    assert cli("sampling", "reset", "--agent", "billing_agent").exit_code == 0
+    assert tomllib.loads(path.read_text()) == {}
+
+
+def test_set_never_writes_a_secret(cli: Cli, workdir: Path) -> None:
+    path = project(
+        workdir, f"[langfuse]\nsecret_key = '{KNOWN_SECRET}'\npublic_key = '{KNOWN_PUBLIC}'\n"
+    )
+    path.chmod(0o600)
+    env = {"LANGFUSE_SECRET_KEY": KNOWN_SECRET, "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC}
+    result = cli("sampling", "set", "0.2", "--severity", "low", "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert KNOWN_SECRET not in result.both
+    assert path.read_text().count(KNOWN_SECRET) == 1  # the one that was there, untouched
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    user_env = {"LANGFUSE_SECRET_KEY": KNOWN_SECRET, "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC}
+    assert cli("sampling", "set", "0.5", "--user", env=user_env).exit_code == 0
+    user_file = workdir.parent / "home" / ".config" / "autoops" / "config.toml"
+    assert tomllib.loads(user_file.read_text()) == {"langfuse": {"sample_rate": 0.5}}
+
+
+def test_sampling_disabled_keeps_every_trace(cli: Cli, workdir: Path) -> None:
+    project(workdir, "[langfuse]\nsample_rate = 0.0\n[sampling.severity]\nlow = 0.0\n")
+    env = {"LANGFUSE_ENABLE_SAMPLING": "false"}
+    report = show(cli, env)
+    assert report["sampling_enabled"] is False
+    assert report["sampling_enabled_origin"] == "environment variable LANGFUSE_ENABLE_SAMPLING"
+    assert "every trace is kept" in report["global"]["effect"]
+    assert report["adaptive"]["active"] is False
+    written = cli("sampling", "set", "0.1", env=env)
+    assert "sampling is off (LANGFUSE_ENABLE_SAMPLING=false in the environment)" in " ".join(
+        written.stderr.split()
+    )
+    summary = json.loads(cli("replay", str(EXAMPLE), "--json", env=env).stdout)
+    assert summary["traces_recorded"] == summary["events_processed"] == 200
+    assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == 200
+
+
+def test_replay_keeps_every_critical_event_and_a_tenth_of_the_rest(
+    cli: Cli, run_autoops: Any, workdir: Path
+) -> None:
+    events_file = workdir / "events.jsonl"
+    generated = cli(
+        "events", "generate", "--count", "10000", "--seed", "8", "--output", str(events_file)
+    )
+    assert generated.exit_code == 0, generated.stderr
+    assert cli("sampling", "set", "0.1").exit_code == 0
+    assert cli("sampling", "set", "1.0", "--severity", "critical").exit_code == 0
+
+    result = run_autoops(
+        "replay", str(events_file), "--run-id", "acceptance", "--json", timeout=300
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    critical = {e["event_id"] for e in events if e["severity"] == "critical"}
+    others = [e for e in events if e["severity"] != "critical"]
+    rows = query(
+        workdir,
+        "SELECT json_extract(metadata, '$.event_id'), json_extract(metadata, '$.severity') FROM traces",
+    )
+    stored = {event_id for event_id, _ in rows}
+    assert critical <= stored  # every critical event kept
+    kept_others = len(stored - critical)
+    # Binomial(n, 0.1): within 4 standard deviations of the mean.
+    n = len(others)
+    assert abs(kept_others - 0.1 * n) <= 4 * math.sqrt(n * 0.1 * 0.9), (kept_others, n)
+    assert summary["traces_recorded"] == len(stored) == len(critical) + kept_others
+    # Deterministic from the trace id: exactly the events TraceIdRatioBased(0.1) keeps.
+    expected = {
+        e["event_id"] for e in others if kept(trace_id_for("acceptance", e["event_id"]), 0.1)
+    }
+    assert stored - critical == expected
+
+    # No partial trace: each stored trace has its root and every agent its route calls for.
+    types = {e["event_id"]: e["event_type"] for e in events}
+    shape = query(
+        workdir,
+        "SELECT json_extract(t.metadata, '$.event_id'), "
+        "SUM(o.parent_observation_id IS NULL AND o.name = 'orchestrator.process_event'), "
+        "SUM(o.type = 'AGENT') FROM traces t JOIN observations o ON o.trace_id = t.id GROUP BY t.id",
+    )
+    assert len(shape) == len(stored)
+    for event_id, roots, agents in shape:
+        assert roots == 1, event_id
+        assert agents == EXPECTED_ROUTES[types[event_id]][0], event_id
+
+
+def test_agent_rules_apply_to_the_events_routed_to_the_agent(cli: Cli, workdir: Path) -> None:
+    project(workdir, "[langfuse]\nsample_rate = 0.0\n[sampling.agent]\npromotion_agent = 1.0\n")
+    summary = json.loads(cli("replay", str(EXAMPLE), "--json").stdout)
+    events = [json.loads(line) for line in EXAMPLE.read_text().splitlines() if line.strip()]
+    routed = {e["event_id"] for e in events if e["event_type"] in PROMOTION_TYPES}
+    stored = {
+        row[0] for row in query(workdir, "SELECT json_extract(metadata, '$.event_id') FROM traces")
+    }
+    assert stored == routed
+    assert summary["traces_recorded"] == len(routed)
+
+
+def test_show_reports_the_adaptive_lowering(cli: Cli, workdir: Path) -> None:
+    env = {"LANGFUSE_MAX_LATENCY_MS": "0.000001"}
+    replayed = json.loads(cli("replay", str(EXAMPLE), "--run-id", "slow", "--json", env=env).stdout)
+    assert replayed["sampling_changes"]
+    adaptive = show(cli, env)["adaptive"]
+    assert adaptive["active"] is True
+    assert adaptive["max_latency_ms_origin"] == "environment variable LANGFUSE_MAX_LATENCY_MS"
+    assert adaptive["outbox_pending_batches"] is None  # local mode has no outbox
+    last = adaptive["last_replay"]
+    assert last["run_id"] == "slow"
+    assert last["changes"] == replayed["sampling_changes"]
+    assert last["final_rate"] < last["configured_rate"] == 1.0
+    text = cli("sampling", "show", env={**env, "COLUMNS": "400"}).stdout
+    assert "- last replay slow (" in text and "rate 1 -> 0.5 after 50 traces" in text
+
+
+def test_show_reports_an_outbox_over_the_buffer_size(cli: Cli, workdir: Path) -> None:
+    from config.delivery.outbox import SPANS, Outbox
+    from config.store.local_store import default_store_path
+
+    host = "http://127.0.0.1:9"
+    env = {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": host,
+        "LANGFUSE_BUFFER_SIZE": "1",
+    }
+    adaptive = show(cli, env)["adaptive"]
+    assert (adaptive["outbox_pending_batches"], adaptive["lowering_now"]) == (0, False)
+    outbox = Outbox(default_store_path())
+    for _ in range(2):
+        outbox.add(SPANS, host, b"batch", 1)
+    outbox.close()
+    adaptive = show(cli, env)["adaptive"]
+    assert (adaptive["outbox_pending_batches"], adaptive["lowering_now"]) == (2, True)
+    assert "over the limit" in cli("sampling", "show", env={**env, "COLUMNS": "400"}).stdout
+
+
+def test_the_deploy_canary_is_never_sampled_out(cli: Cli, workdir: Path) -> None:
+    project(workdir, "[langfuse]\nsample_rate = 0.0\n[sampling.event_type]\ndemand_spike = 0.0\n")
+    result = cli("deploy", "--canary-timeout", "5", "--json")
+    assert result.exit_code == 0, result.both
+    assert json.loads(result.stdout)["canary"]["delivered"] is True
+
+
+def test_config_init_template_shows_the_rule_format(cli: Cli, workdir: Path) -> None:
+    assert cli("config", "init").exit_code == 0
+    text = (workdir / "autoops.toml").read_text()
+    assert "[sampling.severity]\n" in text and "# critical = 1.0" in text
+    assert cli("sampling", "set", "1", "--severity", "critical").exit_code == 0
+    assert tomllib.loads((workdir / "autoops.toml").read_text())["sampling"] == {
+        "severity": {"critical": 1.0}
+    }
+
+
+# --- the core ---------------------------------------------------------------------------------
+
+
+def test_the_highest_matching_rule_wins_else_the_global_rate() -> None:
+    rules = SamplingRules(
+        event_type={"demand_spike": 0.2, "supply_delay": 0.05},
+        severity={"critical": 1.0},
+        agent={"promotion_agent": 0.6},
+    )
+    sampler = TraceSampler(0.5, rules=rules)
+    assert sampler.rate_for(SamplingSubject("demand_spike", "critical")) == 1.0
+    assert sampler.rate_for(SamplingSubject("demand_spike", "low", ("promotion_agent",))) == 0.6
+    assert sampler.rate_for(SamplingSubject("demand_spike", "low")) == 0.2
+    assert sampler.rate_for(SamplingSubject("supply_delay", "low")) == 0.05  # below the global
+    assert sampler.rate_for(SamplingSubject("seasonal_trend", "high")) == 0.5
+    assert sampler.rate_for(None) == 0.5
+    off = TraceSampler(0.5, enabled=False, rules=rules)
+    assert off.rate_for(SamplingSubject("supply_delay")) == 1.0
+    assert all(off.keep(f"{i:032x}", SamplingSubject("supply_delay")) for i in range(50))
+
+
+def test_adaptive_lowering_scales_rules_below_one() -> None:
+    rules = SamplingRules(
+        event_type={"demand_spike": 0.8, "supply_delay": 0.005}, severity={"critical": 1.0}
+    )
+    sampler = TraceSampler(0.4, rules=rules)
+    adaptive = AdaptiveSampling(sampler, base_rate=0.4, max_latency_ms=1.0, buffer_size=10)
+    adaptive.evaluate(overhead_ms=5.0, pending_batches=0)
+    adaptive.evaluate(overhead_ms=5.0, pending_batches=0)
+    assert sampler.rate == 0.1 and sampler.adaptive_factor == 0.25
+    assert sampler.rate_for(SamplingSubject("demand_spike", "low")) == 0.2
+    assert sampler.rate_for(SamplingSubject("demand_spike", "critical")) == 1.0  # never lowered
+    assert sampler.rate_for(SamplingSubject("supply_delay")) == 0.005  # already under the floor
+    adaptive.evaluate(overhead_ms=0.1, pending_batches=0)
+    adaptive.evaluate(overhead_ms=0.1, pending_batches=0)
+    assert sampler.rate == 0.4 and sampler.adaptive_factor == 1.0
+    assert sampler.rate_for(SamplingSubject("demand_spike")) == 0.8
+
+
+def test_adaptive_lowering_never_raises_a_rate_below_its_floor() -> None:
+    for rate in (0.0, 0.004):
+        sampler = TraceSampler(rate)
+        adaptive = AdaptiveSampling(sampler, base_rate=rate, max_latency_ms=1.0, buffer_size=1)
+        adaptive.evaluate(overhead_ms=50.0, pending_batches=100)
+        assert sampler.rate == rate and adaptive.changes == []
+
+
+Facts = tuple[str, str, tuple[str, ...]]
+
+
+def _decisions(rules: SamplingRules, run: str) -> tuple[dict[str, bool], dict[str, Facts]]:
+    """Open 400 traces through the seed API: which trace ids one service recorded, and why."""
+    capture = Capture()
+    service = LangfuseIntegrationService(
+        LangfuseConfig(sample_rate=0.1),
+        DataMaskingConfig(),
+        exporter=capture,
+        batch_size=1,
+        sampling_rules=rules,
+    )
+    facts: dict[str, Facts] = {}
+    for i in range(400):
+        event_type = ("demand_spike", "supply_delay", "inventory_low")[i % 3]
+        severity = "critical" if i % 7 == 0 else "low"
+        agents = ("pricing_agent", "promotion_agent") if i % 5 == 0 else ("inventory_agent",)
+        event = {"event_id": f"e{i}", "event_type": event_type, "severity": severity}
+        trace_id = service.create_simulation_trace(event, session_id=run, agents=agents)
+        service.finalize_trace(trace_id, {"ok": True})
+        facts[trace_id] = (event_type, severity, agents)
+    service.shutdown()
+    recorded = {span.trace_id for span in capture.spans}
+    return {trace_id: trace_id in recorded for trace_id in facts}, facts
+
+
+def test_rules_in_the_core_decide_the_same_in_every_service(workdir: Path) -> None:
+    rules = SamplingRules(
+        event_type={"demand_spike": 0.5}, severity={"critical": 1.0}, agent={"promotion_agent": 0.3}
+    )
+    first, facts = _decisions(rules, "run-a")
+    second, _ = _decisions(rules, "run-a")
+    assert first == second  # two services, the same trace ids: the same decisions
+    for trace_id, (event_type, severity, agents) in facts.items():
+        matching = [0.1]  # the global rate, when nothing matches
+        if severity == "critical":
+            matching = [1.0]
+        elif event_type == "demand_spike" or "promotion_agent" in agents:
+            matching = [0.5] * (event_type == "demand_spike") + [0.3] * (
+                "promotion_agent" in agents
+            )
+        assert first[trace_id] == kept(trace_id, max(matching)), trace_id
+    assert 0 < sum(first.values()) < len(first)
+
+
+def test_the_library_reads_rules_from_the_files(workdir: Path) -> None:
+    from config.errors import ConfigurationError
+
+    project(
+        workdir, "[sampling.severity]\ncritical = 1.0\n[sampling.event_type]\nsupply_delay = 0.2\n"
+    )
+    service = LangfuseIntegrationService(exporter=Capture())
+    assert service.tracer.sampler.rules == SamplingRules(
+        event_type={"supply_delay": 0.2}, severity={"critical": 1.0}
+    )
+    service.shutdown()
+    project(workdir, "[sampling.severity]\ncritical = 2\n")
+    with pytest.raises(ConfigurationError, match=r"sampling\.severity\.critical"):
+        LangfuseIntegrationService(exporter=Capture())

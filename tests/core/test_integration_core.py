@@ -1,0 +1,273 @@
+"""The core as a library: the seed API, decorators, error safety, sampling, SDK attributes."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import langfuse_integration as li
+from config.delivery.exporters import NullExporter
+from config.langfuse_integration import (
+    LangfuseIntegrationService,
+    agent_operation,
+    get_langfuse_integration,
+    initialize_langfuse_integration,
+    observe,
+)
+from config.models import AgentDecision
+from config.settings import DataMaskingConfig, LangfuseConfig
+from config.tracing.sampling import TraceSampler
+from config.tracing.span_records import ScoreRecord, SpanRecord
+
+EVENT = {"event_id": "e1", "event_type": "demand_spike", "product_id": "P1", "severity": "high",
+         "trigger_source": "iot", "timestamp": "2026-11-20T08:15:00Z", "data": {"current_stock": 5}}  # fmt: skip
+
+
+class Capture:
+    """An exporter that keeps every batch (or fails, when asked to)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.spans: list[SpanRecord] = []
+        self.scores: list[ScoreRecord] = []
+        self.fail = fail
+
+    def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        self.spans.extend(spans)
+        self.scores.extend(scores)
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        pass
+
+
+def service_with(exporter: Any, **config: Any) -> LangfuseIntegrationService:
+    return LangfuseIntegrationService(
+        LangfuseConfig(**config), DataMaskingConfig(), exporter=exporter, batch_size=1
+    )
+
+
+class Agent:
+    agent_id = "pricing_agent"
+
+    @agent_operation("optimize_price")
+    def decide(self, price: float) -> AgentDecision:
+        lookup("P1")
+        return AgentDecision(
+            self.agent_id, "price_increase", {"new_price": price * 1.1}, 0.8, "why", ("lookup",)
+        )
+
+    @agent_operation("fail")
+    def broken(self) -> None:
+        raise ValueError("agent bug")
+
+
+@observe("lookup", as_type="tool")
+def lookup(product_id: str) -> dict[str, Any]:
+    return {"product_id": product_id, "stock": 3}
+
+
+def test_seed_flow_records_the_schema(workdir: Path) -> None:
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-1")
+    assert len(trace_id) == 32
+    decision = Agent().decide(10.0)
+    assert decision.outputs["new_price"] == pytest.approx(11.0)
+    span_id = service.start_agent_span("inventory_agent", "assess", {"stock": 5})
+    service.log_agent_decision(
+        span_id, {"decision_type": "restock", "qty": 3}, confidence=0.9, reasoning="low"
+    )
+    service.end_agent_span(span_id, {"qty": 3})
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    names = {s.name: s for s in capture.spans}
+    assert set(names) == {
+        "orchestrator.process_event", "pricing_agent.optimize_price", "pricing_agent.lookup",
+        "pricing_agent.decision",
+        "inventory_agent.assess", "inventory_agent.decision",
+    }  # fmt: skip
+    root = names["orchestrator.process_event"]
+    assert root.parent_span_id is None
+    assert root.attributes["langfuse.trace.name"] == "simulation.demand_spike"
+    assert root.attributes["session.id"] == "run-1"
+    assert names["pricing_agent.optimize_price"].attributes["langfuse.observation.type"] == "agent"
+    # A tool called inside an agent operation is named after the agent, and says so.
+    tool = names["pricing_agent.lookup"]
+    assert tool.attributes["langfuse.observation.type"] == "tool"
+    assert tool.attributes["langfuse.observation.metadata.agent_id"] == '"pricing_agent"'
+    assert tool.parent_span_id == names["pricing_agent.optimize_price"].span_id
+    assert {s.name for s in capture.scores} == {"decision_confidence"}
+    assert sorted(s.value for s in capture.scores) == [0.8, 0.9]
+    assert service.get_performance_metrics()["operations"] == 2
+    assert get_langfuse_integration() is service
+
+
+def test_a_tool_outside_any_agent_keeps_its_own_name(workdir: Path) -> None:
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-4")
+    lookup("P2")
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert "lookup" in {s.name for s in capture.spans}
+
+
+def test_conflicts_score_each_agent_operation_once(workdir: Path) -> None:
+    """An agent in two conflicts gets one ``decision_overturned`` score: 1 if any overturned it."""
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-5")
+    spans = {}
+    for agent in ("inventory_agent", "pricing_agent", "promotion_agent"):
+        spans[agent] = service.start_agent_span(agent, "work")
+        service.end_agent_span(spans[agent])
+    service.log_conflict("price_vs_discount", ["pricing_agent", "promotion_agent"], {})
+    service.log_conflict_resolution(
+        "price_vs_discount", "r1", {}, overturned_agent="promotion_agent"
+    )
+    service.log_conflict("restock_vs_clearance", ["inventory_agent", "promotion_agent"], {})
+    service.log_conflict_resolution(
+        "restock_vs_clearance", "r2", {}, overturned_agent="inventory_agent"
+    )
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    overturned = {
+        s.observation_id: s.value for s in capture.scores if s.name == "decision_overturned"
+    }
+    assert overturned == {
+        spans["pricing_agent"]: 0.0,
+        spans["promotion_agent"]: 1.0,
+        spans["inventory_agent"]: 1.0,
+    }
+
+
+def test_tracing_errors_never_reach_the_agent(workdir: Path) -> None:
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=Capture(fail=True), batch_size=1
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-2")
+    decision = Agent().decide(5.0)  # every span end tries to export and fails
+    service.finalize_trace(trace_id, {"ok": True})
+    assert decision.confidence == 0.8
+    assert service.get_performance_metrics()["tracing_errors"] > 0
+
+
+def test_agent_exceptions_propagate_and_mark_the_span(workdir: Path) -> None:
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-3")
+    with pytest.raises(ValueError, match="agent bug"):
+        Agent().broken()
+    service.finalize_trace(trace_id, error="agent bug")
+    service.flush()
+    failed = next(s for s in capture.spans if s.name == "pricing_agent.fail")
+    assert failed.attributes["langfuse.observation.level"] == "ERROR"
+    assert failed.attributes["langfuse.observation.status_message"] == "ValueError: agent bug"
+    assert service.get_performance_metrics()["success_rate"] == 0.0
+
+
+def test_decorators_outside_a_trace_run_untraced(workdir: Path) -> None:
+    capture = Capture()
+    initialize_langfuse_integration(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    assert Agent().decide(1.0).confidence == 0.8
+    assert lookup("P9") == {"product_id": "P9", "stock": 3}
+    assert capture.spans == []
+
+
+def test_disabled_tracing_records_nothing(workdir: Path) -> None:
+    service = LangfuseIntegrationService(LangfuseConfig(enabled=False), DataMaskingConfig())
+    assert service.mode == "disabled"
+    trace_id = service.create_simulation_trace(EVENT, session_id="run")
+    service.finalize_trace(trace_id, {})
+    assert service.tracer.stats.observations_recorded == 0
+    assert isinstance(service.tracer.exporter, NullExporter)
+
+
+def test_attributes_match_what_the_sdk_would_send(workdir: Path) -> None:
+    """Input, output, metadata and type attributes equal the SDK's own encoding."""
+    from langfuse._client.attributes import create_span_attributes
+
+    capture = Capture()
+    service = service_with(capture)
+    trace_id = service.create_simulation_trace(EVENT, session_id="s")
+    payload_in = {"price": 29.99, "name": "widget", "tags": ["a", "b"], "nested": {"x": 1}}
+    payload_out = {"new_price": 31.5, "ok": True}
+    metadata = {"agent_id": "pricing_agent", "count": 3, "ratio": 0.5, "flag": False, "text": "é"}
+    with service.trace_operation("op", as_type="agent", input=payload_in, metadata=metadata) as op:
+        op.update(output=payload_out)
+    service.finalize_trace(trace_id, {})
+    service.flush()
+    recorded = next(s for s in capture.spans if s.name == "op").attributes
+    expected = create_span_attributes(
+        input=payload_in, output=payload_out, metadata=metadata, observation_type="agent"
+    )
+    for key, value in expected.items():
+        assert recorded[key] == value, key
+
+
+def test_sampling_agrees_with_opentelemetry() -> None:
+    from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
+
+    rng = random.Random(4)
+    for rate in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0):
+        ours = TraceSampler(rate)
+        theirs = TraceIdRatioBased(rate)
+        for _ in range(500):
+            trace_id = f"{rng.getrandbits(128):032x}"
+            otel = (
+                theirs.should_sample(None, int(trace_id, 16), "x").decision
+                == Decision.RECORD_AND_SAMPLE
+            )
+            assert ours.keep(trace_id) == otel, (rate, trace_id)
+    assert TraceSampler(0.0, enabled=False).keep("0" * 32)
+
+
+def test_singleton_created_from_environment(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(li, "_service", None)
+    service = get_langfuse_integration()
+    assert service.mode == "local"
+    assert service.store_path == Path(workdir / ".autoops" / "traces.db")
+    assert get_langfuse_integration() is service
+    service.shutdown()
+
+
+def test_collaboration_output_counts_what_was_logged_inside_it(workdir: Path) -> None:
+    capture = Capture()
+    service = initialize_langfuse_integration(
+        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-6")
+    with service.track_collaboration(["pricing_agent", "promotion_agent"], "deal") as deal:
+        service.log_coordination_message("pricing_agent", "promotion_agent", "price_proposal", {})
+        service.log_conflict("price_vs_discount", ["pricing_agent", "promotion_agent"], {})
+        service.log_conflict_resolution(
+            "price_vs_discount",
+            "r",
+            {"winner": "pricing_agent"},
+            overturned_agent="promotion_agent",
+        )
+    service.log_coordination_message("a", "b", "after", {})  # outside: not counted
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert [m["message_type"] for m in deal.messages] == ["price_proposal"]
+    assert deal.resolutions[0]["overturned_agent"] == "promotion_agent"
+    (chain,) = [s for s in capture.spans if s.name == "collaboration.deal"]
+    output = json.loads(chain.attributes["langfuse.observation.output"])
+    assert output["messages"] == 1 and output["conflicts"] == 1
+    assert output["resolutions"][0]["rule"] == "r"

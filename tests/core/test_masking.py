@@ -1,0 +1,461 @@
+"""``DataMasker``: what trace data looks like after masking, for each switch."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from config.settings import DataMaskingConfig
+from config.tracing.masking import MAX_DEPTH, DataMasker
+from tests.conftest import Figures
+from tests.support.property_budget import examples
+
+REASONING = (
+    "Customer CUST-8812 (jane.doe@example.com, +1 415-555-0134) paid with 4111 1111 1111 1111"
+)
+
+OBSERVATION: dict[str, Any] = {
+    "agent_id": "pricing_agent",
+    "operation": "optimize_price",
+    "input": {
+        "current_price": 29.99,
+        "competitor_price": 27.5,
+        "unit_cost": 18.0,
+        "current_stock": 50,
+        "customer_id": "CUST-8812",
+        "email": "jane.doe@example.com",
+    },
+    "reasoning": REASONING,
+    "metadata": {"events": [{"note": "call +44 20 7946 0958", "gross_margin": 0.31}]},
+    "tags": ("pricing", "evt-000042"),
+}
+
+
+def masker(*, pii: bool = True, customer: bool = True, financial: bool = True) -> DataMasker:
+    # model_construct: the switches under test, without reading the developer's environment.
+    config = DataMaskingConfig.model_construct(
+        mask_pii=pii, mask_customer_data=customer, mask_financial_data=financial
+    )
+    return DataMasker(config)
+
+
+ALL_ON = masker()
+
+
+def with_luhn_check_digit(body: str) -> str:
+    """Append the digit that makes ``body`` pass the Luhn check."""
+    total = 0
+    for index, char in enumerate(reversed(body)):
+        digit = int(char)
+        if index % 2 == 0:  # doubled: the check digit will take position 0
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return body + str((10 - total % 10) % 10)
+
+
+# --- free text -----------------------------------------------------------------------------
+
+
+def test_reasoning_sentence_is_masked_everywhere() -> None:
+    assert ALL_ON.mask_text(REASONING) == (
+        "Customer [CUSTOMER] ([EMAIL], [PHONE]) paid with [CARD]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail jane.doe@example.com now", "mail [EMAIL] now"),
+        ("<Ops.Team+alerts@shop.example.co.uk>", "<[EMAIL]>"),
+        ("a@b.io and x_y-z@sub.b.io", "[EMAIL] and [EMAIL]"),
+        ("call +1 415-555-0134.", "call [PHONE]."),
+        ("call +14155550134", "call [PHONE]"),
+        ("call +44 20 7946 0958", "call [PHONE]"),
+        ("call +49 (0)30 1234567", "call [PHONE]"),
+        ("call +1 (415) 555-0134", "call [PHONE]"),
+        ("call (415) 555-0134", "call [PHONE]"),
+        ("call 415.555.0134", "call [PHONE]"),
+        ("call 1-800-555-0199", "call [PHONE]"),
+        ("call 020 7946 0958", "call [PHONE]"),
+        ("appelez 06 12 34 56 78", "appelez [PHONE]"),
+        ("card 4111111111111111", "card [CARD]"),
+        ("card 4111-1111-1111-1111", "card [CARD]"),
+        ("card 5555 5555 5555 4444 exp 12/27", "card [CARD] exp 12/27"),
+        ("amex 3782 822463 10005", "amex [CARD]"),
+        ("order 12 4111 1111 1111 1111 done", "order 12 [CARD] done"),
+    ],
+)
+def test_pii_in_text(text: str, expected: str) -> None:
+    assert ALL_ON.mask_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "new price 29.99, competitor at 27.50, was 1,299.00",
+        "stock 150 units, reorder 2000, lead time 14 days",
+        "fiscal year 2026, Q3",
+        "at 2026-11-20T08:15:00Z and 2026-11-20 08:15:00",
+        "on 20.11.2026 and 11/20/2026 08:15",
+        "PROD_123 evt-000042 SKU ABC-12345 order_987654321",
+        "epoch 1732094100 and 1732094100000 ms",
+        "Luhn fails: 4111111111111112",
+        "host 192.168.100.200 version 10.0.19041",
+        "quantities 150 200 300 400 500",
+        "margin up +5.5% to +12.50",
+    ],
+)
+def test_ordinary_numbers_are_not_masked(text: str) -> None:
+    assert ALL_ON.mask_text(text) == text
+    assert ALL_ON.mask({"note": text}) == {"note": text}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("for CUST-123 and cust_456", "for [CUSTOMER] and [CUSTOMER]"),
+        ("id CUST123, loyalty C-123456", "id [CUSTOMER], loyalty [CUSTOMER]"),
+        ("grade C-1234 and SKU ABC-12345 stay", "grade C-1234 and SKU ABC-12345 stay"),
+        ("the customer base grew", "the customer base grew"),
+    ],
+)
+def test_customer_ids_in_text(text: str, expected: str) -> None:
+    assert ALL_ON.mask_text(text) == expected
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "email",
+        "E-Mail",
+        "e_mail",
+        "Phone",
+        "phone_number",
+        "phoneNumber",
+        "mobile",
+        "card_number",
+        "credit_card",
+        "SSN",
+        "address",
+        "ip_address",
+        "IPAddress",
+        "billing_address",
+        "contactEmail",
+    ],
+)
+def test_pii_keys_are_redacted_whole(key: str) -> None:
+    for value in ("anything", 12345, None, {"street": "Main St 1"}, ["a", "b"]):
+        assert ALL_ON.mask({key: value}) == {key: "[REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "customer_id",
+        "Customer",
+        "customerName",
+        "customer_email",
+        "user_id",
+        "userName",
+        "loyalty_id",
+        "account_id",
+        "customer_segment",
+    ],
+)
+def test_customer_keys_are_masked_whole(key: str) -> None:
+    assert ALL_ON.mask({key: "Jane"}) == {key: "[CUSTOMER]"}
+    assert ALL_ON.mask({key: 42}) == {key: "[CUSTOMER]"}
+
+
+def test_financial_keys_are_masked_and_prices_stay() -> None:
+    value = {
+        "unit_cost": 18.0,
+        "margin_pct": 0.4,
+        "nested": [{"total_revenue": 100}],
+        "current_price": 29.99,
+    }
+    assert ALL_ON.mask(value) == {
+        "unit_cost": "[FINANCIAL]",
+        "margin_pct": "[FINANCIAL]",
+        "nested": [{"total_revenue": "[FINANCIAL]"}],
+        "current_price": 29.99,
+    }
+    for key in ("grossMargin", "net_profit", "annual_income", "salary", "marketing_budget"):
+        assert ALL_ON.mask({key: 1}) == {key: "[FINANCIAL]"}
+
+
+def test_neutral_keys_and_scalars_pass() -> None:
+    value = {"current_stock": 50, "in_stock": True, "price": 29.99, "discount": None}
+    assert ALL_ON.mask(value) == value
+
+
+def test_nested_metadata() -> None:
+    value = {
+        "metadata": {
+            "events": [
+                {"note": "mail jane.doe@example.com", "unit_cost": 18.0},
+                [{"detail": {"customer_id": "CUST-1", "text": "card 4111111111111111"}}],
+            ]
+        }
+    }
+    assert ALL_ON.mask(value) == {
+        "metadata": {
+            "events": [
+                {"note": "mail [EMAIL]", "unit_cost": "[FINANCIAL]"},
+                [{"detail": {"customer_id": "[CUSTOMER]", "text": "card [CARD]"}}],
+            ]
+        }
+    }
+
+
+def test_card_number_given_as_int() -> None:
+    assert ALL_ON.mask({"note": 4111111111111111}) == {"note": "[CARD]"}
+    assert ALL_ON.mask([4111111111111111]) == ["[CARD]"]
+    # Fails Luhn; a millisecond timestamp; a bool is not a number here.
+    kept = {"note": 4111111111111112, "ts_ms": 1732094100000, "flag": True}
+    assert ALL_ON.mask(kept) == kept
+
+
+# --- switches ------------------------------------------------------------------------------
+
+
+def test_pii_off_leaves_pii() -> None:
+    masked = masker(pii=False).mask(OBSERVATION)
+    assert masked["input"]["email"] == "jane.doe@example.com"
+    assert masked["metadata"]["events"][0]["note"] == "call +44 20 7946 0958"
+    assert masked["reasoning"] == (
+        "Customer [CUSTOMER] (jane.doe@example.com, +1 415-555-0134) paid with 4111 1111 1111 1111"
+    )
+    assert masked["input"]["customer_id"] == "[CUSTOMER]"
+    assert masked["input"]["unit_cost"] == "[FINANCIAL]"
+
+
+def test_customer_off_leaves_customer_ids() -> None:
+    masked = masker(customer=False).mask(OBSERVATION)
+    assert masked["input"]["customer_id"] == "CUST-8812"
+    assert masked["reasoning"] == "Customer CUST-8812 ([EMAIL], [PHONE]) paid with [CARD]"
+    assert masked["input"]["email"] == "[REDACTED]"
+    # A key that is both customer and personal falls back to the personal label.
+    assert masker(customer=False).mask({"customer_email": "x"}) == {"customer_email": "[REDACTED]"}
+
+
+def test_financial_off_leaves_money() -> None:
+    masked = masker(financial=False).mask(OBSERVATION)
+    assert masked["input"]["unit_cost"] == 18.0
+    assert masked["metadata"]["events"][0]["gross_margin"] == 0.31
+    assert masked["input"]["customer_id"] == "[CUSTOMER]"
+
+
+def test_all_off_is_disabled_and_changes_nothing() -> None:
+    off = masker(pii=False, customer=False, financial=False)
+    assert off.enabled is False
+    assert off.mask(OBSERVATION) == OBSERVATION
+    assert off.mask_text(REASONING) == REASONING
+    assert masker(pii=False, customer=False).enabled is True
+    assert masker(pii=True, customer=False, financial=False).enabled is True
+
+
+def test_config_defaults_are_honoured() -> None:
+    # Defaults: PII and customer data masked, financial data kept.
+    default = DataMasker(DataMaskingConfig.model_construct())
+    assert default.mask({"unit_cost": 1.0, "email": "a@b.co"}) == {
+        "unit_cost": 1.0,
+        "email": "[REDACTED]",
+    }
+
+
+# --- copies and odd input ------------------------------------------------------------------
+
+
+def test_input_is_never_mutated_and_result_is_a_copy() -> None:
+    original = copy.deepcopy(OBSERVATION)
+    masked = ALL_ON.mask(OBSERVATION)
+    assert original == OBSERVATION
+    assert masked["input"] is not OBSERVATION["input"]
+    off = masker(pii=False, customer=False, financial=False).mask(OBSERVATION)
+    assert off["metadata"]["events"] is not OBSERVATION["metadata"]["events"]
+    assert isinstance(masked["tags"], tuple)
+
+
+def test_depth_limit_truncates_instead_of_recursing() -> None:
+    deep: Any = "a@b.co"
+    for _ in range(MAX_DEPTH + 50):
+        deep = [deep]
+    masked = ALL_ON.mask(deep)
+    for _ in range(MAX_DEPTH):
+        masked = masked[0]
+    assert masked == "[TRUNCATED]"
+
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    assert "TRUNCATED" in json.dumps(ALL_ON.mask(cycle))
+
+
+def test_non_string_keys_and_other_containers() -> None:
+    value = {1: "a@b.co", None: {"email": 1}, 2.5: {4111111111111111}, (1, "x"): ("c@d.org",)}
+    assert ALL_ON.mask(value) == {
+        1: "[EMAIL]",
+        None: {"email": "[REDACTED]"},
+        2.5: ["[CARD]"],
+        (1, "x"): ("[EMAIL]",),
+    }
+
+
+@dataclasses.dataclass
+class Decision:
+    customer_id: str
+    reasoning: str
+    new_price: float
+
+
+class DecisionModel(BaseModel):
+    unit_cost: float
+    reasoning: str
+
+
+def test_dataclasses_and_pydantic_models_become_masked_dicts() -> None:
+    assert ALL_ON.mask({"decision": Decision("CUST-1", "mail a@b.co", 28.49)}) == {
+        "decision": {"customer_id": "[CUSTOMER]", "reasoning": "mail [EMAIL]", "new_price": 28.49}
+    }
+    assert ALL_ON.mask([DecisionModel(unit_cost=1.0, reasoning="CUST-9")]) == [
+        {"unit_cost": "[FINANCIAL]", "reasoning": "[CUSTOMER]"}
+    ]
+
+
+def test_a_broken_object_is_redacted_not_raised() -> None:
+    class BadKey:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    assert ALL_ON.mask({BadKey(): "x"}) == "[REDACTED]"
+
+
+# --- properties ----------------------------------------------------------------------------
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+# Where a card is written with separators, the layouts printed on real cards.
+CARD_LAYOUTS = {14: (4, 6, 4), 15: (4, 6, 5), 16: (4, 4, 4, 4), 19: (4, 4, 4, 4, 3)}
+
+
+@st.composite
+def card_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """A Luhn-valid card number: its digits, and the digits as written in the text."""
+    length = draw(st.integers(13, 19))
+    first = draw(st.sampled_from("3456"))
+    body = first + draw(st.text("0123456789", min_size=length - 2, max_size=length - 2))
+    digits = with_luhn_check_digit(body)
+    layout = CARD_LAYOUTS.get(length)
+    separator = draw(st.sampled_from(["", " ", "-"]))
+    if layout is None or not separator:
+        return digits, digits
+    groups, start = [], 0
+    for size in layout:
+        groups.append(digits[start : start + size])
+        start += size
+    return digits, separator.join(groups)
+
+
+@st.composite
+def nested_around(draw: st.DrawFn, leaf: Any, leaves: st.SearchStrategy[Any]) -> Any:
+    """``leaf`` at a random depth in dicts and lists, beside arbitrary JSON that may repeat it."""
+    siblings = st.recursive(
+        leaves,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=8), children, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    value = leaf
+    for _ in range(draw(st.integers(0, 12))):
+        others = draw(st.lists(siblings, max_size=2))
+        if draw(st.booleans()):
+            others.insert(draw(st.integers(0, len(others))), value)
+            value = others
+        else:
+            keys = draw(st.lists(st.text(max_size=8), min_size=len(others), max_size=len(others)))
+            value = {**dict(zip(keys, others, strict=True)), draw(st.text(max_size=8)): value}
+    return value
+
+
+SLOW_OR_FIXTURE = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
+@given(data=st.data(), email=st.emails())
+def test_property_no_email_survives(reliability: Figures, data: st.DataObject, email: str) -> None:
+    reliability.tried()
+    text = data.draw(st.text(max_size=20)) + email + data.draw(st.text(max_size=20))
+    value = data.draw(nested_around(text, JSON_SCALARS | st.just(text)))
+    assert email not in json.dumps(ALL_ON.mask(value))
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
+@given(data=st.data(), card=card_numbers())
+def test_property_no_card_survives(
+    reliability: Figures, data: st.DataObject, card: tuple[str, str]
+) -> None:
+    reliability.tried()
+    digits, written = card
+    # Glued to other digits a card is just part of a longer number, so a space separates it.
+    text = data.draw(st.text(max_size=20)) + " " + written + " " + data.draw(st.text(max_size=20))
+    value = data.draw(nested_around(text, JSON_SCALARS | st.just(text)))
+    dumped = json.dumps(ALL_ON.mask(value))
+    assert digits not in dumped
+    assert written not in dumped
+
+
+def same_shape(masked: Any, original: Any) -> bool:
+    """Masking keeps every key and every list position; only leaves change."""
+    if isinstance(original, dict):
+        return (
+            isinstance(masked, dict)
+            and list(masked) == list(original)
+            and all(
+                isinstance(masked[key], str) or same_shape(masked[key], item)
+                for key, item in original.items()
+            )
+        )
+    if isinstance(original, list):
+        return (
+            isinstance(masked, list)
+            and len(masked) == len(original)
+            and all(same_shape(m, o) for m, o in zip(masked, original, strict=True))
+        )
+    return True
+
+
+@settings(
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=JSON_VALUES)
+def test_property_any_json_is_masked_without_raising(reliability: Figures, value: Any) -> None:
+    reliability.tried()
+    original = copy.deepcopy(value)
+    masked = ALL_ON.mask(value)
+    json.dumps(masked)
+    assert value == original
+    # The never-raise fallback must not be what makes this pass.
+    assert masked != "[REDACTED]" or value == "[REDACTED]"
+    assert same_shape(masked, value)
+    off = masker(pii=False, customer=False, financial=False)
+    assert off.mask(value) == value

@@ -1,0 +1,346 @@
+"""``autoops serve`` over real HTTP on 127.0.0.1: auth, OTLP ingestion, the SDK as a client."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from config.store.rows import OBSERVATION_COLUMNS
+from tests.cli.test_replay import EXAMPLE
+from tests.conftest import Cli
+from tests.support.openapi_schemas import validate_response
+from tests.support.serve_process import ServeHandle, autoops_executable
+
+OTLP = "/api/public/otel/v1/traces"
+
+
+def get(served: ServeHandle, path: str, template: str | None = None, **params: Any) -> Any:
+    response = httpx.get(served.url + path, params=params, auth=served.auth, timeout=30)
+    body = response.json()
+    validate_response(template or path, "get", response.status_code, body)
+    assert response.status_code == 200, body
+    return body
+
+
+def otlp_json_export(trace_id: str = "a" * 32, span_id: str = "b" * 16) -> dict[str, Any]:
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "test"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "test"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "json-span",
+                                "startTimeUnixNano": str(time.time_ns() - 1_000_000),
+                                "endTimeUnixNano": str(time.time_ns()),
+                                "attributes": [
+                                    {
+                                        "key": "langfuse.observation.type",
+                                        "value": {"stringValue": "tool"},
+                                    },
+                                    {
+                                        "key": "langfuse.trace.name",
+                                        "value": {"stringValue": "json-trace"},
+                                    },
+                                    {
+                                        "key": "langfuse.observation.metadata.n",
+                                        "value": {"intValue": "3"},
+                                    },
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def test_health_needs_no_auth_and_everything_else_does(served: ServeHandle) -> None:
+    health = httpx.get(served.url + "/api/public/health", timeout=10)
+    assert health.status_code == 200
+    assert health.json()["status"] == "OK"
+    validate_response("/api/public/health", "get", 200, health.json())
+    for path in (
+        "/api/public/projects",
+        "/api/public/traces",
+        "/api/public/v2/observations",
+        "/api/public/v3/scores",
+    ):
+        missing = httpx.get(served.url + path, timeout=10)
+        assert missing.status_code == 401
+        assert missing.json() == {"message": "No authorization header"}
+        wrong = httpx.get(served.url + path, auth=(served.public_key, "sk-lf-wrong"), timeout=10)
+        assert wrong.status_code == 401
+        assert "Invalid credentials" in wrong.json()["message"]
+    projects = get(served, "/api/public/projects")
+    assert len(projects["data"]) == 1
+    unknown = httpx.get(served.url + "/api/public/nope", auth=served.auth, timeout=10)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "LangfuseNotFoundError"
+
+
+def test_otlp_ingestion_rules(served: ServeHandle) -> None:
+    url = served.url + OTLP
+    auth = served.auth
+    body = json.dumps(otlp_json_export()).encode()
+    bad_type = httpx.post(url, content=body, headers={"Content-Type": "text/plain"}, auth=auth)
+    assert (bad_type.status_code, bad_type.json()) == (400, {"error": "Invalid content type"})
+    bad_gzip = httpx.post(
+        url,
+        content=b"not gzip",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        auth=auth,
+    )
+    assert (bad_gzip.status_code, bad_gzip.json()) == (
+        400,
+        {"error": "Failed to decompress request body"},
+    )
+    too_new = httpx.post(
+        url,
+        content=body,
+        headers={"Content-Type": "application/json", "x-langfuse-ingestion-version": "5"},
+        auth=auth,
+    )
+    assert too_new.status_code == 400
+    assert (
+        too_new.json()["error"]
+        == 'Unsupported x-langfuse-ingestion-version: "5". Maximum supported: "4".'
+    )
+    broken = otlp_json_export(trace_id="xyz")
+    rejected = httpx.post(url, json=broken, auth=auth)
+    assert rejected.status_code == 400
+    assert "no spans were ingested" in rejected.json()["error"]
+    assert (
+        httpx.post(
+            url,
+            content=b"\x00garbage",
+            headers={"Content-Type": "application/x-protobuf"},
+            auth=auth,
+        ).status_code
+        == 400
+    )
+    empty = httpx.post(url, json={"resourceSpans": []}, auth=auth)
+    assert (empty.status_code, empty.json()) == (200, {})
+    for response in (bad_type, bad_gzip, too_new, rejected, empty):
+        validate_response(OTLP, "post", response.status_code, response.json())
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Encoding": "gzip",
+        "x-langfuse-ingestion-version": "4",
+    }
+    for _ in range(2):  # the same export twice is stored once
+        ok = httpx.post(url, content=gzip.compress(body), headers=headers, auth=auth)
+        assert (ok.status_code, ok.json()) == (200, {})
+    # Readable as soon as the response is sent.
+    trace = get(served, "/api/public/traces/" + "a" * 32, "/api/public/traces/{traceId}")
+    assert trace["name"] == "json-trace"
+    assert [o["id"] for o in trace["observations"]] == ["b" * 16]
+    assert trace["observations"][0]["type"] == "TOOL"
+    assert trace["observations"][0]["metadata"] == {"n": 3}
+
+
+def test_the_langfuse_sdk_exports_and_reads_back(
+    served: ServeHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langfuse import Langfuse
+
+    client = Langfuse(
+        public_key=served.public_key,
+        secret_key=served.secret_key,
+        base_url=served.url,
+        flush_at=1000,
+    )
+    with client.start_as_current_observation(
+        name="workflow", as_type="chain", input={"event": "e1"}
+    ) as root:
+        with client.start_as_current_observation(
+            name="pricing_agent.optimize_price",
+            as_type="agent",
+            input={"price": 29.99},
+            metadata={"agent_id": "pricing_agent"},
+        ) as agent:
+            with client.start_as_current_observation(
+                name="competitor_feed", as_type="tool"
+            ) as tool:
+                tool.update(output={"competitor_price": 27.5})
+            with client.start_as_current_observation(
+                name="llm", as_type="generation", model="gpt-test", input="prompt",
+                usage_details={"input": 10, "output": 5},
+            ) as generation:  # fmt: skip
+                generation.update(output="completion")
+            agent.update(
+                output={"new_price": 28.49}, level="WARNING", status_message="close to floor"
+            )
+            agent.score(name="decision_confidence", value=0.82, comment="competitor undercut")
+        root.update(output={"done": True})
+        trace_id = root.trace_id
+        ids = {"workflow": root.id, "agent": agent.id, "tool": tool.id, "llm": generation.id}
+    client.flush()
+    client.shutdown()
+
+    trace = get(served, f"/api/public/traces/{trace_id}", "/api/public/traces/{traceId}")
+    assert trace["name"] == "workflow"
+    assert trace["input"] == {"event": "e1"} and trace["output"] == {"done": True}
+    by_id = {o["id"]: o for o in trace["observations"]}
+    assert set(by_id) == set(ids.values())
+    assert (
+        by_id[ids["workflow"]]["type"] == "CHAIN"
+        and by_id[ids["workflow"]]["parentObservationId"] is None
+    )
+    agent_row = by_id[ids["agent"]]
+    assert (agent_row["type"], agent_row["name"], agent_row["parentObservationId"]) == (
+        "AGENT", "pricing_agent.optimize_price", ids["workflow"]
+    )  # fmt: skip
+    assert agent_row["input"] == {"price": 29.99} and agent_row["output"] == {"new_price": 28.49}
+    assert agent_row["metadata"]["agent_id"] == "pricing_agent"
+    assert (agent_row["level"], agent_row["statusMessage"]) == ("WARNING", "close to floor")
+    assert (
+        by_id[ids["tool"]]["type"] == "TOOL"
+        and by_id[ids["tool"]]["parentObservationId"] == ids["agent"]
+    )
+    llm = by_id[ids["llm"]]
+    assert (llm["type"], llm["model"], llm["input"], llm["output"]) == (
+        "GENERATION",
+        "gpt-test",
+        "prompt",
+        "completion",
+    )
+    assert llm["usageDetails"]["input"] == 10 and llm["usageDetails"]["output"] == 5
+    scores = get(served, "/api/public/v3/scores", traceId=trace_id, fields="subject,details")
+    (score,) = scores["data"]
+    assert score["name"] == "decision_confidence"
+    assert score["subject"] == {"kind": "observation", "id": ids["agent"], "traceId": trace_id}
+    assert score["comment"] == "competitor undercut"
+    assert score["value"] == pytest.approx(0.82)
+
+    # The SDK's own API client parses our answers with its own models.
+    api = Langfuse(
+        public_key=served.public_key, secret_key=served.secret_key, base_url=served.url
+    ).api
+    assert api.health.health().status == "OK"
+    assert api.projects.get().data[0].id
+    observations = api.observations.get_many(trace_id=trace_id, fields="core,basic,io")
+    assert {o.id for o in observations.data} == set(ids.values())
+    v3 = api.scores.get_many(trace_id=trace_id)
+    assert [s.name for s in v3.data] == ["decision_confidence"]
+    now = time.time()
+    query = json.dumps(
+        {
+            "view": "observations",
+            "dimensions": [{"field": "name"}],
+            "metrics": [{"measure": "count", "aggregation": "count"}],
+            "filters": [],
+            "fromTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+            "toTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+        }
+    )
+    rows = api.metrics.metrics(query=query).data
+    assert {row["name"]: int(row["count_count"]) for row in rows}["competitor_feed"] == 1
+
+
+def _rows(path: Path) -> dict[str, dict[str, Any]]:
+    compared = [c for c in OBSERVATION_COLUMNS if c not in ("start_us", "end_us")]
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return {
+            r["id"]: {c: r[c] for c in compared} for r in db.execute("SELECT * FROM observations")
+        }
+
+
+def test_replay_into_serve_records_what_local_mode_records(
+    cli: Cli, workdir: Path, served: ServeHandle
+) -> None:
+    local = cli("replay", str(EXAMPLE), "--run-id", "compare", "--limit", "60", "--json")
+    assert local.exit_code == 0
+    remote = cli(
+        "replay",
+        str(EXAMPLE),
+        "--run-id",
+        "compare",
+        "--limit",
+        "60",
+        "--json",
+        env=served.client_env(),
+    )
+    assert remote.exit_code == 0, remote.stderr
+    assert json.loads(remote.stdout)["destination"] == served.url
+    local_rows = _rows(Path(os.environ["AUTOOPS_HOME"]) / "traces.db")
+    served_rows = _rows(served.store)
+    assert served_rows == local_rows
+    listed = get(served, "/api/public/traces", sessionId="compare", limit=100)
+    assert listed["meta"]["totalItems"] == 60
+
+
+def test_reads_while_a_replay_writes_the_same_store(workdir: Path, served: ServeHandle) -> None:
+    """A replay of 10,000 events writes the served store from another process; reads go on."""
+    from autoops_cli.simulation.generator import generate_events, write_events
+
+    events_file = workdir / "big.jsonl"
+    write_events(events_file, generate_events(10_000, seed=21))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")}
+    env["AUTOOPS_HOME"] = str(served.store.parent)
+    replay = subprocess.Popen(
+        [autoops_executable(), "-q", "--json", "replay", str(events_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    seen: list[int] = []
+    with httpx.Client(base_url=served.url, auth=served.auth, timeout=30) as client:
+        while replay.poll() is None:
+            response = client.get("/api/public/traces", params={"limit": 5})
+            assert response.status_code == 200, response.text
+            seen.append(response.json()["meta"]["totalItems"])
+            time.sleep(0.2)
+    stdout, stderr = replay.communicate()
+    assert replay.returncode == 0, stderr
+    assert "database is locked" not in stderr
+    assert json.loads(stdout)["traces_recorded"] == 10_000
+    assert len(seen) >= 3 and seen == sorted(seen)
+    final = httpx.get(
+        served.url + "/api/public/traces", params={"limit": 1}, auth=served.auth, timeout=30
+    ).json()
+    assert final["meta"]["totalItems"] == 10_000
+
+
+def test_basic_auth_header_shape_is_checked(served: ServeHandle) -> None:
+    for header in (
+        "Bearer " + served.secret_key,
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+    ):
+        response = httpx.get(
+            served.url + "/api/public/projects", headers={"Authorization": header}, timeout=10
+        )
+        assert response.status_code == 401
+    bearer = httpx.post(
+        served.url + "/api/public/scores",
+        json={"name": "s", "value": 1, "traceId": "c" * 32},
+        headers={"Authorization": "Bearer " + served.public_key},
+        timeout=10,
+    )
+    assert bearer.status_code == 200 and bearer.json()["id"]
+    validate_response("/api/public/scores", "post", 200, bearer.json())
+    batch = httpx.post(
+        served.url + "/api/public/scores",
+        json=[{"name": "a", "value": 0.5, "traceId": "c" * 32}, {"name": "", "value": "x"}],
+        auth=served.auth,
+        timeout=10,
+    )
+    assert batch.status_code == 207
+    assert (batch.json()["accepted"], batch.json()["rejected"]) == (1, 1)
