@@ -52,7 +52,7 @@ def set_(
     """
     from autoops_cli.actions.sampling.file import sampling_key, set_rate, target_file
     from config.errors import UsageError
-    from config.tracing.sampling import parse_rate
+    from config.sampling_rules import parse_rate
 
     state: AppState = ctx.obj
     try:

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from config.models import AgentDecision, CollaborationSpan
-from config.tracing.sampling import SamplingSubject
+from config.sampling_rules import SamplingSubject
 
 if TYPE_CHECKING:
     from contextvars import Token
 
     from config.delivery.exporters import SpanExporter
+    from config.sampling_rules import SamplingRules
     from config.settings import DataMaskingConfig, LangfuseConfig
-    from config.tracing.sampling import SamplingRules
     from config.tracing.tracer import Observation, Tracer
 
 logger = logging.getLogger("autoops.tracing")

@@ -14,8 +14,8 @@ from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
     LangfuseConfig,
-    env_names,
 )
+from config.settings_layers import env_names
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -88,7 +88,7 @@ def deploy(
             result.canary = {"event": event, "sent": False}
         return result
     from config.langfuse_integration import initialize_langfuse_integration
-    from config.tracing.sampling import SamplingRules
+    from config.sampling_rules import SamplingRules
 
     # The service only carries the canary, which must never be sampled out: a global rate or
     # rule below 1 would otherwise fail the deployment by chance.

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.delivery.exporters import SpanExporter
+from config.sampling_rules import SamplingSubject
 from config.tracing import attributes as la
 from config.tracing.ids import random_trace_id, span_id_for, trace_id_for
-from config.tracing.sampling import SamplingSubject, TraceSampler
+from config.tracing.sampling import TraceSampler
 from config.tracing.span_records import STATUS_ERROR, STATUS_UNSET, ScoreRecord, SpanRecord
 
 _UNSET: Any = object()

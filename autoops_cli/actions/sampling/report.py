@@ -16,14 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config.tracing.sampling import RULE_KINDS
+from config.sampling_rules import RULE_KINDS
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from autoops_cli.actions.sampling.file import SamplingChange
     from config.settings import LangfuseConfig
-    from config.settings_sources import LoadedSettings, RawValue, SettingProblem
+    from config.settings_layers import RawValue, SettingProblem
+    from config.settings_sources import LoadedSettings
 
 GLOBAL_SETTING = "langfuse.sample_rate"
 SWITCH_SETTING = "langfuse.enable_sampling"
@@ -107,7 +108,7 @@ def rule_effect(kind: str, name: str, rate: float, global_rate: float) -> str:
 def rule_name_warnings(loaded: LoadedSettings) -> list[SettingProblem]:
     """A rule naming an event type, severity or agent the toolkit does not know matches nothing."""
     from autoops_cli.actions.sampling.file import known_rule_names
-    from config.settings_sources import SettingProblem
+    from config.settings_layers import SettingProblem
 
     known = known_rule_names()
     found = []
