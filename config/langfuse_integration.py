@@ -30,9 +30,9 @@ from config.sampling_rules import SamplingSubject
 if TYPE_CHECKING:
     from contextvars import Token
 
-    from config.delivery.exporters import SpanExporter
     from config.sampling_rules import SamplingRules
     from config.settings import DataMaskingConfig, LangfuseConfig
+    from config.tracing.span_records import SpanExporter
     from config.tracing.tracer import Observation, Tracer
 
 logger = logging.getLogger("autoops.tracing")
