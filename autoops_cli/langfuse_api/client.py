@@ -159,7 +159,7 @@ def count(value: Any) -> int:
 
 def retry_after(response: httpx.Response) -> float:
     """Seconds to wait from ``Retry-After`` (1 s when absent or not a number)."""
-    from config.delivery.sender import retry_after_seconds
+    from config.http_answers import retry_after_seconds
 
     seconds = retry_after_seconds(response)
     return 1.0 if seconds is None else seconds

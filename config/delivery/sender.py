@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from config.delivery.outbox import SCORES, SPANS, Outbox, OutboxEntry
+from config.http_answers import retry_after_seconds, server_message
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ class OutboxExporter:
         if response.is_success:
             self._delivered(entry, response)
             return SendOutcome.DELIVERED
-        message = _server_message(response)
+        message = server_message(response)
         if status in (401, 403):
             self.stats.state = "credentials_rejected"
             self.stats.last_error = f"HTTP {status}: {message}"
@@ -319,16 +320,6 @@ class OutboxExporter:
         return SendOutcome.RETRY
 
 
-def _server_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body)[:500]
-    return str(body)[:500]
-
-
 def _rejected_scores(response: httpx.Response) -> list[str]:
     if response.status_code != 207:
         return []
@@ -337,14 +328,3 @@ def _rejected_scores(response: httpx.Response) -> list[str]:
         return [str(error.get("message")) for error in errors]
     except (ValueError, AttributeError, TypeError):
         return []
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds from the ``Retry-After`` header (None when absent or not a number)."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
