@@ -24,12 +24,21 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
-def server_message(response: httpx.Response) -> str:
-    """The server's error message: its JSON ``message`` or ``error``, else the body's start."""
+def server_message(response: httpx.Response, limit: int = 200) -> str:
+    """The server's error message on one line, at most ``limit`` characters.
+
+    Langfuse's JSON ``message`` field; else its ``error`` field (the OTLP endpoint answers
+    ``{"error": ...}``); else the start of the body as sent.
+    """
     try:
         body = response.json()
-    except ValueError:
-        return response.text[:200]
+    except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
+        body = None
+    text = response.text
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body)[:500]
-    return str(body)[:500]
+        for key in ("message", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+    return " ".join(text.split())[:limit]

@@ -260,7 +260,7 @@ class OutboxExporter:
         if response.is_success:
             self._delivered(entry, response)
             return SendOutcome.DELIVERED
-        message = server_message(response)
+        message = server_message(response, limit=500)
         if status in (401, 403):
             self.stats.state = "credentials_rejected"
             self.stats.last_error = f"HTTP {status}: {message}"
