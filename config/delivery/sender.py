@@ -168,10 +168,7 @@ class OutboxExporter:
         while True:
             try:
                 self._store_queued()
-                if (
-                    time.monotonic() >= self._next_attempt
-                    and self.stats.state != "credentials_rejected"
-                ):
+                if self._may_send():
                     self._send_pending()
             except Exception as exc:  # the sender must survive anything (a full disk, a bug)
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -190,6 +187,17 @@ class OutboxExporter:
                         else 0.5
                     )
                     self._changed.wait(min(max(wait, 0.01), 0.5))
+
+    def _may_send(self) -> bool:
+        """Sending is due: the backoff or cool-down is over, or a flush skips the cool-down.
+
+        A flush does not skip a retry backoff: that would hammer a failing server.
+        """
+        if self.stats.state == "credentials_rejected":
+            return False
+        if self._urgent and self.stats.state == "fallback":
+            return True
+        return time.monotonic() >= self._next_attempt
 
     def _outbox_waiting(self) -> bool:
         return self.stats.state != "credentials_rejected" and self._outbox.count(self._host) > 0
@@ -227,12 +235,6 @@ class OutboxExporter:
             self._outbox.add(SCORES, self._host, body, len(scores))
 
     def _send_pending(self) -> None:
-        if (
-            self.stats.state == "fallback"
-            and not self._urgent
-            and time.monotonic() < self._next_attempt
-        ):
-            return
         while not self._stop:
             entries = self._outbox.pending(self._host)
             if not entries:
