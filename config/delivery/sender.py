@@ -5,8 +5,10 @@ gzip; scores as a JSON list), writes it to the outbox, and sends the outbox in o
 reused HTTP connection. A batch leaves the outbox only when Langfuse answered 2xx.
 
 - 408, 429, 5xx and transport errors are retried with exponential backoff and jitter,
-  honouring ``Retry-After``; after ``max_retries`` failed attempts in a row the sender falls
-  back: it stops trying for a cool-down while batches keep going to the outbox.
+  honouring ``Retry-After``; after ``max_retries`` failed attempts in a row the sender reports
+  Langfuse unreachable (``on_unreachable``: in the integration, its error handler), and falls
+  back: it stops trying for a cool-down (``pause_sending``) while batches keep going to the
+  outbox.
 - 401/403: the keys were rejected. Sending stops for this process (one log line); the
   batches stay in the outbox for after the keys are fixed.
 - Any other 4xx: the batch itself is bad; it moves to the dead letters with the server's
@@ -24,10 +26,12 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from config.delivery.outbox import SCORES, SPANS, Outbox, OutboxEntry
+from config.errors import NetworkError
 from config.http_answers import retry_after_seconds, server_message
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
@@ -82,7 +86,14 @@ class SendOutcome:
 class OutboxExporter:
     """The langfuse-mode exporter: outbox on disk, background sender, bounded waits."""
 
-    def __init__(self, config: LangfuseConfig, outbox: Outbox, *, resource: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: LangfuseConfig,
+        outbox: Outbox,
+        *,
+        resource: dict[str, Any],
+        on_unreachable: Callable[[Exception], None] | None = None,
+    ) -> None:
         import httpx
 
         from config.delivery.exporters import langfuse_headers, sdk_version
@@ -105,6 +116,10 @@ class OutboxExporter:
         self._next_attempt = 0.0
         self._unsaved = 0  # batches taken by export() and not yet written to the outbox
         self.stats = DeliveryStats()
+        # Who hears "unreachable after max_retries": the integration's error handler, which
+        # puts the service in fallback mode (through pause_sending); used alone, as by
+        # `autoops buffer flush`, the sender logs it and falls back by itself.
+        self._on_unreachable = on_unreachable or self._fall_back
         self._worker = threading.Thread(target=self._run, name="autoops-delivery", daemon=True)
         self._worker.start()
 
@@ -153,6 +168,20 @@ class OutboxExporter:
     def pending(self) -> int:
         """Batches not delivered yet (queued in memory or in the outbox)."""
         return self._unsaved + self._outbox.count(self._host)
+
+    def pause_sending(self, seconds: float = FALLBACK_COOLDOWN_S) -> None:
+        """Fallback mode: stop sending for ``seconds``; batches keep going to the outbox.
+
+        A flush still tries at once, and the first delivery ends fallback mode.
+        """
+        with self._changed:
+            self.stats.state = "fallback"
+            self._next_attempt = time.monotonic() + seconds
+            self._changed.notify_all()
+
+    def _fall_back(self, error: Exception) -> None:
+        logger.warning("%s", error)
+        self.pause_sending()
 
     def _settled(self) -> bool:
         """Nothing more will happen without a change: delivered, or sending has stopped."""
@@ -301,25 +330,28 @@ class OutboxExporter:
         self.stats.attempts_failed += 1
         self.stats.last_error = error
         self._failures_in_a_row += 1
+        in_fallback = self.stats.state == "fallback"
+        self.stats.state = "retrying"
+        backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
+        delay = retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
+        self._next_attempt = time.monotonic() + delay
         if self._failures_in_a_row > self._config.max_retries and not self._urgent:
-            if self.stats.state != "fallback":
-                logger.warning(
-                    "Langfuse unreachable after %d attempts (%s); recording to the outbox, "
-                    "retrying in %.0f s",
-                    self._failures_in_a_row,
-                    error,
-                    FALLBACK_COOLDOWN_S,
-                )
-            self.stats.state = "fallback"
-            self._next_attempt = time.monotonic() + FALLBACK_COOLDOWN_S
-        else:
-            self.stats.state = "retrying"
-            backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
-            delay = (
-                retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
-            )
-            self._next_attempt = time.monotonic() + delay
+            if in_fallback:
+                self.pause_sending()  # still unreachable after a cool-down: reported already
+            else:
+                self._report_unreachable(error)
         return SendOutcome.RETRY
+
+    def _report_unreachable(self, error: str) -> None:
+        unreachable = NetworkError(
+            f"Langfuse unreachable after {self._failures_in_a_row} attempts ({error}); "
+            f"recording to the outbox, retrying in {FALLBACK_COOLDOWN_S:.0f} s"
+        )
+        try:
+            self._on_unreachable(unreachable)
+        except Exception as exc:  # a failing listener must not leave the sender retrying flat out
+            logger.warning("%s (reporting it failed: %s: %s)", unreachable, type(exc).__name__, exc)
+            self.pause_sending()
 
 
 def _rejected_scores(response: httpx.Response) -> list[str]:
