@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import inspect
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from config.models import AgentDecision, CollaborationSpan
 from config.sampling_rules import SamplingSubject
+from config.tracing.call_inputs import call_input
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -124,7 +124,9 @@ class LangfuseIntegrationService:
 
         self.config = config if config is not None else LangfuseConfig()
         if self.config.debug:
-            _debug_logging()
+            from config.redaction import enable_debug_logging
+
+            enable_debug_logging()
         self.masking = masking if masking is not None else DataMaskingConfig()
         self.tracing_enabled = self.config.enabled and self.config.tracing_enabled
         self.mode = self.config.mode if self.tracing_enabled else "disabled"
@@ -712,26 +714,6 @@ _service_lock = threading.Lock()
 EXIT_FLUSH_SECONDS = 2.0
 
 
-def _debug_logging() -> None:
-    """``LANGFUSE_DEBUG``: the core's loggers at debug level on stderr, secrets redacted.
-
-    Only when the application has not routed the ``autoops`` loggers itself.
-    """
-    import sys
-
-    from config.redaction import RedactingFilter
-
-    root = logging.getLogger("autoops")
-    if root.handlers or logging.getLogger().handlers:
-        root.setLevel(logging.DEBUG)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-
-
 def get_langfuse_integration() -> LangfuseIntegrationService:
     """The process-wide service, created from the environment on first use."""
     global _service  # noqa: PLW0603  (the seed API is a process-wide service)
@@ -766,39 +748,6 @@ def _shutdown_at_exit() -> None:
 # --- decorators for agent code ------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
-def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(function)
-    except (TypeError, ValueError):
-        return None
-
-
-def _plain(value: Any) -> Any:
-    """Objects that know their JSON form (``as_dict``) give it; the masker needs plain data."""
-    as_dict = getattr(value, "as_dict", None)
-    return as_dict() if callable(as_dict) else value
-
-
-def _call_input(
-    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    signature = _signature(function)
-    if signature is None:
-        return {
-            "args": [_plain(a) for a in args],
-            "kwargs": {k: _plain(v) for k, v in kwargs.items()},
-        }
-    try:
-        bound = signature.bind_partial(*args, **kwargs)
-    except TypeError:
-        return {
-            "args": [_plain(a) for a in args],
-            "kwargs": {k: _plain(v) for k, v in kwargs.items()},
-        }
-    return {k: _plain(v) for k, v in bound.arguments.items() if k != "self"}
-
-
 def observe(
     name: str | None = None, *, as_type: str = "span", capture_input: bool = True
 ) -> Callable[[F], F]:
@@ -819,7 +768,7 @@ def observe(
             if current is None:
                 return function(*args, **kwargs)
             service = get_langfuse_integration()
-            call_input = _call_input(function, args, kwargs) if capture_input else None
+            arguments = call_input(function, args, kwargs) if capture_input else None
             # Inside an agent operation the name carries the agent (``pricing_agent.competitor_feed``)
             # so metrics can count tool calls per agent by name, without reading metadata.
             agent_id = current.agent_id
@@ -829,7 +778,7 @@ def observe(
                 named = label if label.startswith(f"{agent_id}.") else f"{agent_id}.{label}"
                 metadata = {"agent_id": agent_id}
             with service.trace_operation(
-                named, as_type=as_type, input=call_input, metadata=metadata
+                named, as_type=as_type, input=arguments, metadata=metadata
             ) as observation:
                 result = function(*args, **kwargs)
                 service._end_safely(observation, output=result)
@@ -855,7 +804,7 @@ def agent_operation(operation: str) -> Callable[[F], F]:
                 return function(self, *args, **kwargs)
             service = get_langfuse_integration()
             span_id = service.start_agent_span(
-                self.agent_id, operation, input_data=_call_input(function, (self, *args), kwargs)
+                self.agent_id, operation, input_data=call_input(function, (self, *args), kwargs)
             )
             try:
                 result = function(self, *args, **kwargs)
