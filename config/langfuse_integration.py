@@ -93,7 +93,6 @@ class _Counters:
         self.traces_failed = 0
         self.tracing_calls = 0
         self.tracing_ns = 0
-        self.tracing_errors = 0
 
 
 class LangfuseIntegrationService:
@@ -116,8 +115,11 @@ class LangfuseIntegrationService:
         batch_size: int = 512,
         sampling_rules: SamplingRules | None = None,
     ) -> None:
+        from config.client import LangfuseClient
         from config.delivery.exporters import resource_attributes
+        from config.error_handler import LangfuseErrorHandler
         from config.settings import DataMaskingConfig, LangfuseConfig
+        from config.tracing.adaptive_sampling import AdaptiveSampling
         from config.tracing.masking import DataMasker
         from config.tracing.sampling import TraceSampler
         from config.tracing.tracer import Tracer
@@ -130,19 +132,35 @@ class LangfuseIntegrationService:
         self.masking = masking if masking is not None else DataMaskingConfig()
         self.tracing_enabled = self.config.enabled and self.config.tracing_enabled
         self.mode = self.config.mode if self.tracing_enabled else "disabled"
-        self.store_path: Path | None = None
         sampling = self.config.enable_sampling or sample_rate is not None
         if sampling_rules is None and sampling and self.tracing_enabled:
             from config.settings_sources import load_sampling_rules
 
             sampling_rules = load_sampling_rules()  # before the exporter: a bad rule leaks nothing
-        if exporter is None:
-            exporter = self._default_exporter(store_path)
         rate = sample_rate if sample_rate is not None else self.config.sample_rate
+        sampler = TraceSampler(rate, enabled=sampling, rules=sampling_rules)
+        self.adaptive: AdaptiveSampling = AdaptiveSampling(
+            sampler,
+            base_rate=sampler.rate,
+            max_latency_ms=self.config.max_latency_ms,
+            buffer_size=self.config.buffer_size,
+        )
+        self.error_handler: LangfuseErrorHandler = LangfuseErrorHandler(
+            max_acceptable_latency=self.config.max_latency_ms, sampling=self.adaptive
+        )
+        self.adaptive.on_over_budget = self.error_handler.handle_performance_degradation
+        self.client: LangfuseClient = LangfuseClient(
+            self.config,
+            mode=self.mode,
+            error_handler=self.error_handler,
+            exporter=exporter,
+            store_path=store_path,
+            retention_days=self.masking.retention_days,
+        )
         masker = DataMasker(self.masking)
         self.tracer: Tracer = Tracer(
-            exporter,
-            sampler=TraceSampler(rate, enabled=sampling, rules=sampling_rules),
+            self.client,
+            sampler=sampler,
             mask=masker.mask if masker.enabled else None,
             environment=self.config.environment,
             release=self.config.release,
@@ -150,15 +168,8 @@ class LangfuseIntegrationService:
             flush_interval=self.config.flush_interval,
             resource=resource_attributes(self.config),
         )
+        self.error_handler.attach(connection=self.client)
         self._counters = _Counters()
-        from config.tracing.adaptive_sampling import AdaptiveSampling
-
-        self.adaptive = AdaptiveSampling(
-            self.tracer.sampler,
-            base_rate=self.tracer.sampler.rate,
-            max_latency_ms=self.config.max_latency_ms,
-            buffer_size=self.config.buffer_size,
-        )
         self._trace_marks: dict[str, tuple[int, int]] = {}  # trace id -> counters at its start
         # trace id -> agent id -> its (latest) operation, and whether a conflict overturned it.
         self._agent_ops: dict[str, dict[str, Observation]] = {}
@@ -170,40 +181,14 @@ class LangfuseIntegrationService:
     @property
     def destination(self) -> str:
         """Where traces go, in words: ``local store <path>``, the Langfuse host, or ``none``."""
-        if self.mode == "langfuse":
-            return self.config.host
-        if self.mode == "local":
-            return f"local store {self.store_path}" if self.store_path else "local store"
-        return "none (tracing disabled)"
+        return self.client.destination
 
-    def _default_exporter(self, store_path: Path | None) -> SpanExporter:
-        from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
-        from config.store.local_store import LocalStore, default_store_path
-
-        if self.mode == "disabled":
-            return NullExporter()
-        self.store_path = store_path or default_store_path()
-        if self.mode == "langfuse":
-            from config.delivery.outbox import Outbox
-            from config.delivery.sender import OutboxExporter
-
-            return OutboxExporter(
-                self.config, Outbox(self.store_path), resource=resource_attributes(self.config)
-            )
-        store = LocalStore(self.store_path)
-        store.prune(self.masking.retention_days)
-        return LocalStoreExporter(store)
+    @property
+    def store_path(self) -> Path | None:
+        """The store file (traces in local mode, the outbox in langfuse mode); None if none."""
+        return self.client.store_path
 
     # --- safety and accounting ------------------------------------------------------------
-
-    def _tracing_failed(self, where: str, exc: BaseException) -> None:
-        self._counters.tracing_errors += 1
-        logger.warning(
-            "tracing error in %s (the traced operation continues): %s: %s",
-            where,
-            type(exc).__name__,
-            exc,
-        )
 
     def _remember(self, observation: Observation, *, make_current: bool) -> None:
         token = self.tracer.set_current(observation) if make_current else None
@@ -288,7 +273,7 @@ class LangfuseIntegrationService:
             )
             return root.trace_id
         except Exception as exc:
-            self._tracing_failed("create_simulation_trace", exc)
+            self.error_handler.handle_tracing_error("create_simulation_trace", exc)
             return trace_id or ""
         finally:
             self._account(started)
@@ -319,7 +304,7 @@ class LangfuseIntegrationService:
             self._counters.operations += 1
             return observation.span_id
         except Exception as exc:
-            self._tracing_failed("start_agent_span", exc)
+            self.error_handler.handle_tracing_error("start_agent_span", exc)
             return ""
         finally:
             self._account(started)
@@ -371,7 +356,7 @@ class LangfuseIntegrationService:
                 metadata={"agent_id": agent_id, "decision_type": decision_type},
             )
         except Exception as exc:
-            self._tracing_failed("log_agent_decision", exc)
+            self.error_handler.handle_tracing_error("log_agent_decision", exc)
         finally:
             self._account(started)
 
@@ -393,7 +378,7 @@ class LangfuseIntegrationService:
             else:
                 observation.end(output=output)
         except Exception as exc:
-            self._tracing_failed("end_agent_span", exc)
+            self.error_handler.handle_tracing_error("end_agent_span", exc)
         finally:
             self._account(started)
 
@@ -423,7 +408,7 @@ class LangfuseIntegrationService:
                 level = "WARNING" if outcome and outcome.get("conflicts_unresolved") else None
                 observation.end(output=outcome, level=level)
         except Exception as exc:
-            self._tracing_failed("finalize_trace", exc)
+            self.error_handler.handle_tracing_error("finalize_trace", exc)
         finally:
             self._account(started)
 
@@ -455,7 +440,7 @@ class LangfuseIntegrationService:
                 for agent in agents:
                     outcomes[agent] = outcomes.get(agent, False) or agent == overturned
         except Exception as exc:
-            self._tracing_failed("conflict", exc)
+            self.error_handler.handle_tracing_error("conflict", exc)
 
     def _adapt(self, trace_id: str) -> None:
         """Feed the finished trace's tracing cost and the outbox size to adaptive sampling."""
@@ -465,13 +450,8 @@ class LangfuseIntegrationService:
         self.adaptive.trace_finished(
             self._counters.tracing_ns - mark[0],
             self._counters.operations - mark[1],
-            self._pending_batches,
+            self.client.pending,
         )
-
-    def _pending_batches(self) -> int:
-        """Batches not delivered yet (0 for exporters without an outbox)."""
-        pending = getattr(self.tracer.exporter, "pending", None)
-        return int(pending()) if callable(pending) else 0
 
     def _root_span_id(self, trace_id: str) -> str | None:
         with self._lock:
@@ -504,7 +484,7 @@ class LangfuseIntegrationService:
                 )
                 token = self.tracer.set_current(observation)
         except Exception as exc:
-            self._tracing_failed("trace_operation", exc)
+            self.error_handler.handle_tracing_error("trace_operation", exc)
         self._account(started)
         try:
             yield observation
@@ -523,7 +503,7 @@ class LangfuseIntegrationService:
         try:
             observation.end(**kwargs)
         except Exception as exc:
-            self._tracing_failed("end", exc)
+            self.error_handler.handle_tracing_error("end", exc)
         self._account(started)
 
     @contextmanager
@@ -557,7 +537,7 @@ class LangfuseIntegrationService:
                     }
                 )
             except Exception as exc:
-                self._tracing_failed("track_collaboration", exc)
+                self.error_handler.handle_tracing_error("track_collaboration", exc)
 
     @staticmethod
     def _keep(kind: str, entry: dict[str, Any]) -> None:
@@ -573,7 +553,7 @@ class LangfuseIntegrationService:
             if current is not None:
                 current.event(name, **kwargs)
         except Exception as exc:
-            self._tracing_failed(name, exc)
+            self.error_handler.handle_tracing_error(name, exc)
         finally:
             self._account(started)
 
@@ -640,7 +620,7 @@ class LangfuseIntegrationService:
         c = self._counters
         stats = self.tracer.stats
         elapsed = max(time.monotonic() - c.started, 1e-9)
-        exporter_stats = getattr(self.tracer.exporter, "stats", None)
+        exporter_stats = self.client.stats
         return {
             "mode": self.mode,
             "success_rate": 1.0
@@ -658,12 +638,12 @@ class LangfuseIntegrationService:
             "traces_finalized": c.traces_finalized,
             "observations_recorded": stats.observations_recorded,
             "scores_recorded": stats.scores_recorded,
-            "tracing_errors": c.tracing_errors,
+            "tracing_errors": self.error_handler.tracing_errors,
             "spans_failed": getattr(exporter_stats, "spans_failed", 0),
             "scores_failed": getattr(exporter_stats, "scores_failed", 0),
             "delivery_state": getattr(exporter_stats, "state", "ok"),
             "dead_letters": getattr(exporter_stats, "dead_letters", 0),
-            "batches_pending": self._pending_batches(),
+            "batches_pending": self.client.pending(),
             "effective_sample_rate": self.tracer.sampler.rate,
             "sampling_changes": list(self.adaptive.changes),
         }
@@ -693,7 +673,7 @@ class LangfuseIntegrationService:
         try:
             return self.tracer.flush(timeout)
         except Exception as exc:
-            self._tracing_failed("flush", exc)
+            self.error_handler.handle_tracing_error("flush", exc)
             return False
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -704,7 +684,7 @@ class LangfuseIntegrationService:
         try:
             self.tracer.shutdown(timeout)
         except Exception as exc:
-            self._tracing_failed("shutdown", exc)
+            self.error_handler.handle_tracing_error("shutdown", exc)
 
 
 # --- the process-wide service (the seed's accessors) ----------------------------------

@@ -196,7 +196,7 @@ def test_disabled_tracing_records_nothing(workdir: Path) -> None:
     trace_id = service.create_simulation_trace(EVENT, session_id="run")
     service.finalize_trace(trace_id, {})
     assert service.tracer.stats.observations_recorded == 0
-    assert isinstance(service.tracer.exporter, NullExporter)
+    assert isinstance(service.client.exporter, NullExporter)
 
 
 def test_attributes_match_what_the_sdk_would_send(workdir: Path) -> None:
