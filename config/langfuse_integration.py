@@ -7,54 +7,41 @@ operation an ``agent`` observation with its tools (``tool``) and its decision (a
 plus a ``decision_confidence`` score); collaborations a ``chain`` holding coordination
 messages, conflicts (WARNING) and their resolutions.
 
-Errors inside tracing are counted and logged, never raised into the operation being traced.
+The service is the seed's facade over its components: ``LangfuseClient`` (the connection to
+the destination, ``config.client``), ``TraceManager`` (trace lifecycle, ``config.trace_manager``)
+and ``LangfuseErrorHandler`` (``config.error_handler``). It guards every call: errors inside
+tracing go to the error handler, are counted and logged, and are never raised into the
+operation being traced. It also measures what tracing costs, for the metrics and adaptive
+sampling.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from config.models import AgentDecision, CollaborationSpan
-from config.sampling_rules import SamplingSubject
 from config.tracing.call_inputs import call_input
 
 if TYPE_CHECKING:
-    from contextvars import Token
-
+    from config.client import LangfuseClient
+    from config.error_handler import LangfuseErrorHandler
     from config.sampling_rules import SamplingRules
     from config.settings import DataMaskingConfig, LangfuseConfig
+    from config.trace_manager import TraceManager
+    from config.tracing.adaptive_sampling import AdaptiveSampling
     from config.tracing.span_records import SpanExporter
     from config.tracing.tracer import Observation, Tracer
 
-logger = logging.getLogger("autoops.tracing")
-# The collaboration the current code runs in: messages, conflicts and resolutions logged
-# inside ``track_collaboration`` are kept on it, so its output counts them.
-_collaboration: ContextVar[CollaborationSpan | None] = ContextVar(
-    "autoops_collaboration", default=None
-)
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Trace schema names (docs/tracing-schema.md).
-WORKFLOW_NAME = "orchestrator.process_event"
-DECISION_SCORE = "decision_confidence"
-OVERTURNED_SCORE = "decision_overturned"  # 1 or 0 on each agent operation caught in a conflict
-EVENT_IDENTITY_FIELDS = (
-    "event_id",
-    "event_type",
-    "product_id",
-    "severity",
-    "trigger_source",
-    "timestamp",
-)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _NoopObservation:
@@ -81,18 +68,34 @@ class _NoopObservation:
 NOOP = _NoopObservation()
 
 
-class _Counters:
-    """Performance counters of one service (what ``get_performance_metrics`` reports)."""
+def _guarded(
+    default: T,
+) -> Callable[
+    [Callable[Concatenate[LangfuseIntegrationService, P], T]],
+    Callable[Concatenate[LangfuseIntegrationService, P], T],
+]:
+    """A service method whose failure is the error handler's (``default`` is returned instead)
+    and whose duration counts as tracing overhead: tracing never raises into traced code."""
 
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.operations = 0
-        self.operations_failed = 0
-        self.operation_ns = 0
-        self.traces_finalized = 0
-        self.traces_failed = 0
-        self.tracing_calls = 0
-        self.tracing_ns = 0
+    def decorator(
+        method: Callable[Concatenate[LangfuseIntegrationService, P], T],
+    ) -> Callable[Concatenate[LangfuseIntegrationService, P], T]:
+        where = method.__name__.strip("_")
+
+        @functools.wraps(method)
+        def guarded(service: LangfuseIntegrationService, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            started = time.perf_counter_ns()
+            try:
+                return method(service, *args, **kwargs)
+            except Exception as exc:
+                service.error_handler.handle_tracing_error(where, exc)
+                return default
+            finally:
+                service._account(started)
+
+        return guarded
+
+    return decorator
 
 
 class LangfuseIntegrationService:
@@ -119,6 +122,7 @@ class LangfuseIntegrationService:
         from config.delivery.exporters import resource_attributes
         from config.error_handler import LangfuseErrorHandler
         from config.settings import DataMaskingConfig, LangfuseConfig
+        from config.trace_manager import TraceManager
         from config.tracing.adaptive_sampling import AdaptiveSampling
         from config.tracing.masking import DataMasker
         from config.tracing.sampling import TraceSampler
@@ -168,14 +172,8 @@ class LangfuseIntegrationService:
             flush_interval=self.config.flush_interval,
             resource=resource_attributes(self.config),
         )
-        self.error_handler.attach(connection=self.client)
-        self._counters = _Counters()
-        self._trace_marks: dict[str, tuple[int, int]] = {}  # trace id -> counters at its start
-        # trace id -> agent id -> its (latest) operation, and whether a conflict overturned it.
-        self._agent_ops: dict[str, dict[str, Observation]] = {}
-        self._conflict_outcomes: dict[str, dict[str, bool]] = {}
-        self._open: dict[str, tuple[Observation, Token[Observation | None] | None, int]] = {}
-        self._lock = threading.Lock()
+        self.trace_manager: TraceManager = TraceManager(self.tracer)
+        self.error_handler.attach(connection=self.client, trace_manager=self.trace_manager)
         self._closed = False
 
     @property
@@ -190,27 +188,10 @@ class LangfuseIntegrationService:
 
     # --- safety and accounting ------------------------------------------------------------
 
-    def _remember(self, observation: Observation, *, make_current: bool) -> None:
-        token = self.tracer.set_current(observation) if make_current else None
-        with self._lock:
-            self._open[observation.span_id or f"noop-{id(observation)}"] = (
-                observation,
-                token,
-                time.perf_counter_ns(),
-            )
-
-    def _forget(self, span_id: str) -> tuple[Observation, int] | None:
-        with self._lock:
-            entry = self._open.pop(span_id, None)
-        if entry is None:
-            return None
-        observation, token, started = entry
-        if token is not None:
-            try:
-                self.tracer.reset_current(token)
-            except ValueError:  # ended in another context than it started: restore the parent
-                self.tracer.set_current(None)
-        return observation, started
+    def _account(self, started_ns: int) -> None:
+        counters = self.trace_manager.counters
+        counters.tracing_calls += 1
+        counters.tracing_ns += time.perf_counter_ns() - started_ns
 
     # --- the seed's API -----------------------------------------------------------------
 
@@ -233,51 +214,23 @@ class LangfuseIntegrationService:
         """
         started = time.perf_counter_ns()
         try:
-            from config.tracing.ids import trace_id_for
-
-            event_type = str(event.get("event_type", "unknown"))
             event_id = event.get("event_id")
             if trace_id is None and session_id and event_id:
+                from config.tracing.ids import trace_id_for
+
                 trace_id = trace_id_for(session_id, str(event_id))
-            tags = [
-                str(event[k]) for k in ("event_type", "trigger_source", "severity") if event.get(k)
-            ]
-            metadata = {k: event[k] for k in EVENT_IDENTITY_FIELDS if event.get(k) is not None}
-            if "timestamp" in metadata:
-                metadata["event_timestamp"] = str(metadata.pop("timestamp"))
-            metadata.update(
-                {k: v for k, v in event.items() if k not in EVENT_IDENTITY_FIELDS and k != "data"}
-            )
             if not self.tracing_enabled:
                 return trace_id or ""
-            root = self.tracer.start_trace(
-                f"simulation.{event_type}",
-                root_name=WORKFLOW_NAME,
-                root_type="chain",
-                trace_id=trace_id,
-                session_id=session_id,
-                tags=tags,
-                metadata=metadata,
-                input=dict(event),
-                root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
-                subject=SamplingSubject(
-                    event_type=event_type,
-                    severity=str(event["severity"]) if event.get("severity") else None,
-                    agents=tuple(agents or ()),
-                ),
+            return self.trace_manager.create_simulation_trace(
+                event, session_id=session_id, trace_id=trace_id, agents=agents
             )
-            self._remember(root, make_current=True)
-            self._trace_marks[root.trace_id] = (
-                self._counters.tracing_ns,
-                self._counters.operations,
-            )
-            return root.trace_id
         except Exception as exc:
             self.error_handler.handle_tracing_error("create_simulation_trace", exc)
             return trace_id or ""
         finally:
             self._account(started)
 
+    @_guarded("")
     def start_agent_span(
         self,
         agent_id: str,
@@ -287,28 +240,11 @@ class LangfuseIntegrationService:
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
         """Start an agent operation under the current observation (made current); its span id."""
-        started = time.perf_counter_ns()
-        try:
-            if self.tracer.current() is None:
-                return ""
-            observation = self.tracer.start_observation(
-                f"{agent_id}.{operation}",
-                as_type="agent",
-                input=input_data,
-                metadata={"agent_id": agent_id, "operation": operation, **(metadata or {})},
-            )
-            observation.agent_id = agent_id
-            with self._lock:
-                self._agent_ops.setdefault(observation.trace_id, {})[agent_id] = observation
-            self._remember(observation, make_current=True)
-            self._counters.operations += 1
-            return observation.span_id
-        except Exception as exc:
-            self.error_handler.handle_tracing_error("start_agent_span", exc)
-            return ""
-        finally:
-            self._account(started)
+        return self.trace_manager.start_agent_span(
+            agent_id, operation, input_data, metadata=metadata
+        )
 
+    @_guarded(None)
     def log_agent_decision(
         self,
         span_id: str,
@@ -319,68 +255,16 @@ class LangfuseIntegrationService:
         tools_used: Sequence[str] | None = None,
     ) -> None:
         """Record a decision on an open agent span: a ``decision`` event and its score."""
-        started = time.perf_counter_ns()
-        try:
-            with self._lock:
-                entry = self._open.get(span_id)
-            if entry is None:
-                return
-            agent = entry[0]
-            if isinstance(decision, AgentDecision):
-                confidence = decision.confidence if confidence is None else confidence
-                reasoning = decision.reasoning if reasoning is None else reasoning
-                tools_used = decision.tools_used if tools_used is None else tools_used
-                outputs: Any = decision.outputs
-                decision_type = decision.decision_type
-            else:
-                outputs, decision_type = (
-                    dict(decision),
-                    str(decision.get("decision_type", "decision")),
-                )
-            confidence = float(confidence if confidence is not None else 0.0)
-            agent_id = agent.name.split(".", 1)[0]
-            details = {
-                "decision_type": decision_type,
-                "confidence": confidence,
-                "reasoning": reasoning or "",
-                "tools_used": list(tools_used or ()),
-            }
-            agent.update(metadata=details)
-            agent.event(
-                f"{agent_id}.decision", output=outputs, metadata={"agent_id": agent_id, **details}
-            )
-            agent.score(
-                DECISION_SCORE,
-                confidence,
-                comment=reasoning or None,
-                metadata={"agent_id": agent_id, "decision_type": decision_type},
-            )
-        except Exception as exc:
-            self.error_handler.handle_tracing_error("log_agent_decision", exc)
-        finally:
-            self._account(started)
+        self.trace_manager.log_agent_decision(
+            span_id, decision, confidence=confidence, reasoning=reasoning, tools_used=tools_used
+        )
 
+    @_guarded(None)
     def end_agent_span(
         self, span_id: str, output: Any = None, *, error: str | BaseException | None = None
     ) -> None:
         """End an agent operation; an error marks it ERROR with the message."""
-        started = time.perf_counter_ns()
-        try:
-            found = self._forget(span_id)
-            if found is None:
-                return
-            observation, began = found
-            self._counters.operation_ns += time.perf_counter_ns() - began
-            if error is not None:
-                self._counters.operations_failed += 1
-                message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-                observation.end(output=output, level="ERROR", status_message=message)
-            else:
-                observation.end(output=output)
-        except Exception as exc:
-            self.error_handler.handle_tracing_error("end_agent_span", exc)
-        finally:
-            self._account(started)
+        self.trace_manager.end_agent_span(span_id, output, error=error)
 
     def finalize_trace(
         self,
@@ -389,76 +273,20 @@ class LangfuseIntegrationService:
         *,
         error: str | BaseException | None = None,
     ) -> None:
-        """Close a simulation trace with its aggregated outcome (the workflow's output)."""
+        """Close a simulation trace with its aggregated outcome (the workflow's output).
+
+        Should closing it fail, the error handler ends what is still open of the trace.
+        """
         started = time.perf_counter_ns()
         try:
-            root_id = self._root_span_id(trace_id)
-            found = self._forget(root_id) if root_id else None
-            if found is None:
-                return
-            observation, _ = found
-            self._counters.traces_finalized += 1
-            self._adapt(trace_id)
-            self._score_conflict_outcomes(trace_id)
-            if error is not None:
-                self._counters.traces_failed += 1
-                message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-                observation.end(output=outcome, level="ERROR", status_message=message)
-            else:
-                level = "WARNING" if outcome and outcome.get("conflicts_unresolved") else None
-                observation.end(output=outcome, level=level)
+            cost = self.trace_manager.finalize_trace(trace_id, outcome, error=error)
+            if cost is not None and self.config.enable_sampling:
+                # Adaptive sampling weighs the trace's tracing cost and the outbox size.
+                self.adaptive.trace_finished(cost[0], cost[1], self.client.pending)
         except Exception as exc:
-            self.error_handler.handle_tracing_error("finalize_trace", exc)
+            self.error_handler.handle_trace_error(trace_id, exc)
         finally:
             self._account(started)
-
-    def _score_conflict_outcomes(self, trace_id: str) -> None:
-        """Score each agent operation caught in a conflict: 1 overturned, 0 upheld.
-
-        Scored once at the end of the trace, so an agent in two conflicts gets one score
-        (1 when any overturned it), and ``autoops metrics`` can count overturned decisions
-        per agent from the scores, grouped by observation name.
-        """
-        with self._lock:
-            operations = self._agent_ops.pop(trace_id, {})
-            outcomes = self._conflict_outcomes.pop(trace_id, {})
-        for agent_id, overturned in outcomes.items():
-            operation = operations.get(agent_id)
-            if operation is not None:
-                operation.score(
-                    OVERTURNED_SCORE, 1.0 if overturned else 0.0, metadata={"agent_id": agent_id}
-                )
-
-    def _note_conflict(self, agents: Sequence[str], overturned: str | None = None) -> None:
-        """Remember which agents of the current trace met a conflict, and who lost one."""
-        try:
-            current = self.tracer.current()
-            if current is None:
-                return
-            with self._lock:
-                outcomes = self._conflict_outcomes.setdefault(current.trace_id, {})
-                for agent in agents:
-                    outcomes[agent] = outcomes.get(agent, False) or agent == overturned
-        except Exception as exc:
-            self.error_handler.handle_tracing_error("conflict", exc)
-
-    def _adapt(self, trace_id: str) -> None:
-        """Feed the finished trace's tracing cost and the outbox size to adaptive sampling."""
-        mark = self._trace_marks.pop(trace_id, None)
-        if mark is None or not self.config.enable_sampling:
-            return
-        self.adaptive.trace_finished(
-            self._counters.tracing_ns - mark[0],
-            self._counters.operations - mark[1],
-            self.client.pending,
-        )
-
-    def _root_span_id(self, trace_id: str) -> str | None:
-        with self._lock:
-            for span_id, (observation, _, _) in self._open.items():
-                if observation.trace_id == trace_id and observation.parent_id is None:
-                    return span_id
-        return None
 
     @contextmanager
     def trace_operation(
@@ -498,13 +326,9 @@ class LangfuseIntegrationService:
                 self.tracer.reset_current(token)
             self._end_safely(observation)
 
-    def _end_safely(self, observation: Observation | _NoopObservation, **kwargs: Any) -> None:
-        started = time.perf_counter_ns()
-        try:
-            observation.end(**kwargs)
-        except Exception as exc:
-            self.error_handler.handle_tracing_error("end", exc)
-        self._account(started)
+    @_guarded(None)
+    def _end_safely(self, observation: Observation | _NoopObservation, /, **kwargs: Any) -> None:
+        observation.end(**kwargs)
 
     @contextmanager
     def track_collaboration(
@@ -517,17 +341,10 @@ class LangfuseIntegrationService:
             input={"agents": list(agents), "purpose": purpose},
             metadata={"agents": list(agents), "purpose": purpose, **(metadata or {})},
         ) as observation:
-            collaboration = CollaborationSpan(
-                span_id=observation.span_id,
-                trace_id=observation.trace_id,
-                agents=tuple(agents),
-                purpose=purpose,
-            )
-            token = _collaboration.set(collaboration)
-            try:
+            with self.trace_manager.collaboration(
+                observation.span_id, observation.trace_id, agents, purpose
+            ) as collaboration:
                 yield collaboration
-            finally:
-                _collaboration.reset(token)
             try:
                 observation.update(
                     output={
@@ -539,50 +356,21 @@ class LangfuseIntegrationService:
             except Exception as exc:
                 self.error_handler.handle_tracing_error("track_collaboration", exc)
 
-    @staticmethod
-    def _keep(kind: str, entry: dict[str, Any]) -> None:
-        """Add to the current collaboration's messages, conflicts or resolutions (if any)."""
-        collaboration = _collaboration.get()
-        if collaboration is not None:
-            getattr(collaboration, kind).append(entry)
-
-    def _event(self, name: str, **kwargs: Any) -> None:
-        started = time.perf_counter_ns()
-        try:
-            current = self.tracer.current()
-            if current is not None:
-                current.event(name, **kwargs)
-        except Exception as exc:
-            self.error_handler.handle_tracing_error(name, exc)
-        finally:
-            self._account(started)
-
+    @_guarded(None)
     def log_coordination_message(
         self, from_agent: str, to_agent: str, message_type: str, content: Mapping[str, Any] | str
     ) -> None:
         """Record a message passed between agents inside the current collaboration."""
-        self._keep("messages", {"from_agent": from_agent, "to_agent": to_agent,
-                                "message_type": message_type})  # fmt: skip
-        self._event(
-            f"coordination.{message_type}",
-            input=content,
-            metadata={"from_agent": from_agent, "to_agent": to_agent, "message_type": message_type},
-        )
+        self.trace_manager.log_coordination_message(from_agent, to_agent, message_type, content)
 
+    @_guarded(None)
     def log_conflict(
         self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]
     ) -> None:
         """Record a detected conflict between agents (level WARNING)."""
-        self._keep("conflicts", {"conflict_type": conflict_type, "agents": list(agents)})
-        self._note_conflict(agents)
-        self._event(
-            f"conflict.{conflict_type}",
-            input=dict(details),
-            metadata={"conflict_type": conflict_type, "agents": list(agents)},
-            level="WARNING",
-            status_message=f"conflict {conflict_type} between {', '.join(agents)}",
-        )
+        self.trace_manager.log_conflict(conflict_type, agents, details)
 
+    @_guarded(None)
     def log_conflict_resolution(
         self,
         conflict_type: str,
@@ -592,32 +380,15 @@ class LangfuseIntegrationService:
         overturned_agent: str | None = None,
     ) -> None:
         """Record how a conflict was resolved, and whose decision was overturned."""
-        self._keep(
-            "resolutions",
-            {"conflict_type": conflict_type, "rule": rule, **dict(resolution),
-             "overturned_agent": overturned_agent},
-        )  # fmt: skip
-        if overturned_agent:
-            self._note_conflict([overturned_agent], overturned_agent)
-        self._event(
-            f"conflict_resolution.{conflict_type}",
-            output=dict(resolution),
-            metadata={
-                "conflict_type": conflict_type,
-                "rule": rule,
-                "overturned_agent": overturned_agent,
-            },
+        self.trace_manager.log_conflict_resolution(
+            conflict_type, rule, resolution, overturned_agent=overturned_agent
         )
 
     # --- reporting and lifecycle --------------------------------------------------------
 
-    def _account(self, started_ns: int) -> None:
-        self._counters.tracing_calls += 1
-        self._counters.tracing_ns += time.perf_counter_ns() - started_ns
-
     def get_performance_metrics(self) -> dict[str, Any]:
         """Tracing performance: success rate, latency, throughput, overhead and counts."""
-        c = self._counters
+        c = self.trace_manager.counters
         stats = self.tracer.stats
         elapsed = max(time.monotonic() - c.started, 1e-9)
         exporter_stats = self.client.stats

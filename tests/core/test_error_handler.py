@@ -132,6 +132,65 @@ def test_a_store_that_fails_a_write_costs_that_batch_only(workdir: Path) -> None
     assert observations(store, second) == {}
 
 
+# --- handle_trace_error --------------------------------------------------------------------
+
+
+def test_a_trace_error_cleans_up_that_trace_and_later_traces_are_unaffected(
+    workdir: Path,
+) -> None:
+    store = workdir / "store" / "traces.db"
+    service = local_service(store)
+    broken = service.create_simulation_trace({**EVENT, "event_id": "broken"}, session_id="s")
+    service.start_agent_span("inventory_agent", "forecast", {"days": 7})  # never ended
+    # An outcome that is not a mapping: finalizing the trace fails half way.
+    service.finalize_trace(broken, ["not", "a", "mapping"])  # type: ignore[arg-type]
+    assert service.trace_manager.open_observations(broken) == []
+    assert service.trace_manager.current_trace_id() is None
+    assert service.get_performance_metrics()["tracing_errors"] == 1
+    assert service.get_performance_metrics()["success_rate"] == 0.0
+    later = one_trace(service, "later")
+    service.flush()
+    failed = observations(store, broken)
+    assert {name: level for name, (level, _, _) in failed.items()} == {
+        "orchestrator.process_event": "ERROR",
+        "inventory_agent.forecast": "ERROR",
+    }
+    assert failed["inventory_agent.forecast"][1].startswith("tracing failed: AttributeError")
+    fine = observations(store, later)
+    root_id = next(
+        parent for name, (_, _, parent) in fine.items() if name == "orchestrator.process_event"
+    )
+    assert root_id == ""  # the later trace is not nested under the failed one
+    assert {level for level, _, _ in fine.values()} == {"DEFAULT"}
+    assert service.get_performance_metrics()["traces_finalized"] == 2
+
+
+def test_a_trace_the_application_abandons_is_ended_at_error(workdir: Path) -> None:
+    store = workdir / "store" / "traces.db"
+    service = local_service(store)
+    trace_id = service.create_simulation_trace({**EVENT, "event_id": "e1"}, session_id="s")
+    service.start_agent_span("pricing_agent", "optimize_price")
+    service.start_agent_span("pricing_agent", "competitor_feed")
+    service.error_handler.handle_trace_error(trace_id, TimeoutError("workflow gave up"))
+    assert service.trace_manager.open_observations(trace_id) == []
+    assert service.trace_manager.agent_operation(trace_id, "pricing_agent") is None
+    service.finalize_trace(trace_id, {"ok": True})  # nothing left to finalize: a no-op
+    service.flush()
+    levels = {
+        name: (level, message)
+        for name, (level, message, _) in observations(store, trace_id).items()
+    }
+    assert levels == {
+        "orchestrator.process_event": ("ERROR", "tracing failed: TimeoutError: workflow gave up"),
+        "pricing_agent.optimize_price": ("ERROR", "tracing failed: TimeoutError: workflow gave up"),
+        "pricing_agent.competitor_feed": (
+            "ERROR",
+            "tracing failed: TimeoutError: workflow gave up",
+        ),
+    }
+    assert service.get_performance_metrics()["traces_finalized"] == 1
+
+
 # --- handle_performance_degradation --------------------------------------------------------
 
 
