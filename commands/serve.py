@@ -27,7 +27,7 @@ def serve(
         "--allow-remote",
         help="Allow a non-loopback --host (the API then answers other machines).",
     ),
-    # Hidden: the server's limits (defaults in autoops_cli.local_api.http.runner.ServeLimits),
+    # Hidden: the server's limits (defaults in autoops_cli.local_api.http.limits.ServeLimits),
     # lowered by the tests that attack the server so they run in seconds.
     max_body_bytes: int | None = typer.Option(None, "--max-body-bytes", min=1, hidden=True),
     max_decompressed_bytes: int | None = typer.Option(
@@ -43,7 +43,8 @@ def serve(
 
     **Example:** autoops serve --port 3000, then in another terminal: LANGFUSE_HOST=http://127.0.0.1:3000 autoops replay examples/events.jsonl
     """
-    from autoops_cli.local_api.http.runner import ServeInfo, ServeLimits, run_server
+    from autoops_cli.local_api.http.limits import ServeLimits
+    from autoops_cli.local_api.http.runner import ServeInfo, run_server
     from config.settings import is_loopback_host
     from config.store.local_store import default_store_path
 

@@ -8,7 +8,7 @@ wrong). The work on the store runs in a thread pool so a slow query never blocks
 loop. Store access goes through ``LocalStore``, whose SQLite connection is in WAL mode: a
 replay in another process can write while this serves.
 
-Limits on what a client may send (``runner.ServeLimits``; hidden ``serve`` options lower
+Limits on what a client may send (``limits.ServeLimits``; hidden ``serve`` options lower
 them for tests):
 
 - request body: 32 MiB as sent, refused with 413 as soon as ``Content-Length`` or the bytes
@@ -17,7 +17,7 @@ them for tests):
   and inflation stops one byte past the limit (413), so a gzip bomb grows memory by the
   limit at most;
 - body read: 30 s for the whole body, then 408 and the connection is closed;
-- request headers (``runner``): 10 s from the connection (or a request's first byte) to
+- request headers (``limits``): 10 s from the connection (or a request's first byte) to
   the end of the headers, at most 16 KiB of them; an unread body after the response is
   discarded for at most 5 s, then the connection is closed; an idle kept-alive connection
   is closed after 30 s.
@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from autoops_cli.local_api.http.runner import BODY_READ_TIMEOUT_S, ServeLimits
+from autoops_cli.local_api.http.limits import BODY_READ_TIMEOUT_S, ServeLimits
 from autoops_cli.local_api.query.errors import ApiProblem
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ async def read_body(request: Request, limit: int, timeout_s: float = BODY_READ_T
 
     A body that has not fully arrived after ``timeout_s`` seconds is a 408 (and the
     connection is closed). After a 413 the connection stays open so the client can read the
-    answer; the protocol (``runner``) discards the rest of the body for a bounded time.
+    answer; the protocol (``limits``) discards the rest of the body for a bounded time.
     """
     import anyio
 
