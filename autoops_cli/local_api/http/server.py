@@ -157,7 +157,15 @@ class Answer:
 def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     """The Starlette application serving ``store``."""
     from autoops_cli.local_api.http import ingest
-    from autoops_cli.local_api.query import metrics, reads
+    from autoops_cli.local_api.query import metrics
+    from autoops_cli.local_api.query.observations import (
+        get_observation,
+        list_observations_v1,
+        list_observations_v2,
+    )
+    from autoops_cli.local_api.query.projects import get_projects, health
+    from autoops_cli.local_api.query.scores import get_score_v2, list_scores_v2, list_scores_v3
+    from autoops_cli.local_api.query.traces import get_trace, list_traces
 
     limits = settings.limits
 
@@ -188,11 +196,11 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     def threaded(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         return run_in_threadpool(function, *args)
 
-    async def health(request: Request) -> Any:
-        return reads.health(settings.version)
+    async def health_check(request: Request) -> Any:
+        return health(settings.version)
 
     async def projects(request: Request) -> Any:
-        return reads.get_projects()
+        return get_projects()
 
     async def otel_traces(request: Request) -> Any:
         body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
@@ -248,22 +256,22 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         return Route(path, guarded(handler, auth=path not in NO_AUTH_PATHS), methods=[method])
 
     routes = [
-        route("/api/public/health", health),
-        route("/api/public/ready", health),
+        route("/api/public/health", health_check),
+        route("/api/public/ready", health_check),
         route("/api/public/projects", projects),
         route("/api/public/otel/v1/traces", otel_traces, "POST"),
         route("/api/public/scores", create_score, "POST"),
-        route("/api/public/v2/scores", listing(reads.list_scores_v2)),
-        route("/api/public/v2/scores/{score_id}", item(reads.get_score_v2, "score_id")),
-        route("/api/public/v3/scores", listing(reads.list_scores_v3)),
-        route("/api/public/traces", listing(reads.list_traces)),
-        route("/api/public/traces/{trace_id}", item(reads.get_trace, "trace_id", with_params=True)),
-        route("/api/public/observations", listing(reads.list_observations_v1)),
+        route("/api/public/v2/scores", listing(list_scores_v2)),
+        route("/api/public/v2/scores/{score_id}", item(get_score_v2, "score_id")),
+        route("/api/public/v3/scores", listing(list_scores_v3)),
+        route("/api/public/traces", listing(list_traces)),
+        route("/api/public/traces/{trace_id}", item(get_trace, "trace_id", with_params=True)),
+        route("/api/public/observations", listing(list_observations_v1)),
         route(
             "/api/public/observations/{observation_id}",
-            item(reads.get_observation, "observation_id"),
+            item(get_observation, "observation_id"),
         ),
-        route("/api/public/v2/observations", listing(reads.list_observations_v2)),
+        route("/api/public/v2/observations", listing(list_observations_v2)),
         route("/api/public/metrics", metrics_v1),
         route("/api/public/v2/metrics", metrics_v2),
     ]
