@@ -31,7 +31,7 @@ def serve(
         "--allow-remote",
         help="Allow a non-loopback --host (the API then answers other machines).",
     ),
-    # Hidden: the server's limits (defaults in ServeLimits, autoops_cli/local_api/http/),
+    # Hidden: the server's limits (defaults in autoops_cli.local_api.http.limits.ServeLimits),
     # lowered by the tests that attack the server so they run in seconds.
     max_body_bytes: int | None = typer.Option(None, "--max-body-bytes", min=1, hidden=True),
     max_decompressed_bytes: int | None = typer.Option(

@@ -30,7 +30,8 @@ def serve(
 
     Limits left as None keep their defaults (``ServeLimits``); the tests lower them.
     """
-    from autoops_cli.local_api.http.runner import ServeLimits, run_server
+    from autoops_cli.local_api.http.limits import ServeLimits
+    from autoops_cli.local_api.http.runner import run_server
     from config.store.local_store import default_store_path
 
     default = ServeLimits()

@@ -62,8 +62,8 @@ class TraceSource:
         return self._remote(path, params)
 
     def _local(self, path: str, params: list[tuple[str, str]]) -> Any:
-        from autoops_cli.local_api.query import reads
         from autoops_cli.local_api.query.errors import ApiProblem
+        from autoops_cli.local_api.query.traces import get_trace, list_traces
         from config.store.local_store import LocalStore, default_store_path
 
         query = _Params()
@@ -72,8 +72,8 @@ class TraceSource:
         store = LocalStore(default_store_path())
         try:
             if path == "/api/public/traces":
-                return reads.list_traces(store, query)
-            return reads.get_trace(store, path.rsplit("/", 1)[1], query)
+                return list_traces(store, query)
+            return get_trace(store, path.rsplit("/", 1)[1], query)
         except ApiProblem as problem:
             if problem.status == 404:
                 raise CheckFailedError(str(problem.body.get("message"))) from None
