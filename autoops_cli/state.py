@@ -10,6 +10,7 @@ from autoops_cli.output import Output
 
 if TYPE_CHECKING:
     from config.settings import DataMaskingConfig, LangfuseConfig
+    from config.settings_layers import SettingProblem
     from config.settings_sources import LoadedSettings
 
 
@@ -30,7 +31,7 @@ class AppState:
         """Every source read and validated (problems collected, not raised).
 
         Adds the toolkit's own warnings to the core's: a sampling rule naming an event type,
-        severity or agent the toolkit does not know (the core cannot know them).
+        severity or agent the simulated system does not know (the core cannot know them).
         """
         from config.settings_sources import load_settings
 
@@ -38,10 +39,7 @@ class AppState:
         key = (chosen, tuple(sorted((flags or {}).items(), key=lambda kv: kv[0])))
         if key not in self._loaded:
             loaded = load_settings(config_file=chosen, flags=flags)
-            if loaded.sampling_rules:
-                from autoops_cli.actions.sampling.report import rule_name_warnings
-
-                loaded.warnings.extend(rule_name_warnings(loaded))
+            loaded.warnings.extend(unknown_rule_names(loaded))
             if loaded.langfuse is not None and loaded.langfuse.debug and not self.output.verbose:
                 # LANGFUSE_DEBUG: the debug logs of --verbose (redacted, on stderr).
                 from autoops_cli.logging_setup import configure_logging
@@ -58,3 +56,26 @@ class AppState:
         for warning in loaded.warnings:
             self.output.warning(warning.line())
         return loaded.require()
+
+
+def unknown_rule_names(loaded: LoadedSettings) -> list[SettingProblem]:
+    """A rule naming an event type, severity or agent the toolkit does not know matches nothing."""
+    if not loaded.sampling_rules:
+        return []
+    from autoops_cli.simulation.catalog import sampling_rule_names
+    from config.settings_layers import SettingProblem
+
+    known = sampling_rule_names()
+    found = []
+    for kind, name, _ in loaded.sampling_rules.items():
+        if name not in known[kind]:
+            setting = f"sampling.{kind}.{name}"
+            found.append(
+                SettingProblem(
+                    setting,
+                    loaded.origin_of(setting).describe(),
+                    f"no known {kind.replace('_', ' ')} {name!r}: the rule matches nothing "
+                    f"(known: {', '.join(known[kind])})",
+                )
+            )
+    return found

@@ -25,10 +25,8 @@ def deploy(
 
     **Example:** autoops deploy --canary-timeout 60 --json
     """
-    from rich import box
-    from rich.table import Table
-
     from autoops_cli.actions.deploy import deploy as run_deploy
+    from autoops_cli.actions.deploy import deploy_table
 
     state: AppState = ctx.obj
     result = run_deploy(
@@ -38,13 +36,6 @@ def deploy(
     if out.json_mode:
         out.emit_json(result.as_dict())
     else:
-        table = Table(
-            box=box.ASCII, title="deploy" + (" (dry run)" if dry_run else ""), header_style="bold"
-        )
-        for column in ("step", "status", "detail"):
-            table.add_column(column, overflow="fold")
-        for step in result.steps:
-            table.add_row(step["step"], step["status"], step["detail"])
-        out.render(table)
+        out.render(deploy_table(result, dry_run=dry_run))
     if result.exit_code:
         raise typer.Exit(result.exit_code)

@@ -27,16 +27,10 @@ def generate(
 
     **Example:** autoops events generate --count 1000 --seed 7 --output events.jsonl
     """
-    from autoops_cli.simulation.generator import generate_events, write_events
-    from config.errors import UsageError
+    from autoops_cli.actions.events import generate_event_file
 
     state: AppState = ctx.obj
-    chosen = [t.strip() for t in types.split(",") if t.strip()] if types else None
-    try:
-        events = generate_events(count, seed=seed, types=chosen)
-        written = write_events(output, events)
-    except ValueError as exc:
-        raise UsageError(f"--types: {exc}") from None
+    written = generate_event_file(output, count, seed=seed, types=types)
     if output != "-":
         if state.output.json_mode:
             state.output.emit_json({"written": output, "events": written})

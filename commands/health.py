@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -27,42 +26,22 @@ def health_check(
 
     **Example:** autoops health-check --strict --junit report.xml
     """
-    from autoops_cli.actions.health import junit_xml, run_checks
+    from autoops_cli.actions.health import check_health, health_table
 
     state: AppState = ctx.obj
-    loaded = state.load_settings()
-    give_up = time.monotonic() + wait
-    while True:
-        report = run_checks(loaded, timeout=timeout)
-        if report.healthy(strict=strict) or time.monotonic() + 1.0 > give_up:
-            break
-        state.output.info("not healthy yet; checking again in 1 s")
-        time.sleep(1.0)
     out = state.output
-    if junit is not None:
-        try:
-            junit.write_text(junit_xml(report, strict=strict), encoding="utf-8")
-        except OSError as exc:
-            from config.errors import LocalFileError
-
-            raise LocalFileError(f"cannot write {junit}: {exc.strerror}") from None
+    report = check_health(
+        state.load_settings(),
+        timeout=timeout,
+        strict=strict,
+        wait=wait,
+        junit=junit,
+        on_retry=lambda: out.info("not healthy yet; checking again in 1 s"),
+    )
     if out.json_mode:
         out.emit_json(report.as_dict(strict=strict))
     else:
-        from rich import box
-        from rich.table import Table
-
-        table = Table(box=box.ASCII, title=f"health: {report.mode} mode", header_style="bold")
-        for column in ("check", "status", "value", "message"):
-            table.add_column(column, overflow="fold")
-        for check in report.checks:
-            table.add_row(
-                check.name,
-                check.status,
-                "-" if check.value is None else str(check.value),
-                check.message,
-            )
-        out.render(table)
+        out.render(health_table(report))
     code = report.exit_code(strict=strict)
     if code:
         raise typer.Exit(code)

@@ -44,34 +44,22 @@ def metrics(
 
     **Example:** autoops metrics --agent pricing_agent --since 24h --by hour
     """
-    from autoops_cli.actions.metrics.queries import (
-        build_queries,
-        fetch_local,
-        fetch_remote,
-        make_window,
-    )
-    from autoops_cli.actions.metrics.report import build_report
+    from autoops_cli.actions.metrics import collect_metrics
     from autoops_cli.actions.metrics.view import render_report
-    from config.store.local_store import default_store_path
 
     state: AppState = ctx.obj
     config, _ = state.settings()
-    bucket = by.value if by else None
-    window = make_window(since, until)
-    queries = build_queries(window, bucket)
-    if local or config.mode != "langfuse":
-        fetched = fetch_local(default_store_path(), window, queries)
-    else:
-        fetched = fetch_remote(
-            config,
-            window,
-            queries,
-            timeout=timeout,
-            cache_ttl=0.0 if refresh else cache_ttl,
-            cache_parts=(since, until, bucket),
-            store_path=default_store_path(),
-        )
-    report = build_report(fetched, by=bucket, agent=agent, max_latency_ms=config.max_latency_ms)
+    report = collect_metrics(
+        config,
+        agent=agent,
+        since=since,
+        until=until,
+        bucket=by.value if by else None,
+        local=local,
+        refresh=refresh,
+        cache_ttl=cache_ttl,
+        timeout=timeout,
+    )
     if state.output.json_mode:
         state.output.emit_json(report.as_dict())
     else:

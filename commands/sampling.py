@@ -50,18 +50,18 @@ def set_(
 
     **Example:** autoops sampling set 1.0 --severity critical
     """
-    from autoops_cli.actions.sampling.file import sampling_key, set_rate, target_file
-    from config.errors import UsageError
-    from config.sampling_rules import parse_rate
+    from autoops_cli.actions.sampling import set_sampling
 
     state: AppState = ctx.obj
-    try:
-        value = parse_rate(rate)
-    except ValueError as exc:
-        raise UsageError(f"invalid rate: {exc}", hint="e.g. 0.1 keeps one trace in ten") from None
-    key = sampling_key(event_type=event_type, severity=severity, agent=agent, check_names=True)
-    scope, path = target_file(user=user, project=project, config_file=state.config_file)
-    change = set_rate(key, value, scope=scope, path=path)
+    change = set_sampling(
+        rate,
+        event_type=event_type,
+        severity=severity,
+        agent=agent,
+        user=user,
+        project=project,
+        config_file=state.config_file,
+    )
     _render(state, change)
 
 
@@ -80,12 +80,17 @@ def reset(
 
     **Example:** autoops sampling reset --event-type demand_spike
     """
-    from autoops_cli.actions.sampling.file import remove_rate, sampling_key, target_file
+    from autoops_cli.actions.sampling import reset_sampling
 
     state: AppState = ctx.obj
-    key = sampling_key(event_type=event_type, severity=severity, agent=agent, check_names=False)
-    scope, path = target_file(user=user, project=project, config_file=state.config_file)
-    change = remove_rate(key, scope=scope, path=path)
+    change = reset_sampling(
+        event_type=event_type,
+        severity=severity,
+        agent=agent,
+        user=user,
+        project=project,
+        config_file=state.config_file,
+    )
     _render(state, change)
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from autoops_cli.state import AppState
+
+if TYPE_CHECKING:
+    from autoops_cli.local_api.http.runner import ServeInfo
 
 
 def serve(
@@ -27,7 +31,7 @@ def serve(
         "--allow-remote",
         help="Allow a non-loopback --host (the API then answers other machines).",
     ),
-    # Hidden: the server's limits (defaults in autoops_cli.local_api.http.runner.ServeLimits),
+    # Hidden: the server's limits (defaults in autoops_cli.local_api.http.limits.ServeLimits),
     # lowered by the tests that attack the server so they run in seconds.
     max_body_bytes: int | None = typer.Option(None, "--max-body-bytes", min=1, hidden=True),
     max_decompressed_bytes: int | None = typer.Option(
@@ -43,9 +47,8 @@ def serve(
 
     **Example:** autoops serve --port 3000, then in another terminal: LANGFUSE_HOST=http://127.0.0.1:3000 autoops replay examples/events.jsonl
     """
-    from autoops_cli.local_api.http.runner import ServeInfo, ServeLimits, run_server
+    from autoops_cli.actions.serve import serve as run_serve
     from config.settings import is_loopback_host
-    from config.store.local_store import default_store_path
 
     state: AppState = ctx.obj
     config, _ = state.settings()
@@ -73,20 +76,17 @@ def serve(
         out.stderr.file.flush()
         out.stdout.file.flush()
 
-    default = ServeLimits()
-    run_server(
+    run_serve(
         config,
         host=host,
         port=port,
-        store_path=store or default_store_path(),
+        store=store,
         allow_remote=allow_remote,
         verbose=out.verbose,
         on_ready=announce,
-        limits=ServeLimits(
-            max_body_bytes=max_body_bytes or default.max_body_bytes,
-            max_decompressed_bytes=max_decompressed_bytes or default.max_decompressed_bytes,
-            body_timeout_s=body_timeout or default.body_timeout_s,
-            header_timeout_s=header_timeout or default.header_timeout_s,
-            drain_timeout_s=drain_timeout or default.drain_timeout_s,
-        ),
+        max_body_bytes=max_body_bytes,
+        max_decompressed_bytes=max_decompressed_bytes,
+        body_timeout=body_timeout,
+        header_timeout=header_timeout,
+        drain_timeout=drain_timeout,
     )

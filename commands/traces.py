@@ -43,23 +43,23 @@ def list_traces(
 
     **Example:** autoops traces list --since 1h --event-type demand_spike
     """
-    from autoops_cli.actions.traces import (
-        TraceSource,
-        fetch_traces,
-        list_query,
-        trace_row,
-        traces_table,
-    )
+    from autoops_cli.actions.traces import list_traces, traces_table
 
     state: AppState = ctx.obj
     config, _ = state.settings()
-    source = TraceSource(config, local=local)
-    params = list_query(since=since, until=until, event_type=event_type, tags=tag, session=session)
-    if all_pages:  # whole pages of the API's maximum, up to --max-items
-        traces, following = fetch_traces(source, params, wanted=max_items)
-    else:
-        traces, following = fetch_traces(source, params, wanted=limit, page=page)
-    rows = [trace_row(t) for t in traces]
+    rows, following = list_traces(
+        config,
+        local=local,
+        since=since,
+        until=until,
+        event_type=event_type,
+        tags=tag,
+        session=session,
+        limit=limit,
+        page=page,
+        all_pages=all_pages,
+        max_items=max_items,
+    )
     if state.output.json_mode:
         state.output.emit_json({"traces": rows, "next": following})
     else:
@@ -82,20 +82,12 @@ def show(
 
     **Example:** autoops traces show 0af7651916cd43dd8448eb211c80319c
     """
-    from autoops_cli.actions.traces import TraceSource, observation_tree, render_tree
+    from autoops_cli.actions.traces import render_tree, show_trace, trace_document
 
     state: AppState = ctx.obj
     config, _ = state.settings()
-    trace = TraceSource(config, local=local).get(f"/api/public/traces/{trace_id}", [])
-    roots = observation_tree(trace)
+    trace, roots = show_trace(config, trace_id, local=local)
     if state.output.json_mode:
-        state.output.emit_json(
-            {
-                "id": trace.get("id"),
-                "name": trace.get("name"),
-                "timestamp": trace.get("timestamp"),
-                "observations": roots,
-            }
-        )
+        state.output.emit_json(trace_document(trace, roots))
     else:
         state.output.render(render_tree(trace, roots))

@@ -18,13 +18,14 @@ class AgentDecision:
     decision_type: str
     outputs: dict[str, Any]
     confidence: float
-    reasoning: str
+    reasoning: str = ""
     tools_used: tuple[str, ...] = ()
+    inputs: dict[str, Any] = field(default_factory=dict)  # what the decision was made from
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         # Built by hand: dataclasses.asdict deep-copies, and this runs for every decision.
-        return {
+        document: dict[str, Any] = {
             "agent_id": self.agent_id,
             "decision_type": self.decision_type,
             "outputs": self.outputs,
@@ -32,6 +33,11 @@ class AgentDecision:
             "reasoning": self.reasoning,
             "tools_used": list(self.tools_used),
         }
+        # An agent operation records its inputs as the span's input already; a decision made
+        # elsewhere (a generator, a test) carries them here.
+        if self.inputs:
+            document["inputs"] = self.inputs
+        return document
 
 
 @dataclass

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from config.errors import ExitCode
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from config.langfuse_integration import LangfuseIntegrationService
     from config.settings_sources import LoadedSettings
 
@@ -36,6 +38,20 @@ class DeployResult:
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` document."""
         return {"ok": self.exit_code == 0, "steps": self.steps, "canary": self.canary}
+
+
+def deploy_table(result: DeployResult, *, dry_run: bool) -> Table:
+    """The steps as a table: step, status, detail."""
+    from rich import box
+    from rich.table import Table
+
+    title = "deploy" + (" (dry run)" if dry_run else "")
+    table = Table(box=box.ASCII, title=title, header_style="bold")
+    for column in ("step", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for step in result.steps:
+        table.add_row(step["step"], step["status"], step["detail"])
+    return table
 
 
 def canary_event(now: float) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ExitCode
@@ -17,6 +19,7 @@ from config.settings import is_loopback_host
 
 if TYPE_CHECKING:
     import httpx
+    from rich.table import Table
 
     from config.settings_sources import LoadedSettings
 
@@ -90,6 +93,55 @@ class Deadline:
     def expired(self) -> bool:
         """True when the budget is spent."""
         return time.monotonic() >= self.end
+
+
+def check_health(
+    loaded: LoadedSettings,
+    *,
+    timeout: float,
+    strict: bool,
+    wait: float = 0.0,
+    junit: Path | None = None,
+    on_retry: Callable[[], None] | None = None,
+) -> HealthReport:
+    """Run the checks, again every second while unhealthy until ``wait`` s have passed.
+
+    ``on_retry`` is told before each new attempt; ``junit`` gets the last report as JUnit XML.
+    """
+    give_up = time.monotonic() + wait
+    while True:
+        report = run_checks(loaded, timeout=timeout)
+        if report.healthy(strict=strict) or time.monotonic() + 1.0 > give_up:
+            break
+        if on_retry is not None:
+            on_retry()
+        time.sleep(1.0)
+    if junit is not None:
+        try:
+            junit.write_text(junit_xml(report, strict=strict), encoding="utf-8")
+        except OSError as exc:
+            from config.errors import LocalFileError
+
+            raise LocalFileError(f"cannot write {junit}: {exc.strerror}") from None
+    return report
+
+
+def health_table(report: HealthReport) -> Table:
+    """The report as a table: check, status, value, message."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.ASCII, title=f"health: {report.mode} mode", header_style="bold")
+    for column in ("check", "status", "value", "message"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        table.add_row(
+            check.name,
+            check.status,
+            "-" if check.value is None else str(check.value),
+            check.message,
+        )
+    return table
 
 
 def run_checks(loaded: LoadedSettings, *, timeout: float) -> HealthReport:

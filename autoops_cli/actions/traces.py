@@ -62,8 +62,8 @@ class TraceSource:
         return self._remote(path, params)
 
     def _local(self, path: str, params: list[tuple[str, str]]) -> Any:
-        from autoops_cli.local_api.query import reads
         from autoops_cli.local_api.query.errors import ApiProblem
+        from autoops_cli.local_api.query.traces import get_trace, list_traces
         from config.store.local_store import LocalStore, default_store_path
 
         query = _Params()
@@ -72,8 +72,8 @@ class TraceSource:
         store = LocalStore(default_store_path())
         try:
             if path == "/api/public/traces":
-                return reads.list_traces(store, query)
-            return reads.get_trace(store, path.rsplit("/", 1)[1], query)
+                return list_traces(store, query)
+            return get_trace(store, path.rsplit("/", 1)[1], query)
         except ApiProblem as problem:
             if problem.status == 404:
                 raise CheckFailedError(str(problem.body.get("message"))) from None
@@ -155,6 +155,51 @@ def fetch_traces(
         if len(traces) >= wanted:
             return traces, {"page": page + 1, "limit": size}
         page += 1
+
+
+def list_traces(
+    config: LangfuseConfig,
+    *,
+    local: bool,
+    since: str | None,
+    until: str | None,
+    event_type: str | None,
+    tags: list[str],
+    session: str | None,
+    limit: int,
+    page: int,
+    all_pages: bool,
+    max_items: int,
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """``autoops traces list``: the rows to show, and where the next page starts (or None).
+
+    ``all_pages`` reads whole pages of the API's maximum, up to ``max_items`` traces.
+    """
+    source = TraceSource(config, local=local)
+    params = list_query(since=since, until=until, event_type=event_type, tags=tags, session=session)
+    if all_pages:
+        traces, following = fetch_traces(source, params, wanted=max_items)
+    else:
+        traces, following = fetch_traces(source, params, wanted=limit, page=page)
+    return [trace_row(t) for t in traces], following
+
+
+def show_trace(
+    config: LangfuseConfig, trace_id: str, *, local: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``autoops traces show``: the trace and its observations as a tree (roots first)."""
+    trace = TraceSource(config, local=local).get(f"/api/public/traces/{trace_id}", [])
+    return trace, observation_tree(trace)
+
+
+def trace_document(trace: dict[str, Any], roots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``traces show --json`` document: the trace's id, name, time and nested tree."""
+    return {
+        "id": trace.get("id"),
+        "name": trace.get("name"),
+        "timestamp": trace.get("timestamp"),
+        "observations": roots,
+    }
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -22,17 +22,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from autoops_cli.simulation.catalog import DEFAULT_SEVERITY, SEVERITIES
 from autoops_cli.simulation.event_types import EVENT_TYPES, EventTypeSpec, FieldSpec
 from config.errors import LocalFileError
 
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MAX_LINE_BYTES = 1_048_576
 # The largest value of a documented number field: 2**53, the largest integer a double (and
 # JavaScript) holds exactly; far beyond any stock, price or day count, and small enough that
 # the agents' arithmetic (products of a few fields) stays finite. A larger value fails the
 # line, not the agents.
 MAX_FIELD_VALUE = 2**53
-DEFAULT_SEVERITY = "medium"
 DEFAULT_TRIGGER_SOURCE = "simulation"
 KNOWN_FIELDS: tuple[str, ...] = (
     "event_id",

@@ -1,8 +1,9 @@
-"""A deterministic generator of realistic simulation events, and a JSON Lines writer.
+"""The seed's ``TestDataGenerator``: realistic simulation events and agent decisions; a writer.
 
-The same seed always gives the same events (a private ``random.Random``, never the global
+The same seed always gives the same data (a private ``random.Random``, never the global
 one), so generated files can be checked in and compared byte for byte. Values are drawn
 around a fixed catalogue of products, so one product keeps its price and cost across events.
+``autoops events generate`` and the tests use it; so can the AutoOps application's own tests.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from autoops_cli.simulation.catalog import INVENTORY, PRICING, PROMOTION, SEVERITIES
 from autoops_cli.simulation.event_types import EVENT_TYPES
-from autoops_cli.simulation.events import SEVERITIES, format_timestamp
+from autoops_cli.simulation.events import format_timestamp
 from config.errors import LocalFileError
+from config.models import AgentDecision
 
 DEFAULT_START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 PRODUCT_COUNT = 50
@@ -141,6 +144,94 @@ _DATA_BUILDERS: dict[str, Callable[[random.Random, _Product], dict[str, Any]]] =
 }
 
 
+class TestDataGenerator:
+    """The seed's test data generator: realistic simulation events and agent decisions.
+
+    Reproducible: one private ``random.Random`` per generator, seeded once, so the same seed
+    and the same calls give the same data (``seed=None`` draws a fresh seed). Events are drawn
+    around a fixed catalogue of products, so a product keeps its price and cost across events;
+    event ids run ``evt-000001``, ``evt-000002`` ... and timestamps grow by 1 to 120 s from
+    ``start`` (default 2026-11-20T08:00:00Z).
+    """
+
+    __test__ = False  # a library class, not a pytest test class
+
+    def __init__(self, seed: int | None = 42, *, start: datetime | None = None) -> None:
+        first = DEFAULT_START if start is None else start
+        if first.tzinfo is None or first.utcoffset() is None:
+            raise ValueError("start must be timezone-aware")
+        self._rng = random.Random(seed)
+        self._products = _catalogue(self._rng)
+        self._clock = first
+        self._count = 0
+
+    def generate_simulation_event(self, event_type: str) -> dict[str, Any]:
+        """One event of ``event_type`` as a JSON-ready dict (``ValueError`` for an unknown type).
+
+        The seed's fields (``event_type``, ``trigger_source``, ``product_id``, ``timestamp``)
+        plus ``event_id``, ``severity`` and the type's ``data`` fields (docs/events.md).
+        """
+        if event_type not in EVENT_TYPES:
+            known = ", ".join(sorted(EVENT_TYPES))
+            raise ValueError(f"unknown event type {event_type!r}; known: {known}")
+        rng = self._rng
+        self._count += 1
+        product = rng.choice(self._products)
+        values = _DATA_BUILDERS[event_type](rng, product)
+        event = {
+            "event_id": f"evt-{self._count:06d}",
+            "timestamp": format_timestamp(self._clock),
+            "event_type": event_type,
+            "trigger_source": rng.choice(TRIGGER_SOURCES[event_type]),
+            "product_id": product.product_id,
+            "severity": rng.choices(SEVERITIES, weights=SEVERITY_WEIGHTS)[0],
+            # In the documented field order, so files read like the format's table.
+            "data": {name: values[name] for name in EVENT_TYPES[event_type].field_names()},
+        }
+        self._clock += timedelta(seconds=rng.randint(1, 120))
+        return event
+
+    def generate_agent_decision(self, agent_id: str) -> AgentDecision:
+        """A plausible decision of ``agent_id`` with its inputs, outputs and a confidence.
+
+        The confidence is drawn from 0.5 to 1.0, as the seed does. The three AutoOps agents
+        decide in their own terms (restock, price, promotion); any other agent id gets the
+        seed's generic ``test_decision``.
+        """
+        rng = self._rng
+        product = rng.choice(self._products)
+        confidence = round(rng.uniform(0.5, 1.0), 3)
+        decision_type, inputs, outputs, reasoning = _DECISION_BUILDERS.get(
+            agent_id, _test_decision
+        )(rng, product)
+        return AgentDecision(
+            agent_id=agent_id,
+            decision_type=decision_type,
+            inputs=inputs,
+            outputs=outputs,
+            confidence=confidence,
+            reasoning=reasoning,
+        )
+
+    def generate_events(
+        self, count: int, types: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """``count`` events, each of a type drawn from ``types`` (default: every known type).
+
+        An unknown or empty ``types`` raises ``ValueError`` at once, not on first iteration.
+        """
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        chosen = list(EVENT_TYPES) if types is None else list(dict.fromkeys(types))
+        unknown = [name for name in chosen if name not in EVENT_TYPES]
+        if unknown or not chosen:
+            known = ", ".join(sorted(EVENT_TYPES))
+            raise ValueError(
+                f"unknown event type(s) {', '.join(unknown) or '(none given)'}; known: {known}"
+            )
+        return (self.generate_simulation_event(self._rng.choice(chosen)) for _ in range(count))
+
+
 def generate_events(
     count: int,
     *,
@@ -150,45 +241,65 @@ def generate_events(
 ) -> Iterator[dict[str, Any]]:
     """``count`` realistic events as JSON-ready dicts, the same for the same arguments.
 
-    Event ids run ``evt-000001``, ``evt-000002`` ...; timestamps start at ``start``
-    (default 2026-11-20T08:00:00Z) and grow by 1 to 120 s. ``types`` restricts the event
-    types; an unknown type raises ``ValueError`` (at once, not on first iteration).
+    A fresh ``TestDataGenerator(seed, start=start)`` drawing from ``types``; ``ValueError``
+    at once for an unknown type or a naive ``start``.
     """
-    if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
-    chosen = list(EVENT_TYPES) if types is None else list(dict.fromkeys(types))
-    unknown = [name for name in chosen if name not in EVENT_TYPES]
-    if unknown or not chosen:
-        known = ", ".join(sorted(EVENT_TYPES))
-        raise ValueError(
-            f"unknown event type(s) {', '.join(unknown) or '(none given)'}; known: {known}"
-        )
-    first = DEFAULT_START if start is None else start
-    if first.tzinfo is None or first.utcoffset() is None:
-        raise ValueError("start must be timezone-aware")
-    return _generate(count, random.Random(seed), chosen, first)
+    return TestDataGenerator(seed, start=start).generate_events(count, types)
 
 
-def _generate(
-    count: int, rng: random.Random, types: list[str], start: datetime
-) -> Iterator[dict[str, Any]]:
-    products = _catalogue(rng)
-    timestamp = start
-    for number in range(1, count + 1):
-        event_type = rng.choice(types)
-        product = rng.choice(products)
-        values = _DATA_BUILDERS[event_type](rng, product)
-        yield {
-            "event_id": f"evt-{number:06d}",
-            "timestamp": format_timestamp(timestamp),
-            "event_type": event_type,
-            "trigger_source": rng.choice(TRIGGER_SOURCES[event_type]),
-            "product_id": product.product_id,
-            "severity": rng.choices(SEVERITIES, weights=SEVERITY_WEIGHTS)[0],
-            # In the documented field order, so files read like the format's table.
-            "data": {name: values[name] for name in EVENT_TYPES[event_type].field_names()},
-        }
-        timestamp += timedelta(seconds=rng.randint(1, 120))
+_Decision = tuple[str, dict[str, Any], dict[str, Any], str]
+
+
+def _restock_decision(rng: random.Random, product: _Product) -> _Decision:
+    stock = rng.randint(0, 300)
+    demand = round(product.daily_demand * rng.uniform(5, 20))
+    quantity = max(0, demand - stock)
+    return (
+        "restock_recommendation",
+        {"product_id": product.product_id, "current_stock": stock, "forecast_demand": demand},
+        {"restock": quantity > 0, "reorder_quantity": quantity},
+        "forecast demand exceeds stock" if quantity else "stock covers the forecast",
+    )
+
+
+def _price_decision(rng: random.Random, product: _Product) -> _Decision:
+    step = round(rng.uniform(-0.10, 0.10), 3)
+    new_price = round(max(product.unit_cost * 1.15, product.price * (1 + step)), 2)
+    action = (
+        "increase"
+        if new_price > product.price
+        else "decrease"
+        if new_price < product.price
+        else "hold"
+    )
+    return (
+        "price_adjustment",
+        {"product_id": product.product_id, "current_price": product.price},
+        {"action": action, "current_price": product.price, "new_price": new_price},
+        f"price moved {step:+.1%} within the margin floor",
+    )
+
+
+def _promotion_decision(rng: random.Random, product: _Product) -> _Decision:
+    run = rng.random() < 0.5
+    discount = rng.choice((5, 10, 15, 20)) if run else 0
+    return (
+        "promotion_decision",
+        {"product_id": product.product_id, "current_price": product.price},
+        {"run_promotion": run, "discount_pct": discount},
+        "slow sales call for a promotion" if run else "sales on plan, no promotion",
+    )
+
+
+def _test_decision(rng: random.Random, product: _Product) -> _Decision:
+    return "test_decision", {"test_input": "value"}, {"test_output": "result"}, ""
+
+
+_DECISION_BUILDERS: dict[str, Callable[[random.Random, _Product], _Decision]] = {
+    INVENTORY: _restock_decision,
+    PRICING: _price_decision,
+    PROMOTION: _promotion_decision,
+}
 
 
 def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> int:

@@ -12,22 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from autoops_cli.simulation.agents import AgentContext, InventoryAgent, PricingAgent, PromotionAgent
+from autoops_cli.simulation.catalog import INVENTORY, PRICING, PROMOTION, ROUTES
 from autoops_cli.simulation.events import SimulationEvent
 from config.langfuse_integration import get_langfuse_integration
 from config.models import AgentDecision
-
-INVENTORY, PRICING, PROMOTION = "inventory_agent", "pricing_agent", "promotion_agent"
-
-# event type -> (agents in order, mode). "collaborative": pricing and promotion negotiate
-# inside a collaboration span after inventory reported; "sequential": one after another.
-ROUTES: dict[str, tuple[tuple[str, ...], str]] = {
-    "demand_spike": ((INVENTORY, PRICING, PROMOTION), "collaborative"),
-    "inventory_low": ((INVENTORY, PRICING), "sequential"),
-    "competitor_price_change": ((PRICING, PROMOTION), "collaborative"),
-    "supply_delay": ((INVENTORY, PRICING), "sequential"),
-    "seasonal_trend": ((INVENTORY, PRICING, PROMOTION), "collaborative"),
-    "slow_moving_inventory": ((INVENTORY, PRICING, PROMOTION), "collaborative"),
-}
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from autoops_cli.local_api.query.metrics_query import AGGREGATIONS, FILTER_OPERATORS
-from autoops_cli.local_api.query.metrics_sql import VIEWS as METRIC_VIEWS
-from autoops_cli.local_api.query.metrics_sql import views_for
+from autoops_cli.local_api.query.metrics_views import VIEWS as METRIC_VIEWS
+from autoops_cli.local_api.query.metrics_views import views_for
 from autoops_cli.simulation.event_types import EVENT_TYPES
 from autoops_cli.simulation.events import MAX_LINE_BYTES
 from autoops_cli.simulation.generator import generate_events, write_events

@@ -25,8 +25,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autoops_cli.app import app
-from autoops_cli.local_api.query import reads
 from autoops_cli.local_api.query.errors import ApiProblem
+from autoops_cli.local_api.query.observations import (
+    get_observation,
+    list_observations_v1,
+    list_observations_v2,
+)
+from autoops_cli.local_api.query.projects import get_projects, health
+from autoops_cli.local_api.query.scores import get_score_v2, list_scores_v2, list_scores_v3
+from autoops_cli.local_api.query.traces import get_trace, list_traces
 from autoops_cli.simulation.generator import generate_events, write_events
 from config.store.local_store import LocalStore, default_store_path
 from config.tracing import attributes as la
@@ -250,31 +257,31 @@ def all_cursor_pages(
 
 
 def traces(store: LocalStore, params: Query) -> dict[str, Any]:
-    body = reads.list_traces(store, params)
+    body = list_traces(store, params)
     validate_response(TRACES, "get", 200, body)
     return body
 
 
 def observations_v1(store: LocalStore, params: Query) -> dict[str, Any]:
-    body = reads.list_observations_v1(store, params)
+    body = list_observations_v1(store, params)
     validate_response(OBSERVATIONS, "get", 200, body)
     return body
 
 
 def observations_v2(store: LocalStore, params: Query) -> dict[str, Any]:
-    body = reads.list_observations_v2(store, params)
+    body = list_observations_v2(store, params)
     validate_response(OBSERVATIONS_V2, "get", 200, body)
     return body
 
 
 def scores_v2(store: LocalStore, params: Query) -> dict[str, Any]:
-    body = reads.list_scores_v2(store, params)
+    body = list_scores_v2(store, params)
     validate_response(SCORES_V2, "get", 200, body)
     return body
 
 
 def scores_v3(store: LocalStore, params: Query) -> dict[str, Any]:
-    body = reads.list_scores_v3(store, params)
+    body = list_scores_v3(store, params)
     validate_response(SCORES_V3, "get", 200, body)
     return body
 
@@ -292,7 +299,7 @@ def test_every_trace_and_its_full_details_match_the_spec(store: LocalStore) -> N
     listed = all_pages(lambda params: traces(store, params), ("limit", "17"))
     assert len(listed) == count(store, "SELECT COUNT(*) FROM traces")
     for item in listed:
-        body = reads.get_trace(store, item["id"], q())
+        body = get_trace(store, item["id"], q())
         validate_response(TRACE, "get", 200, body)
         assert [o["id"] for o in body["observations"]] == item["observations"]
         assert {s["id"] for s in body["scores"]} <= set(item["scores"])
@@ -307,7 +314,7 @@ def test_every_observation_matches_the_spec_in_both_versions(store: LocalStore) 
     )
     assert len(v1) == len(v2) == total
     for observation_id in ("a000000000000002", v1[0]["id"], v1[-1]["id"]):
-        validate_response(OBSERVATION, "get", 200, reads.get_observation(store, observation_id))
+        validate_response(OBSERVATION, "get", 200, get_observation(store, observation_id))
 
 
 def test_every_score_matches_the_spec_in_v2_and_v3(store: LocalStore) -> None:
@@ -321,15 +328,15 @@ def test_every_score_matches_the_spec_in_v2_and_v3(store: LocalStore) -> None:
     assert len(v2) == len(v3) == total
     for data_type in ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION"):
         score_id = db(store, "SELECT id FROM scores WHERE data_type = ? LIMIT 1", data_type)[0][0]
-        validate_response(SCORE_V2, "get", 200, reads.get_score_v2(store, score_id))
+        validate_response(SCORE_V2, "get", 200, get_score_v2(store, score_id))
 
 
 def test_projects_and_health_match_the_spec() -> None:
-    projects = reads.get_projects()
+    projects = get_projects()
     validate_response("/api/public/projects", "get", 200, projects)
     assert projects["data"][0]["id"] == "local"
-    assert reads.health("0.1.0") == {"status": "OK", "version": "0.1.0"}
-    validate_response("/api/public/health", "get", 200, reads.health("0.1.0"))
+    assert health("0.1.0") == {"status": "OK", "version": "0.1.0"}
+    validate_response("/api/public/health", "get", 200, health("0.1.0"))
 
 
 def test_the_langfuse_sdk_models_parse_the_answers(store: LocalStore) -> None:
@@ -344,19 +351,19 @@ def test_the_langfuse_sdk_models_parse_the_answers(store: LocalStore) -> None:
 
     every_group = ",".join(V2_GROUP_KEYS)
     newest = parse_obj_as(
-        ObservationsV2Response, reads.list_observations_v2(store, q(fields=every_group))
+        ObservationsV2Response, list_observations_v2(store, q(fields=every_group))
     )
     assert len(newest.data) == 50 and newest.meta.cursor
     v2 = parse_obj_as(
         ObservationsV2Response,
-        reads.list_observations_v2(store, q(fields=every_group, traceId=SYNTHETIC_TRACE)),
+        list_observations_v2(store, q(fields=every_group, traceId=SYNTHETIC_TRACE)),
     )
     generation = next(o for o in v2.data if o.id == SYNTHETIC_GENERATION)
     assert generation.usage_details == {"input": 10, "output": 5, "total": 15}
     assert generation.start_time == SYNTHETIC_START + timedelta(seconds=0.5)
     v3 = parse_obj_as(
         GetScoresV3Response,
-        reads.list_scores_v3(store, q(id=SYNTHETIC_SCORES, fields="details,subject,annotation")),
+        list_scores_v3(store, q(id=SYNTHETIC_SCORES, fields="details,subject,annotation")),
     )
     by_id = {score.id: score for score in v3.data}
     assert by_id["s-boolean"].value is True
@@ -364,10 +371,10 @@ def test_the_langfuse_sdk_models_parse_the_answers(store: LocalStore) -> None:
     assert by_id["s-session"].subject is not None and by_id["s-session"].subject.kind == "session"
     assert v3.meta.limit == 50 and v3.meta.cursor is None
     for score_id in ("s-boolean", "s-categorical", "s-text", "s-correction", "s-session"):
-        parsed: Any = parse_obj_as(Score, reads.get_score_v2(store, score_id))  # type: ignore[arg-type]
+        parsed: Any = parse_obj_as(Score, get_score_v2(store, score_id))  # type: ignore[arg-type]
         assert parsed.id == score_id
-    assert parse_obj_as(Projects, reads.get_projects()).data[0].organization.name == "autoops"
-    assert parse_obj_as(HealthResponse, reads.health("1.2.3")).version == "1.2.3"
+    assert parse_obj_as(Projects, get_projects()).data[0].organization.name == "autoops"
+    assert parse_obj_as(HealthResponse, health("1.2.3")).version == "1.2.3"
 
 
 # --- pagination ------------------------------------------------------------------------
@@ -390,16 +397,14 @@ def test_the_langfuse_sdk_models_parse_the_answers(store: LocalStore) -> None:
 )
 def test_trace_pages_cover_every_trace_exactly_once(store: LocalStore, order: str) -> None:
     total = count(store, "SELECT COUNT(*) FROM traces")
-    first = reads.list_traces(store, q(limit="7", orderBy=order))
+    first = list_traces(store, q(limit="7", orderBy=order))
     assert first["meta"] == {
         "page": 1,
         "limit": 7,
         "totalItems": total,
         "totalPages": -(-total // 7),
     }
-    items = all_pages(
-        lambda params: reads.list_traces(store, params), ("limit", "7"), ("orderBy", order)
-    )
+    items = all_pages(lambda params: list_traces(store, params), ("limit", "7"), ("orderBy", order))
     ids = [item["id"] for item in items]
     assert len(ids) == len(set(ids)) == total
     if order == "timestamp.asc":
@@ -408,13 +413,13 @@ def test_trace_pages_cover_every_trace_exactly_once(store: LocalStore, order: st
 
 
 def test_a_page_past_the_end_is_empty(store: LocalStore) -> None:
-    body = reads.list_traces(store, q(page="1000", limit="50"))
+    body = list_traces(store, q(page="1000", limit="50"))
     assert body["data"] == [] and body["meta"]["page"] == 1000
 
 
 def test_observation_pages_cover_every_observation_once(store: LocalStore) -> None:
     total = count(store, "SELECT COUNT(*) FROM observations")
-    items = all_pages(lambda params: reads.list_observations_v1(store, params), ("limit", "97"))
+    items = all_pages(lambda params: list_observations_v1(store, params), ("limit", "97"))
     ids = [item["id"] for item in items]
     assert len(ids) == len(set(ids)) == total
 
@@ -429,7 +434,7 @@ def test_the_v2_cursor_walks_every_observation_once_newest_first(
     else:
         pairs = (("limit", limit),)
         expected = count(store, "SELECT COUNT(*) FROM observations")
-    items = all_cursor_pages(lambda params: reads.list_observations_v2(store, params), *pairs)
+    items = all_cursor_pages(lambda params: list_observations_v2(store, params), *pairs)
     ids = [item["id"] for item in items]
     assert len(ids) == len(set(ids)) == expected
     starts = [item["startTime"] for item in items]
@@ -437,32 +442,32 @@ def test_the_v2_cursor_walks_every_observation_once_newest_first(
 
 
 def test_the_v2_cursor_is_base64_json_and_absent_on_the_last_page(store: LocalStore) -> None:
-    first = reads.list_observations_v2(store, q(limit="3"))
+    first = list_observations_v2(store, q(limit="3"))
     cursor = json.loads(base64.b64decode(first["meta"]["cursor"]))
     assert set(cursor) == {"lastStartTimeTo", "lastTraceId", "lastId"}
     assert cursor["lastId"] == first["data"][-1]["id"]
-    last = reads.list_observations_v2(store, q(traceId=SYNTHETIC_TRACE, limit="2"))
+    last = list_observations_v2(store, q(traceId=SYNTHETIC_TRACE, limit="2"))
     assert len(last["data"]) == 2 and "cursor" not in last["meta"]
-    assert reads.list_observations_v2(store, q(limit="0")) == {"data": [], "meta": {}}
+    assert list_observations_v2(store, q(limit="0")) == {"data": [], "meta": {}}
 
 
 def test_a_cursor_survives_url_mangling(store: LocalStore) -> None:
-    cursor = reads.list_observations_v2(store, q(limit="5"))["meta"]["cursor"]
-    expected = reads.list_observations_v2(store, q(limit="5", cursor=cursor))["data"]
+    cursor = list_observations_v2(store, q(limit="5"))["meta"]["cursor"]
+    expected = list_observations_v2(store, q(limit="5", cursor=cursor))["data"]
     url_safe = cursor.replace("+", "-").replace("/", "_").rstrip("=")
     unescaped_plus = cursor.replace("+", " ")  # what a '+' left unescaped in a query becomes
     for variant in (url_safe, unescaped_plus):
-        assert reads.list_observations_v2(store, q(limit="5", cursor=variant))["data"] == expected
+        assert list_observations_v2(store, q(limit="5", cursor=variant))["data"] == expected
 
 
 def test_score_pages_and_the_v3_cursor_cover_every_score_once(store: LocalStore) -> None:
     total = count(store, "SELECT COUNT(*) FROM scores")
-    v2 = all_pages(lambda params: reads.list_scores_v2(store, params), ("limit", "9"))
-    v3 = all_cursor_pages(lambda params: reads.list_scores_v3(store, params), ("limit", "9"))
+    v2 = all_pages(lambda params: list_scores_v2(store, params), ("limit", "9"))
+    v3 = all_cursor_pages(lambda params: list_scores_v3(store, params), ("limit", "9"))
     for items in (v2, v3):
         ids = [item["id"] for item in items]
         assert len(ids) == len(set(ids)) == total
-    first = reads.list_scores_v3(store, q(limit="2"))
+    first = list_scores_v3(store, q(limit="2"))
     assert "=" not in first["meta"]["cursor"] and "+" not in first["meta"]["cursor"]
 
 
@@ -485,34 +490,31 @@ def test_trace_filters(store: LocalStore) -> None:
     assert trace_ids(store, name=name) == set(
         row[0] for row in db(store, "SELECT id FROM traces WHERE name = ?", name)
     )
-    both = reads.list_traces(store, q(("environment", "staging"), ("environment", "default")))
+    both = list_traces(store, q(("environment", "staging"), ("environment", "default")))
     assert both["meta"]["totalItems"] == count(store, "SELECT COUNT(*) FROM traces")
 
 
 def test_tags_must_all_be_present(store: LocalStore) -> None:
     tags = json.loads(db(store, "SELECT tags FROM traces WHERE session_id = 'r1' LIMIT 1")[0][0])
-    with_first = reads.list_traces(store, q(("tags", tags[0]), ("limit", "100")))["data"]
-    with_all = reads.list_traces(store, q(*[("tags", tag) for tag in tags], ("limit", "100")))
+    with_first = list_traces(store, q(("tags", tags[0]), ("limit", "100")))["data"]
+    with_all = list_traces(store, q(*[("tags", tag) for tag in tags], ("limit", "100")))
     assert all(set(tags) <= set(item["tags"]) for item in with_all["data"])
     assert all(tags[0] in item["tags"] for item in with_first)
     assert 0 < with_all["meta"]["totalItems"] <= len(with_first)
-    assert (
-        reads.list_traces(store, q(("tags", "synthetic"), ("tags", "chat")))["meta"]["totalItems"]
-        == 1
-    )
-    nobody = reads.list_traces(store, q(("tags", "synthetic"), ("tags", tags[0])))
+    assert list_traces(store, q(("tags", "synthetic"), ("tags", "chat")))["meta"]["totalItems"] == 1
+    nobody = list_traces(store, q(("tags", "synthetic"), ("tags", tags[0])))
     assert nobody["data"] == []
 
 
 def test_timestamps_are_from_inclusive_and_to_exclusive(store: LocalStore) -> None:
-    ordered = reads.list_traces(store, q(orderBy="timestamp.asc", limit="100"))["data"]
+    ordered = list_traces(store, q(orderBy="timestamp.asc", limit="100"))["data"]
     middle = ordered[len(ordered) // 2]
-    later = reads.list_traces(store, q(fromTimestamp=middle["timestamp"], limit="100"))["data"]
-    earlier = reads.list_traces(store, q(toTimestamp=middle["timestamp"], limit="100"))["data"]
+    later = list_traces(store, q(fromTimestamp=middle["timestamp"], limit="100"))["data"]
+    earlier = list_traces(store, q(toTimestamp=middle["timestamp"], limit="100"))["data"]
     assert middle["id"] in {item["id"] for item in later}
     assert middle["id"] not in {item["id"] for item in earlier}
     assert len(later) + len(earlier) == len(ordered)
-    old = reads.list_traces(store, q(toTimestamp="2021-01-01T00:00:00+00:00"))["data"]
+    old = list_traces(store, q(toTimestamp="2021-01-01T00:00:00+00:00"))["data"]
     assert [item["id"] for item in old] == [SYNTHETIC_TRACE]
 
 
@@ -614,22 +616,22 @@ def test_score_filters(store: LocalStore) -> None:
 
 
 def test_trace_field_groups(store: LocalStore) -> None:
-    core = reads.list_traces(store, q(fields="core", limit="100"))["data"]
+    core = list_traces(store, q(fields="core", limit="100"))["data"]
     assert all(not {"input", "output", "metadata"} & set(item) for item in core)
     assert all(item["observations"] == [] and item["scores"] == [] for item in core)
     assert all(item["latency"] == -1 and item["totalCost"] == -1 for item in core)
-    full = reads.list_traces(store, q(limit="100"))["data"]
+    full = list_traces(store, q(limit="100"))["data"]
     assert all(item["observations"] and item["latency"] > 0 for item in full)
-    io_only = reads.list_traces(store, q(fields="core,io,bogus", limit="1"))["data"][0]
+    io_only = list_traces(store, q(fields="core,io,bogus", limit="1"))["data"][0]
     assert {"input", "output", "metadata"} <= set(io_only) and io_only["latency"] == -1
-    trace = reads.get_trace(store, SYNTHETIC_TRACE, q(fields="core,metrics"))
+    trace = get_trace(store, SYNTHETIC_TRACE, q(fields="core,metrics"))
     validate_response(TRACE, "get", 200, trace)
     assert trace["observations"] == [] and trace["scores"] == [] and "input" not in trace
     assert trace["latency"] == pytest.approx(2.5)
 
 
 def test_v2_observation_field_groups(store: LocalStore) -> None:
-    default = reads.list_observations_v2(store, q(limit="5"))["data"]
+    default = list_observations_v2(store, q(limit="5"))["data"]
     expected = V2_GROUP_KEYS["core"] | V2_GROUP_KEYS["basic"] | ALWAYS_V2
     assert all(set(item) == expected for item in default)
     for group, keys in V2_GROUP_KEYS.items():
@@ -637,7 +639,7 @@ def test_v2_observation_field_groups(store: LocalStore) -> None:
         assert {key for item in body["data"] for key in item} == (
             V2_GROUP_KEYS["core"] | keys | ALWAYS_V2
         ), group
-    unknown = reads.list_observations_v2(store, q(fields="nonsense", limit="1"))["data"][0]
+    unknown = list_observations_v2(store, q(fields="nonsense", limit="1"))["data"][0]
     assert set(unknown) == expected
 
 
@@ -659,9 +661,9 @@ def test_v3_score_field_groups(store: LocalStore) -> None:
         "subject": {"subject"},
         "annotation": {"authorUserId", "queueId"},
     }
-    assert set(reads.list_scores_v3(store, q(limit="1"))["data"][0]) == core
+    assert set(list_scores_v3(store, q(limit="1"))["data"][0]) == core
     for group, keys in groups.items():
-        item = reads.list_scores_v3(store, q(fields=group, limit="1"))["data"][0]
+        item = list_scores_v3(store, q(fields=group, limit="1"))["data"][0]
         assert set(item) == core | keys
 
 
@@ -669,14 +671,14 @@ def test_v3_score_field_groups(store: LocalStore) -> None:
 
 
 def test_the_synthetic_trace_reads_back_as_langfuse_shows_it(store: LocalStore) -> None:
-    trace = reads.get_trace(store, SYNTHETIC_TRACE, q())
+    trace = get_trace(store, SYNTHETIC_TRACE, q())
     assert trace["timestamp"] == "2020-01-01T12:00:00.000Z"
     assert trace["input"] == "plain text, not JSON" and trace["output"] == {"answer": 42}
     assert trace["tags"] == ["synthetic", "chat"] and trace["public"] is False
     assert trace["htmlPath"] == f"/project/local/traces/{SYNTHETIC_TRACE}"
     assert trace["environment"] == "default" and trace["totalCost"] == 0
     assert {score["id"] for score in trace["scores"]} == {"s-boolean", "s-categorical", "s-text"}
-    generation = reads.get_observation(store, SYNTHETIC_GENERATION)
+    generation = get_observation(store, SYNTHETIC_GENERATION)
     assert generation["type"] == "GENERATION" and generation["level"] == "ERROR"
     assert generation["statusMessage"] == "RuntimeError: boom"
     assert generation["usage"] == {"input": 10, "output": 5, "total": 15, "unit": "TOKENS"}
@@ -686,19 +688,19 @@ def test_the_synthetic_trace_reads_back_as_langfuse_shows_it(store: LocalStore) 
     assert generation["completionStartTime"] == "2020-01-01T12:00:01.000Z"
     assert generation["latency"] == 1.5 and generation["timeToFirstToken"] == 0.5
     assert (generation["promptName"], generation["promptVersion"]) == ("qa", 3)
-    root = reads.get_observation(store, SYNTHETIC_ROOT)
+    root = get_observation(store, SYNTHETIC_ROOT)
     assert root["metadata"] == {"long": LONG_METADATA, "short": "ok"}
 
 
 def test_v2_io_is_raw_and_metadata_truncated_unless_expanded(store: LocalStore) -> None:
-    [root] = reads.list_observations_v2(
+    [root] = list_observations_v2(
         store,
         q(fields="io,metadata,trace_context", parentObservationId="", traceId=SYNTHETIC_TRACE),
     )["data"]
     assert root["input"] == "plain text, not JSON" and root["output"] == '{"answer": 42}'
     assert root["metadata"] == {"long": LONG_METADATA[:200], "short": "ok"}
     assert root["tags"] == ["synthetic", "chat"] and root["traceName"] == "synthetic.chat"
-    [expanded] = reads.list_observations_v2(
+    [expanded] = list_observations_v2(
         store,
         q(
             fields="metadata",
@@ -713,7 +715,7 @@ def test_v2_io_is_raw_and_metadata_truncated_unless_expanded(store: LocalStore) 
 def test_score_values_by_data_type(store: LocalStore) -> None:
     v2 = {
         item["id"]: item
-        for item in reads.list_scores_v2(store, q(scoreIds=SYNTHETIC_SCORES, limit="100"))["data"]
+        for item in list_scores_v2(store, q(scoreIds=SYNTHETIC_SCORES, limit="100"))["data"]
     }
     assert (v2["s-boolean"]["value"], v2["s-boolean"]["stringValue"]) == (1.0, "True")
     assert (v2["s-categorical"]["value"], v2["s-categorical"]["stringValue"]) == (0.0, "good")
@@ -726,10 +728,10 @@ def test_score_values_by_data_type(store: LocalStore) -> None:
         "environment": "default",
         "sessionId": "s-synthetic",
     }
-    numeric = reads.list_scores_v2(store, q(name="decision_confidence", limit="1"))["data"][0]
+    numeric = list_scores_v2(store, q(name="decision_confidence", limit="1"))["data"][0]
     assert numeric["dataType"] == "NUMERIC" and isinstance(numeric["value"], float)
     assert numeric["source"] == "API" and numeric["observationId"]
-    v3 = {item["id"]: item for item in reads.list_scores_v3(store, q(id=SYNTHETIC_SCORES))["data"]}
+    v3 = {item["id"]: item for item in list_scores_v3(store, q(id=SYNTHETIC_SCORES))["data"]}
     assert v3["s-boolean"]["value"] is True and v3["s-text"]["value"] == "reads well"
     assert v3["s-correction"]["value"] == "42, not 41"
 
@@ -738,43 +740,43 @@ def test_score_values_by_data_type(store: LocalStore) -> None:
 
 
 BAD_REQUESTS = [
-    (reads.list_traces, {"page": "0"}, "page"),
-    (reads.list_traces, {"limit": "1000"}, "limit"),
-    (reads.list_traces, {"limit": "ten"}, "limit"),
-    (reads.list_traces, {"fromTimestamp": "yesterday"}, "fromTimestamp"),
-    (reads.list_traces, {"toTimestamp": "2026-13-45T99:00:00Z"}, "toTimestamp"),
-    (reads.list_traces, {"orderBy": "colour.asc"}, "orderBy"),
-    (reads.list_traces, {"orderBy": "timestamp.sideways"}, "orderBy"),
-    (reads.list_traces, {"filter": '[{"column": "name"}]'}, "filter"),
-    (reads.list_traces, {"filter": "[not json"}, "filter"),
-    (reads.list_observations_v1, {"limit": "101"}, "limit"),
-    (reads.list_observations_v1, {"type": "BOGUS"}, "type"),
-    (reads.list_observations_v1, {"level": "LOUD"}, "level"),
-    (reads.list_observations_v1, {"fromStartTime": "soon"}, "fromStartTime"),
-    (reads.list_observations_v2, {"limit": "1001"}, "limit"),
-    (reads.list_observations_v2, {"limit": "-1"}, "limit"),
-    (reads.list_observations_v2, {"cursor": "not base64!"}, "cursor"),
-    (reads.list_observations_v2, {"cursor": base64.b64encode(b"[1, 2]").decode()}, "cursor"),
-    (reads.list_observations_v2, {"cursor": base64.b64encode(b'{"lastId": 1}').decode()}, "cursor"),
-    (reads.list_observations_v2, {"parseIoAsJson": "true"}, "parseIoAsJson"),
-    (reads.list_observations_v2, {"isRootObservation": "maybe"}, "isRootObservation"),
-    (reads.list_observations_v2, {"toStartTime": "x"}, "toStartTime"),
-    (reads.list_scores_v2, {"limit": "101"}, "limit"),
-    (reads.list_scores_v2, {"operator": ">"}, "operator"),
-    (reads.list_scores_v2, {"operator": "LIKE", "value": "1"}, "operator"),
-    (reads.list_scores_v2, {"value": "high", "operator": ">"}, "value"),
-    (reads.list_scores_v2, {"userId": "u", "fields": "score"}, "fields"),
-    (reads.list_scores_v2, {"dataType": "FLOAT"}, "dataType"),
-    (reads.list_scores_v3, {"limit": "101"}, "limit"),
-    (reads.list_scores_v3, {"fields": "bogus"}, "fields"),
-    (reads.list_scores_v3, {"fields": "trace"}, "fields"),
-    (reads.list_scores_v3, {"value": "1"}, "value"),
-    (reads.list_scores_v3, {"dataType": "NUMERIC", "value": "abc"}, "value"),
-    (reads.list_scores_v3, {"dataType": "TEXT", "valueMin": "1"}, "valueMin"),
-    (reads.list_scores_v3, {"observationId": "o"}, "observationId"),
-    (reads.list_scores_v3, {"sessionId": "s", "traceId": "t"}, "sessionId"),
-    (reads.list_scores_v3, {"source": "HUMAN"}, "source"),
-    (reads.list_scores_v3, {"cursor": "%%%"}, "cursor"),
+    (list_traces, {"page": "0"}, "page"),
+    (list_traces, {"limit": "1000"}, "limit"),
+    (list_traces, {"limit": "ten"}, "limit"),
+    (list_traces, {"fromTimestamp": "yesterday"}, "fromTimestamp"),
+    (list_traces, {"toTimestamp": "2026-13-45T99:00:00Z"}, "toTimestamp"),
+    (list_traces, {"orderBy": "colour.asc"}, "orderBy"),
+    (list_traces, {"orderBy": "timestamp.sideways"}, "orderBy"),
+    (list_traces, {"filter": '[{"column": "name"}]'}, "filter"),
+    (list_traces, {"filter": "[not json"}, "filter"),
+    (list_observations_v1, {"limit": "101"}, "limit"),
+    (list_observations_v1, {"type": "BOGUS"}, "type"),
+    (list_observations_v1, {"level": "LOUD"}, "level"),
+    (list_observations_v1, {"fromStartTime": "soon"}, "fromStartTime"),
+    (list_observations_v2, {"limit": "1001"}, "limit"),
+    (list_observations_v2, {"limit": "-1"}, "limit"),
+    (list_observations_v2, {"cursor": "not base64!"}, "cursor"),
+    (list_observations_v2, {"cursor": base64.b64encode(b"[1, 2]").decode()}, "cursor"),
+    (list_observations_v2, {"cursor": base64.b64encode(b'{"lastId": 1}').decode()}, "cursor"),
+    (list_observations_v2, {"parseIoAsJson": "true"}, "parseIoAsJson"),
+    (list_observations_v2, {"isRootObservation": "maybe"}, "isRootObservation"),
+    (list_observations_v2, {"toStartTime": "x"}, "toStartTime"),
+    (list_scores_v2, {"limit": "101"}, "limit"),
+    (list_scores_v2, {"operator": ">"}, "operator"),
+    (list_scores_v2, {"operator": "LIKE", "value": "1"}, "operator"),
+    (list_scores_v2, {"value": "high", "operator": ">"}, "value"),
+    (list_scores_v2, {"userId": "u", "fields": "score"}, "fields"),
+    (list_scores_v2, {"dataType": "FLOAT"}, "dataType"),
+    (list_scores_v3, {"limit": "101"}, "limit"),
+    (list_scores_v3, {"fields": "bogus"}, "fields"),
+    (list_scores_v3, {"fields": "trace"}, "fields"),
+    (list_scores_v3, {"value": "1"}, "value"),
+    (list_scores_v3, {"dataType": "NUMERIC", "value": "abc"}, "value"),
+    (list_scores_v3, {"dataType": "TEXT", "valueMin": "1"}, "valueMin"),
+    (list_scores_v3, {"observationId": "o"}, "observationId"),
+    (list_scores_v3, {"sessionId": "s", "traceId": "t"}, "sessionId"),
+    (list_scores_v3, {"source": "HUMAN"}, "source"),
+    (list_scores_v3, {"cursor": "%%%"}, "cursor"),
 ]
 
 
@@ -794,7 +796,7 @@ def test_bad_parameters_are_400_naming_the_parameter(
 
 
 def test_missing_things_are_404_with_langfuse_bodies(store: LocalStore) -> None:
-    error = problem(lambda: reads.get_trace(store, "nope", q()))
+    error = problem(lambda: get_trace(store, "nope", q()))
     assert (error.status, error.body) == (
         404,
         {
@@ -802,7 +804,7 @@ def test_missing_things_are_404_with_langfuse_bodies(store: LocalStore) -> None:
             "error": "LangfuseNotFoundError",
         },
     )
-    error = problem(lambda: reads.get_observation(store, "nope"))
+    error = problem(lambda: get_observation(store, "nope"))
     assert (error.status, error.body) == (
         404,
         {
@@ -810,7 +812,7 @@ def test_missing_things_are_404_with_langfuse_bodies(store: LocalStore) -> None:
             "error": "LangfuseNotFoundError",
         },
     )
-    error = problem(lambda: reads.get_score_v2(store, "nope"))
+    error = problem(lambda: get_score_v2(store, "nope"))
     assert (error.status, error.body["error"]) == (404, "LangfuseNotFoundError")
 
 
@@ -818,17 +820,17 @@ def test_missing_things_are_404_with_langfuse_bodies(store: LocalStore) -> None:
 
 
 STRING_FILTERS = [
-    (reads.list_traces, ["userId", "name", "sessionId", "tags", "version", "release",
+    (list_traces, ["userId", "name", "sessionId", "tags", "version", "release",
                          "environment"]),
-    (reads.list_observations_v1, ["name", "userId", "traceId", "parentObservationId",
+    (list_observations_v1, ["name", "userId", "traceId", "parentObservationId",
                                   "environment", "version"]),
-    (reads.list_observations_v2, ["name", "userId", "sessionId", "traceId",
+    (list_observations_v2, ["name", "userId", "sessionId", "traceId",
                                   "parentObservationId", "environment", "version",
                                   "expandMetadata", "fields"]),
-    (reads.list_scores_v2, ["userId", "name", "environment", "scoreIds", "configId", "queueId",
+    (list_scores_v2, ["userId", "name", "environment", "scoreIds", "configId", "queueId",
                             "traceTags", "traceId", "observationId", "sessionId",
                             "datasetRunId"]),
-    (reads.list_scores_v3, ["id", "name", "environment", "configId", "queueId",
+    (list_scores_v3, ["id", "name", "environment", "configId", "queueId",
                             "authorUserId", "traceId", "sessionId", "experimentId"]),
 ]  # fmt: skip
 # Parameters that narrow nothing when they match nothing (the rest must answer no rows).
@@ -863,10 +865,10 @@ def test_a_malicious_cursor_is_refused(store: LocalStore) -> None:
         "lastId": "1",
     }
     cursor = base64.b64encode(json.dumps(payload).encode()).decode()
-    assert problem(lambda: reads.list_observations_v2(store, q(cursor=cursor))).status == 400
+    assert problem(lambda: list_observations_v2(store, q(cursor=cursor))).status == 400
     payload["lastStartTimeTo"] = "2099-01-01T00:00:00Z"
     cursor = base64.b64encode(json.dumps(payload).encode()).decode()
-    body = reads.list_observations_v2(store, q(cursor=cursor, limit="1000"))
+    body = list_observations_v2(store, q(cursor=cursor, limit="1000"))
     # Rows are compared with the bound values: only observations after the position remain.
     assert len(body["data"]) <= count(store, "SELECT COUNT(*) FROM observations")
     assert count(store, "SELECT COUNT(*) FROM observations") > 0
@@ -879,7 +881,7 @@ def test_a_malicious_cursor_is_refused(store: LocalStore) -> None:
 )
 @given(text=st.text(max_size=40))
 def test_any_name_filter_returns_exactly_the_matching_traces(store: LocalStore, text: str) -> None:
-    body = reads.list_traces(store, q(name=text, limit="100"))
+    body = list_traces(store, q(name=text, limit="100"))
     expected = count(store, "SELECT COUNT(*) FROM traces WHERE name = ?", text) if text else None
     if expected is None:  # an empty value is no filter, as in Langfuse
         assert body["meta"]["totalItems"] == count(store, "SELECT COUNT(*) FROM traces")
@@ -900,7 +902,7 @@ def test_reads_of_a_replay_in_the_working_directory(cli: Cli, workdir: Path) -> 
         body = traces(store, q(sessionId="solo"))
         assert body["meta"]["totalItems"] == 5
         assert all(item["sessionId"] == "solo" for item in body["data"])
-        first = reads.get_trace(store, body["data"][0]["id"], q())
+        first = get_trace(store, body["data"][0]["id"], q())
         validate_response(TRACE, "get", 200, first)
         assert len(first["observations"]) == len(body["data"][0]["observations"]) > 0
     finally:

@@ -31,9 +31,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoops_cli.local_api.http.runner import ServeLimits
+from autoops_cli.local_api.http.limits import ServeLimits
 from autoops_cli.local_api.http.server import NO_AUTH_PATHS, PUBLIC_KEY_BEARER_PATHS
-from autoops_cli.local_api.query.metrics_sql import STRING, VIEWS
+from autoops_cli.local_api.query.metrics_views import STRING, VIEWS
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Figures
 from tests.support.serve_attack_helpers import (
     SQL_PAYLOADS,

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 
 from autoops_cli.simulation.event_types import EVENT_TYPES
 from autoops_cli.simulation.events import SimulationEvent, parse_event, read_events
-from autoops_cli.simulation.generator import generate_events, write_events
+from autoops_cli.simulation.generator import TestDataGenerator, generate_events, write_events
 from config.errors import LocalFileError
+from config.models import AgentDecision
+from tests.conftest import Cli
 from tests.support.paths import REPO_ROOT
 from tests.support.property_budget import examples
 
@@ -190,3 +192,64 @@ def test_generated_timestamps_are_utc_z() -> None:
     for raw in generate_events(10):
         assert raw["timestamp"].endswith("Z")
         assert datetime.fromisoformat(raw["timestamp"][:-1] + "+00:00").tzinfo == UTC
+
+
+# --- the seed's TestDataGenerator ---------------------------------------------------------
+
+
+def test_seed_generator_makes_one_event_of_the_asked_type_with_the_seed_fields() -> None:
+    generator = TestDataGenerator(seed=11)
+    for event_type in EVENT_TYPES:
+        raw = generator.generate_simulation_event(event_type)
+        # The seed's fields, then the format's own (docs/events.md): it parses as an event.
+        assert {"event_type", "trigger_source", "product_id", "timestamp"} <= set(raw)
+        assert raw["event_type"] == event_type
+        assert parse_event(raw).event_type == event_type
+    ids = [generator.generate_simulation_event("demand_spike")["event_id"] for _ in range(3)]
+    assert ids == ["evt-000007", "evt-000008", "evt-000009"]
+
+
+def test_seed_generator_is_reproducible_and_refuses_unknown_types() -> None:
+    first, second = TestDataGenerator(seed=5), TestDataGenerator(seed=5)
+    for event_type in ("supply_delay", "demand_spike", "supply_delay"):
+        assert first.generate_simulation_event(event_type) == second.generate_simulation_event(
+            event_type
+        )
+    assert first.generate_agent_decision("pricing_agent") == second.generate_agent_decision(
+        "pricing_agent"
+    )
+    with pytest.raises(ValueError, match="unknown event type 'price_war'"):
+        first.generate_simulation_event("price_war")
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "decision_type", "output_key"),
+    [
+        ("inventory_agent", "restock_recommendation", "reorder_quantity"),
+        ("pricing_agent", "price_adjustment", "new_price"),
+        ("promotion_agent", "promotion_decision", "discount_pct"),
+        ("audit_agent", "test_decision", "test_output"),
+    ],
+)
+def test_seed_generator_makes_agent_decisions(
+    agent_id: str, decision_type: str, output_key: str
+) -> None:
+    generator = TestDataGenerator(seed=3)
+    decisions = [generator.generate_agent_decision(agent_id) for _ in range(200)]
+    for decision in decisions:
+        assert isinstance(decision, AgentDecision)
+        assert decision.agent_id == agent_id
+        assert decision.decision_type == decision_type
+        assert output_key in decision.outputs
+        assert decision.inputs  # what the decision was made from
+        assert 0.5 <= decision.confidence <= 1.0
+    assert len({d.confidence for d in decisions}) > 100  # drawn, not a constant
+
+
+def test_events_generate_is_the_seed_generator(cli: Cli, workdir: Path) -> None:
+    result = cli("events", "generate", "--count", "30", "--seed", "9", "--output", "e.jsonl")
+    assert result.exit_code == 0, result.stderr
+    lines = (workdir / "e.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == list(
+        TestDataGenerator(seed=9).generate_events(30)
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.simulation.catalog import sampling_rule_names
 from config.errors import ConfigurationError, LocalFileError, UsageError
 
 if TYPE_CHECKING:
@@ -69,16 +70,6 @@ class SamplingChange:
         }
 
 
-def known_rule_names() -> dict[str, tuple[str, ...]]:
-    """The event types, severities and agents the toolkit knows, per rule kind."""
-    from autoops_cli.simulation.event_types import EVENT_TYPES
-    from autoops_cli.simulation.events import SEVERITIES
-    from autoops_cli.simulation.orchestrator import ROUTES
-
-    agents = sorted({agent for route, _ in ROUTES.values() for agent in route})
-    return {"event_type": tuple(EVENT_TYPES), "severity": SEVERITIES, "agent": tuple(agents)}
-
-
 def sampling_key(
     *, event_type: str | None, severity: str | None, agent: str | None, check_names: bool
 ) -> SamplingKey:
@@ -102,7 +93,7 @@ def sampling_key(
     kind, name = given[0]
     if not name.strip():
         raise UsageError(f"--{kind.replace('_', '-')} needs a name")
-    known = known_rule_names()[kind]
+    known = sampling_rule_names()[kind]
     if check_names and name not in known:
         raise UsageError(f"unknown {kind.replace('_', ' ')} {name!r} (known: {', '.join(known)})")
     return SamplingKey(("sampling", kind, name))

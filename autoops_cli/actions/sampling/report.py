@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.simulation.catalog import sampling_rule_names
 from config.sampling_rules import RULE_KINDS
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from autoops_cli.actions.sampling.file import SamplingChange
     from config.settings import LangfuseConfig
-    from config.settings_layers import RawValue, SettingProblem
+    from config.settings_layers import RawValue
     from config.settings_sources import LoadedSettings
 
 GLOBAL_SETTING = "langfuse.sample_rate"
@@ -105,36 +106,13 @@ def rule_effect(kind: str, name: str, rate: float, global_rate: float) -> str:
     return text
 
 
-def rule_name_warnings(loaded: LoadedSettings) -> list[SettingProblem]:
-    """A rule naming an event type, severity or agent the toolkit does not know matches nothing."""
-    from autoops_cli.actions.sampling.file import known_rule_names
-    from config.settings_layers import SettingProblem
-
-    known = known_rule_names()
-    found = []
-    for kind, name, _ in loaded.sampling_rules.items():
-        if name not in known[kind]:
-            setting = f"sampling.{kind}.{name}"
-            found.append(
-                SettingProblem(
-                    setting,
-                    loaded.origin_of(setting).describe(),
-                    f"no known {kind.replace('_', ' ')} {name!r}: the rule matches nothing "
-                    f"(known: {', '.join(known[kind])})",
-                )
-            )
-    return found
-
-
 def sampling_report(loaded: LoadedSettings) -> dict[str, Any]:
     """The ``autoops sampling show --json`` document (the settings must be valid)."""
-    from autoops_cli.actions.sampling.file import known_rule_names
-
     config, _ = loaded.require()
     active = config.enable_sampling and config.enabled and config.tracing_enabled
     global_rate = config.sample_rate
     rules = []
-    known = known_rule_names()
+    known = sampling_rule_names()
     ordered = sorted(loaded.sampling_rules.items(), key=lambda r: (RULE_KINDS.index(r[0]), r[1]))
     for kind, name, rate in ordered:
         setting = f"sampling.{kind}.{name}"

@@ -8,7 +8,7 @@ wrong). The work on the store runs in a thread pool so a slow query never blocks
 loop. Store access goes through ``LocalStore``, whose SQLite connection is in WAL mode: a
 replay in another process can write while this serves.
 
-Limits on what a client may send (``runner.ServeLimits``; hidden ``serve`` options lower
+Limits on what a client may send (``limits.ServeLimits``; hidden ``serve`` options lower
 them for tests):
 
 - request body: 32 MiB as sent, refused with 413 as soon as ``Content-Length`` or the bytes
@@ -17,7 +17,7 @@ them for tests):
   and inflation stops one byte past the limit (413), so a gzip bomb grows memory by the
   limit at most;
 - body read: 30 s for the whole body, then 408 and the connection is closed;
-- request headers (``runner``): 10 s from the connection (or a request's first byte) to
+- request headers (``limits``): 10 s from the connection (or a request's first byte) to
   the end of the headers, at most 16 KiB of them; an unread body after the response is
   discarded for at most 5 s, then the connection is closed; an idle kept-alive connection
   is closed after 30 s.
@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from autoops_cli.local_api.http.runner import BODY_READ_TIMEOUT_S, ServeLimits
+from autoops_cli.local_api.http.limits import BODY_READ_TIMEOUT_S, ServeLimits
 from autoops_cli.local_api.query.errors import ApiProblem
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ async def read_body(request: Request, limit: int, timeout_s: float = BODY_READ_T
 
     A body that has not fully arrived after ``timeout_s`` seconds is a 408 (and the
     connection is closed). After a 413 the connection stays open so the client can read the
-    answer; the protocol (``runner``) discards the rest of the body for a bounded time.
+    answer; the protocol (``limits``) discards the rest of the body for a bounded time.
     """
     import anyio
 
@@ -157,7 +157,15 @@ class Answer:
 def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     """The Starlette application serving ``store``."""
     from autoops_cli.local_api.http import ingest
-    from autoops_cli.local_api.query import metrics, reads
+    from autoops_cli.local_api.query import metrics
+    from autoops_cli.local_api.query.observations import (
+        get_observation,
+        list_observations_v1,
+        list_observations_v2,
+    )
+    from autoops_cli.local_api.query.projects import get_projects, health
+    from autoops_cli.local_api.query.scores import get_score_v2, list_scores_v2, list_scores_v3
+    from autoops_cli.local_api.query.traces import get_trace, list_traces
 
     limits = settings.limits
 
@@ -188,11 +196,11 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     def threaded(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         return run_in_threadpool(function, *args)
 
-    async def health(request: Request) -> Any:
-        return reads.health(settings.version)
+    async def health_check(request: Request) -> Any:
+        return health(settings.version)
 
     async def projects(request: Request) -> Any:
-        return reads.get_projects()
+        return get_projects()
 
     async def otel_traces(request: Request) -> Any:
         body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
@@ -248,22 +256,22 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         return Route(path, guarded(handler, auth=path not in NO_AUTH_PATHS), methods=[method])
 
     routes = [
-        route("/api/public/health", health),
-        route("/api/public/ready", health),
+        route("/api/public/health", health_check),
+        route("/api/public/ready", health_check),
         route("/api/public/projects", projects),
         route("/api/public/otel/v1/traces", otel_traces, "POST"),
         route("/api/public/scores", create_score, "POST"),
-        route("/api/public/v2/scores", listing(reads.list_scores_v2)),
-        route("/api/public/v2/scores/{score_id}", item(reads.get_score_v2, "score_id")),
-        route("/api/public/v3/scores", listing(reads.list_scores_v3)),
-        route("/api/public/traces", listing(reads.list_traces)),
-        route("/api/public/traces/{trace_id}", item(reads.get_trace, "trace_id", with_params=True)),
-        route("/api/public/observations", listing(reads.list_observations_v1)),
+        route("/api/public/v2/scores", listing(list_scores_v2)),
+        route("/api/public/v2/scores/{score_id}", item(get_score_v2, "score_id")),
+        route("/api/public/v3/scores", listing(list_scores_v3)),
+        route("/api/public/traces", listing(list_traces)),
+        route("/api/public/traces/{trace_id}", item(get_trace, "trace_id", with_params=True)),
+        route("/api/public/observations", listing(list_observations_v1)),
         route(
             "/api/public/observations/{observation_id}",
-            item(reads.get_observation, "observation_id"),
+            item(get_observation, "observation_id"),
         ),
-        route("/api/public/v2/observations", listing(reads.list_observations_v2)),
+        route("/api/public/v2/observations", listing(list_observations_v2)),
         route("/api/public/metrics", metrics_v1),
         route("/api/public/v2/metrics", metrics_v2),
     ]

@@ -1,8 +1,8 @@
 """``GET /api/public/metrics`` (v1) and ``GET /api/public/v2/metrics`` over the local store.
 
-``metrics_query`` parses and validates the query (with Langfuse's error answers),
-``metrics_sql`` holds the views' data model and builds the SQL; this module runs it and
-shapes Langfuse's rows.
+``metrics_views`` holds the views' data model, ``metrics_query`` parses and validates the
+query (with Langfuse's error answers), ``metrics_sql`` builds its SQL; this module runs it
+and shapes Langfuse's rows.
 
 Why it runs the way it does (the target: a million observations in under a second):
 
@@ -44,17 +44,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.local_api.query.metrics_query import MetricsQuery, parse_metrics_query
-from autoops_cli.local_api.query.metrics_sql import (
+from autoops_cli.local_api.query.metrics_sql import Partial, SqlPlan, build_plan, build_sql
+from autoops_cli.local_api.query.metrics_views import (
     ARRAY,
     BOOLEAN,
     BUCKET_US,
     FIRST_MONDAY_US,
     PERCENTILES,
     WEEK_US,
-    Partial,
-    SqlPlan,
-    build_plan,
-    build_sql,
 )
 
 if TYPE_CHECKING:

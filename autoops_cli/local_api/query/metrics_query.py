@@ -16,7 +16,7 @@ messages (``web/src/features/public-api/types/metrics.ts``, ``features/query``):
 
 The window is cut to ClickHouse's DateTime64 range (1900 to 2299), as Langfuse's storage does.
 
-Which views, dimensions and measures exist is the data model in ``metrics_sql``."""
+Which views, dimensions and measures exist is the data model in ``metrics_views``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from autoops_cli.local_api.query.errors import ApiProblem, invalid_request
-from autoops_cli.local_api.query.metrics_sql import (
+from autoops_cli.local_api.query.metrics_views import (
     ARRAY,
     BOOLEAN,
     BUCKET_US,

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from sqlite3 import Row
 from typing import TYPE_CHECKING, Any
 
-from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
-from autoops_cli.local_api.query.reads import (
+from autoops_cli.local_api.query.common import (
     DEFAULT_ENVIRONMENT,
     PROJECT_ID,
     Where,
@@ -39,6 +38,7 @@ from autoops_cli.local_api.query.reads import (
     text_param,
     time_param,
 )
+from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
 
 if TYPE_CHECKING:
     from config.store.local_store import LocalStore

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from sqlite3 import Row
 from typing import TYPE_CHECKING, Any
 
-from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
-from autoops_cli.local_api.query.observations import observations_of_trace
-from autoops_cli.local_api.query.reads import (
+from autoops_cli.local_api.query.common import (
     DEFAULT_ENVIRONMENT,
     PROJECT_ID,
     Where,
@@ -33,6 +31,8 @@ from autoops_cli.local_api.query.reads import (
     text_param,
     time_param,
 )
+from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
+from autoops_cli.local_api.query.observations import observations_of_trace
 from autoops_cli.local_api.query.scores import scores_of_trace
 
 if TYPE_CHECKING:

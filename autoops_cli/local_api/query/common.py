@@ -1,10 +1,10 @@
-"""Langfuse-shaped reads from the local store: the shared parts, projects and health.
+"""What the read endpoints share: the conventions of Langfuse's public read API.
 
-The read endpoints live in three modules, one per resource (``reads_traces``,
-``reads_observations``, ``reads_scores``); this module holds what they share (query
-parameter parsing that answers bad values with Langfuse's 400, the SQL ``WHERE`` builder,
-JSON and time formatting, pagination) and re-exports every endpoint function, so
-``from autoops_cli.local_api.query.reads import list_traces`` works for all of them.
+Query parameter parsing that answers bad values with Langfuse's 400, the SQL ``WHERE``
+builder, JSON and time formatting, page-based and cursor pagination, and the constants
+the answers share (the project id, the default environment). The endpoints live in one
+module per resource (``traces``, ``observations``, ``scores``; ``projects`` for projects and
+health), each importing this one.
 
 Every SQL value is bound as a parameter: only column names written in this package's code
 are ever put into SQL text, never anything that came with a request.
@@ -14,73 +14,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autoops_cli.local_api.query.errors import QueryParams, invalid_request
 from config.store.rows import iso_from_ns
 
-if TYPE_CHECKING:
-    from autoops_cli.local_api.query.observations import (
-        get_observation,
-        list_observations_v1,
-        list_observations_v2,
-    )
-    from autoops_cli.local_api.query.scores import get_score_v2, list_scores_v2, list_scores_v3
-    from autoops_cli.local_api.query.traces import get_trace, list_traces
-
-__all__ = [
-    "get_observation",
-    "get_projects",
-    "get_score_v2",
-    "get_trace",
-    "health",
-    "list_observations_v1",
-    "list_observations_v2",
-    "list_scores_v2",
-    "list_scores_v3",
-    "list_traces",
-]
-
 PROJECT_ID = "local"
-PROJECT_NAME = "autoops local store"
-ORGANIZATION = {"id": "local", "name": "autoops"}
 DEFAULT_ENVIRONMENT = "default"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ENDPOINT_MODULES = {
-    "get_observation": "observations",
-    "list_observations_v1": "observations",
-    "list_observations_v2": "observations",
-    "get_score_v2": "scores",
-    "list_scores_v2": "scores",
-    "list_scores_v3": "scores",
-    "get_trace": "traces",
-    "list_traces": "traces",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Re-export the endpoints lazily: the endpoint modules import this one."""
-    module = _ENDPOINT_MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"autoops_cli.local_api.query.{module}"), name)
-
-
-def get_projects() -> dict[str, Any]:
-    """GET /api/public/projects: the one project a project key sees (no retention set)."""
-    project = {"id": PROJECT_ID, "name": PROJECT_NAME, "organization": dict(ORGANIZATION)}
-    return {"data": [{**project, "metadata": {}}]}
-
-
-def health(version: str) -> dict[str, Any]:
-    """GET /api/public/health."""
-    return {"status": "OK", "version": version}
 
 
 # --- query parameters ----------------------------------------------------------------

@@ -1,0 +1,20 @@
+"""``autoops events generate``: a realistic, reproducible event file from ``TestDataGenerator``."""
+
+from __future__ import annotations
+
+from config.errors import UsageError
+
+
+def generate_event_file(output: str, count: int, *, seed: int, types: str | None) -> int:
+    """Write ``count`` events to ``output`` (``-`` for stdout, ``.gz`` compressed); the count.
+
+    ``types`` is the comma-separated list of ``--types``; an unknown type is a usage error.
+    """
+    from autoops_cli.simulation.generator import TestDataGenerator, write_events
+
+    chosen = [t.strip() for t in types.split(",") if t.strip()] if types else None
+    try:
+        events = TestDataGenerator(seed).generate_events(count, chosen)
+    except ValueError as exc:
+        raise UsageError(f"--types: {exc}") from None
+    return write_events(output, events)
