@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from typer._click.core import Context as ClickContext  # typer vendors click since 0.29
+from typer._click.core import ParameterSource
 from typer.core import TyperGroup
 
 from autoops_cli import __version__
@@ -49,8 +50,8 @@ class AutoopsGroup(TyperGroup):
         except AutoopsError as exc:
             _report_expected(ctx, exc)
             ctx.exit(int(exc.exit_code))
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise  # BrokenPipeError: stdout's reader left (| head); click exits quietly
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):  # click's own exceptions
                 raise
@@ -168,6 +169,10 @@ def root(
     from autoops_cli.logging_setup import configure_logging
 
     configure_logging(verbose)
+    if ctx.get_parameter_source("config_file") is ParameterSource.ENVIRONMENT:
+        # From AUTOOPS_CONFIG: the settings read it themselves and name it as its origin
+        # (as --config, a missing file would be reported as coming from the flag).
+        config_file = None
     ctx.obj = AppState(
         output=Output(json_mode=json_output, quiet=quiet, verbose=verbose),
         config_file=config_file,

@@ -3,10 +3,41 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# Top-level packages of this distribution that another project may also have: the AutoOps
+# application has its own ``config``, and with ``PYTHONPATH=.`` in it, Python finds that one.
+SHADOWABLE_PACKAGES = ("config", "commands")
+
+
+def foreign_package() -> str | None:
+    """A one-line explanation when ``config`` or ``commands`` is not this toolkit's own."""
+    from importlib.util import find_spec
+
+    home = Path(__file__).resolve().parent.parent  # where autoops_cli, config, commands live
+    for name in SHADOWABLE_PACKAGES:
+        spec = find_spec(name)
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        found = Path(spec.origin).parent if spec is not None and spec.origin else None
+        if found is None and locations:
+            found = Path(locations[0])
+        if found is not None and found.resolve() == home / name:
+            continue
+        where = f"the package '{name}' at {found}" if found else f"no package '{name}'"
+        return (
+            f"{where} is not autoops's own ({home / name}): a directory on PYTHONPATH or the "
+            "working directory shadows it; run autoops without PYTHONPATH=. or from elsewhere"
+        )
+    return None
 
 
 def main() -> None:
     """Run the CLI."""
+    problem = foreign_package()
+    if problem is not None:
+        sys.stderr.write(f"error: {problem}\n")
+        sys.exit(1)
     if any(key == "_AUTOOPS_COMPLETE" for key in os.environ):
         # Shell completion asks the program itself; the shipped scripts use Typer's protocol.
         from typer._completion_classes import completion_init

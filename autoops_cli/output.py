@@ -40,6 +40,7 @@ class Output:
     verbose: bool = False
     _stdout: Console | None = field(default=None, repr=False)
     _stderr: Console | None = field(default=None, repr=False)
+    _warned: set[str] = field(default_factory=set, repr=False)
 
     @property
     def stdout(self) -> Console:
@@ -83,7 +84,10 @@ class Output:
             self.stderr.print(f"[green]✓[/green] {escape(redact_secrets(text))}")
 
     def warning(self, text: str) -> None:
-        """A warning on stderr (shown even with --quiet)."""
+        """A warning on stderr (shown even with --quiet), once per invocation."""
+        if text in self._warned:
+            return
+        self._warned.add(text)
         self.stderr.print(f"[yellow]warning:[/yellow] {escape(redact_secrets(text))}")
 
     def error(self, text: str, hint: str | None = None) -> None:

@@ -45,7 +45,9 @@ def serve(
 
     The Langfuse SDKs, the AutoOps application and this toolkit talk to it as to Langfuse: OTLP trace ingestion, scores, traces, observations and metrics. It prints the LANGFUSE_HOST and keys to use (the configured key pair, or a pair generated for this run). Stop it with Ctrl-C.
 
-    **Example:** autoops serve --port 3000, then in another terminal: LANGFUSE_HOST=http://127.0.0.1:3000 autoops replay examples/events.jsonl
+    All three exports it prints are needed: with LANGFUSE_HOST alone a client has no keys and stays in local mode.
+
+    **Example:** autoops serve --port 3000, then in another terminal: export LANGFUSE_HOST=http://127.0.0.1:3000 LANGFUSE_PUBLIC_KEY=pk-lf-... LANGFUSE_SECRET_KEY=sk-lf-... (the values it printed) and autoops replay examples/events.jsonl
     """
     from autoops_cli.actions.serve import serve as run_serve
     from config.settings import is_loopback_host

@@ -151,6 +151,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
+def did_you_mean(name: str, known: Sequence[str], shape: str = "{}") -> str:
+    """``"; did you mean X?"`` for the closest known name, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
+    return f"; did you mean {shape.format(close[0])}?" if close else ""
+
+
 # --- layering ---------------------------------------------------------------------------
 
 
@@ -208,9 +216,13 @@ def _from_toml(
         model = tables.get(table)
         if model is None:
             if table not in OTHER_KNOWN_TABLES:
-                known = ", ".join(f"[{t}]" for t in sorted(tables))
+                names = sorted({*tables, *OTHER_KNOWN_TABLES})
+                known = ", ".join(f"[{t}]" for t in names)
+                guess = did_you_mean(table, names, "[{}]")
                 warnings.append(
-                    SettingProblem(table, str(path), f"unknown table, ignored (known: {known})")
+                    SettingProblem(
+                        table, str(path), f"unknown table, ignored{guess} (known: {known})"
+                    )
                 )
             continue
         if not isinstance(content, dict):
@@ -219,10 +231,13 @@ def _from_toml(
         for key, value in content.items():
             setting = f"{table}.{key}"
             if key not in model.model_fields:
-                known = ", ".join(sorted(model.model_fields))
+                names = sorted(model.model_fields)
+                guess = did_you_mean(key, names, f"{table}.{{}}")
                 problems.append(
                     SettingProblem(
-                        setting, f"{path} (key {setting})", f"unknown setting (known: {known})"
+                        setting,
+                        f"{path} (key {setting})",
+                        f"unknown setting{guess} (known: {', '.join(names)})",
                     )
                 )
                 continue

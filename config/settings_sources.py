@@ -22,7 +22,6 @@ from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
     LangfuseConfig,
-    is_loopback_host,
 )
 from config.settings_layers import (
     Origin,
@@ -167,14 +166,19 @@ def _warnings_for(
                 "sample rate 0 drops every trace",
             )
         )
-    if config.has_keys and config.uses_plain_http and is_loopback_host(config.hostname):
+    host = loaded_values.get("langfuse.host")
+    if host is not None and not config.has_keys:
+        # A host with no keys is local mode: what `serve --help` once suggested, silently.
         found.append(
             SettingProblem(
-                "langfuse.host", source("langfuse.host"), "plain http (acceptable on loopback only)"
+                "langfuse.host",
+                host.origin.describe(),
+                f"{config.host} is set but LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are not: "
+                "local mode, traces go to the local store (set both keys to send to that host)",
             )
         )
     secret = loaded_values.get("langfuse.secret_key")
-    for path in (files.project, files.user):
+    for path in (files.project, files.user, files.dotenv):
         if secret is None or path is None or secret.origin.path != path:
             continue
         mode = path.stat().st_mode
