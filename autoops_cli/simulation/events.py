@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from autoops_cli.simulation.catalog import DEFAULT_SEVERITY, SEVERITIES
 from autoops_cli.simulation.event_types import EVENT_TYPES, EventTypeSpec, FieldSpec
@@ -94,10 +94,12 @@ class EventValidationError(ValueError):
         super().__init__(self.reason)
 
 
-class _LineSource(Protocol):
+class _PeekableSource(Protocol):
     """What the reader needs of a binary stream (a file, a GzipFile, stdin's buffer)."""
 
-    def readline(self, size: int = -1, /) -> bytes: ...
+    def peek(self, size: int, /) -> bytes: ...
+
+    def readline(self, size: int, /) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -163,11 +165,13 @@ def parse_event(obj: Any, *, line_number: int = 0, raw: bytes | None = None) -> 
 def read_events(
     source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[SimulationEvent | RejectedLine]:
-    """Stream the events of a JSON Lines file, ``.gz`` file, or standard input (``"-"``).
+    """Stream the events of a JSON Lines file or standard input (``"-"``), gzipped or not.
 
     Yields one ``SimulationEvent`` or ``RejectedLine`` per non-blank line, holding at most
-    about ``max_line_bytes`` of the file in memory. A file that cannot be opened or read
-    (missing, a directory, a corrupt gzip stream) raises ``LocalFileError`` when iterated.
+    about ``max_line_bytes`` of the file in memory. Gzip is recognised by its first bytes,
+    whatever the name. A file that cannot be opened or read (missing, a directory, a corrupt
+    gzip stream), an empty one, or one that is plainly not JSON Lines (a JSON array, CSV,
+    binary data) raises ``LocalFileError`` when iterated, the last ones before any event.
     """
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")
@@ -175,6 +179,7 @@ def read_events(
     stream, owned = _open(source, name)
     line_number = 0
     try:
+        _check_format(stream, name)
         while True:
             try:
                 line, too_long = _read_line(stream, max_line_bytes)
@@ -206,19 +211,116 @@ def read_events(
             stream.close()
 
 
-def _open(source: str | Path, name: str) -> tuple[_LineSource, bool]:
-    """The binary stream to read, and whether this reader must close it."""
+GZIP_MAGIC = b"\x1f\x8b"
+_SNIFF_BYTES = 4096  # enough of the start of a file to tell what it is
+
+
+class _Prefixed:
+    """A stream without ``peek`` (a test's BytesIO stdin), given one by reading ahead.
+
+    Never closes the stream it wraps: standard input is not the reader's to close.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._head = stream.read(_SNIFF_BYTES) or b""
+
+    def peek(self, size: int, /) -> bytes:
+        return bytes(self._head)
+
+    def readline(self, size: int, /) -> bytes:
+        if self._head:
+            end = self._head.find(b"\n") + 1 or len(self._head)
+            if size >= 0:
+                end = min(end, size)
+            line, self._head = self._head[:end], self._head[end:]
+            if line.endswith(b"\n") or (size >= 0 and len(line) >= size):
+                return line
+            rest = self._stream.readline(-1 if size < 0 else size - len(line))
+            return line + (rest or b"")
+        return bytes(self._stream.readline(size) or b"")
+
+    def close(self) -> None:
+        """Left open: see the class."""
+
+
+class EventFileFormatError(LocalFileError):
+    """The file is not JSON Lines at all (empty, a JSON array, CSV, binary): nothing read."""
+
+
+def _open(source: str | Path, name: str) -> tuple[_PeekableSource, bool]:
+    """The binary stream to read (decompressed when gzip), and whether to close it."""
     if source == "-":
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is None:
             raise LocalFileError("cannot read events from standard input: it is not available")
-        return stdin, False
+        raw: _PeekableSource = stdin if hasattr(stdin, "peek") else _Prefixed(stdin)
+        owned = False
+    else:
+        try:
+            raw = open(source, "rb")  # noqa: SIM115  (closed by read_events)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read events from {name}: {_os_reason(exc)}") from exc
+        owned = True
     try:
-        if str(source).endswith(".gz"):
-            return gzip.open(source, "rb"), True
-        return open(source, "rb"), True  # closed by read_events
-    except OSError as exc:
+        compressed = raw.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC
+    except OSError as exc:  # a directory opens on some systems and fails on the first read
+        if owned:
+            raw.close()
         raise LocalFileError(f"cannot read events from {name}: {_os_reason(exc)}") from exc
+    if compressed:
+        return gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb"), True
+    return raw, owned
+
+
+def _check_format(stream: _PeekableSource, name: str) -> None:
+    """Refuse, with what the file looks like and how to convert it, what is not JSON Lines.
+
+    Judged from the first few KB: a file with a line there that is one JSON object is JSON
+    Lines (its bad lines, if any, are rejected one by one); so is one starting with a long
+    line that opens an object. Anything else (nothing at all, a JSON array or a document over
+    several lines, CSV, other text, binary data) is refused before any event is read.
+    """
+    try:
+        head = stream.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LocalFileError(
+            f"cannot read events from {name} at line 1: {_os_reason(exc)}"
+        ) from exc
+    text = head.removeprefix(codecs.BOM_UTF8)
+    lines = [line.strip() for line in text.split(b"\n")]
+    if not any(lines):
+        raise EventFileFormatError(f"{name}: no events (the file is empty)")
+    whole = lines[:-1] if len(head) >= _SNIFF_BYTES else lines  # the last may be cut off
+    if any(line.startswith(b"{") and line.endswith(b"}") for line in whole):
+        return
+    first_line = next(line for line in lines if line)
+    if first_line.startswith(b"{") and first_line != b"{":
+        return  # one long line, or a broken first event: judged line by line
+    if first_line.startswith(b"["):
+        raise EventFileFormatError(
+            f"{name}: a JSON array, not JSON Lines (one event per line); convert it with "
+            f"jq -c '.[]' {name} > events.jsonl"
+        )
+    if first_line == b"{":
+        raise EventFileFormatError(
+            f"{name}: a JSON document over several lines, not JSON Lines (one event per "
+            f"line); convert it with jq -c '.' {name} > events.jsonl (jq -c '.[]' for a list)"
+        )
+    if b"\x00" in text:
+        raise EventFileFormatError(
+            f"{name}: binary data, not JSON Lines (one JSON event per line, docs/events.md)"
+        )
+    shown = first_line[:60].decode("utf-8", "replace")
+    if b"," in first_line and b"{" not in first_line:
+        raise EventFileFormatError(
+            f"{name}: CSV, not JSON Lines (line 1 starts {shown!r}); convert each row to one "
+            f"JSON object per line, e.g. mlr --icsv --ojsonl cat {name} > events.jsonl"
+        )
+    raise EventFileFormatError(
+        f"{name}: text, not JSON Lines (line 1 starts {shown!r}); each line must be one JSON "
+        "event (docs/events.md)"
+    )
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -227,7 +329,7 @@ def _os_reason(exc: BaseException) -> str:
     return _clip(str(exc) or type(exc).__name__)
 
 
-def _read_line(stream: _LineSource, max_line_bytes: int) -> tuple[bytes | None, bool]:
+def _read_line(stream: _PeekableSource, max_line_bytes: int) -> tuple[bytes | None, bool]:
     """The next line without its ending (``None`` at the end), and whether it was too long.
 
     The rest of an over-long line is skipped in chunks, so memory stays bounded.

@@ -22,6 +22,7 @@ from autoops_cli.simulation.events import (
     KNOWN_FIELDS,
     MAX_LINE_BYTES,
     SEVERITIES,
+    EventFileFormatError,
     EventValidationError,
     RejectedLine,
     SimulationEvent,
@@ -657,12 +658,36 @@ def test_directory_raises_local_file_error(tmp_path: Path) -> None:
         list(read_events(tmp_path))
 
 
-def test_file_that_is_not_gzip_raises_local_file_error(tmp_path: Path) -> None:
-    path = write(tmp_path / "e.jsonl.gz", line() + b"\n")
-    with pytest.raises(LocalFileError) as info:
-        list(read_events(path))
-    assert str(path) in info.value.message
-    assert "line 1" in info.value.message
+def test_gzip_is_told_by_its_first_bytes_not_by_its_name(tmp_path: Path) -> None:
+    plain = write(tmp_path / "e.jsonl.gz", line() + b"\n")  # named .gz, but plain text
+    assert [type(item) for item in read_events(plain)] == [SimulationEvent]
+    compressed = write(tmp_path / "e.jsonl", gzip.compress(line() + b"\n"))  # gzip, named .jsonl
+    assert [type(item) for item in read_events(compressed)] == [SimulationEvent]
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "no events (the file is empty)"),
+        (b"\n  \n", "no events (the file is empty)"),
+        (b'[{"event_id": "e1"}]\n', "a JSON array, not JSON Lines"),
+        (b'{\n  "event_id": "e1"\n}\n', "a JSON document over several lines"),
+        (b"event_id,event_type,product_id\ne1,demand_spike,P1\n", "CSV, not JSON Lines"),
+        (b"hello world\n", "text, not JSON Lines (line 1 starts 'hello world')"),
+        (b"\x00\x01binary", "binary data, not JSON Lines"),
+    ],
+)
+def test_what_is_not_json_lines_is_named_before_any_event(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
+    for name, data in (("f.jsonl", content), ("f.jsonl.gz", gzip.compress(content))):
+        path = write(tmp_path / name, data)
+        with pytest.raises(EventFileFormatError) as info:
+            next(iter(read_events(path)))
+        assert info.value.message.startswith(f"{path}: {said}")
+        assert int(info.value.exit_code) == 6
+    if "array" in said:
+        assert "jq -c '.[]'" in info.value.message
 
 
 def test_gzip_stream_breaking_mid_file_keeps_what_was_read(tmp_path: Path) -> None:
