@@ -12,6 +12,7 @@ while a replay writes.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import sqlite3
@@ -26,7 +27,12 @@ from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 STORE_FILE_NAME = "traces.db"
+STORE_DIR_NAME = ".autoops"
+PROJECT_FILE_NAME = "autoops.toml"  # also config.settings_layers'; the store must not import it
 HOME_ENV = "AUTOOPS_HOME"
+# PRAGMA user_version of a store this autoops writes. 0 is a file no store was created in yet
+# (new, or holding only the outbox); anything else is refused, for reading and writing: a
+# newer autoops may store things this one would misread or overwrite.
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -130,14 +136,22 @@ _trace_values = operator.itemgetter(*TRACE_COLUMNS)
 _observation_values = operator.itemgetter(*OBSERVATION_COLUMNS)
 
 
-def default_store_path(
-    environ: Mapping[str, str] | None = None, project_dir: Path | None = None
-) -> Path:
-    """``$AUTOOPS_HOME/traces.db``, else ``.autoops/traces.db`` in the project directory."""
+def default_store_path(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """Where the store is: ``$AUTOOPS_HOME/traces.db``, else in the project's ``.autoops/``.
+
+    The project is found as ``autoops.toml`` is, walking up from the working directory: the
+    nearest directory holding ``autoops.toml`` or an existing ``.autoops/``. Outside any
+    project it is ``.autoops/`` in the working directory (created only by a writer).
+    """
     environ = os.environ if environ is None else environ
     home = environ.get(HOME_ENV)
-    base = Path(home).expanduser() if home else (project_dir or Path.cwd()) / ".autoops"
-    return base / STORE_FILE_NAME
+    if home:
+        return Path(home).expanduser() / STORE_FILE_NAME
+    here = cwd or Path.cwd()
+    for directory in (here, *here.parents):
+        if (directory / STORE_DIR_NAME).is_dir() or (directory / PROJECT_FILE_NAME).is_file():
+            return directory / STORE_DIR_NAME / STORE_FILE_NAME
+    return here / STORE_DIR_NAME / STORE_FILE_NAME
 
 
 def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
@@ -160,15 +174,65 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
-def open_store_file(path: Path, schema: str, what: str) -> sqlite3.Connection:
+def _create_private(path: Path) -> None:
+    """Create the store's folder (0700) and file (0600) if missing: traces are nobody else's.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file.
+    """
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process created it meanwhile
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing store without writing to it (a read-only file or file system too)."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        # A WAL file whose -shm cannot be created (a read-only folder): read it as it is.
+        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+
+
+def check_schema_version(db: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version; ``LocalFileError`` (exit 6) for one this autoops does not write."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version not in (0, SCHEMA_VERSION):
+        newer = "newer than" if version > SCHEMA_VERSION else "unknown to"
+        raise LocalFileError(
+            f"the store {path} has schema version {version}, {newer} this autoops's "
+            f"({SCHEMA_VERSION}); it was left untouched: use the autoops that wrote it, or "
+            "another store (AUTOOPS_HOME)"
+        )
+    return version
+
+
+def open_store_file(
+    path: Path, schema: str, what: str, *, read_only: bool = False
+) -> sqlite3.Connection:
     """A connection to the store file (created with ``schema``), set up for WAL and batches.
 
     Shared by the store's tables and the outbox's, which live in the same file. ``what``
-    names the file in the error (exit 6) when it cannot be opened.
+    names the file in the error (exit 6) when it cannot be opened. The schema version is
+    checked before anything is written. ``read_only`` opens an existing file without
+    creating or changing anything (``FileNotFoundError`` when there is none).
     """
+    if read_only and not path.is_file():
+        raise FileNotFoundError(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            db = _connect_read_only(path)
+            check_schema_version(db, path)
+            return db
+        _create_private(path)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        check_schema_version(db, path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         # Checkpoint (and fsync) every 64 MB of WAL rather than every 4 MB: at replay rates
@@ -182,14 +246,90 @@ def open_store_file(path: Path, schema: str, what: str) -> sqlite3.Connection:
     return db
 
 
-class LocalStore:
-    """One SQLite store file; safe to share between threads of one process."""
+def _open_for_writing(path: Path) -> sqlite3.Connection:
+    """Open (or create) the store for writing; its tables are checked before any is added."""
+    if path.is_file():
+        try:  # a quick look first: a file of another schema must stay untouched
+            probe = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            try:
+                check_schema_version(probe, path)
+                check_store_tables(probe, path)
+            finally:
+                probe.close()
+        except sqlite3.Error as exc:
+            raise LocalFileError(f"cannot open the local store {path}: {exc}") from None
+    db = open_store_file(path, SCHEMA, "the local store")
+    try:
+        if int(db.execute("PRAGMA user_version").fetchone()[0]) == 0:
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except sqlite3.Error as exc:
+        db.close()
+        raise LocalFileError(f"cannot write to the local store {path}: {exc}") from None
+    return db
 
-    def __init__(self, path: Path) -> None:
+
+def _table_columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+# What a store of this schema version holds: checked, so a file changed under the tool (a
+# renamed or missing column) is refused with its name instead of failing somewhere later.
+EXPECTED_COLUMNS = {
+    "traces": (*TRACE_COLUMNS, "updated_us"),
+    "observations": OBSERVATION_COLUMNS,
+    "scores": (*SCORE_COLUMNS, "source"),
+}
+
+
+def check_store_tables(db: sqlite3.Connection, path: Path) -> None:
+    """``LocalFileError`` (exit 6) when a table of the store is not the schema's."""
+    for table, expected in EXPECTED_COLUMNS.items():
+        found = _table_columns(db, table)
+        if found and sorted(found) != sorted(expected):
+            missing = sorted(set(expected) - set(found))
+            unknown = sorted(set(found) - set(expected))
+            details = "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unknown {', '.join(unknown)}" if unknown else "",
+                )
+                if part
+            )
+            raise LocalFileError(
+                f"the store {path} is not in this autoops's schema (version {SCHEMA_VERSION}): "
+                f"table {table}: {details}; it was left untouched"
+            )
+
+
+class LocalStore:
+    """One SQLite store file; safe to share between threads of one process.
+
+    ``read_only`` opens an existing store for the read commands: nothing is created or
+    changed, and a store on a read-only file system can still be read.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
-        self._db = open_store_file(path, SCHEMA, "the local store")
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.read_only = read_only
+        if read_only:
+            self._db = open_store_file(path, SCHEMA, "the local store", read_only=True)
+        else:
+            self._db = _open_for_writing(path)
+        try:
+            check_store_tables(self._db, path)
+        except LocalFileError:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
+
+    @classmethod
+    def existing(cls, path: Path) -> LocalStore | None:
+        """The store at ``path`` opened for reading, or None when there is none."""
+        try:
+            return cls(path, read_only=True)
+        except FileNotFoundError:
+            return None
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
         """Write a batch of spans and scores in one transaction (idempotent on ids)."""

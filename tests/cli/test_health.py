@@ -37,9 +37,9 @@ def test_healthy_serve(cli: Cli, served: ServeHandle, workdir: Path) -> None:
     suite = ElementTree.parse(workdir / "report.xml").getroot()
     assert suite.tag == "testsuite"
     assert [case.get("name") for case in suite.findall("testcase")] == list(found)
+    # Plain http to loopback is nothing to warn about: --strict passes too.
     strict = cli("health-check", "--strict", env=served.client_env())
-    assert strict.exit_code == 1
-    assert "transport security" in strict.stdout
+    assert strict.exit_code == 0, strict.stdout
 
 
 def test_local_mode_checks_the_store(cli: Cli) -> None:

@@ -1,0 +1,147 @@
+"""The store file: where it is found, who may read it, and a file that changed under the tool."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import stat
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.errors import LocalFileError
+from config.store.local_store import SCHEMA_VERSION, LocalStore, default_store_path
+from config.tracing.span_records import SpanRecord
+
+
+def span(trace: str = "a" * 32, span_id: str = "b" * 16) -> SpanRecord:
+    return SpanRecord(
+        trace_id=trace,
+        span_id=span_id,
+        parent_span_id=None,
+        name="orchestrator.process_event",
+        start_ns=1_700_000_000_000_000_000,
+        end_ns=1_700_000_000_100_000_000,
+        attributes={"langfuse.trace.name": "simulation.demand_spike"},
+    )
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_store_is_found_like_the_project_file(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    deep = project / "docs" / "api"
+    deep.mkdir(parents=True)
+    environ: dict[str, str] = {}
+    # Outside any project: the working directory's .autoops/ (unless a folder above the
+    # test's own is a project, as a developer's home may be).
+    above = [
+        d for d in tmp_path.parents if (d / ".autoops").is_dir() or (d / "autoops.toml").is_file()
+    ]
+    if not above:
+        assert default_store_path(environ, deep) == deep / ".autoops" / "traces.db"
+    # A project file above: its directory is the project root.
+    (project / "autoops.toml").write_text("", encoding="utf-8")
+    assert default_store_path(environ, deep) == project / ".autoops" / "traces.db"
+    # An existing .autoops/ nearer down wins (a store already there).
+    (project / "docs" / ".autoops").mkdir()
+    assert default_store_path(environ, deep) == project / "docs" / ".autoops" / "traces.db"
+    # AUTOOPS_HOME wins over everything.
+    environ["AUTOOPS_HOME"] = str(tmp_path / "elsewhere")
+    assert default_store_path(environ, deep) == tmp_path / "elsewhere" / "traces.db"
+
+
+def test_a_new_store_is_private_to_its_user(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / ".autoops" / "traces.db"
+    store = LocalStore(path)
+    store.write([span()])
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    store.close()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert modes["traces.db"] == 0o600
+    for sidecar in ("traces.db-wal", "traces.db-shm"):
+        if sidecar in modes:  # WAL files, while the store was open
+            assert modes[sidecar] == 0o600
+
+
+def test_a_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    LocalStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=7")
+        db.execute("ALTER TABLE traces ADD COLUMN cost_center TEXT")
+    before = digest(path)
+    for read_only in (False, True):
+        with pytest.raises(LocalFileError) as info:
+            LocalStore(path, read_only=read_only)
+        assert info.value.message == (
+            f"the store {path} has schema version 7, newer than this autoops's "
+            f"({SCHEMA_VERSION}); it was left untouched: use the autoops that wrote it, or "
+            "another store (AUTOOPS_HOME)"
+        )
+        assert int(info.value.exit_code) == 6
+    assert digest(path) == before
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 7
+
+
+def test_a_renamed_column_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    LocalStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE observations RENAME COLUMN level TO severity")
+    before = digest(path)
+    for read_only in (False, True):
+        with pytest.raises(LocalFileError) as info:
+            LocalStore(path, read_only=read_only)
+        assert "table observations: missing level; unknown severity" in info.value.message
+    assert digest(path) == before
+
+
+def test_reading_never_creates_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "nothing" / "traces.db"
+    assert LocalStore.existing(path) is None
+    assert not path.parent.exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only file system (a tmpfs remounted read-only), where the machine allows."""
+    folder = tmp_path / f"ro-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command: a read-only file system cannot be made here")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_store_on_a_read_only_file_system_is_read_and_a_write_refused(
+    read_only_folder: Path,
+) -> None:
+    path = read_only_folder / "traces.db"
+    store = LocalStore(path)
+    store.write([span()])
+    store.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_folder)], check=True)
+    reader = LocalStore.existing(path)
+    assert reader is not None
+    assert reader.counts() == {"traces": 1, "observations": 1, "scores": 0}
+    reader.close()
+    with pytest.raises(LocalFileError) as info:
+        LocalStore(path)
+    assert str(path) in info.value.message and int(info.value.exit_code) == 6
