@@ -27,6 +27,11 @@ def metrics(
     fail_on_alert: bool = typer.Option(
         False, "--fail-on-alert", help="Exit 1 when an alert fires (for CI and cron)."
     ),
+    fail_on_no_data: bool = typer.Option(
+        False,
+        "--fail-on-no-data",
+        help="Exit 1 when the window holds no simulation trace (an empty window is no alert).",
+    ),
     local: bool = typer.Option(
         False, "--local", help="Read the local store even when Langfuse keys are set."
     ),
@@ -40,7 +45,7 @@ def metrics(
 ) -> None:
     """Agent and workflow metrics: operations, latency, success, tools, decisions, conflicts.
 
-    Per agent the seed's AgentPerformanceMetrics, for the system SystemWorkflowMetrics, and the seed's alerts (latency over LANGFUSE_MAX_LATENCY_MS, trace success under 95%, throughput down more than 10% on the previous window). Langfuse mode makes at most 3 metrics requests (v2, v1 on servers without it) and caches the answer; --local or no keys reads the local store. Definitions: docs/metrics.md.
+    Per agent the seed's AgentPerformanceMetrics, for the system SystemWorkflowMetrics, and the seed's alerts (latency over LANGFUSE_MAX_LATENCY_MS, trace success under 95%, throughput down more than 10% on the previous window). A window with no simulation trace says so and fires no alert; --fail-on-no-data makes it exit 1. Langfuse mode makes at most 3 metrics requests (v2, v1 on servers without it) and caches the answer; --local or no keys reads the local store. Definitions: docs/metrics.md.
 
     **Example:** autoops metrics --agent pricing_agent --since 24h --by hour
     """
@@ -67,5 +72,5 @@ def metrics(
             state.output.render(part)
     for note in report.notes:
         state.output.warning(note)
-    if fail_on_alert and report.alerts:
+    if (fail_on_alert and report.alerts) or (fail_on_no_data and not report.has_data):
         raise typer.Exit(1)

@@ -185,9 +185,32 @@ def test_one_agent_and_fail_on_alert(cli: Cli) -> None:
     quiet = ("--since", "2026-11-18T09:00:00Z", "--until", "2026-11-18T09:30:00Z")
     assert cli("metrics", *quiet, "--fail-on-alert").exit_code == 0
     unknown = cli("metrics", *WINDOW, "--agent", "pricing_agnet")
-    assert unknown.exit_code == 0
-    assert "no operations of agent 'pricing_agnet'" in unknown.stderr
-    assert "pricing_agent" in unknown.stderr
+    assert unknown.exit_code == 2  # a usage error naming the agents there are
+    assert "--agent pricing_agnet: no such agent in the window (agents seen: " in unknown.stderr
+    assert "pricing_agent" in unknown.stderr and unknown.stdout == ""
+    # A built-in agent that did nothing in the window: a row of its own and a note.
+    nothing = ("--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02T00:00:00Z")
+    idle = cli("metrics", *nothing, "--agent", "promotion_agent")
+    assert idle.exit_code == 0
+    assert "no operations of agent 'promotion_agent'" in idle.stderr
+
+
+def test_an_empty_window_says_so_and_fires_no_alert(cli: Cli) -> None:
+    fixed_store(store_path())
+    empty = ("--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02T00:00:00Z")
+    report = metrics_json(cli, *empty)
+    assert report["has_data"] is False and report["alerts"] == []
+    assert report["notes"][0].startswith(
+        "no simulation traces from 2020-01-01T00:00:00.000Z to 2020-01-02T00:00:00.000Z in the local store "
+    )
+    table = cli("metrics", *empty)
+    assert table.exit_code == 0
+    assert "no data in this window: no alert checked" in table.stdout
+    assert "100.0%" not in table.stdout  # no success rate of nothing
+    assert "no alerts" not in table.stdout
+    assert cli("metrics", *empty, "--fail-on-alert").exit_code == 0  # no data is no alert
+    assert cli("metrics", *empty, "--fail-on-no-data", "-q").exit_code == 1
+    assert cli("metrics", *WINDOW, "--fail-on-no-data", "-q").exit_code == 0
 
 
 def test_bad_windows_are_usage_errors(cli: Cli) -> None:
@@ -280,7 +303,13 @@ def test_at_most_three_requests_over_100000_observations(
     )
     assert proxy.seen.count() <= 3
     assert report["agents"]["pricing_agent"]["operation_count"] == 27_000
-    assert report["source"] == {"api": "v2", "requests": 3, "cached": False, "truncated": []}
+    assert report["source"] == {
+        "api": "v2",
+        "where": env["LANGFUSE_HOST"],
+        "requests": 3,
+        "cached": False,
+        "truncated": [],
+    }
     # Again within the TTL: from the cache, no request; --refresh asks again.
     again = metrics_json(cli, "--agent", "pricing_agent", "--since", "2h", env=env)
     assert proxy.seen.count() == 3 and again["source"]["cached"] is True

@@ -148,10 +148,12 @@ class Fetched:
     api: str  # v2 | v1 | local
     requests: int = 0
     cached: bool = False
+    where: str = ""  # the host, or the store file
 
     def source(self) -> dict[str, Any]:
         return {
             "api": self.api,
+            "where": self.where,
             "requests": self.requests,
             "cached": self.cached,
             "truncated": sorted(q for q, rows in self.rows.items() if len(rows) >= ROW_LIMIT),
@@ -164,7 +166,9 @@ def fetch_local(store_path: Path, window: Window, queries: dict[str, dict[str, A
     from autoops_cli.local_api.query.metrics import run_metrics_query
     from config.store.local_store import LocalStore
 
-    store = LocalStore(store_path)
+    store = LocalStore.existing(store_path)
+    if store is None:  # nothing recorded here yet: an empty window, and no store created
+        return Fetched(window, {name: [] for name in queries}, "local", where=str(store_path))
     try:
         rows = {
             name: run_metrics_query(store, json.dumps(query), version=2)["data"]
@@ -177,7 +181,7 @@ def fetch_local(store_path: Path, window: Window, queries: dict[str, dict[str, A
         ) from None
     finally:
         store.close()
-    return Fetched(window, rows, "local")
+    return Fetched(window, rows, "local", where=str(store_path))
 
 
 def fetch_remote(
@@ -234,9 +238,10 @@ def fetch_remote(
                 },
                 "rows": rows,
                 "api": api,
+                "where": config.host,
             },
         )
-        return Fetched(window, rows, api, requests)
+        return Fetched(window, rows, api, requests, where=config.host)
     finally:
         cache.close()
 
@@ -246,7 +251,7 @@ def _from_cache(entry: Any) -> Fetched | None:
     try:
         window = Window(**entry["window"])
         rows = {name: list(entry["rows"][name]) for name in ("operations", "scores", "workflows")}
-        return Fetched(window, rows, str(entry["api"]), 0, True)
+        return Fetched(window, rows, str(entry["api"]), 0, True, str(entry.get("where", "")))
     except (TypeError, KeyError):
         return None
 

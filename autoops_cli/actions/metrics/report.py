@@ -16,7 +16,9 @@ from typing import Any
 
 from autoops_cli.actions.metrics.queries import WORKFLOW, Fetched
 from autoops_cli.langfuse_api.client import count, number
+from autoops_cli.simulation.catalog import AGENT_IDS
 from autoops_cli.timespec import iso, parse_iso
+from config.errors import UsageError
 from config.models import AgentPerformanceMetrics, SystemWorkflowMetrics
 
 SUCCESS_RATE_FLOOR = 0.95  # the seed's alert: trace success rate under 95 %
@@ -143,9 +145,17 @@ class MetricsReport:
     source: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def has_data(self) -> bool:
+        """False when the window holds no simulation trace and no agent operation."""
+        return bool(self.system.total_events_processed) or any(
+            agent.operation_count for agent in self.agents.values()
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "window": self.window,
+            "has_data": self.has_data,
             "agents": {agent_id: asdict(report) for agent_id, report in self.agents.items()},
             "system": asdict(self.system),
             "alerts": self.alerts,
@@ -344,14 +354,38 @@ def build_report(
     if agent is not None:
         if agent not in agents:
             seen = ", ".join(agents) or "none"
+            if agent not in AGENT_IDS:  # not a typo of the built-in ones: a usage error
+                raise UsageError(
+                    f"--agent {agent}: no such agent in the window (agents seen: {seen}; "
+                    f"built in: {', '.join(AGENT_IDS)})"
+                )
             notes.append(f"no operations of agent {agent!r} in the window (agents seen: {seen})")
         agents = {agent: agents.get(agent) or empty_agent_report(agent)}
-    return MetricsReport(
+    report = MetricsReport(
         window=fetched.window.as_dict(),
         agents=agents,
         system=system,
-        alerts=_alerts(agents, system, max_latency_ms),
         series=_series(fetched, by),
         source=fetched.source(),
         notes=notes,
     )
+    if report.has_data:
+        report.alerts = _alerts(agents, system, max_latency_ms)
+    else:
+        # An empty window is reported as such; it is not an alert (a throughput drop to
+        # nothing, a success rate of nothing), whatever the previous window held.
+        window = fetched.window
+        report.notes.insert(
+            0,
+            f"no simulation traces from {window.start} to {window.end} in the "
+            f"{describe_source(report.source)}: nothing to measure, no alert checked",
+        )
+    return report
+
+
+def describe_source(source: dict[str, Any]) -> str:
+    """Where the answers came from, in words: the local store or the Langfuse metrics API."""
+    where = source.get("where") or ""
+    if source.get("api") == "local":
+        return f"local store {where}".strip()
+    return f"Langfuse {source.get('api')} metrics API at {where or 'the host'}"

@@ -100,14 +100,14 @@ def render_report(report: MetricsReport) -> list[RenderableType]:
     system.add_column("value", justify="right", no_wrap=True)
     rows: list[tuple[str, str]] = [
         ("events processed", f"{s.total_events_processed} ({s.failed_events} failed)"),
-        ("success rate", _rate(s.success_rate)),
+        ("success rate", _rate(s.success_rate if s.total_events_processed else None)),
         ("average workflow duration", f"{_ms(s.average_workflow_duration)} ms"),
         ("throughput", _throughput(s.system_throughput)),
         ("previous window", f"{s.previous_window_events} events ({_change(s.throughput_change)})"),
         ("collaborations", str(s.collaborations)),
         ("coordination messages", str(s.coordination_messages)),
-        ("conflicts resolved", f"{s.conflicts_resolved}/{s.conflicts_detected} ({_rate(s.conflict_resolution_rate)})"),
-        ("coordination efficiency", _rate(s.agent_coordination_efficiency)),
+        ("conflicts resolved", f"{s.conflicts_resolved}/{s.conflicts_detected} ({_rate(s.conflict_resolution_rate if s.conflicts_detected else None)})"),
+        ("coordination efficiency", _rate(s.agent_coordination_efficiency if s.agent_operations else None)),
     ]  # fmt: skip
     for name, value in rows:
         system.add_row(name, value)
@@ -117,6 +117,8 @@ def render_report(report: MetricsReport) -> list[RenderableType]:
         parts.extend(_series(report.series))
     if report.alerts:
         parts.extend(f"[red]ALERT[/red] {escape(a['message'])}" for a in report.alerts)
+    elif not report.has_data:
+        parts.append("[yellow]no data in this window: no alert checked[/yellow]")
     else:
         parts.append("[green]no alerts[/green]")
     for query in source.get("truncated", []):
