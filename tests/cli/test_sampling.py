@@ -321,7 +321,7 @@ def test_replay_keeps_every_critical_event_and_a_tenth_of_the_rest(
 ) -> None:
     events_file = workdir / "events.jsonl"
     generated = cli(
-        "events", "generate", "--count", "10000", "--seed", "8", "--output", str(events_file)
+        "events", "generate", "--count", "2000", "--seed", "8", "--output", str(events_file)
     )
     assert generated.exit_code == 0, generated.stderr
     assert cli("sampling", "set", "0.1").exit_code == 0
