@@ -122,8 +122,29 @@ class Cli:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, input: str | None = None
     ) -> CliResult:
-        result = self.runner.invoke(app, list(args), env=env, input=input, catch_exceptions=False)
+        try:
+            result = self.runner.invoke(
+                app, list(args), env=env, input=input, catch_exceptions=False
+            )
+        finally:
+            _end_the_process_service()
         return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def _end_the_process_service() -> None:
+    """End the process-wide integration service a command left behind, as a process exit
+    would: each ``autoops`` command is its own process for a user. Left open (a command that
+    stopped on an error), the next in-process command's ``initialize_langfuse_integration``
+    would shut it down with a 5 s flush timeout, waiting for a host that is down."""
+    from config import langfuse_integration as integration
+
+    lock = getattr(integration, "_service_lock", None)
+    if lock is None or not hasattr(integration, "_service"):
+        return  # the accessors changed: nothing to end here, only slower
+    with lock:
+        service, integration._service = integration._service, None
+    if service is not None:
+        service.shutdown(timeout=0)
 
 
 @pytest.fixture

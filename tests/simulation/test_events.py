@@ -682,7 +682,7 @@ def test_gzip_stream_breaking_mid_file_keeps_what_was_read(tmp_path: Path) -> No
 
 def test_reader_streams_a_large_file_one_event_at_a_time(tmp_path: Path) -> None:
     path = tmp_path / "large.jsonl"
-    assert write_events(path, generate_events(50_000, seed=7)) == 50_000
+    assert write_events(path, generate_events(10_000, seed=7)) == 10_000
     items = read_events(path)
     first = next(items)
     assert isinstance(first, SimulationEvent)
@@ -693,8 +693,8 @@ def test_reader_streams_a_large_file_one_event_at_a_time(tmp_path: Path) -> None
         assert isinstance(item, SimulationEvent)
         count += 1
         last = item
-    assert count == 50_000
-    assert last.line_number == 50_000
+    assert count == 10_000
+    assert last.line_number == 10_000
 
 
 def test_max_line_bytes_must_be_positive(tmp_path: Path) -> None:
