@@ -81,28 +81,24 @@ def _build_command_once() -> None:
 
 
 def _share_the_ca_bundle() -> None:
-    """Every ``httpx.Client`` loads the CA bundle into a new SSL context (~45 ms), even for
-    the suite's plain-http loopback servers; share one verifying context in this process."""
+    """Every ``httpx.Client`` loads the CA bundle into a new SSL context (45-80 ms), even for
+    the suite's plain-http loopback servers; share one verifying context per bundle in this
+    process (an SSL context is safe to share between clients)."""
     import functools
 
     import httpx._transports.default as transport
 
     create = getattr(transport, "create_ssl_context", None)
     if create is None or getattr(create, "autoops_cached", False):
-        return
+        return  # another httpx: no sharing, only slower
 
-    @functools.lru_cache(maxsize=1)
-    def default_context() -> object:
-        return create()
+    @functools.lru_cache(maxsize=4)
+    def default_context(cert_file: str | None, cert_dir: str | None) -> object:
+        return create()  # reads the same two variables
 
     def shared(verify: object = True, cert: object = None, trust_env: bool = True) -> object:
-        if (
-            verify is True
-            and cert is None
-            and trust_env
-            and not (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"))
-        ):
-            return default_context()
+        if verify is True and cert is None and trust_env:
+            return default_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
         return create(verify=verify, cert=cert, trust_env=trust_env)
 
     shared.autoops_cached = True  # type: ignore[attr-defined]
