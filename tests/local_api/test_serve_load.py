@@ -25,7 +25,7 @@ from tests.conftest import Figures
 from tests.support.serve_process import ServeHandle, autoops_executable
 
 RUNS = ("load-a", "load-b", "load-c")
-EVENTS_PER_RUN = 120
+EVENTS_PER_RUN = 60
 
 
 def _metrics_query() -> str:
