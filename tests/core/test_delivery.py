@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from autoops_cli.simulation.generator import generate_events, write_events
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
@@ -108,7 +110,7 @@ def test_429_retry_after_is_honoured_and_nothing_is_lost(
         "--limit",
         "20",
         "--json",
-        env={**keys_for(fake_langfuse.url), "AUTOOPS_FLUSH_DEADLINE": "10"},
+        env={**keys_for(fake_langfuse.url), "AUTOOPS_FLUSH_DEADLINE": "30"},
     )
     assert result.exit_code == 0, result.stderr
     times = fake_langfuse.received.otlp_times
@@ -150,6 +152,7 @@ def test_unavailable_server_bounded_exit_then_flush(
 OUTAGE_EVENTS = 500
 
 
+@pytest.mark.slow
 def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path, reliability: Figures) -> None:
     events_file = workdir / "events.jsonl"
     write_events(events_file, generate_events(OUTAGE_EVENTS, seed=8))
@@ -188,6 +191,7 @@ def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path, reliability
     assert json.loads(stdout)["observations_recorded"] == len(expected)
 
 
+@pytest.mark.slow
 def test_killed_replay_is_delivered_by_the_next_flush(
     cli: Cli, workdir: Path, reliability: Figures
 ) -> None:
@@ -230,6 +234,7 @@ def test_killed_replay_is_delivered_by_the_next_flush(
 FAILING_SERVER_EVENTS = 300
 
 
+@pytest.mark.slow
 def test_the_agents_never_wait_on_a_failing_server(cli: Cli, workdir: Path) -> None:
     """503s and a server that answers after 10 s (past the 5 s request timeout) hold up
     neither the agents nor the exit: every event is processed, the run ends within its
@@ -240,14 +245,19 @@ def test_the_agents_never_wait_on_a_failing_server(cli: Cli, workdir: Path) -> N
     """
     events_file = workdir / "events.jsonl"
     write_events(events_file, generate_events(FAILING_SERVER_EVENTS, seed=4))
-    for name, faults, exit_code in (
-        ("healthy", Faults(), 0),
-        ("unavailable", Faults(always_status=503), 4),
-        ("slow", Faults(delay_s=10.0), 4),
+    for name, faults, exit_code, deadline in (
+        # A healthy peer gets everything before the exit, however busy the machine.
+        ("healthy", Faults(), 0, "30"),
+        ("unavailable", Faults(always_status=503), 4, "2"),  # the default deadline
+        ("slow", Faults(delay_s=10.0), 4, "2"),
     ):
         received = Received()
         server = FakeLangfuse(faults=faults, received=received)
-        env = {**keys_for(server.url), "AUTOOPS_HOME": str(workdir / name)}
+        env = {
+            **keys_for(server.url),
+            "AUTOOPS_HOME": str(workdir / name),
+            "AUTOOPS_FLUSH_DEADLINE": deadline,
+        }
         try:
             started = time.monotonic()
             result = cli("replay", str(events_file), "--json", env=env)

@@ -339,6 +339,7 @@ def _pool_event(index: int, event_id: str) -> dict[str, Any]:
     return event
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(event_files())
 # Found by this test: numbers the reader accepted made the agents fail (exit 1, not 6).
@@ -724,6 +725,7 @@ def test_metrics_against_a_strange_langfuse(
             assert isinstance(agent["operation_count"], int) and agent["operation_count"] >= 0
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(
     listing=answers(list_documents),

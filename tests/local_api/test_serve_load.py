@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import Figures
@@ -70,6 +71,7 @@ def _stored(store: Path, session: str) -> dict[str, int]:
         }
 
 
+@pytest.mark.slow
 def test_concurrent_exporters_and_readers_lose_nothing(
     served: ServeHandle, workdir: Path, reliability: Figures
 ) -> None:

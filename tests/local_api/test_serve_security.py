@@ -630,6 +630,7 @@ def _condition(column: str, kind: str, operator: str, value: Any) -> dict[str, A
 
 
 # Two halves of one matrix, each on its own server: they run side by side in a parallel run.
+@pytest.mark.slow
 @pytest.mark.parametrize("probes", ["read routes", "metrics"])
 def test_sql_injection_through_every_filter_changes_nothing(
     served: ServeHandle, reliability: Figures, probes: str

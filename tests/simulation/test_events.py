@@ -495,6 +495,7 @@ def valid_events(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], datet
     return obj, expected, moment
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(200), deadline=None)
 @given(valid_events())
 def test_valid_events_always_parse(case: tuple[dict[str, Any], dict[str, Any], datetime]) -> None:
