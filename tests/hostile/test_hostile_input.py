@@ -339,6 +339,7 @@ def _pool_event(index: int, event_id: str) -> dict[str, Any]:
     return event
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(event_files())
 # Found by this test: numbers the reader accepted made the agents fail (exit 1, not 6).
@@ -455,7 +456,10 @@ class ScriptedLangfuse:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: close() (shutdown) waits up to one interval, and fixtures close a lot.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -721,6 +725,7 @@ def test_metrics_against_a_strange_langfuse(
             assert isinstance(agent["operation_count"], int) and agent["operation_count"] >= 0
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(
     listing=answers(list_documents),
