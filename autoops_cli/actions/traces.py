@@ -10,6 +10,7 @@ strange answer never makes the command fail.
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,8 @@ class TraceSource:
     def __init__(self, config: LangfuseConfig, *, local: bool, timeout: float = 30.0) -> None:
         self.config = config
         self.local = local or config.mode != "langfuse"
-        self.timeout = timeout
+        # One budget for the command: every request gets what is left of it.
+        self.deadline = time.monotonic() + timeout
 
     def get(self, path: str, params: list[tuple[str, str]]) -> Any:
         """GET a v1 read path (``/api/public/traces`` or ``/api/public/traces/{id}``)."""
@@ -84,7 +86,7 @@ class TraceSource:
     def _remote(self, path: str, params: list[tuple[str, str]]) -> Any:
         from autoops_cli.langfuse_api.client import ApiClient
 
-        with ApiClient(self.config, timeout=self.timeout) as client:
+        with ApiClient(self.config, timeout=self.deadline - time.monotonic()) as client:
             body = client.get(path, params, allow=(404,))
         if body is None:
             if path == "/api/public/traces":
@@ -170,12 +172,13 @@ def list_traces(
     page: int,
     all_pages: bool,
     max_items: int,
+    timeout: float = 30.0,
 ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
     """``autoops traces list``: the rows to show, and where the next page starts (or None).
 
     ``all_pages`` reads whole pages of the API's maximum, up to ``max_items`` traces.
     """
-    source = TraceSource(config, local=local)
+    source = TraceSource(config, local=local, timeout=timeout)
     params = list_query(since=since, until=until, event_type=event_type, tags=tags, session=session)
     if all_pages:
         traces, following = fetch_traces(source, params, wanted=max_items)
@@ -185,10 +188,12 @@ def list_traces(
 
 
 def show_trace(
-    config: LangfuseConfig, trace_id: str, *, local: bool
+    config: LangfuseConfig, trace_id: str, *, local: bool, timeout: float = 30.0
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``autoops traces show``: the trace and its observations as a tree (roots first)."""
-    trace = TraceSource(config, local=local).get(f"/api/public/traces/{trace_id}", [])
+    trace = TraceSource(config, local=local, timeout=timeout).get(
+        f"/api/public/traces/{trace_id}", []
+    )
     return trace, observation_tree(trace)
 
 
