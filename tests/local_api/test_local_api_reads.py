@@ -185,7 +185,12 @@ def _synthetic_trace(store: LocalStore) -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
-    """One store for the module: replays are the slow part, and no test writes to it.
+    """One store for the module: replays are the slow part, and no test writes to it."""
+    yield from reads_store(tmp_path_factory)
+
+
+def reads_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
+    """The store of these tests (other modules' module fixtures use it too).
 
     Isolated like conftest's ``workdir`` (no LANGFUSE_/AUTOOPS_/OTEL_ variables, a
     temporary home), which is function-scoped and so cannot serve a module fixture.
@@ -790,6 +795,10 @@ def test_bad_parameters_are_400_naming_the_parameter(
 ) -> None:
     error = problem(lambda: function(store, q(**params)))
     assert error.status == 400
+    if isinstance(error.body["error"], list):  # zod's shape: every issue, each with its path
+        assert error.body["message"] == "Invalid request data"
+        assert all(issue["path"][0] == named for issue in error.body["error"])
+        return
     assert error.body["error"] == "InvalidRequestError"
     message = error.body["message"]
     assert named in message or (named == "cursor" and message == "Invalid cursor format"), message

@@ -136,25 +136,6 @@ def field_groups(params: QueryParams, known: Sequence[str]) -> set[str] | None:
     return chosen or None
 
 
-def reject_structured_filter(params: QueryParams) -> None:
-    """400 for a non-empty ``filter`` (JSON conditions): the local store does not run them.
-
-    Ignoring it would answer with rows the caller asked to leave out.
-    """
-    raw = text_param(params, "filter")
-    if raw is None:
-        return
-    try:
-        conditions = json.loads(raw)
-    except ValueError:
-        raise invalid_request("Invalid JSON in filter parameter") from None
-    if conditions:
-        raise invalid_request(
-            "Invalid filter: structured filters are not supported by the local store; "
-            "use the simple query parameters"
-        )
-
-
 # --- SQL -------------------------------------------------------------------------------
 
 

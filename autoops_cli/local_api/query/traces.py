@@ -26,12 +26,12 @@ from autoops_cli.local_api.query.common import (
     page_meta,
     page_params,
     placeholders,
-    reject_structured_filter,
     tags_contain_all,
     text_param,
     time_param,
 )
 from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
+from autoops_cli.local_api.query.filters import TRACE_COLUMNS, structured_filter
 from autoops_cli.local_api.query.observations import observations_of_trace
 from autoops_cli.local_api.query.scores import scores_of_trace
 
@@ -124,8 +124,8 @@ def trace_fields(row: Row, groups: set[str]) -> dict[str, Any]:
 
 
 def _filters(params: QueryParams) -> Where:
-    reject_structured_filter(params)
     where = Where()
+    params = structured_filter(where, params, TRACE_COLUMNS)
     where.equal("t.user_id", text_param(params, "userId"))
     where.equal("t.name", text_param(params, "name"))
     where.equal("t.session_id", text_param(params, "sessionId"))
