@@ -627,11 +627,6 @@ def _check_metric(view: ViewDef, metric: Metric) -> None:
         raise invalid_request(
             f"Invalid metric {metric.measure}. Must be one of {','.join(view.measures)}"
         )
-    if metric.aggregation == "histogram":
-        raise invalid_request(
-            f"Aggregation 'histogram' (measure '{metric.measure}') is not supported by the local "
-            "server; use min, max, avg or the percentiles p50 to p99."
-        )
 
 
 def _check_order_by(query: MetricsQuery) -> None:

@@ -38,6 +38,7 @@ PARTIALS_OF = {
     "min": ("min",),
     "max": ("max",),
     "uniq": ("distinct",),
+    "histogram": ("values",),
     **dict.fromkeys(PERCENTILES, ("values",)),
 }
 COMPARISONS = {"=": "=", ">": ">", "<": "<", ">=": ">=", "<=": "<=", "<>": "<>"}
