@@ -66,7 +66,7 @@ V2_GROUP_KEYS = {
     "time": {"completionStartTime", "createdAt", "updatedAt"},
     "io": {"input", "output"},
     "metadata": {"metadata"},
-    "model": {"providedModelName", "internalModelId", "modelParameters"},
+    "model": {"model", "providedModelName", "internalModelId", "modelParameters"},
     "usage": {"usageDetails", "costDetails", "totalCost", "usagePricingTierName"},
     "prompt": {"promptId", "promptName", "promptVersion"},
     "metrics": {"latency", "timeToFirstToken"},
@@ -681,7 +681,11 @@ def test_the_synthetic_trace_reads_back_as_langfuse_shows_it(store: LocalStore) 
     assert trace["input"] == "plain text, not JSON" and trace["output"] == {"answer": 42}
     assert trace["tags"] == ["synthetic", "chat"] and trace["public"] is False
     assert trace["htmlPath"] == f"/project/local/traces/{SYNTHETIC_TRACE}"
-    assert trace["environment"] == "default" and trace["totalCost"] == 0
+    # The trace's cost is what its observations recorded, as on them and in the metrics.
+    assert trace["environment"] == "default" and trace["totalCost"] == pytest.approx(0.003)
+    listed = list_traces(store, q(userId="user-42"))["data"]
+    assert [t["totalCost"] for t in listed] == [pytest.approx(0.003)]
+    assert list_traces(store, q(userId="user-42", fields="core"))["data"][0]["totalCost"] == -1
     assert {score["id"] for score in trace["scores"]} == {"s-boolean", "s-categorical", "s-text"}
     generation = get_observation(store, SYNTHETIC_GENERATION)
     assert generation["type"] == "GENERATION" and generation["level"] == "ERROR"

@@ -292,7 +292,10 @@ def _metadata(row: Row, expand: frozenset[str]) -> dict[str, Any]:
 
 
 def _model(row: Row, expand: frozenset[str]) -> dict[str, Any]:
+    # The server code of 2026-08 sends providedModelName; the SDK 5.2.0 and JS 5.11.1
+    # models (and the 4.35.0 contract's field list) read model: both are sent.
     return {
+        "model": row["model"],
         "providedModelName": row["model"],
         "internalModelId": None,
         "modelParameters": json_value(row["model_parameters"]),
