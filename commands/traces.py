@@ -43,11 +43,12 @@ def list_traces(
 ) -> None:
     """List simulation traces, newest first: event type, product, agents, decisions, conflicts.
 
-    Reads Langfuse when keys are configured (or the local store with --local, or without keys).
+    Reads Langfuse when keys are configured (its v2 observations API: the traces' root observations; v1 traces on servers without it), or the local store with --local or without keys.
 
     **Example:** autoops traces list --since 1h --event-type demand_spike
     """
-    from autoops_cli.actions.traces import list_traces, traces_table
+    from autoops_cli.actions.traces import list_traces
+    from autoops_cli.actions.traces.view import traces_table
 
     state: AppState = ctx.obj
     config, _ = state.settings()
@@ -88,7 +89,9 @@ def show(
 
     **Example:** autoops traces show 0af7651916cd43dd8448eb211c80319c
     """
-    from autoops_cli.actions.traces import render_tree, show_trace, trace_document
+    from autoops_cli.actions.traces import show_trace
+    from autoops_cli.actions.traces.rows import trace_document
+    from autoops_cli.actions.traces.view import render_tree
 
     state: AppState = ctx.obj
     config, _ = state.settings()

@@ -72,6 +72,10 @@ class ApiClient:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
         self._client.close()
 
     def left(self) -> float:
