@@ -29,7 +29,7 @@ def _score_value(
     body: Mapping[str, Any], data_type: str, issues: list[dict[str, Any]]
 ) -> float | str:
     value = body.get("value")
-    if data_type in ("CATEGORICAL", "TEXT"):
+    if data_type in ("CATEGORICAL", "TEXT", "CORRECTION"):
         if not isinstance(value, str):
             issues.append(_issue("value", f"{data_type} scores need a string value"))
             return ""
