@@ -376,7 +376,7 @@ def _envelope(raw: Any) -> _Event:
         raise Invalid("Expected object")
     event_id = _id(raw.get("id"), "id")
     event_type = raw.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise Invalid(f"type: Invalid input: unknown event type {json.dumps(event_type)}")
     stamp = raw.get("timestamp")
     if not isinstance(stamp, str) or not _ISO_OFFSET.match(stamp):
@@ -416,13 +416,14 @@ def ingest_batch(
     events: list[_Event] = []
     for raw in payload["batch"]:
         raw_type = raw.get("type") if isinstance(raw, dict) else None
+        raw_type = raw_type if isinstance(raw_type, str) else None
         if v4_only and raw_type not in ALWAYS_ACCEPTED:
             errors.append(
                 _error(
                     _raw_id(raw),
                     400,
                     "Event type not accepted",
-                    f'Event type "{raw_type if isinstance(raw_type, str) else "unknown"}" is not '
+                    f'Event type "{raw_type or "unknown"}" is not '
                     "accepted by /api/public/ingestion when LANGFUSE_MIGRATION_V4_WRITE_MODE is "
                     "events_only (autoops serve --v4-only). This endpoint only accepts score and "
                     f"log events. {V4_ONLY_REMEDIATION}",
@@ -494,5 +495,9 @@ def observations_touched(
     observations: dict[str, dict[str, Any]], events: list[_Event]
 ) -> dict[str, dict[str, Any]]:
     """The observations this batch created or changed (not every stored one it read)."""
-    named = {e.body.get("id") for e in events if e.type in OBSERVATION_EVENTS}
+    named = {
+        event.body["id"]
+        for event in events
+        if event.type in OBSERVATION_EVENTS and isinstance(event.body.get("id"), str)
+    }
     return {key: row for key, row in observations.items() if key in named}
