@@ -10,7 +10,8 @@ from autoops_cli.output import Output
 
 if TYPE_CHECKING:
     from config.settings import DataMaskingConfig, LangfuseConfig
-    from config.settings_sources import LoadedSettings, SettingProblem
+    from config.settings_layers import SettingProblem
+    from config.settings_sources import LoadedSettings
 
 
 @dataclass
@@ -62,7 +63,7 @@ def unknown_rule_names(loaded: LoadedSettings) -> list[SettingProblem]:
     if not loaded.sampling_rules:
         return []
     from autoops_cli.simulation.catalog import sampling_rule_names
-    from config.settings_sources import SettingProblem
+    from config.settings_layers import SettingProblem
 
     known = sampling_rule_names()
     found = []

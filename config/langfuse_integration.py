@@ -7,54 +7,42 @@ operation an ``agent`` observation with its tools (``tool``) and its decision (a
 plus a ``decision_confidence`` score); collaborations a ``chain`` holding coordination
 messages, conflicts (WARNING) and their resolutions.
 
-Errors inside tracing are counted and logged, never raised into the operation being traced.
+The service is the seed's facade over its components: ``LangfuseClient`` (the connection to
+the destination, ``config.client``), ``TraceManager`` (trace lifecycle, ``config.trace_manager``)
+and ``LangfuseErrorHandler`` (``config.error_handler``). It guards every call: errors inside
+tracing go to the error handler, are counted and logged, and are never raised into the
+operation being traced. It also measures what tracing costs, for the metrics and adaptive
+sampling.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
-import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
-from config.models import AgentDecision, CollaborationSpan
-from config.tracing.sampling import SamplingSubject
+from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
+from config.tracing.call_inputs import call_input
 
 if TYPE_CHECKING:
-    from contextvars import Token
-
-    from config.delivery.exporters import SpanExporter
+    from config.client import LangfuseClient
+    from config.error_handler import LangfuseErrorHandler
+    from config.sampling_rules import SamplingRules
     from config.settings import DataMaskingConfig, LangfuseConfig
-    from config.tracing.sampling import SamplingRules
+    from config.trace_manager import TraceManager
+    from config.tracing.adaptive_sampling import AdaptiveSampling
+    from config.tracing.span_records import SpanExporter
     from config.tracing.tracer import Observation, Tracer
 
-logger = logging.getLogger("autoops.tracing")
-# The collaboration the current code runs in: messages, conflicts and resolutions logged
-# inside ``track_collaboration`` are kept on it, so its output counts them.
-_collaboration: ContextVar[CollaborationSpan | None] = ContextVar(
-    "autoops_collaboration", default=None
-)
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Trace schema names (docs/tracing-schema.md).
-WORKFLOW_NAME = "orchestrator.process_event"
-DECISION_SCORE = "decision_confidence"
-OVERTURNED_SCORE = "decision_overturned"  # 1 or 0 on each agent operation caught in a conflict
-EVENT_IDENTITY_FIELDS = (
-    "event_id",
-    "event_type",
-    "product_id",
-    "severity",
-    "trigger_source",
-    "timestamp",
-)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _NoopObservation:
@@ -79,21 +67,37 @@ class _NoopObservation:
 
 
 NOOP = _NoopObservation()
+NO_SPAN: AgentSpan | None = None  # what a failed ``end_agent_span`` returns
 
 
-class _Counters:
-    """Performance counters of one service (what ``get_performance_metrics`` reports)."""
+def _guarded(
+    default: T,
+) -> Callable[
+    [Callable[Concatenate[LangfuseIntegrationService, P], T]],
+    Callable[Concatenate[LangfuseIntegrationService, P], T],
+]:
+    """A service method whose failure is the error handler's (``default`` is returned instead)
+    and whose duration counts as tracing overhead: tracing never raises into traced code."""
 
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.operations = 0
-        self.operations_failed = 0
-        self.operation_ns = 0
-        self.traces_finalized = 0
-        self.traces_failed = 0
-        self.tracing_calls = 0
-        self.tracing_ns = 0
-        self.tracing_errors = 0
+    def decorator(
+        method: Callable[Concatenate[LangfuseIntegrationService, P], T],
+    ) -> Callable[Concatenate[LangfuseIntegrationService, P], T]:
+        where = method.__name__.strip("_")
+
+        @functools.wraps(method)
+        def guarded(service: LangfuseIntegrationService, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            started = time.perf_counter_ns()
+            try:
+                return method(service, *args, **kwargs)
+            except Exception as exc:
+                service.error_handler.handle_tracing_error(where, exc)
+                return default
+            finally:
+                service._account(started)
+
+        return guarded
+
+    return decorator
 
 
 class LangfuseIntegrationService:
@@ -116,31 +120,53 @@ class LangfuseIntegrationService:
         batch_size: int = 512,
         sampling_rules: SamplingRules | None = None,
     ) -> None:
+        from config.client import LangfuseClient
         from config.delivery.exporters import resource_attributes
+        from config.error_handler import LangfuseErrorHandler
         from config.settings import DataMaskingConfig, LangfuseConfig
+        from config.trace_manager import TraceManager
+        from config.tracing.adaptive_sampling import AdaptiveSampling
         from config.tracing.masking import DataMasker
         from config.tracing.sampling import TraceSampler
         from config.tracing.tracer import Tracer
 
         self.config = config if config is not None else LangfuseConfig()
         if self.config.debug:
-            _debug_logging()
+            from config.redaction import enable_debug_logging
+
+            enable_debug_logging()
         self.masking = masking if masking is not None else DataMaskingConfig()
         self.tracing_enabled = self.config.enabled and self.config.tracing_enabled
         self.mode = self.config.mode if self.tracing_enabled else "disabled"
-        self.store_path: Path | None = None
         sampling = self.config.enable_sampling or sample_rate is not None
         if sampling_rules is None and sampling and self.tracing_enabled:
             from config.settings_sources import load_sampling_rules
 
             sampling_rules = load_sampling_rules()  # before the exporter: a bad rule leaks nothing
-        if exporter is None:
-            exporter = self._default_exporter(store_path)
         rate = sample_rate if sample_rate is not None else self.config.sample_rate
+        sampler = TraceSampler(rate, enabled=sampling, rules=sampling_rules)
+        self.adaptive: AdaptiveSampling = AdaptiveSampling(
+            sampler,
+            base_rate=sampler.rate,
+            max_latency_ms=self.config.max_latency_ms,
+            buffer_size=self.config.buffer_size,
+        )
+        self.error_handler: LangfuseErrorHandler = LangfuseErrorHandler(
+            max_acceptable_latency=self.config.max_latency_ms, sampling=self.adaptive
+        )
+        self.adaptive.on_over_budget = self.error_handler.handle_performance_degradation
+        self.client: LangfuseClient = LangfuseClient(
+            self.config,
+            mode=self.mode,
+            error_handler=self.error_handler,
+            exporter=exporter,
+            store_path=store_path,
+            retention_days=self.masking.retention_days,
+        )
         masker = DataMasker(self.masking)
         self.tracer: Tracer = Tracer(
-            exporter,
-            sampler=TraceSampler(rate, enabled=sampling, rules=sampling_rules),
+            self.client,
+            sampler=sampler,
             mask=masker.mask if masker.enabled else None,
             environment=self.config.environment,
             release=self.config.release,
@@ -148,82 +174,38 @@ class LangfuseIntegrationService:
             flush_interval=self.config.flush_interval,
             resource=resource_attributes(self.config),
         )
-        self._counters = _Counters()
-        from config.tracing.adaptive_sampling import AdaptiveSampling
-
-        self.adaptive = AdaptiveSampling(
-            self.tracer.sampler,
-            base_rate=self.tracer.sampler.rate,
-            max_latency_ms=self.config.max_latency_ms,
-            buffer_size=self.config.buffer_size,
-        )
-        self._trace_marks: dict[str, tuple[int, int]] = {}  # trace id -> counters at its start
-        # trace id -> agent id -> its (latest) operation, and whether a conflict overturned it.
-        self._agent_ops: dict[str, dict[str, Observation]] = {}
-        self._conflict_outcomes: dict[str, dict[str, bool]] = {}
-        self._open: dict[str, tuple[Observation, Token[Observation | None] | None, int]] = {}
-        self._lock = threading.Lock()
+        self.trace_manager: TraceManager = TraceManager(self.tracer)
+        self.error_handler.attach(connection=self.client, trace_manager=self.trace_manager)
+        # Collaborations entered with ``with``: their span id -> the tokens to restore.
+        self._collaboration_tokens: dict[str, list[Any]] = {}
         self._closed = False
 
     @property
     def destination(self) -> str:
         """Where traces go, in words: ``local store <path>``, the Langfuse host, or ``none``."""
-        if self.mode == "langfuse":
-            return self.config.host
-        if self.mode == "local":
-            return f"local store {self.store_path}" if self.store_path else "local store"
-        return "none (tracing disabled)"
+        return self.client.destination
 
-    def _default_exporter(self, store_path: Path | None) -> SpanExporter:
-        from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
-        from config.store.local_store import LocalStore, default_store_path
-
-        if self.mode == "disabled":
-            return NullExporter()
-        self.store_path = store_path or default_store_path()
-        if self.mode == "langfuse":
-            from config.delivery.outbox import Outbox
-            from config.delivery.sender import OutboxExporter
-
-            return OutboxExporter(
-                self.config, Outbox(self.store_path), resource=resource_attributes(self.config)
-            )
-        store = LocalStore(self.store_path)
-        store.prune(self.masking.retention_days)
-        return LocalStoreExporter(store)
+    @property
+    def store_path(self) -> Path | None:
+        """The store file (traces in local mode, the outbox in langfuse mode); None if none."""
+        return self.client.store_path
 
     # --- safety and accounting ------------------------------------------------------------
 
-    def _tracing_failed(self, where: str, exc: BaseException) -> None:
-        self._counters.tracing_errors += 1
-        logger.warning(
-            "tracing error in %s (the traced operation continues): %s: %s",
-            where,
-            type(exc).__name__,
-            exc,
-        )
+    def _account(self, started_ns: int) -> None:
+        counters = self.trace_manager.counters
+        counters.tracing_calls += 1
+        counters.tracing_ns += time.perf_counter_ns() - started_ns
 
-    def _remember(self, observation: Observation, *, make_current: bool) -> None:
-        token = self.tracer.set_current(observation) if make_current else None
-        with self._lock:
-            self._open[observation.span_id or f"noop-{id(observation)}"] = (
-                observation,
-                token,
-                time.perf_counter_ns(),
-            )
-
-    def _forget(self, span_id: str) -> tuple[Observation, int] | None:
-        with self._lock:
-            entry = self._open.pop(span_id, None)
-        if entry is None:
-            return None
-        observation, token, started = entry
-        if token is not None:
-            try:
-                self.tracer.reset_current(token)
-            except ValueError:  # ended in another context than it started: restore the parent
-                self.tracer.set_current(None)
-        return observation, started
+    def _guard(self, where: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a piece of tracing as ``_guarded`` methods run: failures to the error handler."""
+        started = time.perf_counter_ns()
+        try:
+            function(*args, **kwargs)
+        except Exception as exc:
+            self.error_handler.handle_tracing_error(where, exc)
+        finally:
+            self._account(started)
 
     # --- the seed's API -----------------------------------------------------------------
 
@@ -246,154 +228,80 @@ class LangfuseIntegrationService:
         """
         started = time.perf_counter_ns()
         try:
-            from config.tracing.ids import trace_id_for
-
-            event_type = str(event.get("event_type", "unknown"))
             event_id = event.get("event_id")
             if trace_id is None and session_id and event_id:
+                from config.tracing.ids import trace_id_for
+
                 trace_id = trace_id_for(session_id, str(event_id))
-            tags = [
-                str(event[k]) for k in ("event_type", "trigger_source", "severity") if event.get(k)
-            ]
-            metadata = {k: event[k] for k in EVENT_IDENTITY_FIELDS if event.get(k) is not None}
-            if "timestamp" in metadata:
-                metadata["event_timestamp"] = str(metadata.pop("timestamp"))
-            metadata.update(
-                {k: v for k, v in event.items() if k not in EVENT_IDENTITY_FIELDS and k != "data"}
-            )
             if not self.tracing_enabled:
                 return trace_id or ""
-            root = self.tracer.start_trace(
-                f"simulation.{event_type}",
-                root_name=WORKFLOW_NAME,
-                root_type="chain",
-                trace_id=trace_id,
-                session_id=session_id,
-                tags=tags,
-                metadata=metadata,
-                input=dict(event),
-                root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
-                subject=SamplingSubject(
-                    event_type=event_type,
-                    severity=str(event["severity"]) if event.get("severity") else None,
-                    agents=tuple(agents or ()),
-                ),
+            return self.trace_manager.create_simulation_trace(
+                event, session_id=session_id, trace_id=trace_id, agents=agents
             )
-            self._remember(root, make_current=True)
-            self._trace_marks[root.trace_id] = (
-                self._counters.tracing_ns,
-                self._counters.operations,
-            )
-            return root.trace_id
         except Exception as exc:
-            self._tracing_failed("create_simulation_trace", exc)
+            self.error_handler.handle_tracing_error("create_simulation_trace", exc)
             return trace_id or ""
         finally:
             self._account(started)
 
+    @_guarded("")
     def start_agent_span(
         self,
         agent_id: str,
         operation: str,
-        input_data: Any = None,
+        inputs: Any = None,
         *,
+        parent_trace_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        input_data: Any = None,
     ) -> str:
-        """Start an agent operation under the current observation (made current); its span id."""
-        started = time.perf_counter_ns()
-        try:
-            if self.tracer.current() is None:
-                return ""
-            observation = self.tracer.start_observation(
-                f"{agent_id}.{operation}",
-                as_type="agent",
-                input=input_data,
-                metadata={"agent_id": agent_id, "operation": operation, **(metadata or {})},
-            )
-            observation.agent_id = agent_id
-            with self._lock:
-                self._agent_ops.setdefault(observation.trace_id, {})[agent_id] = observation
-            self._remember(observation, make_current=True)
-            self._counters.operations += 1
-            return observation.span_id
-        except Exception as exc:
-            self._tracing_failed("start_agent_span", exc)
-            return ""
-        finally:
-            self._account(started)
+        """Start an agent operation; returns its span id, for ``end_agent_span``.
 
+        ``parent_trace_id`` puts it into that trace even when another one is current (several
+        traces may be open at once, e.g. events handled concurrently); without it, it nests
+        under the current observation and becomes current. ``input_data`` is the former name
+        of ``inputs``. Outside any trace, or for a trace that is not open, nothing is traced
+        and ``""`` is returned.
+        """
+        return self.trace_manager.start_agent_span(
+            agent_id,
+            operation,
+            inputs if inputs is not None else input_data,
+            parent_trace_id=parent_trace_id,
+            metadata=metadata,
+        )
+
+    @_guarded(None)
     def log_agent_decision(
         self,
-        span_id: str,
+        agent_id: str,
         decision: Mapping[str, Any] | AgentDecision,
         *,
         confidence: float | None = None,
         reasoning: str | None = None,
         tools_used: Sequence[str] | None = None,
     ) -> None:
-        """Record a decision on an open agent span: a ``decision`` event and its score."""
-        started = time.perf_counter_ns()
-        try:
-            with self._lock:
-                entry = self._open.get(span_id)
-            if entry is None:
-                return
-            agent = entry[0]
-            if isinstance(decision, AgentDecision):
-                confidence = decision.confidence if confidence is None else confidence
-                reasoning = decision.reasoning if reasoning is None else reasoning
-                tools_used = decision.tools_used if tools_used is None else tools_used
-                outputs: Any = decision.outputs
-                decision_type = decision.decision_type
-            else:
-                outputs, decision_type = (
-                    dict(decision),
-                    str(decision.get("decision_type", "decision")),
-                )
-            confidence = float(confidence if confidence is not None else 0.0)
-            agent_id = agent.name.split(".", 1)[0]
-            details = {
-                "decision_type": decision_type,
-                "confidence": confidence,
-                "reasoning": reasoning or "",
-                "tools_used": list(tools_used or ()),
-            }
-            agent.update(metadata=details)
-            agent.event(
-                f"{agent_id}.decision", output=outputs, metadata={"agent_id": agent_id, **details}
-            )
-            agent.score(
-                DECISION_SCORE,
-                confidence,
-                comment=reasoning or None,
-                metadata={"agent_id": agent_id, "decision_type": decision_type},
-            )
-        except Exception as exc:
-            self._tracing_failed("log_agent_decision", exc)
-        finally:
-            self._account(started)
+        """Record an agent's decision on its open operation in the current trace.
 
+        ``decision`` is a mapping as the seed writes it (``decision_type``, ``inputs``,
+        ``outputs``, ``confidence``, ``reasoning``) or an ``AgentDecision``: a ``decision``
+        event, the decision in the operation's metadata, and its confidence as the
+        ``decision_confidence`` score. The span id ``start_agent_span`` returned is accepted
+        in place of the agent id (the call style before the seed's).
+        """
+        self.trace_manager.log_agent_decision(
+            agent_id, decision, confidence=confidence, reasoning=reasoning, tools_used=tools_used
+        )
+
+    @_guarded(NO_SPAN)
     def end_agent_span(
         self, span_id: str, output: Any = None, *, error: str | BaseException | None = None
-    ) -> None:
-        """End an agent operation; an error marks it ERROR with the message."""
-        started = time.perf_counter_ns()
-        try:
-            found = self._forget(span_id)
-            if found is None:
-                return
-            observation, began = found
-            self._counters.operation_ns += time.perf_counter_ns() - began
-            if error is not None:
-                self._counters.operations_failed += 1
-                message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-                observation.end(output=output, level="ERROR", status_message=message)
-            else:
-                observation.end(output=output)
-        except Exception as exc:
-            self._tracing_failed("end_agent_span", exc)
-        finally:
-            self._account(started)
+    ) -> AgentSpan | None:
+        """End an agent operation with its outputs; an error marks it ERROR with the message.
+
+        Returns the finished ``AgentSpan`` (None when the span is not open).
+        """
+        return self.trace_manager.end_agent_span(span_id, output, error=error)
 
     def finalize_trace(
         self,
@@ -401,206 +309,222 @@ class LangfuseIntegrationService:
         outcome: Mapping[str, Any] | None = None,
         *,
         error: str | BaseException | None = None,
-    ) -> None:
-        """Close a simulation trace with its aggregated outcome (the workflow's output)."""
+    ) -> SimulationTrace | None:
+        """Close a trace with its aggregated outcome (the workflow's output).
+
+        What is still open in it (an operation or collaboration nobody ended) ends with it.
+        Returns the finished ``SimulationTrace`` (None for a trace that is not open, or one
+        not opened by ``create_simulation_trace``). Should closing it fail, the error handler
+        ends what is still open of the trace.
+        """
         started = time.perf_counter_ns()
         try:
-            root_id = self._root_span_id(trace_id)
-            found = self._forget(root_id) if root_id else None
-            if found is None:
-                return
-            observation, _ = found
-            self._counters.traces_finalized += 1
-            self._adapt(trace_id)
-            self._score_conflict_outcomes(trace_id)
-            if error is not None:
-                self._counters.traces_failed += 1
-                message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-                observation.end(output=outcome, level="ERROR", status_message=message)
-            else:
-                level = "WARNING" if outcome and outcome.get("conflicts_unresolved") else None
-                observation.end(output=outcome, level=level)
+            finished = self.trace_manager.finalize_trace(trace_id, outcome, error=error)
+            if finished is None:
+                return None
+            cost, simulation = finished
+            if cost is not None and self.config.enable_sampling:
+                # Adaptive sampling weighs the trace's tracing cost and the outbox size.
+                self.adaptive.trace_finished(cost[0], cost[1], self.client.pending)
+            return simulation
         except Exception as exc:
-            self._tracing_failed("finalize_trace", exc)
+            self.error_handler.handle_trace_error(trace_id, exc)
+            return None
         finally:
             self._account(started)
-
-    def _score_conflict_outcomes(self, trace_id: str) -> None:
-        """Score each agent operation caught in a conflict: 1 overturned, 0 upheld.
-
-        Scored once at the end of the trace, so an agent in two conflicts gets one score
-        (1 when any overturned it), and ``autoops metrics`` can count overturned decisions
-        per agent from the scores, grouped by observation name.
-        """
-        with self._lock:
-            operations = self._agent_ops.pop(trace_id, {})
-            outcomes = self._conflict_outcomes.pop(trace_id, {})
-        for agent_id, overturned in outcomes.items():
-            operation = operations.get(agent_id)
-            if operation is not None:
-                operation.score(
-                    OVERTURNED_SCORE, 1.0 if overturned else 0.0, metadata={"agent_id": agent_id}
-                )
-
-    def _note_conflict(self, agents: Sequence[str], overturned: str | None = None) -> None:
-        """Remember which agents of the current trace met a conflict, and who lost one."""
-        try:
-            current = self.tracer.current()
-            if current is None:
-                return
-            with self._lock:
-                outcomes = self._conflict_outcomes.setdefault(current.trace_id, {})
-                for agent in agents:
-                    outcomes[agent] = outcomes.get(agent, False) or agent == overturned
-        except Exception as exc:
-            self._tracing_failed("conflict", exc)
-
-    def _adapt(self, trace_id: str) -> None:
-        """Feed the finished trace's tracing cost and the outbox size to adaptive sampling."""
-        mark = self._trace_marks.pop(trace_id, None)
-        if mark is None or not self.config.enable_sampling:
-            return
-        self.adaptive.trace_finished(
-            self._counters.tracing_ns - mark[0],
-            self._counters.operations - mark[1],
-            self._pending_batches,
-        )
-
-    def _pending_batches(self) -> int:
-        """Batches not delivered yet (0 for exporters without an outbox)."""
-        pending = getattr(self.tracer.exporter, "pending", None)
-        return int(pending()) if callable(pending) else 0
-
-    def _root_span_id(self, trace_id: str) -> str | None:
-        with self._lock:
-            for span_id, (observation, _, _) in self._open.items():
-                if observation.trace_id == trace_id and observation.parent_id is None:
-                    return span_id
-        return None
 
     @contextmanager
     def trace_operation(
         self,
         name: str,
         *,
+        agent_id: str | None = None,
+        inputs: Any = None,
         as_type: str = "span",
         input: Any = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Iterator[Observation | _NoopObservation]:
-        """An observation around a block, nested under the current one, current inside it.
+        """An operation around a block, current inside it; yields its observation.
 
-        An exception in the block marks it ERROR and propagates unchanged; a failure of the
-        tracing itself is counted and the block runs untraced.
+        With ``agent_id`` it is that agent's operation (``<agent_id>.<name>``, an ``agent``
+        observation, on which ``log_agent_decision(agent_id, ...)`` lands). Inside a trace it
+        nests under the current observation; outside any trace it opens a trace of its own,
+        finalized when the block exits. An exception in the block is recorded (level ERROR)
+        and propagates unchanged; a failure of the tracing itself is counted and the block
+        runs untraced. ``input`` is the former name of ``inputs``.
         """
+        data = inputs if inputs is not None else input
         observation: Observation | _NoopObservation = NOOP
         token = None
+        span_id = ""
+        own_trace = ""
         started = time.perf_counter_ns()
         try:
-            if self.tracer.current() is not None:
-                observation = self.tracer.start_observation(
-                    name, as_type=as_type, input=input, metadata=metadata
-                )
-                token = self.tracer.set_current(observation)
+            if self.tracing_enabled:
+                if self.tracer.current() is None:
+                    root = self.trace_manager.open_trace(
+                        name,
+                        root_name=f"{agent_id}.{name}" if agent_id else name,
+                        root_type="agent" if agent_id else as_type,
+                        agent_id=agent_id,
+                        input=data,
+                        metadata={"agent_id": agent_id, "operation": name, **(metadata or {})}
+                        if agent_id
+                        else metadata,
+                    )
+                    observation, own_trace = root, root.trace_id
+                elif agent_id:
+                    span_id = self.trace_manager.start_agent_span(
+                        agent_id, name, data, metadata=metadata
+                    )
+                    observation = self.trace_manager.observation(span_id) or NOOP
+                else:
+                    observation = self.tracer.start_observation(
+                        name, as_type=as_type, input=data, metadata=metadata
+                    )
+                    token = self.tracer.set_current(observation)
         except Exception as exc:
-            self._tracing_failed("trace_operation", exc)
+            self.error_handler.handle_tracing_error("trace_operation", exc)
         self._account(started)
+        error: BaseException | None = None
         try:
             yield observation
         except BaseException as exc:
-            self._end_safely(
-                observation, level="ERROR", status_message=f"{type(exc).__name__}: {exc}"
-            )
+            error = exc
             raise
         finally:
-            if token is not None:
-                self.tracer.reset_current(token)
-            self._end_safely(observation)
+            if own_trace:
+                self.finalize_trace(own_trace, error=error)
+            elif span_id:
+                self.end_agent_span(span_id, error=error)
+            else:
+                if token is not None:
+                    self.tracer.reset_current(token)
+                if error is not None:
+                    self._end_safely(
+                        observation,
+                        level="ERROR",
+                        status_message=f"{type(error).__name__}: {error}",
+                    )
+                self._end_safely(observation)
 
-    def _end_safely(self, observation: Observation | _NoopObservation, **kwargs: Any) -> None:
-        started = time.perf_counter_ns()
-        try:
-            observation.end(**kwargs)
-        except Exception as exc:
-            self._tracing_failed("end", exc)
-        self._account(started)
+    @_guarded(None)
+    def _end_safely(self, observation: Observation | _NoopObservation, /, **kwargs: Any) -> None:
+        observation.end(**kwargs)
 
-    @contextmanager
     def track_collaboration(
-        self, agents: Sequence[str], purpose: str, *, metadata: Mapping[str, Any] | None = None
-    ) -> Iterator[CollaborationSpan]:
-        """A collaboration between agents (a ``chain``); messages and conflicts go inside."""
-        with self.trace_operation(
-            f"collaboration.{purpose}",
-            as_type="chain",
-            input={"agents": list(agents), "purpose": purpose},
-            metadata={"agents": list(agents), "purpose": purpose, **(metadata or {})},
-        ) as observation:
-            collaboration = CollaborationSpan(
-                span_id=observation.span_id,
-                trace_id=observation.trace_id,
-                agents=tuple(agents),
-                purpose=purpose,
-            )
-            token = _collaboration.set(collaboration)
-            try:
-                yield collaboration
-            finally:
-                _collaboration.reset(token)
-            try:
-                observation.update(
-                    output={
-                        "messages": len(collaboration.messages),
-                        "conflicts": len(collaboration.conflicts),
-                        "resolutions": collaboration.resolutions,
-                    }
-                )
-            except Exception as exc:
-                self._tracing_failed("track_collaboration", exc)
+        self,
+        participating_agents: Sequence[str],
+        workflow_id: str,
+        workflow_data: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CollaborationSpan:
+        """Start a collaboration between agents (a ``chain``); returns its handle.
 
-    @staticmethod
-    def _keep(kind: str, entry: dict[str, Any]) -> None:
-        """Add to the current collaboration's messages, conflicts or resolutions (if any)."""
-        collaboration = _collaboration.get()
-        if collaboration is not None:
-            getattr(collaboration, kind).append(entry)
-
-    def _event(self, name: str, **kwargs: Any) -> None:
+        Pass the handle to ``log_coordination_message`` (it need not be current), or use it
+        as a context manager: current inside the block (messages, conflicts and resolutions
+        logged there land in it), ended when the block exits. Otherwise it ends with its
+        trace, or with ``handle.end()``; outside any trace it opens a trace of its own.
+        """
         started = time.perf_counter_ns()
         try:
-            current = self.tracer.current()
-            if current is not None:
-                current.event(name, **kwargs)
+            if self.tracing_enabled:
+                collaboration, _ = self.trace_manager.start_collaboration(
+                    participating_agents, workflow_id, workflow_data, metadata=metadata
+                )
+                collaboration._owner = self
+                return collaboration
         except Exception as exc:
-            self._tracing_failed(name, exc)
+            self.error_handler.handle_tracing_error("track_collaboration", exc)
         finally:
             self._account(started)
+        # Untraced: a handle on which every call does nothing.
+        return CollaborationSpan("", workflow_id, list(participating_agents), [], [], None)
 
+    @_guarded(None)
+    def enter_collaboration(self, collaboration: CollaborationSpan) -> None:
+        """Make a collaboration current (``with`` calls this)."""
+        tokens = self.trace_manager.enter_collaboration(collaboration)
+        self._collaboration_tokens.setdefault(collaboration.span_id, []).append(tokens)
+
+    def exit_collaboration(
+        self, collaboration: CollaborationSpan, error: BaseException | None = None
+    ) -> None:
+        """Leave a collaboration's ``with`` block and end it (ERROR when the block raised)."""
+        stack = self._collaboration_tokens.get(collaboration.span_id)
+        if stack:
+            tokens = stack.pop()
+            if not stack:
+                del self._collaboration_tokens[collaboration.span_id]
+            self._guard("track_collaboration", self.trace_manager.leave_collaboration, tokens)
+        self.end_collaboration(collaboration, error=error)
+
+    @_guarded(None)
+    def end_collaboration(
+        self,
+        collaboration: CollaborationSpan,
+        outcome: Mapping[str, Any] | None = None,
+        *,
+        error: BaseException | None = None,
+    ) -> None:
+        """End a collaboration; ``outcome`` becomes its ``resolution_outcome``."""
+        self.trace_manager.end_collaboration(collaboration, outcome, error=error)
+
+    @overload
+    def log_coordination_message(
+        self,
+        collaboration: CollaborationSpan,
+        from_agent: str,
+        to_agent: str,
+        message_type: str,
+        content: Mapping[str, Any] | str,
+    ) -> None: ...
+
+    @overload
     def log_coordination_message(
         self, from_agent: str, to_agent: str, message_type: str, content: Mapping[str, Any] | str
-    ) -> None:
-        """Record a message passed between agents inside the current collaboration."""
-        self._keep("messages", {"from_agent": from_agent, "to_agent": to_agent,
-                                "message_type": message_type})  # fmt: skip
-        self._event(
-            f"coordination.{message_type}",
-            input=content,
-            metadata={"from_agent": from_agent, "to_agent": to_agent, "message_type": message_type},
+    ) -> None: ...
+
+    def log_coordination_message(self, *args: Any, **kwargs: Any) -> None:
+        """Record a message passed between agents (a ``coordination.<type>`` event).
+
+        As the seed calls it: ``(collaboration, from_agent, to_agent, message_type, content)``,
+        into that collaboration whether current or not. Without the handle (the call style
+        before the seed's), into the current collaboration or observation.
+        """
+        self._guard("log_coordination_message", self._log_coordination_message, *args, **kwargs)
+
+    def _log_coordination_message(self, *args: Any, **kwargs: Any) -> None:
+        collaboration = kwargs.pop("collaboration", None)
+        if collaboration is None and args and isinstance(args[0], CollaborationSpan):
+            collaboration, args = args[0], args[1:]
+        if collaboration is not None and not collaboration.span_id:
+            return  # an untraced handle
+        names = ("from_agent", "to_agent", "message_type", "content")
+        values = dict(zip(names, args, strict=False)) | kwargs
+        missing = [name for name in names if name not in values]
+        if missing or len(values) != len(names):
+            raise TypeError(
+                "log_coordination_message(collaboration, from_agent, to_agent, message_type, "
+                f"content): missing or unknown arguments ({', '.join(missing) or 'extra'})"
+            )
+        self.trace_manager.log_coordination_message(
+            values["from_agent"],
+            values["to_agent"],
+            values["message_type"],
+            values["content"],
+            collaboration=collaboration,
         )
 
+    @_guarded(None)
     def log_conflict(
         self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]
     ) -> None:
         """Record a detected conflict between agents (level WARNING)."""
-        self._keep("conflicts", {"conflict_type": conflict_type, "agents": list(agents)})
-        self._note_conflict(agents)
-        self._event(
-            f"conflict.{conflict_type}",
-            input=dict(details),
-            metadata={"conflict_type": conflict_type, "agents": list(agents)},
-            level="WARNING",
-            status_message=f"conflict {conflict_type} between {', '.join(agents)}",
-        )
+        self.trace_manager.log_conflict(conflict_type, agents, details)
 
+    @_guarded(None)
     def log_conflict_resolution(
         self,
         conflict_type: str,
@@ -610,35 +534,18 @@ class LangfuseIntegrationService:
         overturned_agent: str | None = None,
     ) -> None:
         """Record how a conflict was resolved, and whose decision was overturned."""
-        self._keep(
-            "resolutions",
-            {"conflict_type": conflict_type, "rule": rule, **dict(resolution),
-             "overturned_agent": overturned_agent},
-        )  # fmt: skip
-        if overturned_agent:
-            self._note_conflict([overturned_agent], overturned_agent)
-        self._event(
-            f"conflict_resolution.{conflict_type}",
-            output=dict(resolution),
-            metadata={
-                "conflict_type": conflict_type,
-                "rule": rule,
-                "overturned_agent": overturned_agent,
-            },
+        self.trace_manager.log_conflict_resolution(
+            conflict_type, rule, resolution, overturned_agent=overturned_agent
         )
 
     # --- reporting and lifecycle --------------------------------------------------------
 
-    def _account(self, started_ns: int) -> None:
-        self._counters.tracing_calls += 1
-        self._counters.tracing_ns += time.perf_counter_ns() - started_ns
-
     def get_performance_metrics(self) -> dict[str, Any]:
         """Tracing performance: success rate, latency, throughput, overhead and counts."""
-        c = self._counters
+        c = self.trace_manager.counters
         stats = self.tracer.stats
         elapsed = max(time.monotonic() - c.started, 1e-9)
-        exporter_stats = getattr(self.tracer.exporter, "stats", None)
+        exporter_stats = self.client.stats
         return {
             "mode": self.mode,
             "success_rate": 1.0
@@ -656,18 +563,25 @@ class LangfuseIntegrationService:
             "traces_finalized": c.traces_finalized,
             "observations_recorded": stats.observations_recorded,
             "scores_recorded": stats.scores_recorded,
-            "tracing_errors": c.tracing_errors,
+            "tracing_errors": self.error_handler.tracing_errors,
             "spans_failed": getattr(exporter_stats, "spans_failed", 0),
             "scores_failed": getattr(exporter_stats, "scores_failed", 0),
             "delivery_state": getattr(exporter_stats, "state", "ok"),
             "dead_letters": getattr(exporter_stats, "dead_letters", 0),
-            "batches_pending": self._pending_batches(),
+            "batches_pending": self.client.pending(),
             "effective_sample_rate": self.tracer.sampler.rate,
             "sampling_changes": list(self.adaptive.changes),
         }
 
-    def health_check(self) -> dict[str, Any]:
-        """A local view of the integration's health (no network call)."""
+    def health_check(self, timeout: float | None = None) -> dict[str, Any]:
+        """The integration's health; ``available`` says whether traces can reach their
+        destination now.
+
+        ``available`` comes from one cheap probe: Langfuse's public health route in langfuse
+        mode (at most ``timeout`` s, default ``LANGFUSE_TIMEOUT``; no keys are sent), the store
+        file in local mode; False when tracing is disabled or the keys were rejected. The rest
+        is the service's own view: tracing errors, delivery state, batches waiting.
+        """
         metrics = self.get_performance_metrics()
         failed = metrics["spans_failed"] + metrics["scores_failed"]
         status = (
@@ -675,7 +589,11 @@ class LangfuseIntegrationService:
             if self.mode == "disabled"
             else ("degraded" if failed or metrics["tracing_errors"] else "healthy")
         )
+        probe = self.client.check_connection(self.config.timeout if timeout is None else timeout)
+        available = probe.available and metrics["delivery_state"] != "credentials_rejected"
         return {
+            "available": available,
+            "detail": probe.detail,
             "status": status,
             "mode": self.mode,
             "destination": self.destination,
@@ -691,18 +609,22 @@ class LangfuseIntegrationService:
         try:
             return self.tracer.flush(timeout)
         except Exception as exc:
-            self._tracing_failed("flush", exc)
+            self.error_handler.handle_tracing_error("flush", exc)
             return False
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and close; open observations are left as they are."""
+        """End what is still open (so it is recorded, not lost), flush, and close."""
         if self._closed:
             return
         self._closed = True
         try:
+            self.trace_manager.end_open_traces()
+        except Exception as exc:
+            self.error_handler.handle_tracing_error("shutdown", exc)
+        try:
             self.tracer.shutdown(timeout)
         except Exception as exc:
-            self._tracing_failed("shutdown", exc)
+            self.error_handler.handle_tracing_error("shutdown", exc)
 
 
 # --- the process-wide service (the seed's accessors) ----------------------------------
@@ -712,32 +634,16 @@ _service_lock = threading.Lock()
 EXIT_FLUSH_SECONDS = 2.0
 
 
-def _debug_logging() -> None:
-    """``LANGFUSE_DEBUG``: the core's loggers at debug level on stderr, secrets redacted.
-
-    Only when the application has not routed the ``autoops`` loggers itself.
-    """
-    import sys
-
-    from config.redaction import RedactingFilter
-
-    root = logging.getLogger("autoops")
-    if root.handlers or logging.getLogger().handlers:
-        root.setLevel(logging.DEBUG)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-
-
 def get_langfuse_integration() -> LangfuseIntegrationService:
-    """The process-wide service, created from the environment on first use."""
+    """The process-wide service, created from the environment on first use.
+
+    Should it not start (an invalid configuration, a store that cannot be opened), the
+    process carries on untraced: a disabled service is returned and the reason logged.
+    """
     global _service  # noqa: PLW0603  (the seed API is a process-wide service)
     with _service_lock:
         if _service is None:
-            _service = LangfuseIntegrationService()
+            _service = _create_or_fallback(None, None, {})[0]
             atexit.register(_shutdown_at_exit)
         return _service
 
@@ -746,16 +652,55 @@ def initialize_langfuse_integration(
     config: LangfuseConfig | None = None,
     masking: DataMaskingConfig | None = None,
     **kwargs: Any,
-) -> LangfuseIntegrationService:
-    """(Re)create the process-wide service with explicit settings; the old one is shut down."""
+) -> bool:
+    """(Re)create the process-wide service (the old one is shut down); True when it is ready.
+
+    As the seed uses it at application start-up: False means the integration could not
+    start as configured (invalid configuration, unusable store: the service then runs
+    disabled) or its destination does not answer (langfuse mode: traces wait in the outbox
+    until it does). Either way the application carries on; ``get_langfuse_integration()``
+    returns the service. Tracing disabled by configuration counts as ready.
+    """
+    service, started = _create_or_fallback(config, masking, kwargs)
+    install_langfuse_integration(service)
+    if not started:
+        return False
+    if service.mode == "disabled":
+        return True
+    return service.client.check_connection(service.config.timeout).available
+
+
+def install_langfuse_integration(service: LangfuseIntegrationService) -> LangfuseIntegrationService:
+    """Make ``service`` the process-wide one (the previous one is shut down); returns it.
+
+    For callers that build the service themselves and want its errors raised (the CLI).
+    """
     global _service
     with _service_lock:
-        previous, _service = _service, LangfuseIntegrationService(config, masking, **kwargs)
+        previous, _service = _service, service
         if previous is None:
             atexit.register(_shutdown_at_exit)
-    if previous is not None:
+    if previous is not None and previous is not service:
         previous.shutdown()
-    return _service
+    return service
+
+
+def _create_or_fallback(
+    config: LangfuseConfig | None, masking: DataMaskingConfig | None, options: dict[str, Any]
+) -> tuple[LangfuseIntegrationService, bool]:
+    """A service as configured, or a disabled one (and why, logged) when it cannot start."""
+    try:
+        return LangfuseIntegrationService(config, masking, **options), True
+    except Exception as exc:
+        from config.redaction import redact_secrets
+        from config.settings import DataMaskingConfig, LangfuseConfig
+
+        logging.getLogger("autoops.tracing").error(
+            "Langfuse integration could not start (%s); continuing without tracing",
+            redact_secrets(f"{type(exc).__name__}: {exc}"),
+        )
+        disabled = LangfuseConfig.model_construct(enabled=False)
+        return LangfuseIntegrationService(disabled, DataMaskingConfig.model_construct()), False
 
 
 def _shutdown_at_exit() -> None:
@@ -764,39 +709,6 @@ def _shutdown_at_exit() -> None:
 
 
 # --- decorators for agent code ------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(function)
-    except (TypeError, ValueError):
-        return None
-
-
-def _plain(value: Any) -> Any:
-    """Objects that know their JSON form (``as_dict``) give it; the masker needs plain data."""
-    as_dict = getattr(value, "as_dict", None)
-    return as_dict() if callable(as_dict) else value
-
-
-def _call_input(
-    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    signature = _signature(function)
-    if signature is None:
-        return {
-            "args": [_plain(a) for a in args],
-            "kwargs": {k: _plain(v) for k, v in kwargs.items()},
-        }
-    try:
-        bound = signature.bind_partial(*args, **kwargs)
-    except TypeError:
-        return {
-            "args": [_plain(a) for a in args],
-            "kwargs": {k: _plain(v) for k, v in kwargs.items()},
-        }
-    return {k: _plain(v) for k, v in bound.arguments.items() if k != "self"}
 
 
 def observe(
@@ -819,7 +731,7 @@ def observe(
             if current is None:
                 return function(*args, **kwargs)
             service = get_langfuse_integration()
-            call_input = _call_input(function, args, kwargs) if capture_input else None
+            arguments = call_input(function, args, kwargs) if capture_input else None
             # Inside an agent operation the name carries the agent (``pricing_agent.competitor_feed``)
             # so metrics can count tool calls per agent by name, without reading metadata.
             agent_id = current.agent_id
@@ -829,7 +741,7 @@ def observe(
                 named = label if label.startswith(f"{agent_id}.") else f"{agent_id}.{label}"
                 metadata = {"agent_id": agent_id}
             with service.trace_operation(
-                named, as_type=as_type, input=call_input, metadata=metadata
+                named, as_type=as_type, input=arguments, metadata=metadata
             ) as observation:
                 result = function(*args, **kwargs)
                 service._end_safely(observation, output=result)
@@ -855,7 +767,7 @@ def agent_operation(operation: str) -> Callable[[F], F]:
                 return function(self, *args, **kwargs)
             service = get_langfuse_integration()
             span_id = service.start_agent_span(
-                self.agent_id, operation, input_data=_call_input(function, (self, *args), kwargs)
+                self.agent_id, operation, inputs=call_input(function, (self, *args), kwargs)
             )
             try:
                 result = function(self, *args, **kwargs)

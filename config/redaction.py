@@ -1,4 +1,4 @@
-"""Scrubbing secret keys out of any text before it is shown or logged."""
+"""Scrubbing secret keys out of any text before it is shown or logged; debug logging that does."""
 
 from __future__ import annotations
 
@@ -41,3 +41,22 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact_secrets(record.exc_text)
         return True
+
+
+def enable_debug_logging() -> None:
+    """``LANGFUSE_DEBUG``: the core's loggers at debug level on stderr, secrets redacted.
+
+    Only the level, when the application has routed the ``autoops`` loggers (or the root
+    logger) itself.
+    """
+    import sys
+
+    root = logging.getLogger("autoops")
+    if root.handlers or logging.getLogger().handlers:
+        root.setLevel(logging.DEBUG)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)

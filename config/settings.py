@@ -3,7 +3,7 @@
 Both are pydantic-settings models. Used directly (``LangfuseConfig()``) they read the same
 layered sources as the CLI, highest first: keyword arguments, the environment, ``.env`` in
 the working directory, the project file ``autoops.toml``, the user file, the defaults
-(see ``config.settings_sources``). The CLI goes through ``config.settings_sources.load_settings``,
+(see ``config.settings_layers``). The CLI goes through ``config.settings_sources.load_settings``,
 which also records where each value came from and reports every problem at once.
 """
 
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from config.redaction import mask_secret
+from config.settings_layers import LayeredSettingsSource
 
 DEFAULT_HOST = "https://cloud.langfuse.com"
 PUBLIC_KEY_PREFIX = "pk-lf-"
@@ -61,9 +62,8 @@ class LayeredSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        from config.settings_sources import LayeredSettingsSource
-
-        return (init_settings, LayeredSettingsSource(settings_cls))
+        # Every model, so the files are checked as a whole; defined below, read at call time.
+        return (init_settings, LayeredSettingsSource(settings_cls, SETTINGS_MODELS))
 
 
 class LangfuseConfig(LayeredSettings):
@@ -106,13 +106,13 @@ class LangfuseConfig(LayeredSettings):
         default=5.0, description="Seconds between background flushes of buffered spans."
     )
     environment: str = Field(
-        default="default",
+        default="development",
         validation_alias=AliasChoices(
             "environment", "LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"
         ),
         description="Langfuse environment: lowercase a-z, 0-9, _ and -, not starting with 'langfuse'.",
     )
-    release: str | None = Field(default=None, description="Release tag recorded on every trace.")
+    release: str | None = Field(default="1.0.0", description="Release tag recorded on every trace.")
     max_latency_ms: float = Field(
         default=100.0, description="Latency budget tracing may add to an agent operation (ms)."
     )
@@ -261,7 +261,7 @@ class DataMaskingConfig(LayeredSettings):
         default=True, description="Mask e-mail addresses, phone and card numbers."
     )
     mask_financial_data: bool = Field(
-        default=False, description="Mask money fields (cost, margin, revenue)."
+        default=True, description="Mask money fields (cost, margin, revenue; prices stay)."
     )
     mask_customer_data: bool = Field(default=True, description="Mask customer identifiers.")
     retention_days: int = Field(default=30, description="Days the local store keeps traces.")
@@ -275,16 +275,6 @@ class DataMaskingConfig(LayeredSettings):
 
 
 SETTINGS_MODELS: tuple[type[LayeredSettings], ...] = (LangfuseConfig, DataMaskingConfig)
-
-
-def env_names(model: type[BaseSettings], field: str) -> tuple[str, ...]:
-    """The environment variables a field is read from, in order of preference."""
-    info = model.model_fields[field]
-    alias = info.validation_alias
-    if isinstance(alias, AliasChoices):
-        return tuple(c for c in alias.choices if isinstance(c, str) and c.isupper())
-    prefix = str(model.model_config.get("env_prefix", ""))
-    return ((prefix + field).upper(),)
 
 
 def field_type_name(model: type[BaseSettings], field: str) -> str:

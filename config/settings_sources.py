@@ -1,103 +1,39 @@
-"""Where settings come from, which one wins, and every problem with them at once.
+"""The effective settings for the CLI: validated, with origins, and every problem at once.
 
-Sources, highest first (ARCHITECTURE.md, Configuration): command-line flags, the environment,
-``.env`` in the working directory, the project file ``autoops.toml`` (``--config``,
-``AUTOOPS_CONFIG``, or found by walking up from the working directory), the user file
-(``$XDG_CONFIG_HOME/autoops/config.toml``, by default ``~/.config/autoops/config.toml``),
-then the defaults. Both the CLI (``load_settings``) and a plain ``LangfuseConfig()`` use the
-layering below, so there is one precedence rule in the code base.
+The sources and their precedence are ``config.settings_layers`` (shared with a plain
+``LangfuseConfig()``); this module validates the merged values of both models, turns every
+validation error into a ``SettingProblem`` naming setting and source, and adds warnings.
 """
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, InitSettingsSource
 
-from config.errors import ConfigurationError, LocalFileError
+from config.errors import ConfigurationError
+from config.sampling_rules import SAMPLING_TABLE, SamplingRules, rules_from_settings
 from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
     LangfuseConfig,
-    env_names,
     is_loopback_host,
 )
-from config.tracing.sampling import (
-    SAMPLING_TABLE,
-    SamplingRules,
-    parse_rule_table,
-    rules_from_settings,
+from config.settings_layers import (
+    Origin,
+    RawValue,
+    SettingProblem,
+    SettingsFiles,
+    collect_layers,
+    sampling_values,
+    section_of,
+    setting_key,
 )
-
-if TYPE_CHECKING:
-    from pydantic.fields import FieldInfo
-
-PROJECT_FILE_NAME = "autoops.toml"
-CONFIG_ENV = "AUTOOPS_CONFIG"
-# Tables of autoops.toml owned by features that are not settings models: the sampling rules
-# (``sampling.<kind>.<name>``, read by ``_from_toml`` into the same layered values).
-OTHER_KNOWN_TABLES = frozenset({SAMPLING_TABLE})
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a setting's value came from."""
-
-    kind: str  # default | flag | env | dotenv | file
-    name: str = ""  # flag, environment variable, or "table.key"
-    path: Path | None = None
-
-    def describe(self) -> str:
-        """A human description, e.g. ``environment variable LANGFUSE_HOST``."""
-        if self.kind == "flag":
-            return f"flag {self.name}"
-        if self.kind == "env":
-            return f"environment variable {self.name}"
-        if self.kind == "dotenv":
-            return f"{self.path} ({self.name})"
-        if self.kind == "file":
-            return f"{self.path} (key {self.name})"
-        return "default"
-
-
-@dataclass(frozen=True)
-class SettingProblem:
-    """One problem with one setting; ``source`` says where the bad value came from."""
-
-    setting: str
-    source: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        """The JSON shape of ``config validate``."""
-        return {"setting": self.setting, "source": self.source, "message": self.message}
-
-    def line(self) -> str:
-        """One line for the terminal."""
-        return f"{self.setting} ({self.source}): {self.message}"
-
-
-@dataclass
-class RawValue:
-    """A value as a source gave it, before validation."""
-
-    value: Any
-    origin: Origin
-
-
-@dataclass
-class SettingsFiles:
-    """The files the settings were read from (or would be)."""
-
-    project: Path | None
-    user: Path
-    dotenv: Path
 
 
 @dataclass
@@ -131,7 +67,7 @@ class LoadedSettings:
     @property
     def sampling_rules(self) -> SamplingRules:
         """The sampling rules of the user and project files (project wins per rule)."""
-        return rules_from_settings(_sampling_values(self.values))
+        return rules_from_settings(sampling_values(self.values))
 
     def require(self) -> tuple[LangfuseConfig, DataMaskingConfig]:
         """The validated models, or ``ConfigurationError`` listing every problem."""
@@ -146,189 +82,6 @@ class LoadedSettings:
         return self.langfuse, self.masking
 
 
-# --- finding the files ------------------------------------------------------------------
-
-
-def user_config_path(environ: Mapping[str, str]) -> Path:
-    """The user file: ``$XDG_CONFIG_HOME/autoops/config.toml`` or ``~/.config/...``."""
-    base = environ.get("XDG_CONFIG_HOME") or str(Path(environ.get("HOME", "~")) / ".config")
-    return Path(base).expanduser() / "autoops" / "config.toml"
-
-
-def find_project_file(
-    cwd: Path, environ: Mapping[str, str], explicit: Path | None = None
-) -> Path | None:
-    """The project file: ``explicit``, else ``AUTOOPS_CONFIG``, else walk up from ``cwd``.
-
-    An explicit path (flag or environment) that does not exist is an error (exit 6), not
-    silently ignored.
-    """
-    chosen = explicit if explicit is not None else environ.get(CONFIG_ENV) or None
-    if chosen is not None:
-        path = Path(chosen).expanduser()
-        if not path.is_absolute():
-            path = cwd / path
-        if not path.is_file():
-            source = "--config" if explicit is not None else CONFIG_ENV
-            raise LocalFileError(f"config file {path} (from {source}) does not exist")
-        return path
-    for directory in (cwd, *cwd.parents):
-        candidate = directory / PROJECT_FILE_NAME
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; a syntax error becomes ``ConfigurationError`` naming file and line."""
-    import tomllib
-
-    try:
-        with path.open("rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except OSError as exc:
-        raise LocalFileError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets this one through
-        raise ConfigurationError(
-            f"{path}: invalid TOML: not UTF-8 (byte {exc.start + 1}: {exc.object[exc.start : exc.start + 1]!r})"
-        ) from None
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """The variables of a ``.env`` file (empty when there is none)."""
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values
-
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
-
-
-# --- layering ---------------------------------------------------------------------------
-
-
-def _setting_key(model: type[BaseSettings], name: str) -> str:
-    return f"{model.toml_section}.{name}"  # type: ignore[attr-defined]
-
-
-def _from_variables(
-    variables: Mapping[str, str], kind: str, path: Path | None
-) -> dict[str, RawValue]:
-    found: dict[str, RawValue] = {}
-    for model in SETTINGS_MODELS:
-        for name in model.model_fields:
-            for var in env_names(model, name):
-                value = variables.get(var)
-                if value is not None and value.strip() != "":
-                    found[_setting_key(model, name)] = RawValue(value, Origin(kind, var, path))
-                    break
-    return found
-
-
-def _from_toml(
-    data: dict[str, Any], path: Path, problems: list[SettingProblem], warnings: list[SettingProblem]
-) -> dict[str, RawValue]:
-    found: dict[str, RawValue] = {}
-    tables = {model.toml_section: model for model in SETTINGS_MODELS}
-    for table, content in data.items():
-        if table == SAMPLING_TABLE:
-            rules, rule_problems = parse_rule_table(content)
-            for setting, rate in rules:
-                found[setting] = RawValue(rate, Origin("file", setting, path))
-            for setting, message in rule_problems:
-                problems.append(SettingProblem(setting, f"{path} (key {setting})", message))
-            continue
-        model = tables.get(table)
-        if model is None:
-            if table not in OTHER_KNOWN_TABLES:
-                known = ", ".join(f"[{t}]" for t in sorted(tables))
-                warnings.append(
-                    SettingProblem(table, str(path), f"unknown table, ignored (known: {known})")
-                )
-            continue
-        if not isinstance(content, dict):
-            problems.append(SettingProblem(table, str(path), f"[{table}] must be a table"))
-            continue
-        for key, value in content.items():
-            setting = f"{table}.{key}"
-            if key not in model.model_fields:
-                known = ", ".join(sorted(model.model_fields))
-                problems.append(
-                    SettingProblem(
-                        setting, f"{path} (key {setting})", f"unknown setting (known: {known})"
-                    )
-                )
-                continue
-            found[setting] = RawValue(value, Origin("file", setting, path))
-    return found
-
-
-@dataclass
-class Layers:
-    """Raw values of every source merged by precedence, with their origins."""
-
-    values: dict[str, RawValue]
-    files: SettingsFiles
-    problems: list[SettingProblem]
-    warnings: list[SettingProblem]
-    shadowed: dict[str, list[RawValue]] = field(default_factory=dict)
-
-    def merge(self, higher: Mapping[str, RawValue]) -> None:
-        """Lay a higher source over the values, remembering what it overrides."""
-        for setting, raw in higher.items():
-            previous = self.values.get(setting)
-            if previous is not None:
-                self.shadowed.setdefault(setting, []).insert(0, previous)
-            self.values[setting] = raw
-
-
-def _sampling_values(values: Mapping[str, RawValue]) -> dict[str, Any]:
-    prefix = f"{SAMPLING_TABLE}."
-    return {key: raw.value for key, raw in values.items() if key.startswith(prefix)}
-
-
-def collect_layers(
-    *,
-    cwd: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    config_file: Path | None = None,
-    flags: Mapping[str, tuple[Any, str]] | None = None,
-) -> Layers:
-    """Merge every source, lowest first, so a higher source overwrites a lower one.
-
-    ``flags`` maps ``table.key`` to ``(value, "--flag-name")``.
-    """
-    cwd = cwd or Path.cwd()
-    environ = os.environ if environ is None else environ
-    problems: list[SettingProblem] = []
-    warnings: list[SettingProblem] = []
-    files = SettingsFiles(
-        project=find_project_file(cwd, environ, config_file),
-        user=user_config_path(environ),
-        dotenv=cwd / ".env",
-    )
-    layers = Layers({}, files, problems, warnings)
-    for path in (files.user, files.project):
-        if path is not None and path.is_file():
-            try:
-                data = read_toml(path)
-            except ConfigurationError as exc:
-                problems.append(SettingProblem("file", str(path), exc.message.split(": ", 1)[1]))
-                continue
-            layers.merge(_from_toml(data, path, problems, warnings))
-    layers.merge(_from_variables(read_dotenv(files.dotenv), "dotenv", files.dotenv))
-    layers.merge(_from_variables(environ, "env", None))
-    layers.merge(
-        {
-            setting: RawValue(value, Origin("flag", flag))
-            for setting, (value, flag) in (flags or {}).items()
-        }
-    )
-    return layers
-
-
 def load_sampling_rules(
     *, cwd: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> SamplingRules:
@@ -337,7 +90,7 @@ def load_sampling_rules(
     Read from the same files as the settings; a bad rule, or a file that is not TOML, is a
     ``ConfigurationError`` (the rules must not silently differ between processes).
     """
-    layers = collect_layers(cwd=cwd, environ=environ)
+    layers = collect_layers(SETTINGS_MODELS, cwd=cwd, environ=environ)
     bad = [
         p
         for p in layers.problems
@@ -349,29 +102,7 @@ def load_sampling_rules(
             problems=[p.line() for p in bad],
             hint="run `autoops config validate` for details",
         )
-    return rules_from_settings(_sampling_values(layers.values))
-
-
-class LayeredSettingsSource(PydanticBaseSettingsSource):
-    """pydantic-settings source of a plain ``LangfuseConfig()``: every layer but flags."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: ``__call__`` answers for all fields at once."""
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        layers = collect_layers()
-        if layers.problems:
-            raise ConfigurationError(
-                "invalid configuration: " + "; ".join(p.line() for p in layers.problems)
-            )
-        section = self.settings_cls.toml_section  # type: ignore[attr-defined]
-        prefix = f"{section}."
-        return {
-            key[len(prefix) :]: raw.value
-            for key, raw in layers.values.items()
-            if key.startswith(prefix)
-        }
+    return rules_from_settings(sampling_values(layers.values))
 
 
 # --- validation -------------------------------------------------------------------------
@@ -388,7 +119,7 @@ def _problem_from_error(
         head, rest = message.split(": ", 1)
         if head in model.model_fields:
             name, message = head, rest
-    setting = _setting_key(model, name) if name else model.toml_section  # type: ignore[attr-defined]
+    setting = setting_key(model, name) if name else section_of(model)
     raw = values.get(setting)
     origin = raw.origin if raw is not None else Origin("default")
     secret = name in model.model_fields and model.model_fields[name].annotation in (
@@ -403,7 +134,7 @@ def _problem_from_error(
 def _validate(
     model: type[BaseSettings], values: dict[str, RawValue], problems: list[SettingProblem]
 ) -> Any:
-    section = model.toml_section  # type: ignore[attr-defined]
+    section = section_of(model)
     data = {
         key.split(".", 1)[1]: raw.value
         for key, raw in values.items()
@@ -470,7 +201,9 @@ def load_settings(
 
     Raises ``LocalFileError`` only when an explicitly named config file does not exist.
     """
-    layers = collect_layers(cwd=cwd, environ=environ, config_file=config_file, flags=flags)
+    layers = collect_layers(
+        SETTINGS_MODELS, cwd=cwd, environ=environ, config_file=config_file, flags=flags
+    )
     problems = list(layers.problems)
     langfuse = _validate(LangfuseConfig, layers.values, problems)
     masking = _validate(DataMaskingConfig, layers.values, problems)

@@ -14,8 +14,8 @@ from config.settings import (
     SETTINGS_MODELS,
     DataMaskingConfig,
     LangfuseConfig,
-    env_names,
 )
+from config.settings_layers import env_names
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -120,7 +120,8 @@ def render_template() -> str:
         "#",
         "# Keys do not belong here: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the",
         "# environment or in .env (kept out of version control). Without keys, autoops runs",
-        "# in local mode on the embedded store.",
+        "# in local mode on the embedded store (the integration guide's LangfuseConfig",
+        "# requires keys; the defaults below are the guide's).",
     ]
     for model in SETTINGS_MODELS:
         lines += ["", f"[{model.toml_section}]"]

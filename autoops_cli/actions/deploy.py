@@ -103,15 +103,25 @@ def deploy(
             )
             result.canary = {"event": event, "sent": False}
         return result
-    from config.langfuse_integration import initialize_langfuse_integration
-    from config.tracing.sampling import SamplingRules
+    from config.langfuse_integration import (
+        get_langfuse_integration,
+        initialize_langfuse_integration,
+    )
+    from config.sampling_rules import SamplingRules
 
     # The service only carries the canary, which must never be sampled out: a global rate or
     # rule below 1 would otherwise fail the deployment by chance.
-    service = initialize_langfuse_integration(
+    ready = initialize_langfuse_integration(
         config, masking, sample_rate=1.0, sampling_rules=SamplingRules()
     )
-    result.step("initialize", "ok", f"{service.mode} mode, destination {service.destination}")
+    service = get_langfuse_integration()
+    where = f"{service.mode} mode, destination {service.destination}"
+    if not ready:
+        result.step("initialize", "fail", f"{where}: not ready (see the log line above)")
+        result.exit_code = int(ExitCode.FAILURE)
+        service.shutdown(timeout=0)
+        return result
+    result.step("initialize", "ok", where)
     if canary:
         _run_canary(service, event, canary_timeout, result)
     service.shutdown(timeout=0)

@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ApiError, CredentialsError, NetworkError
+from config.http_answers import retry_after_seconds, server_message
 
 if TYPE_CHECKING:
     import httpx
@@ -118,12 +119,12 @@ class ApiClient:
             if response.status_code in (401, 403):
                 raise CredentialsError(
                     f"{self.host} rejected the API keys ({response.status_code}: "
-                    f"{_message(response)})",
+                    f"{server_message(response)})",
                     hint="check LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST",
                 )
             if not response.is_success:
                 raise ApiError(
-                    f"{self.host}{path} answered {response.status_code}: {_message(response)}",
+                    f"{self.host}{path} answered {response.status_code}: {server_message(response)}",
                     status=response.status_code,
                 )
             try:
@@ -187,20 +188,5 @@ def count(value: Any) -> int:
 
 def retry_after(response: httpx.Response) -> float:
     """Seconds to wait from ``Retry-After`` (1 s when absent or not a number)."""
-    from config.delivery.sender import retry_after_seconds
-
     seconds = retry_after_seconds(response)
     return 1.0 if seconds is None else seconds
-
-
-def _message(response: httpx.Response) -> str:
-    """Langfuse's ``message`` field, else the start of the body, on one line."""
-    try:
-        body = response.json()
-    except (ValueError, RecursionError):
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        text = body["message"]
-    else:
-        text = response.text
-    return " ".join(text.split())[:200]

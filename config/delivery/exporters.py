@@ -1,33 +1,21 @@
 """Where finished batches go: the local store, or nowhere (dry run); and what the Langfuse
 exporter (``config.delivery.sender.OutboxExporter``) sends with every request.
 
-Every exporter takes whole batches (``export``) and is flushed and shut down by the tracer.
+Every exporter takes whole batches (``export``) and is flushed and shut down by the tracer
+(the ``SpanExporter`` protocol of ``config.tracing.span_records``).
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
     from config.settings import LangfuseConfig
     from config.store.local_store import LocalStore
-
-
-class SpanExporter(Protocol):
-    """Receives finished batches from the tracer."""
-
-    def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
-        """Take one batch; must not block on the network."""
-
-    def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds until everything taken is delivered."""
-
-    def shutdown(self, timeout: float) -> None:
-        """Flush, then release resources."""
 
 
 @dataclass

@@ -5,8 +5,10 @@ gzip; scores as a JSON list), writes it to the outbox, and sends the outbox in o
 reused HTTP connection. A batch leaves the outbox only when Langfuse answered 2xx.
 
 - 408, 429, 5xx and transport errors are retried with exponential backoff and jitter,
-  honouring ``Retry-After``; after ``max_retries`` failed attempts in a row the sender falls
-  back: it stops trying for a cool-down while batches keep going to the outbox.
+  honouring ``Retry-After``; after ``max_retries`` failed attempts in a row the sender reports
+  Langfuse unreachable (``on_unreachable``: in the integration, its error handler), and falls
+  back: it stops trying for a cool-down (``pause_sending``) while batches keep going to the
+  outbox.
 - 401/403: the keys were rejected. Sending stops for this process (one log line); the
   batches stay in the outbox for after the keys are fixed.
 - Any other 4xx: the batch itself is bad; it moves to the dead letters with the server's
@@ -24,10 +26,13 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from config.delivery.outbox import SCORES, SPANS, Outbox, OutboxEntry
+from config.errors import NetworkError
+from config.http_answers import retry_after_seconds, server_message
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
@@ -81,7 +86,14 @@ class SendOutcome:
 class OutboxExporter:
     """The langfuse-mode exporter: outbox on disk, background sender, bounded waits."""
 
-    def __init__(self, config: LangfuseConfig, outbox: Outbox, *, resource: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: LangfuseConfig,
+        outbox: Outbox,
+        *,
+        resource: dict[str, Any],
+        on_unreachable: Callable[[Exception], None] | None = None,
+    ) -> None:
         import httpx
 
         from config.delivery.exporters import langfuse_headers, sdk_version
@@ -104,6 +116,10 @@ class OutboxExporter:
         self._next_attempt = 0.0
         self._unsaved = 0  # batches taken by export() and not yet written to the outbox
         self.stats = DeliveryStats()
+        # Who hears "unreachable after max_retries": the integration's error handler, which
+        # puts the service in fallback mode (through pause_sending); used alone, as by
+        # `autoops buffer flush`, the sender logs it and falls back by itself.
+        self._on_unreachable = on_unreachable or self._fall_back
         self._worker = threading.Thread(target=self._run, name="autoops-delivery", daemon=True)
         self._worker.start()
 
@@ -153,6 +169,20 @@ class OutboxExporter:
         """Batches not delivered yet (queued in memory or in the outbox)."""
         return self._unsaved + self._outbox.count(self._host)
 
+    def pause_sending(self, seconds: float = FALLBACK_COOLDOWN_S) -> None:
+        """Fallback mode: stop sending for ``seconds``; batches keep going to the outbox.
+
+        A flush still tries at once, and the first delivery ends fallback mode.
+        """
+        with self._changed:
+            self.stats.state = "fallback"
+            self._next_attempt = time.monotonic() + seconds
+            self._changed.notify_all()
+
+    def _fall_back(self, error: Exception) -> None:
+        logger.warning("%s", error)
+        self.pause_sending()
+
     def _settled(self) -> bool:
         """Nothing more will happen without a change: delivered, or sending has stopped."""
         if self._unsaved:  # taken by export() but not in the outbox yet
@@ -167,10 +197,7 @@ class OutboxExporter:
         while True:
             try:
                 self._store_queued()
-                if (
-                    time.monotonic() >= self._next_attempt
-                    and self.stats.state != "credentials_rejected"
-                ):
+                if self._may_send():
                     self._send_pending()
             except Exception as exc:  # the sender must survive anything (a full disk, a bug)
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -189,6 +216,17 @@ class OutboxExporter:
                         else 0.5
                     )
                     self._changed.wait(min(max(wait, 0.01), 0.5))
+
+    def _may_send(self) -> bool:
+        """Sending is due: the backoff or cool-down is over, or a flush skips the cool-down.
+
+        A flush does not skip a retry backoff: that would hammer a failing server.
+        """
+        if self.stats.state == "credentials_rejected":
+            return False
+        if self._urgent and self.stats.state == "fallback":
+            return True
+        return time.monotonic() >= self._next_attempt
 
     def _outbox_waiting(self) -> bool:
         return self.stats.state != "credentials_rejected" and self._outbox.count(self._host) > 0
@@ -226,12 +264,6 @@ class OutboxExporter:
             self._outbox.add(SCORES, self._host, body, len(scores))
 
     def _send_pending(self) -> None:
-        if (
-            self.stats.state == "fallback"
-            and not self._urgent
-            and time.monotonic() < self._next_attempt
-        ):
-            return
         while not self._stop:
             entries = self._outbox.pending(self._host)
             if not entries:
@@ -259,7 +291,7 @@ class OutboxExporter:
         if response.is_success:
             self._delivered(entry, response)
             return SendOutcome.DELIVERED
-        message = _server_message(response)
+        message = server_message(response, limit=500)
         if status in (401, 403):
             self.stats.state = "credentials_rejected"
             self.stats.last_error = f"HTTP {status}: {message}"
@@ -298,35 +330,28 @@ class OutboxExporter:
         self.stats.attempts_failed += 1
         self.stats.last_error = error
         self._failures_in_a_row += 1
+        in_fallback = self.stats.state == "fallback"
+        self.stats.state = "retrying"
+        backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
+        delay = retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
+        self._next_attempt = time.monotonic() + delay
         if self._failures_in_a_row > self._config.max_retries and not self._urgent:
-            if self.stats.state != "fallback":
-                logger.warning(
-                    "Langfuse unreachable after %d attempts (%s); recording to the outbox, "
-                    "retrying in %.0f s",
-                    self._failures_in_a_row,
-                    error,
-                    FALLBACK_COOLDOWN_S,
-                )
-            self.stats.state = "fallback"
-            self._next_attempt = time.monotonic() + FALLBACK_COOLDOWN_S
-        else:
-            self.stats.state = "retrying"
-            backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
-            delay = (
-                retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
-            )
-            self._next_attempt = time.monotonic() + delay
+            if in_fallback:
+                self.pause_sending()  # still unreachable after a cool-down: reported already
+            else:
+                self._report_unreachable(error)
         return SendOutcome.RETRY
 
-
-def _server_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body)[:500]
-    return str(body)[:500]
+    def _report_unreachable(self, error: str) -> None:
+        unreachable = NetworkError(
+            f"Langfuse unreachable after {self._failures_in_a_row} attempts ({error}); "
+            f"recording to the outbox, retrying in {FALLBACK_COOLDOWN_S:.0f} s"
+        )
+        try:
+            self._on_unreachable(unreachable)
+        except Exception as exc:  # a failing listener must not leave the sender retrying flat out
+            logger.warning("%s (reporting it failed: %s: %s)", unreachable, type(exc).__name__, exc)
+            self.pause_sending()
 
 
 def _rejected_scores(response: httpx.Response) -> list[str]:
@@ -337,14 +362,3 @@ def _rejected_scores(response: httpx.Response) -> list[str]:
         return [str(error.get("message")) for error in errors]
     except (ValueError, AttributeError, TypeError):
         return []
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds from the ``Retry-After`` header (None when absent or not a number)."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

@@ -4,7 +4,9 @@ The seed's alert rule made active: when tracing adds more than ``LANGFUSE_MAX_LA
 an agent operation (on average over a window of traces), or the outbox holds more than
 ``LANGFUSE_BUFFER_SIZE`` batches, the effective rate is halved, step by step down to 1 %;
 when both are back under half their limits, it is doubled, step by step, up to the
-configured rate. Every change is logged and kept for the run's summary. Sampling stays a
+configured rate. Every change is logged and kept for the run's summary. Tracing over its
+latency budget is the error handler's call (``on_over_budget``: in the integration,
+``LangfuseErrorHandler.handle_performance_degradation``, which calls ``lower``). Sampling stays a
 per-trace decision at the root, so traces are still kept or dropped whole. The sampler scales
 its rules below 1.0 by the same factor (``config.tracing.sampling``); a rule at 1.0 is never lowered.
 """
@@ -25,6 +27,11 @@ STEP = 0.5
 MIN_RATE = ADAPTIVE_FLOOR
 
 
+def latency_reason(overhead_ms: float, budget_ms: float) -> str:
+    """Why the rate went down when tracing costs too much (kept in ``changes``)."""
+    return f"tracing adds {overhead_ms:.3f} ms per agent operation (budget {budget_ms:g} ms)"
+
+
 @dataclass
 class AdaptiveSampling:
     """Watches windows of finished traces and moves the sampler's rate."""
@@ -34,6 +41,9 @@ class AdaptiveSampling:
     max_latency_ms: float
     buffer_size: int
     changes: list[dict[str, Any]] = field(default_factory=list)
+    # Told the measured overhead (ms per agent operation) when it is over the budget; it
+    # decides what to do about it. None: lower the rate here.
+    on_over_budget: Callable[[float], None] | None = None
     _traces: int = 0
     _window_ns: int = 0
     _window_operations: int = 0
@@ -58,23 +68,37 @@ class AdaptiveSampling:
     def evaluate(self, overhead_ms: float, pending_batches: int) -> None:
         """Lower or restore the rate for the measured overhead and outbox size."""
         rate = self.sampler.rate
-        if overhead_ms > self.max_latency_ms or pending_batches > self.buffer_size:
-            reason = (
-                f"tracing adds {overhead_ms:.3f} ms per agent operation (budget {self.max_latency_ms:g} ms)"
-                if overhead_ms > self.max_latency_ms
-                else f"outbox holds {pending_batches} batches (buffer size {self.buffer_size})"
-            )
-            # Never below the floor, and never "lowered" up to it from a rate already under it.
-            new_rate = max(min(MIN_RATE, rate), rate * STEP)
+        if overhead_ms > self.max_latency_ms:
+            if self.on_over_budget is not None:
+                self.on_over_budget(overhead_ms)
+            else:
+                self.lower(latency_reason(overhead_ms, self.max_latency_ms))
+        elif pending_batches > self.buffer_size:
+            self.lower(f"outbox holds {pending_batches} batches (buffer size {self.buffer_size})")
         elif (
             overhead_ms < self.max_latency_ms / 2
             and pending_batches <= self.buffer_size // 2
             and rate < self.base_rate
         ):
-            reason = "tracing cost and outbox back under half their limits"
-            new_rate = min(self.base_rate, rate / STEP)
-        else:
-            return
+            self._change(
+                min(self.base_rate, rate / STEP),
+                "tracing cost and outbox back under half their limits",
+            )
+
+    def lower(self, reason: str) -> float:
+        """Halve the rate in force, not below the floor; the rate in force afterwards.
+
+        Sampling switched off (``LANGFUSE_ENABLE_SAMPLING=false``) keeps every trace: then
+        nothing changes.
+        """
+        rate = self.sampler.rate
+        if self.sampler.enabled:
+            # Never below the floor, and never "lowered" up to it from a rate already under it.
+            self._change(max(min(MIN_RATE, rate), rate * STEP), reason)
+        return self.sampler.rate
+
+    def _change(self, new_rate: float, reason: str) -> None:
+        rate = self.sampler.rate
         if new_rate == rate:
             return
         self.sampler.set_rate(new_rate)

@@ -1,4 +1,5 @@
-"""What the core records: finished spans with Langfuse's OTel attributes, and scores.
+"""What the core records: finished spans with Langfuse's OTel attributes, and scores;
+and ``SpanExporter``, the protocol of whatever receives them in batches.
 
 A ``SpanRecord`` is exactly what would travel over OTLP to ``/api/public/otel/v1/traces``:
 ids, name, times, status and a flat attribute map whose keys are the Langfuse SDK's own
@@ -9,7 +10,7 @@ trace and observation rows (``config.store.otel_mapping``), so both destinations
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # OTel status codes (opentelemetry.trace.StatusCode values).
 STATUS_UNSET = 0
@@ -69,3 +70,18 @@ class ScoreRecord:
         body.update({k: v for k, v in optional.items() if v is not None})
         body["dataType"] = self.data_type
         return body
+
+
+# The tracer's side of delivery, defined here so the tracing layer needs nothing above it:
+# the exporters (config.delivery) implement it.
+class SpanExporter(Protocol):
+    """Receives finished batches from the tracer."""
+
+    def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
+        """Take one batch; must not block on the network."""
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until everything taken is delivered."""
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush, then release resources."""

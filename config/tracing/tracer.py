@@ -21,11 +21,17 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
-from config.delivery.exporters import SpanExporter
+from config.sampling_rules import SamplingSubject
 from config.tracing import attributes as la
 from config.tracing.ids import random_trace_id, span_id_for, trace_id_for
-from config.tracing.sampling import SamplingSubject, TraceSampler
-from config.tracing.span_records import STATUS_ERROR, STATUS_UNSET, ScoreRecord, SpanRecord
+from config.tracing.sampling import TraceSampler
+from config.tracing.span_records import (
+    STATUS_ERROR,
+    STATUS_UNSET,
+    ScoreRecord,
+    SpanExporter,
+    SpanRecord,
+)
 
 _UNSET: Any = object()
 _current: ContextVar[Observation | None] = ContextVar("autoops_observation", default=None)

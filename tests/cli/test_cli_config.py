@@ -7,7 +7,8 @@ import stat
 from pathlib import Path
 
 from autoops_cli.actions.config import render_template
-from config.settings import DataMaskingConfig, LangfuseConfig, env_names
+from config.settings import DataMaskingConfig, LangfuseConfig
+from config.settings_layers import env_names
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
 from tests.support.paths import GOLDEN
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from config.settings import SETTINGS_MODELS, env_names
+from config.settings import SETTINGS_MODELS
+from config.settings_layers import env_names
 from tests.support.paths import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

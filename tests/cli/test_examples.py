@@ -150,7 +150,8 @@ def test_foundation_demo_shows_the_configuration_and_masks_personal_data(workdir
     done = run_example("langfuse_foundation_demo.py", workdir)
     assert done.returncode == 0, done.stderr
     assert re.search(r"mode\s+local", done.stdout)
-    assert "health_check() after: healthy" in done.stdout
+    assert "initialize_langfuse_integration(): ready; local mode" in done.stdout
+    assert "health_check() after: available True, healthy" in done.stdout
     db = client_store(workdir)
     agent = one(observations(db), type="AGENT")
     assert agent["input"]["note"] == "reported by [EMAIL]"

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from config.langfuse_integration import LangfuseIntegrationService
+from config.sampling_rules import SamplingRules, SamplingSubject
 from config.settings import DataMaskingConfig, LangfuseConfig
 from config.tracing.adaptive_sampling import AdaptiveSampling
 from config.tracing.ids import trace_id_for
-from config.tracing.sampling import SamplingRules, SamplingSubject, TraceSampler
+from config.tracing.sampling import TraceSampler
 from tests.cli.test_replay import EXAMPLE, EXPECTED_ROUTES, query
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
 from tests.core.test_integration_core import Capture

@@ -37,6 +37,27 @@ def test_latency_over_budget_lowers_to_the_floor_and_no_further() -> None:
     assert sampler.rate == MIN_RATE
 
 
+def test_latency_over_budget_is_the_listeners_call() -> None:
+    """With a listener (the service's error handler) the over-budget latency goes to it."""
+    sampler = TraceSampler(1.0)
+    heard: list[float] = []
+    adaptive = AdaptiveSampling(
+        sampler, base_rate=1.0, max_latency_ms=0.5, buffer_size=1000, on_over_budget=heard.append
+    )
+    adaptive.evaluate(overhead_ms=5.0, pending_batches=0)
+    adaptive.evaluate(overhead_ms=0.1, pending_batches=0)  # under budget: not reported
+    assert heard == [5.0]
+    assert sampler.rate == 1.0  # lowering is the listener's decision
+
+
+def test_lowering_leaves_a_switched_off_sampler_alone() -> None:
+    sampler = TraceSampler(0.5, enabled=False)
+    adaptive = AdaptiveSampling(sampler, base_rate=1.0, max_latency_ms=0.5, buffer_size=10)
+    assert adaptive.lower("too slow") == 1.0
+    assert adaptive.changes == []
+    assert sampler.keep("f" * 32)
+
+
 def test_replay_shows_the_changes_and_keeps_traces_whole(cli: Cli, workdir: Path) -> None:
     env = {"LANGFUSE_MAX_LATENCY_MS": "0.000001"}
     result = cli("replay", str(EXAMPLE), "--json", env=env)

@@ -285,3 +285,45 @@ def test_shutdown_keeps_what_was_queued_behind_a_stuck_request(
         assert kept == recorded == 4
     finally:
         silent.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (yet): connections to it are refused."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_flush_skips_the_fallback_cool_down(workdir: Path) -> None:
+    """Unreachable beyond max_retries: fallback (30 s cool-down); the host is back and a flush
+    delivers at once instead of waiting out the cool-down."""
+    from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    port = free_port()
+    config = LangfuseConfig(
+        public_key=KNOWN_PUBLIC,
+        secret_key=KNOWN_SECRET,
+        host=f"http://127.0.0.1:{port}",
+        max_retries=1,
+    )
+    service = LangfuseIntegrationService(
+        config, DataMaskingConfig(), store_path=workdir / "cool" / "traces.db", batch_size=1
+    )
+    trace = service.create_simulation_trace({"event_type": "demand_spike", "event_id": "e1"})
+    service.finalize_trace(trace, {"ok": True})
+    deadline = time.monotonic() + 60
+    while service.get_performance_metrics()["delivery_state"] != "fallback":
+        assert time.monotonic() < deadline, service.get_performance_metrics()
+        time.sleep(0.05)
+    server = FakeLangfuse(port=port)
+    try:
+        # Well under the 30 s cool-down: only a flush that skips it can deliver in time.
+        assert service.flush(timeout=15.0)
+        assert len(span_ids(server.received)) == 1
+        assert service.get_performance_metrics()["delivery_state"] == "ok"
+    finally:
+        service.shutdown(timeout=0)
+        server.close()

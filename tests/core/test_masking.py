@@ -266,10 +266,11 @@ def test_all_off_is_disabled_and_changes_nothing() -> None:
 
 
 def test_config_defaults_are_honoured() -> None:
-    # Defaults: PII and customer data masked, financial data kept.
+    # The seed's defaults: PII, customer and financial data masked; prices stay.
     default = DataMasker(DataMaskingConfig.model_construct())
-    assert default.mask({"unit_cost": 1.0, "email": "a@b.co"}) == {
-        "unit_cost": 1.0,
+    assert default.mask({"unit_cost": 1.0, "current_price": 9.5, "email": "a@b.co"}) == {
+        "unit_cost": "[FINANCIAL]",
+        "current_price": 9.5,
         "email": "[REDACTED]",
     }
 

@@ -15,7 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.settings import SETTINGS_MODELS, env_names
+from config.settings import SETTINGS_MODELS
+from config.settings_layers import env_names
 from tests.conftest import KNOWN_SECRET, Cli, Figures
 from tests.support.property_budget import examples
 

@@ -495,8 +495,14 @@ def test_trace_filters(store: LocalStore) -> None:
     assert trace_ids(store, name=name) == set(
         row[0] for row in db(store, "SELECT id FROM traces WHERE name = ?", name)
     )
-    both = list_traces(store, q(("environment", "staging"), ("environment", "default")))
-    assert both["meta"]["totalItems"] == count(store, "SELECT COUNT(*) FROM traces")
+    # The replays' environments (staging, and the default "development") and the hand-made
+    # trace's Langfuse default: together, every trace.
+    every = q(
+        ("environment", "staging"), ("environment", "development"), ("environment", "default")
+    )
+    assert list_traces(store, every)["meta"]["totalItems"] == count(
+        store, "SELECT COUNT(*) FROM traces"
+    )
 
 
 def test_tags_must_all_be_present(store: LocalStore) -> None:

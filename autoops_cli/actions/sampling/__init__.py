@@ -30,7 +30,7 @@ def set_sampling(
     """
     from autoops_cli.actions.sampling.file import sampling_key, set_rate, target_file
     from config.errors import UsageError
-    from config.tracing.sampling import parse_rate
+    from config.sampling_rules import parse_rate
 
     try:
         value = parse_rate(rate)

@@ -101,7 +101,7 @@ def sampling_key(
 
 def target_file(*, user: bool, project: bool, config_file: Path | None) -> tuple[str, Path]:
     """The scope and file to edit: the project file (found, or ./autoops.toml) or the user file."""
-    from config.settings_sources import PROJECT_FILE_NAME, find_project_file, user_config_path
+    from config.settings_layers import PROJECT_FILE_NAME, find_project_file, user_config_path
 
     if user and project:
         raise UsageError("give --user or --project, not both")

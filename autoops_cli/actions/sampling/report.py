@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.simulation.catalog import sampling_rule_names
-from config.tracing.sampling import RULE_KINDS
+from config.sampling_rules import RULE_KINDS
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from autoops_cli.actions.sampling.file import SamplingChange
     from config.settings import LangfuseConfig
-    from config.settings_sources import LoadedSettings, RawValue
+    from config.settings_layers import RawValue
+    from config.settings_sources import LoadedSettings
 
 GLOBAL_SETTING = "langfuse.sample_rate"
 SWITCH_SETTING = "langfuse.enable_sampling"

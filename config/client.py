@@ -1,0 +1,190 @@
+"""The seed's ``LangfuseClient``: the low-level client wrapper with error handling.
+
+It owns the connection to wherever traces go, chosen by mode: the local store (local mode),
+the outbox and its background sender (langfuse mode), or nothing (tracing disabled). The
+tracer hands it finished batches (it is the tracer's ``SpanExporter``); whatever the
+destination raises goes to the error handler, never to the caller. ``check_connection`` is a
+cheap probe of the destination.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from config.error_handler import LangfuseErrorHandler
+    from config.settings import LangfuseConfig
+    from config.tracing.span_records import ScoreRecord, SpanExporter, SpanRecord
+
+HEALTH_PATH = "/api/public/health"
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What a connectivity probe found."""
+
+    available: bool
+    destination: str
+    detail: str
+    round_trip_ms: float | None = None
+
+
+class LangfuseClient:
+    """The connection to the trace destination, with every error handed to the error handler.
+
+    ``mode`` is ``local``, ``langfuse`` or ``disabled``; ``exporter`` replaces the one the mode
+    would choose (tests, benchmarks, a custom destination).
+    """
+
+    def __init__(
+        self,
+        config: LangfuseConfig,
+        *,
+        mode: str,
+        error_handler: LangfuseErrorHandler,
+        exporter: SpanExporter | None = None,
+        store_path: Path | None = None,
+        retention_days: int = 30,
+    ) -> None:
+        self.config = config
+        self.mode = mode
+        self.error_handler = error_handler
+        self.store_path: Path | None = None
+        self.exporter: SpanExporter = (
+            exporter if exporter is not None else self._connect(store_path, retention_days)
+        )
+
+    def _connect(self, store_path: Path | None, retention_days: int) -> SpanExporter:
+        """The exporter the mode asks for (the store file is opened, or created, here)."""
+        from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
+        from config.store.local_store import LocalStore, default_store_path
+
+        if self.mode == "disabled":
+            return NullExporter()
+        self.store_path = store_path or default_store_path()
+        if self.mode == "langfuse":
+            from config.delivery.outbox import Outbox
+            from config.delivery.sender import OutboxExporter
+
+            return OutboxExporter(
+                self.config,
+                Outbox(self.store_path),
+                resource=resource_attributes(self.config),
+                on_unreachable=self.error_handler.handle_connection_error,
+            )
+        store = LocalStore(self.store_path)
+        store.prune(retention_days)
+        return LocalStoreExporter(store)
+
+    @property
+    def destination(self) -> str:
+        """Where traces go, in words: ``local store <path>``, the Langfuse host, or ``none``."""
+        if self.mode == "langfuse":
+            return self.config.host
+        if self.mode == "local":
+            return f"local store {self.store_path}" if self.store_path else "local store"
+        return "none (tracing disabled)"
+
+    @property
+    def stats(self) -> Any:
+        """The exporter's delivery figures (``ExportStats`` or ``DeliveryStats``), if it has any."""
+        return getattr(self.exporter, "stats", None)
+
+    # --- the tracer's exporter ----------------------------------------------------------
+
+    def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
+        """Hand a batch to the destination; a failure goes to the error handler (batch lost)."""
+        try:
+            self.exporter.export(spans, scores)
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc, where="export")
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until everything handed over is delivered."""
+        try:
+            return self.exporter.flush(timeout)
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc, where="flush")
+            return False
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush for up to ``timeout`` s and release the destination."""
+        try:
+            self.exporter.shutdown(timeout)
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc, where="shutdown")
+
+    def pending(self) -> int:
+        """Batches not delivered yet (0 for destinations without an outbox)."""
+        pending = getattr(self.exporter, "pending", None)
+        if not callable(pending):
+            return 0
+        try:
+            return int(pending())
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc, where="pending")
+            return 0
+
+    def enable_fallback_mode(self) -> bool:
+        """Stop sending for the cool-down (batches keep going to the outbox).
+
+        False when the destination does not send (the local store, no tracing).
+        """
+        pause = getattr(self.exporter, "pause_sending", None)
+        if not callable(pause):
+            return False
+        pause()
+        return True
+
+    # --- the probe ----------------------------------------------------------------------
+
+    def check_connection(self, timeout: float = 5.0) -> ConnectionCheck:
+        """Probe the destination cheaply: Langfuse's health route, or the store file.
+
+        A failure goes to the error handler (fallback mode) and is returned, not raised.
+        """
+        if self.mode == "disabled":
+            return ConnectionCheck(False, self.destination, "tracing disabled: no destination")
+        started = time.perf_counter()
+        try:
+            detail = (
+                self._probe_langfuse(timeout) if self.mode == "langfuse" else self._probe_store()
+            )
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc)
+            return ConnectionCheck(False, self.destination, f"{type(exc).__name__}: {exc}")
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        return ConnectionCheck(True, self.destination, detail, elapsed_ms)
+
+    def _probe_langfuse(self, timeout: float) -> str:
+        import httpx
+
+        from config.errors import ApiError
+        from config.http_answers import server_message
+
+        # No keys: the health route is public, and a probe must not depend on them.
+        with httpx.Client(base_url=self.config.host, timeout=timeout) as http:
+            response = http.get(HEALTH_PATH)
+        if not response.is_success:
+            raise ApiError(
+                f"{self.config.host}{HEALTH_PATH} answered {response.status_code}: "
+                f"{server_message(response)}",
+                status=response.status_code,
+            )
+        try:
+            version = response.json().get("version", "?")
+        except (ValueError, AttributeError, RecursionError):
+            version = "?"
+        return f"Langfuse {version} answered {HEALTH_PATH}"
+
+    def _probe_store(self) -> str:
+        if self.store_path is None:
+            return f"{type(self.exporter).__name__} given by the caller (not probed)"
+        from config.store.local_store import LocalStore
+
+        LocalStore(self.store_path).close()  # opens (and checks) the file as a writer would
+        return f"store {self.store_path} opens"

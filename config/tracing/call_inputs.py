@@ -1,0 +1,47 @@
+"""What a traced function call records as its input: its arguments, by parameter name.
+
+Used by the ``observe`` and ``agent_operation`` decorators. An argument that knows its JSON
+form (an ``as_dict()`` method, as ``AgentDecision`` and ``SimulationEvent`` have) is recorded
+as that form: the masker works on plain data.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+def plain(value: Any) -> Any:
+    """A value's JSON form when it has one (``as_dict()``), else the value itself."""
+    as_dict = getattr(value, "as_dict", None)
+    return as_dict() if callable(as_dict) else value
+
+
+def call_input(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by parameter name, ``self`` left out.
+
+    When the signature is unknown or does not bind them: ``{"args": [...], "kwargs": {...}}``.
+    """
+    signature = _signature(function)
+    try:
+        bound = signature.bind_partial(*args, **kwargs) if signature is not None else None
+    except TypeError:
+        bound = None
+    if bound is None:
+        return {
+            "args": [plain(a) for a in args],
+            "kwargs": {k: plain(v) for k, v in kwargs.items()},
+        }
+    return {k: plain(v) for k, v in bound.arguments.items() if k != "self"}

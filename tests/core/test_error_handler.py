@@ -1,0 +1,225 @@
+"""LangfuseErrorHandler through its public methods: connection, trace and performance errors."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from config.langfuse_integration import LangfuseIntegrationService
+from config.settings import DataMaskingConfig, LangfuseConfig
+from config.tracing.adaptive_sampling import WINDOW_TRACES
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+from tests.core.test_delivery import free_port
+from tests.support.fake_langfuse import FakeLangfuse
+
+EVENT = {"event_type": "demand_spike", "product_id": "P1", "severity": "high"}
+
+
+def langfuse_service(port: int, store: Path, **config: object) -> LangfuseIntegrationService:
+    settings = LangfuseConfig(
+        public_key=KNOWN_PUBLIC,
+        secret_key=KNOWN_SECRET,
+        host=f"http://127.0.0.1:{port}",
+        **config,  # type: ignore[arg-type]
+    )
+    return LangfuseIntegrationService(settings, DataMaskingConfig(), store_path=store, batch_size=1)
+
+
+def local_service(store: Path, **config: object) -> LangfuseIntegrationService:
+    return LangfuseIntegrationService(
+        LangfuseConfig(**config),  # type: ignore[arg-type]
+        DataMaskingConfig(),
+        store_path=store,
+        batch_size=1,
+    )
+
+
+def one_trace(service: LangfuseIntegrationService, event_id: str) -> str:
+    trace_id = service.create_simulation_trace({**EVENT, "event_id": event_id}, session_id="s")
+    span_id = service.start_agent_span("pricing_agent", "optimize_price", {"price": 10})
+    service.log_agent_decision(span_id, {"decision_type": "hold"}, confidence=0.7)
+    service.end_agent_span(span_id, {"price": 10})
+    service.finalize_trace(trace_id, {"ok": True})
+    return trace_id
+
+
+def observations(store: Path, trace_id: str) -> dict[str, tuple[str | None, str | None, str]]:
+    """name -> (level, status message, parent id) of a trace's observations in the store."""
+    with sqlite3.connect(store) as db:
+        rows = db.execute(
+            "SELECT name, level, status_message, COALESCE(parent_observation_id, '') "
+            "FROM observations WHERE trace_id = ?",
+            (trace_id,),
+        ).fetchall()
+    return {name: (level, message, parent) for name, level, message, parent in rows}
+
+
+# --- handle_connection_error ---------------------------------------------------------------
+
+
+def test_a_refused_connection_means_fallback_mode_and_nothing_lost(workdir: Path) -> None:
+    port = free_port()
+    service = langfuse_service(port, workdir / "down" / "traces.db")
+    try:
+        check = service.client.check_connection(timeout=2.0)
+        assert not check.available
+        assert "ConnectError" in check.detail
+        assert service.error_handler.fallback_activations == 1
+        assert service.health_check()["delivery_state"] == "fallback"
+        trace_ids = [one_trace(service, f"e{n}") for n in range(3)]  # the service keeps running
+        metrics = service.get_performance_metrics()
+        assert metrics["tracing_errors"] == 0  # nothing failed on the traced code's path
+        assert metrics["traces_finalized"] == 3
+        # Sending waits out the cool-down: every batch (one per observation) is in the outbox.
+        assert metrics["batches_pending"] >= metrics["observations_recorded"]
+        server = FakeLangfuse(port=port)
+        try:
+            assert service.flush(timeout=30.0)
+            received = {span.trace_id for span in server.received.spans}
+            assert received == set(trace_ids)
+            assert len(server.received.spans) == metrics["observations_recorded"]
+            assert service.get_performance_metrics()["delivery_state"] == "ok"
+        finally:
+            server.close()
+    finally:
+        service.shutdown(timeout=0)
+
+
+def test_unreachable_after_max_retries_is_reported_through_the_handler(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    service = langfuse_service(port, workdir / "down" / "traces.db", max_retries=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="autoops"):
+            one_trace(service, "e1")
+            deadline = time.monotonic() + 60
+            while service.get_performance_metrics()["delivery_state"] != "fallback":
+                assert time.monotonic() < deadline, service.get_performance_metrics()
+                time.sleep(0.05)
+        assert service.error_handler.fallback_activations == 1
+        reported = [r.getMessage() for r in caplog.records if r.name == "autoops.tracing"]
+        assert any(
+            f"connection to http://127.0.0.1:{port} failed, continuing in fallback mode: "
+            "NetworkError: Langfuse unreachable after 2 attempts" in message
+            for message in reported
+        ), reported
+        assert service.get_performance_metrics()["batches_pending"] > 0
+    finally:
+        service.shutdown(timeout=0)
+
+
+def test_a_store_that_fails_a_write_costs_that_batch_only(workdir: Path) -> None:
+    """Local mode: the store's connection breaks mid-run; the agent never notices."""
+    store = workdir / "gone" / "traces.db"
+    service = local_service(store)
+    first = one_trace(service, "e1")
+    service.client.exporter.store.close()  # type: ignore[attr-defined]
+    second = one_trace(service, "e2")  # every write of this trace fails
+    metrics = service.get_performance_metrics()
+    assert metrics["traces_finalized"] == 2
+    assert metrics["tracing_errors"] > 0
+    assert service.health_check()["status"] == "degraded"
+    assert set(observations(store, first)) == {
+        "orchestrator.process_event",
+        "pricing_agent.optimize_price",
+        "pricing_agent.decision",
+    }
+    assert observations(store, second) == {}
+
+
+# --- handle_trace_error --------------------------------------------------------------------
+
+
+def test_a_trace_error_cleans_up_that_trace_and_later_traces_are_unaffected(
+    workdir: Path,
+) -> None:
+    store = workdir / "store" / "traces.db"
+    service = local_service(store)
+    broken = service.create_simulation_trace({**EVENT, "event_id": "broken"}, session_id="s")
+    service.start_agent_span("inventory_agent", "forecast", {"days": 7})  # never ended
+    # An outcome that is not a mapping: finalizing the trace fails half way.
+    service.finalize_trace(broken, ["not", "a", "mapping"])  # type: ignore[arg-type]
+    assert service.trace_manager.open_observations(broken) == []
+    assert service.trace_manager.current_trace_id() is None
+    assert service.get_performance_metrics()["tracing_errors"] == 1
+    assert service.get_performance_metrics()["success_rate"] == 0.0
+    later = one_trace(service, "later")
+    service.flush()
+    failed = observations(store, broken)
+    assert {name: level for name, (level, _, _) in failed.items()} == {
+        "orchestrator.process_event": "ERROR",
+        "inventory_agent.forecast": "ERROR",
+    }
+    assert failed["inventory_agent.forecast"][1].startswith("tracing failed: AttributeError")
+    fine = observations(store, later)
+    root_id = next(
+        parent for name, (_, _, parent) in fine.items() if name == "orchestrator.process_event"
+    )
+    assert root_id == ""  # the later trace is not nested under the failed one
+    assert {level for level, _, _ in fine.values()} == {"DEFAULT"}
+    assert service.get_performance_metrics()["traces_finalized"] == 2
+
+
+def test_a_trace_the_application_abandons_is_ended_at_error(workdir: Path) -> None:
+    store = workdir / "store" / "traces.db"
+    service = local_service(store)
+    trace_id = service.create_simulation_trace({**EVENT, "event_id": "e1"}, session_id="s")
+    service.start_agent_span("pricing_agent", "optimize_price")
+    service.start_agent_span("pricing_agent", "competitor_feed")
+    service.error_handler.handle_trace_error(trace_id, TimeoutError("workflow gave up"))
+    assert service.trace_manager.open_observations(trace_id) == []
+    assert service.trace_manager.agent_operation(trace_id, "pricing_agent") is None
+    service.finalize_trace(trace_id, {"ok": True})  # nothing left to finalize: a no-op
+    service.flush()
+    levels = {
+        name: (level, message)
+        for name, (level, message, _) in observations(store, trace_id).items()
+    }
+    assert levels == {
+        "orchestrator.process_event": ("ERROR", "tracing failed: TimeoutError: workflow gave up"),
+        "pricing_agent.optimize_price": ("ERROR", "tracing failed: TimeoutError: workflow gave up"),
+        "pricing_agent.competitor_feed": (
+            "ERROR",
+            "tracing failed: TimeoutError: workflow gave up",
+        ),
+    }
+    assert service.get_performance_metrics()["traces_finalized"] == 1
+
+
+# --- handle_performance_degradation --------------------------------------------------------
+
+
+def test_degradation_over_the_budget_lowers_the_effective_sample_rate(workdir: Path) -> None:
+    service = local_service(workdir / "store" / "traces.db", max_latency_ms=50.0)
+    service.error_handler.handle_performance_degradation(20.0)  # within the budget
+    assert service.get_performance_metrics()["effective_sample_rate"] == 1.0
+    service.error_handler.handle_performance_degradation(80.0)
+    metrics = service.get_performance_metrics()
+    assert metrics["effective_sample_rate"] == 0.5
+    (change,) = metrics["sampling_changes"]
+    assert change["from"] == 1.0 and change["to"] == 0.5
+    assert "tracing adds 80.000 ms per agent operation (budget 50 ms)" in change["reason"]
+
+
+def test_adaptive_sampling_goes_through_the_handlers_budget(workdir: Path) -> None:
+    """A window of traces over LANGFUSE_MAX_LATENCY_MS: the handler decides, and lowers."""
+    service = local_service(workdir / "store" / "traces.db", max_latency_ms=1e-9)
+    for n in range(WINDOW_TRACES):
+        one_trace(service, f"e{n}")
+    assert service.get_performance_metrics()["effective_sample_rate"] == 0.5
+    relaxed = local_service(workdir / "other" / "traces.db", max_latency_ms=1e-9)
+    relaxed.error_handler.max_acceptable_latency = 1e9  # the handler's budget is the one applied
+    for n in range(WINDOW_TRACES):
+        one_trace(relaxed, f"e{n}")
+    assert relaxed.get_performance_metrics()["sampling_changes"] == []
+
+
+def test_sampling_switched_off_is_never_lowered(workdir: Path) -> None:
+    service = local_service(workdir / "store" / "traces.db", enable_sampling=False)
+    assert service.error_handler.reduce_sampling_rate() == 1.0
+    assert service.get_performance_metrics()["sampling_changes"] == []

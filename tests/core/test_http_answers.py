@@ -1,0 +1,65 @@
+"""Reading Langfuse's answers: Retry-After and the error message (config.http_answers)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config.http_answers import retry_after_seconds, server_message
+
+
+def answer(
+    status: int, body: bytes | str | object, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    content = (
+        body
+        if isinstance(body, bytes)
+        else (body if isinstance(body, str) else json.dumps(body)).encode()
+    )
+    return httpx.Response(status, content=content, headers=headers)
+
+
+def test_retry_after_is_seconds_or_none() -> None:
+    assert retry_after_seconds(answer(429, b"", {"Retry-After": "2.5"})) == 2.5
+    assert retry_after_seconds(answer(429, b"", {"Retry-After": "-3"})) == 0.0
+    assert retry_after_seconds(answer(429, b"", {"Retry-After": "soon"})) is None
+    assert retry_after_seconds(answer(429, b"")) is None
+
+
+def test_the_message_field_wins_then_the_error_field_then_the_body() -> None:
+    both = {"message": "Not found", "error": "LangfuseNotFoundError"}
+    assert server_message(answer(404, both)) == "Not found"
+    assert server_message(answer(400, {"error": "Invalid content type"})) == "Invalid content type"
+    assert server_message(answer(400, {"message": "", "error": "Bad"})) == "Bad"
+    assert (
+        server_message(answer(502, "<html>\n  Bad gateway\n</html>"))
+        == "<html> Bad gateway </html>"
+    )
+    assert server_message(answer(400, {"detail": "x"})) == '{"detail": "x"}'
+
+
+def test_the_message_is_cut_to_the_limit() -> None:
+    assert server_message(answer(400, {"message": "m" * 900})) == "m" * 200
+    assert server_message(answer(400, {"message": "m" * 900}), limit=500) == "m" * 500
+
+
+def test_json_nested_beyond_the_parser_is_read_as_text() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    assert server_message(answer(400, deep), limit=10) == "[" * 10
+
+
+@given(body=st.binary(max_size=300), limit=st.integers(min_value=1, max_value=600))
+def test_property_any_body_gives_one_short_line(body: bytes, limit: int) -> None:
+    message = server_message(answer(400, body), limit=limit)
+    assert len(message) <= limit
+    assert "\n" not in message and "\r" not in message
+
+
+@given(value=st.text(max_size=40), limit=st.integers(min_value=50, max_value=600))
+def test_property_a_message_field_is_given_back_on_one_line(value: str, limit: int) -> None:
+    message = server_message(answer(400, {"message": value, "error": "fallback"}), limit=limit)
+    expected = " ".join(value.split())
+    assert message == (expected if expected else "fallback")
