@@ -1278,7 +1278,9 @@ def test_hostile_metrics_queries_never_break_serve(
     except httpx.TimeoutException:  # pragma: no cover - the failure this test looks for
         pytest.fail(f"no answer within 20 s to {query[:200]!r}")
     reliability.answered(response.status_code)
-    assert response.status_code in (200, 400), (response.status_code, response.text[:300])
+    # Past 16 KiB of query string (what a Langfuse on Node takes) the answer is 414.
+    allowed = (200, 400) if len(response.request.url.query) <= 16 * 1024 else (414,)
+    assert response.status_code in allowed, (response.status_code, response.text[:300])
     body = strict_json(response.text)
     if response.status_code == 200:
         assert isinstance(body["data"], list)

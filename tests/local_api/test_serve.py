@@ -156,7 +156,14 @@ def test_otlp_ingestion_rules(served: ServeHandle) -> None:
     assert trace["name"] == "json-trace"
     assert [o["id"] for o in trace["observations"]] == ["b" * 16]
     assert trace["observations"][0]["type"] == "TOOL"
-    assert trace["observations"][0]["metadata"] == {"n": 3}
+    # A span of another instrumentation (scope "test") keeps its attributes, its resource's
+    # and its scope in metadata, as Langfuse does; its Langfuse metadata sits beside them.
+    assert trace["observations"][0]["metadata"] == {
+        "attributes": {"langfuse.observation.type": "tool", "langfuse.trace.name": "json-trace"},
+        "resourceAttributes": {"service.name": "test"},
+        "scope": {"name": "test", "attributes": {}},
+        "n": 3,
+    }
 
 
 def test_the_langfuse_sdk_exports_and_reads_back(

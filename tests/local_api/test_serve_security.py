@@ -603,8 +603,14 @@ def _probe_view(probe: ViewProbe, dimensions: dict[str, Any]) -> None:
         ]
         every += [_condition(column, "stringOptions", "any of", [payload]) for column in columns]
         every += [_condition(column, "stringOptions", "none of", [payload]) for column in columns]
-        refused = any(_nul_value(f) for f in every)
-        assert probe.count(*every) == (None if refused else 0), (probe.view, payload)
+        # In parts that fit the 16 KiB query string a Langfuse (Node) server takes; a part
+        # of exclusions only ("none of", "does not contain") keeps every row.
+        for part in range(0, len(every), 40):
+            conditions = every[part : part + 40]
+            refused = any(_nul_value(f) for f in conditions)
+            excluding = all(f["operator"] in ("none of", "does not contain") for f in conditions)
+            expected = None if refused else (probe.total if excluding else 0)
+            assert probe.count(*conditions) == expected, (probe.view, payload)
         probe.expect(0, "=", payload, {**metadata, "key": payload, "operator": "=", "value": "x"})
         contains = {**metadata, "key": "agent", "operator": "contains", "value": payload}
         probe.expect(0, "contains", payload, contains)
