@@ -1,9 +1,11 @@
 """Running the official Langfuse JS clients of ``tests/js`` (the CLI and the JS SDK).
 
-``npm ci --prefix tests/js`` installs them (``.ci/run`` does). Tests that need them skip,
-with the reason, when node or npm is not on the machine, and fail in CI (``CI`` set) or when
-node is there but the packages are not installed: a silent skip would hide that the
-acceptance tests of the official clients never ran.
+``npm ci --prefix tests/js`` installs them, from the lock file: ``.ci/run`` does, and so does
+the first test that needs them when they are missing (once, under a lock shared by the
+test workers), so the README's test command runs them on a fresh clone too. Tests that
+need them skip, with the reason, when node or npm is not on the machine, and fail in CI
+(``CI`` set) or when the install fails: a silent skip would hide that the acceptance tests
+of the official clients never ran.
 """
 
 from __future__ import annotations
@@ -31,9 +33,35 @@ def node() -> str:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must have them")
         pytest.skip(reason)
-    if not CLI_BIN.exists() or not (JS_DIR / "node_modules" / "@langfuse" / "client").exists():
-        pytest.fail("the official Langfuse JS clients are not installed: npm ci --prefix tests/js")
+    if not _installed():
+        _install(npm)
     return found
+
+
+def _installed() -> bool:
+    return CLI_BIN.exists() and (JS_DIR / "node_modules" / "@langfuse" / "client").exists()
+
+
+def _install(npm: str) -> None:
+    """``npm ci`` in tests/js, once for all test workers (the lock file pins every version)."""
+    import fcntl
+
+    with open(JS_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be installing: wait for it
+        if _installed():
+            return
+        done = subprocess.run(
+            [npm, "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if done.returncode != 0 or not _installed():
+        pytest.fail(
+            "could not install the official Langfuse JS clients (npm ci --prefix tests/js): "
+            + done.stderr[-2000:]
+        )
 
 
 def client_env(served: ServeHandle, **extra: str) -> dict[str, str]:
