@@ -185,11 +185,14 @@ def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float)
         return int(rows[0][0]) >= CANARY_OBSERVATIONS
     import httpx
 
+    from autoops_cli.langfuse_api.client import deadline_client
+
     config = service.config
     assert config.public_key is not None and config.secret_key is not None
     auth = (config.public_key, config.secret_key.get_secret_value())
+    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(base_url=config.host, auth=auth, timeout=timeout) as client:
+        with deadline_client(base_url=config.host, deadline=deadline, auth=auth) as client:
             # The v2 observations API is the real-time read path; v1 servers answer 404 there.
             response = client.get(
                 "/api/public/v2/observations", params={"traceId": trace_id, "limit": 50}

@@ -399,6 +399,7 @@ def nested_around(draw: st.DrawFn, leaf: Any, leaves: st.SearchStrategy[Any]) ->
 SLOW_OR_FIXTURE = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
 @given(data=st.data(), email=st.emails())
 def test_property_no_email_survives(reliability: Figures, data: st.DataObject, email: str) -> None:
@@ -408,6 +409,7 @@ def test_property_no_email_survives(reliability: Figures, data: st.DataObject, e
     assert email not in json.dumps(ALL_ON.mask(value))
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
 @given(data=st.data(), card=card_numbers())
 def test_property_no_card_survives(
