@@ -1,8 +1,10 @@
 """Where the CLI writes: data to stdout, everything else to stderr.
 
 Rich is imported on first use, so commands that print nothing rich do not pay for it.
-Rich honours ``NO_COLOR`` and ``COLUMNS`` itself; when stdout is not a terminal it renders
-without colour at a fixed width (``COLUMNS``, default 80).
+Rich honours ``NO_COLOR`` and ``COLUMNS`` itself. Tables read well anywhere: on a terminal a
+table built by ``fitted_table`` drops its least important columns until it fits, before any
+cell is cut; when stdout is not a terminal (a pipe, a file) every table is printed at its
+full width, so no cell is ever cut for ``grep``, ``cut`` or a log.
 """
 
 from __future__ import annotations
@@ -66,8 +68,28 @@ class Output:
         sys.stdout.flush()
 
     def render(self, renderable: RenderableType) -> None:
-        """Write a table or other Rich renderable to stdout."""
-        self.stdout.print(renderable)
+        """Write a table or other Rich renderable to stdout (whole when not on a terminal)."""
+        console = self.stdout
+        if console.is_terminal:
+            console.print(renderable)
+            return
+        from rich.console import Console
+        from rich.measure import Measurement
+
+        natural = Measurement.get(console, console.options.update_width(100_000), renderable)
+        # Rich caps a print at its console's width: a console as wide as the table.
+        whole = Console(
+            file=console.file,
+            width=max(natural.maximum, console.width),
+            highlight=False,
+            soft_wrap=False,
+            color_system=None,
+        )
+        whole.print(renderable)
+
+    def table_width(self) -> int | None:
+        """The width a table may take: the terminal's, or None (its own) when piped."""
+        return self.stdout.width if self.stdout.is_terminal else None
 
     def line(self, text: str) -> None:
         """Write a plain line of data to stdout (no markup)."""
@@ -107,3 +129,46 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column; on a narrow terminal the lowest ``priority`` goes first (0: never)."""
+
+    header: str
+    priority: int = 0
+    justify: str = "left"
+
+
+def fitted_table(
+    columns: list[Column], rows: list[list[str]], *, width: int | None, **table: Any
+) -> Any:
+    """A Rich table of ``rows`` with the columns that fit in ``width`` (all of them: None).
+
+    As ``kubectl get`` does, whole columns are dropped, least important first, before any
+    cell is cut; only when even the essential columns do not fit are cells cut.
+    """
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    kept = list(range(len(columns)))
+
+    def build() -> Table:
+        built = Table(**table)
+        for index in kept:
+            column = columns[index]
+            built.add_column(column.header, justify=column.justify, no_wrap=True)  # type: ignore[arg-type]
+        for row in rows:
+            built.add_row(*(row[index] for index in kept))
+        return built
+
+    result = build()
+    if width is None:
+        return result
+    measuring = Console(width=10_000, no_color=True)
+    droppable = sorted((c.priority, -i, i) for i, c in enumerate(columns) if c.priority > 0)
+    while droppable and Measurement.get(measuring, measuring.options, result).maximum > width:
+        kept.remove(droppable.pop(0)[2])
+        result = build()
+    return result

@@ -68,7 +68,7 @@ def metrics(
     if state.output.json_mode:
         state.output.emit_json(report.as_dict())
     else:
-        for part in render_report(report):
+        for part in render_report(report, width=state.output.table_width()):
             state.output.render(part)
     for note in report.notes:
         state.output.warning(note)

@@ -52,7 +52,7 @@ def list_traces(
 
     state: AppState = ctx.obj
     config, _ = state.settings()
-    rows, following = list_traces(
+    rows, following, where = list_traces(
         config,
         local=local,
         since=since,
@@ -66,13 +66,21 @@ def list_traces(
         max_items=max_items,
         timeout=timeout,
     )
+    if not rows:  # say why, on stderr: the data stays what it is
+        narrowed = any((since, until, event_type, tag, session))
+        if page > 1 and not all_pages:
+            state.output.info(f"no traces on page {page}: the listing ends before it ({where})")
+        else:
+            state.output.info(
+                f"no traces{' matching these filters' if narrowed else ''} in {where}"
+            )
     if state.output.json_mode:
         state.output.emit_json({"traces": rows, "next": following})
     else:
-        state.output.render(traces_table(rows))
+        state.output.render(traces_table(rows, width=state.output.table_width()))
         if following:
             state.output.info(
-                f"more traces: --page {following['page']} --limit {following['limit']}"
+                f"\nmore traces: --page {following['page']} --limit {following['limit']}"
             )
 
 

@@ -34,6 +34,7 @@ from config.tracing.span_records import (
 )
 
 _UNSET: Any = object()
+SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
 _current: ContextVar[Observation | None] = ContextVar("autoops_observation", default=None)
 
 
@@ -303,6 +304,9 @@ class Tracer:
         observation = Observation(
             trace, name, as_type, parent.span_id if parent else None, attributes
         )
+        # Its place among the trace's observations: what orders those that share a start
+        # time (Langfuse keeps milliseconds; a conflict and its resolution often share one).
+        attributes[SEQUENCE_ATTRIBUTE] = str(trace.next_sequence)
         observation.agent_id = parent.agent_id if parent else None
         if input is not _UNSET or metadata:
             observation.update(input=input, metadata=metadata)

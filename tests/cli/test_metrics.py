@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -174,6 +175,13 @@ def test_golden_table(cli: Cli) -> None:
     result = cli("metrics", *WINDOW, "--by", "hour")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (GOLDEN / "metrics.txt").read_text(encoding="utf-8")
+    # On a terminal the agents table drops its least important columns to fit; no header
+    # or cell is cut (the piped output above has them all).
+    for columns in (60, 80, 120):
+        terminal = cli("metrics", *WINDOW, env={"TTY_COMPATIBLE": "1", "COLUMNS": str(columns)})
+        text = re.sub(r"\x1b\[[0-9;]*m", "", terminal.stdout)
+        assert text == (GOLDEN / f"metrics_{columns}.txt").read_text(encoding="utf-8")
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns
 
 
 def test_one_agent_and_fail_on_alert(cli: Cli) -> None:

@@ -49,8 +49,20 @@ def fixed_store() -> str:
         span(trace, "1" * 16, "0" * 16, "pricing_agent.optimize_price", "agent", 1, 9,
              **{la.OBSERVATION_METADATA_PREFIX + "confidence": "0.82"}),
         span(trace, "2" * 16, "1" * 16, "competitor_feed", "tool", 2, 4),
+        span(trace, "a" * 16, "1" * 16, "pricing_agent.decision", "event", 8, 8,
+             **{la.OBSERVATION_OUTPUT: '{"new_price": 27.49}',
+                la.OBSERVATION_METADATA_PREFIX + "decision_type": '"price_decrease"',
+                la.OBSERVATION_METADATA_PREFIX + "confidence": "0.82",
+                la.OBSERVATION_METADATA_PREFIX + "reasoning": '"competitor cheaper"'}),
+        # A conflict and its resolution in the same millisecond: their recorded sequence
+        # orders them (the resolution's id sorts first).
         span(trace, "3" * 16, "0" * 16, "conflict.price_vs_discount", "event", 10, 10,
-             **{la.OBSERVATION_LEVEL: "WARNING"}),
+             **{la.OBSERVATION_LEVEL: "WARNING", la.OBSERVATION_METADATA_PREFIX + "sequence": "5"}),
+        span(trace, "2b" * 8, "0" * 16, "conflict_resolution.price_vs_discount", "event", 10, 10,
+             **{la.OBSERVATION_OUTPUT: '{"winner": "promotion_agent", "overturned": "pricing_agent"}',
+                la.OBSERVATION_METADATA_PREFIX + "rule": '"promotion_over_price_rise"',
+                la.OBSERVATION_METADATA_PREFIX + "overturned_agent": '"pricing_agent"',
+                la.OBSERVATION_METADATA_PREFIX + "sequence": "6"}),
         span(trace, "0" * 16, None, "orchestrator.process_event", "chain", 0, 12,
              **{la.OBSERVATION_OUTPUT: outcome, la.TRACE_METADATA_PREFIX + "event_type": '"demand_spike"',
                 la.TRACE_METADATA_PREFIX + "product_id": '"PROD_007"', la.TRACE_METADATA_PREFIX + "severity": '"high"'}),
@@ -72,13 +84,61 @@ def test_golden_list_and_tree(cli: Cli) -> None:
     tree = json.loads(cli("traces", "show", trace_id, "--json").stdout)
     (root,) = tree["observations"]
     assert root["name"] == "orchestrator.process_event" and root["duration_ms"] == 12.0
-    agent, conflict = root["children"]
+    agent, conflict, resolution = root["children"]
     assert (agent["type"], agent["confidence"], agent["children"][0]["name"]) == (
         "AGENT",
         0.82,
         "competitor_feed",
     )
+    assert agent["children"][1]["decision"] == {
+        "type": "price_decrease",
+        "confidence": 0.82,
+        "reasoning": "competitor cheaper",
+        "outputs": {"new_price": 27.49},
+    }
     assert conflict["level"] == "WARNING"
+    assert resolution["resolution"] == {
+        "rule": "promotion_over_price_rise",
+        "stood": "promotion_agent",
+        "overturned": "pricing_agent",
+    }
+
+
+def test_tables_read_well_at_any_width_and_piped(cli: Cli) -> None:
+    """Piped: every cell whole. On a terminal: the least important columns go first."""
+    fixed_store()
+    for columns in (60, 80, 120):
+        terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": str(columns)}
+        listed = cli("traces", "list", env=terminal)
+        assert listed.exit_code == 0, listed.stderr
+        text = without_escapes(listed.stdout)
+        assert text == (GOLDEN / f"traces_list_{columns}.txt").read_text(encoding="utf-8")
+        assert max(len(line) for line in text.splitlines()) <= columns
+        assert "…" not in text  # columns were dropped, no cell was cut
+    piped = cli("traces", "list", env={"COLUMNS": "60"}).stdout
+    assert piped == (GOLDEN / "traces_list.txt").read_text(encoding="utf-8")  # all columns
+
+
+def without_escapes(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_show_takes_a_unique_prefix_and_names_the_store(cli: Cli, workdir: Path) -> None:
+    assert cli("traces", "list").stdout  # no store yet: nothing created by reading
+    assert not (workdir / ".autoops").exists()
+    trace_id = fixed_store()
+    shown = cli("traces", "show", trace_id[:8], "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == trace_id
+    store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+    missing = cli("traces", "show", "0123456789")
+    assert missing.exit_code == 1
+    assert f"no trace id starts with 0123456789 in the local store {store}" in missing.stderr
+    assert "authorized project" not in missing.stderr
+    short = cli("traces", "show", "fff")
+    assert short.exit_code == 2 and "at least 6 characters" in short.stderr
 
 
 def test_list_filters_and_json(cli: Cli) -> None:

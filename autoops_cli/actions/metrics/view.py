@@ -31,11 +31,14 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def render_report(report: MetricsReport) -> list[RenderableType]:
-    """The report as Rich renderables, in reading order."""
+def render_report(report: MetricsReport, *, width: int | None = None) -> list[RenderableType]:
+    """The report as Rich renderables, in reading order; the agents table fits ``width``
+    (the terminal's; None: all its columns), dropping its least important columns first."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
+
+    from autoops_cli.output import Column, fitted_table
 
     source = report.source
     where = "local store" if source["api"] == "local" else f"Langfuse {source['api']} metrics API"
@@ -51,21 +54,20 @@ def render_report(report: MetricsReport) -> list[RenderableType]:
         f"[bold]Window[/bold] {window['from']} to {window['to']} from the {where}{how}"
     ]
 
-    agents = Table(title="Agents", box=box.ASCII, header_style="bold", title_justify="left")
-    for column in (
-        "agent",
-        "ops",
-        "avg ms",
-        "p50 ms",
-        "p95 ms",
-        "success",
-        "confid.",
-        "overturned",
-        "collab.",
-    ):
-        agents.add_column(column, justify="left" if column == "agent" else "right", no_wrap=True)
+    columns = [
+        Column("agent"),
+        Column("ops", justify="right"),
+        Column("avg ms", priority=6, justify="right"),
+        Column("p50 ms", priority=1, justify="right"),
+        Column("p95 ms", priority=3, justify="right"),
+        Column("success", priority=7, justify="right"),
+        Column("confid.", priority=5, justify="right"),
+        Column("overturned", priority=4, justify="right"),
+        Column("collab.", priority=2, justify="right"),
+    ]
+    agent_rows = []
     for agent in report.agents.values():
-        agents.add_row(
+        agent_rows.append([
             escape(agent.agent_id),
             str(agent.operation_count),
             _ms(agent.average_response_time),
@@ -75,8 +77,18 @@ def render_report(report: MetricsReport) -> list[RenderableType]:
             f"{agent.decision_accuracy:.3f}" if agent.decisions else "-",
             f"{agent.decisions_overturned}/{agent.decisions}",
             f"{agent.collaboration_score:.3f}" if agent.decisions else "-",
+        ])  # fmt: skip
+    parts.append(
+        fitted_table(
+            columns,
+            agent_rows,
+            width=width,
+            title="Agents",
+            box=box.ASCII,
+            header_style="bold",
+            title_justify="left",
         )
-    parts.append(agents)
+    )
 
     tools = [
         (a.agent_id, tool, n)

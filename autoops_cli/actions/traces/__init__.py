@@ -35,18 +35,26 @@ def list_traces(
     all_pages: bool,
     max_items: int,
     timeout: float = 30.0,
-) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
-    """``autoops traces list``: the rows to show, and where the next page starts (or None).
+) -> tuple[list[dict[str, Any]], dict[str, int] | None, str]:
+    """``autoops traces list``: the rows, where the next page starts (or None), and what
+    was read (the host, or the local store's file), for an empty result to name.
 
-    ``all_pages`` reads up to ``max_items`` traces (``next`` in pages of at most 100).
+    ``all_pages`` reads up to ``max_items`` traces (``next`` in pages of at most 100). A
+    window whose start is not before its end is a usage error: it can hold nothing.
     """
     from autoops_cli.actions.traces.rows import trace_row
     from autoops_cli.actions.traces.source import TraceFilters, TraceSource
     from autoops_cli.actions.traces.source import list_traces as fetch
 
+    start = parse_when(since, "--since") if since else None
+    end = parse_when(until, "--until") if until else None
+    if start and end and start >= end:
+        from config.errors import UsageError
+
+        raise UsageError(f"--since {since!r} is not before --until {until!r}: the window is empty")
     filters = TraceFilters(
-        since=parse_when(since, "--since") if since else None,
-        until=parse_when(until, "--until") if until else None,
+        since=start,
+        until=end,
         event_type=event_type,
         tags=tuple(tags),
         session=session,
@@ -57,7 +65,8 @@ def list_traces(
             traces, following = fetch(source, filters, wanted=max_items, page=1, size=size)
         else:
             traces, following = fetch(source, filters, wanted=limit, page=page, size=limit)
-    return [trace_row(trace) for trace in traces], following
+        where = source.where
+    return [trace_row(trace) for trace in traces], following, where
 
 
 def show_trace(

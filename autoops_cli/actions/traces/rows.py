@@ -121,15 +121,17 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
     every observation is shown, and the result stays a tree, at most ``MAX_TREE_DEPTH`` deep.
     """
     nodes: dict[str, dict[str, Any]] = {}
+    order: dict[str, int] = {}
     observations = trace.get("observations")
     for observation in observations if isinstance(observations, list) else []:
         if not isinstance(observation, dict) or not isinstance(observation.get("id"), str):
             continue
         start = _scalar(observation.get("startTime"))
         metadata = _mapping(observation.get("metadata"))
-        nodes[observation["id"]] = {
+        name = _scalar(observation.get("name"))
+        node = {
             "id": observation["id"],
-            "name": _scalar(observation.get("name")),
+            "name": name,
             "type": _scalar(observation.get("type")),
             "level": _scalar(observation.get("level")),
             "status_message": _scalar(observation.get("statusMessage")),
@@ -139,7 +141,13 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
             "parent": observation.get("parentObservationId"),
             "children": [],
         }
-    ordered = sorted(nodes.values(), key=lambda n: (str(n["start_time"]), n["id"]))
+        sequence = _number_text(metadata.get("sequence"))
+        order[observation["id"]] = sequence if isinstance(sequence, int) else 0
+        node.update(_what_happened(str(name or ""), metadata, _parsed(observation.get("output"))))
+        nodes[observation["id"]] = node
+    # By start time, then by the order they were recorded in (events logged within one
+    # millisecond, such as a conflict and its resolution, share a timestamp).
+    ordered = sorted(nodes.values(), key=lambda n: (str(n["start_time"]), order[n["id"]], n["id"]))
     roots: list[dict[str, Any]] = []
     for node in ordered:
         parent = nodes.get(node["parent"]) if isinstance(node["parent"], str) else None
@@ -155,6 +163,45 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
         del node["parent"]
     _flatten_below(roots, MAX_TREE_DEPTH)
     return roots
+
+
+def _parsed(value: Any) -> Any:
+    """An input or output as data: v2 answers keep them as JSON text, v1 as values."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _what_happened(name: str, metadata: dict[str, Any], output: Any) -> dict[str, Any]:
+    """What a decision or a conflict resolution said, for the tree (docs/tracing-schema.md).
+
+    A decision (``<agent>.decision``): its type, confidence, reasoning and outputs. A
+    resolution (``conflict_resolution.<type>``): the rule, whose decision stood and whose
+    was overturned.
+    """
+    if name.endswith(".decision"):
+        return {
+            "decision": {
+                "type": _scalar(metadata.get("decision_type")),
+                "confidence": _scalar(_number_text(metadata.get("confidence"))),
+                "reasoning": _scalar(metadata.get("reasoning")),
+                "outputs": output if isinstance(output, dict) else {},
+            }
+        }
+    if name.startswith("conflict_resolution."):
+        result = output if isinstance(output, dict) else {}
+        return {
+            "resolution": {
+                "rule": _scalar(metadata.get("rule")),
+                "stood": _scalar(result.get("winner")),
+                "overturned": _scalar(metadata.get("overturned_agent"))
+                or _scalar(result.get("overturned")),
+            }
+        }
+    return {}
 
 
 def _flatten_below(roots: list[dict[str, Any]], depth: int) -> None:

@@ -35,7 +35,7 @@ V2_PAGE_MAX = 1000  # the v2 observations API's largest page
 V1_PAGE_MAX = 100  # the v1 traces API's largest page
 SCORES_PAGE_MAX = 100  # the v3 scores API's largest page
 LIST_FIELDS = "core,basic,io,metadata,metrics,trace_context"
-TREE_FIELDS = "core,basic,metadata,trace_context"
+TREE_FIELDS = "core,basic,io,metadata,trace_context"
 TRACE_PREFIX = "simulation."
 CONFIDENCE_SCORE = "decision_confidence"
 
@@ -75,6 +75,7 @@ class TraceSource:
         self._client: ApiClient | None = None
         self._cache: ApiCache | None = None
         self._store: LocalStore | None = None
+        self._no_store = False  # local mode and nothing recorded here yet
         self.api = "v2"
         if not self.local:
             from autoops_cli.langfuse_api.cache import ApiCache
@@ -98,6 +99,8 @@ class TraceSource:
         if self.local:
             from config.store.local_store import default_store_path
 
+            if self._no_store:
+                return f"the local store {default_store_path()} (there is none yet)"
             return f"the local store {default_store_path()}"
         return self.config.host
 
@@ -124,25 +127,34 @@ class TraceSource:
             )
         return body
 
+    def local_store(self) -> LocalStore | None:
+        """The local store, opened read-only (never created); None when there is none."""
+        from config.store.local_store import LocalStore, default_store_path
+
+        if self._store is None and not self._no_store:
+            self._store = LocalStore.existing(default_store_path())
+            self._no_store = self._store is None
+        return self._store
+
     def _local(self, path: str, params: list[tuple[str, str]]) -> Any:
         from autoops_cli.local_api.query.errors import ApiProblem
         from autoops_cli.local_api.query.observations import list_observations_v2
         from autoops_cli.local_api.query.scores import list_scores_v3
         from autoops_cli.local_api.query.traces import get_trace, list_traces
-        from config.store.local_store import LocalStore, default_store_path
 
-        if self._store is None:
-            self._store = LocalStore(default_store_path())
+        store = self.local_store()  # read-only: reading never creates a store, nor changes one
+        if store is None:
+            return {"data": [], "meta": {}}
         query = _Params()
         for key, value in params:
             query.setdefault(key, []).append(value)
         reads = {V2_OBSERVATIONS: list_observations_v2, V3_SCORES: list_scores_v3}
         try:
             if path in reads:
-                return reads[path](self._store, query)
+                return reads[path](store, query)
             if path == V1_TRACES:
-                return list_traces(self._store, query)
-            return get_trace(self._store, path.rsplit("/", 1)[1], query)
+                return list_traces(store, query)
+            return get_trace(store, path.rsplit("/", 1)[1], query)
         except ApiProblem as problem:
             if problem.status == 404:
                 raise CheckFailedError(str(problem.body.get("message"))) from None
@@ -308,12 +320,62 @@ def _v1_traces(
 # --- traces show ----------------------------------------------------------------------------
 
 
+FULL_ID_LENGTH = 32  # an OTel trace id, as hex
+MIN_PREFIX = 6
+PREFIX_SCAN = 1000  # the most recent traces a prefix is looked for among (Langfuse API)
+
+
+def resolve_trace_id(source: TraceSource, given: str) -> str:
+    """The full trace id for ``given``: itself, or the one trace its prefix starts.
+
+    As ``traces list`` shows ids: a prefix of at least 6 characters is looked for in the
+    local store, or among the most recent traces of the Langfuse API. None, or more than
+    one, is a usage error saying which.
+    """
+    wanted = given.strip().lower()
+    if len(wanted) >= FULL_ID_LENGTH:
+        return given.strip()
+    if len(wanted) < MIN_PREFIX:
+        raise UsageError(
+            f"trace id {given!r}: give the full id, or a prefix of at least {MIN_PREFIX} "
+            "characters as traces list shows it"
+        )
+    if source.local:
+        store = source.local_store()
+        # A range on the primary key: the ids starting with the prefix, any characters in it
+        # taken literally.
+        rows = (
+            store.query(
+                "SELECT id FROM traces WHERE id >= ? AND id < ? ORDER BY timestamp_us DESC LIMIT 3",
+                (wanted, wanted + "\U0010ffff"),
+            )
+            if store is not None
+            else []
+        )
+        found = [str(row[0]) for row in rows]
+        scanned = "in"
+    else:
+        roots, _ = list_traces(source, TraceFilters(), wanted=PREFIX_SCAN, page=1, size=100)
+        found = [str(r["id"]) for r in roots if str(r.get("id") or "").startswith(wanted)][:3]
+        scanned = f"among the {PREFIX_SCAN} most recent traces of"
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CheckFailedError(f"no trace id starts with {wanted} {scanned} {source.where}")
+    raise UsageError(
+        f"trace id prefix {wanted} is ambiguous {scanned} {source.where}: "
+        f"{', '.join(found[:2])}{' ...' if len(found) > 2 else ''}; give more characters"
+    )
+
+
 def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
     """One trace with its observations (``id``, ``name``, ``timestamp``, ``observations``).
 
     v2: the trace's observations, and the decision confidence of those whose metadata does
     not carry it from their ``decision_confidence`` scores; v1: the trace itself.
+    ``trace_id`` may be a unique prefix (``resolve_trace_id``).
     """
+    trace_id = resolve_trace_id(source, trace_id)
     if source.api == "v2":
         found = _trace_v2(source, trace_id)
         if found is not None:

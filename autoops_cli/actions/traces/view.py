@@ -2,49 +2,68 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.tree import Tree
 
 
-def traces_table(rows: list[dict[str, Any]]) -> Table:
-    """``traces list`` as a table."""
-    from rich import box
-    from rich.table import Table
+MIN_ID_PREFIX = 8
 
-    # No cell padding: nine columns fit 100 characters without truncating an event type.
-    table = Table(box=box.ASCII, header_style="bold", padding=(0, 0))
-    for column in (
-        "time (UTC)",
-        "event type",
-        "product",
-        "severity",
-        "agents",
-        "dec",
-        "confl",
-        "duration",
-        "level",
-    ):
-        table.add_column(column, no_wrap=True)
-    for row in rows:
+
+def short_ids(ids: list[str]) -> int:
+    """The shortest prefix length (at least 8) that tells the ids apart."""
+    distinct = set(ids)
+    for length in range(MIN_ID_PREFIX, max((len(i) for i in distinct), default=0) + 1):
+        if len({i[:length] for i in distinct}) == len(distinct):
+            return length
+    return max((len(i) for i in distinct), default=MIN_ID_PREFIX)
+
+
+def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Table:
+    """``traces list`` as a table: an id to act on (a unique prefix ``traces show`` takes),
+    then the columns in order of importance, the least important dropped first when the
+    terminal is narrow (``width``; None: all)."""
+    from rich import box
+
+    from autoops_cli.output import Column, fitted_table
+
+    ids = [str(row["id"] or "") for row in rows]
+    length = short_ids(ids)
+    columns = [
+        Column("id"),
+        Column("time (UTC)"),
+        Column("event type"),
+        Column("product", priority=5),
+        Column("severity", priority=6),
+        Column("agents", priority=1, justify="right"),
+        Column("dec", priority=2, justify="right"),
+        Column("confl", priority=3, justify="right"),
+        Column("duration", priority=4, justify="right"),
+        Column("level", priority=7),
+    ]
+    cells = []
+    for trace_id, row in zip(ids, rows, strict=True):
         duration = row["duration_s"]
         stamp = str(row["timestamp"] or "-")
-        table.add_row(
-            stamp[5:19].replace(
-                "T", " "
-            ),  # MM-DD HH:MM:SS: the year and the milliseconds are noise here
-            str(row["event_type"] or "-"),
-            str(row["product_id"] or "-"),
-            str(row["severity"] or "-"),
-            str(len(row["agents"])),
-            str(row["decisions"]),
-            str(row["conflicts"]),
-            f"{duration:.3f}s" if isinstance(duration, (int, float)) else "-",
-            row["level"],
+        cells.append(
+            [
+                trace_id[:length] or "-",
+                stamp[5:19].replace("T", " "),  # MM-DD HH:MM:SS: the year and ms are noise here
+                str(row["event_type"] or "-"),
+                str(row["product_id"] or "-"),
+                str(row["severity"] or "-"),
+                str(len(row["agents"])),
+                str(row["decisions"]),
+                str(row["conflicts"]),
+                f"{duration:.3f}s" if isinstance(duration, (int, float)) else "-",
+                row["level"],
+            ]
         )
-    return table
+    return cast(
+        "Table", fitted_table(columns, cells, width=width, box=box.ASCII, header_style="bold")
+    )
 
 
 def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
@@ -61,7 +80,13 @@ def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
         text = f"{escape(str(node['type']))} {escape(str(node['name']))}"
         if node["duration_ms"] is not None:
             text += f" ({node['duration_ms']:.1f} ms)"
-        if node["confidence"] is not None:
+        decision = node.get("decision")
+        resolution = node.get("resolution")
+        if decision is not None:
+            text += ": " + escape(decision_line(decision))
+        elif resolution is not None:
+            text += ": " + escape(resolution_line(resolution))
+        elif node["confidence"] is not None:
             text += f" confidence {escape(str(node['confidence']))}"
         if node["level"] == "ERROR":
             return f"[red]{text} ERROR: {escape(str(node['status_message']))}[/red]"
@@ -77,3 +102,32 @@ def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
     for root in roots:
         add(tree, root)
     return tree
+
+
+def decision_line(decision: dict[str, Any]) -> str:
+    """A decision on one line: what, how sure, why."""
+    outputs = decision.get("outputs") or {}
+    what = ", ".join(f"{key}={_short(value)}" for key, value in outputs.items())
+    text = f"decided {decision.get('type') or 'something'}"
+    if what:
+        text += f" ({what})"
+    if decision.get("confidence") is not None:
+        text += f", confidence {decision['confidence']}"
+    if decision.get("reasoning"):
+        text += f": {decision['reasoning']}"
+    return text
+
+
+def resolution_line(resolution: dict[str, Any]) -> str:
+    """A resolved conflict on one line: the rule, whose decision stood, whose was overturned."""
+    text = f"resolved by {resolution.get('rule') or 'a rule'}"
+    if resolution.get("stood"):
+        text += f": {resolution['stood']}'s decision stood"
+    if resolution.get("overturned"):
+        text += f", {resolution['overturned']}'s was overturned"
+    return text
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
