@@ -216,6 +216,7 @@ class LangfuseIntegrationService:
         session_id: str | None = None,
         trace_id: str | None = None,
         agents: Sequence[str] | None = None,
+        tags: Sequence[str] = (),
     ) -> str:
         """Open the trace of one simulation event and its orchestrator workflow (made current).
 
@@ -224,7 +225,8 @@ class LangfuseIntegrationService:
         session id and an event id the trace id is derived from both, so a replay with the
         same run id produces the same ids. ``agents`` are the agents the event is routed to:
         sampling is decided here, before any agent runs, so agent rules need them up front.
-        Returns the trace id ("" when tracing failed).
+        ``tags`` are added to the event's own (type, trigger source, severity). Returns the
+        trace id ("" when tracing failed).
         """
         started = time.perf_counter_ns()
         try:
@@ -236,7 +238,7 @@ class LangfuseIntegrationService:
             if not self.tracing_enabled:
                 return trace_id or ""
             return self.trace_manager.create_simulation_trace(
-                event, session_id=session_id, trace_id=trace_id, agents=agents
+                event, session_id=session_id, trace_id=trace_id, agents=agents, tags=tags
             )
         except Exception as exc:
             self.error_handler.handle_tracing_error("create_simulation_trace", exc)

@@ -257,15 +257,20 @@ class TraceManager:
         session_id: str | None = None,
         trace_id: str | None = None,
         agents: Sequence[str] | None = None,
+        tags: Sequence[str] = (),
     ) -> str:
         """Open the trace of one simulation event and its orchestrator workflow (current).
 
         The trace is named ``simulation.<event_type>``, tagged with the event type, trigger
-        source and severity; the event is the workflow's input, its identity fields the
-        trace's metadata. Sampling is decided here (``agents``: the route, for agent rules).
+        source and severity (and ``tags``); the event is the workflow's input, its identity
+        fields the trace's metadata. Sampling is decided here (``agents``: the route, for
+        agent rules).
         """
         event_type = str(event.get("event_type", "unknown"))
-        tags = [str(event[k]) for k in ("event_type", "trigger_source", "severity") if event.get(k)]
+        tags = [
+            *(str(event[k]) for k in ("event_type", "trigger_source", "severity") if event.get(k)),
+            *tags,
+        ]
         metadata = {k: event[k] for k in EVENT_IDENTITY_FIELDS if event.get(k) is not None}
         if "timestamp" in metadata:
             metadata["event_timestamp"] = str(metadata.pop("timestamp"))

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from config.langfuse_integration import LangfuseIntegrationService
     from config.settings_sources import LoadedSettings
 
+# The canary's trace tag: autoops metrics leaves these traces out of the workflow's figures.
+CANARY_TAG = "autoops-canary"
 CANARY_OBSERVATIONS = 3  # workflow, agent operation, decision
 
 
@@ -132,7 +134,9 @@ def _run_canary(
     service: LangfuseIntegrationService, event: dict[str, Any], timeout: float, result: DeployResult
 ) -> None:
     deadline = time.monotonic() + timeout
-    trace_id = service.create_simulation_trace(event, session_id="autoops-deploy")
+    trace_id = service.create_simulation_trace(
+        event, session_id="autoops-deploy", tags=[CANARY_TAG]
+    )
     span_id = service.start_agent_span("inventory_agent", "deploy_canary", {"product_id": "CANARY"})
     service.log_agent_decision(
         span_id,

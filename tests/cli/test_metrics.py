@@ -411,3 +411,16 @@ def test_a_cache_entry_of_another_shape_is_ignored() -> None:
     for bad in (None, [], {"window": {"from": "x"}, "rows": rows, "api": "v2"},
                 {"window": window, "rows": {"operations": []}, "api": "v2"}):  # fmt: skip
         assert _from_cache(bad) is None
+
+
+def test_the_deploy_canary_is_tagged_and_left_out(cli: Cli) -> None:
+    deployed = cli("deploy", "--json")
+    assert deployed.exit_code == 0, deployed.stderr
+    trace_id = json.loads(deployed.stdout)["canary"]["trace_id"]
+    store = LocalStore(store_path())
+    (tags,) = store.query("SELECT tags FROM traces WHERE id = ?", (trace_id,))[0]
+    store.close()
+    assert "autoops-canary" in json.loads(tags)
+    report = metrics_json(cli, "--since", "1h")
+    assert report["system"]["total_events_processed"] == 0  # the canary is no workflow event
+    assert report["agents"] == {} and report["has_data"] is False

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.actions.deploy import CANARY_TAG
 from autoops_cli.timespec import iso, parse_iso, parse_moment
 from config.errors import ApiError, UsageError
 
@@ -86,6 +87,13 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
         "value": TRACE_PREFIX,
         "type": "string",
     }
+    # The deploy canary is a simulation trace too, but no work of the system's.
+    not_canary = {
+        "column": "tags",
+        "operator": "none of",
+        "value": [CANARY_TAG],
+        "type": "arrayOptions",
+    }
 
     def query(
         view: str, dimensions: list[str], metrics: list[tuple[str, str]], **rest: Any
@@ -108,7 +116,7 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
             "observations",
             ["name", "type", "level"],
             [("count", "count"), *latency],
-            filters=[simulation],
+            filters=[simulation, not_canary],
         ),
         "scores": query(
             "scores-numeric",
@@ -120,7 +128,8 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
                     "operator": "any of",
                     "value": list(SCORE_NAMES),
                     "type": "stringOptions",
-                }
+                },
+                not_canary,
             ],
         ),
         "workflows": query(
@@ -129,6 +138,7 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
             [("count", "count"), ("latency", "avg")],
             filters=[
                 simulation,
+                not_canary,
                 {"column": "name", "operator": "=", "value": WORKFLOW, "type": "string"},
                 {"column": "type", "operator": "=", "value": "CHAIN", "type": "string"},
             ],
