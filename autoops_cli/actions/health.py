@@ -9,6 +9,7 @@ answers is cut off at the deadline like one that does not answer.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,11 +186,25 @@ def _local_store() -> Check:
 
     path = default_store_path()
     try:
-        store = LocalStore(path)
+        store = LocalStore.existing(path)  # a check creates nothing
+        if store is None:
+            return Check(
+                "local store",
+                OK,
+                0,
+                f"local mode (no Langfuse keys): no store at {path} yet (the first replay creates it)",
+            )
         counts = store.counts()
         store.close()
     except LocalFileError as exc:
         return Check("local store", FAIL, str(path), exc.message, int(ExitCode.LOCAL_FILE))
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        return Check(
+            "local store",
+            WARN,
+            counts["traces"],
+            f"store {path} can be read ({counts['traces']} traces) but not written: a replay would stop (exit 6)",
+        )
     return Check(
         "local store",
         OK,

@@ -12,6 +12,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from autoops_cli.simulation.generator import generate_events, write_events
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
 from tests.support.serve_process import ServeHandle, autoops_executable
 
@@ -110,3 +113,29 @@ def test_serve_help_shows_the_three_exports(cli: Cli) -> None:
     help_text = " ".join(cli("serve", "--help").stdout.split())
     for variable in ("LANGFUSE_HOST=", "LANGFUSE_PUBLIC_KEY=", "LANGFUSE_SECRET_KEY="):
         assert variable in help_text
+
+
+def test_read_commands_never_create_a_store(cli: Cli, workdir: Path) -> None:
+    home = Path(os.environ["AUTOOPS_HOME"])
+    for args in (("traces", "list"), ("metrics",), ("sampling", "show")):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+        assert not home.exists(), args
+    listed = cli("traces", "list")
+    assert f"no traces in the local store {home / 'traces.db'} (there is none yet)" in listed.stderr
+
+
+def test_the_store_is_found_from_a_subdirectory_of_the_project(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTOOPS_HOME")
+    (workdir / "autoops.toml").write_text("", encoding="utf-8")
+    events = workdir / "events.jsonl"
+    write_events(events, generate_events(3, seed=1))
+    assert cli("replay", str(events)).exit_code == 0
+    docs = workdir / "docs"
+    docs.mkdir()
+    monkeypatch.chdir(docs)
+    listed = json.loads(cli("traces", "list", "--json").stdout)
+    assert len(listed["traces"]) == 3
+    assert not (docs / ".autoops").exists()
