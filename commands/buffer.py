@@ -13,7 +13,7 @@ app = typer.Typer(help="See and deliver the batches waiting for Langfuse.", no_a
 def status(ctx: typer.Context) -> None:
     """Show the outbox: pending batches, spans, scores, bytes, oldest age, dead letters.
 
-    In langfuse mode every batch goes to the outbox first and leaves it only when Langfuse accepted it; batches Langfuse refused as bad are kept as dead letters.
+    In langfuse mode every batch goes to the outbox first and leaves it only when Langfuse acknowledged it; batches Langfuse refused as bad are kept as dead letters.
 
     **Example:** autoops buffer status --json
     """
@@ -30,28 +30,44 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def flush(
     ctx: typer.Context,
-    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to keep trying."),
+    wait: float | None = typer.Option(
+        None,
+        "--wait",
+        min=0.1,
+        help="Seconds to wait without progress (e.g. for a server that is starting); "
+        "default AUTOOPS_FLUSH_DEADLINE.",
+    ),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, hidden=True),
     dead_letters: bool = typer.Option(
         False, "--dead-letters", help="Also send the dead letters again (after fixing their cause)."
     ),
 ) -> None:
     """Deliver the outbox to the configured Langfuse host, oldest batch first.
 
-    Exit 0 when the outbox is empty afterwards, 3 when the keys are rejected, 4 when the host is unreachable (the batches stay), 5 when Langfuse refused a batch (it becomes a dead letter).
+    Keeps delivering while the host accepts batches, with progress on a terminal; gives up after --wait seconds without progress (a refused connection fails after AUTOOPS_FLUSH_DEADLINE, 2 s). Exit 0 when nothing waits for the host afterwards, 3 when the keys are rejected, 4 when the host is unreachable (the batches stay), 5 when Langfuse refused a batch (it becomes a dead letter) or the host is not Langfuse's API.
 
-    **Example:** autoops buffer flush --timeout 60
+    **Example:** autoops buffer flush --wait 60
     """
-    from autoops_cli.actions.buffer import flush_outbox
+    from autoops_cli.actions.buffer import flush_outbox, flush_progress_text
 
     state: AppState = ctx.obj
     config, _ = state.settings()
-    result, exit_code = flush_outbox(config, timeout=timeout, dead_letters=dead_letters)
-    if state.output.json_mode:
-        state.output.emit_json(result)
-    elif exit_code == 0:
-        state.output.success(
-            f"outbox empty: {result['delivered_batches']} batch(es) delivered to {config.host}"
+    out = state.output
+    # --timeout: the name before --wait, when it bounded the whole flush; now the same as --wait.
+    patience = (
+        wait if wait is not None else timeout if timeout is not None else config.flush_deadline
+    )
+    with out.status_line() as show:
+        result, exit_code = flush_outbox(
+            config,
+            wait=patience,
+            dead_letters=dead_letters,
+            on_progress=(lambda progress: show(flush_progress_text(progress))) if show else None,
         )
+    if out.json_mode:
+        out.emit_json(result)
+    elif exit_code == 0:
+        out.success(result["message"])
     if exit_code:
-        state.output.error(result["message"])
+        out.error(result["message"])
         raise typer.Exit(exit_code)

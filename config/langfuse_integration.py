@@ -462,7 +462,6 @@ class LangfuseIntegrationService:
 
 _service: LangfuseIntegrationService | None = None
 _service_lock = threading.Lock()
-EXIT_FLUSH_SECONDS = 2.0
 
 
 def get_langfuse_integration() -> LangfuseIntegrationService:
@@ -492,8 +491,9 @@ def initialize_langfuse_integration(
 
 
 def _shutdown_at_exit() -> None:
+    # Delivers while Langfuse makes progress; AUTOOPS_FLUSH_DEADLINE s without any ends it.
     if _service is not None:
-        _service.shutdown(EXIT_FLUSH_SECONDS)
+        _service.shutdown(_service.config.flush_deadline)
 
 
 # --- decorators for agent code ------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The outbox for the CLI: its status as a table, and a bounded flush with an exit code."""
+"""The outbox for the CLI: its status as a table, and a flush that goes on while it progresses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ConfigurationError, ExitCode
@@ -9,6 +10,7 @@ from config.errors import ConfigurationError, ExitCode
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from config.delivery.sender import DeliveryProgress
     from config.settings import LangfuseConfig
 
 
@@ -46,9 +48,18 @@ def status_table(report: dict[str, Any]) -> Table:
 
 
 def flush_outbox(
-    config: LangfuseConfig, *, timeout: float, dead_letters: bool
+    config: LangfuseConfig,
+    *,
+    wait: float,
+    dead_letters: bool,
+    on_progress: Callable[[DeliveryProgress], None] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Send the outbox for ``config.host``; the result document and the exit code."""
+    """Send the outbox for ``config.host``; the result document and the exit code.
+
+    Delivery goes on while the host makes progress and gives up after ``wait`` seconds
+    without any (a refused connection fails after ``wait``; ``--wait 60`` waits for a server
+    that is starting).
+    """
     from config.delivery.exporters import resource_attributes
     from config.delivery.outbox import Outbox
     from config.delivery.sender import OutboxExporter
@@ -60,16 +71,18 @@ def flush_outbox(
             hint="the outbox is only used in langfuse mode",
         )
     outbox = Outbox(default_store_path())
-    requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
-    before = outbox.count(config.host)
-    exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
     try:
-        delivered = exporter.flush(timeout)
+        requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
+        before = outbox.count(config.host)
+        exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
+        try:
+            delivered = exporter.flush(wait, on_progress=on_progress)
+        finally:
+            exporter.shutdown(0)
+        remaining = outbox.count(config.host)
     finally:
-        exporter.shutdown(0)
-    remaining = outbox.count(config.host)
+        outbox.close()
     stats = exporter.stats
-    outbox.close()
     result: dict[str, Any] = {
         "host": config.host,
         "requeued_dead_letters": requeued,
@@ -85,6 +98,11 @@ def flush_outbox(
             f"Langfuse at {config.host} rejected the keys ({stats.last_error}); {remaining} batch(es) kept"
         )
         return result, int(ExitCode.CONFIG)
+    if stats.state == "host_misconfigured":
+        result["message"] = (
+            f"{stats.last_error}; sending stopped, {remaining} batch(es) kept in the outbox"
+        )
+        return result, int(ExitCode.API)
     if stats.dead_letters:
         result["message"] = (
             f"{stats.dead_letters} batch(es) refused by {config.host} ({stats.last_error}); kept as dead letters"
@@ -92,7 +110,20 @@ def flush_outbox(
         return result, int(ExitCode.API)
     if not delivered or remaining:
         result["message"] = (
-            f"{remaining} batch(es) not delivered to {config.host} ({stats.last_error}); kept in the outbox"
+            f"{remaining} batch(es) not delivered to {config.host} ({stats.last_error}); "
+            f"kept in the outbox, nothing delivered for {wait:g} s"
         )
         return result, int(ExitCode.NETWORK)
+    result["message"] = (
+        f"no batch waits for {config.host}: {stats.batches_delivered} batch(es) delivered"
+    )
     return result, 0
+
+
+def flush_progress_text(progress: DeliveryProgress) -> str:
+    """The live line of ``buffer flush``."""
+    total = progress.delivered + progress.waiting
+    text = f"delivering {progress.delivered}/{total} batches to {progress.host}"
+    if progress.state != "ok" and progress.last_error:
+        text += f" ({progress.state}: {progress.last_error})"
+    return text
