@@ -564,9 +564,9 @@ class OutboxExporter:
         first = entries[0]
         if first.seq <= self._split_until:
             return [first]
-        most = REQUEST_MAX_ITEMS
-        if self._items_per_s is not None:
-            most = max(1, min(most, int(self._items_per_s * self._stall_s / 2)))
+        if self._items_per_s is None:
+            return [first]  # the server's pace is not known yet: one row
+        most = max(1, min(REQUEST_MAX_ITEMS, int(self._items_per_s * self._stall_s / 2)))
         chosen, items = [first], first.items
         for entry in entries[1:]:
             if entry.kind != first.kind:
@@ -743,6 +743,37 @@ class OutboxExporter:
         except Exception as exc:  # a failing listener must not leave the sender retrying flat out
             logger.warning("%s (reporting it failed: %s: %s)", unreachable, type(exc).__name__, exc)
             self.pause_sending()
+
+
+def rekey_body(kind: str, body: bytes, public_key: str) -> bytes:
+    """A span batch's body with ``public_key`` as the public key of its Langfuse scope.
+
+    Batches moved to another host (``autoops buffer flush --from``) may go to another
+    project: the scope names the key they were recorded with, and Langfuse keeps spans of
+    its SDK's scope only for the project of that key. Score bodies carry no key.
+    """
+    if kind != SPANS:
+        return body
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from config.delivery.otlp import SCOPE_NAME
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(gzip.decompress(body))
+    changed = False
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            if scope_spans.scope.name != SCOPE_NAME:
+                continue
+            for attribute in scope_spans.scope.attributes:
+                if attribute.key == "public_key" and attribute.value.string_value != public_key:
+                    attribute.value.string_value = public_key
+                    changed = True
+    if not changed:
+        return body
+    return gzip.compress(request.SerializeToString(), compresslevel=5)
 
 
 def _merged_body(entries: list[OutboxEntry]) -> bytes:

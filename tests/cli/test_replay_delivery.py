@@ -338,10 +338,72 @@ def test_a_host_answering_html_keeps_every_batch_and_says_so(
     assert status["pending_spans"] == summary["observations_recorded"] > 0
     assert status["pending_scores"] == summary["scores_recorded"]
     assert len(ids(served.store)["traces"]) == 0
+    # LANGFUSE_HOST fixed: the batches recorded for the portal go to the real server.
+    fixed = clean_env(**served_env(served), AUTOOPS_HOME=str(workdir / "portal"))
+    moved = run("--json", "buffer", "flush", "--from", portal.url, "--yes", env=fixed)
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout)["moved_from"]["host"] == portal.url
+    assert len(ids(served.store)["observations"]) == summary["observations_recorded"]
     reliability.tried(500)
     reliability.answered(200)
     reliability.exited(done.returncode)
-    reliability.missing(summary["observations_recorded"] - status["pending_spans"])
+    reliability.missing(summary["observations_recorded"] - len(ids(served.store)["observations"]))
+
+
+# --- batches of other hosts ----------------------------------------------------------------
+
+
+def test_batches_of_another_host_are_listed_sent_and_dropped(
+    workdir: Path, served: ServeHandle
+) -> None:
+    events = generated(workdir, 120, seed=16)
+    home = {"AUTOOPS_HOME": str(workdir / "hosts")}
+    wrong, other = refused_url(), refused_url()
+    first = run("--json", "replay", str(events), "--run-id", "wrong",
+                env=clean_env(**keys(wrong), **home))  # fmt: skip
+    assert first.returncode == 4, first.stderr
+    recorded = json.loads(first.stdout)
+    second = run("-q", "replay", str(events), "--limit", "20", "--run-id", "other",
+                 env=clean_env(**keys(other), **home))  # fmt: skip
+    assert second.returncode == 4, second.stderr
+    right = clean_env(**served_env(served), **home)
+
+    status = outbox_status(right)
+    assert status["current_host"] == served.url
+    hosts = {entry["host"]: entry for entry in status["by_host"]}
+    assert set(hosts) == {wrong, other}
+    assert hosts[wrong]["spans"] == recorded["observations_recorded"]
+    assert not hosts[wrong]["current"]
+    table = run("buffer", "status", env=right).stdout
+    assert wrong in table and other in table
+
+    flushed = run("buffer", "flush", env=right)
+    assert flushed.returncode == 0, flushed.stderr
+    assert "no batch waits for" in flushed.stderr
+    assert "batch(es) for other hosts remain in the outbox" in flushed.stderr
+    assert wrong in flushed.stderr and other in flushed.stderr
+
+    unconfirmed = run("buffer", "flush", "--from", wrong, env=right)
+    assert unconfirmed.returncode == 2
+    assert "give --yes to confirm" in unconfirmed.stderr
+    assert outbox_status(right)["hosts"].get(wrong)
+
+    moved = run("--json", "buffer", "flush", "--from", wrong, "--yes", env=right)
+    assert moved.returncode == 0, moved.stderr
+    result = json.loads(moved.stdout)
+    assert result["moved_from"] == {"host": wrong, "batches": hosts[wrong]["batches"]}
+    assert result["remaining_batches"] == 0
+    assert result["other_hosts"] == [{"host": other, "batches": hosts[other]["batches"]}]
+    on_server = ids(served.store)
+    assert len(on_server["traces"]) == recorded["traces_recorded"]
+    assert len(on_server["observations"]) == recorded["observations_recorded"]
+    assert len(on_server["scores"]) == recorded["scores_recorded"]
+
+    assert run("buffer", "drop", "--host", other, env=right).returncode == 2
+    dropped = run("--json", "buffer", "drop", "--host", other, "--yes", env=right)
+    assert dropped.returncode == 0, dropped.stderr
+    assert json.loads(dropped.stdout)["dropped_batches"] == hosts[other]["batches"]
+    assert outbox_status(right)["by_host"] == []
 
 
 # --- buffer flush: fast failure, and waiting when asked -----------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 from hypothesis import given
@@ -17,6 +18,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from config.delivery.otlp import SCOPE_NAME, AttributeEncoder, decode_spans, encode_spans
+from config.delivery.sender import SPANS, rekey_body
 from config.tracing.span_records import SpanRecord
 
 
@@ -126,3 +128,18 @@ def test_equal_values_of_other_types_are_not_confused_by_the_cache() -> None:
     decoded = decode_spans(encode_spans(spans, resource={}, scope_version="5"))
     assert [span.attributes["k"] for span in decoded] == [True, 1, 1.0, [True], [1]]
     assert [type(span.attributes["k"]) for span in decoded] == [bool, int, float, list, list]
+
+
+def test_a_moved_batch_carries_the_new_public_key() -> None:
+    span = SpanRecord("cd" * 16, "0" * 15 + "1", None, "s", 1, 2, {"a": "b"})
+    body = gzip.compress(
+        encode_spans([span], resource={}, scope_version="5", scope_attributes={"public_key": "old"})
+    )
+    moved = ExportTraceServiceRequest()
+    moved.ParseFromString(gzip.decompress(rekey_body(SPANS, body, "pk-lf-new")))
+    scope = moved.resource_spans[0].scope_spans[0].scope
+    assert {kv.key: kv.value.string_value for kv in scope.attributes} == {"public_key": "pk-lf-new"}
+    assert decode_spans(gzip.decompress(rekey_body(SPANS, body, "pk-lf-new")))[0].span_id == (
+        span.span_id
+    )
+    assert rekey_body(SPANS, body, "old") is body  # nothing to change: the body as it was
