@@ -147,7 +147,6 @@ class LangfuseIntegrationService:
             sampler,
             base_rate=sampler.rate,
             max_latency_ms=self.config.max_latency_ms,
-            buffer_size=self.config.buffer_size,
         )
         self.error_handler: LangfuseErrorHandler = LangfuseErrorHandler(
             max_acceptable_latency=self.config.max_latency_ms, sampling=self.adaptive
@@ -281,8 +280,8 @@ class LangfuseIntegrationService:
         try:
             cost = self.trace_manager.finalize_trace(trace_id, outcome, error=error)
             if cost is not None and self.config.enable_sampling:
-                # Adaptive sampling weighs the trace's tracing cost and the outbox size.
-                self.adaptive.trace_finished(cost[0], cost[1], self.client.pending)
+                # Adaptive sampling weighs the trace's tracing cost.
+                self.adaptive.trace_finished(cost[0], cost[1])
         except Exception as exc:
             self.error_handler.handle_trace_error(trace_id, exc)
         finally:
