@@ -31,6 +31,14 @@ def serve(
         "--allow-remote",
         help="Allow a non-loopback --host (the API then answers other machines).",
     ),
+    v4_only: bool = typer.Option(
+        False,
+        "--v4-only",
+        help=(
+            "Behave as Langfuse Cloud today (a v4 events_only deployment): the deprecated v3 "
+            "reads answer 404 and /api/public/ingestion takes scores only."
+        ),
+    ),
     # Hidden: the server's limits (defaults in autoops_cli.local_api.http.limits.ServeLimits),
     # lowered by the tests that attack the server so they run in seconds.
     max_body_bytes: int | None = typer.Option(None, "--max-body-bytes", min=1, hidden=True),
@@ -43,7 +51,7 @@ def serve(
 ) -> None:
     """Serve the local store over Langfuse's public API, for laptops and CI.
 
-    The Langfuse SDKs, the AutoOps application and this toolkit talk to it as to Langfuse: OTLP trace ingestion, scores, traces, observations and metrics. It prints the LANGFUSE_HOST and keys to use (the configured key pair, or a pair generated for this run). Stop it with Ctrl-C.
+    The official Langfuse SDKs and CLI, the AutoOps application and this toolkit talk to it as to Langfuse (API 4.35.0): OTLP trace ingestion, the legacy batch ingestion, scores, traces, sessions, observations, metrics, deletion. --v4-only answers as Langfuse Cloud does today, to see what breaks there. It prints the LANGFUSE_HOST and keys to use (the configured key pair, or a pair generated for this run). Stop it with Ctrl-C.
 
     **Example:** autoops serve --port 3000, then in another terminal: LANGFUSE_HOST=http://127.0.0.1:3000 autoops replay examples/events.jsonl
     """
@@ -73,6 +81,10 @@ def serve(
             out.line("# LANGFUSE_SECRET_KEY: the configured secret key")
         if not is_loopback_host(host):
             out.warning(f"listening on {host}: other machines can reach this API")
+        if v4_only:
+            out.info(
+                "v4-only: deprecated v3 reads answer 404, /api/public/ingestion takes scores only"
+            )
         out.stderr.file.flush()
         out.stdout.file.flush()
 
@@ -89,4 +101,5 @@ def serve(
         body_timeout=body_timeout,
         header_timeout=header_timeout,
         drain_timeout=drain_timeout,
+        v4_only=v4_only,
     )

@@ -13,6 +13,9 @@ app = typer.Typer(
 LOCAL_OPTION = typer.Option(
     False, "--local", help="Read the local store even when Langfuse keys are set."
 )
+TIMEOUT_OPTION = typer.Option(
+    30.0, "--timeout", min=0.1, help="Seconds for all requests of the command, 429 waits included."
+)
 
 
 @app.command("list")
@@ -36,14 +39,16 @@ def list_traces(
     ),
     max_items: int = typer.Option(10_000, "--max-items", min=1, help="Upper bound for --all."),
     local: bool = LOCAL_OPTION,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """List simulation traces, newest first: event type, product, agents, decisions, conflicts.
 
-    Reads Langfuse when keys are configured (or the local store with --local, or without keys).
+    Reads Langfuse when keys are configured (its v2 observations API: the traces' root observations; v1 traces on servers without it), or the local store with --local or without keys.
 
     **Example:** autoops traces list --since 1h --event-type demand_spike
     """
-    from autoops_cli.actions.traces import list_traces, traces_table
+    from autoops_cli.actions.traces import list_traces
+    from autoops_cli.actions.traces.view import traces_table
 
     state: AppState = ctx.obj
     config, _ = state.settings()
@@ -59,6 +64,7 @@ def list_traces(
         page=page,
         all_pages=all_pages,
         max_items=max_items,
+        timeout=timeout,
     )
     if state.output.json_mode:
         state.output.emit_json({"traces": rows, "next": following})
@@ -75,6 +81,7 @@ def show(
     ctx: typer.Context,
     trace_id: str = typer.Argument(..., help="The trace id (32 hex characters)."),
     local: bool = LOCAL_OPTION,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Show one trace as a tree: workflow, agents, tools, collaboration, conflicts, decisions.
 
@@ -82,11 +89,13 @@ def show(
 
     **Example:** autoops traces show 0af7651916cd43dd8448eb211c80319c
     """
-    from autoops_cli.actions.traces import render_tree, show_trace, trace_document
+    from autoops_cli.actions.traces import show_trace
+    from autoops_cli.actions.traces.rows import trace_document
+    from autoops_cli.actions.traces.view import render_tree
 
     state: AppState = ctx.obj
     config, _ = state.settings()
-    trace, roots = show_trace(config, trace_id, local=local)
+    trace, roots = show_trace(config, trace_id, local=local, timeout=timeout)
     if state.output.json_mode:
         state.output.emit_json(trace_document(trace, roots))
     else:

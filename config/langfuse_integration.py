@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
-from config.models import AgentDecision, CollaborationSpan
+from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
 from config.tracing.call_inputs import call_input
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class _NoopObservation:
 
 
 NOOP = _NoopObservation()
+NO_SPAN: AgentSpan | None = None  # what a failed ``end_agent_span`` returns
 
 
 def _guarded(
@@ -173,6 +175,8 @@ class LangfuseIntegrationService:
         )
         self.trace_manager: TraceManager = TraceManager(self.tracer)
         self.error_handler.attach(connection=self.client, trace_manager=self.trace_manager)
+        # Collaborations entered with ``with``: their span id -> the tokens to restore.
+        self._collaboration_tokens: dict[str, list[Any]] = {}
         self._closed = False
 
     @property
@@ -191,6 +195,16 @@ class LangfuseIntegrationService:
         counters = self.trace_manager.counters
         counters.tracing_calls += 1
         counters.tracing_ns += time.perf_counter_ns() - started_ns
+
+    def _guard(self, where: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a piece of tracing as ``_guarded`` methods run: failures to the error handler."""
+        started = time.perf_counter_ns()
+        try:
+            function(*args, **kwargs)
+        except Exception as exc:
+            self.error_handler.handle_tracing_error(where, exc)
+        finally:
+            self._account(started)
 
     # --- the seed's API -----------------------------------------------------------------
 
@@ -234,36 +248,59 @@ class LangfuseIntegrationService:
         self,
         agent_id: str,
         operation: str,
-        input_data: Any = None,
+        inputs: Any = None,
         *,
+        parent_trace_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        input_data: Any = None,
     ) -> str:
-        """Start an agent operation under the current observation (made current); its span id."""
+        """Start an agent operation; returns its span id, for ``end_agent_span``.
+
+        ``parent_trace_id`` puts it into that trace even when another one is current (several
+        traces may be open at once, e.g. events handled concurrently); without it, it nests
+        under the current observation and becomes current. ``input_data`` is the former name
+        of ``inputs``. Outside any trace, or for a trace that is not open, nothing is traced
+        and ``""`` is returned.
+        """
         return self.trace_manager.start_agent_span(
-            agent_id, operation, input_data, metadata=metadata
+            agent_id,
+            operation,
+            inputs if inputs is not None else input_data,
+            parent_trace_id=parent_trace_id,
+            metadata=metadata,
         )
 
     @_guarded(None)
     def log_agent_decision(
         self,
-        span_id: str,
+        agent_id: str,
         decision: Mapping[str, Any] | AgentDecision,
         *,
         confidence: float | None = None,
         reasoning: str | None = None,
         tools_used: Sequence[str] | None = None,
     ) -> None:
-        """Record a decision on an open agent span: a ``decision`` event and its score."""
+        """Record an agent's decision on its open operation in the current trace.
+
+        ``decision`` is a mapping as the seed writes it (``decision_type``, ``inputs``,
+        ``outputs``, ``confidence``, ``reasoning``) or an ``AgentDecision``: a ``decision``
+        event, the decision in the operation's metadata, and its confidence as the
+        ``decision_confidence`` score. The span id ``start_agent_span`` returned is accepted
+        in place of the agent id (the call style before the seed's).
+        """
         self.trace_manager.log_agent_decision(
-            span_id, decision, confidence=confidence, reasoning=reasoning, tools_used=tools_used
+            agent_id, decision, confidence=confidence, reasoning=reasoning, tools_used=tools_used
         )
 
-    @_guarded(None)
+    @_guarded(NO_SPAN)
     def end_agent_span(
         self, span_id: str, output: Any = None, *, error: str | BaseException | None = None
-    ) -> None:
-        """End an agent operation; an error marks it ERROR with the message."""
-        self.trace_manager.end_agent_span(span_id, output, error=error)
+    ) -> AgentSpan | None:
+        """End an agent operation with its outputs; an error marks it ERROR with the message.
+
+        Returns the finished ``AgentSpan`` (None when the span is not open).
+        """
+        return self.trace_manager.end_agent_span(span_id, output, error=error)
 
     def finalize_trace(
         self,
@@ -271,19 +308,27 @@ class LangfuseIntegrationService:
         outcome: Mapping[str, Any] | None = None,
         *,
         error: str | BaseException | None = None,
-    ) -> None:
-        """Close a simulation trace with its aggregated outcome (the workflow's output).
+    ) -> SimulationTrace | None:
+        """Close a trace with its aggregated outcome (the workflow's output).
 
-        Should closing it fail, the error handler ends what is still open of the trace.
+        What is still open in it (an operation or collaboration nobody ended) ends with it.
+        Returns the finished ``SimulationTrace`` (None for a trace that is not open, or one
+        not opened by ``create_simulation_trace``). Should closing it fail, the error handler
+        ends what is still open of the trace.
         """
         started = time.perf_counter_ns()
         try:
-            cost = self.trace_manager.finalize_trace(trace_id, outcome, error=error)
+            finished = self.trace_manager.finalize_trace(trace_id, outcome, error=error)
+            if finished is None:
+                return None
+            cost, simulation = finished
             if cost is not None and self.config.enable_sampling:
                 # Adaptive sampling weighs the trace's tracing cost.
                 self.adaptive.trace_finished(cost[0], cost[1])
+            return simulation
         except Exception as exc:
             self.error_handler.handle_trace_error(trace_id, exc)
+            return None
         finally:
             self._account(started)
 
@@ -292,75 +337,184 @@ class LangfuseIntegrationService:
         self,
         name: str,
         *,
+        agent_id: str | None = None,
+        inputs: Any = None,
         as_type: str = "span",
         input: Any = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Iterator[Observation | _NoopObservation]:
-        """An observation around a block, nested under the current one, current inside it.
+        """An operation around a block, current inside it; yields its observation.
 
-        An exception in the block marks it ERROR and propagates unchanged; a failure of the
-        tracing itself is counted and the block runs untraced.
+        With ``agent_id`` it is that agent's operation (``<agent_id>.<name>``, an ``agent``
+        observation, on which ``log_agent_decision(agent_id, ...)`` lands). Inside a trace it
+        nests under the current observation; outside any trace it opens a trace of its own,
+        finalized when the block exits. An exception in the block is recorded (level ERROR)
+        and propagates unchanged; a failure of the tracing itself is counted and the block
+        runs untraced. ``input`` is the former name of ``inputs``.
         """
+        data = inputs if inputs is not None else input
         observation: Observation | _NoopObservation = NOOP
         token = None
+        span_id = ""
+        own_trace = ""
         started = time.perf_counter_ns()
         try:
-            if self.tracer.current() is not None:
-                observation = self.tracer.start_observation(
-                    name, as_type=as_type, input=input, metadata=metadata
-                )
-                token = self.tracer.set_current(observation)
+            if self.tracing_enabled:
+                if self.tracer.current() is None:
+                    root = self.trace_manager.open_trace(
+                        name,
+                        root_name=f"{agent_id}.{name}" if agent_id else name,
+                        root_type="agent" if agent_id else as_type,
+                        agent_id=agent_id,
+                        input=data,
+                        metadata={"agent_id": agent_id, "operation": name, **(metadata or {})}
+                        if agent_id
+                        else metadata,
+                    )
+                    observation, own_trace = root, root.trace_id
+                elif agent_id:
+                    span_id = self.trace_manager.start_agent_span(
+                        agent_id, name, data, metadata=metadata
+                    )
+                    observation = self.trace_manager.observation(span_id) or NOOP
+                else:
+                    observation = self.tracer.start_observation(
+                        name, as_type=as_type, input=data, metadata=metadata
+                    )
+                    token = self.tracer.set_current(observation)
         except Exception as exc:
             self.error_handler.handle_tracing_error("trace_operation", exc)
         self._account(started)
+        error: BaseException | None = None
         try:
             yield observation
         except BaseException as exc:
-            self._end_safely(
-                observation, level="ERROR", status_message=f"{type(exc).__name__}: {exc}"
-            )
+            error = exc
             raise
         finally:
-            if token is not None:
-                self.tracer.reset_current(token)
-            self._end_safely(observation)
+            if own_trace:
+                self.finalize_trace(own_trace, error=error)
+            elif span_id:
+                self.end_agent_span(span_id, error=error)
+            else:
+                if token is not None:
+                    self.tracer.reset_current(token)
+                if error is not None:
+                    self._end_safely(
+                        observation,
+                        level="ERROR",
+                        status_message=f"{type(error).__name__}: {error}",
+                    )
+                self._end_safely(observation)
 
     @_guarded(None)
     def _end_safely(self, observation: Observation | _NoopObservation, /, **kwargs: Any) -> None:
         observation.end(**kwargs)
 
-    @contextmanager
     def track_collaboration(
-        self, agents: Sequence[str], purpose: str, *, metadata: Mapping[str, Any] | None = None
-    ) -> Iterator[CollaborationSpan]:
-        """A collaboration between agents (a ``chain``); messages and conflicts go inside."""
-        with self.trace_operation(
-            f"collaboration.{purpose}",
-            as_type="chain",
-            input={"agents": list(agents), "purpose": purpose},
-            metadata={"agents": list(agents), "purpose": purpose, **(metadata or {})},
-        ) as observation:
-            with self.trace_manager.collaboration(
-                observation.span_id, observation.trace_id, agents, purpose
-            ) as collaboration:
-                yield collaboration
-            try:
-                observation.update(
-                    output={
-                        "messages": len(collaboration.messages),
-                        "conflicts": len(collaboration.conflicts),
-                        "resolutions": collaboration.resolutions,
-                    }
+        self,
+        participating_agents: Sequence[str],
+        workflow_id: str,
+        workflow_data: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CollaborationSpan:
+        """Start a collaboration between agents (a ``chain``); returns its handle.
+
+        Pass the handle to ``log_coordination_message`` (it need not be current), or use it
+        as a context manager: current inside the block (messages, conflicts and resolutions
+        logged there land in it), ended when the block exits. Otherwise it ends with its
+        trace, or with ``handle.end()``; outside any trace it opens a trace of its own.
+        """
+        started = time.perf_counter_ns()
+        try:
+            if self.tracing_enabled:
+                collaboration, _ = self.trace_manager.start_collaboration(
+                    participating_agents, workflow_id, workflow_data, metadata=metadata
                 )
-            except Exception as exc:
-                self.error_handler.handle_tracing_error("track_collaboration", exc)
+                collaboration._owner = self
+                return collaboration
+        except Exception as exc:
+            self.error_handler.handle_tracing_error("track_collaboration", exc)
+        finally:
+            self._account(started)
+        # Untraced: a handle on which every call does nothing.
+        return CollaborationSpan("", workflow_id, list(participating_agents), [], [], None)
 
     @_guarded(None)
+    def enter_collaboration(self, collaboration: CollaborationSpan) -> None:
+        """Make a collaboration current (``with`` calls this)."""
+        tokens = self.trace_manager.enter_collaboration(collaboration)
+        self._collaboration_tokens.setdefault(collaboration.span_id, []).append(tokens)
+
+    def exit_collaboration(
+        self, collaboration: CollaborationSpan, error: BaseException | None = None
+    ) -> None:
+        """Leave a collaboration's ``with`` block and end it (ERROR when the block raised)."""
+        stack = self._collaboration_tokens.get(collaboration.span_id)
+        if stack:
+            tokens = stack.pop()
+            if not stack:
+                del self._collaboration_tokens[collaboration.span_id]
+            self._guard("track_collaboration", self.trace_manager.leave_collaboration, tokens)
+        self.end_collaboration(collaboration, error=error)
+
+    @_guarded(None)
+    def end_collaboration(
+        self,
+        collaboration: CollaborationSpan,
+        outcome: Mapping[str, Any] | None = None,
+        *,
+        error: BaseException | None = None,
+    ) -> None:
+        """End a collaboration; ``outcome`` becomes its ``resolution_outcome``."""
+        self.trace_manager.end_collaboration(collaboration, outcome, error=error)
+
+    @overload
+    def log_coordination_message(
+        self,
+        collaboration: CollaborationSpan,
+        from_agent: str,
+        to_agent: str,
+        message_type: str,
+        content: Mapping[str, Any] | str,
+    ) -> None: ...
+
+    @overload
     def log_coordination_message(
         self, from_agent: str, to_agent: str, message_type: str, content: Mapping[str, Any] | str
-    ) -> None:
-        """Record a message passed between agents inside the current collaboration."""
-        self.trace_manager.log_coordination_message(from_agent, to_agent, message_type, content)
+    ) -> None: ...
+
+    def log_coordination_message(self, *args: Any, **kwargs: Any) -> None:
+        """Record a message passed between agents (a ``coordination.<type>`` event).
+
+        As the seed calls it: ``(collaboration, from_agent, to_agent, message_type, content)``,
+        into that collaboration whether current or not. Without the handle (the call style
+        before the seed's), into the current collaboration or observation.
+        """
+        self._guard("log_coordination_message", self._log_coordination_message, *args, **kwargs)
+
+    def _log_coordination_message(self, *args: Any, **kwargs: Any) -> None:
+        collaboration = kwargs.pop("collaboration", None)
+        if collaboration is None and args and isinstance(args[0], CollaborationSpan):
+            collaboration, args = args[0], args[1:]
+        if collaboration is not None and not collaboration.span_id:
+            return  # an untraced handle
+        names = ("from_agent", "to_agent", "message_type", "content")
+        values = dict(zip(names, args, strict=False)) | kwargs
+        missing = [name for name in names if name not in values]
+        if missing or len(values) != len(names):
+            raise TypeError(
+                "log_coordination_message(collaboration, from_agent, to_agent, message_type, "
+                f"content): missing or unknown arguments ({', '.join(missing) or 'extra'})"
+            )
+        self.trace_manager.log_coordination_message(
+            values["from_agent"],
+            values["to_agent"],
+            values["message_type"],
+            values["content"],
+            collaboration=collaboration,
+        )
 
     @_guarded(None)
     def log_conflict(
@@ -418,8 +572,15 @@ class LangfuseIntegrationService:
             "sampling_changes": list(self.adaptive.changes),
         }
 
-    def health_check(self) -> dict[str, Any]:
-        """A local view of the integration's health (no network call)."""
+    def health_check(self, timeout: float | None = None) -> dict[str, Any]:
+        """The integration's health; ``available`` says whether traces can reach their
+        destination now.
+
+        ``available`` comes from one cheap probe: Langfuse's public health route in langfuse
+        mode (at most ``timeout`` s, default ``LANGFUSE_TIMEOUT``; no keys are sent), the store
+        file in local mode; False when tracing is disabled or the keys were rejected. The rest
+        is the service's own view: tracing errors, delivery state, batches waiting.
+        """
         metrics = self.get_performance_metrics()
         failed = metrics["spans_failed"] + metrics["scores_failed"]
         status = (
@@ -427,7 +588,11 @@ class LangfuseIntegrationService:
             if self.mode == "disabled"
             else ("degraded" if failed or metrics["tracing_errors"] else "healthy")
         )
+        probe = self.client.check_connection(self.config.timeout if timeout is None else timeout)
+        available = probe.available and metrics["delivery_state"] != "credentials_rejected"
         return {
+            "available": available,
+            "detail": probe.detail,
             "status": status,
             "mode": self.mode,
             "destination": self.destination,
@@ -447,10 +612,14 @@ class LangfuseIntegrationService:
             return False
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and close; open observations are left as they are."""
+        """End what is still open (so it is recorded, not lost), flush, and close."""
         if self._closed:
             return
         self._closed = True
+        try:
+            self.trace_manager.end_open_traces()
+        except Exception as exc:
+            self.error_handler.handle_tracing_error("shutdown", exc)
         try:
             self.tracer.shutdown(timeout)
         except Exception as exc:
@@ -464,11 +633,15 @@ _service_lock = threading.Lock()
 
 
 def get_langfuse_integration() -> LangfuseIntegrationService:
-    """The process-wide service, created from the environment on first use."""
+    """The process-wide service, created from the environment on first use.
+
+    Should it not start (an invalid configuration, a store that cannot be opened), the
+    process carries on untraced: a disabled service is returned and the reason logged.
+    """
     global _service  # noqa: PLW0603  (the seed API is a process-wide service)
     with _service_lock:
         if _service is None:
-            _service = LangfuseIntegrationService()
+            _service = _create_or_fallback(None, None, {})[0]
             atexit.register(_shutdown_at_exit)
         return _service
 
@@ -477,16 +650,55 @@ def initialize_langfuse_integration(
     config: LangfuseConfig | None = None,
     masking: DataMaskingConfig | None = None,
     **kwargs: Any,
-) -> LangfuseIntegrationService:
-    """(Re)create the process-wide service with explicit settings; the old one is shut down."""
+) -> bool:
+    """(Re)create the process-wide service (the old one is shut down); True when it is ready.
+
+    As the seed uses it at application start-up: False means the integration could not
+    start as configured (invalid configuration, unusable store: the service then runs
+    disabled) or its destination does not answer (langfuse mode: traces wait in the outbox
+    until it does). Either way the application carries on; ``get_langfuse_integration()``
+    returns the service. Tracing disabled by configuration counts as ready.
+    """
+    service, started = _create_or_fallback(config, masking, kwargs)
+    install_langfuse_integration(service)
+    if not started:
+        return False
+    if service.mode == "disabled":
+        return True
+    return service.client.check_connection(service.config.timeout).available
+
+
+def install_langfuse_integration(service: LangfuseIntegrationService) -> LangfuseIntegrationService:
+    """Make ``service`` the process-wide one (the previous one is shut down); returns it.
+
+    For callers that build the service themselves and want its errors raised (the CLI).
+    """
     global _service
     with _service_lock:
-        previous, _service = _service, LangfuseIntegrationService(config, masking, **kwargs)
+        previous, _service = _service, service
         if previous is None:
             atexit.register(_shutdown_at_exit)
-    if previous is not None:
+    if previous is not None and previous is not service:
         previous.shutdown()
-    return _service
+    return service
+
+
+def _create_or_fallback(
+    config: LangfuseConfig | None, masking: DataMaskingConfig | None, options: dict[str, Any]
+) -> tuple[LangfuseIntegrationService, bool]:
+    """A service as configured, or a disabled one (and why, logged) when it cannot start."""
+    try:
+        return LangfuseIntegrationService(config, masking, **options), True
+    except Exception as exc:
+        from config.redaction import redact_secrets
+        from config.settings import DataMaskingConfig, LangfuseConfig
+
+        logging.getLogger("autoops.tracing").error(
+            "Langfuse integration could not start (%s); continuing without tracing",
+            redact_secrets(f"{type(exc).__name__}: {exc}"),
+        )
+        disabled = LangfuseConfig.model_construct(enabled=False)
+        return LangfuseIntegrationService(disabled, DataMaskingConfig.model_construct()), False
 
 
 def _shutdown_at_exit() -> None:
@@ -554,7 +766,7 @@ def agent_operation(operation: str) -> Callable[[F], F]:
                 return function(self, *args, **kwargs)
             service = get_langfuse_integration()
             span_id = service.start_agent_span(
-                self.agent_id, operation, input_data=call_input(function, (self, *args), kwargs)
+                self.agent_id, operation, inputs=call_input(function, (self, *args), kwargs)
             )
             try:
                 result = function(self, *args, **kwargs)

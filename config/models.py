@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -40,69 +41,104 @@ class AgentDecision:
         return document
 
 
+# The seed's data models, field for field (names, types, order; the seed gives no defaults).
+# The service records a trace, its agent operations and its collaborations in them while
+# they are open; ``finalize_trace`` and ``end_agent_span`` return the finished record.
+
+
 @dataclass
 class SimulationTrace:
-    """One simulation event's trace, as the service tracks it while it is open."""
+    """One simulation event's trace: what triggered it, who took part, how it ended."""
 
     trace_id: str
     event_type: str
-    event_id: str | None
-    product_id: str | None
-    session_id: str | None
-    sampled: bool
-    started_ns: int
-    agent_spans: list[str] = field(default_factory=list)
-    status: str = "running"
+    trigger_source: str
+    start_time: datetime
+    end_time: datetime | None
+    participating_agents: list[str]
+    event_data: dict[str, Any]
+    outcome: dict[str, Any] | None
 
 
 @dataclass
 class AgentSpan:
-    """One agent operation while it is open."""
+    """One agent operation: its inputs and outputs, the tools it used, its decision's confidence."""
 
     span_id: str
-    trace_id: str
     agent_id: str
-    operation: str
-    started_ns: int
-    decision: AgentDecision | None = None
-    status: str = "running"
+    operation_type: str
+    parent_trace_id: str
+    start_time: datetime
+    end_time: datetime | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    tools_used: list[str]
+    decision_confidence: float | None
 
 
 @dataclass
 class CollaborationSpan:
-    """A collaboration between agents: its messages and conflicts."""
+    """A collaboration between agents: the messages they passed, conflicts, the resolution.
+
+    ``track_collaboration`` returns one as the handle of the collaboration: pass it to
+    ``log_coordination_message`` (as the seed does), or use it as a context manager (the
+    collaboration is current inside the block and ends with it). ``resolution_outcome`` is
+    the latest resolution; ``resolutions`` keeps every one when several conflicts were settled.
+    """
 
     span_id: str
-    trace_id: str
-    agents: tuple[str, ...]
-    purpose: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    workflow_type: str
+    participating_agents: list[str]
+    coordination_messages: list[dict[str, Any]]
+    conflicts_detected: list[dict[str, Any]]
+    resolution_outcome: dict[str, Any] | None
+    trace_id: str = ""
     resolutions: list[dict[str, Any]] = field(default_factory=list)
+    # Set by the service that opened it: what ``with`` and ``end()`` act on.
+    _owner: Any = field(default=None, repr=False, compare=False)
+
+    def end(self, outcome: dict[str, Any] | None = None) -> None:
+        """End the collaboration (its span; its own trace too, if it opened one)."""
+        if self._owner is not None:
+            self._owner.end_collaboration(self, outcome)
+
+    def __enter__(self) -> CollaborationSpan:
+        if self._owner is not None:
+            self._owner.enter_collaboration(self)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        if self._owner is not None:
+            self._owner.exit_collaboration(self, error)
 
 
 @dataclass
 class AgentPerformanceMetrics:
-    """Per-agent performance (the seed's names; computed by ``autoops metrics``)."""
+    """Per-agent performance, as ``autoops metrics`` reports it (docs/metrics.md).
+
+    ``average_response_time`` in ms; ``decision_accuracy`` the mean decision confidence.
+    """
 
     agent_id: str
-    operation_count: int = 0
-    average_response_time: float = 0.0  # ms
-    p50_response_time: float = 0.0
-    p95_response_time: float = 0.0
-    success_rate: float = 1.0
-    tool_usage_stats: dict[str, int] = field(default_factory=dict)
-    decision_accuracy: float = 0.0  # mean decision confidence
-    decisions_overturned: int = 0
-    collaboration_score: float = 0.0
+    operation_count: int
+    average_response_time: float
+    success_rate: float
+    tool_usage_stats: dict[str, int]
+    decision_accuracy: float
+    collaboration_score: float
 
 
 @dataclass
 class SystemWorkflowMetrics:
-    """System-wide workflow performance (the seed's names)."""
+    """System-wide workflow performance, as ``autoops metrics`` reports it (docs/metrics.md).
 
-    total_events_processed: int = 0
-    average_workflow_duration: float = 0.0  # ms
-    agent_coordination_efficiency: float = 0.0
-    conflict_resolution_rate: float = 1.0
-    system_throughput: float = 0.0  # events per second
+    ``average_workflow_duration`` in ms; ``system_throughput`` in events per second.
+    """
+
+    total_events_processed: int
+    average_workflow_duration: float
+    agent_coordination_efficiency: float
+    conflict_resolution_rate: float
+    system_throughput: float

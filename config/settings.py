@@ -106,13 +106,13 @@ class LangfuseConfig(LayeredSettings):
         default=5.0, description="Seconds between background flushes of buffered spans."
     )
     environment: str = Field(
-        default="default",
+        default="development",
         validation_alias=AliasChoices(
             "environment", "LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT"
         ),
         description="Langfuse environment: lowercase a-z, 0-9, _ and -, not starting with 'langfuse'.",
     )
-    release: str | None = Field(default=None, description="Release tag recorded on every trace.")
+    release: str | None = Field(default="1.0.0", description="Release tag recorded on every trace.")
     max_latency_ms: float = Field(
         default=100.0, description="Latency budget tracing may add to an agent operation (ms)."
     )
@@ -264,7 +264,7 @@ class DataMaskingConfig(LayeredSettings):
         default=True, description="Mask e-mail addresses, phone and card numbers."
     )
     mask_financial_data: bool = Field(
-        default=False, description="Mask money fields (cost, margin, revenue)."
+        default=True, description="Mask money fields (cost, margin, revenue; prices stay)."
     )
     mask_customer_data: bool = Field(default=True, description="Mask customer identifiers.")
     retention_days: int = Field(default=30, description="Days the local store keeps traces.")

@@ -13,15 +13,17 @@ that trace" and "that trace's root" are O(1) lookups too. It raises like any cod
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from config.models import AgentDecision, CollaborationSpan
+from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
 from config.sampling_rules import SamplingSubject
 
 if TYPE_CHECKING:
@@ -45,6 +47,26 @@ EVENT_IDENTITY_FIELDS = (
 _collaboration: ContextVar[CollaborationSpan | None] = ContextVar(
     "autoops_collaboration", default=None
 )
+
+
+# Keys of a decision mapping that describe the decision rather than being its outputs.
+DECISION_FIELDS = frozenset(
+    {"agent_id", "decision_type", "inputs", "outputs", "confidence", "reasoning", "tools_used"}
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """Inputs or outputs as the seed's models hold them: a dict (other values under "value")."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    as_dict = getattr(value, "as_dict", None)
+    return dict(as_dict()) if callable(as_dict) else {"value": value}
 
 
 def describe_error(error: str | BaseException) -> str:
@@ -74,6 +96,8 @@ class OpenObservation:
     token: Token[Observation | None] | None  # set when it was made current
     started_ns: int
     agent_id: str | None = None  # set on an agent operation
+    agent_span: AgentSpan | None = None  # the seed's record of an agent operation
+    collaboration: CollaborationSpan | None = None  # the seed's record of a collaboration
 
 
 @dataclass
@@ -91,6 +115,7 @@ class TraceRecord:
     agent_operations: dict[str, Observation] = field(default_factory=dict)
     conflict_outcomes: dict[str, bool] = field(default_factory=dict)
     finalized: bool = False
+    simulation: SimulationTrace | None = None  # the seed's record of the trace
 
 
 class TraceManager:
@@ -111,10 +136,15 @@ class TraceManager:
     # --- the registry -------------------------------------------------------------------
 
     def _register(
-        self, observation: Observation, *, root: bool = False, agent_id: str | None = None
-    ) -> None:
-        """Remember an open observation and make it current."""
-        token = self.tracer.set_current(observation)
+        self,
+        observation: Observation,
+        *,
+        root: bool = False,
+        agent_id: str | None = None,
+        make_current: bool = True,
+    ) -> OpenObservation:
+        """Remember an open observation and, unless told otherwise, make it current."""
+        token = self.tracer.set_current(observation) if make_current else None
         entry = OpenObservation(observation, token, time.perf_counter_ns(), agent_id)
         span_id = observation.span_id
         with self._lock:
@@ -130,6 +160,11 @@ class TraceManager:
             if agent_id is not None:
                 record.open_by_agent.setdefault(agent_id, {})[span_id] = observation
                 record.agent_operations[agent_id] = observation
+                if record.simulation is not None:
+                    agents = record.simulation.participating_agents
+                    if agent_id not in agents:
+                        agents.append(agent_id)
+        return entry
 
     def _forget(self, span_id: str) -> OpenObservation | None:
         """Drop an open observation and make its parent current again; None when unknown."""
@@ -179,10 +214,39 @@ class TraceManager:
             record = self._traces.get(trace_id)
             return [e.observation for e in record.open.values()] if record is not None else []
 
+    def open_trace_ids(self) -> list[str]:
+        """The traces with something still open, oldest first."""
+        with self._lock:
+            return [trace_id for trace_id, record in self._traces.items() if record.open]
+
+    def simulation_trace(self, trace_id: str) -> SimulationTrace | None:
+        """The seed's record of an open simulation trace."""
+        with self._lock:
+            record = self._traces.get(trace_id)
+            return record.simulation if record is not None else None
+
+    def agent_span(self, span_id: str) -> AgentSpan | None:
+        """The seed's record of an open agent operation."""
+        with self._lock:
+            found = self._spans.get(span_id)
+        return found[1].agent_span if found is not None else None
+
     def current_trace_id(self) -> str | None:
         """The trace of the calling context's current observation."""
         current = self.tracer.current()
         return current.trace_id if current is not None else None
+
+    def _parent_in(self, trace_id: str) -> tuple[Observation, bool]:
+        """Where an operation of ``trace_id`` goes: under the current observation when the
+        calling context is in that trace, else under the trace's root; and whether it may
+        become current (not when the caller sits in another trace)."""
+        current = self.tracer.current()
+        if current is not None and current.trace_id == trace_id:
+            return current, True
+        root = self.root(trace_id)
+        if root is None:
+            raise LookupError(f"trace {trace_id!r} is not open (finalized, or never created)")
+        return root, current is None
 
     # --- the lifecycle ------------------------------------------------------------------
 
@@ -225,80 +289,203 @@ class TraceManager:
             ),
         )
         self._register(root, root=True)
+        data = event.get("data")
+        self._traces[root.trace_id].simulation = SimulationTrace(
+            trace_id=root.trace_id,
+            event_type=event_type,
+            trigger_source=str(event.get("trigger_source") or ""),
+            start_time=_now(),
+            end_time=None,
+            participating_agents=list(agents or ()),
+            # The event's own fields: its data, or (an event without ``data``) the rest of it.
+            event_data=_as_dict(data) if data is not None else dict(event),
+            outcome=None,
+        )
         return root.trace_id
+
+    def open_trace(
+        self,
+        name: str,
+        *,
+        root_name: str,
+        root_type: str,
+        agent_id: str | None = None,
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Observation:
+        """Open a trace of its own around one operation (no simulation event behind it).
+
+        Its root is the operation (an agent operation when ``agent_id`` is given); it is made
+        current, and ``finalize_trace`` closes it.
+        """
+        root = self.tracer.start_trace(
+            name,
+            root_name=root_name,
+            root_type=root_type,
+            tags=[agent_id] if agent_id else (),
+            input=input,
+            root_metadata=metadata,
+            subject=SamplingSubject(agents=(agent_id,) if agent_id else ()),
+        )
+        if agent_id is not None:
+            root.agent_id = agent_id
+        entry = self._register(root, root=True, agent_id=agent_id)
+        if agent_id is not None:
+            entry.agent_span = self._new_agent_span(root, agent_id, name, input)
+            self.counters.operations += 1
+        return root
+
+    def _new_agent_span(
+        self, observation: Observation, agent_id: str, operation: str, inputs: Any
+    ) -> AgentSpan:
+        return AgentSpan(
+            span_id=observation.span_id,
+            agent_id=agent_id,
+            operation_type=operation,
+            parent_trace_id=observation.trace_id,
+            start_time=_now(),
+            end_time=None,
+            inputs=_as_dict(inputs),
+            outputs={},
+            tools_used=[],
+            decision_confidence=None,
+        )
 
     def start_agent_span(
         self,
         agent_id: str,
         operation: str,
-        input_data: Any = None,
+        inputs: Any = None,
         *,
+        parent_trace_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
-        """Start ``<agent_id>.<operation>`` under the current observation (made current).
+        """Start ``<agent_id>.<operation>``; its span id (``""`` outside any trace).
 
-        Its span id; ``""`` outside a trace.
+        Without ``parent_trace_id`` it goes under the current observation and becomes
+        current. With it, it goes into that trace even when another trace is current (several
+        may be open at once): under the current observation if that is in the trace, else
+        under the trace's workflow; it becomes current only when the caller is in no other
+        trace. ``LookupError`` for a trace that is not open.
         """
-        if self.tracer.current() is None:
-            return ""
+        if parent_trace_id:
+            parent, make_current = self._parent_in(parent_trace_id)
+        else:
+            current = self.tracer.current()
+            if current is None:
+                return ""
+            parent, make_current = current, True
         observation = self.tracer.start_observation(
             f"{agent_id}.{operation}",
             as_type="agent",
-            input=input_data,
+            parent=parent,
+            input=inputs,
             metadata={"agent_id": agent_id, "operation": operation, **(metadata or {})},
         )
         observation.agent_id = agent_id
-        self._register(observation, agent_id=agent_id)
+        entry = self._register(observation, agent_id=agent_id, make_current=make_current)
+        entry.agent_span = self._new_agent_span(observation, agent_id, operation, inputs)
         self.counters.operations += 1
         return observation.span_id
 
+    def _decision_target(self, target: str) -> tuple[Observation, str]:
+        """The agent operation a decision is about: an open span id, or the agent's open
+        operation in the current trace (or, outside any trace, its only open operation)."""
+        found = self.observation(target)
+        if found is not None:
+            return found, found.agent_id or found.name.split(".", 1)[0]
+        trace_id = self.current_trace_id()
+        if trace_id is not None:
+            operation = self.agent_operation(trace_id, target)
+            if operation is None:
+                raise LookupError(f"agent {target!r} has no open operation in trace {trace_id}")
+            return operation, target
+        with self._lock:
+            candidates = [
+                operation
+                for record in self._traces.values()
+                for operation in record.open_by_agent.get(target, {}).values()
+            ]
+        if len(candidates) != 1:
+            raise LookupError(
+                f"agent {target!r} has {len(candidates) or 'no'} open operations and no trace "
+                "is current: pass the span id start_agent_span returned"
+            )
+        return candidates[0], target
+
     def log_agent_decision(
         self,
-        span_id: str,
+        agent: str,
         decision: Mapping[str, Any] | AgentDecision,
         *,
         confidence: float | None = None,
         reasoning: str | None = None,
         tools_used: Sequence[str] | None = None,
     ) -> None:
-        """Record a decision on an open agent operation: metadata, an event and its score."""
-        agent = self.observation(span_id)
-        if agent is None:
-            return
+        """Record a decision on an agent's open operation: metadata, an event and its score.
+
+        ``agent`` is the agent id (its open operation in the current trace) or the span id
+        ``start_agent_span`` returned. The decision is an ``AgentDecision`` or a mapping in
+        the seed's shape (``decision_type``, ``inputs``, ``outputs``, ``confidence``,
+        ``reasoning``, ``tools_used``); keyword arguments win over what it carries. Without
+        any confidence no ``decision_confidence`` score is recorded (none is made up).
+        """
+        operation, agent_id = self._decision_target(agent)
         if isinstance(decision, AgentDecision):
-            confidence = decision.confidence if confidence is None else confidence
-            reasoning = decision.reasoning if reasoning is None else reasoning
-            tools_used = decision.tools_used if tools_used is None else tools_used
-            outputs: Any = decision.outputs
-            decision_type = decision.decision_type
+            given: Mapping[str, Any] = decision.as_dict()
         else:
-            outputs, decision_type = dict(decision), str(decision.get("decision_type", "decision"))
-        confidence = float(confidence if confidence is not None else 0.0)
-        agent_id = agent.name.split(".", 1)[0]
+            given = decision
+        if confidence is None:
+            confidence = given.get("confidence")
+        if confidence is not None:
+            confidence = float(confidence)
+            if not math.isfinite(confidence):
+                raise ValueError(f"decision confidence must be a finite number, got {confidence}")
+        reasoning = reasoning if reasoning is not None else given.get("reasoning")
+        tools = list(tools_used if tools_used is not None else given.get("tools_used") or ())
+        decision_type = str(given.get("decision_type") or "decision")
+        if "outputs" in given:
+            outputs: Any = given["outputs"]
+        else:
+            outputs = {k: v for k, v in given.items() if k not in DECISION_FIELDS}
+        inputs = given.get("inputs")
         details = {
             "decision_type": decision_type,
             "confidence": confidence,
             "reasoning": reasoning or "",
-            "tools_used": list(tools_used or ()),
+            "tools_used": tools,
         }
-        agent.update(metadata=details)
-        agent.event(
-            f"{agent_id}.decision", output=outputs, metadata={"agent_id": agent_id, **details}
+        operation.update(metadata=details)
+        operation.event(
+            f"{agent_id}.decision",
+            **({"input": inputs} if inputs else {}),
+            output=outputs,
+            metadata={"agent_id": agent_id, **details},
         )
-        agent.score(
-            DECISION_SCORE,
-            confidence,
-            comment=reasoning or None,
-            metadata={"agent_id": agent_id, "decision_type": decision_type},
-        )
+        if confidence is not None:
+            operation.score(
+                DECISION_SCORE,
+                confidence,
+                comment=reasoning or None,
+                metadata={"agent_id": agent_id, "decision_type": decision_type},
+            )
+        with self._lock:
+            found = self._spans.get(operation.span_id)
+        span = found[1].agent_span if found is not None else None
+        if span is not None:
+            span.decision_confidence = confidence
+            span.tools_used.extend(t for t in tools if t not in span.tools_used)
 
     def end_agent_span(
         self, span_id: str, output: Any = None, *, error: str | BaseException | None = None
-    ) -> None:
-        """End an agent operation; an error marks it ERROR with the message."""
+    ) -> AgentSpan | None:
+        """End an agent operation; an error marks it ERROR with the message.
+
+        Returns the finished ``AgentSpan`` (None for an unknown or already ended span).
+        """
         entry = self._forget(span_id)
         if entry is None:
-            return
+            return None
         self.counters.operation_ns += time.perf_counter_ns() - entry.started_ns
         if error is not None:
             self.counters.operations_failed += 1
@@ -307,6 +494,11 @@ class TraceManager:
             )
         else:
             entry.observation.end(output=output)
+        span = entry.agent_span
+        if span is not None:
+            span.end_time = _now()
+            span.outputs = _as_dict(output)
+        return span
 
     def finalize_trace(
         self,
@@ -314,16 +506,24 @@ class TraceManager:
         outcome: Mapping[str, Any] | None = None,
         *,
         error: str | BaseException | None = None,
-    ) -> tuple[int, int] | None:
-        """Close a trace: score its conflicts, end its root with the outcome.
+    ) -> tuple[tuple[int, int] | None, SimulationTrace | None] | None:
+        """Close a trace: end what is still open in it, score its conflicts, end its root.
 
         Returns the trace's tracing cost, ``(nanoseconds, agent operations)`` since it opened
-        (what adaptive sampling weighs), or None when the trace is not open. Should this fail
-        half way, the root is still registered: ``cleanup_failed_trace`` can end it.
+        (what adaptive sampling weighs), with the finished ``SimulationTrace``; None when the
+        trace is not open. Should this fail half way, the root is still registered:
+        ``cleanup_failed_trace`` can end it.
         """
         with self._lock:
             record = self._traces.get(trace_id)
             entry = record.open.get(record.root_span_id or "") if record is not None else None
+            # Operations and collaborations nobody ended: end them with the trace, latest
+            # first, so what was started is recorded rather than lost.
+            left = (
+                [e for e in reversed(record.open.values()) if e is not entry]
+                if record is not None
+                else []
+            )
         if record is None or entry is None:
             return None
         if error is not None:
@@ -332,6 +532,8 @@ class TraceManager:
         else:
             level = "WARNING" if outcome and outcome.get("conflicts_unresolved") else None
             message = None
+        for open_entry in left:
+            self._end_left_open(open_entry, "ended with its trace")
         with self._lock:
             mark, record.mark = record.mark, None
             operations, record.agent_operations = record.agent_operations, {}
@@ -346,7 +548,50 @@ class TraceManager:
         if error is not None:
             self.counters.traces_failed += 1
         self._forget(entry.observation.span_id)
-        return cost
+        if entry.agent_span is not None:  # a trace of one agent operation (trace_operation)
+            self.counters.operation_ns += time.perf_counter_ns() - entry.started_ns
+            if error is not None:
+                self.counters.operations_failed += 1
+            entry.agent_span.end_time = _now()
+            entry.agent_span.outputs = _as_dict(outcome)
+        simulation = record.simulation
+        if simulation is not None:
+            simulation.end_time = _now()
+            simulation.outcome = dict(outcome) if outcome is not None else None
+        return cost, simulation
+
+    def _end_left_open(self, entry: OpenObservation, reason: str) -> None:
+        """End an observation its owner never ended (a collaboration handle, a lost span)."""
+        if self._forget(entry.observation.span_id) is None or entry.observation.ended:
+            return
+        if entry.collaboration is not None:
+            entry.observation.update(output=self._collaboration_output(entry.collaboration))
+        if entry.agent_span is not None:
+            entry.agent_span.end_time = _now()
+        entry.observation.end(status_message=reason)
+
+    def end_open_traces(self, reason: str = "still open at shutdown") -> int:
+        """End everything still open, in every trace (at shutdown: recorded, not lost).
+
+        In each trace the latest first and the root last; nothing counts as finalized.
+        Returns how many observations were ended.
+        """
+        with self._lock:
+            records = list(self._traces.values())
+            ordered = [
+                [e for e in reversed(r.open.values()) if e.observation.span_id != r.root_span_id]
+                + [e for e in r.open.values() if e.observation.span_id == r.root_span_id]
+                for r in records
+            ]
+        ended = 0
+        for entries in ordered:
+            for entry in entries:
+                if entry.observation.ended:
+                    continue
+                with suppress(Exception):  # on with the others
+                    self._end_left_open(entry, reason)
+                    ended += 1
+        return ended
 
     def cleanup_failed_trace(self, trace_id: str, reason: str = "trace failed") -> int:
         """End everything still open of a trace at level ERROR and forget the trace.
@@ -382,26 +627,123 @@ class TraceManager:
 
     # --- collaboration and conflicts ----------------------------------------------------
 
-    @contextmanager
-    def collaboration(
-        self, span_id: str, trace_id: str, agents: Sequence[str], purpose: str
-    ) -> Iterator[CollaborationSpan]:
-        """Keep the ``log_*`` calls made inside the block on a ``CollaborationSpan``."""
+    def start_collaboration(
+        self,
+        participating_agents: Sequence[str],
+        workflow_type: str,
+        workflow_data: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[CollaborationSpan, bool]:
+        """Start a collaboration (a ``chain`` named ``collaboration.<workflow_type>``).
+
+        Under the current observation; outside any trace it opens a trace of its own. It is
+        not made current (``enter_collaboration`` does that for a ``with`` block). Returns the
+        seed's ``CollaborationSpan`` and whether it opened its own trace.
+        """
+        name = f"collaboration.{workflow_type}"
+        agents = list(participating_agents)
+        described = {"agents": agents, "purpose": workflow_type, **dict(workflow_data or {})}
+        span_metadata = {**described, **dict(metadata or {})}
+        current = self.tracer.current()
+        if current is None:
+            observation = self.tracer.start_trace(
+                name,
+                root_name=name,
+                root_type="chain",
+                input=described,
+                root_metadata=span_metadata,
+                subject=SamplingSubject(agents=tuple(agents)),
+            )
+            entry = self._register(observation, root=True, make_current=False)
+        else:
+            observation = self.tracer.start_observation(
+                name, as_type="chain", parent=current, input=described, metadata=span_metadata
+            )
+            entry = self._register(observation, make_current=False)
         collaboration = CollaborationSpan(
-            span_id=span_id, trace_id=trace_id, agents=tuple(agents), purpose=purpose
+            span_id=observation.span_id,
+            workflow_type=workflow_type,
+            participating_agents=agents,
+            coordination_messages=[],
+            conflicts_detected=[],
+            resolution_outcome=None,
+            trace_id=observation.trace_id,
         )
-        token = _collaboration.set(collaboration)
-        try:
-            yield collaboration
-        finally:
-            _collaboration.reset(token)
+        entry.collaboration = collaboration
+        return collaboration, current is None
+
+    def enter_collaboration(
+        self, collaboration: CollaborationSpan
+    ) -> tuple[Token[Observation | None], Token[CollaborationSpan | None]] | None:
+        """Make the collaboration current (its span, and the one ``log_*`` calls keep on)."""
+        observation = self.observation(collaboration.span_id)
+        if observation is None:
+            return None
+        return self.tracer.set_current(observation), _collaboration.set(collaboration)
+
+    def leave_collaboration(
+        self, tokens: tuple[Token[Observation | None], Token[CollaborationSpan | None]] | None
+    ) -> None:
+        """Undo ``enter_collaboration``."""
+        if tokens is not None:
+            _collaboration.reset(tokens[1])
+            with suppress(ValueError):  # left in another context than entered
+                self.tracer.reset_current(tokens[0])
+
+    @staticmethod
+    def _collaboration_output(collaboration: CollaborationSpan) -> dict[str, Any]:
+        return {
+            "messages": len(collaboration.coordination_messages),
+            "conflicts": len(collaboration.conflicts_detected),
+            "resolutions": collaboration.resolutions,
+        }
+
+    def end_collaboration(
+        self,
+        collaboration: CollaborationSpan,
+        outcome: Mapping[str, Any] | None = None,
+        *,
+        error: BaseException | None = None,
+    ) -> bool:
+        """End a collaboration's span with its counts; True when it was open.
+
+        ``outcome`` becomes its ``resolution_outcome``. A collaboration that opened its own
+        trace closes that trace with it.
+        """
+        if outcome is not None:
+            collaboration.resolution_outcome = dict(outcome)
+        output = self._collaboration_output(collaboration)
+        with self._lock:
+            found = self._spans.get(collaboration.span_id)
+        if found is None:
+            return False
+        record, entry = found
+        if entry.observation.span_id == record.root_span_id:
+            self.finalize_trace(record.trace_id, output, error=error)
+            return True
+        self._forget(collaboration.span_id)
+        if error is not None:
+            entry.observation.end(
+                output=output, level="ERROR", status_message=describe_error(error)
+            )
+        else:
+            entry.observation.end(output=output)
+        return True
 
     @staticmethod
     def _keep(kind: str, entry: dict[str, Any]) -> None:
         """Add to the current collaboration's messages, conflicts or resolutions (if any)."""
         collaboration = _collaboration.get()
-        if collaboration is not None:
-            getattr(collaboration, kind).append(entry)
+        if collaboration is None:
+            return
+        if kind == "messages":
+            collaboration.coordination_messages.append(entry)
+        elif kind == "conflicts":
+            collaboration.conflicts_detected.append(entry)
+        else:
+            collaboration.resolutions.append(entry)
+            collaboration.resolution_outcome = entry
 
     def _event(self, name: str, **kwargs: Any) -> None:
         """An event under the current observation (none outside a trace)."""
@@ -410,12 +752,30 @@ class TraceManager:
             current.event(name, **kwargs)
 
     def log_coordination_message(
-        self, from_agent: str, to_agent: str, message_type: str, content: Mapping[str, Any] | str
+        self,
+        from_agent: str,
+        to_agent: str,
+        message_type: str,
+        content: Mapping[str, Any] | str,
+        *,
+        collaboration: CollaborationSpan | None = None,
     ) -> None:
-        """Record a message passed between agents: a ``coordination.<type>`` event."""
+        """Record a message passed between agents: a ``coordination.<type>`` event.
+
+        Inside ``collaboration`` when given (current or not), else under the current
+        observation and on the current collaboration.
+        """
         about = {"from_agent": from_agent, "to_agent": to_agent, "message_type": message_type}
-        self._keep("messages", dict(about))
-        self._event(f"coordination.{message_type}", input=content, metadata=about)
+        name = f"coordination.{message_type}"
+        if collaboration is None:
+            self._keep("messages", dict(about))
+            self._event(name, input=content, metadata=about)
+            return
+        observation = self.observation(collaboration.span_id)
+        if observation is None:
+            raise LookupError(f"collaboration {collaboration.workflow_type!r} has ended")
+        collaboration.coordination_messages.append(dict(about))
+        observation.event(name, input=content, metadata=about)
 
     def log_conflict(
         self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]

@@ -77,14 +77,20 @@ def handle(service: LangfuseIntegrationService, event: dict[str, Any], run_id: s
         event, session_id=run_id, agents=[PRICING, PROMOTION]
     )
     stock_short = event["data"]["current_stock"] < event["data"]["forecast_demand"]
-    # A CHAIN "collaboration.pricing_and_promotion"; the agent operations, messages, conflicts
-    # and resolutions inside the block are recorded under it.
-    with service.track_collaboration([PRICING, PROMOTION], "pricing_and_promotion") as collab:
+    # A CHAIN "collaboration.pricing_and_promotion". The handle is the seed's CollaborationSpan;
+    # used with `with`, it is current inside the block: the agent operations, messages,
+    # conflicts and resolutions there are recorded under it, and it ends with the block.
+    collab = service.track_collaboration(
+        workflow_id="pricing_and_promotion",
+        participating_agents=[PRICING, PROMOTION],
+        workflow_data={"trigger": event["event_type"], "coordination_type": "negotiation"},
+    )
+    with collab:
 
         def send(sender: str, receiver: str, message_type: str, content: dict[str, Any]) -> None:
-            # A coordination message (EVENT "coordination.<type>"), also kept on the
-            # CollaborationSpan (``collab.messages``): the collaboration's output counts them.
-            service.log_coordination_message(sender, receiver, message_type, content)
+            # A coordination message (EVENT "coordination.<type>"), also kept on the handle
+            # (``collab.coordination_messages``): the collaboration's output counts them.
+            service.log_coordination_message(collab, sender, receiver, message_type, content)
 
         pricing = PricingAgent().optimize(event)
         send(PRICING, PROMOTION, "price_proposal", pricing.outputs)
@@ -107,7 +113,7 @@ def handle(service: LangfuseIntegrationService, event: dict[str, Any], run_id: s
         send("orchestrator", overturned, "resolution", resolution)
 
     print(
-        f"  {event['event_id']}: {len(collab.messages)} messages, conflict price_vs_discount, "
+        f"  {event['event_id']}: {len(collab.coordination_messages)} messages, conflict price_vs_discount, "
         f"rule {rule}: {overturned} overturned"
     )
     # The overturned agent's action is dropped from what the system does.

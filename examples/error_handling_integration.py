@@ -84,13 +84,18 @@ def tracing_failure(service: LangfuseIntegrationService, run_id: str) -> None:
     """A tracing call that fails: counted and logged, never raised into the agent."""
     event = event_with({"current_price": 12.5})
     trace_id = service.create_simulation_trace(event, session_id=run_id)
-    span_id = service.start_agent_span("promotion_agent", "plan_promotion", event["data"])
+    span = service.start_agent_span(
+        agent_id="promotion_agent",
+        operation="plan_promotion",
+        parent_trace_id=trace_id,
+        inputs=event["data"],
+    )
     # A language model answered a word where the prompt asked for a number.
     answer = json.loads('{"decision_type": "no_promotion", "confidence": "high"}')
     before = service.get_performance_metrics()["tracing_errors"]
-    service.log_agent_decision(span_id, answer, confidence=answer["confidence"])  # no exception
+    service.log_agent_decision("promotion_agent", answer)  # no exception
     after = service.get_performance_metrics()["tracing_errors"]
-    service.end_agent_span(span_id, output=answer)  # the operation itself is still recorded
+    service.end_agent_span(span, answer)  # the operation itself is still recorded
     service.finalize_trace(trace_id, {"decisions": {"promotion_agent": answer}})
     print(f"  tracing_errors {before} -> {after}; the agent went on (its decision is not recorded)")
 

@@ -19,15 +19,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.errors import ConfigurationError
-from config.langfuse_integration import initialize_langfuse_integration
+from config.langfuse_integration import get_langfuse_integration, initialize_langfuse_integration
 from config.redaction import mask_secret
 from config.settings_sources import load_settings
 
 
 def show_health(label: str, health: dict[str, Any]) -> None:
-    """One line per health_check(): a local view, no network call."""
+    """One line per health_check(): can traces reach their destination, and the local view."""
     print(
-        f"health_check() {label}: {health['status']}, mode {health['mode']}, "
+        f"health_check() {label}: available {health['available']}, {health['status']}, "
+        f"mode {health['mode']}, "
         f"sample rate {health['sample_rate']:g}, tracing errors {health['tracing_errors']}, "
         f"batches pending {health['batches_pending']}"
     )
@@ -64,9 +65,12 @@ def main() -> int:
     )
 
     # (Re)create the process-wide service with these settings: what get_langfuse_integration()
-    # and the decorators use from now on.
-    service = initialize_langfuse_integration(config, masking)
-    print(f"initialize_langfuse_integration(): {service.mode} mode, {service.destination}")
+    # and the decorators use from now on. False means it could not start as configured or
+    # its destination does not answer; the application carries on either way.
+    success = initialize_langfuse_integration(config, masking)
+    service = get_langfuse_integration()
+    state = "ready" if success else "not ready, continuing in fallback mode"
+    print(f"initialize_langfuse_integration(): {state}; {service.mode} mode, {service.destination}")
     show_health("before", service.health_check())
 
     # A first trace. Its event carries an e-mail address and a customer id: masking replaces
@@ -86,11 +90,17 @@ def main() -> int:
         },
     }
     trace_id = service.create_simulation_trace(event, session_id="foundation-demo")
-    span_id = service.start_agent_span("inventory_agent", "assess_inventory", event["data"])
-    service.log_agent_decision(
-        span_id, {"decision_type": "restock", "reorder_quantity": 40}, confidence=0.9
+    span = service.start_agent_span(
+        agent_id="inventory_agent",
+        operation="assess_inventory",
+        parent_trace_id=trace_id,
+        inputs=event["data"],
     )
-    service.end_agent_span(span_id, output={"reorder_quantity": 40})
+    service.log_agent_decision(
+        "inventory_agent",
+        {"decision_type": "restock", "outputs": {"reorder_quantity": 40}, "confidence": 0.9},
+    )
+    service.end_agent_span(span, {"reorder_quantity": 40})
     service.finalize_trace(trace_id, {"final_actions": {"reorder_quantity": 40}})
     delivered = service.flush(timeout=config.flush_deadline)
     print(f"first trace {trace_id}: {'recorded' if delivered else 'kept in the outbox'}")

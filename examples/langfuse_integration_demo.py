@@ -58,31 +58,43 @@ def restock_with_explicit_calls(service: LangfuseIntegrationService, run_id: str
     # groups the traces of one run; `agents` is the route, used by per-agent sampling rules.
     trace_id = service.create_simulation_trace(event, session_id=run_id, agents=["inventory_agent"])
 
-    # An agent operation (AGENT observation "inventory_agent.assess_inventory") under the root.
-    span_id = service.start_agent_span("inventory_agent", "assess_inventory", event["data"])
+    # An agent operation (AGENT observation "inventory_agent.assess_inventory") in that trace,
+    # under its workflow. parent_trace_id names the trace, so this works even when another
+    # trace is current (several events handled at once).
+    inventory_span = service.start_agent_span(
+        agent_id="inventory_agent",
+        operation="assess_inventory",
+        parent_trace_id=trace_id,
+        inputs=event["data"],
+    )
 
     # A tool call as a context manager: a TOOL observation nested under the agent span.
     # (The observe decorator, in part 2, names and tags tools like this by itself.)
     with service.trace_operation(
         "inventory_agent.forecast_model",
         as_type="tool",
-        input={"forecast_demand": event["data"]["forecast_demand"]},
+        inputs={"forecast_demand": event["data"]["forecast_demand"]},
         metadata={"agent_id": "inventory_agent"},
     ) as tool:
         daily_demand = event["data"]["forecast_demand"] / 7
         tool.update(output={"daily_demand": round(daily_demand, 1)})
 
     reorder_quantity = round(daily_demand * 14 - event["data"]["current_stock"])
-    # The decision: an EVENT "inventory_agent.decision" under the agent span, and a
-    # decision_confidence score (0 to 1) on it, with the reasoning as the score's comment.
+    # The decision, logged by agent id onto its open operation in the current trace: an EVENT
+    # "inventory_agent.decision" under the agent span, and its confidence (0 to 1) as the
+    # decision_confidence score, with the reasoning as the score's comment.
     service.log_agent_decision(
-        span_id,
-        {"decision_type": "restock", "reorder_quantity": reorder_quantity},
-        confidence=0.91,
-        reasoning=f"stock covers {event['data']['current_stock'] / daily_demand:.1f} days",
-        tools_used=["forecast_model"],
+        "inventory_agent",
+        {
+            "decision_type": "restock",
+            "inputs": event["data"],
+            "outputs": {"reorder_quantity": reorder_quantity},
+            "confidence": 0.91,
+            "reasoning": f"stock covers {event['data']['current_stock'] / daily_demand:.1f} days",
+            "tools_used": ["forecast_model"],
+        },
     )
-    service.end_agent_span(span_id, output={"reorder_quantity": reorder_quantity})
+    service.end_agent_span(inventory_span, {"reorder_quantity": reorder_quantity})
 
     # Close the trace with the workflow's aggregated outcome (the trace's output).
     service.finalize_trace(

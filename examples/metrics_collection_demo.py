@@ -97,6 +97,8 @@ def main() -> int:
         agent_id: AgentPerformanceMetrics(**seed_fields(AgentPerformanceMetrics, values))
         for agent_id, values in report["agents"].items()
     }
+    # Beside the seed's fields, the report has percentiles and the counts behind them.
+    extra = report["agents"]
     system = SystemWorkflowMetrics(**seed_fields(SystemWorkflowMetrics, report["system"]))
     print(f"AgentPerformanceMetrics (last hour, {report['source']['api']} source):")
     print("  agent             ops  avg ms  p95 ms success confidence overturned  tools")
@@ -104,8 +106,9 @@ def main() -> int:
         tools = " ".join(f"{tool}={n}" for tool, n in sorted(agent.tool_usage_stats.items()))
         print(
             f"  {agent.agent_id:<16} {agent.operation_count:>4} {agent.average_response_time:>7.2f} "
-            f"{agent.p95_response_time:>7.2f} {agent.success_rate:>7.0%} "
-            f"{agent.decision_accuracy:>10.2f} {agent.decisions_overturned:>10}  {tools}"
+            f"{extra[agent.agent_id]['p95_response_time']:>7.2f} {agent.success_rate:>7.0%} "
+            f"{agent.decision_accuracy:>10.2f} {extra[agent.agent_id]['decisions_overturned']:>10}"
+            f"  {tools}"
         )
     print(
         f"SystemWorkflowMetrics: {system.total_events_processed} events, average workflow "

@@ -62,6 +62,53 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
+def _build_command_once() -> None:
+    """Typer rebuilds the click command of ``app`` on every ``invoke`` (~30 ms of signature
+    inspection); the suite runs thousands of in-process commands, so build it once. Other
+    apps (test-made ones) still get a fresh build."""
+    import typer.testing
+
+    build = getattr(typer.testing, "_get_command", None)
+    if build is None or getattr(build, "autoops_cached", False):
+        return  # another typer: no cache, only slower
+    command = build(app)
+
+    def cached(typer_app: object) -> object:
+        return command if typer_app is app else build(typer_app)
+
+    cached.autoops_cached = True  # type: ignore[attr-defined]
+    typer.testing._get_command = cached
+
+
+def _share_the_ca_bundle() -> None:
+    """Every ``httpx.Client`` loads the CA bundle into a new SSL context (45-80 ms), even for
+    the suite's plain-http loopback servers; share one verifying context per bundle in this
+    process (an SSL context is safe to share between clients)."""
+    import functools
+
+    import httpx._transports.default as transport
+
+    create = getattr(transport, "create_ssl_context", None)
+    if create is None or getattr(create, "autoops_cached", False):
+        return  # another httpx: no sharing, only slower
+
+    @functools.lru_cache(maxsize=4)
+    def default_context(cert_file: str | None, cert_dir: str | None) -> object:
+        return create()  # reads the same two variables
+
+    def shared(verify: object = True, cert: object = None, trust_env: bool = True) -> object:
+        if verify is True and cert is None and trust_env:
+            return default_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        return create(verify=verify, cert=cert, trust_env=trust_env)
+
+    shared.autoops_cached = True  # type: ignore[attr-defined]
+    transport.create_ssl_context = shared
+
+
+_build_command_once()
+_share_the_ca_bundle()
+
+
 class Cli:
     """Runs ``autoops`` in-process through Typer's CliRunner."""
 
@@ -71,8 +118,29 @@ class Cli:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, input: str | None = None
     ) -> CliResult:
-        result = self.runner.invoke(app, list(args), env=env, input=input, catch_exceptions=False)
+        try:
+            result = self.runner.invoke(
+                app, list(args), env=env, input=input, catch_exceptions=False
+            )
+        finally:
+            _end_the_process_service()
         return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def _end_the_process_service() -> None:
+    """End the process-wide integration service a command left behind, as a process exit
+    would: each ``autoops`` command is its own process for a user. Left open (a command that
+    stopped on an error), the next in-process command's ``initialize_langfuse_integration``
+    would shut it down with a 5 s flush timeout, waiting for a host that is down."""
+    from config import langfuse_integration as integration
+
+    lock = getattr(integration, "_service_lock", None)
+    if lock is None or not hasattr(integration, "_service"):
+        return  # the accessors changed: nothing to end here, only slower
+    with lock:
+        service, integration._service = integration._service, None
+    if service is not None:
+        service.shutdown(timeout=0)
 
 
 @pytest.fixture
@@ -169,5 +237,23 @@ def reliability(request: pytest.FixtureRequest) -> Iterator[Figures]:
             "exit_codes": dict(sorted(figures.exit_codes.items())),
             "statuses": dict(sorted(figures.statuses.items())),
         }
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
+        append_line(Path(log), json.dumps(line))
+
+
+def append_line(path: Path, text: str) -> None:
+    """Append one line to a file that several test processes (xdist workers) append to.
+
+    One ``write`` on an ``O_APPEND`` descriptor under an exclusive lock: lines never
+    interleave, whatever their length.
+    """
+    import fcntl
+
+    data = (text + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -120,7 +120,8 @@ def render_template() -> str:
         "#",
         "# Keys do not belong here: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY in the",
         "# environment or in .env (kept out of version control). Without keys, autoops runs",
-        "# in local mode on the embedded store.",
+        "# in local mode on the embedded store (the integration guide's LangfuseConfig",
+        "# requires keys; the defaults below are the guide's).",
     ]
     for model in SETTINGS_MODELS:
         lines += ["", f"[{model.toml_section}]"]

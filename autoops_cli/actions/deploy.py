@@ -103,15 +103,25 @@ def deploy(
             )
             result.canary = {"event": event, "sent": False}
         return result
-    from config.langfuse_integration import initialize_langfuse_integration
+    from config.langfuse_integration import (
+        get_langfuse_integration,
+        initialize_langfuse_integration,
+    )
     from config.sampling_rules import SamplingRules
 
     # The service only carries the canary, which must never be sampled out: a global rate or
     # rule below 1 would otherwise fail the deployment by chance.
-    service = initialize_langfuse_integration(
+    ready = initialize_langfuse_integration(
         config, masking, sample_rate=1.0, sampling_rules=SamplingRules()
     )
-    result.step("initialize", "ok", f"{service.mode} mode, destination {service.destination}")
+    service = get_langfuse_integration()
+    where = f"{service.mode} mode, destination {service.destination}"
+    if not ready:
+        result.step("initialize", "fail", f"{where}: not ready (see the log line above)")
+        result.exit_code = int(ExitCode.FAILURE)
+        service.shutdown(timeout=0)
+        return result
+    result.step("initialize", "ok", where)
     if canary:
         _run_canary(service, event, canary_timeout, result)
     service.shutdown(timeout=0)
@@ -175,11 +185,14 @@ def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float)
         return int(rows[0][0]) >= CANARY_OBSERVATIONS
     import httpx
 
+    from autoops_cli.langfuse_api.client import deadline_client
+
     config = service.config
     assert config.public_key is not None and config.secret_key is not None
     auth = (config.public_key, config.secret_key.get_secret_value())
+    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(base_url=config.host, auth=auth, timeout=timeout) as client:
+        with deadline_client(base_url=config.host, deadline=deadline, auth=auth) as client:
             # The v2 observations API is the real-time read path; v1 servers answer 404 there.
             response = client.get(
                 "/api/public/v2/observations", params={"traceId": trace_id, "limit": 50}

@@ -2,7 +2,8 @@
 
 Each check gives a status (ok, warn, fail), a measured value and a one-line explanation. In
 local mode the store is checked instead of the network. The whole run stays within its
-timeout: every request gets only the time that is left.
+timeout: every socket operation gets only the time that is left, so a host trickling its
+answers is cut off at the deadline like one that does not answer.
 """
 
 from __future__ import annotations
@@ -198,11 +199,11 @@ def _local_store() -> Check:
 
 
 def _remote(config: Any, deadline: Deadline) -> list[Check]:
-    import httpx
+    from autoops_cli.langfuse_api.client import deadline_client
 
     checks = [_transport_security(config)]
     auth = (config.public_key, config.secret_key.get_secret_value())
-    with httpx.Client(base_url=config.host, timeout=deadline.left()) as client:
+    with deadline_client(base_url=config.host, deadline=deadline.end) as client:
         endpoint, rtt_ms = _endpoint(client, deadline)
         checks.append(endpoint)
         if endpoint.status == FAIL:
@@ -239,11 +240,14 @@ def _transport_security(config: Any) -> Check:
     )
 
 
-def _network_failure(name: str, exc: Exception) -> Check:
+def _network_failure(name: str, client: httpx.Client, exc: Exception) -> Check:
     import httpx
 
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
-    return Check(name, FAIL, None, f"{kind}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK))
+    host = str(client.base_url).rstrip("/")
+    return Check(
+        name, FAIL, None, f"{kind}: {host}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK)
+    )
 
 
 def _endpoint(client: httpx.Client, deadline: Deadline) -> tuple[Check, float]:
@@ -253,7 +257,7 @@ def _endpoint(client: httpx.Client, deadline: Deadline) -> tuple[Check, float]:
     try:
         response = client.get("/api/public/health", timeout=deadline.left())
     except httpx.HTTPError as exc:
-        return _network_failure("endpoint", exc), 0.0
+        return _network_failure("endpoint", client, exc), 0.0
     rtt_ms = (time.perf_counter() - started) * 1000
     body = _json(response)
     status_text = body.get("status") if isinstance(body, dict) else None
@@ -274,7 +278,7 @@ def _credentials(client: httpx.Client, auth: tuple[str, str], deadline: Deadline
     try:
         response = client.get("/api/public/projects", auth=auth, timeout=deadline.left())
     except httpx.HTTPError as exc:
-        return _network_failure("credentials", exc)
+        return _network_failure("credentials", client, exc)
     body = _json(response)
     if response.status_code in (401, 403):
         message = body.get("message") if isinstance(body, dict) else response.text[:200]
@@ -322,7 +326,7 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
                 path, params=params, auth=auth, timeout=deadline.left()
             ).status_code
     except httpx.HTTPError as exc:
-        return _network_failure("read path", exc)
+        return _network_failure("read path", client, exc)
     if all(code == 200 for code in found.values()):
         return Check(
             "read path", OK, "v2", "v2 observations and metrics available (real-time reads)"

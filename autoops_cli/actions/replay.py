@@ -63,21 +63,28 @@ def run_replay(
 ) -> tuple[ReplaySummary, int]:
     """Run a replay as the command line asked; the summary and the exit code."""
     from config.delivery.exporters import NullExporter
-    from config.langfuse_integration import initialize_langfuse_integration
+    from config.langfuse_integration import (
+        LangfuseIntegrationService,
+        install_langfuse_integration,
+    )
 
     config, masking = state.settings(flags=flags)
     rules = state.load_settings(flags=flags).sampling_rules
     orchestrator = load_orchestrator(orchestrator_spec)
     progress_out = _open_progress_file(progress_file)
-    service = initialize_langfuse_integration(
-        config,
-        masking,
-        sample_rate=sample_rate,
-        exporter=NullExporter() if dry_run else None,
-        sampling_rules=rules,
-        # The engine's commit points are the only batches: what is on disk is then exactly
-        # what the run reported (a size-based batch would write part of an unreported group).
-        batch_size=COMMIT_POINTS_ONLY,
+    # Built here rather than by initialize_langfuse_integration(), which would carry on
+    # untraced: a replay that cannot record must say so (a bad store exits 6).
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(
+            config,
+            masking,
+            sample_rate=sample_rate,
+            exporter=NullExporter() if dry_run else None,
+            sampling_rules=rules,
+            # The engine's commit points are the only batches: what is on disk is then exactly
+            # what the run reported (a size-based batch would write part of an unreported group).
+            batch_size=COMMIT_POINTS_ONLY,
+        )
     )
     out = state.output
     options = ReplayOptions(

@@ -25,10 +25,12 @@ def serve(
     body_timeout: float | None = None,
     header_timeout: float | None = None,
     drain_timeout: float | None = None,
+    v4_only: bool = False,
 ) -> None:
     """Serve until stopped; ``on_ready`` gets the address and keys once the socket listens.
 
     Limits left as None keep their defaults (``ServeLimits``); the tests lower them.
+    ``v4_only``: behave as Langfuse Cloud does today (``run_server``).
     """
     from autoops_cli.local_api.http.limits import ServeLimits
     from autoops_cli.local_api.http.runner import run_server
@@ -50,4 +52,5 @@ def serve(
             header_timeout_s=header_timeout or default.header_timeout_s,
             drain_timeout_s=drain_timeout or default.drain_timeout_s,
         ),
+        v4_only=v4_only,
     )

@@ -1,6 +1,8 @@
 """GET requests to the Langfuse public API, with the error handling every read command shares.
 
-- the whole command has one time budget: each request gets only the time left of it;
+- the whole command has one time budget (``--timeout``), and it holds for every byte: the
+  client's sockets refuse to wait past the deadline (``deadline_client``), so a peer that
+  trickles its answer a byte at a time is cut off when the budget ends, not after it;
 - 429 is retried after ``Retry-After`` while the budget allows, then reported (exit 5);
 - 401/403 are rejected credentials (exit 3), other errors are API errors (exit 5) and an
   unreachable host is a network error (exit 4);
@@ -29,26 +31,52 @@ if TYPE_CHECKING:
     from config.settings import LangfuseConfig
 
 
+def deadline_client(
+    *, base_url: str, deadline: float, auth: tuple[str, str] | None = None
+) -> httpx.Client:
+    """An ``httpx.Client`` none of whose socket operations waits past ``deadline``.
+
+    ``deadline`` is a ``time.monotonic()`` instant. httpx's timeouts are per socket read, so
+    an answer trickling in a byte a second never trips them; here every connect, read and
+    write gets only the time left, and fails with httpx's timeout error once none is left:
+    the whole exchange, headers and body, ends by the deadline.
+    """
+    import httpx
+
+    from autoops_cli.langfuse_api.deadline import DeadlineBackend
+
+    transport = httpx.HTTPTransport()
+    # httpx builds its httpcore pool without a way to pass a network backend; the pool keeps
+    # the backend it connects with in ``_network_backend`` (httpcore 1.x). The deadline tests
+    # (a peer trickling its answer) fail if an upgrade moves it.
+    pool = transport._pool
+    pool._network_backend = DeadlineBackend(pool._network_backend, deadline)
+    left = max(0.001, deadline - time.monotonic())
+    return httpx.Client(base_url=base_url, auth=auth, transport=transport, timeout=left)
+
+
 class ApiClient:
     """An authenticated client for one command; use as a context manager."""
 
     def __init__(self, config: LangfuseConfig, *, timeout: float) -> None:
-        import httpx
-
         assert config.public_key is not None and config.secret_key is not None
         self.host = config.host
         self.deadline = time.monotonic() + timeout
         self.requests = 0
-        self._client = httpx.Client(
+        self._client = deadline_client(
             base_url=config.host,
+            deadline=self.deadline,
             auth=(config.public_key, config.secret_key.get_secret_value()),
-            timeout=timeout,
         )
 
     def __enter__(self) -> ApiClient:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
         self._client.close()
 
     def left(self) -> float:

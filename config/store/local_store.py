@@ -196,9 +196,20 @@ class LocalStore:
         from config.store.otel_mapping import map_spans  # the SDK's names: only writers need them
 
         mapped = map_spans(spans)
+        self.write_rows(mapped.traces.values(), mapped.observations, scores)
+
+    def write_rows(
+        self,
+        traces: Iterable[Mapping[str, Any]],
+        observations: Iterable[Mapping[str, Any]],
+        scores: Iterable[ScoreRecord] = (),
+    ) -> None:
+        """Write rows already mapped (``TRACE_COLUMNS`` / ``OBSERVATION_COLUMNS`` keys) and
+        scores in one transaction: a trace row merges into the stored one (non-null values
+        win, metadata is patched), an observation row replaces the stored one."""
         now_us = time.time_ns() // 1000
-        trace_rows = [(*_trace_values(row), now_us) for row in mapped.traces.values()]
-        observation_rows = [_observation_values(row) for row in mapped.observations]
+        trace_rows = [(*_trace_values(row), now_us) for row in traces]
+        observation_rows = [_observation_values(row) for row in observations]
         score_rows = [_score_row(score) for score in scores]
         with self._lock:
             try:
@@ -236,6 +247,59 @@ class LocalStore:
             table: int(self.query(f"SELECT COUNT(*) FROM {table}")[0][0])
             for table in ("traces", "observations", "scores")
         }
+
+    def delete_traces(self, trace_ids: Iterable[str]) -> int:
+        """Delete traces with their observations and scores; how many traces there were."""
+        ids = list(dict.fromkeys(trace_ids))
+        deleted = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(ids), 500):  # within SQLite's bound on parameters
+                    chunk = ids[start : start + 500]
+                    marks = ", ".join("?" * len(chunk))
+                    self._db.execute(f"DELETE FROM observations WHERE trace_id IN ({marks})", chunk)
+                    self._db.execute(f"DELETE FROM scores WHERE trace_id IN ({marks})", chunk)
+                    deleted += self._db.execute(
+                        f"DELETE FROM traces WHERE id IN ({marks})", chunk
+                    ).rowcount
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise LocalFileError(
+                    f"cannot write to the local store {self.path}: {exc}"
+                ) from None
+            except BaseException:
+                self._rollback()
+                raise
+        return deleted
+
+    def delete_scores(self, score_ids: Iterable[str]) -> int:
+        """Delete scores by id; how many there were."""
+        ids = list(dict.fromkeys(score_ids))
+        deleted = 0
+        with self._lock:
+            try:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ", ".join("?" * len(chunk))
+                    deleted += self._db.execute(
+                        f"DELETE FROM scores WHERE id IN ({marks})", chunk
+                    ).rowcount
+            except sqlite3.Error as exc:
+                raise LocalFileError(
+                    f"cannot write to the local store {self.path}: {exc}"
+                ) from None
+        return deleted
+
+    def release_memory(self) -> None:
+        """Give back what the connection holds after a large write: SQLite's page cache, and
+        the copies of the last values bound to each cached statement (Python's sqlite3
+        never clears them, so a 100 MB value stayed in memory until the next write of that
+        statement). The connection is reopened, under the lock, with the same settings."""
+        with self._lock:
+            self._db.close()
+            self._db = open_store_file(self.path, SCHEMA, "the local store")
 
     def prune(self, retention_days: int) -> int:
         """Delete traces (with their observations and scores) older than the retention."""

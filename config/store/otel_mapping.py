@@ -1,11 +1,20 @@
-"""Spans with Langfuse attributes -> Langfuse traces and observations.
+"""Spans -> Langfuse traces and observations, as Langfuse's OTel ingestion maps them.
 
-The mapping Langfuse's OTLP ingestion applies (API-NOTES.md section 9, server code
-``packages/shared/src/server/otel/attributes.ts``): ids from the OTel ids, the root span seeds
-the trace, trace-level attributes may come from any span of the trace, observation type,
-level, status, input, output and metadata from the ``langfuse.observation.*`` attributes.
-Used by the local store in local mode and by ``autoops serve`` for what it ingests, so the
-two hold the same rows for the same spans.
+The mapping of Langfuse's OTLP ingestion (API-NOTES.md section 9, server code
+``packages/shared/src/server/otel/``): ids from the OTel ids, the root span seeds the trace,
+trace-level attributes may come from any span of the trace, observation type, level,
+status, input, output and metadata from the ``langfuse.*`` attributes. An observation's
+metadata also holds the trace metadata its own span carries (``langfuse.trace.metadata.*``),
+as Langfuse's v4 observations show it.
+
+Spans from other instrumentations (an instrumentation scope not named ``langfuse-sdk``) get
+what Langfuse gives them: the GenAI and OpenInference conventions (``otel_conventions``) for
+type, name, input, output, model, usage, cost and model parameters, and metadata holding
+the span's own attributes, its resource's and its scope under ``attributes``,
+``resourceAttributes`` and ``scope``. Langfuse also adds ``resourceAttributes`` and ``scope``
+to a Langfuse SDK span's metadata; here they are left out, so the core's rows stay lean and
+local mode (whose spans have no scope) stores exactly what ``autoops serve`` stores for the
+same spans. Used by both, through ``LocalStore.write``.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
+from config.store import otel_conventions as _conventions
 from config.store.rows import TRACE_COLUMNS
 from config.tracing import attributes as la
 from config.tracing.span_records import STATUS_ERROR, SpanRecord
@@ -31,8 +41,8 @@ GENERATION_HINTS = (
     "gen_ai.request.model",
     "gen_ai.response.model",
 )
-SESSION_KEYS = (la.TRACE_SESSION_ID, "langfuse.session.id", "gen_ai.conversation.id")
-USER_KEYS = (la.TRACE_USER_ID, "langfuse.user.id")
+SESSION_KEYS = (la.TRACE_SESSION_ID, "langfuse.session.id", "session.id", "gen_ai.conversation.id")
+USER_KEYS = (la.TRACE_USER_ID, "langfuse.user.id", "user.id")
 TAG_KEYS = (la.TRACE_TAGS, "langfuse.tags")
 ENVIRONMENT_KEYS = (la.ENVIRONMENT, "deployment.environment.name", "deployment.environment")
 TRACE_INPUT = "langfuse.trace.input"
@@ -107,13 +117,31 @@ def _json_text(value: Any) -> str | None:
     return value if isinstance(value, str) else la.to_json(value)
 
 
-def _observation_type(attributes: dict[str, Any]) -> str:
+def _observation_type(attributes: dict[str, Any], *, conventions: bool = False) -> str:
+    """Langfuse's declared type; then, for spans of other instrumentations, the GenAI and
+    OpenInference conventions; then a generation's attributes make one."""
     declared = attributes.get(la.OBSERVATION_TYPE)
     if isinstance(declared, str) and declared.lower() in la.OBSERVATION_TYPES:
         return declared.upper()
+    if conventions:
+        found = _conventions.observation_type(attributes)
+        if found is not None:
+            return found
     if any(attributes.get(key) is not None for key in GENERATION_HINTS):
         return "GENERATION"
     return "SPAN"
+
+
+def _root_io(attributes: dict[str, Any]) -> tuple[Any, Any]:
+    """A foreign root span's trace input and output: Langfuse's trace attributes, else the
+    span's own (by the conventions)."""
+    found_input, found_output = _conventions.input_output(attributes)
+    trace_input = attributes.get(TRACE_INPUT)
+    trace_output = attributes.get(TRACE_OUTPUT)
+    return (
+        trace_input if trace_input is not None else found_input,
+        trace_output if trace_output is not None else found_output,
+    )
 
 
 def _level(span: SpanRecord) -> str:
@@ -126,30 +154,43 @@ def _level(span: SpanRecord) -> str:
     return "ERROR" if span.status_code == STATUS_ERROR else "DEFAULT"
 
 
-def _metadata_text(
-    attributes: dict[str, Any], whole_key: str, prefix: str, trusted: bool
-) -> str | None:
-    """The metadata object as JSON text.
+def _langfuse_metadata(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The observation metadata and, over it, the trace metadata of one span (decoded)."""
+    return {
+        **(_metadata(attributes, la.OBSERVATION_METADATA, la.OBSERVATION_METADATA_PREFIX) or {}),
+        **(_metadata(attributes, la.TRACE_METADATA, la.TRACE_METADATA_PREFIX) or {}),
+    }
+
+
+def _metadata_text(attributes: dict[str, Any], trusted: bool) -> str | None:
+    """The observation's metadata object as JSON text: its own metadata attributes, then
+    the trace metadata attributes of the same span (which win a key both have).
 
     Values the core wrote itself are already JSON: they are spliced into the object as they
     are (parsing and re-encoding every value would cost more than the rest of the mapping).
     """
-    if whole_key in attributes:
-        metadata = _metadata(attributes, whole_key, prefix)
+    if la.OBSERVATION_METADATA in attributes or la.TRACE_METADATA in attributes:
+        metadata = _langfuse_metadata(attributes)
         return la.to_json(metadata) if metadata else None
-    start = len(prefix)
-    parts = []
+    own: dict[str, str] = {}
+    trace: dict[str, str] = {}
     for key, value in attributes.items():
-        if not key.startswith(prefix):
+        if key.startswith(la.OBSERVATION_METADATA_PREFIX):
+            target, name = own, key[len(la.OBSERVATION_METADATA_PREFIX) :]
+        elif key.startswith(la.TRACE_METADATA_PREFIX):
+            target, name = trace, key[len(la.TRACE_METADATA_PREFIX) :]
+        else:
             continue
         if not isinstance(value, str):
-            text = la.to_json(value)
+            target[name] = la.to_json(value)
         elif trusted or _parse(value) is not _NOT_JSON:
-            text = value  # already JSON: spliced as it is
+            target[name] = value  # already JSON: spliced as it is
         else:
-            text = _encode_string(value)  # a plain string from another client
-        parts.append(f"{_encode_string(key[start:])}:{text}")
-    return "{" + ",".join(parts) + "}" if parts else None
+            target[name] = _encode_string(value)  # a plain string from another client
+    if not own and not trace:
+        return None
+    own.update(trace)
+    return "{" + ",".join(f"{_encode_string(key)}:{text}" for key, text in own.items()) + "}"
 
 
 @dataclass
@@ -197,7 +238,18 @@ def _trace_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], dict[
     return {column: value for column, (_, value) in found.items()}, metadata
 
 
-def _merge_trace(batch: MappedBatch, span: SpanRecord, environment: str, release: Any) -> None:
+def _merge_trace(
+    batch: MappedBatch,
+    span: SpanRecord,
+    environment: str,
+    release: Any,
+    root_io: tuple[Any, Any] | None = None,
+) -> None:
+    """Merge what ``span`` says about its trace into the trace's row.
+
+    ``root_io`` is the input and output a span from another instrumentation carries (the
+    conventions found them); a root span seeds the trace's with it.
+    """
     attributes = span.attributes
     is_root = span.parent_span_id is None
     start_us = span.start_ns // 1000
@@ -218,9 +270,11 @@ def _merge_trace(batch: MappedBatch, span: SpanRecord, environment: str, release
     if is_root:
         # The root span seeds the trace's name, input and output.
         if "name" not in updates and row["name"] is None:
-            updates["name"] = span.name
-        updates.setdefault("input", attributes.get(la.OBSERVATION_INPUT))
-        updates.setdefault("output", attributes.get(la.OBSERVATION_OUTPUT))
+            updates["name"] = _conventions.observation_name(span.name, attributes)
+        if root_io is None:
+            root_io = attributes.get(la.OBSERVATION_INPUT), attributes.get(la.OBSERVATION_OUTPUT)
+        updates.setdefault("input", root_io[0])
+        updates.setdefault("output", root_io[1])
     if "tags" in updates:
         updates["tags"] = _tags(updates["tags"])
     updates["environment"] = environment
@@ -251,6 +305,56 @@ def _generation_fields(attributes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def from_langfuse_sdk(span: SpanRecord) -> bool:
+    """Whether a span follows the Langfuse SDK's conventions: the core's own spans (no
+    scope), or a scope named ``langfuse-sdk...``, as Langfuse tells them apart."""
+    if span.trusted_json or span.scope is None:
+        return True
+    return str(span.scope.get("name") or "").startswith("langfuse-sdk")
+
+
+def _details_text(attributes: dict[str, Any], key: str, found: dict[str, Any]) -> str | None:
+    """Langfuse's own attribute when present, else what the conventions found (or None)."""
+    if attributes.get(key) is not None:
+        return _json_text(attributes[key])
+    return la.to_json(found) if found else None
+
+
+def _foreign_fields(span: SpanRecord, observation_type: str) -> dict[str, Any]:
+    """The fields of a span from another instrumentation, as Langfuse maps them."""
+    attributes = span.attributes
+    found_input, found_output = _conventions.input_output(attributes)
+    scope = dict(span.scope or {})
+    scope["attributes"] = scope.get("attributes") or {}
+    metadata = {
+        "attributes": _conventions.filtered_attributes(attributes),
+        "resourceAttributes": span.resource,
+        "scope": scope,
+        **_langfuse_metadata(attributes),
+    }
+    generation = observation_type == "GENERATION"
+    return {
+        "name": _conventions.observation_name(span.name, attributes),
+        "input": _json_text(found_input),
+        "output": _json_text(found_output),
+        "metadata": la.to_json(metadata),
+        "model": _conventions.model_name(attributes),
+        "model_parameters": _details_text(
+            attributes, la.OBSERVATION_MODEL_PARAMETERS, _conventions.model_parameters(attributes)
+        ),
+        "usage_details": _details_text(
+            attributes, la.OBSERVATION_USAGE_DETAILS, _conventions.usage_details(attributes)
+        ),
+        "cost_details": _details_text(
+            attributes, la.OBSERVATION_COST_DETAILS, _conventions.cost_details(attributes)
+        ),
+        "completion_start_time": _decode(attributes.get(la.OBSERVATION_COMPLETION_START_TIME)),
+        # Prompts link to generations only (Langfuse's canLinkPrompt).
+        "prompt_name": attributes.get(la.OBSERVATION_PROMPT_NAME) if generation else None,
+        "prompt_version": attributes.get(la.OBSERVATION_PROMPT_VERSION) if generation else None,
+    }
+
+
 def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
     """Map spans onto trace rows and observation rows (JSON fields as text)."""
     batch = MappedBatch()
@@ -261,8 +365,11 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
         environment = str(environment) if environment else "default"
         release = attributes.get(la.RELEASE) or span.resource.get(la.RELEASE)
         version = attributes.get(la.VERSION) or span.resource.get("service.version")
-        _merge_trace(batch, span, environment, release)
-        observation_type = _observation_type(attributes)
+        sdk = from_langfuse_sdk(span)
+        observation_type = _observation_type(attributes, conventions=not sdk)
+        foreign = None if sdk else _foreign_fields(span, observation_type)
+        root_io = None if foreign is None else _root_io(attributes)
+        _merge_trace(batch, span, environment, release, root_io)
         row = {
             "id": span.span_id,
             "trace_id": span.trace_id,
@@ -273,22 +380,20 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
             "end_us": span.end_ns // 1000,
             "level": _level(span),
             "status_message": attributes.get(la.OBSERVATION_STATUS_MESSAGE) or span.status_message,
-            "input": _json_text(attributes.get(la.OBSERVATION_INPUT)),
-            "output": _json_text(attributes.get(la.OBSERVATION_OUTPUT)),
-            "metadata": _metadata_text(
-                attributes,
-                la.OBSERVATION_METADATA,
-                la.OBSERVATION_METADATA_PREFIX,
-                span.trusted_json,
-            ),
             "environment": environment,
             "release": release,
             "version": version,
         }
-        if observation_type == "GENERATION" or la.OBSERVATION_MODEL in attributes:
-            row.update(_generation_fields(attributes))
+        if foreign is not None:
+            row.update(foreign)
         else:
-            row.update(_NO_GENERATION_FIELDS)
+            row["input"] = _json_text(attributes.get(la.OBSERVATION_INPUT))
+            row["output"] = _json_text(attributes.get(la.OBSERVATION_OUTPUT))
+            row["metadata"] = _metadata_text(attributes, span.trusted_json)
+            if observation_type == "GENERATION" or la.OBSERVATION_MODEL in attributes:
+                row.update(_generation_fields(attributes))
+            else:
+                row.update(_NO_GENERATION_FIELDS)
         batch.observations.append(row)
     for row in batch.traces.values():
         row["tags"] = la.to_json(row["tags"]) if row["tags"] is not None else None

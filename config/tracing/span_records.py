@@ -32,6 +32,9 @@ class SpanRecord:
     status_code: int = STATUS_UNSET
     status_message: str | None = None
     resource: dict[str, Any] = field(default_factory=dict)
+    # The instrumentation scope the span came with over OTLP: {"name", "version",
+    # "attributes"}; None for the core's own spans (Langfuse SDK conventions).
+    scope: dict[str, Any] | None = None
     # True when every metadata attribute value is JSON written by the core itself, so the
     # mapping may splice the values instead of parsing them (spans from outside: False).
     trusted_json: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
 from pathlib import Path
 from xml.etree import ElementTree
@@ -59,10 +60,11 @@ def test_refused_connection_is_exit_4(cli: Cli) -> None:
 
 
 def test_timeout_is_exit_4_within_the_timeout(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
-    fake_langfuse.faults.delay_s = 10.0
+    fake_langfuse.faults.delay_s = 60.0  # answers long after both the timeout and the ceiling
     started = time.monotonic()
     result = cli("health-check", "--timeout", "1", "--json", env=keys_for(fake_langfuse.url))
-    assert time.monotonic() - started < 3.0
+    # Ended by its 1 s timeout, not by the server's answer: only waiting for that gets here.
+    assert time.monotonic() - started < 30
     assert result.exit_code == 4
     assert "timed out" in checks(result)["endpoint"]["message"]
 
@@ -116,7 +118,8 @@ def test_deploy_fails_when_the_read_path_lags(cli: Cli, fake_langfuse: FakeLangf
     started = time.monotonic()
     result = cli("deploy", "--json", "--canary-timeout", "2", env=keys_for(fake_langfuse.url))
     assert result.exit_code == 1
-    assert time.monotonic() - started < 10
+    # Bounded by the canary timeout: without it the canary would wait for ever.
+    assert time.monotonic() - started < 60
     canary = json.loads(result.stdout)["steps"][-1]
     assert canary["status"] == "fail" and "not visible within 2 s" in canary["detail"]
 
@@ -140,11 +143,24 @@ def test_deploy_in_local_mode(cli: Cli) -> None:
 def test_wait_retries_until_the_server_is_up(cli: Cli) -> None:
     import threading
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    not_yet = socket.socket()
+    not_yet.bind(("127.0.0.1", 0))
+    not_yet.listen(1)
+    not_yet.settimeout(60)  # generous: the first attempt comes within a second or so
+    port = not_yet.getsockname()[1]
     servers: list[FakeLangfuse] = []
-    starter = threading.Timer(1.5, lambda: servers.append(FakeLangfuse(port=port)))
+
+    def start_after_the_first_attempt() -> None:
+        """Fail the first attempt (closed without an answer), then start the server: the
+        order is fixed by the attempt itself, not by a delay a busy machine could outrun."""
+        with not_yet:
+            connection, _ = not_yet.accept()
+            # Reset, not a graceful close: the port is then free for the server at once.
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+        servers.append(FakeLangfuse(port=port))
+
+    starter = threading.Thread(target=start_after_the_first_attempt)
     starter.start()
     try:
         result = cli(

@@ -219,6 +219,7 @@ def _same_numbers(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in ("window", "source")}
 
 
+@pytest.mark.slow
 def test_replay_into_serve_matches_local_and_the_event_file(
     cli: Cli, workdir: Path, served: ServeHandle, proxy: CountingProxy
 ) -> None:
@@ -265,6 +266,7 @@ def test_replay_into_serve_matches_local_and_the_event_file(
     assert conflicts > 0  # the seed makes some, or this test proves little
 
 
+@pytest.mark.slow
 def test_at_most_three_requests_over_100000_observations(
     cli: Cli, workdir: Path, served: ServeHandle, proxy: CountingProxy
 ) -> None:

@@ -47,6 +47,8 @@ ENVIRONMENTS = {
         "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
         "LANGFUSE_HOST": "http://127.0.0.1:9",
         "LANGFUSE_MAX_RETRIES": "1",
+        # Delivery fails at once (refused): the exit deadline only adds waiting, no output.
+        "AUTOOPS_FLUSH_DEADLINE": "0.5",
     },
     "keys with bad host": {
         "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,

@@ -108,7 +108,14 @@ def test_list_filters_and_json(cli: Cli) -> None:
 def test_same_answers_from_serve_and_the_local_store(cli: Cli, served: ServeHandle) -> None:
     assert (
         cli(
-            "replay", str(EXAMPLE), "--limit", "30", "--run-id", "both", env=served.client_env()
+            "replay",
+            str(EXAMPLE),
+            "--limit",
+            "30",
+            "--run-id",
+            "both",
+            # Everything delivered before the exit, however busy the machine (default: 2 s).
+            env={**served.client_env(), "AUTOOPS_FLUSH_DEADLINE": "60"},
         ).exit_code
         == 0
     )

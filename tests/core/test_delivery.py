@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,11 +10,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from autoops_cli.simulation.generator import generate_events, write_events
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
 from tests.support.fake_langfuse import FakeLangfuse, Faults, Received
 from tests.support.serve_process import autoops_executable
+
+# A replay that waits on the network (no flush deadline, agents blocked on requests) runs
+# for minutes or for ever against these servers; a working one ends in seconds. The ceiling
+# is far from both, so a loaded machine cannot reach it and only a hang does.
+HANG_CEILING_S = 60.0
 
 
 def keys_for(url: str, secret: str = KNOWN_SECRET) -> dict[str, str]:
@@ -38,6 +46,19 @@ def buffer_status(env: dict[str, str]) -> dict:
         check=True,
     )
     return dict(json.loads(done.stdout))
+
+
+def pending_spans(home: Path) -> int:
+    """Spans waiting in the outbox under ``home``, read-only (0 before the replay made it)."""
+    import sqlite3
+
+    store = home / "traces.db"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT COALESCE(SUM(items), 0) FROM outbox WHERE kind = 'spans'")
+            return int(row.fetchone()[0])
+    except sqlite3.OperationalError:  # no file or no table yet
+        return 0
 
 
 def flush_with_server_back(port: int, received: Received, env: dict[str, str]) -> None:
@@ -89,7 +110,7 @@ def test_429_retry_after_is_honoured_and_nothing_is_lost(
         "--limit",
         "20",
         "--json",
-        env={**keys_for(fake_langfuse.url), "AUTOOPS_FLUSH_DEADLINE": "10"},
+        env={**keys_for(fake_langfuse.url), "AUTOOPS_FLUSH_DEADLINE": "30"},
     )
     assert result.exit_code == 0, result.stderr
     times = fake_langfuse.received.otlp_times
@@ -113,8 +134,11 @@ def test_unavailable_server_bounded_exit_then_flush(
     summary = json.loads(result.stdout)
     assert result.exit_code == 4
     assert "kept in the outbox" in result.stderr
-    # The run itself plus at most the 2 s exit deadline (and some slack for a slow machine).
-    assert elapsed <= summary["duration_s"] + 4.0
+    assert summary["events_processed"] == 200
+    # The exit is bounded: without the 2 s flush deadline the replay would retry the 503s
+    # for ever. Only that hang comes near this ceiling (the time itself is not the point:
+    # a busy machine stretches it; benchmarks/ measure it).
+    assert elapsed < HANG_CEILING_S, elapsed
     assert outbox(cli)["pending_spans"] == summary["observations_recorded"]
     # The count the replay printed is what `buffer status` shows right after.
     waiting = summary["delivery"]["batches_waiting"]
@@ -129,9 +153,13 @@ def test_unavailable_server_bounded_exit_then_flush(
     reliability.missing(summary["observations_recorded"] - len(span_ids(fake_langfuse.received)))
 
 
+OUTAGE_EVENTS = 500
+
+
+@pytest.mark.slow
 def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path, reliability: Figures) -> None:
     events_file = workdir / "events.jsonl"
-    write_events(events_file, generate_events(2000, seed=8))
+    write_events(events_file, generate_events(OUTAGE_EVENTS, seed=8))
     # What a run without outage records, in local mode, with the same run id.
     local = json.loads(cli("replay", str(events_file), "--run-id", "outage", "--json").stdout)
     import sqlite3
@@ -141,32 +169,33 @@ def test_outage_in_the_middle_loses_nothing(cli: Cli, workdir: Path, reliability
     assert len(expected) == local["observations_recorded"]
 
     received = Received()
-    server = FakeLangfuse(received=received)
+    # The outage: once 30 % of the spans arrived the server goes away (connections refused),
+    # decided by the server itself, so a fast or a slow replay meets it at the same point.
+    server = FakeLangfuse(
+        received=received, faults=Faults(refuse_after_spans=int(0.3 * len(expected)))
+    )
     port = server.port
     env = {**os.environ, **keys_for(server.url), "AUTOOPS_HOME": str(workdir / "remote-home")}
     replay = subprocess.Popen(
         [autoops_executable(), "-q", "--json", "replay", str(events_file), "--run-id", "outage"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while (
-        len(received.spans) < 0.3 * len(expected)
-        and time.monotonic() < deadline
-        and replay.poll() is None
-    ):
-        time.sleep(0.05)
-    server.close()  # the outage: connections refused from here on
-    stdout, stderr = replay.communicate(timeout=300)
+    try:
+        stdout, stderr = replay.communicate(timeout=300)
+    finally:
+        server.close()
     assert replay.returncode == 4, stderr
     assert "kept in the outbox" in stderr
+    assert 0.3 * len(expected) <= len(span_ids(received)) < len(expected)  # a real outage
     flush_with_server_back(port, received, env)
-    reliability.tried(2000)
+    reliability.tried(OUTAGE_EVENTS)
     reliability.exited(replay.returncode)
     reliability.missing(len(expected - span_ids(received)))
     assert span_ids(received) == expected
     assert json.loads(stdout)["observations_recorded"] == len(expected)
 
 
+@pytest.mark.slow
 def test_killed_replay_is_delivered_by_the_next_flush(
     cli: Cli, workdir: Path, reliability: Figures
 ) -> None:
@@ -185,9 +214,16 @@ def test_killed_replay_is_delivered_by_the_next_flush(
         [autoops_executable(), "-q", "replay", str(events_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and buffer_status(env)["pending_spans"] <= 500:
-        time.sleep(0.5)
+    # Polled in this process (cheap; still another process than the replay's): a deadline
+    # generous enough for a loaded machine, and the kill as soon as the outbox has filled.
+    deadline = time.monotonic() + 120
+    while (
+        time.monotonic() < deadline
+        and replay.poll() is None
+        and pending_spans(workdir / "crash-home") <= 500
+    ):
+        time.sleep(0.05)
+    assert replay.poll() is None, "the replay ended before it could be killed"
     replay.send_signal(signal.SIGKILL)
     replay.wait(timeout=30)
     before = buffer_status(env)
@@ -199,29 +235,66 @@ def test_killed_replay_is_delivered_by_the_next_flush(
     assert len(span_ids(received)) == before["pending_spans"]
 
 
-def test_a_failing_or_hanging_server_is_given_only_the_deadline(cli: Cli, workdir: Path) -> None:
-    """503s, or a server that answers after 10 s: the run records everything, gives up
-    delivering after AUTOOPS_FLUSH_DEADLINE without progress, and keeps it all in the outbox."""
+FAILING_SERVER_EVENTS = 300
+
+
+@pytest.mark.slow
+def test_the_agents_never_wait_on_a_failing_server(cli: Cli, workdir: Path) -> None:
+    """503s and a server that answers after 10 s (past the 5 s request timeout) hold up
+    neither the agents nor the exit: every event is processed, the run ends within its
+    flush deadline, and every span is delivered or kept in the outbox for a later flush.
+
+    How much a failing server costs the agents' rate is a measurement, made side by side by
+    ``benchmarks/delivery_overhead.py --faults``; compared here it fails on a busy machine.
+    """
     events_file = workdir / "events.jsonl"
-    write_events(events_file, generate_events(300, seed=4))
-    for name, faults in (
-        ("unavailable", Faults(always_status=503)),
-        ("hanging", Faults(delay_s=10.0)),
+    write_events(events_file, generate_events(FAILING_SERVER_EVENTS, seed=4))
+    for name, faults, exit_code, deadline in (
+        # A healthy peer gets everything before the exit, however busy the machine.
+        ("healthy", Faults(), 0, "30"),
+        ("unavailable", Faults(always_status=503), 4, "2"),  # the default deadline
+        ("slow", Faults(delay_s=10.0), 4, "2"),
     ):
-        server = FakeLangfuse(faults=faults)
+        received = Received()
+        server = FakeLangfuse(faults=faults, received=received)
+        env = {
+            **keys_for(server.url),
+            "AUTOOPS_HOME": str(workdir / name),
+            "AUTOOPS_FLUSH_DEADLINE": deadline,
+        }
         try:
-            env = {**keys_for(server.url), "AUTOOPS_HOME": str(workdir / name)}
+            started = time.monotonic()
             result = cli("replay", str(events_file), "--json", env=env)
+            elapsed = time.monotonic() - started
+            # Read before close(): a slow server's handlers would still add what they got.
+            with received.lock:
+                delivered = span_ids(received)
         finally:
             server.close()
-        assert result.exit_code == 4, (name, result.stderr)
+        assert result.exit_code == exit_code, (name, result.stderr)
         summary = json.loads(result.stdout)
-        assert summary["events_processed"] == 300
-        # The deadline counts time without progress; slack for a loaded machine.
-        assert summary["flush_s"] <= 2.0 + 2.5, (name, summary["flush_s"])
-        pending = json.loads(cli("buffer", "status", "--json", env=env).stdout)
-        assert pending["pending_spans"] == summary["observations_recorded"], name
-        assert pending["pending_batches"] == summary["delivery"]["batches_waiting"], name
+        recorded = summary["observations_recorded"]
+        assert summary["events_processed"] == FAILING_SERVER_EVENTS, name
+        assert summary["events_failed"] == 0 and summary["tracing"]["tracing_errors"] == 0, name
+        assert recorded >= 3 * FAILING_SERVER_EVENTS, name  # a root and its agents per event
+        assert elapsed < HANG_CEILING_S, (name, elapsed)
+        status = json.loads(cli("buffer", "status", "--json", env=env).stdout)
+        kept = status["pending_spans"]
+        if name == "healthy":
+            assert (len(delivered), kept) == (recorded, 0), name
+            continue
+        # Nothing was acknowledged (503, or an answer after the client gave up): all kept.
+        assert "kept in the outbox" in result.stderr, name
+        assert kept == recorded, (name, kept, recorded)
+        # The count the replay printed is what `buffer status` shows right after.
+        assert status["pending_batches"] == summary["delivery"]["batches_waiting"], name
+        back = Received()
+        healthy = FakeLangfuse(port=server.port, received=back)  # the outbox is per host
+        try:
+            assert cli("buffer", "flush", "--json", env=env).exit_code == 0, name
+        finally:
+            healthy.close()
+        assert len(span_ids(back)) == recorded, name
 
 
 def test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent(
@@ -262,30 +335,38 @@ def test_shutdown_keeps_what_was_queued_behind_a_stuck_request(
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # connections complete in the backlog; nothing ever answers
+    silent.listen(8)  # connections are accepted below and never answered
+    silent.settimeout(60)  # generous: only a sender that never connects reaches it
+    stuck: list[socket.socket] = []
     try:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        # The stuck request would wait 10 minutes for an answer: a shutdown that waited for
+        # it could not end before the ceiling below.
         config = LangfuseConfig(
-            public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=url, timeout=5.0
+            public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=url, timeout=600.0
         )
         store = workdir / "stuck" / "traces.db"
         service = LangfuseIntegrationService(
             config, DataMaskingConfig(), store_path=store, batch_size=1
         )
         trace = service.create_simulation_trace({"event_type": "demand_spike", "event_id": "e1"})
-        for agent in ("inventory_agent", "pricing_agent", "promotion_agent"):
+        agents = ["inventory_agent", "pricing_agent", "promotion_agent"]
+        service.end_agent_span(service.start_agent_span(agents[0], "work"))
+        stuck.append(silent.accept()[0])  # the first batch's request is in flight: stuck
+        for agent in agents[1:]:  # these queue up behind it
             service.end_agent_span(service.start_agent_span(agent, "work"))
-            time.sleep(0.2)  # the first batch's request is stuck by now; the rest queue up
         service.finalize_trace(trace, {"ok": True})
         recorded = service.get_performance_metrics()["observations_recorded"]
         started = time.monotonic()
         service.shutdown(timeout=0.5)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < HANG_CEILING_S  # not the request's 600 s
         kept = Outbox(store).status()["pending_spans"]
         reliability.tried()
         reliability.missing(recorded - kept)
         assert kept == recorded == 4
     finally:
+        for connection in stuck:
+            connection.close()  # the sender's request fails now and its thread ends
         silent.close()
 
 

@@ -15,7 +15,7 @@ from config.langfuse_integration import (
     LangfuseIntegrationService,
     agent_operation,
     get_langfuse_integration,
-    initialize_langfuse_integration,
+    install_langfuse_integration,
     observe,
 )
 from config.models import AgentDecision
@@ -76,8 +76,8 @@ def lookup(product_id: str) -> dict[str, Any]:
 
 def test_seed_flow_records_the_schema(workdir: Path) -> None:
     capture = Capture()
-    service = initialize_langfuse_integration(
-        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
     )
     trace_id = service.create_simulation_trace(EVENT, session_id="run-1")
     assert len(trace_id) == 32
@@ -114,8 +114,8 @@ def test_seed_flow_records_the_schema(workdir: Path) -> None:
 
 def test_a_tool_outside_any_agent_keeps_its_own_name(workdir: Path) -> None:
     capture = Capture()
-    service = initialize_langfuse_integration(
-        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
     )
     trace_id = service.create_simulation_trace(EVENT, session_id="run-4")
     lookup("P2")
@@ -127,8 +127,8 @@ def test_a_tool_outside_any_agent_keeps_its_own_name(workdir: Path) -> None:
 def test_conflicts_score_each_agent_operation_once(workdir: Path) -> None:
     """An agent in two conflicts gets one ``decision_overturned`` score: 1 if any overturned it."""
     capture = Capture()
-    service = initialize_langfuse_integration(
-        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
     )
     trace_id = service.create_simulation_trace(EVENT, session_id="run-5")
     spans = {}
@@ -156,8 +156,10 @@ def test_conflicts_score_each_agent_operation_once(workdir: Path) -> None:
 
 
 def test_tracing_errors_never_reach_the_agent(workdir: Path) -> None:
-    service = initialize_langfuse_integration(
-        LangfuseConfig(), DataMaskingConfig(), exporter=Capture(fail=True), batch_size=1
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(
+            LangfuseConfig(), DataMaskingConfig(), exporter=Capture(fail=True), batch_size=1
+        )
     )
     trace_id = service.create_simulation_trace(EVENT, session_id="run-2")
     decision = Agent().decide(5.0)  # every span end tries to export and fails
@@ -168,8 +170,8 @@ def test_tracing_errors_never_reach_the_agent(workdir: Path) -> None:
 
 def test_agent_exceptions_propagate_and_mark_the_span(workdir: Path) -> None:
     capture = Capture()
-    service = initialize_langfuse_integration(
-        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
     )
     trace_id = service.create_simulation_trace(EVENT, session_id="run-3")
     with pytest.raises(ValueError, match="agent bug"):
@@ -184,7 +186,9 @@ def test_agent_exceptions_propagate_and_mark_the_span(workdir: Path) -> None:
 
 def test_decorators_outside_a_trace_run_untraced(workdir: Path) -> None:
     capture = Capture()
-    initialize_langfuse_integration(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
     assert Agent().decide(1.0).confidence == 0.8
     assert lookup("P9") == {"product_id": "P9", "stock": 3}
     assert capture.spans == []
@@ -249,8 +253,8 @@ def test_singleton_created_from_environment(workdir: Path, monkeypatch: pytest.M
 
 def test_collaboration_output_counts_what_was_logged_inside_it(workdir: Path) -> None:
     capture = Capture()
-    service = initialize_langfuse_integration(
-        LangfuseConfig(), DataMaskingConfig(), exporter=capture
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
     )
     trace_id = service.create_simulation_trace(EVENT, session_id="run-6")
     with service.track_collaboration(["pricing_agent", "promotion_agent"], "deal") as deal:
@@ -265,7 +269,7 @@ def test_collaboration_output_counts_what_was_logged_inside_it(workdir: Path) ->
     service.log_coordination_message("a", "b", "after", {})  # outside: not counted
     service.finalize_trace(trace_id, {"ok": True})
     service.flush()
-    assert [m["message_type"] for m in deal.messages] == ["price_proposal"]
+    assert [m["message_type"] for m in deal.coordination_messages] == ["price_proposal"]
     assert deal.resolutions[0]["overturned_agent"] == "promotion_agent"
     (chain,) = [s for s in capture.spans if s.name == "collaboration.deal"]
     output = json.loads(chain.attributes["langfuse.observation.output"])

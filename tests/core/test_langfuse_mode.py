@@ -45,6 +45,8 @@ def test_replay_sends_the_same_traces_as_local_mode(
         "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
         "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
         "LANGFUSE_HOST": fake_langfuse.url,
+        # Everything delivered before the exit, however busy the machine (default: 2 s).
+        "AUTOOPS_FLUSH_DEADLINE": "60",
     }
     remote = cli("replay", str(EXAMPLE), "--limit", "40", "--run-id", "same-run", "--json", env=env)
     assert remote.exit_code == 0, remote.stderr

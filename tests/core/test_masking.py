@@ -266,10 +266,11 @@ def test_all_off_is_disabled_and_changes_nothing() -> None:
 
 
 def test_config_defaults_are_honoured() -> None:
-    # Defaults: PII and customer data masked, financial data kept.
+    # The seed's defaults: PII, customer and financial data masked; prices stay.
     default = DataMasker(DataMaskingConfig.model_construct())
-    assert default.mask({"unit_cost": 1.0, "email": "a@b.co"}) == {
-        "unit_cost": 1.0,
+    assert default.mask({"unit_cost": 1.0, "current_price": 9.5, "email": "a@b.co"}) == {
+        "unit_cost": "[FINANCIAL]",
+        "current_price": 9.5,
         "email": "[REDACTED]",
     }
 
@@ -398,6 +399,7 @@ def nested_around(draw: st.DrawFn, leaf: Any, leaves: st.SearchStrategy[Any]) ->
 SLOW_OR_FIXTURE = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
 @given(data=st.data(), email=st.emails())
 def test_property_no_email_survives(reliability: Figures, data: st.DataObject, email: str) -> None:
@@ -407,6 +409,7 @@ def test_property_no_email_survives(reliability: Figures, data: st.DataObject, e
     assert email not in json.dumps(ALL_ON.mask(value))
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(200), deadline=None, suppress_health_check=SLOW_OR_FIXTURE)
 @given(data=st.data(), card=card_numbers())
 def test_property_no_card_survives(

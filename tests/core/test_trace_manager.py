@@ -75,8 +75,14 @@ def test_finalize_forgets_the_trace_and_reports_its_cost(workdir: Path) -> None:
     trace_id = traces.create_simulation_trace(EVENT, session_id="s")
     traces.end_agent_span(traces.start_agent_span("pricing_agent", "optimize_price"))
     traces.end_agent_span(traces.start_agent_span("promotion_agent", "plan"))
-    cost = traces.finalize_trace(trace_id, {"ok": True})
+    finished = traces.finalize_trace(trace_id, {"ok": True})
+    assert finished is not None
+    cost, simulation = finished
     assert cost is not None and cost[1] == 2  # two agent operations since the trace opened
+    # The seed's record of the trace, complete.
+    assert simulation is not None and simulation.trace_id == trace_id
+    assert simulation.participating_agents == ["pricing_agent", "promotion_agent"]
+    assert simulation.outcome == {"ok": True} and simulation.end_time is not None
     assert traces.open_observations(trace_id) == []
     assert traces.root(trace_id) is None
     assert traces.current_trace_id() is None
@@ -84,17 +90,18 @@ def test_finalize_forgets_the_trace_and_reports_its_cost(workdir: Path) -> None:
     assert traces.counters.traces_finalized == 1
 
 
-def test_an_operation_left_open_outlives_its_finalized_trace(workdir: Path) -> None:
-    """Finalizing ends the root only; an agent operation still open can be ended later."""
+def test_an_operation_left_open_ends_with_its_trace(workdir: Path) -> None:
+    """Finalizing ends what nobody ended, so it is recorded; ending it later does nothing."""
     store = workdir / "traces.db"
     traces = manager(store)
     trace_id = traces.create_simulation_trace(EVENT, session_id="s")
     span_id = traces.start_agent_span("pricing_agent", "optimize_price")
     traces.finalize_trace(trace_id, {"ok": True})
-    assert traces.agent_operation(trace_id, "pricing_agent") is not None
-    traces.end_agent_span(span_id, {"price": 9.5})
+    assert traces.agent_operation(trace_id, "pricing_agent") is None
     assert traces.open_observations(trace_id) == []
-    assert stored(store)["pricing_agent.optimize_price"] == ("DEFAULT", None)
+    assert traces.end_agent_span(span_id, {"price": 9.5}) is None
+    traces.tracer.flush()
+    assert stored(store)["pricing_agent.optimize_price"] == ("DEFAULT", "ended with its trace")
 
 
 def test_cleanup_ends_everything_open_at_error_and_only_that_trace(workdir: Path) -> None:

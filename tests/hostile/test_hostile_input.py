@@ -339,6 +339,7 @@ def _pool_event(index: int, event_id: str) -> dict[str, Any]:
     return event
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(event_files())
 # Found by this test: numbers the reader accepted made the agents fail (exit 1, not 6).
@@ -455,7 +456,10 @@ class ScriptedLangfuse:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: close() (shutdown) waits up to one interval, and fixtures close a lot.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -721,6 +725,7 @@ def test_metrics_against_a_strange_langfuse(
             assert isinstance(agent["operation_count"], int) and agent["operation_count"] >= 0
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(
     listing=answers(list_documents),
@@ -1273,7 +1278,9 @@ def test_hostile_metrics_queries_never_break_serve(
     except httpx.TimeoutException:  # pragma: no cover - the failure this test looks for
         pytest.fail(f"no answer within 20 s to {query[:200]!r}")
     reliability.answered(response.status_code)
-    assert response.status_code in (200, 400), (response.status_code, response.text[:300])
+    # Past 16 KiB of query string (what a Langfuse on Node takes) the answer is 414.
+    allowed = (200, 400) if len(response.request.url.query) <= 16 * 1024 else (414,)
+    assert response.status_code in allowed, (response.status_code, response.text[:300])
     body = strict_json(response.text)
     if response.status_code == 200:
         assert isinstance(body["data"], list)

@@ -66,7 +66,7 @@ V2_GROUP_KEYS = {
     "time": {"completionStartTime", "createdAt", "updatedAt"},
     "io": {"input", "output"},
     "metadata": {"metadata"},
-    "model": {"providedModelName", "internalModelId", "modelParameters"},
+    "model": {"model", "providedModelName", "internalModelId", "modelParameters"},
     "usage": {"usageDetails", "costDetails", "totalCost", "usagePricingTierName"},
     "prompt": {"promptId", "promptName", "promptVersion"},
     "metrics": {"latency", "timeToFirstToken"},
@@ -185,7 +185,12 @@ def _synthetic_trace(store: LocalStore) -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
-    """One store for the module: replays are the slow part, and no test writes to it.
+    """One store for the module: replays are the slow part, and no test writes to it."""
+    yield from reads_store(tmp_path_factory)
+
+
+def reads_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
+    """The store of these tests (other modules' module fixtures use it too).
 
     Isolated like conftest's ``workdir`` (no LANGFUSE_/AUTOOPS_/OTEL_ variables, a
     temporary home), which is function-scoped and so cannot serve a module fixture.
@@ -490,8 +495,14 @@ def test_trace_filters(store: LocalStore) -> None:
     assert trace_ids(store, name=name) == set(
         row[0] for row in db(store, "SELECT id FROM traces WHERE name = ?", name)
     )
-    both = list_traces(store, q(("environment", "staging"), ("environment", "default")))
-    assert both["meta"]["totalItems"] == count(store, "SELECT COUNT(*) FROM traces")
+    # The replays' environments (staging, and the default "development") and the hand-made
+    # trace's Langfuse default: together, every trace.
+    every = q(
+        ("environment", "staging"), ("environment", "development"), ("environment", "default")
+    )
+    assert list_traces(store, every)["meta"]["totalItems"] == count(
+        store, "SELECT COUNT(*) FROM traces"
+    )
 
 
 def test_tags_must_all_be_present(store: LocalStore) -> None:
@@ -676,7 +687,11 @@ def test_the_synthetic_trace_reads_back_as_langfuse_shows_it(store: LocalStore) 
     assert trace["input"] == "plain text, not JSON" and trace["output"] == {"answer": 42}
     assert trace["tags"] == ["synthetic", "chat"] and trace["public"] is False
     assert trace["htmlPath"] == f"/project/local/traces/{SYNTHETIC_TRACE}"
-    assert trace["environment"] == "default" and trace["totalCost"] == 0
+    # The trace's cost is what its observations recorded, as on them and in the metrics.
+    assert trace["environment"] == "default" and trace["totalCost"] == pytest.approx(0.003)
+    listed = list_traces(store, q(userId="user-42"))["data"]
+    assert [t["totalCost"] for t in listed] == [pytest.approx(0.003)]
+    assert list_traces(store, q(userId="user-42", fields="core"))["data"][0]["totalCost"] == -1
     assert {score["id"] for score in trace["scores"]} == {"s-boolean", "s-categorical", "s-text"}
     generation = get_observation(store, SYNTHETIC_GENERATION)
     assert generation["type"] == "GENERATION" and generation["level"] == "ERROR"
@@ -790,6 +805,10 @@ def test_bad_parameters_are_400_naming_the_parameter(
 ) -> None:
     error = problem(lambda: function(store, q(**params)))
     assert error.status == 400
+    if isinstance(error.body["error"], list):  # zod's shape: every issue, each with its path
+        assert error.body["message"] == "Invalid request data"
+        assert all(issue["path"][0] == named for issue in error.body["error"])
+        return
     assert error.body["error"] == "InvalidRequestError"
     message = error.body["message"]
     assert named in message or (named == "cursor" and message == "Invalid cursor format"), message

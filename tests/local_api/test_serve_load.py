@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import Figures
 from tests.support.serve_process import ServeHandle, autoops_executable
 
 RUNS = ("load-a", "load-b", "load-c")
-EVENTS_PER_RUN = 120
+EVENTS_PER_RUN = 60
 
 
 def _metrics_query() -> str:
@@ -70,6 +71,7 @@ def _stored(store: Path, session: str) -> dict[str, int]:
         }
 
 
+@pytest.mark.slow
 def test_concurrent_exporters_and_readers_lose_nothing(
     served: ServeHandle, workdir: Path, reliability: Figures
 ) -> None:

@@ -8,6 +8,7 @@ records what it tried and what it saw in the ``reliability`` figures (docs/relia
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import gzip
@@ -602,8 +603,14 @@ def _probe_view(probe: ViewProbe, dimensions: dict[str, Any]) -> None:
         ]
         every += [_condition(column, "stringOptions", "any of", [payload]) for column in columns]
         every += [_condition(column, "stringOptions", "none of", [payload]) for column in columns]
-        refused = any(_nul_value(f) for f in every)
-        assert probe.count(*every) == (None if refused else 0), (probe.view, payload)
+        # In parts that fit the 16 KiB query string a Langfuse (Node) server takes; a part
+        # of exclusions only ("none of", "does not contain") keeps every row.
+        for part in range(0, len(every), 40):
+            conditions = every[part : part + 40]
+            refused = any(_nul_value(f) for f in conditions)
+            excluding = all(f["operator"] in ("none of", "does not contain") for f in conditions)
+            expected = None if refused else (probe.total if excluding else 0)
+            assert probe.count(*conditions) == expected, (probe.view, payload)
         probe.expect(0, "=", payload, {**metadata, "key": payload, "operator": "=", "value": "x"})
         contains = {**metadata, "key": "agent", "operator": "contains", "value": payload}
         probe.expect(0, "contains", payload, contains)
@@ -628,16 +635,21 @@ def _condition(column: str, kind: str, operator: str, value: Any) -> dict[str, A
     return {"column": column, "type": kind, "operator": operator, "value": value}
 
 
+# Two halves of one matrix, each on its own server: they run side by side in a parallel run.
+@pytest.mark.slow
+@pytest.mark.parametrize("probes", ["read routes", "metrics"])
 def test_sql_injection_through_every_filter_changes_nothing(
-    served: ServeHandle, reliability: Figures
+    served: ServeHandle, reliability: Figures, probes: str
 ) -> None:
     totals = seed(served)
     before = store_snapshot(served.store)
     assert before["counts"]["traces"] == totals["traces"]
     with _client(served) as client:
         prober = Prober(client, reliability)
-        _probe_read_routes(prober)
-        _probe_metrics(prober)
+        if probes == "read routes":
+            _probe_read_routes(prober)
+        else:
+            _probe_metrics(prober)
     after = store_snapshot(served.store)
     assert after == before  # schema, row counts and every row unchanged
     assert not Path("/tmp/autoops-pwned.db").exists()
@@ -761,16 +773,23 @@ def test_unencodable_text_and_huge_numbers_are_answered_and_the_store_stays_writ
 def test_a_non_loopback_address_is_refused_before_binding(
     run_autoops: Any, reliability: Figures
 ) -> None:
-    for host in ("10.0.0.1", "0.0.0.0", "::", "192.168.1.1", "localhost.example.com"):
-        began = time.monotonic()
-        result = run_autoops("serve", "--host", host, "--port", "0", timeout=30)
+    hosts = ("10.0.0.1", "0.0.0.0", "::", "192.168.1.1", "localhost.example.com")
+    # Side by side: five process starts in the time of one or two. A server that bound the
+    # address instead would run until the timeout (TimeoutExpired: the test fails).
+    with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
+        results = list(
+            pool.map(
+                lambda host: run_autoops("serve", "--host", host, "--port", "0", timeout=60),
+                hosts,
+            )
+        )
+    for host, result in zip(hosts, results, strict=True):
         reliability.tried()
         reliability.exited(result.exit_code)
         assert result.exit_code == 2, (host, result.stderr)
         assert "would expose the local store" in result.stderr, result.stderr  # not a bind error
         assert "--allow-remote" in result.stderr
         assert result.stdout == ""  # no address or key announced
-        assert time.monotonic() - began < 25
     reliability.missing(0)
 
 

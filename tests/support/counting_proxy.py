@@ -33,6 +33,7 @@ class ProxyFaults:
 class Seen:
     paths: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # path and query string
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, prefix: str = "/api/public/") -> int:
@@ -65,6 +66,7 @@ class CountingProxy:
             def do_GET(self) -> None:
                 with seen.lock:
                     seen.paths.append(self.path.split("?", 1)[0])
+                    seen.targets.append(self.path)
                     seen.times.append(time.monotonic())
                     limited = faults_.rate_limited > 0
                     if limited:
@@ -96,7 +98,9 @@ class CountingProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:

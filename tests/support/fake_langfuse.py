@@ -30,6 +30,8 @@ class Faults:
     always_status: int | None = None
     retry_after: str | None = None
     delay_s: float = 0.0
+    # Go away (close the listening socket: connections refused) once this many spans arrived.
+    refuse_after_spans: int | None = None
 
 
 @dataclass
@@ -51,6 +53,7 @@ class FakeLangfuse:
         self.received = received or Received()
         received = self.received
         faults_ = self.faults
+        fake = self
         expected_auth = (
             "Basic " + base64.b64encode(f"{KNOWN_PUBLIC}:{KNOWN_SECRET}".encode()).decode()
         )
@@ -142,7 +145,13 @@ class FakeLangfuse:
                         return
                     with received.lock:
                         received.spans.extend(spans)
+                        outage = (
+                            faults_.refuse_after_spans is not None
+                            and len(received.spans) >= faults_.refuse_after_spans
+                        )
                     self._reply(200, {})
+                    if outage:
+                        fake.close()  # from a handler thread: serve_forever runs in another
                 elif self.path == "/api/public/scores":
                     score = json.loads(body)
                     batch = score if isinstance(score, list) else [score]
@@ -165,7 +174,10 @@ class FakeLangfuse:
         self.server = QuietServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: close() (shutdown) waits up to one interval, and fixtures close a lot.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:

@@ -89,18 +89,19 @@ ROWS: tuple[Row, ...] = (
         _t("core/test_masking", "test_property_no_email_survives", "test_property_no_card_survives",
            "test_property_any_json_is_masked_without_raising")),
     # --- delivery ----------------------------------------------------------------------------
-    Row("delivery", "Langfuse down for the rest of a 2,000-event replay (connections refused at 30 %)",
+    Row("delivery", "Langfuse down for the rest of a 500-event replay (connections refused at 30 %)",
         "replay exits 4 naming the outbox; buffer flush later delivers exactly the span ids of a run without outage",
         _t("core/test_delivery", "test_outage_in_the_middle_loses_nothing")),
     Row("delivery", "the replay killed with SIGKILL while the outbox fills",
         "the next buffer flush delivers every batch the outbox held",
         _t("core/test_delivery", "test_killed_replay_is_delivered_by_the_next_flush")),
     Row("delivery", "429 with Retry-After 2; 503 on every request; a server answering after 10 s",
-        "waits the Retry-After, nothing lost; gives up after the 2 s flush deadline without progress, "
-        "exit 4, data kept for flush; the count printed is what buffer status shows",
+        "waits the Retry-After, nothing lost; exit 4 within the 2 s flush deadline, data kept for flush; "
+        "every event processed and every span delivered or kept, the agents never waiting on the network; "
+        "the count printed is what buffer status shows",
         _t("core/test_delivery", "test_429_retry_after_is_honoured_and_nothing_is_lost",
            "test_unavailable_server_bounded_exit_then_flush",
-           "test_a_failing_or_hanging_server_is_given_only_the_deadline")),
+           "test_the_agents_never_wait_on_a_failing_server")),
     Row("delivery", "shutdown while a request hangs on a host that accepts and never answers",
         "shutdown returns within its timeout; the batches queued behind the stuck request are "
         "written to the outbox, none lost",
@@ -196,7 +197,7 @@ ROWS: tuple[Row, ...] = (
     Row("autoops serve", "bad OTLP bodies: wrong content type, bad gzip, bad protobuf and JSON, wrong version header",
         "400 with Langfuse's error body, nothing stored",
         _t("local_api/test_serve", "test_otlp_ingestion_rules")),
-    Row("autoops serve", "reads while a 10,000-event replay writes the same store from another process",
+    Row("autoops serve", "reads while a 1,000-event replay writes the same store from another process",
         "every read answered, the replay loses nothing",
         _t("local_api/test_serve", "test_reads_while_a_replay_writes_the_same_store")),
 )  # fmt: skip

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -48,11 +49,17 @@ class ServeHandle:
         }
 
 
-def start_serve(store: Path, *extra: str, timeout: float = 30) -> ServeHandle:
+def start_serve(
+    store: Path,
+    *extra: str,
+    timeout: float = 30,
+    preexec_fn: Callable[[], None] | None = None,
+) -> ServeHandle:
     """Start ``autoops --json serve --port 0`` and wait for its announcement line.
 
     Its stderr goes to an unnamed temporary file, not a pipe: nobody reads a pipe while the
-    server runs, and a server logging a lot would block on a full one.
+    server runs, and a server logging a lot would block on a full one. ``preexec_fn`` runs
+    in the server process before it starts (a resource limit, for instance).
     """
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed by stop_serve)
     process = subprocess.Popen(
@@ -61,6 +68,7 @@ def start_serve(store: Path, *extra: str, timeout: float = 30) -> ServeHandle:
         stderr=log,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=preexec_fn,  # noqa: PLW1509  (a resource limit; the tests start no threads here)
     )
     _LOGS[process.pid] = log
     assert process.stdout is not None

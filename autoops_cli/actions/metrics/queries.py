@@ -16,7 +16,7 @@ through observations (Langfuse Cloud's free plan allows 100 metrics requests a d
 
 Langfuse mode sends them to ``/api/public/v2/metrics``; a server without v2 answers 404, and
 then ``/api/public/metrics`` (v1, same query language) is used and remembered for the host
-for a day. Answers are cached in the local store for ``cache_ttl`` seconds. Local mode runs
+for a day (``langfuse_api.versions``, shared with ``autoops traces``). Answers are cached in the local store for ``cache_ttl`` seconds. Local mode runs
 the same queries through the engine ``autoops serve`` answers with.
 """
 
@@ -39,7 +39,6 @@ TRACE_PREFIX = "simulation."
 SCORE_NAMES = ("decision_confidence", "decision_overturned")
 V2_PATH = "/api/public/v2/metrics"
 V1_PATH = "/api/public/metrics"
-API_VERSION_TTL_S = 86_400.0
 ROW_LIMIT = 1000  # the API's maximum; more groups than this are reported as truncated
 MAX_BUCKETS = 500  # series buckets over both windows (the row limit counts levels too)
 BUCKET_SECONDS = {"hour": 3600, "day": 86_400}
@@ -198,6 +197,7 @@ def fetch_remote(
     """
     from autoops_cli.langfuse_api.cache import ApiCache, cache_key
     from autoops_cli.langfuse_api.client import ApiClient
+    from autoops_cli.langfuse_api.versions import read_api, remember_v1_only
 
     cache = ApiCache(store_path)
     try:
@@ -205,8 +205,7 @@ def fetch_remote(
         cached = _from_cache(cache.get(key, cache_ttl))
         if cached is not None:
             return cached
-        version_key = cache_key("metrics-api-version", config.host)
-        api = cache.get(version_key, API_VERSION_TTL_S) or "v2"
+        api = read_api(cache, config.host)
         rows: dict[str, list[dict[str, Any]]] = {}
         with ApiClient(config, timeout=timeout) as client:
             for name, query in queries.items():
@@ -215,7 +214,7 @@ def fetch_remote(
                 body = client.get(path, params, allow=(404,))
                 if body is None and api == "v2":  # a server without the v2 metrics API
                     api, path = "v1", V1_PATH
-                    cache.put(version_key, api)
+                    remember_v1_only(cache, config.host)
                     body = client.get(path, params, allow=(404,))
                 if body is None:
                     raise ApiError(

@@ -91,12 +91,28 @@ def _percentile(groups: list[_Group], attribute: str) -> float:
 
 @dataclass
 class AgentReport(AgentPerformanceMetrics):
-    """The seed's ``AgentPerformanceMetrics``, plus the counts they are computed from."""
+    """The seed's ``AgentPerformanceMetrics``, plus percentiles and the counts behind them."""
 
+    p50_response_time: float = 0.0  # ms
+    p95_response_time: float = 0.0
+    decisions_overturned: int = 0
     errors: int = 0
     decisions: int = 0
     conflicts_involved: int = 0
     overturn_rate: float | None = None
+
+
+def empty_agent_report(agent_id: str) -> AgentReport:
+    """An agent with no operation in the window."""
+    return AgentReport(
+        agent_id=agent_id,
+        operation_count=0,
+        average_response_time=0.0,
+        success_rate=1.0,
+        tool_usage_stats={},
+        decision_accuracy=0.0,
+        collaboration_score=0.0,
+    )
 
 
 @dataclass
@@ -329,7 +345,7 @@ def build_report(
         if agent not in agents:
             seen = ", ".join(agents) or "none"
             notes.append(f"no operations of agent {agent!r} in the window (agents seen: {seen})")
-        agents = {agent: agents.get(agent) or AgentReport(agent_id=agent)}
+        agents = {agent: agents.get(agent) or empty_agent_report(agent)}
     return MetricsReport(
         window=fetched.window.as_dict(),
         agents=agents,

@@ -102,8 +102,14 @@ def run_server(
     verbose: bool,
     on_ready: Callable[[ServeInfo], None],
     limits: ServeLimits | None = None,
+    v4_only: bool = False,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; ``on_ready`` is called once the socket listens."""
+    """Serve until SIGINT/SIGTERM; ``on_ready`` is called once the socket listens.
+
+    ``v4_only``: answer as a Langfuse v4 deployment in ``events_only`` write mode does
+    (Langfuse Cloud after 2026-11-16): no deprecated v3 reads, no trace or observation
+    events on the legacy batch route.
+    """
     try:
         import uvicorn
     except ImportError:
@@ -111,7 +117,6 @@ def run_server(
             "autoops serve needs its optional dependencies",
             hint="pip install 'autoops[serve]'",
         ) from None
-    from autoops_cli import __version__
     from autoops_cli.local_api.http.server import ServerSettings, create_app
     from config.store.local_store import LocalStore
 
@@ -121,8 +126,8 @@ def run_server(
     settings = ServerSettings(
         public_key=public_key,
         secret_key=secret_key,
-        version=__version__,
         limits=limits or ServeLimits(),
+        v4_only=v4_only,
     )
     app = create_app(settings, store)
     bound_host, bound_port = sock.getsockname()[:2]

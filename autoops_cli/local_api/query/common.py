@@ -136,25 +136,6 @@ def field_groups(params: QueryParams, known: Sequence[str]) -> set[str] | None:
     return chosen or None
 
 
-def reject_structured_filter(params: QueryParams) -> None:
-    """400 for a non-empty ``filter`` (JSON conditions): the local store does not run them.
-
-    Ignoring it would answer with rows the caller asked to leave out.
-    """
-    raw = text_param(params, "filter")
-    if raw is None:
-        return
-    try:
-        conditions = json.loads(raw)
-    except ValueError:
-        raise invalid_request("Invalid JSON in filter parameter") from None
-    if conditions:
-        raise invalid_request(
-            "Invalid filter: structured filters are not supported by the local store; "
-            "use the simple query parameters"
-        )
-
-
 # --- SQL -------------------------------------------------------------------------------
 
 
@@ -202,14 +183,22 @@ def placeholders(count: int) -> str:
 
 
 def tags_contain_all(column: str, where: Where, tags: Sequence[str]) -> None:
-    """Require every tag in the JSON array text ``column`` (a missing array has none)."""
-    for tag in tags:
-        # CASE keeps json_each away from text that is not JSON (it would fail the query).
-        where.add(
-            f"CASE WHEN json_valid({column}) THEN EXISTS "
-            f"(SELECT 1 FROM json_each({column}) WHERE json_each.value = ?) ELSE 0 END",
-            tag,
-        )
+    """Require every tag in the JSON array text ``column`` (a missing array has none).
+
+    One condition however many tags (SQLite bounds how deep an expression may nest, so one
+    clause per tag failed a request with thousands of them).
+    """
+    wanted = sorted(set(tags))
+    if not wanted:
+        return
+    # CASE keeps json_each away from text that is not JSON (it would fail the query).
+    where.add(
+        f"CASE WHEN json_valid({column}) THEN (SELECT COUNT(DISTINCT json_each.value) "
+        f"FROM json_each({column}) WHERE json_each.value IN ({placeholders(len(wanted))})) "
+        "= ? ELSE 0 END",
+        *wanted,
+        len(wanted),
+    )
 
 
 # --- values ----------------------------------------------------------------------------

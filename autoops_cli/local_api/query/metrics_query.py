@@ -172,13 +172,17 @@ def _is_number(value: Any) -> bool:
 
 
 class _Issues:
-    """Collects zod-shaped issues: zod reports every problem, not the first."""
+    """Collects zod-shaped issues: zod reports every problem, not the first.
 
-    def __init__(self) -> None:
+    Paths start at ``root``, the query parameter the problem is in.
+    """
+
+    def __init__(self, root: str = "query") -> None:
         self.items: list[dict[str, Any]] = []
+        self.root = root
 
     def add(self, path: list[Any], code: str, message: str, **extra: Any) -> None:
-        self.items.append({"code": code, **extra, "path": ["query", *path], "message": message})
+        self.items.append({"code": code, **extra, "path": [self.root, *path], "message": message})
 
     def type_error(self, path: list[Any], expected: str, value: Any) -> None:
         message = f"Invalid input: expected {expected}, received {_js_type(value)}"
@@ -352,23 +356,25 @@ def _filter_value(issues: _Issues, item: dict[str, Any], kind: str, path: list[A
     return _MISSING
 
 
-def _filter(issues: _Issues, index: int, item: dict[str, Any]) -> Filter | None:
-    path: list[Any] = ["filters", index]
+def _filter(
+    issues: _Issues,
+    path: list[Any],
+    item: dict[str, Any],
+    operators: dict[str, tuple[str, ...]] = FILTER_OPERATORS,
+) -> Filter | None:
     kind = item.get("type", _MISSING)
-    if not isinstance(kind, str) or kind not in FILTER_OPERATORS:
+    if not isinstance(kind, str) or kind not in operators:
         named = f"unknown filter type {json.dumps(kind)}; " if isinstance(kind, str) else ""
         issues.add(
             [*path, "type"],
             "invalid_union",
-            f"Invalid input: {named}expected one of {_options(tuple(FILTER_OPERATORS))}",
+            f"Invalid input: {named}expected one of {_options(tuple(operators))}",
             note="No matching discriminator",
             discriminator="type",
         )
         return None
     column = issues.string(item, "column", path)
-    operator = issues.enum(
-        item.get("operator", _MISSING), FILTER_OPERATORS[kind], [*path, "operator"]
-    )
+    operator = issues.enum(item.get("operator", _MISSING), operators[kind], [*path, "operator"])
     key = issues.string(item, "key", path) if kind in _KEYED_FILTERS else None
     value = _filter_value(issues, item, kind, path)
     if (
@@ -379,6 +385,30 @@ def _filter(issues: _Issues, index: int, item: dict[str, Any]) -> Filter | None:
     ):
         return None
     return Filter(column, operator, value, kind, key)
+
+
+def parse_filter_list(
+    value: Any, *, parameter: str, operators: dict[str, tuple[str, ...]]
+) -> tuple[Filter, ...]:
+    """The conditions of a JSON filter array (the list endpoints' ``filter`` parameter).
+
+    Each is checked as a metrics filter is, against ``operators``; every problem is
+    reported at once, as ``{"message": "Invalid request data", "error": [zod issues]}``
+    with paths starting at ``parameter``.
+    """
+    issues = _Issues(parameter)
+    if not isinstance(value, list):
+        issues.type_error([], "array", value)
+        raise _invalid_request_data(issues)
+    found = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            issues.type_error([index], "object", item)
+        elif (condition := _filter(issues, [index], item, operators)) is not None:
+            found.append(condition)
+    if issues.items:
+        raise _invalid_request_data(issues)
+    return tuple(found)
 
 
 def _metrics(issues: _Issues, query: dict[str, Any]) -> list[Metric]:
@@ -475,7 +505,9 @@ def _schema(query: Any, version: int) -> MetricsQuery:
     ]
     metrics = _metrics(issues, query)
     filters = [
-        f for index, item in issues.objects(query, "filters") if (f := _filter(issues, index, item))
+        f
+        for index, item in issues.objects(query, "filters")
+        if (f := _filter(issues, ["filters", index], item))
     ]
     granularity = _granularity(issues, query)
     from_us = _timestamp(issues, query, "fromTimestamp")
@@ -594,11 +626,6 @@ def _check_metric(view: ViewDef, metric: Metric) -> None:
     if metric.measure not in view.measures:
         raise invalid_request(
             f"Invalid metric {metric.measure}. Must be one of {','.join(view.measures)}"
-        )
-    if metric.aggregation == "histogram":
-        raise invalid_request(
-            f"Aggregation 'histogram' (measure '{metric.measure}') is not supported by the local "
-            "server; use min, max, avg or the percentiles p50 to p99."
         )
 
 

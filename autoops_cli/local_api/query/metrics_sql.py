@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autoops_cli.local_api.query.metrics_views import (
     BUCKET_US,
@@ -38,9 +38,10 @@ PARTIALS_OF = {
     "min": ("min",),
     "max": ("max",),
     "uniq": ("distinct",),
+    "histogram": ("values",),
     **dict.fromkeys(PERCENTILES, ("values",)),
 }
-_COMPARISONS = {"=": "=", ">": ">", "<": "<", ">=": ">=", "<=": "<=", "<>": "<>"}
+COMPARISONS = {"=": "=", ">": ">", "<": "<", ">=": ">=", "<=": "<=", "<>": "<>"}
 _LIKE_PATTERNS = {
     "contains": "%{}%",
     "does not contain": "%{}%",
@@ -72,6 +73,16 @@ class SqlPlan:
         return self.group_width > 0
 
 
+class SqlParams(Protocol):
+    """Where a condition's values go: ``add`` binds one and returns its placeholder."""
+
+    def add(self, value: Any) -> str:
+        """Bind ``value``; its placeholder in the SQL text."""
+
+    def add_all(self, values: Iterable[Any]) -> str:
+        """Bind each value; their placeholders, comma-separated."""
+
+
 class _Params:
     """Numbered parameters; ``?1`` and ``?2`` are the time bounds."""
 
@@ -91,7 +102,7 @@ def _like(value: str, pattern: str) -> str:
     return pattern.format(escaped)
 
 
-def _string_condition(expr: str, operator: str, value: str, params: _Params) -> str:
+def string_condition(expr: str, operator: str, value: str, params: SqlParams) -> str:
     """String operators; ``contains`` and the like are ASCII case-insensitive, like ILIKE."""
     if operator == "=":
         return f"{expr} = {params.add(value)}"
@@ -101,7 +112,7 @@ def _string_condition(expr: str, operator: str, value: str, params: _Params) -> 
     return f"{expr} LIKE {placeholder} ESCAPE '\\'"
 
 
-def _metadata_value(column: str, key: str, params: _Params) -> str:
+def metadata_value(column: str, key: str, params: SqlParams) -> str:
     """The text of one metadata key ('' when absent, as a ClickHouse map answers).
 
     Strings come out as they are and other values as their JSON text. A key is addressed by
@@ -116,15 +127,13 @@ def _metadata_value(column: str, key: str, params: _Params) -> str:
     return f"COALESCE(CAST({column} ->> {params.add(path)} AS TEXT), '')"
 
 
-def _array_condition(expr: str, operator: str, values: tuple[str, ...], params: _Params) -> str:
+def array_condition(expr: str, operator: str, values: tuple[str, ...], params: SqlParams) -> str:
     """``any of`` / ``none of`` / ``all of`` over a JSON array column (trace tags)."""
     if not values:  # only "all of" and "none of" accept an empty list: both hold for any row
         return "1"
-    members = f"SELECT 1 FROM json_each({expr}) j WHERE j.value IN ({params.add_all(values)})"
-    if operator == "any of":
-        return f"EXISTS ({members})"
-    if operator == "none of":
-        return f"NOT EXISTS ({members})"
+    if operator in ("any of", "none of"):  # values are bound only when used: ``?`` counts
+        members = f"SELECT 1 FROM json_each({expr}) j WHERE j.value IN ({params.add_all(values)})"
+        return f"{'EXISTS' if operator == 'any of' else 'NOT EXISTS'} ({members})"
     distinct = sorted(set(values))
     return (
         f"(SELECT COUNT(DISTINCT j.value) FROM json_each({expr}) j "
@@ -132,9 +141,9 @@ def _array_condition(expr: str, operator: str, values: tuple[str, ...], params: 
     )
 
 
-def _null_condition(expr: str, operator: str, kind: str) -> str:
+def null_condition(expr: str, operator: str, kind: str) -> str:
     """``is null`` / ``is not null``; Langfuse treats an empty string as missing too."""
-    missing = f"({expr} IS NULL OR {expr} = '')" if kind == STRING else f"{expr} IS NULL"
+    missing = f"COALESCE({expr}, '') = ''" if kind == STRING else f"{expr} IS NULL"
     return missing if operator == "is null" else f"NOT {missing}"
 
 
@@ -149,19 +158,19 @@ def _filter_condition(
     expr = field_def.sql
     if item.type in ("string", "stringObject"):
         if item.type == "stringObject":
-            expr = _metadata_value(expr, item.key or "", params)
-        return _string_condition(expr, item.operator, item.value, params), field_def.joins
+            expr = metadata_value(expr, item.key or "", params)
+        return string_condition(expr, item.operator, item.value, params), field_def.joins
     if item.type == "stringOptions":
         members = params.add_all(item.value)
         if item.operator == "any of":
             return f"{expr} IN ({members})", field_def.joins
         return f"({expr} IS NULL OR {expr} NOT IN ({members}))", field_def.joins
     if item.type == "arrayOptions":
-        return _array_condition(expr, item.operator, item.value, params), field_def.joins
+        return array_condition(expr, item.operator, item.value, params), field_def.joins
     if item.type == "null":
-        return _null_condition(expr, item.operator, field_def.kind), field_def.joins
+        return null_condition(expr, item.operator, field_def.kind), field_def.joins
     value = int(item.value) if item.type == "boolean" else item.value  # datetime: microseconds
-    return f"{expr} {_COMPARISONS[item.operator]} {params.add(value)}", field_def.joins
+    return f"{expr} {COMPARISONS[item.operator]} {params.add(value)}", field_def.joins
 
 
 def time_bucket_sql(time_sql: str, granularity: str) -> str:

@@ -104,7 +104,7 @@ def _json_total(column: str) -> str:
     )
 
 
-def _observation_measures(alias: str) -> dict[str, MeasureDef]:
+def observation_measures(alias: str) -> dict[str, MeasureDef]:
     """Measures of one observation row (alias ``o``); the traces view sums them per trace."""
     usage, cost = f"{alias}.usage_details", f"{alias}.cost_details"
     output_tokens, total_tokens = _json_sum(usage, "output"), _json_total(usage)
@@ -237,7 +237,7 @@ def _score_view(
 
 
 def _trace_measures() -> dict[str, MeasureDef]:
-    per_observation = _observation_measures("ob")
+    per_observation = observation_measures("ob")
 
     def summed(name: str) -> str:
         return f"(SELECT SUM({per_observation[name].sql}) FROM observations ob WHERE ob.trace_id = t.id)"
@@ -277,7 +277,7 @@ VIEWS: dict[str, ViewDef] = {
         metadata_sql="o.metadata",
         segment=None,
         dimensions=_OBSERVATION_DIMENSIONS,
-        measures=_observation_measures("o"),
+        measures=observation_measures("o"),
         joins={TRACES: "LEFT JOIN traces t ON t.id = o.trace_id"},
     ),
     "scores-numeric": _score_view(

@@ -34,11 +34,11 @@ from autoops_cli.local_api.query.common import (
     page_params,
     parse_iso_us,
     precise_iso,
-    reject_structured_filter,
     text_param,
     time_param,
 )
 from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
+from autoops_cli.local_api.query.filters import OBSERVATION_COLUMNS, structured_filter
 
 if TYPE_CHECKING:
     from config.store.local_store import LocalStore
@@ -127,9 +127,10 @@ def observations_of_trace(store: LocalStore, trace_id: str) -> list[dict[str, An
 
 
 def _filters(params: QueryParams, *, v2: bool) -> Where:
-    """The simple filters both versions share, plus v2's session and root filters."""
-    reject_structured_filter(params)
+    """``filter``, then the simple filters it leaves: those both versions share, plus v2's
+    session and root filters."""
     where = Where()
+    params = structured_filter(where, params, OBSERVATION_COLUMNS)
     where.equal("o.name", text_param(params, "name"))
     where.equal("t.user_id", text_param(params, "userId"))
     where.equal("o.type", choice_param(params, "type", OBSERVATION_TYPES))
@@ -291,7 +292,10 @@ def _metadata(row: Row, expand: frozenset[str]) -> dict[str, Any]:
 
 
 def _model(row: Row, expand: frozenset[str]) -> dict[str, Any]:
+    # The server code of 2026-08 sends providedModelName; the SDK 5.2.0 and JS 5.11.1
+    # models (and the 4.35.0 contract's field list) read model: both are sent.
     return {
+        "model": row["model"],
         "providedModelName": row["model"],
         "internalModelId": None,
         "modelParameters": json_value(row["model_parameters"]),

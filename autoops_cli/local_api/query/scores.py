@@ -39,12 +39,12 @@ from autoops_cli.local_api.query.common import (
     page_params,
     parse_iso_us,
     precise_iso,
-    reject_structured_filter,
     tags_contain_all,
     text_param,
     time_param,
 )
 from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
+from autoops_cli.local_api.query.filters import SCORE_COLUMNS, structured_filter
 
 if TYPE_CHECKING:
     from config.store.local_store import LocalStore
@@ -126,14 +126,14 @@ def scores_of_trace(store: LocalStore, trace_id: str) -> list[dict[str, Any]]:
 
 
 def _v2_filters(params: QueryParams, *, with_trace: bool) -> Where:
-    reject_structured_filter(params)
+    where = Where()
+    params = structured_filter(where, params, SCORE_COLUMNS)
     user_id = text_param(params, "userId")
     trace_tags = list_param(params, "traceTags")
     if (user_id is not None or trace_tags) and not with_trace:
         raise invalid_request(
             "Invalid fields: the 'trace' field group is required to filter by userId or traceTags"
         )
-    where = Where()
     where.equal("t.user_id", user_id)
     tags_contain_all("t.tags", where, trace_tags)
     where.equal("s.name", text_param(params, "name"))

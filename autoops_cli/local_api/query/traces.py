@@ -1,6 +1,7 @@
 """Trace reads: GET /api/public/traces (``Traces``) and /api/public/traces/{traceId}.
 
-The list answers ``TraceWithDetails`` (observation and score ids, latency, cost); one trace
+The list answers ``TraceWithDetails`` (observation and score ids, latency, the cost its observations
+recorded); one trace
 answers ``TraceWithFullDetails`` (full ``ObservationsView`` and ``ScoreV1`` objects). The
 ``fields`` groups thin both out as Langfuse does: without ``io`` no input, output or
 metadata; without ``observations`` / ``scores`` empty lists; without ``metrics`` latency and
@@ -26,12 +27,13 @@ from autoops_cli.local_api.query.common import (
     page_meta,
     page_params,
     placeholders,
-    reject_structured_filter,
     tags_contain_all,
     text_param,
     time_param,
 )
 from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
+from autoops_cli.local_api.query.filters import TRACE_COLUMNS, structured_filter
+from autoops_cli.local_api.query.metrics_views import observation_measures
 from autoops_cli.local_api.query.observations import observations_of_trace
 from autoops_cli.local_api.query.scores import scores_of_trace
 
@@ -124,8 +126,8 @@ def trace_fields(row: Row, groups: set[str]) -> dict[str, Any]:
 
 
 def _filters(params: QueryParams) -> Where:
-    reject_structured_filter(params)
     where = Where()
+    params = structured_filter(where, params, TRACE_COLUMNS)
     where.equal("t.user_id", text_param(params, "userId"))
     where.equal("t.name", text_param(params, "name"))
     where.equal("t.session_id", text_param(params, "sessionId"))
@@ -176,21 +178,26 @@ def _ids_by_trace(store: LocalStore, table: str, trace_ids: Sequence[str]) -> di
     return found
 
 
-def _latencies(store: LocalStore, trace_ids: Sequence[str]) -> dict[str, float]:
-    """Seconds from the first observation's start to the last one's end, per trace."""
+def _latencies(store: LocalStore, trace_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Per trace: seconds from the first observation's start to the last one's end, and the
+    total cost of its observations (what their cost details say: no price table is kept
+    locally, so only recorded costs count, as on the observations and in the metrics)."""
     if not trace_ids:
         return {}
+    cost = observation_measures("o")["totalCost"].sql
     rows = store.query(
-        "SELECT trace_id, MAX(COALESCE(end_us, start_us)) - MIN(start_us) AS span_us "
-        f"FROM observations WHERE trace_id IN ({placeholders(len(trace_ids))}) "
-        "GROUP BY trace_id",
+        "SELECT trace_id, MAX(COALESCE(end_us, start_us)) - MIN(start_us) AS span_us, "
+        f"SUM({cost}) AS cost FROM observations AS o "
+        f"WHERE trace_id IN ({placeholders(len(trace_ids))}) GROUP BY trace_id",
         trace_ids,
     )
-    return {row["trace_id"]: row["span_us"] / 1_000_000 for row in rows}
+    return {row["trace_id"]: (row["span_us"] / 1_000_000, float(row["cost"])) for row in rows}
 
 
-def _metrics(trace_id: str, groups: set[str], latencies: dict[str, float]) -> dict[str, float]:
+def _metrics(
+    trace_id: str, groups: set[str], measured: dict[str, tuple[float, float]]
+) -> dict[str, float]:
     if "metrics" not in groups:
         return {"latency": NOT_MEASURED, "totalCost": NOT_MEASURED}
-    # No model prices are kept locally, so nothing has a cost.
-    return {"latency": latencies.get(trace_id, 0.0), "totalCost": 0.0}
+    latency, cost = measured.get(trace_id, (0.0, 0.0))
+    return {"latency": latency, "totalCost": cost}

@@ -1,0 +1,175 @@
+"""The rows ``autoops traces`` prints: one per trace for ``list``, a tree for ``show``.
+
+Built from Langfuse's answers (or the local store's, in the same shapes): a row from a
+trace's root observation (v2) or a v1 trace, the tree from a trace's observations. A field
+of the wrong type is left out (shown as empty), so a strange answer never makes the command
+fail; these are also the ``--json`` documents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from autoops_cli.langfuse_api.client import count
+
+# Deeper observations are listed flat under their ancestor at this depth: the traces of this
+# system are 4 levels deep, and an answer nesting hundreds could not be written as JSON.
+MAX_TREE_DEPTH = 64
+
+
+def trace_document(trace: dict[str, Any], roots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``traces show --json`` document: the trace's id, name, time and nested tree."""
+    return {
+        "id": trace.get("id"),
+        "name": trace.get("name"),
+        "timestamp": trace.get("timestamp"),
+        "observations": roots,
+    }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    """A field shown as it is: a string, a finite number, a boolean; anything else is None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, (str, int, float, bool)) else None
+
+
+def _number_text(value: Any) -> Any:
+    """A number sent as text (Langfuse v4 keeps metadata values as strings) as the number."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            return parsed
+    return value
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration: a finite number (never a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
+    """The columns of ``traces list`` from a v1 trace."""
+    metadata = _mapping(trace.get("metadata"))
+    output = _mapping(trace.get("output"))
+    decisions = _mapping(output.get("decisions"))
+    conflicts = count(output.get("conflicts_detected"))
+    raw_name = trace.get("name")
+    name = raw_name if isinstance(raw_name, str) else ""
+    level = "ERROR" if not output else ("WARNING" if conflicts else "DEFAULT")
+    agents = output.get("agents")
+    return {
+        "id": _scalar(trace.get("id")),
+        "timestamp": _scalar(trace.get("timestamp")),
+        "event_type": _scalar(metadata.get("event_type")) or name.removeprefix("simulation."),
+        "product_id": _scalar(metadata.get("product_id")),
+        "severity": _scalar(metadata.get("severity")),
+        "agents": [a for a in agents if isinstance(a, str)] if isinstance(agents, list) else [],
+        "decisions": len(decisions),
+        "conflicts": conflicts,
+        "duration_s": _seconds(trace.get("latency")),
+        "level": level,
+        "session_id": _scalar(trace.get("sessionId")),
+    }
+
+
+def _duration_ms(start: Any, end: Any) -> float | None:
+    """Milliseconds between two ISO timestamps; None unless both are (and comparable)."""
+    if not (isinstance(start, str) and isinstance(end, str) and start and end):
+        return None
+    try:
+        begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        finish = datetime.fromisoformat(end.replace("Z", "+00:00"))
+        return round((finish - begin).total_seconds() * 1000, 3)
+    except (ValueError, TypeError, OverflowError):  # not ISO, or one naive and one aware
+        return None
+
+
+def _reached(starts: list[dict[str, Any]]) -> set[int]:
+    """The nodes (by identity) in the subtrees of ``starts``."""
+    seen: set[int] = set()
+    stack = list(starts)
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(node["children"])
+    return seen
+
+
+def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trace's observations as nested nodes (children by start time).
+
+    Observations without a string id are left out. A parent chain that loops back on itself
+    (only a broken answer has one) is cut at its earliest observation, which becomes a root:
+    every observation is shown, and the result stays a tree, at most ``MAX_TREE_DEPTH`` deep.
+    """
+    nodes: dict[str, dict[str, Any]] = {}
+    observations = trace.get("observations")
+    for observation in observations if isinstance(observations, list) else []:
+        if not isinstance(observation, dict) or not isinstance(observation.get("id"), str):
+            continue
+        start = _scalar(observation.get("startTime"))
+        metadata = _mapping(observation.get("metadata"))
+        nodes[observation["id"]] = {
+            "id": observation["id"],
+            "name": _scalar(observation.get("name")),
+            "type": _scalar(observation.get("type")),
+            "level": _scalar(observation.get("level")),
+            "status_message": _scalar(observation.get("statusMessage")),
+            "start_time": start,
+            "duration_ms": _duration_ms(start, observation.get("endTime")),
+            "confidence": _scalar(_number_text(metadata.get("confidence"))),
+            "parent": observation.get("parentObservationId"),
+            "children": [],
+        }
+    ordered = sorted(nodes.values(), key=lambda n: (str(n["start_time"]), n["id"]))
+    roots: list[dict[str, Any]] = []
+    for node in ordered:
+        parent = nodes.get(node["parent"]) if isinstance(node["parent"], str) else None
+        (parent["children"] if parent is not None and parent is not node else roots).append(node)
+    reached = _reached(roots)
+    for node in ordered:
+        if id(node) not in reached:  # on a loop: detach it from its parent, make it a root
+            parent = nodes[node["parent"]]
+            parent["children"] = [child for child in parent["children"] if child is not node]
+            roots.append(node)
+            reached |= _reached([node])
+    for node in nodes.values():
+        del node["parent"]
+    _flatten_below(roots, MAX_TREE_DEPTH)
+    return roots
+
+
+def _flatten_below(roots: list[dict[str, Any]], depth: int) -> None:
+    """Nodes at ``depth`` get all their descendants as direct children, in tree order."""
+    stack = [(node, 1) for node in roots]
+    while stack:
+        node, level = stack.pop()
+        if level < depth:
+            stack.extend((child, level + 1) for child in node["children"])
+            continue
+        descendants: list[dict[str, Any]] = []
+        pending = list(reversed(node["children"]))
+        while pending:
+            child = pending.pop()
+            descendants.append(child)
+            pending.extend(reversed(child["children"]))
+            child["children"] = []
+        node["children"] = descendants

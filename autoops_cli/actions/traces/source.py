@@ -1,0 +1,385 @@
+"""Where ``autoops traces`` reads traces, and how.
+
+Langfuse v4 (Langfuse Cloud, API 4.35.0) has no trace read left: ``GET /api/public/traces``
+is deprecated and gone from Cloud. A trace is read as Langfuse says to: its root observation
+(``GET /api/public/v2/observations?isRootObservation=true``, cursor pages) for the list, its
+observations and its scores (``/api/public/v3/scores``) for the tree. Servers without the v2
+API (self-hosted Langfuse before v4) answer 404 there; then the v1 traces are read, and the
+host is remembered as v1-only for a day (``langfuse_api.versions``, as ``autoops metrics``
+does). The local store is read through the same functions ``autoops serve`` answers with,
+in the same (v2) shapes, so every source gives the same output.
+
+All requests of a command share one time budget (``--timeout``, ``ApiClient``). An answer
+whose frame is wrong (not an object, no list in ``data``) is an API error; inside it, the
+rows are built leniently (``rows``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from config.errors import ApiError, CheckFailedError, UsageError
+
+if TYPE_CHECKING:
+    from autoops_cli.langfuse_api.cache import ApiCache
+    from autoops_cli.langfuse_api.client import ApiClient
+    from config.settings import LangfuseConfig
+    from config.store.local_store import LocalStore
+
+V2_OBSERVATIONS = "/api/public/v2/observations"
+V3_SCORES = "/api/public/v3/scores"
+V1_TRACES = "/api/public/traces"
+V2_PAGE_MAX = 1000  # the v2 observations API's largest page
+V1_PAGE_MAX = 100  # the v1 traces API's largest page
+SCORES_PAGE_MAX = 100  # the v3 scores API's largest page
+LIST_FIELDS = "core,basic,io,metadata,metrics,trace_context"
+TREE_FIELDS = "core,basic,metadata,trace_context"
+TRACE_PREFIX = "simulation."
+CONFIDENCE_SCORE = "decision_confidence"
+
+
+@dataclass(frozen=True)
+class TraceFilters:
+    """What ``traces list`` narrows to: ISO times, an event type, tags (all), a session."""
+
+    since: str | None = None
+    until: str | None = None
+    event_type: str | None = None
+    tags: tuple[str, ...] = ()
+    session: str | None = None
+
+
+class _Params(dict[str, list[str]]):
+    """Query parameters for the local read functions (``get`` / ``getlist``)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        values = super().get(key)
+        return values[-1] if values else default
+
+    def getlist(self, key: str) -> list[str]:
+        return list(super().get(key) or [])
+
+
+class TraceSource:
+    """The Langfuse API (v2, else v1) or the local store; one budget, one connection.
+
+    Use as a context manager.
+    """
+
+    def __init__(self, config: LangfuseConfig, *, local: bool, timeout: float) -> None:
+        self.config = config
+        self.local = local or config.mode != "langfuse"
+        self.timeout = timeout
+        self._client: ApiClient | None = None
+        self._cache: ApiCache | None = None
+        self._store: LocalStore | None = None
+        self.api = "v2"
+        if not self.local:
+            from autoops_cli.langfuse_api.cache import ApiCache
+            from autoops_cli.langfuse_api.versions import read_api
+            from config.store.local_store import default_store_path
+
+            self._cache = ApiCache(default_store_path())
+            self.api = read_api(self._cache, config.host)
+
+    def __enter__(self) -> TraceSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for resource in (self._client, self._cache, self._store):
+            if resource is not None:
+                resource.close()
+
+    @property
+    def where(self) -> str:
+        """The host read, or the local store's file."""
+        if self.local:
+            from config.store.local_store import default_store_path
+
+            return f"the local store {default_store_path()}"
+        return self.config.host
+
+    def use_v1(self) -> None:
+        """The host has no v2 API: read v1, and remember it for the host."""
+        from autoops_cli.langfuse_api.versions import remember_v1_only
+
+        self.api = "v1"
+        if self._cache is not None:
+            remember_v1_only(self._cache, self.config.host)
+
+    def get(self, path: str, params: list[tuple[str, str]], *, allow_404: bool = False) -> Any:
+        """GET a read path: a JSON object; None for a 404 when ``allow_404``."""
+        if self.local:
+            return self._local(path, params)
+        if self._client is None:
+            from autoops_cli.langfuse_api.client import ApiClient
+
+            self._client = ApiClient(self.config, timeout=self.timeout)
+        body = self._client.get(path, params, allow=(404,) if allow_404 else ())
+        if body is not None and not isinstance(body, dict):
+            raise ApiError(
+                f"{self.config.host}{path} answered JSON that is not an object", status=200
+            )
+        return body
+
+    def _local(self, path: str, params: list[tuple[str, str]]) -> Any:
+        from autoops_cli.local_api.query.errors import ApiProblem
+        from autoops_cli.local_api.query.observations import list_observations_v2
+        from autoops_cli.local_api.query.scores import list_scores_v3
+        from autoops_cli.local_api.query.traces import get_trace, list_traces
+        from config.store.local_store import LocalStore, default_store_path
+
+        if self._store is None:
+            self._store = LocalStore(default_store_path())
+        query = _Params()
+        for key, value in params:
+            query.setdefault(key, []).append(value)
+        reads = {V2_OBSERVATIONS: list_observations_v2, V3_SCORES: list_scores_v3}
+        try:
+            if path in reads:
+                return reads[path](self._store, query)
+            if path == V1_TRACES:
+                return list_traces(self._store, query)
+            return get_trace(self._store, path.rsplit("/", 1)[1], query)
+        except ApiProblem as problem:
+            if problem.status == 404:
+                raise CheckFailedError(str(problem.body.get("message"))) from None
+            raise UsageError(str(problem.body.get("message"))) from None
+
+
+def _data(source: TraceSource, body: dict[str, Any], path: str, what: str) -> list[dict[str, Any]]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise ApiError(
+            f"{source.where}{path} answered without a list of {what} in 'data'", status=200
+        )
+    return [item for item in data if isinstance(item, dict)]
+
+
+def _cursor(body: dict[str, Any]) -> str | None:
+    meta = body.get("meta")
+    cursor = meta.get("cursor") if isinstance(meta, dict) else None
+    return cursor if isinstance(cursor, str) and cursor else None
+
+
+def _json(value: Any) -> Any:
+    """v2 input and output are raw strings: their JSON when they hold JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+# --- traces list ----------------------------------------------------------------------------
+
+
+def list_traces(
+    source: TraceSource, filters: TraceFilters, *, wanted: int, page: int, size: int
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """Up to ``wanted`` traces, newest first, from the ``page`` of ``size`` traces on, and
+    where the ones not shown start (``{"page", "limit"}``, in pages of ``size``) or None.
+
+    Each trace is a dict of the v1 trace fields the rows use (``rows.trace_row``).
+    """
+    if source.api == "v2":
+        found = _roots(source, filters, skip=(page - 1) * size, wanted=wanted)
+        if found is not None:
+            roots, more = found
+            following = None
+            if more:  # the page (of ``size``) the next trace is on
+                following = {"page": ((page - 1) * size + len(roots)) // size + 1, "limit": size}
+            return [root_as_trace(root) for root in roots], following
+        source.use_v1()
+    return _v1_traces(source, filters, wanted=wanted, page=page, size=min(size, V1_PAGE_MAX))
+
+
+def v2_query(filters: TraceFilters) -> list[tuple[str, str]]:
+    """The v2 observations query of the root observations the filters select.
+
+    The trace name and tags are trace fields: they go into ``filter`` (conditions that
+    replace only the simple parameters of their own columns).
+    """
+    params = [("isRootObservation", "true"), ("fields", LIST_FIELDS)]
+    if filters.since:
+        params.append(("fromStartTime", filters.since))
+    if filters.until:
+        params.append(("toStartTime", filters.until))
+    if filters.session:
+        params.append(("sessionId", filters.session))
+    conditions: list[dict[str, Any]] = []
+    if filters.event_type:
+        name = TRACE_PREFIX + filters.event_type
+        conditions.append({"type": "string", "column": "traceName", "operator": "=", "value": name})
+    if filters.tags:
+        conditions.append(
+            {
+                "type": "arrayOptions",
+                "column": "traceTags",
+                "operator": "all of",
+                "value": list(filters.tags),
+            }
+        )
+    if conditions:
+        params.append(("filter", json.dumps(conditions, separators=(",", ":"))))
+    return params
+
+
+def _roots(
+    source: TraceSource, filters: TraceFilters, *, skip: int, wanted: int
+) -> tuple[list[dict[str, Any]], bool] | None:
+    """Root observations ``skip`` to ``skip + wanted`` and whether more follow; None when
+    the server has no v2 observations API (404)."""
+    params = v2_query(filters)
+    need = skip + wanted + 1  # one more tells whether more follow
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while len(found) < need:
+        page = [("limit", str(min(V2_PAGE_MAX, need - len(found))))]
+        if cursor:
+            page.append(("cursor", cursor))
+        body = source.get(V2_OBSERVATIONS, [*params, *page], allow_404=not found and not cursor)
+        if body is None:
+            return None
+        data = _data(source, body, V2_OBSERVATIONS, "observations")
+        found.extend(data)
+        cursor = _cursor(body)
+        if not cursor or not data:
+            break
+    return found[skip : skip + wanted], len(found) > skip + wanted
+
+
+def root_as_trace(root: dict[str, Any]) -> dict[str, Any]:
+    """The v1 trace fields a list row needs, from the trace's root observation (v2)."""
+    return {
+        "id": root.get("traceId"),
+        "timestamp": root.get("startTime"),
+        "name": root.get("traceName"),
+        "metadata": root.get("metadata"),
+        "output": _json(root.get("output")),
+        "latency": root.get("latency"),
+        "sessionId": root.get("sessionId"),
+    }
+
+
+def v1_query(filters: TraceFilters) -> list[tuple[str, str]]:
+    """The v1 traces query for the filters (newest first)."""
+    params = [("orderBy", "timestamp.desc")]
+    if filters.since:
+        params.append(("fromTimestamp", filters.since))
+    if filters.until:
+        params.append(("toTimestamp", filters.until))
+    if filters.event_type:
+        params.append(("name", TRACE_PREFIX + filters.event_type))
+    params.extend(("tags", tag) for tag in filters.tags)
+    if filters.session:
+        params.append(("sessionId", filters.session))
+    return params
+
+
+def _v1_traces(
+    source: TraceSource, filters: TraceFilters, *, wanted: int, page: int, size: int
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """The v1 pages (a server without v2): pages of one size, so page numbers stay offsets;
+    when ``wanted`` ended inside a page, ``next`` is that page (its first traces again)."""
+    from autoops_cli.langfuse_api.client import count
+
+    params = v1_query(filters)
+    traces: list[dict[str, Any]] = []
+    while True:
+        body = source.get(V1_TRACES, [*params, ("page", str(page)), ("limit", str(size))])
+        data = _data(source, body, V1_TRACES, "traces")
+        room = wanted - len(traces)
+        traces.extend(data[:room])
+        meta = body.get("meta")
+        total_pages = count(meta.get("totalPages")) if isinstance(meta, dict) else 0
+        if len(data) > room:  # stopped inside this page: the next call shows it again
+            return traces, {"page": page, "limit": size}
+        if not data or page >= total_pages:
+            return traces, None
+        if len(traces) >= wanted:
+            return traces, {"page": page + 1, "limit": size}
+        page += 1
+
+
+# --- traces show ----------------------------------------------------------------------------
+
+
+def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
+    """One trace with its observations (``id``, ``name``, ``timestamp``, ``observations``).
+
+    v2: the trace's observations, and the decision confidence of those whose metadata does
+    not carry it from their ``decision_confidence`` scores; v1: the trace itself.
+    """
+    if source.api == "v2":
+        found = _trace_v2(source, trace_id)
+        if found is not None:
+            return found
+        source.use_v1()
+    body = source.get(f"{V1_TRACES}/{trace_id}", [], allow_404=True)
+    if body is None:
+        raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
+    return dict(body)
+
+
+def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
+    observations: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = [("traceId", trace_id), ("fields", TREE_FIELDS), ("limit", str(V2_PAGE_MAX))]
+        if cursor:
+            params.append(("cursor", cursor))
+        body = source.get(V2_OBSERVATIONS, params, allow_404=not observations and not cursor)
+        if body is None:
+            return None
+        data = _data(source, body, V2_OBSERVATIONS, "observations")
+        observations.extend(data)
+        cursor = _cursor(body)
+        if not cursor or not data:
+            break
+    if not observations:
+        raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
+    confidence = _confidence_scores(source, trace_id)
+    for observation in observations:
+        metadata = observation.get("metadata")
+        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        score = confidence.get(str(observation.get("id")))
+        if score is not None and metadata.get("confidence") is None:
+            metadata["confidence"] = score
+        observation["metadata"] = metadata
+    names = [o["traceName"] for o in observations if isinstance(o.get("traceName"), str)]
+    starts = [str(o["startTime"]) for o in observations if isinstance(o.get("startTime"), str)]
+    return {
+        "id": trace_id,
+        "name": names[0] if names else None,
+        "timestamp": min(starts) if starts else None,
+        "observations": observations,
+    }
+
+
+def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
+    """Observation id -> its ``decision_confidence`` score (v3); {} without the v3 API."""
+    found: dict[str, Any] = {}
+    cursor: str | None = None
+    while True:
+        params = [
+            ("traceId", trace_id),
+            ("name", CONFIDENCE_SCORE),
+            ("fields", "core,subject"),
+            ("limit", str(SCORES_PAGE_MAX)),
+        ]
+        if cursor:
+            params.append(("cursor", cursor))
+        body = source.get(V3_SCORES, params, allow_404=True)
+        if body is None:
+            return found
+        for score in _data(source, body, V3_SCORES, "scores"):
+            subject = score.get("subject")
+            if isinstance(subject, dict) and subject.get("kind") == "observation":
+                found.setdefault(str(subject.get("id")), score.get("value"))
+        cursor = _cursor(body)
+        if not cursor:
+            return found

@@ -1,0 +1,130 @@
+"""Request bodies of the write routes: inflating gzip within limits, text SQLite can store.
+
+Shared by the OTLP route, the scores route and the batch ingestion route.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from autoops_cli.local_api.query.errors import ApiProblem
+
+INFLATE_CHUNK = 1024 * 1024
+GZIP_MIN_SIZE = 18  # a 10-byte header and an 8-byte trailer
+INT64 = (-(2**63), 2**63 - 1)  # OTLP's intValue; SQLite's integers
+
+
+class InflatedPastReservation(Exception):
+    """A body inflated past the size its gzip trailer announced (a multi-member body, or a
+    lying trailer): the caller reserved too little memory for it and must retry with more."""
+
+
+def error(message: str) -> ApiProblem:
+    """400 with Langfuse's OTLP error body (``{"error": ...}``)."""
+    return ApiProblem(400, {"error": message})
+
+
+def decompressed_too_large(limit: int) -> ApiProblem:
+    """413 for a body that inflates past ``limit`` bytes."""
+    return ApiProblem(
+        413,
+        {"message": f"Decompressed body exceeds {limit} bytes", "error": "PayloadTooLargeError"},
+    )
+
+
+def is_gzip(encoding: str | None) -> bool:
+    """Whether ``Content-Encoding`` asks for gzip (anything but gzip/identity is refused later)."""
+    return bool(encoding) and str(encoding).strip().lower() == "gzip"
+
+
+def inflated_size(body: bytes | bytearray) -> int:
+    """What a gzip body's trailer says it inflates to (the last member's size, mod 4 GiB)."""
+    return int.from_bytes(body[-4:], "little") if len(body) >= GZIP_MIN_SIZE else 0
+
+
+def decompress(
+    body: bytes | bytearray, encoding: str | None, *, limit: int, reserved: int | None = None
+) -> bytes | bytearray:
+    """Undo ``Content-Encoding: gzip``, refusing to inflate past ``limit`` bytes (413).
+
+    A gzip bomb is refused early: a trailer announcing more than ``limit`` bytes before
+    anything is inflated (its size field is the true size modulo 4 GiB, so a larger claim is
+    never a false alarm), and a trailer that lies once the output passes ``limit``:
+    inflation runs in chunks of at most ``INFLATE_CHUNK`` bytes and never produces more than
+    ``limit + 1``, so memory grows by the limit at most. The output grows in place (one
+    buffer, no joined copy). Concatenated gzip members are one body, as ``gzip -d`` reads
+    them. ``reserved``: the memory the caller set aside; inflating past it raises
+    ``InflatedPastReservation`` (only when below ``limit``).
+    """
+    if not encoding or encoding.strip().lower() == "identity":
+        return body
+    if not is_gzip(encoding):
+        raise error(f"Unsupported content encoding: {encoding}")
+    if inflated_size(body) > limit:
+        raise decompressed_too_large(limit)
+    cap = limit if reserved is None else min(limit, reserved)
+    output = bytearray()
+    pending: bytes | bytearray = body
+    while pending:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not inflater.eof:
+            try:
+                # max_length bounds each step: a bomb stops one byte past the cap.
+                chunk = inflater.decompress(pending, min(INFLATE_CHUNK, cap + 1 - len(output)))
+            except zlib.error:
+                raise error("Failed to decompress request body") from None
+            pending = inflater.unconsumed_tail
+            output += chunk
+            if len(output) > cap:
+                if cap < limit:
+                    raise InflatedPastReservation
+                raise decompressed_too_large(limit)
+            if not chunk and not pending:  # the input ended inside a member
+                raise error("Failed to decompress request body")
+        pending = inflater.unused_data
+    if not output:
+        raise error("Failed to decompress request body")
+    return output
+
+
+def unicode_text(text: str) -> str:
+    """``text`` with lone surrogates (JSON's ``\\ud800``) replaced by U+FFFD.
+
+    JSON can escape half a surrogate pair; JavaScript keeps it, but it is not Unicode and
+    SQLite cannot take it (it would fail the whole write). U+FFFD is what the text becomes
+    once a JavaScript server writes it as UTF-8.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def storable(value: Any) -> Any:
+    """A parsed JSON value whose text is Unicode and whose integers fit SQLite's 64 bits.
+
+    An integer beyond 64 bits becomes a float (what it is to JavaScript), or None past the
+    float range; the store could not bind it otherwise.
+    """
+    if isinstance(value, str):
+        return unicode_text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if INT64[0] <= value <= INT64[1] else _as_float(value)
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {unicode_text(str(key)): storable(item) for key, item in value.items()}
+    return value
+
+
+def _as_float(value: int) -> float | None:
+    try:
+        return float(value)
+    except OverflowError:
+        return None

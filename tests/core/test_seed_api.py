@@ -1,0 +1,319 @@
+"""The integration guide's API: its data models field for field, and each call as it writes it.
+
+tests/core/test_seed_guide.py runs the guide's own code blocks; these tests pin down the
+behaviour behind each call where the blocks leave it open: several traces open at once,
+decisions found by agent id, a trace opened by ``trace_operation``, the two uses of a
+collaboration handle, and what start-up and the health check report.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import langfuse_integration as li
+from config import models
+from config.langfuse_integration import (
+    LangfuseIntegrationService,
+    get_langfuse_integration,
+    initialize_langfuse_integration,
+    install_langfuse_integration,
+)
+from config.settings import DataMaskingConfig, LangfuseConfig
+from tests.support.paths import REPO_ROOT
+
+GUIDE = REPO_ROOT / "reference" / "seed" / "langfuse-integration-guide.md"
+EVENT = {
+    "event_id": "evt-1",
+    "event_type": "demand_spike",
+    "trigger_source": "iot_sensor",
+    "product_id": "PROD_123",
+    "severity": "high",
+    "data": {"current_stock": 50, "forecast_demand": 150},
+}
+
+
+def guide_dataclasses() -> dict[str, list[tuple[str, str, str | None]]]:
+    """Every ``@dataclass`` of the guide: name -> [(field, annotation, default source)]."""
+    text = GUIDE.read_text(encoding="utf-8")
+    found: dict[str, list[tuple[str, str, str | None]]] = {}
+    for block in text.split("```python\n")[1:]:
+        code = block.split("```", 1)[0]
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(d, ast.Name) and d.id == "dataclass" for d in node.decorator_list
+            ):
+                found[node.name] = [
+                    (
+                        item.target.id,  # type: ignore[attr-defined]
+                        ast.unparse(item.annotation),
+                        ast.unparse(item.value) if item.value is not None else None,
+                    )
+                    for item in node.body
+                    if isinstance(item, ast.AnnAssign)
+                ]
+    return found
+
+
+def normalised(annotation: str) -> str:
+    """``Optional[Dict[str, Any]]`` and ``dict[str, Any] | None`` read alike."""
+    text = annotation.replace("Dict[", "dict[").replace("List[", "list[").replace(" ", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional[") : -1] + "|None"
+    return text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SimulationTrace",
+        "AgentSpan",
+        "CollaborationSpan",
+        "AgentPerformanceMetrics",
+        "SystemWorkflowMetrics",
+    ],
+)
+def test_the_data_models_have_the_guides_fields(name: str) -> None:
+    expected = guide_dataclasses()[name]
+    model = getattr(models, name)
+    fields = [f for f in dataclasses.fields(model) if not f.name.startswith("_")]
+    ours = [(f.name, normalised(str(f.type))) for f in fields][: len(expected)]
+    assert ours == [(field, normalised(annotation)) for field, annotation, _ in expected]
+    # The guide gives these no defaults: each of its fields is required here too.
+    for field in fields[: len(expected)]:
+        assert field.default is dataclasses.MISSING
+        assert field.default_factory is dataclasses.MISSING
+    # Anything more is optional, so the guide's construction works as written.
+    for field in fields[len(expected) :]:
+        assert (field.default, field.default_factory) != (dataclasses.MISSING,) * 2
+
+
+def test_the_settings_have_the_guides_defaults(workdir: Path) -> None:
+    guide = guide_dataclasses()
+    masking = DataMaskingConfig()
+    for field, _, default in guide["DataMaskingConfig"]:
+        assert getattr(masking, field) == ast.literal_eval(default or "None"), field
+    config = LangfuseConfig()
+    departures = {"public_key", "secret_key"}  # optional here: no keys is local mode
+    for field, _, default in guide["LangfuseConfig"]:
+        if field in departures:
+            assert getattr(config, field) is None
+            continue
+        assert getattr(config, field) == ast.literal_eval(default or "None"), field
+
+
+def local_service(workdir: Path) -> LangfuseIntegrationService:
+    return install_langfuse_integration(
+        LangfuseIntegrationService(
+            LangfuseConfig(), DataMaskingConfig(), store_path=workdir / "traces.db"
+        )
+    )
+
+
+def rows(workdir: Path, sql: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(workdir / "traces.db") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(sql)]
+
+
+def test_parent_trace_id_places_the_span_in_that_trace_with_several_open(workdir: Path) -> None:
+    """An orchestrator handling events in threads: each agent span lands in its own trace."""
+    service = local_service(workdir)
+    traces: dict[int, str] = {}
+    spans: dict[int, str] = {}
+    opened = threading.Barrier(4)
+
+    def handle(number: int) -> None:
+        traces[number] = service.create_simulation_trace({**EVENT, "event_id": f"e{number}"})
+        opened.wait()  # every trace is open before any agent starts
+        spans[number] = service.start_agent_span(
+            agent_id="inventory_agent",
+            operation="forecast_demand",
+            parent_trace_id=traces[number],
+            inputs={"n": number},
+        )
+        service.log_agent_decision("inventory_agent", {"outputs": {"n": number}, "confidence": 0.5})
+        service.end_agent_span(spans[number], {"done": number})
+        service.finalize_trace(traces[number], {"n": number})
+
+    threads = [threading.Thread(target=handle, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # From the main thread, with none of them current: a span into a chosen open trace.
+    other = service.create_simulation_trace({**EVENT, "event_id": "main"})
+    first = service.create_simulation_trace({**EVENT, "event_id": "second"})
+    assert service.trace_manager.current_trace_id() == first
+    late = service.start_agent_span("pricing_agent", "late", parent_trace_id=other)
+    assert service.trace_manager.current_trace_id() == first  # the caller stays where it was
+    service.end_agent_span(late)
+    service.finalize_trace(first)
+    service.finalize_trace(other)
+    service.flush()
+    stored = {r["id"]: r for r in rows(workdir, "SELECT * FROM observations")}
+    for number in range(4):
+        span = stored[spans[number]]
+        assert span["trace_id"] == traces[number]
+        assert json.loads(span["input"]) == {"n": number}
+        (decision,) = [r for r in stored.values() if r["parent_observation_id"] == span["id"]]
+        assert json.loads(decision["output"]) == {"n": number}
+    assert stored[late]["trace_id"] == other
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
+def test_decisions_by_agent_id_and_what_they_record(workdir: Path) -> None:
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    span = service.start_agent_span("inventory_agent", "assess", parent_trace_id=trace_id)
+    # The guide's shape: the confidence inside the decision.
+    service.log_agent_decision("inventory_agent", {"decision_type": "restock", "confidence": 0.85})
+    # No open operation of this agent in the trace: counted, not raised.
+    service.log_agent_decision("pricing_agent", {"confidence": 0.5})
+    # A confidence that is not a number: counted, not raised.
+    service.log_agent_decision("inventory_agent", {"confidence": "high"})
+    finished = service.end_agent_span(span, {"ok": True})
+    assert finished is not None and finished.decision_confidence == 0.85
+    assert finished.outputs == {"ok": True} and finished.end_time is not None
+    # A decision without any confidence: recorded, but no score is made up.
+    other = service.start_agent_span("pricing_agent", "price", parent_trace_id=trace_id)
+    service.log_agent_decision("pricing_agent", {"decision_type": "hold"})
+    service.end_agent_span(other)
+    simulation = service.finalize_trace(trace_id, {"done": True})
+    assert simulation is not None
+    assert simulation.participating_agents == ["inventory_agent", "pricing_agent"]
+    service.flush()
+    scores = rows(workdir, "SELECT name, value FROM scores")
+    assert scores == [{"name": "decision_confidence", "value": 0.85}]
+    names = [r["name"] for r in rows(workdir, "SELECT name FROM observations ORDER BY start_us")]
+    assert names.count("pricing_agent.decision") == 1
+    assert service.get_performance_metrics()["tracing_errors"] == 2
+
+
+def test_trace_operation_opens_its_own_trace_and_records_an_error(workdir: Path) -> None:
+    service = local_service(workdir)
+    with (
+        pytest.raises(ZeroDivisionError),
+        service.trace_operation(
+            "price_optimization", agent_id="pricing_agent", inputs={"price": 1}
+        ) as trace_info,
+    ):
+        assert service.trace_manager.current_trace_id() == trace_info.trace_id
+        service.log_agent_decision("pricing_agent", {"confidence": 0.7})
+        1 / 0  # noqa: B018
+    assert service.trace_manager.current_trace_id() is None
+    metrics = service.get_performance_metrics()
+    assert (metrics["traces_finalized"], metrics["success_rate"]) == (1, 0.0)
+    # Inside a trace: nested, an agent operation, the trace stays open.
+    trace_id = service.create_simulation_trace(EVENT)
+    with service.trace_operation("check", agent_id="inventory_agent") as nested:
+        assert nested.trace_id == trace_id
+    service.finalize_trace(trace_id)
+    service.flush()
+    stored = rows(workdir, "SELECT * FROM observations")
+    (root,) = [r for r in stored if r["id"] == trace_info.span_id]
+    assert (root["name"], root["type"], root["level"]) == (
+        "pricing_agent.price_optimization",
+        "AGENT",
+        "ERROR",
+    )
+    assert root["status_message"].startswith("ZeroDivisionError")
+    (check,) = [r for r in stored if r["name"] == "inventory_agent.check"]
+    assert check["type"] == "AGENT" and check["parent_observation_id"] is not None
+    trace_names = {r["id"]: r["name"] for r in rows(workdir, "SELECT id, name FROM traces")}
+    assert trace_names[trace_info.trace_id] == "price_optimization"
+
+
+def test_a_collaboration_handle_works_as_the_guide_and_as_a_context_manager(
+    workdir: Path,
+) -> None:
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    handle = service.track_collaboration(
+        workflow_id="sync", participating_agents=["a", "b"], workflow_data={"priority": "high"}
+    )
+    assert handle.trace_id == trace_id and handle.participating_agents == ["a", "b"]
+    service.log_coordination_message(handle, "a", "b", "hello", {"x": 1})
+    with handle:
+        service.log_conflict("clash", ["a", "b"], {})
+        service.log_conflict_resolution("clash", "rule", {"winner": "a"}, overturned_agent="b")
+    assert len(handle.coordination_messages) == 1 and len(handle.conflicts_detected) == 1
+    assert handle.resolution_outcome is not None and handle.resolution_outcome["winner"] == "a"
+    # The style before the seed's: positional agents and purpose, `with ... as`, messages
+    # without the handle going to the current collaboration.
+    with service.track_collaboration(["c", "d"], "older") as older:
+        service.log_coordination_message("c", "d", "note", "text")
+    assert older.coordination_messages == [
+        {"from_agent": "c", "to_agent": "d", "message_type": "note"}
+    ]
+    service.finalize_trace(trace_id)
+    service.flush()
+    stored = {r["name"]: r for r in rows(workdir, "SELECT * FROM observations")}
+    sync = stored["collaboration.sync"]
+    assert json.loads(sync["output"]) == {
+        "messages": 1,
+        "conflicts": 1,
+        "resolutions": [
+            {"conflict_type": "clash", "rule": "rule", "winner": "a", "overturned_agent": "b"}
+        ],
+    }
+    assert stored["coordination.hello"]["parent_observation_id"] == sync["id"]
+    assert stored["conflict.clash"]["parent_observation_id"] == sync["id"]
+    assert (
+        stored["coordination.note"]["parent_observation_id"] == stored["collaboration.older"]["id"]
+    )
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
+def test_a_collaboration_never_ended_is_recorded_at_shutdown(workdir: Path) -> None:
+    service = local_service(workdir)
+    handle = service.track_collaboration(workflow_id="loose", participating_agents=["a"])
+    service.log_coordination_message(handle, "a", "a", "self", {})
+    service.shutdown()
+    (row,) = rows(workdir, "SELECT * FROM observations WHERE name = 'collaboration.loose'")
+    assert row["parent_observation_id"] is None and row["end_us"] is not None
+    assert row["status_message"] == "still open at shutdown"
+
+
+def test_start_up_and_health_as_the_guide_checks_them(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(li, "_service", None)
+    assert initialize_langfuse_integration() is True
+    health = get_langfuse_integration().health_check()
+    assert health["available"] is True and health["mode"] == "local"
+    # An invalid configuration: start-up fails, the application carries on untraced.
+    monkeypatch.setenv("LANGFUSE_SAMPLE_RATE", "2")
+    assert initialize_langfuse_integration() is False
+    service = get_langfuse_integration()
+    assert service.mode == "disabled"
+    assert service.health_check()["available"] is False
+    trace_id = service.create_simulation_trace(EVENT)  # no exception, nothing recorded
+    service.finalize_trace(trace_id)
+    # Disabled on purpose counts as ready: nothing failed.
+    monkeypatch.delenv("LANGFUSE_SAMPLE_RATE")
+    monkeypatch.setenv("LANGFUSE_TRACING_ENABLED", "false")
+    assert initialize_langfuse_integration() is True
+    get_langfuse_integration().shutdown()
+
+
+def test_get_carries_on_untraced_when_the_configuration_is_invalid(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(li, "_service", None)
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-only-one-key")
+    service = get_langfuse_integration()
+    assert service.mode == "disabled"
+    assert "could not start" in caplog.text
+    service.shutdown()

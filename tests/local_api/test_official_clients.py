@@ -1,0 +1,370 @@
+"""The official Langfuse clients are the acceptance tests of ``autoops serve``.
+
+- the Python SDK 5.2.0: every observation type and scores of every data type, read back
+  through its own API client and models, compared field by field, then deleted;
+- the official CLI (``langfuse-cli`` 1.2.4 from npm): its default 4.35.0 snapshot,
+  ``--api-version 3`` (the deprecated v3 reads) and ``--api-version auto`` (which picks the
+  snapshot from ``/api/public/health``'s version);
+- the JS SDK 5.11.1 (``@langfuse/tracing`` + ``@langfuse/otel`` for traces,
+  ``@langfuse/client`` for scores, which it sends through ``/api/public/ingestion``, and its
+  API client to read back and delete).
+
+Each also runs against ``--v4-only``, where what Langfuse Cloud removed must fail as it
+fails there and everything else must still work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.js_clients import langfuse_cli, node, run_script
+from tests.support.serve_process import ServeHandle, start_serve, stop_serve
+
+ALL_GROUPS = "core,basic,time,io,metadata,model,usage,prompt,metrics,trace_context"
+OBSERVATION_TYPES = (
+    "span", "agent", "tool", "chain", "retriever", "evaluator", "embedding", "guardrail",
+)  # fmt: skip
+
+
+@pytest.fixture
+def v4_only(workdir: Path) -> Iterator[ServeHandle]:
+    handle = start_serve(workdir / "v4only" / "traces.db", "--v4-only")
+    yield handle
+    stop_serve(handle)
+
+
+def sdk(served: ServeHandle) -> Any:
+    from langfuse import Langfuse
+
+    return Langfuse(
+        public_key=served.public_key,
+        secret_key=served.secret_key,
+        base_url=served.url,
+        flush_at=1000,
+        environment="sdk-test",
+        release="sdk-1",
+    )
+
+
+def trace_with_every_type(client: Any) -> dict[str, Any]:
+    """One trace with every observation type and scores of every data type; what was sent."""
+    from langfuse import propagate_attributes
+
+    sent: dict[str, Any] = {"observations": {}, "scores": {}}
+    session = f"py-session-{uuid.uuid4().hex[:8]}"
+    with (
+        client.start_as_current_observation(name="py-root", as_type="chain", input={"q": 1}) as root,
+        propagate_attributes(user_id="py-user", session_id=session, tags=["py", "sdk"], metadata={"suite": "official"}),
+    ):  # fmt: skip
+        sent["trace_id"], sent["session"] = root.trace_id, session
+        sent["observations"]["root"] = root.id
+        for kind in OBSERVATION_TYPES:
+            with client.start_as_current_observation(
+                name=f"py-{kind}", as_type=kind, input={"kind": kind}, metadata={"n": kind}
+            ) as observation:
+                observation.update(output={"done": kind})
+                sent["observations"][kind] = observation.id
+        with client.start_as_current_observation(
+            name="py-generation",
+            as_type="generation",
+            model="gpt-py",
+            input=[{"role": "user", "content": "hi"}],
+            model_parameters={"temperature": 0.3, "max_tokens": 64},
+            usage_details={"input": 11, "output": 7},
+            cost_details={"input": 0.011, "output": 0.007},
+        ) as generation:
+            generation.update(output={"role": "assistant", "content": "yo"})
+            sent["observations"]["generation"] = generation.id
+        event = client.create_event(name="py-event", input={"tick": 1}, level="WARNING")
+        sent["observations"]["event"] = event.id
+        root.update(output={"ok": True}, level="WARNING", status_message="watch out")
+    agent = sent["observations"]["agent"]
+    scores = {
+        "py-numeric": dict(value=0.75, data_type="NUMERIC", comment="numeric"),
+        "py-boolean": dict(value=1.0, data_type="BOOLEAN"),
+        "py-categorical": dict(value="good", data_type="CATEGORICAL"),
+        "py-text": dict(value="reads well", data_type="TEXT"),
+        "py-correction": dict(value="42, not 41", data_type="CORRECTION"),
+    }
+    for name, fields in scores.items():
+        score_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        client.create_score(
+            name=name, trace_id=sent["trace_id"], observation_id=agent, score_id=score_id, **fields
+        )
+        sent["scores"][score_id] = {"name": name, **fields}
+    session_score = f"py-session-{uuid.uuid4().hex[:8]}"
+    client.create_score(name="py-session", value=0.5, session_id=session, score_id=session_score)
+    sent["session_score"] = session_score
+    client.flush()
+    return sent
+
+
+def test_python_sdk_round_trip_every_type_every_score_and_deletion(served: ServeHandle) -> None:
+    client = sdk(served)
+    try:
+        sent = trace_with_every_type(client)
+        api = client.api
+        found = api.observations.get_many(
+            trace_id=sent["trace_id"], fields=ALL_GROUPS, limit=100, expand_metadata="suite,n"
+        ).data
+        by_id = {o.id: o for o in found}
+        assert set(by_id) == set(sent["observations"].values())
+        for kind, observation_id in sent["observations"].items():
+            observation = by_id[observation_id]
+            assert observation.type == ("CHAIN" if kind == "root" else kind.upper()), kind
+            assert observation.name == f"py-{kind}"
+            assert observation.trace_id == sent["trace_id"]
+            assert (observation.user_id, observation.session_id) == ("py-user", sent["session"])
+            assert observation.environment == "sdk-test"
+            assert observation.tags == ["py", "sdk"] and observation.release == "sdk-1"
+            assert observation.metadata["suite"] == "official"
+            if kind in OBSERVATION_TYPES:
+                assert json.loads(observation.input) == {"kind": kind}
+                assert json.loads(observation.output) == {"done": kind}
+                assert observation.metadata["n"] == kind
+                assert observation.parent_observation_id == sent["observations"]["root"]
+        generation = by_id[sent["observations"]["generation"]]
+        assert generation.model == "gpt-py"
+        assert generation.model_parameters == {"temperature": 0.3, "max_tokens": 64}
+        assert generation.usage_details == {"input": 11, "output": 7}
+        assert generation.cost_details == {"input": 0.011, "output": 0.007}
+        assert generation.total_cost == pytest.approx(0.018)
+        event = by_id[sent["observations"]["event"]]
+        assert (event.level, json.loads(event.input)) == ("WARNING", {"tick": 1})
+        root = by_id[sent["observations"]["root"]]
+        assert (root.level, root.status_message, root.is_root_observation) == (
+            "WARNING",
+            "watch out",
+            True,
+        )
+
+        scores = api.scores.get_many(
+            trace_id=sent["trace_id"], fields="core,details,subject", limit=100
+        ).data
+        assert {s.id for s in scores} == set(sent["scores"])
+        for score in scores:
+            expected = sent["scores"][score.id]
+            assert score.name == expected["name"] and score.data_type == expected["data_type"]
+            value = expected["value"]
+            assert score.value == (bool(value) if expected["data_type"] == "BOOLEAN" else value)
+            assert score.subject.kind == "observation"
+            assert score.subject.id == sent["observations"]["agent"]
+        session_scores = api.scores.get_many(session_id=sent["session"], fields="core,subject").data
+        assert [s.id for s in session_scores] == [sent["session_score"]]
+
+        deleted = api.trace.delete(sent["trace_id"])
+        assert deleted.message == "Trace deleted successfully"
+        assert api.observations.get_many(trace_id=sent["trace_id"]).data == []
+        assert api.scores.get_many(trace_id=sent["trace_id"]).data == []
+        api.scores.delete(sent["session_score"])
+        assert api.scores.get_many(session_id=sent["session"]).data == []
+
+        others = [trace_with_every_type(client)["trace_id"] for _ in range(2)]
+        assert api.trace.delete_multiple(trace_ids=others).message == "Traces deleted successfully"
+        assert all(api.observations.get_many(trace_id=t).data == [] for t in others)
+    finally:
+        client.shutdown()
+
+
+def test_python_sdk_works_unchanged_against_v4_only(v4_only: ServeHandle) -> None:
+    """The SDK 5 only uses v4's API: nothing it does is refused by a v4-only server."""
+    client = sdk(v4_only)
+    try:
+        sent = trace_with_every_type(client)
+        api = client.api
+        assert len(api.observations.get_many(trace_id=sent["trace_id"], limit=100).data) == 11
+        assert len(api.scores.get_many(trace_id=sent["trace_id"]).data) == 5
+        assert api.health.health().version == "4.35.0"
+        api.trace.delete(sent["trace_id"])
+        assert api.observations.get_many(trace_id=sent["trace_id"]).data == []
+    finally:
+        client.shutdown()
+
+
+# --- the official CLI ----------------------------------------------------------------------
+
+
+def seeded(served: ServeHandle) -> dict[str, Any]:
+    client = sdk(served)
+    try:
+        return trace_with_every_type(client)
+    finally:
+        client.shutdown()
+
+
+def ok(result: tuple[int, Any, str]) -> Any:
+    code, output, stderr = result
+    assert code == 0, (output, stderr)
+    assert isinstance(output, dict) and 200 <= output["status"] < 300, output
+    return output["body"]
+
+
+def test_the_official_cli_on_its_default_snapshot(served: ServeHandle) -> None:
+    node()
+    sent = seeded(served)
+    trace_id = sent["trace_id"]
+    assert ok(langfuse_cli(served, "health", "get"))["version"] == "4.35.0"
+    assert ok(langfuse_cli(served, "projects", "list"))["data"][0]["id"]
+    listed = ok(
+        langfuse_cli(
+            served, "observations", "list", "--trace-id", trace_id, "--fields", ALL_GROUPS, "--all"
+        )
+    )
+    assert {o["id"] for o in listed["data"]} == set(sent["observations"].values())
+    roots = ok(
+        langfuse_cli(
+            served,
+            "observations",
+            "list",
+            "--filter",
+            json.dumps(
+                [{"type": "string", "column": "traceId", "operator": "=", "value": trace_id}]
+            ),
+            "--is-root-observation",
+            "--fields",
+            "core,basic,model",
+        )
+    )
+    assert [o["id"] for o in roots["data"]] == [sent["observations"]["root"]]
+    scores = ok(langfuse_cli(served, "scores", "list", "--trace-id", trace_id, "--all"))
+    assert {s["id"] for s in scores["data"]} == set(sent["scores"])
+    now = time.time()
+    query = {
+        "view": "observations",
+        "dimensions": [{"field": "type"}],
+        "metrics": [
+            {"measure": "count", "aggregation": "count"},
+            {"measure": "latency", "aggregation": "histogram"},
+        ],
+        "filters": [],
+        "fromTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+        "toTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    rows = ok(langfuse_cli(served, "metrics", "get", "--query", json.dumps(query)))["data"]
+    assert {row["type"]: row["count_count"] for row in rows}["AGENT"] == 1
+    assert all(isinstance(row["histogram_latency"], list) for row in rows)
+    # The v4 snapshot refuses the deprecated reads itself (it does not even call them).
+    code, _, stderr = langfuse_cli(served, "legacy-traces", "list")
+    assert code != 0 and "deprecated" in stderr.lower()
+    assert ok(langfuse_cli(served, "traces", "delete", trace_id))["message"]
+    assert ok(langfuse_cli(served, "observations", "list", "--trace-id", trace_id))["data"] == []
+
+
+def test_the_official_cli_on_the_v3_snapshot(served: ServeHandle, v4_only: ServeHandle) -> None:
+    node()
+    sent = seeded(served)
+    trace_id, session = sent["trace_id"], sent["session"]
+    listed = ok(langfuse_cli(served, "traces", "list", "--session-id", session, api_version="3"))
+    assert [t["id"] for t in listed["data"]] == [trace_id]
+    trace = ok(langfuse_cli(served, "traces", "get", trace_id, api_version="3"))
+    assert len(trace["observations"]) == 11 and trace["sessionId"] == session
+    assert trace["_deprecation"]["sunsetAt"] == "2026-11-16"
+    sessions = ok(langfuse_cli(served, "sessions", "list", api_version="3"))
+    assert session in {s["id"] for s in sessions["data"]}
+    one = ok(langfuse_cli(served, "sessions", "get", session, api_version="3"))
+    assert [t["id"] for t in one["traces"]] == [trace_id]
+    agent = sent["observations"]["agent"]
+    observation = ok(langfuse_cli(served, "observations", "get", agent, api_version="3"))
+    assert observation["type"] == "AGENT"
+    ingested = ok(
+        langfuse_cli(
+            served,
+            "ingestion",
+            "batch",
+            "--body-json",
+            json.dumps(
+                {
+                    "batch": [
+                        {
+                            "id": str(uuid.uuid4()),
+                            "type": "score-create",
+                            "timestamp": "2026-12-01T00:00:00Z",
+                            "body": {"traceId": trace_id, "name": "cli", "value": 1},
+                        }
+                    ]
+                }
+            ),
+            api_version="3",
+        )
+    )
+    assert ingested["errors"] == [] and len(ingested["successes"]) == 1
+    # Langfuse Cloud today: the v3 reads are gone (404 from the server, exit 5).
+    code, output, _ = langfuse_cli(v4_only, "traces", "list", api_version="3")
+    assert code == 5 and output["status"] == 404
+
+
+def test_the_official_cli_detects_the_api_version(served: ServeHandle) -> None:
+    node()
+    sent = seeded(served)
+    code, output, stderr = langfuse_cli(served, "versions", "current", api_version="auto")
+    assert (code, str(output).strip()) == (0, "4.35.0"), stderr  # the snapshot it picked
+    found = ok(
+        langfuse_cli(
+            served, "observations", "list", "--trace-id", sent["trace_id"], api_version="auto"
+        )
+    )
+    assert len(found["data"]) == 11
+
+
+# --- the JS SDK ----------------------------------------------------------------------------
+
+
+def check_js_round_trip(document: dict[str, Any], stderr: str, *, legacy: bool) -> None:
+    sent, read = document["sent"], document["read"]
+    assert "Failed to export" not in stderr and "Error ingesting scores" not in stderr, stderr
+    assert read["health"]["version"] == "4.35.0"
+    by_id = {o["id"]: o for o in read["observations"]["data"]}
+    assert set(by_id) == set(sent["observations"].values())
+    for kind, observation_id in sent["observations"].items():
+        observation = by_id[observation_id]
+        assert observation["type"] == kind.upper(), kind
+        assert observation["traceId"] == sent["traceId"]
+        assert observation["userId"] == "js-user" and observation["sessionId"] == sent["sessionId"]
+        assert observation["tags"] == ["js", "round-trip"]
+        assert (observation["environment"], observation["release"]) == ("js-test", "js-1")
+        if kind not in ("chain", "event"):
+            assert (
+                observation["parentObservationId"] == sent["observations"]["agent"]
+                or kind == "agent"
+            )
+    generation = by_id[sent["observations"]["generation"]]
+    assert generation["model"] == generation["providedModelName"] == "gpt-js"
+    assert generation["usageDetails"] == {"input": 12, "output": 7, "total": 19}
+    assert generation["costDetails"] == {"input": 0.0012, "output": 0.0021, "total": 0.0033}
+    assert generation["modelParameters"] == {"temperature": 0.5, "max_tokens": 100}
+    assert json.loads(generation["output"]) == {"role": "assistant", "content": "hi"}
+    agent = by_id[sent["observations"]["agent"]]
+    assert (agent["level"], agent["statusMessage"]) == ("WARNING", "close to floor")
+    assert json.loads(agent["input"]) == {"price": 10}
+    scores = {s["id"]: s for s in read["scores"]["data"]}
+    expected = {s["id"]: s for s in sent["scores"] if s["name"] != "js-session"}
+    assert set(scores) == set(expected)
+    for score_id, score in scores.items():
+        value = expected[score_id]["value"]
+        assert score["name"] == expected[score_id]["name"]
+        assert score["value"] == (bool(value) if score["dataType"] == "BOOLEAN" else value)
+    assert [s["name"] for s in read["sessionScores"]["data"]] == ["js-session"]
+    assert read["deleted"] == {"message": "Trace deleted successfully"}
+    assert read["afterDelete"]["data"] == []
+    if legacy:
+        assert read["trace"]["id"] == sent["traceId"]
+        assert len(read["trace"]["observations"]) == len(sent["observations"])
+        assert [t["id"] for t in read["session"]["traces"]] == [sent["traceId"]]
+        assert sent["sessionId"] in {s["id"] for s in read["sessions"]["data"]}
+
+
+def test_the_js_sdk_traces_scores_and_reads_back(served: ServeHandle) -> None:
+    document, stderr = run_script(served, "sdk_round_trip.mjs", AUTOOPS_JS_LEGACY_READS="1")
+    check_js_round_trip(document, stderr, legacy=True)
+
+
+def test_the_js_sdk_against_v4_only_keeps_its_scores(v4_only: ServeHandle) -> None:
+    document, stderr = run_script(v4_only, "sdk_round_trip.mjs")
+    check_js_round_trip(document, stderr, legacy=False)

@@ -1,0 +1,266 @@
+"""Spans of other instrumentations, mapped as Langfuse's OTel ingestion maps them.
+
+A GenAI-instrumented application exports with the OpenTelemetry SDK's own OTLP/HTTP exporter
+(protobuf, its own instrumentation scope, no Langfuse attributes) to ``autoops serve``; the
+answers are read back with the Langfuse SDK 5.2.0's API client and its ``ObservationV2``
+model, and compared field by field with what Langfuse derives from those attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from config.store.local_store import LocalStore
+from config.store.otel_conventions import usage_details
+from config.tracing import attributes as la
+from config.tracing.span_records import SpanRecord
+from tests.support.serve_process import ServeHandle
+
+
+def export_spans(served: ServeHandle, build: Any, scope: str = "opentelemetry.genai.test") -> str:
+    """Run ``build(tracer)`` under an OTel SDK provider exporting to ``served``; the trace id."""
+    import base64
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    token = base64.b64encode(f"{served.public_key}:{served.secret_key}".encode()).decode()
+    exporter = OTLPSpanExporter(
+        endpoint=f"{served.url}/api/public/otel/v1/traces",
+        headers={"Authorization": f"Basic {token}"},
+    )
+    provider = TracerProvider(resource=Resource.create({"service.name": "genai-app"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer(scope, "1.2.3")
+    trace_id = build(tracer)
+    provider.shutdown()
+    return f"{trace_id:032x}"
+
+
+@pytest.fixture
+def api(served: ServeHandle) -> Iterator[Any]:
+    from langfuse import Langfuse
+
+    client = Langfuse(
+        public_key=served.public_key, secret_key=served.secret_key, base_url=served.url
+    )
+    yield client.api
+    client.shutdown()
+
+
+def observations(api: Any, trace_id: str) -> dict[str, Any]:
+    """The trace's observations by name (SDK models), every field group, metadata whole."""
+    groups = "core,basic,time,io,metadata,model,usage,prompt,metrics,trace_context"
+    found = api.observations.get_many(
+        trace_id=trace_id,
+        fields=groups,
+        limit=100,
+        expand_metadata="attributes,resourceAttributes,scope",
+    ).data
+    return {o.name: o for o in found}
+
+
+def test_genai_chat_span_becomes_a_generation_with_its_fields(
+    served: ServeHandle, api: Any
+) -> None:
+    def build(tracer: Any) -> int:
+        with tracer.start_as_current_span("chat gpt-4o-mini") as span:
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+                    "gen_ai.request.temperature": 0.2,
+                    "gen_ai.request.max_tokens": 256,
+                    "gen_ai.request.stop_sequences": ["END"],
+                    "gen_ai.usage.input_tokens": 120,
+                    "gen_ai.usage.output_tokens": 30,
+                    "gen_ai.usage.cache_read.input_tokens": 20,
+                    "gen_ai.usage.cost": 0.0042,
+                    "gen_ai.prompt.0.role": "system",
+                    "gen_ai.prompt.0.content": "You price products.",
+                    "gen_ai.prompt.1.role": "user",
+                    "gen_ai.prompt.1.content": "Price of PROD_7?",
+                    "gen_ai.completion.0.role": "assistant",
+                    "gen_ai.completion.0.content": "29.99",
+                    "session.id": "chat-session",
+                    "user.id": "chat-user",
+                }
+            )
+            return int(span.get_span_context().trace_id)
+
+    trace_id = export_spans(served, build)
+    chat = observations(api, trace_id)["chat gpt-4o-mini"]
+    assert chat.type == "GENERATION"
+    assert chat.model == "gpt-4o-mini-2024-07-18"  # the response model wins, as in Langfuse
+    # input excludes the cached tokens, which get their own key
+    assert chat.usage_details == {"input": 100, "output": 30, "input_cached_tokens": 20}
+    assert chat.cost_details == {"total": pytest.approx(0.0042)}
+    assert chat.total_cost == pytest.approx(0.0042)
+    assert chat.model_parameters == {
+        "temperature": 0.2,
+        "max_tokens": 256,
+        "stop_sequences": '["END"]',
+    }
+    assert json.loads(chat.input) == [
+        {"role": "system", "content": "You price products."},
+        {"role": "user", "content": "Price of PROD_7?"},
+    ]
+    assert json.loads(chat.output) == [{"role": "assistant", "content": "29.99"}]
+    assert (chat.session_id, chat.user_id) == ("chat-session", "chat-user")
+    metadata = chat.metadata
+    assert metadata["resourceAttributes"]["service.name"] == "genai-app"
+    assert metadata["scope"]["name"] == "opentelemetry.genai.test"
+    assert metadata["scope"]["version"] == "1.2.3"
+    kept = metadata["attributes"]
+    assert kept["gen_ai.system"] == "openai" and kept["gen_ai.request.max_tokens"] == "256"
+    assert not any(key.startswith(("gen_ai.prompt", "gen_ai.completion")) for key in kept)
+    # The trace's cost is its observations'.
+    trace = httpx.get(
+        f"{served.url}/api/public/traces/{trace_id}", auth=served.auth, timeout=10
+    ).json()
+    assert trace["totalCost"] == pytest.approx(0.0042)
+    assert trace["name"] == "chat gpt-4o-mini" and trace["sessionId"] == "chat-session"
+    assert trace["output"] == [{"role": "assistant", "content": "29.99"}]  # the root's, seeded
+
+
+def test_messages_tools_and_types_of_the_genai_conventions(served: ServeHandle, api: Any) -> None:
+    def build(tracer: Any) -> int:
+        with tracer.start_as_current_span("invoke_agent pricing") as agent:
+            agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+            with tracer.start_as_current_span("chat") as chat:
+                chat.set_attributes(
+                    {
+                        "gen_ai.request.model": "claude",
+                        "gen_ai.system_instructions": json.dumps(
+                            [{"type": "text", "content": "Be brief."}]
+                        ),
+                        "gen_ai.input.messages": json.dumps(
+                            [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]
+                        ),
+                        "gen_ai.output.messages": json.dumps(
+                            [{"role": "assistant", "parts": [{"type": "text", "content": "yo"}]}]
+                        ),
+                        "gen_ai.usage.prompt_tokens": 7,
+                        "gen_ai.usage.completion_tokens": 2,
+                    }
+                )
+            with tracer.start_as_current_span("execute_tool") as tool:
+                tool.set_attributes(
+                    {
+                        "gen_ai.tool.name": "competitor_feed",
+                        "gen_ai.tool.call.id": "call-1",
+                        "gen_ai.tool.call.arguments": '{"sku": "PROD_7"}',
+                        "gen_ai.tool.call.result": '{"price": 27.5}',
+                    }
+                )
+            with tracer.start_as_current_span("embed") as embed:
+                embed.set_attribute("gen_ai.operation.name", "embeddings")
+            with tracer.start_as_current_span("lookup") as lookup:
+                lookup.set_attributes(
+                    {
+                        "openinference.span.kind": "RETRIEVER",
+                        "input.value": "query",
+                        "output.value": "docs",
+                    }
+                )
+            with tracer.start_as_current_span("plain step") as plain:
+                plain.set_attributes({"http.method": "GET", "retry.count": 2, "cached": True})
+            return int(agent.get_span_context().trace_id)
+
+    by_name = observations(api, export_spans(served, build))
+    assert by_name["invoke_agent pricing"].type == "AGENT"
+    chat = by_name["chat"]
+    assert chat.type == "GENERATION" and chat.model == "claude"
+    assert chat.usage_details == {"input": 7, "output": 2}
+    assert json.loads(chat.input) == [
+        {"role": "system", "content": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+    ]
+    assert json.loads(chat.output)[0]["role"] == "assistant"
+    tool = by_name["competitor_feed"]  # named after the tool
+    assert tool.type == "TOOL"
+    assert (tool.input, tool.output) == ('{"sku": "PROD_7"}', '{"price": 27.5}')
+    assert by_name["embed"].type == "EMBEDDING"
+    lookup = by_name["lookup"]
+    assert (lookup.type, lookup.input, lookup.output) == ("RETRIEVER", "query", "docs")
+    plain = by_name["plain step"]
+    assert plain.type == "SPAN" and plain.model is None and plain.usage_details == {}
+    assert plain.metadata["attributes"] == {
+        "http.method": "GET",
+        "retry.count": "2",
+        "cached": "true",
+    }
+    assert plain.metadata["scope"] == {
+        "name": "opentelemetry.genai.test",
+        "version": "1.2.3",
+        "attributes": {},
+    }
+
+
+def test_a_langfuse_sdk_span_keeps_lean_metadata_with_its_trace_metadata(tmp_path: Any) -> None:
+    """The SDK's (and the core's) spans: their own metadata and the trace metadata they
+    carry, without the span's other attributes (Langfuse keeps those only for foreign spans)."""
+    store = LocalStore(tmp_path / "traces.db")
+    now = time.time_ns()
+    attributes = {
+        la.OBSERVATION_TYPE: "chain",
+        la.OBSERVATION_METADATA_PREFIX + "step": '"route"',
+        la.TRACE_METADATA_PREFIX + "event_type": '"demand_spike"',
+        la.TRACE_METADATA_PREFIX + "step": '"trace wins"',
+        "gen_ai.usage.input_tokens": 5,
+    }
+    sdk_scope = {"name": "langfuse-sdk", "version": "5.2.0", "attributes": {}}
+    for span_id, scope in (("1" * 16, None), ("2" * 16, sdk_scope)):
+        store.write(
+            [
+                SpanRecord(
+                    "a" * 32, span_id, None, "root", now, now + 1000, dict(attributes), scope=scope
+                )
+            ]
+        )
+    rows = store.query("SELECT metadata, usage_details FROM observations ORDER BY id")
+    store.close()
+    for row in rows:
+        assert json.loads(row["metadata"]) == {"step": "trace wins", "event_type": "demand_spike"}
+        assert row["usage_details"] is None
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        (
+            {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 4},
+            {"input": 10, "output": 4},
+        ),
+        (
+            {"gen_ai.usage.prompt_tokens": "12", "gen_ai.usage.total_tokens": 20},
+            {"input": 12, "total": 20},
+        ),
+        (
+            {
+                "llm.token_count.prompt": 9,
+                "llm.token_count.completion": 3,
+                "llm.token_count.total": 12,
+            },
+            {"input": 9, "output": 3, "total": 12},
+        ),
+        (
+            {"gen_ai.usage.output_tokens": 50, "gen_ai.usage.reasoning.output_tokens": 20},
+            {"output": 30, "output_reasoning_tokens": 20},
+        ),
+        ({"gen_ai.usage.input_tokens": "many"}, {}),
+        ({"gen_ai.usage.cost": 0.5}, {}),
+    ],
+)
+def test_usage_is_normalised_as_langfuse_does(attributes: dict, expected: dict) -> None:
+    assert usage_details(attributes) == expected
