@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +120,37 @@ class Output:
         self.stderr.print(f"[bold red]error:[/bold red] {escape(redact_secrets(text))}")
         if hint:
             self.stderr.print(f"[dim]hint:[/dim] {escape(redact_secrets(hint))}")
+
+    @property
+    def live(self) -> bool:
+        """Whether live progress is shown: on a terminal, without --quiet or --json."""
+        return not (self.quiet or self.json_mode) and sys.stderr.isatty()
+
+    @contextmanager
+    def status_line(self) -> Iterator[Callable[[str], None] | None]:
+        """A live progress line on stderr (spinner, text, elapsed time), gone when done.
+
+        Yields ``update(text)`` (at most ten redraws a second), or None when progress is
+        not shown (piped, --quiet, --json).
+        """
+        if not self.live:
+            yield None
+            return
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = (SpinnerColumn(), TextColumn("{task.fields[line]}"), TimeElapsedColumn())
+        with Progress(*columns, console=self.stderr, transient=True) as bar:
+            task = bar.add_task("work", total=None, line="")
+            last = 0.0
+
+            def update(text: str) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last >= 0.1:
+                    last = now
+                    bar.update(task, line=escape(redact_secrets(text)))
+
+            yield update
 
     def debug(self, text: str) -> None:
         """A debug line on stderr, only with --verbose."""

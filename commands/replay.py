@@ -44,10 +44,15 @@ def replay(
         "--orchestrator",
         help="Your own orchestrator as module:factory (factory() -> object with handle(event)).",
     ),
+    progress_file: Path | None = typer.Option(
+        None,
+        "--progress-file",
+        help="Write progress as JSON lines to this file; every count on a line is on disk.",
+    ),
 ) -> None:
     """Replay recorded simulation events through the orchestrator and agents, with tracing.
 
-    Every event becomes one trace (orchestrator workflow, agent operations, tools, collaboration, decisions). With no Langfuse keys the traces go to the local store (.autoops/traces.db or $AUTOOPS_HOME); with keys, to Langfuse. Bad lines are reported with their line number and skipped; the exit code is then 6.
+    Every event becomes one trace (orchestrator workflow, agent operations, tools, collaboration, decisions). With no Langfuse keys the traces go to the local store (.autoops/traces.db or $AUTOOPS_HOME); with keys, to the outbox and on to Langfuse while the run goes on. An event counts as processed only once its trace is on disk. Bad lines are reported with their line number and skipped; the exit code is then 6. SIGTERM or Ctrl-C stops after the event in hand, keeps what was recorded and prints the summary (exit 143 or 130).
 
     **Example:** autoops replay examples/events.jsonl --sample-rate 0.5 --json
     """
@@ -70,6 +75,7 @@ def replay(
         dry_run=dry_run,
         run_id=run_id,
         orchestrator_spec=orchestrator,
+        progress_file=progress_file,
     )
     _render(state, summary)
     if exit_code:

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
+    from config.delivery.sender import DeliveryProgress
     from config.error_handler import LangfuseErrorHandler
+    from config.errors import LocalFileError
     from config.settings import LangfuseConfig
     from config.tracing.span_records import ScoreRecord, SpanExporter, SpanRecord
 
@@ -54,6 +57,8 @@ class LangfuseClient:
         self.mode = mode
         self.error_handler = error_handler
         self.store_path: Path | None = None
+        self._handed = 0  # batches given to an exporter that keeps no count of its own
+        self._write_failure: LocalFileError | None = None
         self.exporter: SpanExporter = (
             exporter if exporter is not None else self._connect(store_path, retention_days)
         )
@@ -97,26 +102,111 @@ class LangfuseClient:
     # --- the tracer's exporter ----------------------------------------------------------
 
     def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
-        """Hand a batch to the destination; a failure goes to the error handler (batch lost)."""
+        """Hand a batch to the destination; a failure goes to the error handler (batch lost).
+
+        A local file that cannot be written is kept as ``write_failure`` too: the replay
+        stops on it instead of reporting traces that are not on disk.
+        """
+        from config.errors import LocalFileError
+
         try:
             self.exporter.export(spans, scores)
+        except LocalFileError as exc:
+            if self._write_failure is None:
+                self._write_failure = exc
+            self.error_handler.handle_connection_error(exc, where="export")
         except Exception as exc:
             self.error_handler.handle_connection_error(exc, where="export")
+        finally:
+            self._handed += 1
 
-    def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until everything handed over is delivered."""
+    def flush(
+        self, timeout: float, on_progress: Callable[[DeliveryProgress], None] | None = None
+    ) -> bool:
+        """Deliver what was handed over, waiting while progress is made.
+
+        Gives up after ``timeout`` seconds without progress (the outbox keeps the rest);
+        True when everything was delivered. ``on_progress`` hears where delivery stands
+        while it waits (only destinations that deliver report it).
+        """
         try:
+            if on_progress is not None and getattr(self.exporter, "reports_progress", False):
+                return bool(self.exporter.flush(timeout, on_progress=on_progress))  # type: ignore[call-arg]
             return self.exporter.flush(timeout)
         except Exception as exc:
             self.error_handler.handle_connection_error(exc, where="flush")
             return False
 
     def shutdown(self, timeout: float) -> None:
-        """Flush for up to ``timeout`` s and release the destination."""
+        """Flush (``timeout`` s without progress ends it) and release the destination."""
         try:
             self.exporter.shutdown(timeout)
         except Exception as exc:
             self.error_handler.handle_connection_error(exc, where="shutdown")
+
+    # --- durability: what the replay may report as processed ------------------------------
+
+    def exported_batches(self) -> int:
+        """Batches handed to the destination so far: the ticket ``committed_batches`` reaches."""
+        counter = getattr(self.exporter, "exported_batches", None)
+        return int(counter()) if callable(counter) else self._handed
+
+    def committed_batches(self) -> int:
+        """Batches durable at the destination (written to the store or the outbox file), with
+        every earlier one. An exporter that keeps no count is taken as synchronous."""
+        counter = getattr(self.exporter, "committed_batches", None)
+        return int(counter()) if callable(counter) else self._handed
+
+    @property
+    def write_failure(self) -> LocalFileError | None:
+        """The first failure to write the local store or the outbox file, if any."""
+        failure = getattr(self.exporter, "write_failure", None)
+        return failure if failure is not None else self._write_failure
+
+    def wait_committed(self, ticket: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until batch ``ticket`` is durable; False if it is not."""
+        wait = getattr(self.exporter, "wait_committed", None)
+        if callable(wait):
+            return bool(wait(ticket, timeout))
+        return self.committed_batches() >= ticket
+
+    def finishing(self) -> None:
+        """The producer is done: write what is queued without waiting for the sender.
+
+        Signal-safe (sets a flag).
+        """
+        finishing = getattr(self.exporter, "finishing", None)
+        if callable(finishing):
+            finishing()
+
+    def limit_flush(self, seconds: float) -> None:
+        """From now on a flush gives up after ``seconds`` at the latest (a stop was asked).
+
+        Signal-safe (sets a value).
+        """
+        limit = getattr(self.exporter, "limit_flush", None)
+        if callable(limit):
+            limit(seconds)
+
+    def interrupt(self) -> None:
+        """A waiting flush gives up now; what is not delivered stays in the outbox.
+
+        Signal-safe (sets a flag).
+        """
+        interrupt = getattr(self.exporter, "interrupt", None)
+        if callable(interrupt):
+            interrupt()
+
+    def delivery_progress(self) -> DeliveryProgress | None:
+        """Where delivery to Langfuse stands (None for destinations that do not send)."""
+        progress = getattr(self.exporter, "delivery_progress", None)
+        if not callable(progress):
+            return None
+        try:
+            return progress()  # type: ignore[no-any-return]
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc, where="delivery_progress")
+            return None
 
     def pending(self) -> int:
         """Batches not delivered yet (0 for destinations without an outbox)."""

@@ -12,7 +12,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes, aligned with Langfuse's official CLI."""
+    """Process exit codes, aligned with Langfuse's official CLI (and 130/143 for signals)."""
 
     OK = 0
     FAILURE = 1  # a check failed, or an internal error
@@ -21,6 +21,10 @@ class ExitCode(IntEnum):
     NETWORK = 4  # unreachable host, timeout
     API = 5  # HTTP error answered by the API
     LOCAL_FILE = 6  # local file missing, unreadable, or bad input
+    # Stopped by a signal, as shells report it (128 + the signal's number): the work done
+    # before the stop is kept, and the summary says how far the run got.
+    INTERRUPTED = 130  # SIGINT (Ctrl-C)
+    TERMINATED = 143  # SIGTERM (docker stop, systemd, a CI timeout)
 
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
@@ -31,6 +35,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.NETWORK: "network error (unreachable, timeout)",
     ExitCode.API: "HTTP error returned by the Langfuse API",
     ExitCode.LOCAL_FILE: "local file missing, unreadable, or bad input",
+    ExitCode.INTERRUPTED: "interrupted (SIGINT, Ctrl-C); what was recorded before is kept",
+    ExitCode.TERMINATED: "terminated (SIGTERM); what was recorded before is kept",
 }
 
 

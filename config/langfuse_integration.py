@@ -149,7 +149,6 @@ class LangfuseIntegrationService:
             sampler,
             base_rate=sampler.rate,
             max_latency_ms=self.config.max_latency_ms,
-            buffer_size=self.config.buffer_size,
         )
         self.error_handler: LangfuseErrorHandler = LangfuseErrorHandler(
             max_acceptable_latency=self.config.max_latency_ms, sampling=self.adaptive
@@ -326,8 +325,8 @@ class LangfuseIntegrationService:
                 return None
             cost, simulation = finished
             if cost is not None and self.config.enable_sampling:
-                # Adaptive sampling weighs the trace's tracing cost and the outbox size.
-                self.adaptive.trace_finished(cost[0], cost[1], self.client.pending)
+                # Adaptive sampling weighs the trace's tracing cost.
+                self.adaptive.trace_finished(cost[0], cost[1])
             return simulation
         except Exception as exc:
             self.error_handler.handle_trace_error(trace_id, exc)
@@ -633,7 +632,6 @@ class LangfuseIntegrationService:
 
 _service: LangfuseIntegrationService | None = None
 _service_lock = threading.Lock()
-EXIT_FLUSH_SECONDS = 2.0
 
 
 def get_langfuse_integration() -> LangfuseIntegrationService:
@@ -706,8 +704,9 @@ def _create_or_fallback(
 
 
 def _shutdown_at_exit() -> None:
+    # Delivers while Langfuse makes progress; AUTOOPS_FLUSH_DEADLINE s without any ends it.
     if _service is not None:
-        _service.shutdown(EXIT_FLUSH_SECONDS)
+        _service.shutdown(_service.config.flush_deadline)
 
 
 # --- decorators for agent code ------------------------------------------------------------

@@ -117,14 +117,17 @@ class LangfuseConfig(LayeredSettings):
         default=100.0, description="Latency budget tracing may add to an agent operation (ms)."
     )
     buffer_size: int = Field(
-        default=1000, description="Outbox size (batches) beyond which sampling is lowered."
+        default=1000,
+        description="Spans and scores that may wait in memory, and in the outbox while "
+        "Langfuse takes batches; beyond that the agents wait.",
     )
     max_retries: int = Field(default=3, description="Delivery retries of one batch.")
     timeout: float = Field(default=5.0, description="HTTP timeout of one request (seconds).")
     flush_deadline: float = Field(
         default=2.0,
         validation_alias=AliasChoices("flush_deadline", "AUTOOPS_FLUSH_DEADLINE"),
-        description="Seconds spent delivering at exit; the rest stays in the outbox.",
+        description="Seconds without progress after which delivery at exit gives up; "
+        "the rest stays in the outbox.",
     )
     allow_insecure_http: bool = Field(
         default=False,

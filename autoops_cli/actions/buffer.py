@@ -1,19 +1,28 @@
-"""The outbox for the CLI: its status as a table, and a bounded flush with an exit code."""
+"""The outbox for the CLI: its status per host, flushing it, and the batches of other hosts.
+
+Batches are addressed to the host they were recorded for. After a replay against a wrong
+``LANGFUSE_HOST`` those batches wait for a host nobody sends to: ``status`` lists every host,
+``flush`` says when others have batches, ``flush --from HOST`` sends them to the configured
+host, and ``drop`` deletes them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from config.errors import ConfigurationError, ExitCode
+from config.errors import ConfigurationError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from config.delivery.outbox import Outbox
+    from config.delivery.sender import DeliveryProgress
     from config.settings import LangfuseConfig
 
 
-def outbox_status() -> dict[str, Any]:
-    """The ``autoops buffer status --json`` document."""
+def outbox_status(current_host: str | None) -> dict[str, Any]:
+    """The ``autoops buffer status --json`` document (``current_host``: the configured one)."""
     from config.delivery.outbox import Outbox
     from config.store.local_store import default_store_path
 
@@ -23,11 +32,13 @@ def outbox_status() -> dict[str, Any]:
         report = outbox.status()
     finally:
         outbox.close()
-    return {"store": str(path), **report}
+    for entry in report["by_host"]:
+        entry["current"] = entry["host"] == current_host
+    return {"store": str(path), "current_host": current_host, **report}
 
 
 def status_table(report: dict[str, Any]) -> Table:
-    """The outbox status as a two-column table."""
+    """The outbox status: the totals, then one row per host (the configured one marked)."""
     from rich import box
     from rich.table import Table
 
@@ -40,18 +51,54 @@ def status_table(report: dict[str, Any]) -> Table:
     ):  # fmt: skip
         value = report.get(key)
         table.add_row(key, "-" if value is None else str(value))
-    for host, batches in sorted(report.get("hosts", {}).items()):
-        table.add_row(f"pending for {host}", str(batches))
     return table
 
 
+def hosts_table(report: dict[str, Any]) -> Table:
+    """One row per host with batches or dead letters; ``*`` marks the configured host."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.ASCII, title="by host (* = the configured LANGFUSE_HOST)")
+    columns = {"batches": "batches", "spans": "spans", "scores": "scores", "bytes": "bytes",
+               "oldest_age_s": "age_s", "dead_letters": "dead"}  # fmt: skip
+    table.add_column("host", no_wrap=True)
+    for header in columns.values():
+        table.add_column(header, justify="right", no_wrap=True)
+    for entry in report["by_host"]:
+        table.add_row(
+            ("* " if entry["current"] else "") + entry["host"],
+            *("-" if entry[key] is None else str(entry[key]) for key in columns),
+        )
+    return table
+
+
+def other_hosts(report: dict[str, Any], host: str) -> list[dict[str, Any]]:
+    """Hosts other than ``host`` with batches waiting: ``[{"host", "batches"}]``."""
+    return [
+        {"host": entry["host"], "batches": entry["batches"]}
+        for entry in report["by_host"]
+        if entry["host"] != host and entry["batches"]
+    ]
+
+
 def flush_outbox(
-    config: LangfuseConfig, *, timeout: float, dead_letters: bool
+    config: LangfuseConfig,
+    *,
+    wait: float,
+    dead_letters: bool,
+    from_host: str | None = None,
+    on_progress: Callable[[DeliveryProgress], None] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Send the outbox for ``config.host``; the result document and the exit code."""
+    """Send the outbox for ``config.host``; the result document and the exit code.
+
+    Delivery goes on while the host makes progress and gives up after ``wait`` seconds
+    without any (a refused connection fails after ``wait``; ``--wait 60`` waits for a server
+    that is starting). ``from_host``: first address the batches kept for that host to this one.
+    """
     from config.delivery.exporters import resource_attributes
     from config.delivery.outbox import Outbox
-    from config.delivery.sender import OutboxExporter
+    from config.delivery.sender import OutboxExporter, rekey_body
     from config.store.local_store import default_store_path
 
     if not config.has_keys:
@@ -59,25 +106,43 @@ def flush_outbox(
             "buffer flush needs Langfuse keys (LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY)",
             hint="the outbox is only used in langfuse mode",
         )
+    assert config.public_key is not None
     outbox = Outbox(default_store_path())
-    requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
-    before = outbox.count(config.host)
-    exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
     try:
-        delivered = exporter.flush(timeout)
+        moved = None
+        if from_host is not None and from_host != config.host:
+            if not outbox.backlog(from_host).batches and not _has_dead_letters(outbox, from_host):
+                raise UsageError(
+                    f"--from {from_host}: no batches are kept for that host "
+                    "(`autoops buffer status` lists the hosts)"
+                )
+            public_key = config.public_key
+            backlog = outbox.readdress(
+                from_host, config.host, lambda kind, body: rekey_body(kind, body, public_key)
+            )
+            moved = {"host": from_host, "batches": backlog.batches}
+        requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
+        before = outbox.count(config.host)
+        exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
+        try:
+            delivered = exporter.flush(wait, on_progress=on_progress)
+        finally:
+            exporter.shutdown(0)
+        remaining = outbox.count(config.host)
+        others = other_hosts(outbox.status(), config.host)
     finally:
-        exporter.shutdown(0)
-    remaining = outbox.count(config.host)
+        outbox.close()
     stats = exporter.stats
-    outbox.close()
     result: dict[str, Any] = {
         "host": config.host,
+        "moved_from": moved,
         "requeued_dead_letters": requeued,
         "batches_before": before,
         "delivered_batches": stats.batches_delivered,
         "remaining_batches": remaining,
         "new_dead_letters": stats.dead_letters,
         "state": stats.state,
+        "other_hosts": others,
         "message": "",
     }
     if stats.state == "credentials_rejected":
@@ -85,6 +150,11 @@ def flush_outbox(
             f"Langfuse at {config.host} rejected the keys ({stats.last_error}); {remaining} batch(es) kept"
         )
         return result, int(ExitCode.CONFIG)
+    if stats.state == "host_misconfigured":
+        result["message"] = (
+            f"{stats.last_error}; sending stopped, {remaining} batch(es) kept in the outbox"
+        )
+        return result, int(ExitCode.API)
     if stats.dead_letters:
         result["message"] = (
             f"{stats.dead_letters} batch(es) refused by {config.host} ({stats.last_error}); kept as dead letters"
@@ -92,7 +162,66 @@ def flush_outbox(
         return result, int(ExitCode.API)
     if not delivered or remaining:
         result["message"] = (
-            f"{remaining} batch(es) not delivered to {config.host} ({stats.last_error}); kept in the outbox"
+            f"{remaining} batch(es) not delivered to {config.host} ({stats.last_error}); "
+            f"kept in the outbox, nothing delivered for {wait:g} s"
         )
         return result, int(ExitCode.NETWORK)
+    result["message"] = (
+        f"no batch waits for {config.host}: {stats.batches_delivered} batch(es) delivered"
+    )
     return result, 0
+
+
+def _has_dead_letters(outbox: Outbox, host: str) -> bool:
+    return any(
+        entry["host"] == host and entry["dead_letters"] for entry in outbox.status()["by_host"]
+    )
+
+
+def other_hosts_note(others: list[dict[str, Any]], host: str) -> str | None:
+    """What to say when batches for other hosts remain (None when there are none)."""
+    if not others:
+        return None
+    listed = ", ".join(f"{entry['host']} ({entry['batches']})" for entry in others)
+    return (
+        f"batch(es) for other hosts remain in the outbox: {listed}; "
+        f"`autoops buffer flush --from HOST` sends them to {host}, "
+        "`autoops buffer drop --host HOST` drops them"
+    )
+
+
+def drop_batches(host: str) -> dict[str, Any]:
+    """Delete the batches and dead letters kept for ``host``; what was dropped."""
+    from config.delivery.outbox import Outbox
+    from config.store.local_store import default_store_path
+
+    outbox = Outbox(default_store_path())
+    try:
+        dropped, dead = outbox.drop(host)
+    finally:
+        outbox.close()
+    return {
+        "host": host,
+        "dropped_batches": dropped.batches,
+        "dropped_spans": dropped.spans,
+        "dropped_scores": dropped.scores,
+        "dropped_dead_letters": dead,
+    }
+
+
+def host_backlog(host: str) -> dict[str, Any]:
+    """What waits for ``host`` (batches, spans, scores, dead letters): for a confirmation."""
+    report = outbox_status(None)
+    for entry in report["by_host"]:
+        if entry["host"] == host:
+            return dict(entry)
+    return {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0}
+
+
+def flush_progress_text(progress: DeliveryProgress) -> str:
+    """The live line of ``buffer flush``."""
+    total = progress.delivered + progress.waiting
+    text = f"delivering {progress.delivered}/{total} batches to {progress.host}"
+    if progress.state != "ok" and progress.last_error:
+        text += f" ({progress.state}: {progress.last_error})"
+    return text

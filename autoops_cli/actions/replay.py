@@ -1,32 +1,45 @@
-"""``autoops replay`` around the engine: settings, the service, progress, exit code, summary."""
+"""``autoops replay`` around the engine: settings, the service, signals, progress, exit code.
+
+SIGTERM (``docker stop``, systemd, a CI timeout) and SIGINT (Ctrl-C) stop the run after the
+event in hand: what was recorded is committed, delivery is tried within the flush deadline,
+the summary is printed (``--json`` too) and the exit code is 143 or 130. A second signal
+skips the delivery (the outbox keeps it). Progress goes to stderr on a terminal, and as JSON
+lines to ``--progress-file``: every count on such a line is durable (on disk) when written.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import sys
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops_cli.simulation.engine import (
     ReplayEngine,
     ReplayOptions,
+    ReplayProgress,
     ReplaySummary,
     load_orchestrator,
 )
-from config.errors import ExitCode
+from config.errors import ExitCode, LocalFileError
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from autoops_cli.simulation.events import RejectedLine
     from autoops_cli.state import AppState
+    from config.delivery.sender import DeliveryProgress
     from config.langfuse_integration import LangfuseIntegrationService
 
 REJECTIONS_SHOWN = 50  # bad lines printed one by one; the rest are counted
+COMMIT_POINTS_ONLY = 1_000_000  # the tracer's batch size: never reached between commit points
+STOP_SIGNALS = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
 
 
 def new_run_id() -> str:
@@ -46,6 +59,7 @@ def run_replay(
     dry_run: bool,
     run_id: str | None,
     orchestrator_spec: str | None,
+    progress_file: Path | None = None,
 ) -> tuple[ReplaySummary, int]:
     """Run a replay as the command line asked; the summary and the exit code."""
     from config.delivery.exporters import NullExporter
@@ -57,6 +71,7 @@ def run_replay(
     config, masking = state.settings(flags=flags)
     rules = state.load_settings(flags=flags).sampling_rules
     orchestrator = load_orchestrator(orchestrator_spec)
+    progress_out = _open_progress_file(progress_file)
     # Built here rather than by initialize_langfuse_integration(), which would carry on
     # untraced: a replay that cannot record must say so (a bad store exits 6).
     service = install_langfuse_integration(
@@ -66,6 +81,9 @@ def run_replay(
             sample_rate=sample_rate,
             exporter=NullExporter() if dry_run else None,
             sampling_rules=rules,
+            # The engine's commit points are the only batches: what is on disk is then exactly
+            # what the run reported (a size-based batch would write part of an unreported group).
+            batch_size=COMMIT_POINTS_ONLY,
         )
     )
     out = state.output
@@ -89,21 +107,34 @@ def run_replay(
 
     engine = ReplayEngine(service, orchestrator, options, on_rejected=report_rejected)
     engine.summary.destination = destination
-    interrupted = False
-    with _progress(state) as on_progress:
-        engine.on_progress = on_progress
-        try:
+    try:
+        with _stop_on_signals(engine), _progress(state, progress_out) as on_progress:
+            engine.on_progress = on_progress
             summary = engine.run()
-        except KeyboardInterrupt:
-            interrupted = True
-            summary = engine.summary
-            summary.stopped_early = "interrupted"
-    service.shutdown(timeout=0)  # the engine already flushed within the deadline
-    if service.store_path is not None and not dry_run:
-        _record_sampling(service, summary)
-    if shown > REJECTIONS_SHOWN:
-        out.error(f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)")
-    return summary, _exit_code(state, summary, interrupted)
+        service.shutdown(timeout=0)  # the engine delivered while the server made progress
+        if summary.delivery:
+            # Counted once nothing can change the outbox any more: what `buffer status` shows.
+            summary.delivery["batches_waiting"] = service.client.pending()
+        if service.store_path is not None and not dry_run:
+            _record_sampling(service, summary)
+        if shown > REJECTIONS_SHOWN:
+            out.error(f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)")
+        code = _exit_code(state, summary)
+        if progress_out is not None:
+            _write_progress_line(progress_out, "done", summary, None, summary.duration_s, code)
+    finally:
+        if progress_out is not None:
+            progress_out.close()
+    return summary, code
+
+
+def _open_progress_file(path: Path | None) -> TextIO | None:
+    if path is None:
+        return None
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise LocalFileError(f"cannot write the progress file {path}: {exc.strerror}") from None
 
 
 def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary) -> None:
@@ -111,51 +142,95 @@ def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary
     from autoops_cli.actions.sampling.report import record_replay_sampling
 
     assert service.store_path is not None
-    record_replay_sampling(
-        service.store_path.parent,
-        {
-            "run_id": summary.run_id,
-            "configured_rate": service.adaptive.base_rate,
-            "final_rate": service.tracer.sampler.rate,
-            "events_sampled_out": summary.events_sampled_out,
-            "traces_recorded": summary.traces_recorded,
-            "changes": summary.sampling_changes,
-        },
-    )
+    try:
+        record_replay_sampling(
+            service.store_path.parent,
+            {
+                "run_id": summary.run_id,
+                "configured_rate": service.adaptive.base_rate,
+                "final_rate": service.tracer.sampler.rate,
+                "events_sampled_out": summary.events_sampled_out,
+                "traces_recorded": summary.traces_recorded,
+                "changes": summary.sampling_changes,
+            },
+        )
+    except OSError:
+        if summary.write_error is None:  # a full disk was reported already
+            raise
 
 
-def _exit_code(state: AppState, summary: ReplaySummary, interrupted: bool) -> int:
+@contextmanager
+def _stop_on_signals(engine: ReplayEngine) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        engine.request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_code(state: AppState, summary: ReplaySummary) -> int:
     out = state.output
     tracing = summary.tracing
-    failed = tracing.get("spans_failed", 0) + tracing.get("scores_failed", 0)
-    pending = tracing.get("batches_pending", 0)
-    if tracing.get("delivery_state") == "credentials_rejected":
+    delivery = summary.delivery
+    waiting = int(delivery.get("batches_waiting") or 0)
+    delivery_state = delivery.get("state")
+    host = summary.destination
+    if summary.write_error:
         out.error(
-            f"Langfuse at {summary.destination} rejected the keys; {pending} batch(es) kept in the "
+            f"{summary.write_error}; the run stopped: {summary.events_processed} event(s) "
+            f"recorded before the failure (the summary counts only those)",
+            hint="free disk space or point AUTOOPS_HOME elsewhere, then replay the rest",
+        )
+        return int(ExitCode.LOCAL_FILE)
+    if delivery_state == "credentials_rejected":
+        out.error(
+            f"Langfuse at {host} rejected the keys; {waiting} batch(es) kept in the "
             "outbox: fix LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY, then run `autoops buffer flush`"
         )
         return int(ExitCode.CONFIG)
-    if pending:
-        out.warning(
-            f"{pending} batch(es) not delivered to {summary.destination} yet, kept in the outbox; "
-            "the next run or `autoops buffer flush` sends them"
+    if delivery_state == "host_misconfigured":
+        out.error(
+            f"{delivery.get('last_error')}; sending stopped, {waiting} batch(es) kept in the outbox",
+            hint="check LANGFUSE_HOST (the base URL of Langfuse, not a proxy or login page), "
+            "then run `autoops buffer flush`",
         )
-    if interrupted:
-        out.warning("interrupted: what was processed before is recorded")
-        return 130
+        return int(ExitCode.API)
+    if waiting:
+        reason = delivery.get("last_error")
+        out.warning(
+            f"{waiting} batch(es) not delivered to {host} yet, kept in the outbox; "
+            "the next run or `autoops buffer flush` sends them"
+            + (f" (last error: {reason})" if reason else "")
+        )
+    stopped_by = STOP_SIGNALS.get(summary.stopped_early or "")
+    if stopped_by is not None:
+        out.warning(
+            f"stopped by {summary.stopped_early}: {summary.events_processed} event(s) recorded "
+            "before the stop; the rest of the file was not read"
+        )
+        return int(stopped_by)
     if summary.events_rejected:
         out.warning(f"{summary.events_rejected} line(s) rejected; the other events were recorded")
         return int(ExitCode.LOCAL_FILE)
     if tracing.get("dead_letters"):
         out.error(
-            f"{tracing['dead_letters']} batch(es) refused by {summary.destination}; "
-            "see `autoops buffer status`"
+            f"{tracing['dead_letters']} batch(es) refused by {host}; see `autoops buffer status`"
         )
         return int(ExitCode.API)
-    if failed:
-        out.error(f"{failed} score(s) rejected by {summary.destination}")
+    rejected_scores = tracing.get("scores_failed", 0)
+    if rejected_scores:
+        out.error(f"{rejected_scores} score(s) rejected by {host}")
         return int(ExitCode.API)
-    if pending:
+    if waiting:
         return int(ExitCode.NETWORK)
     if summary.events_failed:
         out.error(
@@ -165,42 +240,113 @@ def _exit_code(state: AppState, summary: ReplaySummary, interrupted: bool) -> in
     return 0
 
 
+# --- progress -----------------------------------------------------------------------------
+
+
+def delivery_text(delivery: DeliveryProgress | None, phase: str) -> str:
+    """Delivery in a few words: delivered, waiting, or unreachable since when."""
+    if delivery is None:
+        return ""
+    if delivery.state == "credentials_rejected":
+        return f"keys rejected: {delivery.waiting} batch(es) kept"
+    if delivery.state == "host_misconfigured":
+        return f"{delivery.host} is not Langfuse's API: sending stopped"
+    if phase == "delivering":
+        text = f"delivering {delivery.delivered}/{delivery.delivered + delivery.waiting} batches"
+    else:
+        text = f"{delivery.delivered} batch(es) delivered, {delivery.waiting} waiting"
+    if delivery.unreachable_since is not None:
+        since = datetime.fromtimestamp(delivery.unreachable_since).strftime("%H:%M:%S")
+        text += f"; {delivery.host} unreachable since {since}"
+    return text
+
+
+def _write_progress_line(
+    out: TextIO,
+    phase: str,
+    summary: ReplaySummary,
+    delivery: DeliveryProgress | None,
+    elapsed_s: float,
+    exit_code: int | None = None,
+) -> None:
+    """One JSON line of ``--progress-file``; its counts are durable when it is written."""
+    line: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "elapsed_s": round(elapsed_s, 3),
+        "phase": phase,
+        "run_id": summary.run_id,
+        "events_total": summary.events_total,
+        "events_processed": summary.events_processed,
+        "events_failed": summary.events_failed,
+        "events_rejected": summary.events_rejected,
+        "traces_recorded": summary.traces_recorded,
+        "observations_recorded": summary.observations_recorded,
+        "scores_recorded": summary.scores_recorded,
+    }
+    if delivery is not None:
+        line["delivery"] = {
+            "host": delivery.host,
+            "state": delivery.state,
+            "batches_delivered": delivery.delivered,
+            "batches_waiting": delivery.waiting,
+            "unreachable_since": delivery.unreachable_since,
+        }
+    elif summary.delivery:
+        line["delivery"] = summary.delivery
+    if exit_code is not None:
+        line["exit_code"] = exit_code
+    out.write(json.dumps(line) + "\n")
+    out.flush()  # in the kernel before the process can be killed: a reader sees it
+
+
 @contextmanager
-def _progress(state: AppState) -> Iterator[Any]:
-    """A live progress line on a terminal; nothing when piped, --quiet or --json."""
+def _progress(
+    state: AppState, progress_out: TextIO | None
+) -> Iterator[Callable[[ReplayProgress], None] | None]:
+    """A live line on a terminal (nothing when piped, --quiet or --json); JSON lines to the
+    progress file (each written once its counts are on disk)."""
     out = state.output
-    if out.quiet or out.json_mode or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    last_line = 0.0
 
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.fields[done]} events"),
-        TextColumn("{task.fields[rate]:.0f}/s"),
-        TextColumn("{task.fields[rejected]} rejected"),
-        TimeElapsedColumn(),
-    )
-    started = time.perf_counter()
-    with Progress(*columns, console=out.stderr, transient=True) as progress:
-        task = progress.add_task("replay", total=None, done=0, rate=0.0, rejected=0)
-        last = 0.0
-
-        def update(summary: ReplaySummary) -> None:
-            nonlocal last
-            now = time.perf_counter()
-            if now - last < 0.1:
-                return
-            last = now
-            done = summary.events_processed + summary.events_failed
-            progress.update(
-                task,
-                done=done,
-                rate=done / max(now - started, 1e-9),
-                rejected=summary.events_rejected,
+    def to_file(progress: ReplayProgress) -> None:
+        nonlocal last_line
+        now = time.monotonic()
+        if progress_out is None or progress.phase == "done":  # the action writes the last line
+            return
+        if progress.phase == "replaying" or now - last_line >= 0.1:
+            last_line = now
+            _write_progress_line(
+                progress_out,
+                progress.phase,
+                progress.summary,
+                progress.delivery,
+                progress.elapsed_s,
             )
 
+    with out.status_line() as show:
+        if show is None and progress_out is None:
+            yield None
+            return
+
+        def update(progress: ReplayProgress) -> None:
+            to_file(progress)
+            if show is not None:
+                show(progress_text(progress))
+
         yield update
+
+
+def progress_text(progress: ReplayProgress) -> str:
+    """The live line: events recorded, their rate, rejected lines, delivery."""
+    summary = progress.summary
+    done = summary.events_processed + summary.events_failed
+    parts = [f"{done} events recorded", f"{done / max(progress.elapsed_s, 1e-9):.0f}/s"]
+    if summary.events_rejected:
+        parts.append(f"{summary.events_rejected} rejected")
+    text = delivery_text(progress.delivery, progress.phase)
+    if text:
+        parts.append(text)
+    return " · ".join(parts)
 
 
 def summary_table(summary: ReplaySummary) -> Table:

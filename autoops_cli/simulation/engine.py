@@ -1,9 +1,21 @@
 """The replay engine: stream an event file through the orchestrator, one trace per event.
 
 Memory stays flat in the file's size (events are read one at a time). A bad line is reported
-and skipped (or, with ``strict``, stops the run); whatever was recorded before stays
-recorded, since each finished batch is already in the exporter's hands and the engine always
-flushes on the way out.
+and skipped (or, with ``strict``, stops the run).
+
+**Durable before counted.** An event counts as processed (``events_processed``, the traces,
+observations and scores recorded, the progress) only once its trace is written to the local
+store or the outbox file. The engine makes a commit point every ``commit_every`` traces or
+``commit_interval_s`` seconds (a group commit: the tracer hands its batch over and gets a
+ticket), and publishes the counts of a commit point when the destination's watermark reaches
+its ticket. A process killed at any moment has therefore lost nothing it reported; only the
+work after the last commit, which it never reported.
+
+**Stops.** ``request_stop`` (a signal handler calls it) ends the run after the event in hand:
+what was recorded is committed, delivery is tried within the flush deadline, and the summary
+says how the run ended. A second ``request_stop`` gives up delivering at once (the outbox
+keeps everything). A local file that cannot be written (a full disk) stops the run too; the
+summary then counts what is on disk and ``write_error`` says what failed.
 """
 
 from __future__ import annotations
@@ -12,8 +24,8 @@ import importlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +34,17 @@ from autoops_cli.simulation.orchestrator import Orchestrator, RetailOrchestrator
 from config.errors import UsageError
 
 if TYPE_CHECKING:
+    from config.delivery.sender import DeliveryProgress
     from config.langfuse_integration import LangfuseIntegrationService
 
 MAX_REJECTIONS_KEPT = 100  # rejected lines listed in the summary (all are counted)
+COMMIT_EVERY_TRACES = 50
+COMMIT_INTERVAL_S = 0.2
+DELIVERY_POLL_S = 0.5  # how often the progress asks the outbox how much waits
+
+
+class StopReplay(Exception):
+    """Raised by a signal handler to end a read that is waiting for input."""
 
 
 @dataclass
@@ -36,6 +56,8 @@ class ReplayOptions:
     limit: int | None = None
     speed: float | None = None
     strict: bool = False
+    commit_every: int = COMMIT_EVERY_TRACES
+    commit_interval_s: float = COMMIT_INTERVAL_S
 
 
 @dataclass
@@ -59,6 +81,8 @@ class ReplaySummary:
     events_per_s: float = 0.0
     flush_s: float = 0.0  # delivering what was left at the end (bounded by the flush deadline)
     stopped_early: str | None = None
+    write_error: str | None = None  # the local file that failed; the counts are what it holds
+    delivery: dict[str, Any] = field(default_factory=dict)
     sampling_changes: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     tracing: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +122,35 @@ def _outcome_dict(outcome: Any) -> dict[str, Any]:
     return {"result": outcome}
 
 
+@dataclass
+class RunCounts:
+    """What the run has done so far, durable or not (published once committed)."""
+
+    events_processed: int = 0
+    events_failed: int = 0
+    conflicts_detected: int = 0
+    conflicts_resolved: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    traces_started: int = 0
+    traces_sampled_out: int = 0
+    observations_recorded: int = 0
+    scores_recorded: int = 0
+
+    def copy(self) -> RunCounts:
+        """A snapshot (the decisions copied)."""
+        return replace(self, decisions=Counter(self.decisions))
+
+
+@dataclass(frozen=True)
+class ReplayProgress:
+    """What a progress display shows: the phase, the durable counts, and delivery."""
+
+    phase: str  # replaying | delivering | done
+    summary: ReplaySummary
+    delivery: DeliveryProgress | None
+    elapsed_s: float
+
+
 class ReplayEngine:
     """Runs events through an orchestrator with tracing, and keeps the summary."""
 
@@ -108,7 +161,7 @@ class ReplayEngine:
         options: ReplayOptions,
         *,
         on_rejected: Callable[[RejectedLine], None] | None = None,
-        on_progress: Callable[[ReplaySummary], None] | None = None,
+        on_progress: Callable[[ReplayProgress], None] | None = None,
     ) -> None:
         self.service = service
         self.orchestrator = orchestrator
@@ -116,33 +169,100 @@ class ReplayEngine:
         self.on_rejected = on_rejected
         self.on_progress = on_progress
         self.summary = ReplaySummary(run_id=options.run_id, destination=service.destination)
-        self._decisions: Counter[str] = Counter()
+        self.stop_reason: str | None = None
+        self._stop_requests = 0
+        self._reading = False  # blocked reading events: a stop may raise StopReplay there
+        self._counts = RunCounts()
+        self._uncommitted: list[tuple[int, RunCounts]] = []  # (ticket, counts), oldest first
+        self._since_commit = 0
+        self._last_commit = 0.0
+        self._started = 0.0
+        self._delivery: DeliveryProgress | None = None
+        self._delivery_polled = 0.0
+        stats = service.tracer.stats
+        # The tracer may have traced before this run: count from here.
+        self._baseline = (
+            stats.traces_started,
+            stats.traces_sampled_out,
+            stats.observations_recorded,
+            stats.scores_recorded,
+        )
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """End the run after the event in hand (safe to call from a signal handler).
+
+        Delivery is then tried for at most the flush deadline; a second request gives it up
+        at once. While the engine waits for the next event to be read, the read is abandoned
+        (``StopReplay``).
+        """
+        self._stop_requests += 1
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        client = self.service.client
+        if self._stop_requests == 1:
+            # Commit what was recorded, then deliver for at most the flush deadline.
+            client.finishing()
+            client.limit_flush(self.service.config.flush_deadline)
+        else:
+            client.interrupt()
+        if self._reading:
+            self._reading = False
+            raise StopReplay(reason)
+
+    # --- the run ----------------------------------------------------------------------------
 
     def run(self) -> ReplaySummary:
-        """Replay the whole file (or up to ``limit`` events); always flushes at the end."""
-        started = time.perf_counter()
-        first_event_time: float | None = None
+        """Replay the whole file (or up to ``limit`` events), commit, then deliver."""
+        self._started = self._last_commit = time.perf_counter()
+        events = read_events(self.options.source)
         try:
-            for item in read_events(self.options.source):
-                if isinstance(item, RejectedLine):
-                    self._reject(item)
-                    if self.options.strict:
-                        self.summary.stopped_early = f"line {item.line_number}: {item.reason}"
-                        break
-                    continue
-                if (
-                    self.options.limit is not None
-                    and self.summary.events_processed >= self.options.limit
-                ):
-                    break
-                if self.options.speed:
-                    first_event_time = self._pace(item, started, first_event_time)
-                self._process(item)
-                if self.on_progress is not None:
-                    self.on_progress(self.summary)
+            self._replay(events)
+        except StopReplay:  # a stop in the instant after a read returned
+            pass
         finally:
-            self._finish(started)
+            self._reading = False
+            close = getattr(events, "close", None)
+            if callable(close):
+                close()
+            self._finish()
         return self.summary
+
+    def _replay(self, events: Iterator[SimulationEvent | RejectedLine]) -> None:
+        first_event_time: float | None = None
+        for item in self._read(events):
+            if isinstance(item, RejectedLine):
+                self._reject(item)
+                if self.options.strict:
+                    self.summary.stopped_early = f"line {item.line_number}: {item.reason}"
+                    break
+                continue
+            if (
+                self.options.limit is not None
+                and self._counts.events_processed >= self.options.limit
+            ):
+                break
+            if self.options.speed:
+                first_event_time = self._pace(item, first_event_time)
+                if self.stop_reason is not None:
+                    break
+            self._process(item)
+            self._after_event()
+            if self.stop_reason is not None or self.service.client.write_failure:
+                break
+
+    def _read(self, events: Iterator[SimulationEvent | RejectedLine]) -> Iterator[Any]:
+        """The events, one at a time; a stop while waiting for one ends the reading."""
+        while self.stop_reason is None:
+            self._reading = True
+            try:
+                item = next(events)
+            except (StopIteration, StopReplay):
+                return
+            finally:
+                self._reading = False
+            yield item
 
     def _reject(self, rejected: RejectedLine) -> None:
         self.summary.events_total += 1
@@ -152,36 +272,40 @@ class ReplayEngine:
         if self.on_rejected is not None:
             self.on_rejected(rejected)
 
-    def _pace(self, event: SimulationEvent, started: float, first: float | None) -> float:
+    def _pace(self, event: SimulationEvent, first: float | None) -> float:
         """Sleep so that events follow their recorded spacing, ``speed`` times faster."""
         moment = event.timestamp.timestamp()
         if first is None:
             return moment
-        due = started + (moment - first) / (self.options.speed or 1.0)
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+        due = self._started + (moment - first) / (self.options.speed or 1.0)
+        while self.stop_reason is None:
+            delay = due - time.perf_counter()
+            if delay <= 0:
+                break
+            time.sleep(min(delay, 0.1))  # short steps: a stop is not kept waiting
+            self._advance()
         return first
 
     def _process(self, event: SimulationEvent) -> None:
         self.summary.events_total += 1
         service = self.service
+        counts = self._counts
         trace_id = service.create_simulation_trace(
             event.as_dict(), session_id=self.options.run_id, agents=self._routed_agents(event)
         )
         try:
             outcome = self.orchestrator.handle(event)
         except Exception as exc:  # a bug in agent code: recorded on the trace, the run goes on
-            self.summary.events_failed += 1
+            counts.events_failed += 1
             service.finalize_trace(trace_id, {"event_id": event.event_id}, error=exc)
             return
         result = _outcome_dict(outcome)
         service.finalize_trace(trace_id, result)
-        self.summary.events_processed += 1
+        counts.events_processed += 1
         for agent in result.get("decisions", {}) or {}:
-            self._decisions[agent] += 1
-        self.summary.conflicts_detected += int(result.get("conflicts_detected", 0) or 0)
-        self.summary.conflicts_resolved += int(result.get("conflicts_resolved", 0) or 0)
+            counts.decisions[agent] += 1
+        counts.conflicts_detected += int(result.get("conflicts_detected", 0) or 0)
+        counts.conflicts_resolved += int(result.get("conflicts_resolved", 0) or 0)
 
     def _routed_agents(self, event: SimulationEvent) -> tuple[str, ...]:
         """The orchestrator's route for the event, for agent sampling rules (none if unknown)."""
@@ -193,23 +317,116 @@ class ReplayEngine:
         except Exception:  # a custom orchestrator's bug surfaces in handle(); sampling goes on
             return ()
 
-    def _finish(self, started: float) -> None:
+    # --- commit points ----------------------------------------------------------------------
+
+    def _after_event(self) -> None:
+        self._since_commit += 1
+        now = time.perf_counter()
+        if (
+            self._since_commit >= self.options.commit_every
+            or now - self._last_commit >= self.options.commit_interval_s
+        ):
+            self._commit(now)
+        else:
+            self._advance()
+
+    def _commit(self, now: float) -> int:
+        """A commit point: hand the tracer's batch over; its counts wait for the watermark."""
+        self._since_commit = 0
+        self._last_commit = now
+        ticket = self.service.tracer.commit()
+        counts = self._counts
+        stats = self.service.tracer.stats
+        base = self._baseline
+        counts.traces_started = stats.traces_started - base[0]
+        counts.traces_sampled_out = stats.traces_sampled_out - base[1]
+        counts.observations_recorded = stats.observations_recorded - base[2]
+        counts.scores_recorded = stats.scores_recorded - base[3]
+        self._uncommitted.append((ticket, counts.copy()))
+        self._advance()
+        return ticket
+
+    def _advance(self) -> None:
+        """Publish the counts of every commit point the destination has made durable."""
+        committed = self.service.tracer.committed()
+        published = None
+        while self._uncommitted and self._uncommitted[0][0] <= committed:
+            published = self._uncommitted.pop(0)[1]
+        if published is not None:
+            self._publish(published)
+            self._report("replaying")
+
+    def _publish(self, counts: RunCounts) -> None:
         summary = self.summary
+        recording = self.service.mode != "disabled" and summary.destination != "none (dry run)"
+        summary.events_processed = counts.events_processed
+        summary.events_failed = counts.events_failed
+        summary.events_sampled_out = counts.traces_sampled_out
+        summary.traces_recorded = (
+            counts.traces_started - counts.traces_sampled_out if recording else 0
+        )
+        summary.observations_recorded = counts.observations_recorded if recording else 0
+        summary.scores_recorded = counts.scores_recorded if recording else 0
+        summary.decisions = dict(sorted(counts.decisions.items()))
+        summary.conflicts_detected = counts.conflicts_detected
+        summary.conflicts_resolved = counts.conflicts_resolved
+
+    def _report(self, phase: str, delivery: DeliveryProgress | None = None) -> None:
+        if self.on_progress is None:
+            return
+        now = time.perf_counter()
+        if delivery is not None:
+            self._delivery = delivery
+        elif phase == "replaying" and now - self._delivery_polled >= DELIVERY_POLL_S:
+            self._delivery_polled = now
+            self._delivery = self.service.client.delivery_progress()
+        self.on_progress(ReplayProgress(phase, self.summary, self._delivery, now - self._started))
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        summary = self.summary
+        client = self.service.client
+        client.finishing()
+        ticket = self._commit(time.perf_counter())
+        # The disk either takes the rest or fails; a write failure ends the wait.
+        while not client.wait_committed(ticket, 0.2) and client.write_failure is None:
+            pass
+        self._advance()
+        failure = client.write_failure
+        if failure is not None:
+            summary.write_error = failure.message
+            summary.stopped_early = summary.stopped_early or "a local file could not be written"
+        if self.stop_reason and not summary.stopped_early:
+            summary.stopped_early = self.stop_reason
         last_event = time.perf_counter()
-        summary.duration_s = round(last_event - started, 3)
-        # Bounded: what is not delivered by the deadline stays in the outbox.
-        self.service.flush(timeout=self.service.config.flush_deadline)
-        summary.flush_s = round(time.perf_counter() - last_event, 3)
-        metrics = self.service.get_performance_metrics()
+        summary.duration_s = round(last_event - self._started, 3)
         handled = summary.events_processed + summary.events_failed
         summary.events_per_s = round(handled / summary.duration_s, 1) if summary.duration_s else 0.0
-        summary.events_sampled_out = int(metrics["traces_sampled_out"])
-        recording = self.service.mode != "disabled" and summary.destination != "none (dry run)"
-        summary.traces_recorded = (
-            int(metrics["traces_started"] - metrics["traces_sampled_out"]) if recording else 0
-        )
-        summary.observations_recorded = int(metrics["observations_recorded"]) if recording else 0
-        summary.scores_recorded = int(metrics["scores_recorded"]) if recording else 0
-        summary.decisions = dict(sorted(self._decisions.items()))
+        if self._stop_requests < 2:
+            # Delivered while the server makes progress; AUTOOPS_FLUSH_DEADLINE s without any
+            # ends it (what is left stays in the outbox).
+            client.flush(
+                self.service.config.flush_deadline,
+                on_progress=lambda progress: self._report("delivering", progress),
+            )
+        summary.flush_s = round(time.perf_counter() - last_event, 3)
+        metrics = self.service.get_performance_metrics()
         summary.tracing = metrics
         summary.sampling_changes = list(metrics.get("sampling_changes", []))
+        progress = client.delivery_progress()
+        if progress is not None:
+            summary.delivery = delivery_document(progress)
+        self._report("done", progress)
+
+
+def delivery_document(progress: DeliveryProgress) -> dict[str, Any]:
+    """The ``delivery`` part of the summary: where batches went and what waits."""
+    return {
+        "host": progress.host,
+        "state": progress.state,
+        "batches_delivered": progress.delivered,
+        "batches_waiting": progress.waiting,
+        "unreachable_since": progress.unreachable_since,
+        "last_error": progress.last_error,
+    }

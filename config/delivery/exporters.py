@@ -2,16 +2,23 @@
 exporter (``config.delivery.sender.OutboxExporter``) sends with every request.
 
 Every exporter takes whole batches (``export``) and is flushed and shut down by the tracer
-(the ``SpanExporter`` protocol of ``config.tracing.span_records``).
+(the ``SpanExporter`` protocol of ``config.tracing.span_records``). Each counts the batches
+it took (``exported_batches``) and those that are durable (``committed_batches``: that batch
+and every earlier one), which is how the replay knows what it may report as processed.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from config.errors import LocalFileError
 from config.tracing.span_records import ScoreRecord, SpanRecord
+
+logger = logging.getLogger("autoops.delivery")
 
 if TYPE_CHECKING:
     from config.settings import LangfuseConfig
@@ -33,13 +40,25 @@ class ExportStats:
 class NullExporter:
     """Discards everything (``--dry-run``)."""
 
+    write_failure: LocalFileError | None = None
+
     def __init__(self) -> None:
         self.stats = ExportStats()
+        self._exported = 0
 
     def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
         """Count and drop."""
+        self._exported += 1
         self.stats.spans_exported += len(spans)
         self.stats.scores_exported += len(scores)
+
+    def exported_batches(self) -> int:
+        """Batches taken."""
+        return self._exported
+
+    def committed_batches(self) -> int:
+        """Nothing is kept, so nothing is pending: every batch taken counts as done."""
+        return self._exported
 
     def flush(self, timeout: float) -> bool:
         """Nothing to wait for."""
@@ -50,21 +69,57 @@ class NullExporter:
 
 
 class LocalStoreExporter:
-    """Writes each batch to the local store in one transaction, synchronously."""
+    """Writes each batch to the local store in one transaction, synchronously.
+
+    A write that fails (a full disk, a read-only or broken file) is counted as failed, never
+    raised into the traced code; ``write_failure`` keeps it, and from then on nothing more is
+    written (counted as failed too) and the committed watermark stays where it was.
+    """
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
         self.stats = ExportStats()
+        self.write_failure: LocalFileError | None = None
+        self._exported = 0
+        self._committed = 0
+        # Batches are written in the order they were taken, so the watermark means "all before".
+        self._lock = threading.Lock()
 
     def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
         """Write the batch."""
-        self.store.write(spans, scores)
-        self.stats.spans_exported += len(spans)
-        self.stats.scores_exported += len(scores)
+        with self._lock:
+            self._exported += 1
+            try:
+                if self.write_failure is not None:
+                    # Nothing more after a failure: the store holds exactly what the
+                    # watermark says (a later write could succeed past a lost batch).
+                    raise self.write_failure
+                self.store.write(spans, scores)
+            except LocalFileError as exc:
+                if self.write_failure is None:
+                    self.write_failure = exc
+                    logger.error("%s; tracing keeps nothing more of this run", exc)
+                self.stats.batches_failed += 1
+                self.stats.spans_failed += len(spans)
+                self.stats.scores_failed += len(scores)
+                self.stats.last_error = str(exc)
+                return
+            self.stats.spans_exported += len(spans)
+            self.stats.scores_exported += len(scores)
+            if self.write_failure is None:
+                self._committed = self._exported
+
+    def exported_batches(self) -> int:
+        """Batches taken."""
+        return self._exported
+
+    def committed_batches(self) -> int:
+        """Batches written, with every earlier one."""
+        return self._committed
 
     def flush(self, timeout: float) -> bool:
         """Writes are synchronous: nothing pending."""
-        return True
+        return self.write_failure is None
 
     def shutdown(self, timeout: float) -> None:
         """Close the store."""

@@ -1,19 +1,30 @@
 """The outbox: every batch bound for Langfuse, kept on disk until Langfuse accepted it.
 
 Rows hold the request bodies exactly as they will be sent (gzipped OTLP protobuf for spans,
-a gzipped JSON list for scores), in the order they were recorded. A row is deleted only after
-a 2xx answer; a batch the server rejects as bad (400) moves to ``dead_letters`` with the
-server's message, from where ``autoops buffer flush --dead-letters`` sends it again. The
-tables live in the local store's SQLite file (WAL), next to the traces of local mode.
+a JSON list for scores), in the order they were recorded, each addressed to the host it was
+recorded for. A row is deleted only after Langfuse acknowledged it; a batch the server
+rejects as bad (400) moves to ``dead_letters`` with the server's message, from where
+``autoops buffer flush --dead-letters`` sends it again. The tables live in the local store's
+SQLite file (WAL, ``busy_timeout``), next to the traces of local mode, so several threads and
+processes can add, send and inspect batches of the same file.
+
+Every write goes through one transaction and a failure of it (a full disk, a read-only
+file, an I/O error) raises ``LocalFileError`` naming the file: nothing is ever reported as
+kept that was not written.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from config.errors import LocalFileError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -26,6 +37,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     body BLOB NOT NULL
 );
+-- The sender reads the oldest rows of one host: without this, rows kept for another host
+-- would be scanned on every pass.
+CREATE INDEX IF NOT EXISTS outbox_by_host ON outbox (host, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -56,6 +70,30 @@ class OutboxEntry:
     body: bytes
 
 
+@dataclass(frozen=True)
+class NewBatch:
+    """A batch to add: its kind, host, request body and how many spans or scores it holds."""
+
+    kind: str
+    host: str
+    body: bytes
+    items: int
+
+
+@dataclass(frozen=True)
+class HostBacklog:
+    """What waits for one host."""
+
+    batches: int = 0
+    spans: int = 0
+    scores: int = 0
+
+    @property
+    def items(self) -> int:
+        """Spans and scores together."""
+        return self.spans + self.scores
+
+
 class Outbox:
     """The outbox tables of one store file; safe to share between threads."""
 
@@ -66,104 +104,218 @@ class Outbox:
         self._db = open_store_file(path, SCHEMA, "the outbox in")
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure becomes ``LocalFileError``."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise LocalFileError(
+                    f"cannot write to the outbox in {self.path} ({doing}): {exc}"
+                ) from None
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:  # the failed write already ended it (SQLite rolls back on FULL)
+            pass
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise LocalFileError(f"cannot read the outbox in {self.path}: {exc}") from None
+
+    # --- adding and sending ---------------------------------------------------------------
+
     def add(self, kind: str, host: str, body: bytes, items: int) -> int:
         """Keep a batch; its sequence number."""
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO outbox (kind, host, created_us, items, body) VALUES (?, ?, ?, ?, ?)",
-                (kind, host, time.time_ns() // 1000, items, body),
-            )
-            return int(cursor.lastrowid or 0)
+        return self.add_many([NewBatch(kind, host, body, items)])[-1]
 
-    def pending(self, host: str, limit: int = 64) -> list[OutboxEntry]:
-        """The oldest batches for ``host``, in the order they were recorded."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, kind, host, created_us, items, attempts, body FROM outbox "
-                "WHERE host = ? ORDER BY seq LIMIT ?",
-                (host, limit),
-            ).fetchall()
+    def add_many(self, batches: Sequence[NewBatch]) -> list[int]:
+        """Keep batches in one transaction, in order; their sequence numbers.
+
+        Either all are kept or none (``LocalFileError``).
+        """
+        created = time.time_ns() // 1000
+        seqs: list[int] = []
+        with self._transaction("adding batches") as db:
+            for batch in batches:
+                cursor = db.execute(
+                    "INSERT INTO outbox (kind, host, created_us, items, body) VALUES (?, ?, ?, ?, ?)",
+                    (batch.kind, batch.host, created, batch.items, batch.body),
+                )
+                seqs.append(int(cursor.lastrowid or 0))
+        return seqs
+
+    def pending(self, host: str, limit: int = 8, after: int = 0) -> list[OutboxEntry]:
+        """The oldest batches for ``host`` (after sequence number ``after``), in order."""
+        rows = self._read(
+            "SELECT seq, kind, host, created_us, items, attempts, body FROM outbox "
+            "WHERE host = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (host, after, limit),
+        )
         return [OutboxEntry(*row) for row in rows]
 
-    def delivered(self, seq: int) -> None:
-        """The server accepted the batch: forget it."""
-        with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+    def delivered(self, seq: int) -> bool:
+        """The server accepted the batch: forget it. False when it was gone already."""
+        return self.delivered_many([seq]) > 0
 
-    def failed_attempt(self, seq: int, error: str) -> None:
-        """Count a failed attempt (the batch stays)."""
-        with self._lock:
-            self._db.execute(
+    def delivered_many(self, seqs: Sequence[int]) -> int:
+        """The server accepted these batches (one request): forget them; how many were here."""
+        with self._transaction("removing delivered batches") as db:
+            cursor = db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
+            return int(cursor.rowcount)
+
+    def failed_attempt(self, seqs: int | Sequence[int], error: str) -> None:
+        """Count a failed attempt of one batch or of several sent together (they stay)."""
+        numbers = [seqs] if isinstance(seqs, int) else list(seqs)
+        with self._transaction("counting a failed attempt") as db:
+            db.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
-                (error[:500], seq),
+                [(error[:500], seq) for seq in numbers],
             )
 
     def dead_letter(self, seq: int, status: int | None, message: str) -> None:
         """Move a batch the server rejected as bad out of the way, with the server's message."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
+        with self._transaction("keeping a dead letter") as db:
+            db.execute(
                 "INSERT OR REPLACE INTO dead_letters (seq, kind, host, created_us, failed_us, items, status, "
                 "message, body) SELECT seq, kind, host, created_us, ?, items, ?, ?, body FROM outbox WHERE seq = ?",
                 (time.time_ns() // 1000, status, message[:2000], seq),
             )
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-            self._db.execute("COMMIT")
+            db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
 
     def requeue_dead_letters(self, host: str) -> int:
         """Put the dead letters of ``host`` back in the outbox (keeping their order); how many."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            moved = self._db.execute(
+        with self._transaction("re-queueing dead letters") as db:
+            moved = db.execute(
                 "INSERT INTO outbox (kind, host, created_us, items, body) SELECT kind, host, created_us, "
                 "items, body FROM dead_letters WHERE host = ? ORDER BY seq",
                 (host,),
             ).rowcount
-            self._db.execute("DELETE FROM dead_letters WHERE host = ?", (host,))
-            self._db.execute("COMMIT")
+            db.execute("DELETE FROM dead_letters WHERE host = ?", (host,))
         return int(moved)
 
+    # --- batches of other hosts -----------------------------------------------------------
+
+    def readdress(
+        self, from_host: str, to_host: str, rewrite: Callable[[str, bytes], bytes] | None = None
+    ) -> HostBacklog:
+        """Address the batches (and dead letters) of ``from_host`` to ``to_host``; what moved.
+
+        ``rewrite(kind, body)`` may change a body on the way (the public key recorded in a
+        span batch, when the keys differ). One transaction: all move or none.
+        """
+        moved = self.backlog(from_host)
+        with self._transaction(f"moving batches to {to_host}") as db:
+            if rewrite is not None:
+                for table in ("outbox", "dead_letters"):
+                    rows = db.execute(
+                        f"SELECT seq, kind, body FROM {table} WHERE host = ?", (from_host,)
+                    ).fetchall()
+                    for seq, kind, body in rows:
+                        new_body = rewrite(kind, body)
+                        if new_body != body:
+                            db.execute(
+                                f"UPDATE {table} SET body = ? WHERE seq = ?", (new_body, seq)
+                            )
+            for table in ("outbox", "dead_letters"):
+                db.execute(f"UPDATE {table} SET host = ? WHERE host = ?", (to_host, from_host))
+        return moved
+
+    def drop(self, host: str) -> tuple[HostBacklog, int]:
+        """Delete the batches and dead letters of ``host``; what was dropped (and dead letters)."""
+        dropped = self.backlog(host)
+        with self._transaction(f"dropping the batches of {host}") as db:
+            db.execute("DELETE FROM outbox WHERE host = ?", (host,))
+            dead = db.execute("DELETE FROM dead_letters WHERE host = ?", (host,)).rowcount
+        return dropped, int(dead)
+
+    # --- what waits -----------------------------------------------------------------------
+
+    def backlog(self, host: str) -> HostBacklog:
+        """Batches, spans and scores waiting for ``host``."""
+        rows = self._read(
+            "SELECT kind, COUNT(*), COALESCE(SUM(items), 0) FROM outbox WHERE host = ? GROUP BY kind",
+            (host,),
+        )
+        found = {kind: (int(count), int(items)) for kind, count, items in rows}
+        spans, scores = found.get(SPANS, (0, 0)), found.get(SCORES, (0, 0))
+        return HostBacklog(spans[0] + scores[0], spans[1], scores[1])
+
+    def count(self, host: str) -> int:
+        """Batches waiting for ``host``."""
+        return int(self._read("SELECT COUNT(*) FROM outbox WHERE host = ?", (host,))[0][0])
+
     def status(self) -> dict[str, Any]:
-        """Pending batches, spans, scores, bytes, oldest age and dead letters, per host too."""
+        """Pending batches, spans, scores, bytes, oldest age and dead letters, per host too.
+
+        ``by_host`` lists every host with batches or dead letters: ``host``, ``batches``,
+        ``spans``, ``scores``, ``bytes``, ``oldest_age_s``, ``dead_letters``; ``hosts`` maps
+        each host to its pending batches (kept for older readers).
+        """
         now_us = time.time_ns() // 1000
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT host, kind, COUNT(*), SUM(items), SUM(LENGTH(body)), MIN(created_us) "
-                "FROM outbox GROUP BY host, kind"
-            ).fetchall()
-            dead = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(items), 0), MAX(message) FROM dead_letters"
-            ).fetchone()
+        rows = self._read(
+            "SELECT host, kind, COUNT(*), SUM(items), SUM(LENGTH(body)), MIN(created_us) "
+            "FROM outbox GROUP BY host, kind"
+        )
+        dead_rows = self._read(
+            "SELECT host, COUNT(*), COALESCE(SUM(items), 0) FROM dead_letters GROUP BY host"
+        )
+        last_message = self._read(
+            "SELECT message FROM dead_letters ORDER BY failed_us DESC, seq DESC LIMIT 1"
+        )
         status: dict[str, Any] = {
             "pending_batches": 0,
             "pending_spans": 0,
             "pending_scores": 0,
             "pending_bytes": 0,
             "oldest_age_s": None,
-            "dead_letters": int(dead[0]),
-            "dead_letter_items": int(dead[1]),
-            "last_dead_letter_message": dead[2],
+            "dead_letters": sum(int(row[1]) for row in dead_rows),
+            "dead_letter_items": sum(int(row[2]) for row in dead_rows),
+            "last_dead_letter_message": last_message[0][0] if last_message else None,
             "hosts": {},
+            "by_host": [],
         }
+        hosts: dict[str, dict[str, Any]] = {}
+
+        def entry(host: str) -> dict[str, Any]:
+            return hosts.setdefault(
+                host,
+                {"host": host, "batches": 0, "spans": 0, "scores": 0, "bytes": 0,
+                 "oldest_age_s": None, "dead_letters": 0},
+            )  # fmt: skip
+
         oldest: int | None = None
         for host, kind, batches, items, size, created in rows:
+            per_host = entry(host)
             status["pending_batches"] += batches
             status["pending_spans" if kind == SPANS else "pending_scores"] += int(items or 0)
             status["pending_bytes"] += int(size or 0)
             status["hosts"][host] = status["hosts"].get(host, 0) + batches
+            per_host["batches"] += batches
+            per_host[SPANS if kind == SPANS else SCORES] += int(items or 0)
+            per_host["bytes"] += int(size or 0)
+            age = round((now_us - created) / 1e6, 1)
+            if per_host["oldest_age_s"] is None or age > per_host["oldest_age_s"]:
+                per_host["oldest_age_s"] = age
             oldest = created if oldest is None else min(oldest, created)
+        for host, dead, _ in dead_rows:
+            entry(host)["dead_letters"] = int(dead)
         if oldest is not None:
             status["oldest_age_s"] = round((now_us - oldest) / 1e6, 1)
+        status["by_host"] = [hosts[host] for host in sorted(hosts)]
         return status
-
-    def count(self, host: str) -> int:
-        """Batches waiting for ``host``."""
-        with self._lock:
-            return int(
-                self._db.execute("SELECT COUNT(*) FROM outbox WHERE host = ?", (host,)).fetchone()[
-                    0
-                ]
-            )
 
     def close(self) -> None:
         """Close the connection."""

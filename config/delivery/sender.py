@@ -1,8 +1,26 @@
-"""Delivery to Langfuse with nothing lost: outbox first, then a background sender.
+"""Delivery to Langfuse with nothing lost: durable first, streamed while running, honest at exit.
 
-``export()`` only queues the batch in memory; a background thread encodes it (OTLP protobuf,
-gzip; scores as a JSON list), writes it to the outbox, and sends the outbox in order over one
-reused HTTP connection. A batch leaves the outbox only when Langfuse answered 2xx.
+Three stages, each bounded, each waiting for the next only while that one makes progress:
+
+- ``export()`` (the agents' thread) queues a finished batch in memory. The queue holds at
+  most ``LANGFUSE_BUFFER_SIZE`` spans and scores; when it is full the caller waits for the
+  writer (backpressure) instead of memory growing.
+- The writer thread encodes queued batches (OTLP protobuf, gzip; scores as a JSON list) and
+  appends them to the outbox file, several per transaction (a group commit). Each ``export``
+  has a ticket (its number); ``committed_batches()`` is the highest ticket whose batch and
+  every earlier one are on disk. The replay counts an event as processed only once its
+  ticket is committed, so a kill loses nothing that was reported.
+- The sender thread posts the outbox oldest first over one reused connection, rows of one
+  kind merged into requests of up to ``REQUEST_MAX_ITEMS``, and deletes a row only when
+  Langfuse acknowledged it: a 2xx whose body is what Langfuse answers for that route (JSON;
+  for OTLP also protobuf). While Langfuse keeps accepting batches, the outbox
+  for this host holds at most ``LANGFUSE_BUFFER_SIZE`` spans and scores waiting to be sent
+  (besides the request in flight), beyond which the writer waits, so the agents slow to
+  Langfuse's pace; when Langfuse makes no progress
+  for ``AUTOOPS_FLUSH_DEADLINE`` seconds (down, refusing, hanging) the outbox takes
+  everything instead.
+
+What an answer does:
 
 - 408, 429, 5xx and transport errors are retried with exponential backoff and jitter,
   honouring ``Retry-After``; after ``max_retries`` failed attempts in a row the sender reports
@@ -11,10 +29,17 @@ reused HTTP connection. A batch leaves the outbox only when Langfuse answered 2x
   outbox.
 - 401/403: the keys were rejected. Sending stops for this process (one log line); the
   batches stay in the outbox for after the keys are fixed.
+- A 2xx that is not Langfuse's answer (an HTML login page, an empty body where JSON is due),
+  a redirect, or a 404/405 or other error without a JSON body: the host is not Langfuse's
+  API (a proxy, a captive portal, a wrong URL). Sending stops, every batch stays.
 - Any other 4xx: the batch itself is bad; it moves to the dead letters with the server's
   message instead of blocking the ones behind it.
-- ``flush(timeout)`` and ``shutdown(timeout)`` wait at most ``timeout`` seconds; whatever is
-  not delivered by then stays in the outbox for the next run or ``autoops buffer flush``.
+
+``flush(timeout)`` waits while progress is made (batches written or delivered) and gives up
+after ``timeout`` seconds without any; whatever is not delivered stays in the outbox for the
+next run or ``autoops buffer flush``. Several processes may share one outbox file (SQLite WAL,
+busy timeout); a batch sent twice is stored once (Langfuse and ``autoops serve`` are
+idempotent on span and score ids).
 """
 
 from __future__ import annotations
@@ -22,22 +47,23 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from config.delivery.outbox import SCORES, SPANS, Outbox, OutboxEntry
-from config.errors import NetworkError
+from config.delivery.outbox import SCORES, SPANS, NewBatch, Outbox, OutboxEntry
+from config.errors import LocalFileError, NetworkError
 from config.http_answers import retry_after_seconds, server_message
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
     import httpx
 
+    from config.delivery.otlp import AttributeEncoder
     from config.settings import LangfuseConfig
 
 logger = logging.getLogger("autoops.delivery")
@@ -48,6 +74,24 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 FALLBACK_COOLDOWN_S = 30.0
 BASE_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 10.0
+ROW_MAX_ITEMS = 1000  # spans per outbox row
+# gzip level 1: half the CPU of level 5 for bodies about a quarter larger (113 against 88
+# bytes a span); the CPU is the scarce part, shared with the agents and, on one machine,
+# with the server.
+GZIP_LEVEL = 1
+GROUP_MAX_ITEMS = 4000  # spans and scores written in one transaction
+SEND_AHEAD = 32  # rows read from the outbox per pass
+# Rows of one kind are merged into one request up to this many spans or scores: when the
+# outbox holds a backlog, a server far away gets a few large requests, not many small ones.
+REQUEST_MAX_ITEMS = 4000
+
+# Sender states (DeliveryStats.state).
+OK = "ok"
+RETRYING = "retrying"
+FALLBACK = "fallback"
+CREDENTIALS_REJECTED = "credentials_rejected"
+HOST_MISCONFIGURED = "host_misconfigured"
+STOPPED_STATES = frozenset({CREDENTIALS_REJECTED, HOST_MISCONFIGURED})
 
 
 @dataclass
@@ -59,19 +103,36 @@ class DeliveryStats:
     batches_delivered: int = 0
     attempts_failed: int = 0
     dead_letters: int = 0
-    state: str = "ok"  # ok | retrying | fallback | credentials_rejected
+    state: str = OK  # ok | retrying | fallback | credentials_rejected | host_misconfigured
     last_error: str | None = None
     rejected_scores: list[str] = field(default_factory=list)
+    # Recorded but never written: the outbox file failed (a full disk). Counted, never hidden.
+    spans_lost: int = 0
+    scores_lost: int = 0
+    # Wall-clock time (epoch seconds) of the first failed attempt of the current streak.
+    unreachable_since: float | None = None
 
     @property
     def spans_failed(self) -> int:
-        """Kept for the replay summary: nothing is dropped, so nothing failed for good."""
-        return 0
+        """Spans that will never reach Langfuse: those the outbox file could not take."""
+        return self.spans_lost
 
     @property
     def scores_failed(self) -> int:
-        """Scores the server rejected one by one (207)."""
-        return len(self.rejected_scores)
+        """Scores the server rejected one by one (207), and those the outbox could not take."""
+        return len(self.rejected_scores) + self.scores_lost
+
+
+@dataclass(frozen=True)
+class DeliveryProgress:
+    """Where delivery stands, for a progress line: batches delivered and still waiting."""
+
+    host: str
+    delivered: int  # batches delivered since the flush (or the exporter) started
+    waiting: int  # batches in the outbox for this host, and batches not written yet
+    state: str
+    unreachable_since: float | None
+    last_error: str | None
 
 
 class SendOutcome:
@@ -81,10 +142,14 @@ class SendOutcome:
     RETRY = "retry"
     DEAD = "dead"
     REJECTED_KEYS = "rejected_keys"
+    MISCONFIGURED = "misconfigured"
+    SPLIT = "split"  # a merged request was refused as bad: its rows go one by one
 
 
 class OutboxExporter:
-    """The langfuse-mode exporter: outbox on disk, background sender, bounded waits."""
+    """The langfuse-mode exporter: bounded queue, outbox on disk, streaming sender."""
+
+    reports_progress = True  # flush() takes on_progress (LangfuseClient passes it on)
 
     def __init__(
         self,
@@ -108,66 +173,221 @@ class OutboxExporter:
             headers=langfuse_headers(config, self._scope_version),
             timeout=config.timeout,
         )
-        self._queue: queue.Queue[tuple[list[SpanRecord], list[ScoreRecord]]] = queue.Queue()
+        self._limit = config.buffer_size  # spans and scores, in memory and in the stream
+        self._stall_s = config.flush_deadline  # no progress for this long: stop waiting
         self._changed = threading.Condition()
+        self._queue: deque[tuple[int, list[SpanRecord], list[ScoreRecord]]] = deque()
+        self._queued_items = 0  # taken by export() and not written yet (being written too)
+        self._exported = 0  # tickets handed out
+        self._committed = 0  # every ticket up to this one is in the outbox
+        self._write_failure: LocalFileError | None = None
+        backlog = outbox.backlog(self._host)
+        self._backlog_items = backlog.items  # in the outbox for this host (approximate)
+        self._in_flight_items = 0  # of those, in the request being sent
         self._stop = False
-        self._urgent = False  # a flush is waiting: skip the fallback cool-down
+        self._frozen = False  # after shutdown: a late answer no longer deletes its row
+        # Held while a delivered row is deleted and while shutdown freezes the outbox (not the
+        # condition: an agent in export() must never wait for SQLite).
+        self._freeze_lock = threading.Lock()
+        self._finishing = False  # the producer is done: the stream bound no longer applies
+        self._interrupted = False  # a waiting flush gives up at once
+        self._give_up_at: float | None = None  # a stop asked: flushes end by then (monotonic)
+        self._urgent = 0  # flushes waiting: skip the fallback cool-down
         self._failures_in_a_row = 0
         self._next_attempt = 0.0
-        self._unsaved = 0  # batches taken by export() and not yet written to the outbox
+        # The sender's last sign of progress (a request started, or a delivery): the stream
+        # bound holds while it is recent; a request hanging longer is no progress.
+        self._activity = time.monotonic()
+        self._undeletable: set[int] = set()  # delivered, but the row could not be deleted
+        self._split_until = 0  # rows up to this sequence number are sent one per request
+        # Spans or scores a request delivers per second (a running average): merged requests
+        # are sized to take about half the stall bound, so a slow but steady server is never
+        # mistaken for one that makes no progress.
+        self._items_per_s: float | None = None
         self.stats = DeliveryStats()
         # Who hears "unreachable after max_retries": the integration's error handler, which
         # puts the service in fallback mode (through pause_sending); used alone, as by
         # `autoops buffer flush`, the sender logs it and falls back by itself.
         self._on_unreachable = on_unreachable or self._fall_back
-        self._worker = threading.Thread(target=self._run, name="autoops-delivery", daemon=True)
-        self._worker.start()
+        self._writer: threading.Thread | None = None
+        self._sender = threading.Thread(target=self._send_loop, name="autoops-sender", daemon=True)
+        self._sender.start()
+
+    @property
+    def host(self) -> str:
+        """Where the batches go."""
+        return self._host
 
     # --- the exporter protocol ----------------------------------------------------------
 
     def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
-        """Queue a batch (never blocks on disk or network)."""
+        """Queue a batch for the writer; waits while the queue is full (backpressure)."""
+        items = len(spans) + len(scores)
         with self._changed:
-            self._unsaved += 1
-            self._queue.put((spans, scores))
-            self._changed.notify_all()
+            # A batch larger than the whole buffer still goes in alone, never waits forever.
+            while (
+                self._queued_items
+                and self._queued_items + items > self._limit
+                and not self._stop
+                and self._write_failure is None
+            ):
+                self._changed.wait(0.1)
+            self._exported += 1
+            ticket = self._exported
+            if self._stop:  # after shutdown: no writer any more, write it here
+                self._queued_items += items
+                batch = [(ticket, spans, scores)]
+            else:
+                self._queue.append((ticket, spans, scores))
+                self._queued_items += items
+                batch = []
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_loop, name="autoops-writer", daemon=True
+                    )
+                    self._writer.start()
+                self._changed.notify_all()
+        if batch:
+            self._write_group(batch, self._new_encoder())
 
-    def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until everything queued is delivered; True when it was."""
+    def exported_batches(self) -> int:
+        """Tickets handed out: the number of batches ``export`` took."""
+        return self._exported
+
+    def committed_batches(self) -> int:
+        """The highest ticket whose batch, and every earlier one, is in the outbox."""
+        return self._committed
+
+    @property
+    def write_failure(self) -> LocalFileError | None:
+        """The first failure to write the outbox file, if any (its batch was not kept)."""
+        return self._write_failure
+
+    def wait_committed(self, ticket: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until ``ticket`` is in the outbox; False on a write failure."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            self._urgent = True
+            while self._committed < ticket and self._write_failure is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.1))
+            return self._committed >= ticket
+
+    def finishing(self) -> None:
+        """The producer is done (a stop was asked): write everything without waiting on the stream.
+
+        Safe from a signal handler: it only sets a flag the waits look at.
+        """
+        self._finishing = True
+
+    def limit_flush(self, seconds: float) -> None:
+        """From now on a flush gives up after ``seconds`` at the latest, progress or not.
+
+        For a stop (SIGTERM): the process should end soon. Signal-safe (sets a value).
+        """
+        if self._give_up_at is None:
+            self._give_up_at = time.monotonic() + seconds
+
+    def interrupt(self) -> None:
+        """A waiting ``flush`` gives up now; the rest stays in the outbox (signal-safe)."""
+        self._finishing = True
+        self._interrupted = True
+
+    def flush(
+        self, timeout: float, on_progress: Callable[[DeliveryProgress], None] | None = None
+    ) -> bool:
+        """Deliver everything taken so far; wait while progress is made.
+
+        Gives up after ``timeout`` seconds in which no batch was written or delivered (and at
+        once when sending has stopped: keys rejected, host misconfigured; or when
+        interrupted). True when everything was delivered. ``on_progress`` hears the state
+        about ten times a second, from this thread.
+        """
+        with self._changed:
+            target = self._exported
+            self._urgent += 1
             self._changed.notify_all()
-            try:
-                while not self._settled():
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._changed.wait(min(remaining, 0.1))
-            finally:
-                self._urgent = False
-        return self._unsaved == 0 and self._outbox.count(self._host) == 0
+        started_delivered = self.stats.batches_delivered
+        last_marker: tuple[int, int, int] = (-1, -1, -1)
+        last_change = time.monotonic()
+        try:
+            while True:
+                with self._changed:
+                    written = self._committed >= target or self._write_failure is not None
+                    marker = (
+                        self._committed,
+                        self.stats.batches_delivered,
+                        self.stats.dead_letters,
+                    )
+                    state = self.stats.state
+                    unsaved = len(self._queue)
+                waiting = self._outbox.count(self._host) + unsaved
+                if on_progress is not None:
+                    on_progress(self._progress(waiting, started_delivered))
+                if written and waiting == 0:
+                    return self._write_failure is None
+                if written and state in STOPPED_STATES:
+                    return False
+                now = time.monotonic()
+                if marker != last_marker:
+                    last_marker, last_change = marker, now
+                if now - last_change >= timeout or self._interrupted:
+                    return False
+                if self._give_up_at is not None and now >= self._give_up_at:
+                    return False
+                with self._changed:
+                    self._changed.wait(min(0.1, max(0.01, timeout - (now - last_change))))
+        finally:
+            with self._changed:
+                self._urgent -= 1
 
     def shutdown(self, timeout: float) -> None:
-        """Flush for at most ``timeout`` s, then stop; the rest stays in the outbox."""
-        self.flush(timeout)
-        with self._changed:
+        """Flush while progress is made (``timeout`` s without any ends it), then stop.
+
+        Afterwards nothing changes the outbox any more: a request still in flight cannot
+        delete its row, so ``pending()`` is exactly what ``autoops buffer status`` shows.
+        """
+        self._finishing = True
+        if timeout > 0:
+            self.flush(timeout)
+        with self._freeze_lock, self._changed:
             self._stop = True
+            self._frozen = True
             self._changed.notify_all()
+        if self._writer is not None:
+            self._writer.join(timeout=max(timeout, 1.0))
         # Short: a request stuck on a slow server must not hold up the exit; its batch is
-        # still in the outbox (rows go only after a 2xx) and the daemon thread ends with us.
-        self._worker.join(timeout=0.2)
-        # Batches queued behind that stuck request were never written to the outbox: write
-        # them here, or they would die with the daemon thread (the outbox is thread-safe).
-        try:
-            self._store_queued()
-        except Exception as exc:
-            logger.warning("could not keep %d batch(es) in the outbox: %s", self._unsaved, exc)
+        # still in the outbox (rows go only after an acknowledgement) and the daemon thread
+        # ends with us.
+        self._sender.join(timeout=0.2)
+        # Batches the writer did not get to (it failed, or is stuck): write them here, or they
+        # would die with the daemon thread.
+        with self._changed:
+            rest = list(self._queue)
+            self._queue.clear()
+        if rest:
+            self._write_group(rest, self._new_encoder())
         self._client.close()
 
     def pending(self) -> int:
-        """Batches not delivered yet (queued in memory or in the outbox)."""
-        return self._unsaved + self._outbox.count(self._host)
+        """Batches not delivered yet: in the outbox for this host, or not written yet."""
+        return len(self._queue) + self._outbox.count(self._host)
+
+    def delivery_progress(self) -> DeliveryProgress:
+        """Where delivery stands (counts the outbox: not for every trace)."""
+        return self._progress(self.pending(), 0)
+
+    def _progress(self, waiting: int, since: int) -> DeliveryProgress:
+        stats = self.stats
+        return DeliveryProgress(
+            host=self._host,
+            delivered=stats.batches_delivered - since,
+            waiting=waiting,
+            state=stats.state,
+            unreachable_since=stats.unreachable_since,
+            last_error=stats.last_error,
+        )
 
     def pause_sending(self, seconds: float = FALLBACK_COOLDOWN_S) -> None:
         """Fallback mode: stop sending for ``seconds``; batches keep going to the outbox.
@@ -175,7 +395,8 @@ class OutboxExporter:
         A flush still tries at once, and the first delivery ends fallback mode.
         """
         with self._changed:
-            self.stats.state = "fallback"
+            if self.stats.state not in STOPPED_STATES:
+                self.stats.state = FALLBACK
             self._next_attempt = time.monotonic() + seconds
             self._changed.notify_all()
 
@@ -183,117 +404,241 @@ class OutboxExporter:
         logger.warning("%s", error)
         self.pause_sending()
 
-    def _settled(self) -> bool:
-        """Nothing more will happen without a change: delivered, or sending has stopped."""
-        if self._unsaved:  # taken by export() but not in the outbox yet
-            return False
-        if self.stats.state == "credentials_rejected":
-            return True
-        return self._outbox.count(self._host) == 0
+    # --- the writer thread --------------------------------------------------------------
 
-    # --- the background thread ----------------------------------------------------------
+    def _new_encoder(self) -> AttributeEncoder:
+        from config.delivery.otlp import AttributeEncoder
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self._store_queued()
-                if self._may_send():
-                    self._send_pending()
-            except Exception as exc:  # the sender must survive anything (a full disk, a bug)
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning(
-                    "delivery error (batches stay in the outbox): %s", self.stats.last_error
-                )
-                self._next_attempt = time.monotonic() + 1.0
+        return AttributeEncoder()
+
+    def _write_loop(self) -> None:
+        try:
+            self._write_batches()
+        except BaseException as exc:  # never silently: every export would wait on a dead writer
+            failure = LocalFileError(f"the outbox writer stopped: {type(exc).__name__}: {exc}")
+            logger.exception("%s", failure)
             with self._changed:
+                if self._write_failure is None:
+                    self._write_failure = failure
                 self._changed.notify_all()
+            raise
+
+    def _write_batches(self) -> None:
+        encoder = self._new_encoder()  # this thread's own: it caches repeated attributes
+        while True:
+            with self._changed:
+                while not self._queue and not self._stop:
+                    self._changed.wait(0.5)
+                if not self._queue:
+                    return
+            self._wait_for_stream()
+            with self._changed:
+                group = []
+                items = 0
+                while self._queue and items < GROUP_MAX_ITEMS:
+                    ticket, spans, scores = self._queue.popleft()
+                    group.append((ticket, spans, scores))
+                    items += len(spans) + len(scores)
+            if group:
+                self._write_group(group, encoder)
+
+    def _stream_full(self) -> bool:
+        """The outbox holds more than the buffer while the sender is making progress."""
+        waiting = self._backlog_items - self._in_flight_items  # the request in flight aside
+        if self._finishing or self._stop or self._urgent or waiting <= self._limit:
+            return False
+        if self.stats.state != OK:  # retrying, in fallback, or stopped: no progress to wait for
+            return False
+        return time.monotonic() - self._activity < self._stall_s
+
+    def _wait_for_stream(self) -> None:
+        """Backpressure from the sender: wait while it delivers and the outbox is over the bound."""
+        with self._changed:
+            if not self._stream_full():
+                return
+        # Confirm with the file (another process may have sent rows of ours).
+        try:
+            items = self._outbox.backlog(self._host).items
+        except LocalFileError:
+            return
+        with self._changed:
+            self._backlog_items = items
+            while self._stream_full():
+                self._changed.wait(0.05)
+
+    def _write_group(
+        self,
+        group: list[tuple[int, list[SpanRecord], list[ScoreRecord]]],
+        encoder: AttributeEncoder,
+    ) -> None:
+        """Encode a group of batches and append it to the outbox in one transaction."""
+        spans = [span for _, batch_spans, _ in group for span in batch_spans]
+        scores = [score for _, _, batch_scores in group for score in batch_scores]
+        items = len(spans) + len(scores)
+        if self._write_failure is not None:
+            # After a failure nothing more is written, so what the file holds is exactly
+            # what the watermark says (a later write could succeed past a lost batch).
+            with self._changed:
+                self.stats.spans_lost += len(spans)
+                self.stats.scores_lost += len(scores)
+                self._queued_items -= items
+                self._changed.notify_all()
+            return
+        try:
+            rows = self._encode(spans, scores, encoder)
+            self._outbox.add_many(rows)
+        except LocalFileError as exc:
+            with self._changed:
+                if self._write_failure is None:
+                    self._write_failure = exc
+                    logger.error("%s; tracing keeps nothing more of this run", exc)
+                self.stats.spans_lost += len(spans)
+                self.stats.scores_lost += len(scores)
+                self._queued_items -= items
+                self._changed.notify_all()
+            return
+        except Exception as exc:  # a bug in encoding: count the loss loudly, keep the thread
+            logger.exception("could not encode a batch (%s); it is lost", exc)
+            with self._changed:
+                self.stats.spans_lost += len(spans)
+                self.stats.scores_lost += len(scores)
+                self._queued_items -= items
+                if self._write_failure is None:
+                    self._write_failure = LocalFileError(f"could not encode a batch: {exc}")
+                self._changed.notify_all()
+            return
+        with self._changed:
+            if self._write_failure is None:  # after a failure the watermark never moves
+                self._committed = max(self._committed, group[-1][0])
+            self._queued_items -= items
+            self._backlog_items += items
+            self._changed.notify_all()
+
+    def _encode(
+        self, spans: list[SpanRecord], scores: list[ScoreRecord], encoder: AttributeEncoder
+    ) -> list[NewBatch]:
+        """The request bodies of a group: spans in rows of ROW_MAX_ITEMS, then the scores."""
+        from config.delivery.otlp import encode_spans
+
+        rows = []
+        for start in range(0, len(spans), ROW_MAX_ITEMS):
+            part = spans[start : start + ROW_MAX_ITEMS]
+            body = gzip.compress(
+                encode_spans(
+                    part,
+                    resource=self._resource,
+                    scope_version=self._scope_version,
+                    scope_attributes={"public_key": self._config.public_key},
+                    encoder=encoder,
+                ),
+                compresslevel=GZIP_LEVEL,
+            )
+            rows.append(NewBatch(SPANS, self._host, body, len(part)))
+        if scores:
+            # A list, as the SDK 5 sends scores: one request per group.
+            body = json.dumps([score.as_request() for score in scores]).encode()
+            rows.append(NewBatch(SCORES, self._host, body, len(scores)))
+        return rows
+
+    # --- the sender thread --------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._changed:
                 if self._stop:
                     return
-                if not self._unsaved:
-                    wait = (
-                        max(0.0, self._next_attempt - time.monotonic())
-                        if self._outbox_waiting()
-                        else 0.5
-                    )
-                    self._changed.wait(min(max(wait, 0.01), 0.5))
+                if not self._may_send():
+                    self._changed.wait(self._wait_s())
+                    continue
+            try:
+                entries = self._outbox.pending(self._host, SEND_AHEAD + len(self._undeletable))
+            except LocalFileError as exc:
+                self._note_local_error(exc)
+                continue
+            entries = [e for e in entries if e.seq not in self._undeletable][:SEND_AHEAD]
+            if not entries:
+                with self._changed:
+                    if self._stop:
+                        return
+                    # Woken by the writer's next commit; the poll finds rows of other processes.
+                    self._changed.wait(0.25)
+                continue
+            self._send(self._next_request(entries))
+
+    def _next_request(self, entries: list[OutboxEntry]) -> list[OutboxEntry]:
+        """The rows the next request carries: the oldest row and the rows of its kind after
+        it, up to REQUEST_MAX_ITEMS (one row alone while a refused request is being split)."""
+        first = entries[0]
+        if first.seq <= self._split_until:
+            return [first]
+        if self._items_per_s is None:
+            return [first]  # the server's pace is not known yet: one row
+        most = max(1, min(REQUEST_MAX_ITEMS, int(self._items_per_s * self._stall_s / 2)))
+        chosen, items = [first], first.items
+        for entry in entries[1:]:
+            if entry.kind != first.kind:
+                continue  # spans and scores go to different routes; their order is free
+            if items + entry.items > most:
+                break
+            chosen.append(entry)
+            items += entry.items
+        return chosen
+
+    def _wait_s(self) -> float:
+        if self.stats.state in STOPPED_STATES:
+            return 0.5
+        return min(max(self._next_attempt - time.monotonic(), 0.01), 0.5)
 
     def _may_send(self) -> bool:
         """Sending is due: the backoff or cool-down is over, or a flush skips the cool-down.
 
         A flush does not skip a retry backoff: that would hammer a failing server.
         """
-        if self.stats.state == "credentials_rejected":
+        if self.stats.state in STOPPED_STATES:
             return False
-        if self._urgent and self.stats.state == "fallback":
+        if self._urgent and self.stats.state == FALLBACK:
             return True
         return time.monotonic() >= self._next_attempt
 
-    def _outbox_waiting(self) -> bool:
-        return self.stats.state != "credentials_rejected" and self._outbox.count(self._host) > 0
+    def _note_local_error(self, exc: LocalFileError) -> None:
+        self.stats.last_error = str(exc)
+        logger.warning("%s (the batches stay in the outbox)", exc)
+        with self._changed:
+            self._next_attempt = time.monotonic() + 1.0
+            self._changed.wait(1.0)
 
-    def _store_queued(self) -> None:
-        while True:
-            try:
-                spans, scores = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self._store(spans, scores)
-            finally:
-                with self._changed:
-                    self._unsaved -= 1
-
-    def _store(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
-        """Encode one batch into request bodies and keep them in the outbox."""
-        from config.delivery.otlp import encode_spans
-
-        if spans:
-            body = gzip.compress(
-                encode_spans(
-                    spans,
-                    resource=self._resource,
-                    scope_version=self._scope_version,
-                    scope_attributes={"public_key": self._config.public_key},
-                ),
-                compresslevel=5,
-            )
-            self._outbox.add(SPANS, self._host, body, len(spans))
-        if scores:
-            # A list, as the SDK 5 sends scores: one request per batch.
-            body = json.dumps([score.as_request() for score in scores]).encode()
-            self._outbox.add(SCORES, self._host, body, len(scores))
-
-    def _send_pending(self) -> None:
-        while not self._stop:
-            entries = self._outbox.pending(self._host)
-            if not entries:
-                return
-            for entry in entries:
-                outcome = self._send(entry)
-                if outcome in (SendOutcome.RETRY, SendOutcome.REJECTED_KEYS):
-                    return  # keep the order: nothing behind this batch goes first
-                if self._stop:
-                    return
-
-    def _send(self, entry: OutboxEntry) -> str:
+    def _send(self, entries: list[OutboxEntry]) -> str:
+        """POST the rows as one request (rows of one kind merged) and act on the answer."""
         import httpx
 
-        if entry.kind == SPANS:
+        kind = entries[0].kind
+        if kind == SPANS:
             path = OTLP_PATH
             headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
         else:
             path, headers = SCORES_PATH, {"Content-Type": "application/json"}
+        self._activity = started = time.monotonic()
+        self._in_flight_items = sum(entry.items for entry in entries)
         try:
-            response = self._client.post(path, content=entry.body, headers=headers)
+            response = self._client.post(path, content=_merged_body(entries), headers=headers)
         except httpx.HTTPError as exc:
-            return self._retry(entry, f"{type(exc).__name__}: {exc}", None)
+            return self._retry(entries, f"{type(exc).__name__}: {exc}", None)
+        finally:
+            self._in_flight_items = 0
         status = response.status_code
+        content_type = response.headers.get("content-type", "")
         if response.is_success:
-            self._delivered(entry, response)
+            if not _acknowledged(kind, response):
+                return self._misconfigured(path, status, content_type)
+            self._delivered(entries, response)
+            rate = sum(entry.items for entry in entries) / max(time.monotonic() - started, 1e-3)
+            self._items_per_s = (
+                rate if self._items_per_s is None else (0.7 * self._items_per_s + 0.3 * rate)
+            )
             return SendOutcome.DELIVERED
-        message = server_message(response, limit=500)
         if status in (401, 403):
-            self.stats.state = "credentials_rejected"
+            message = server_message(response, limit=500)
+            self.stats.state = CREDENTIALS_REJECTED
             self.stats.last_error = f"HTTP {status}: {message}"
             logger.error(
                 "Langfuse rejected the keys (HTTP %d: %s); batches stay in the outbox",
@@ -303,39 +648,95 @@ class OutboxExporter:
             return SendOutcome.REJECTED_KEYS
         if status in RETRYABLE_STATUS:
             return self._retry(
-                entry, f"HTTP {status} from {path}: {message}", retry_after_seconds(response)
+                entries,
+                f"HTTP {status} from {path}: {server_message(response, limit=500)}",
+                retry_after_seconds(response),
             )
-        self._outbox.dead_letter(entry.seq, status, message)
-        self.stats.dead_letters += 1
-        self.stats.last_error = f"HTTP {status}: {message}"
+        if 300 <= status < 400 or status in (404, 405) or not _is_json(response):
+            return self._misconfigured(path, status, content_type)
+        if len(entries) > 1:
+            # One of the merged batches is bad: send them one by one to find it.
+            self._split_until = entries[-1].seq
+            return SendOutcome.SPLIT
+        return self._dead_letter(entries[0], status, server_message(response, limit=500))
+
+    def _dead_letter(self, entry: OutboxEntry, status: int, message: str) -> str:
+        try:
+            self._outbox.dead_letter(entry.seq, status, message)
+        except LocalFileError as exc:
+            self._note_local_error(exc)
+            return SendOutcome.RETRY
+        with self._changed:
+            self.stats.dead_letters += 1
+            self.stats.last_error = f"HTTP {status}: {message}"
+            self._backlog_items = max(0, self._backlog_items - entry.items)
+            self._changed.notify_all()
         logger.error(
             "Langfuse refused a batch (HTTP %d: %s); it is kept as a dead letter", status, message
         )
         return SendOutcome.DEAD
 
-    def _delivered(self, entry: OutboxEntry, response: httpx.Response) -> None:
-        self._outbox.delivered(entry.seq)
-        self._failures_in_a_row = 0
-        self.stats.state = "ok"
-        self.stats.batches_delivered += 1
-        if entry.kind == SPANS:
-            self.stats.spans_exported += entry.items
-            return
-        rejected = _rejected_scores(response)
-        self.stats.scores_exported += entry.items - len(rejected)
-        self.stats.rejected_scores.extend(rejected)
+    def _misconfigured(self, path: str, status: int, content_type: str) -> str:
+        what = content_type.split(";", maxsplit=1)[0].strip() or "no content type"
+        with self._changed:
+            self.stats.state = HOST_MISCONFIGURED
+            self.stats.last_error = (
+                f"{self._host}{path} answered {status} {what}, not Langfuse's API answer"
+            )
+            self._changed.notify_all()
+        logger.error("%s; sending stopped, the batches stay in the outbox", self.stats.last_error)
+        return SendOutcome.MISCONFIGURED
 
-    def _retry(self, entry: OutboxEntry, error: str, retry_after: float | None) -> str:
-        self._outbox.failed_attempt(entry.seq, error)
-        self.stats.attempts_failed += 1
-        self.stats.last_error = error
-        self._failures_in_a_row += 1
-        in_fallback = self.stats.state == "fallback"
-        self.stats.state = "retrying"
-        backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
-        delay = retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
-        self._next_attempt = time.monotonic() + delay
-        if self._failures_in_a_row > self._config.max_retries and not self._urgent:
+    def _delivered(self, entries: list[OutboxEntry], response: httpx.Response) -> None:
+        items = sum(entry.items for entry in entries)
+        with self._freeze_lock:
+            if self._frozen:
+                return  # shut down: the rows stay (sent again later, stored once)
+            try:
+                self._outbox.delivered_many([entry.seq for entry in entries])
+            except LocalFileError as exc:
+                # Delivered, but the rows cannot go (a full disk): never send them again here.
+                self._undeletable.update(entry.seq for entry in entries)
+                logger.warning("%s; the batches were delivered and may be sent again later", exc)
+        with self._changed:
+            self._failures_in_a_row = 0
+            self._next_attempt = 0.0  # a delivery ends a backoff or a fallback cool-down
+            self._activity = time.monotonic()
+            self._backlog_items = max(0, self._backlog_items - items)
+            stats = self.stats
+            stats.state = OK
+            stats.unreachable_since = None
+            stats.batches_delivered += len(entries)
+            if entries[0].kind == SPANS:
+                stats.spans_exported += items
+            else:
+                rejected = _rejected_scores(response)
+                stats.scores_exported += items - len(rejected)
+                stats.rejected_scores.extend(rejected)
+            self._changed.notify_all()
+
+    def _retry(self, entries: list[OutboxEntry], error: str, retry_after: float | None) -> str:
+        try:
+            self._outbox.failed_attempt([entry.seq for entry in entries], error)
+        except LocalFileError as exc:
+            logger.debug("could not count a failed attempt: %s", exc)
+        with self._changed:
+            stats = self.stats
+            stats.attempts_failed += 1
+            stats.last_error = error
+            if stats.unreachable_since is None:
+                stats.unreachable_since = time.time()
+            self._failures_in_a_row += 1
+            in_fallback = stats.state == FALLBACK
+            stats.state = RETRYING
+            backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
+            delay = (
+                retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
+            )
+            self._next_attempt = time.monotonic() + delay
+            self._changed.notify_all()
+            report = self._failures_in_a_row > self._config.max_retries and not self._urgent
+        if report:
             if in_fallback:
                 self.pause_sending()  # still unreachable after a cool-down: reported already
             else:
@@ -352,6 +753,94 @@ class OutboxExporter:
         except Exception as exc:  # a failing listener must not leave the sender retrying flat out
             logger.warning("%s (reporting it failed: %s: %s)", unreachable, type(exc).__name__, exc)
             self.pause_sending()
+
+
+def rekey_body(kind: str, body: bytes, public_key: str) -> bytes:
+    """A span batch's body with ``public_key`` as the public key of its Langfuse scope.
+
+    Batches moved to another host (``autoops buffer flush --from``) may go to another
+    project: the scope names the key they were recorded with, and Langfuse keeps spans of
+    its SDK's scope only for the project of that key. Score bodies carry no key.
+    """
+    if kind != SPANS:
+        return body
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from config.delivery.otlp import SCOPE_NAME
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(gzip.decompress(body))
+    changed = False
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            if scope_spans.scope.name != SCOPE_NAME:
+                continue
+            for attribute in scope_spans.scope.attributes:
+                if attribute.key == "public_key" and attribute.value.string_value != public_key:
+                    attribute.value.string_value = public_key
+                    changed = True
+    if not changed:
+        return body
+    return gzip.compress(request.SerializeToString(), compresslevel=GZIP_LEVEL)
+
+
+def _merged_body(entries: list[OutboxEntry]) -> bytes:
+    """One request body for rows of one kind.
+
+    Serialized protobuf messages concatenate into one message whose repeated fields hold
+    both (so two ``ExportTraceServiceRequest`` bodies are one with all their resource spans);
+    score bodies are JSON lists written by the writer, joined into one list.
+    """
+    if len(entries) == 1:
+        return entries[0].body
+    if entries[0].kind == SPANS:
+        raw = b"".join(gzip.decompress(entry.body) for entry in entries)
+        return gzip.compress(raw, compresslevel=GZIP_LEVEL)
+    return b"[" + b",".join(entry.body.strip()[1:-1] for entry in entries) + b"]"
+
+
+def _media_type(response: httpx.Response) -> str:
+    return str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    """The answer is a JSON document (by Content-Type, and it parses)."""
+    if _media_type(response) != "application/json":
+        return False
+    try:
+        json.loads(response.content)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _acknowledged(kind: str, response: httpx.Response) -> bool:
+    """A 2xx is Langfuse's acknowledgement only with the body Langfuse sends for the route.
+
+    Scores: a JSON object. OTLP: a JSON object, or an OTLP protobuf response (which may be
+    empty). Anything else (HTML from a proxy or a captive portal, an empty body where JSON is
+    due) acknowledges nothing.
+    """
+    media = _media_type(response)
+    if kind == SPANS and media == "application/x-protobuf":
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        try:
+            ExportTraceServiceResponse().ParseFromString(response.content)
+        except Exception:  # protobuf raises DecodeError, or others on garbage
+            return False
+        return True
+    if media != "application/json":
+        return False
+    try:
+        body = json.loads(response.content)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(body, dict)
 
 
 def _rejected_scores(response: httpx.Response) -> list[str]:

@@ -1,10 +1,15 @@
 """Lowering the sample rate while tracing costs too much, and restoring it afterwards.
 
 The seed's alert rule made active: when tracing adds more than ``LANGFUSE_MAX_LATENCY_MS`` to
-an agent operation (on average over a window of traces), or the outbox holds more than
-``LANGFUSE_BUFFER_SIZE`` batches, the effective rate is halved, step by step down to 1 %;
-when both are back under half their limits, it is doubled, step by step, up to the
-configured rate. Every change is logged and kept for the run's summary. Tracing over its
+an agent operation (on average over a window of traces), the effective rate is halved, step
+by step down to 1 %; when it is back under half the budget, it is doubled, step by step, up
+to the configured rate.
+
+The size of the outbox lowers nothing. While Langfuse takes batches, delivery holds the
+outbox to ``LANGFUSE_BUFFER_SIZE`` by making the agents wait (``config.delivery.sender``);
+that wait, inside the tracing calls, counts as tracing cost here. When Langfuse takes
+nothing (down, refusing), the outbox keeps every batch for later: lowering the rate then
+would drop traces the outbox exists to keep. Every change is logged and kept for the run's summary. Tracing over its
 latency budget is the error handler's call (``on_over_budget``: in the integration,
 ``LangfuseErrorHandler.handle_performance_degradation``, which calls ``lower``). Sampling stays a
 per-trace decision at the root, so traces are still kept or dropped whole. The sampler scales
@@ -39,7 +44,6 @@ class AdaptiveSampling:
     sampler: TraceSampler
     base_rate: float
     max_latency_ms: float
-    buffer_size: int
     changes: list[dict[str, Any]] = field(default_factory=list)
     # Told the measured overhead (ms per agent operation) when it is over the budget; it
     # decides what to do about it. None: lower the rate here.
@@ -48,14 +52,8 @@ class AdaptiveSampling:
     _window_ns: int = 0
     _window_operations: int = 0
 
-    def trace_finished(
-        self, tracing_ns: int, operations: int, pending_batches: Callable[[], int]
-    ) -> None:
-        """Account one finished trace; at the end of a window, maybe change the rate.
-
-        ``pending_batches`` is asked only at the end of a window: counting the outbox is a
-        query, too costly to run for every trace on the agent's thread.
-        """
+    def trace_finished(self, tracing_ns: int, operations: int) -> None:
+        """Account one finished trace; at the end of a window, maybe change the rate."""
         self._traces += 1
         self._window_ns += tracing_ns
         self._window_operations += operations
@@ -63,26 +61,19 @@ class AdaptiveSampling:
             return
         overhead_ms = self._window_ns / max(self._window_operations, 1) / 1e6
         self._window_ns = self._window_operations = 0
-        self.evaluate(overhead_ms, pending_batches())
+        self.evaluate(overhead_ms)
 
-    def evaluate(self, overhead_ms: float, pending_batches: int) -> None:
-        """Lower or restore the rate for the measured overhead and outbox size."""
+    def evaluate(self, overhead_ms: float) -> None:
+        """Lower or restore the rate for the measured overhead (ms per agent operation)."""
         rate = self.sampler.rate
         if overhead_ms > self.max_latency_ms:
             if self.on_over_budget is not None:
                 self.on_over_budget(overhead_ms)
             else:
                 self.lower(latency_reason(overhead_ms, self.max_latency_ms))
-        elif pending_batches > self.buffer_size:
-            self.lower(f"outbox holds {pending_batches} batches (buffer size {self.buffer_size})")
-        elif (
-            overhead_ms < self.max_latency_ms / 2
-            and pending_batches <= self.buffer_size // 2
-            and rate < self.base_rate
-        ):
+        elif overhead_ms < self.max_latency_ms / 2 and rate < self.base_rate:
             self._change(
-                min(self.base_rate, rate / STEP),
-                "tracing cost and outbox back under half their limits",
+                min(self.base_rate, rate / STEP), "tracing cost back under half its budget"
             )
 
     def lower(self, reason: str) -> float:

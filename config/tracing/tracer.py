@@ -224,6 +224,11 @@ class Tracer:
         self._spans: list[SpanRecord] = []
         self._scores: list[ScoreRecord] = []
         self._lock = threading.Lock()
+        # Taking a batch and handing it over happen under one lock, so batches reach the
+        # exporter in the order they were taken and a commit's ticket covers every earlier
+        # record. The exporter may make the caller wait (backpressure): only exporting
+        # threads wait here, recording threads only need ``_lock``.
+        self._export_lock = threading.Lock()
         self._last_export = time.monotonic()
 
     # --- starting observations ----------------------------------------------------------
@@ -421,21 +426,42 @@ class Tracer:
 
     def export_pending(self) -> None:
         """Hand what is batched to the exporter now."""
-        with self._lock:
-            spans, scores = self._spans, self._scores
-            self._spans, self._scores = [], []
-            self._last_export = time.monotonic()
-        if spans or scores:
-            self.exporter.export(spans, scores)
-            self.stats.batches_exported += 1
+        with self._export_lock:
+            with self._lock:
+                spans, scores = self._spans, self._scores
+                self._spans, self._scores = [], []
+                self._last_export = time.monotonic()
+            if spans or scores:
+                self.exporter.export(spans, scores)
+                self.stats.batches_exported += 1
+
+    def commit(self) -> int:
+        """Hand over everything recorded so far; the ticket ``committed()`` reaches once it
+        is durable (written to the local store or the outbox file).
+
+        A commit point: what was recorded before it can be reported as kept as soon as
+        ``committed() >= ticket``.
+        """
+        self.export_pending()
+        exported = getattr(self.exporter, "exported_batches", None)
+        return int(exported()) if callable(exported) else self.stats.batches_exported
+
+    def committed(self) -> int:
+        """The highest ticket that is durable, with every earlier one (see ``commit``).
+
+        An exporter without a watermark of its own is taken as synchronous.
+        """
+        committed = getattr(self.exporter, "committed_batches", None)
+        return int(committed()) if callable(committed) else self.stats.batches_exported
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Export what is batched and wait up to ``timeout`` s for delivery."""
+        """Export what is batched and deliver it, waiting while delivery makes progress
+        (``timeout`` s without progress ends the wait; the outbox keeps the rest)."""
         self.export_pending()
         return self.exporter.flush(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and release the exporter."""
+        """Flush (as ``flush``) and release the exporter."""
         self.export_pending()
         self.exporter.shutdown(timeout)
 

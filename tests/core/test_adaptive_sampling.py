@@ -11,29 +11,27 @@ from tests.cli.test_replay import EXAMPLE, EXPECTED_ROUTES, query
 from tests.conftest import Cli
 
 
-def test_outbox_growth_lowers_then_restores_step_by_step() -> None:
+def test_costly_tracing_lowers_then_restores_step_by_step() -> None:
     sampler = TraceSampler(0.8)
-    adaptive = AdaptiveSampling(sampler, base_rate=0.8, max_latency_ms=100, buffer_size=10)
+    adaptive = AdaptiveSampling(sampler, base_rate=0.8, max_latency_ms=1.0)
     rates = []
-    for pending in (50, 50, 50, 0, 0, 0, 0):
+    for cost_ns in (5_000_000, 5_000_000, 5_000_000, 10_000, 10_000, 10_000, 10_000):
         for _ in range(WINDOW_TRACES):
-            adaptive.trace_finished(
-                tracing_ns=10_000, operations=3, pending_batches=lambda pending=pending: pending
-            )
+            adaptive.trace_finished(tracing_ns=cost_ns, operations=1)
         rates.append(sampler.rate)
     assert rates == [0.4, 0.2, 0.1, 0.2, 0.4, 0.8, 0.8]
     assert [c["to"] for c in adaptive.changes] == [0.4, 0.2, 0.1, 0.2, 0.4, 0.8]
-    assert "outbox holds 50 batches" in adaptive.changes[0]["reason"]
+    assert "tracing adds 5.000 ms" in adaptive.changes[0]["reason"]
 
 
 def test_latency_over_budget_lowers_to_the_floor_and_no_further() -> None:
     sampler = TraceSampler(1.0)
-    adaptive = AdaptiveSampling(sampler, base_rate=1.0, max_latency_ms=0.5, buffer_size=1000)
+    adaptive = AdaptiveSampling(sampler, base_rate=1.0, max_latency_ms=0.5)
     for _ in range(20):
-        adaptive.evaluate(overhead_ms=5.0, pending_batches=0)
+        adaptive.evaluate(overhead_ms=5.0)
     assert sampler.rate == MIN_RATE
     assert "budget 0.5 ms" in adaptive.changes[0]["reason"]
-    adaptive.evaluate(overhead_ms=0.4, pending_batches=0)  # between half and the budget: hold
+    adaptive.evaluate(overhead_ms=0.4)  # between half and the budget: hold
     assert sampler.rate == MIN_RATE
 
 
@@ -42,17 +40,17 @@ def test_latency_over_budget_is_the_listeners_call() -> None:
     sampler = TraceSampler(1.0)
     heard: list[float] = []
     adaptive = AdaptiveSampling(
-        sampler, base_rate=1.0, max_latency_ms=0.5, buffer_size=1000, on_over_budget=heard.append
+        sampler, base_rate=1.0, max_latency_ms=0.5, on_over_budget=heard.append
     )
-    adaptive.evaluate(overhead_ms=5.0, pending_batches=0)
-    adaptive.evaluate(overhead_ms=0.1, pending_batches=0)  # under budget: not reported
+    adaptive.evaluate(overhead_ms=5.0)
+    adaptive.evaluate(overhead_ms=0.1)  # under budget: not reported
     assert heard == [5.0]
     assert sampler.rate == 1.0  # lowering is the listener's decision
 
 
 def test_lowering_leaves_a_switched_off_sampler_alone() -> None:
     sampler = TraceSampler(0.5, enabled=False)
-    adaptive = AdaptiveSampling(sampler, base_rate=1.0, max_latency_ms=0.5, buffer_size=10)
+    adaptive = AdaptiveSampling(sampler, base_rate=1.0, max_latency_ms=0.5)
     assert adaptive.lower("too slow") == 1.0
     assert adaptive.changes == []
     assert sampler.keep("f" * 32)

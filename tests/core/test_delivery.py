@@ -140,6 +140,10 @@ def test_unavailable_server_bounded_exit_then_flush(
     # a busy machine stretches it; benchmarks/ measure it).
     assert elapsed < HANG_CEILING_S, elapsed
     assert outbox(cli)["pending_spans"] == summary["observations_recorded"]
+    # The count the replay printed is what `buffer status` shows right after.
+    waiting = summary["delivery"]["batches_waiting"]
+    assert f"{waiting} batch(es) not delivered" in result.stderr
+    assert outbox(cli)["pending_batches"] == waiting
     fake_langfuse.faults.always_status = None
     assert cli("buffer", "flush", env=keys_for(fake_langfuse.url)).exit_code == 0
     assert len(span_ids(fake_langfuse.received)) == summary["observations_recorded"]
@@ -274,13 +278,16 @@ def test_the_agents_never_wait_on_a_failing_server(cli: Cli, workdir: Path) -> N
         assert summary["events_failed"] == 0 and summary["tracing"]["tracing_errors"] == 0, name
         assert recorded >= 3 * FAILING_SERVER_EVENTS, name  # a root and its agents per event
         assert elapsed < HANG_CEILING_S, (name, elapsed)
-        kept = json.loads(cli("buffer", "status", "--json", env=env).stdout)["pending_spans"]
+        status = json.loads(cli("buffer", "status", "--json", env=env).stdout)
+        kept = status["pending_spans"]
         if name == "healthy":
             assert (len(delivered), kept) == (recorded, 0), name
             continue
         # Nothing was acknowledged (503, or an answer after the client gave up): all kept.
         assert "kept in the outbox" in result.stderr, name
         assert kept == recorded, (name, kept, recorded)
+        # The count the replay printed is what `buffer status` shows right after.
+        assert status["pending_batches"] == summary["delivery"]["batches_waiting"], name
         back = Received()
         healthy = FakeLangfuse(port=server.port, received=back)  # the outbox is per host
         try:
@@ -403,3 +410,48 @@ def test_a_flush_skips_the_fallback_cool_down(workdir: Path) -> None:
     finally:
         service.shutdown(timeout=0)
         server.close()
+
+
+LIBRARY_EXIT = """
+import sys, time
+from config.langfuse_integration import get_langfuse_integration
+service = get_langfuse_integration()
+trace = service.create_simulation_trace({"event_type": "demand_spike", "event_id": "e1"})
+service.finalize_trace(trace, {"ok": True})
+print("exiting", flush=True)
+"""
+
+
+def test_the_library_exit_waits_as_long_as_autoops_flush_deadline(workdir: Path) -> None:
+    """The atexit hook gives a silent host AUTOOPS_FLUSH_DEADLINE seconds (not a fixed 2 s)."""
+    import socket
+    import sys
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing ever answers
+    try:
+        env = {
+            **os.environ,
+            **keys_for(f"http://127.0.0.1:{silent.getsockname()[1]}"),
+            "AUTOOPS_HOME": str(workdir / "library"),
+            "LANGFUSE_TIMEOUT": "30",
+            "AUTOOPS_FLUSH_DEADLINE": "4",
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-c", LIBRARY_EXIT],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "exiting"
+        announced = time.monotonic()
+        child.wait(timeout=60)
+        waited = time.monotonic() - announced
+    finally:
+        silent.close()
+    assert child.returncode == 0
+    assert waited >= 3.5  # the deadline (4 s) without progress, not the old fixed 2 s
+    from config.delivery.outbox import Outbox
+
+    kept = Outbox(workdir / "library" / "traces.db").status()
+    assert kept["pending_spans"] == 1  # the trace's one observation, kept for later

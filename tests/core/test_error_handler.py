@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from config.delivery.outbox import Outbox
 from config.langfuse_integration import LangfuseIntegrationService
 from config.settings import DataMaskingConfig, LangfuseConfig
 from config.tracing.adaptive_sampling import WINDOW_TRACES
@@ -74,8 +75,10 @@ def test_a_refused_connection_means_fallback_mode_and_nothing_lost(workdir: Path
         metrics = service.get_performance_metrics()
         assert metrics["tracing_errors"] == 0  # nothing failed on the traced code's path
         assert metrics["traces_finalized"] == 3
-        # Sending waits out the cool-down: every batch (one per observation) is in the outbox.
-        assert metrics["batches_pending"] >= metrics["observations_recorded"]
+        # Sending waits out the cool-down: everything recorded waits in the outbox.
+        assert service.client.wait_committed(service.tracer.commit(), 30.0)
+        pending = Outbox(workdir / "down" / "traces.db").status()
+        assert pending["pending_spans"] == metrics["observations_recorded"]
         server = FakeLangfuse(port=port)
         try:
             assert service.flush(timeout=30.0)

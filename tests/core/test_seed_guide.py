@@ -93,10 +93,13 @@ def guide_program() -> str:
     )
 
 
-def run_guide(workdir: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_program(
+    workdir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The guide's blocks as one program, run in a fresh Python process."""
     program = workdir / "guide_examples.py"
     program.write_text(guide_program(), encoding="utf-8")
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(program)],
         capture_output=True,
         text=True,
@@ -105,6 +108,10 @@ def run_guide(workdir: Path, env: dict[str, str] | None = None) -> dict[str, Any
         timeout=120,
         check=False,
     )
+
+
+def run_guide(workdir: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = run_program(workdir, env)
     assert proc.returncode == 0, proc.stderr
     # The guide's own prints (performance monitoring) come first; the epilogue's JSON last.
     printed, _, document = proc.stdout.rpartition("\n")
@@ -261,17 +268,7 @@ def test_the_guide_reports_an_unreachable_langfuse(workdir: Path) -> None:
         "LANGFUSE_TIMEOUT": "2",
         "AUTOOPS_FLUSH_DEADLINE": "0.5",
     }
-    program = workdir / "guide_examples.py"
-    program.write_text(guide_program(), encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, str(program)],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env={**os.environ, **env},
-        timeout=120,
-        check=False,
-    )
+    proc = run_program(workdir, env)
     assert proc.returncode == 0, proc.stderr  # the application carries on
     assert "Langfuse integration initialization failed - continuing in fallback mode" in proc.stderr
     assert "Langfuse service unavailable" in proc.stderr

@@ -128,6 +128,7 @@ class FakeLangfuse:
                         if faults_.retry_after is not None:
                             self.send_header("Retry-After", faults_.retry_after)
                         data = json.dumps({"message": "injected fault"}).encode()
+                        self.send_header("Content-Type", "application/json")
                         self.send_header("Content-Length", str(len(data)))
                         self.end_headers()
                         self.wfile.write(data)

@@ -97,7 +97,8 @@ ROWS: tuple[Row, ...] = (
         _t("core/test_delivery", "test_killed_replay_is_delivered_by_the_next_flush")),
     Row("delivery", "429 with Retry-After 2; 503 on every request; a server answering after 10 s",
         "waits the Retry-After, nothing lost; exit 4 within the 2 s flush deadline, data kept for flush; "
-        "every event processed and every span delivered or kept, the agents never waiting on the network",
+        "every event processed and every span delivered or kept, the agents never waiting on the network; "
+        "the count printed is what buffer status shows",
         _t("core/test_delivery", "test_429_retry_after_is_honoured_and_nothing_is_lost",
            "test_unavailable_server_bounded_exit_then_flush",
            "test_the_agents_never_wait_on_a_failing_server")),
@@ -110,6 +111,23 @@ ROWS: tuple[Row, ...] = (
         "letter (exit 5), re-sent by buffer flush --dead-letters",
         _t("core/test_delivery", "test_rejected_keys_keep_the_data_for_after_the_fix",
            "test_a_refused_batch_becomes_a_dead_letter_and_can_be_resent")),
+    Row("delivery", "1,000 and (slow) 10,000 events into a healthy autoops serve",
+        "exit 0; every trace, observation and score id on the server; traces readable while events "
+        "are still being read",
+        _t("cli/test_replay_delivery", "test_a_healthy_server_gets_everything_while_the_replay_runs")),
+    Row("delivery", "SIGTERM and SIGKILL at a random moment against a healthy, a slow (0.3 s) and a "
+        "resetting (every 3rd request unanswered) server; 2 trials each, 20 with AUTOOPS_PROPERTY_SCALE=20",
+        "143 with the summary, or -9; after buffer flush every event reported (progress file or "
+        "summary) is on the server, whole and once",
+        _t("cli/test_replay_delivery", "test_a_stop_at_a_random_moment_loses_nothing_reported")),
+    Row("delivery", "a host answering 200 text/html to everything (a proxy login page, a captive portal)",
+        "nothing counts as delivered; sending stops at the first answer; exit 5 naming host, status "
+        "and type; buffer flush --from later sends every batch to the right host",
+        _t("cli/test_replay_delivery", "test_a_host_answering_html_keeps_every_batch_and_says_so")),
+    Row("delivery", "a full disk (a 3 MB tmpfs, else RLIMIT_FSIZE) in local and langfuse mode",
+        "the run stops, exit 6 naming the file; the summary counts exactly what the store or the "
+        "outbox holds, never \"kept in the outbox\" for what was not written",
+        _t("cli/test_replay_delivery", "test_a_full_disk_stops_the_run_and_counts_only_what_is_on_disk")),
     # --- reading the Langfuse API --------------------------------------------------------------
     Row("Langfuse API answers", "metrics and trace answers with missing fields, wrong types, numbers as "
         "strings, 1e400, NaN, truncated JSON, HTML, null, deep nesting, statuses 404/500/502",

@@ -2,8 +2,7 @@
 
 Serves ``autoops sampling show`` and the result shown after ``set`` and ``reset``. Built from
 ``LoadedSettings``: the winning value of each setting, the values it overrides, the rules of
-the ``[sampling]`` tables, and the limits of the adaptive lowering with the outbox it
-watches. The replay records its run's adaptive changes next to the store
+the ``[sampling]`` tables, and the limit of the adaptive lowering. The replay records its run's adaptive changes next to the store
 (``last-replay-sampling.json``), so this report can show what the last run really did.
 """
 
@@ -163,36 +162,17 @@ def sampling_report(loaded: LoadedSettings) -> dict[str, Any]:
 def adaptive_report(
     loaded: LoadedSettings, config: LangfuseConfig, *, active: bool
 ) -> dict[str, Any]:
-    """The adaptive lowering: its limits, the outbox it watches now, the last replay's changes."""
+    """The adaptive lowering: its limit, and the last replay's changes."""
     from config.store.local_store import default_store_path
 
     store = default_store_path()
-    pending = _outbox_pending(store, config.host) if loaded.mode == "langfuse" else None
-    over = pending is not None and pending > config.buffer_size
     return {
         "active": active,
         "max_latency_ms": config.max_latency_ms,
         "max_latency_ms_origin": loaded.origin_of("langfuse.max_latency_ms").describe(),
-        "buffer_size": config.buffer_size,
-        "buffer_size_origin": loaded.origin_of("langfuse.buffer_size").describe(),
-        "outbox_pending_batches": pending,
-        "lowering_now": active and over,
         "rules": ADAPTIVE_RULES,
         "last_replay": read_last_replay(store.parent),
     }
-
-
-def _outbox_pending(store: Path, host: str) -> int:
-    """Batches waiting for ``host`` in the store's outbox (0 when there is no store yet)."""
-    if not store.is_file():
-        return 0
-    from config.delivery.outbox import Outbox
-
-    outbox = Outbox(store)
-    try:
-        return outbox.count(host)
-    finally:
-        outbox.close()
 
 
 def explanation_lines(report: dict[str, Any]) -> list[str]:
@@ -219,22 +199,11 @@ def _adaptive_lines(adaptive: dict[str, Any]) -> list[str]:
         return ["adaptive sampling: off (it works only while sampling is on)"]
     lines = [
         f"adaptive sampling halves the rates (down to 1 %) while tracing adds more than "
-        f"{show_value(adaptive['max_latency_ms'])} ms per agent operation ({adaptive['max_latency_ms_origin']}) "
-        f"or the outbox holds more than {adaptive['buffer_size']} batches "
-        f"({adaptive['buffer_size_origin']}); {ADAPTIVE_RULES}"
+        f"{show_value(adaptive['max_latency_ms'])} ms per agent operation ({adaptive['max_latency_ms_origin']}); "
+        f"{ADAPTIVE_RULES}",
+        "the outbox lowers nothing: delivery slows the agents to Langfuse's pace, and keeps "
+        "every batch while Langfuse is unreachable",
     ]
-    pending = adaptive["outbox_pending_batches"]
-    if pending is None:
-        lines.append(
-            "outbox: none in local mode; only the tracing cost, measured during a run, can lower the rates"
-        )
-    elif adaptive["lowering_now"]:
-        lines.append(
-            f"outbox now: {pending} batches, over the limit: a run starting now lowers the rates "
-            "after its first window of traces"
-        )
-    else:
-        lines.append(f"outbox now: {pending} batches, under the limit")
     last = adaptive["last_replay"]
     if last is not None:
         changes = last.get("changes") or []

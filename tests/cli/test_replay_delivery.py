@@ -1,0 +1,480 @@
+"""Delivery at real volume, over real HTTP, with real processes and signals.
+
+Durable before counted (what a run reported is on the server after ``buffer flush``, killed or
+not), streaming while running, honest at exit (the count printed is what ``buffer status``
+shows), a host that is not Langfuse, a full disk, and batches of another host. Faults come
+from a proxy on 127.0.0.1 in front of ``autoops serve`` (``tests/support/fault_proxy.py``).
+Nothing here asserts a speed: the rates are benchmark figures (``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from autoops_cli.simulation.generator import generate_events, write_events
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Figures
+from tests.support.fake_langfuse import FakeLangfuse
+from tests.support.fault_proxy import FaultProxy, ProxyFaults
+from tests.support.property_budget import SCALE
+from tests.support.replay_runs import (
+    Shape,
+    clean_env,
+    event_ids,
+    ids,
+    missing_or_wrong,
+    outbox_status,
+    progress_lines,
+    reported_processed,
+    run,
+    small_disk,
+    start_replay,
+    trace_shapes,
+)
+from tests.support.serve_process import ServeHandle, autoops_executable
+
+SIGNAL_TRIALS = max(2, round(SCALE))  # per signal and server; AUTOOPS_PROPERTY_SCALE=20: 20
+
+
+def refused_url() -> str:
+    """A loopback URL nothing listens on: connections are refused."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def keys(url: str) -> dict[str, str]:
+    return {
+        "LANGFUSE_HOST": url,
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+    }
+
+
+def served_env(handle: ServeHandle, url: str | None = None, **extra: str) -> dict[str, str]:
+    """A client of ``handle`` (through ``url``, a proxy, when given)."""
+    env = {**handle.client_env(), **extra}
+    if url is not None:
+        env["LANGFUSE_HOST"] = url
+    return env  # type: ignore[return-value]
+
+
+def generated(directory: Path, count: int, seed: int) -> Path:
+    path = directory / f"events-{count}-{seed}.jsonl"
+    if not path.exists():
+        write_events(path, generate_events(count, seed=seed))
+    return path
+
+
+def reference(directory: Path, events: Path, run_id: str) -> dict[str, set[str]]:
+    """Every id a local-mode replay of ``events`` under ``run_id`` records."""
+    home = directory / f"reference-{run_id}"
+    done = run("-q", "replay", str(events), "--run-id", run_id,
+               env=clean_env(AUTOOPS_HOME=str(home)))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return ids(home / "traces.db")
+
+
+@pytest.fixture(scope="module")
+def signal_events(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Shape]]:
+    """3,000 events and the shape of each event's trace (from a local reference replay)."""
+    directory = tmp_path_factory.mktemp("signals")
+    events = generated(directory, 3000, seed=21)
+    home = directory / "reference"
+    done = run("-q", "replay", str(events), "--run-id", "ref",
+               env=clean_env(AUTOOPS_HOME=str(home)))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return events, trace_shapes(home / "traces.db", "ref", events)
+
+
+# --- a healthy server ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "count", [1000, pytest.param(10_000, marks=pytest.mark.slow)], ids=["1k", "10k"]
+)
+def test_a_healthy_server_gets_everything_while_the_replay_runs(
+    workdir: Path, served: ServeHandle, count: int, reliability: Figures
+) -> None:
+    events = generated(workdir, count, seed=11)
+    expected = reference(workdir, events, "healthy")
+    progress = workdir / "progress.jsonl"
+    env = clean_env(**served_env(served), AUTOOPS_HOME=str(workdir / "client"))
+    replay = start_replay(events, "healthy", env, progress)
+    readable_while_replaying = 0
+    with httpx.Client(base_url=served.url, auth=served.auth, timeout=30) as api:
+        while replay.poll() is None:
+            lines = progress_lines(progress)
+            if lines and lines[-1]["phase"] == "replaying" and not readable_while_replaying:
+                answer = api.get("/api/public/traces", params={"limit": 1})
+                if answer.status_code == 200 and answer.json()["meta"]["totalItems"]:
+                    # Read while events were still being read: batches flow during the run.
+                    readable_while_replaying = lines[-1]["events_processed"]
+            time.sleep(0.1)
+    stdout, stderr = replay.communicate(timeout=600)
+    assert replay.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["events_processed"] == count
+    assert summary["delivery"]["batches_waiting"] == 0
+    assert summary["delivery"]["state"] == "ok"
+    assert 0 < readable_while_replaying < count
+    on_server = ids(served.store)
+    assert {table: len(found) for table, found in on_server.items()} == {
+        table: len(found) for table, found in expected.items()
+    }
+    assert on_server == expected
+    assert outbox_status(env)["pending_batches"] == 0
+    done = progress_lines(progress)[-1]
+    assert (done["phase"], done["exit_code"], done["events_processed"]) == ("done", 0, count)
+    reliability.tried(count)
+    reliability.exited(replay.returncode)
+    reliability.missing(sum(len(expected[t] - on_server[t]) for t in expected))
+
+
+# --- stops: SIGTERM, SIGINT, SIGKILL ------------------------------------------------------
+
+SERVERS = {
+    "healthy": ProxyFaults(),
+    "slow": ProxyFaults(delay_s=0.3),
+    "resetting": ProxyFaults(reset_every=3),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", sorted(SERVERS))
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_a_stop_at_a_random_moment_loses_nothing_reported(
+    workdir: Path,
+    served: ServeHandle,
+    signal_events: tuple[Path, dict[str, Shape]],
+    stop: str,
+    server: str,
+    reliability: Figures,
+) -> None:
+    """After ``buffer flush``, every event a stopped run reported is on the server, whole
+    and once; a SIGTERM'd run exits 143 with its summary."""
+    events, shapes = signal_events
+    order = event_ids(events)
+    chance = random.Random(f"{stop}-{server}")
+    proxy = FaultProxy(served.url)
+    lost = 0
+    try:
+        for trial in range(SIGNAL_TRIALS):
+            run_id = f"{stop}-{server}-{trial}"
+            progress = workdir / f"{run_id}.jsonl"
+            env = clean_env(
+                **served_env(served, proxy.url), AUTOOPS_HOME=str(workdir / "home" / run_id)
+            )
+            proxy.faults = SERVERS[server]
+            replay = start_replay(events, run_id, env, progress)
+            deadline = time.monotonic() + 120
+            while not progress_lines(progress) and replay.poll() is None:
+                assert time.monotonic() < deadline, "the replay reported nothing"
+                time.sleep(0.05)
+            time.sleep(chance.uniform(0.0, 3.0))
+            replay.send_signal(getattr(signal, stop))
+            stdout, stderr = replay.communicate(timeout=120)
+            if stop == "SIGTERM":
+                assert replay.returncode == 143, stderr
+                summary = json.loads(stdout)
+                assert summary["stopped_early"] == "SIGTERM"
+                assert f"stopped by SIGTERM: {summary['events_processed']} event(s)" in stderr
+            else:
+                assert replay.returncode == -signal.SIGKILL
+            reported = reported_processed(progress, stdout)
+            proxy.faults = ProxyFaults()
+            flushed = run("buffer", "flush", "--wait", "30", env=env)
+            assert flushed.returncode == 0, flushed.stderr
+            wrong = missing_or_wrong(served.store, run_id, order[:reported], shapes)
+            lost += len(wrong)
+            assert wrong == [], f"trial {trial}: {len(wrong)} of {reported} reported events"
+            reliability.tried(reported)
+            reliability.exited(replay.returncode)
+    finally:
+        proxy.close()
+        reliability.missing(lost)
+
+
+def test_sigint_stops_after_the_event_in_hand(
+    workdir: Path,
+    served: ServeHandle,
+    signal_events: tuple[Path, dict[str, Shape]],
+) -> None:
+    events, shapes = signal_events
+    progress = workdir / "sigint.jsonl"
+    env = clean_env(**served_env(served), AUTOOPS_HOME=str(workdir / "sigint"))
+    replay = start_replay(events, "sigint", env, progress)
+    while not progress_lines(progress) and replay.poll() is None:
+        time.sleep(0.05)
+    replay.send_signal(signal.SIGINT)
+    stdout, stderr = replay.communicate(timeout=120)
+    assert replay.returncode == 130, stderr
+    summary = json.loads(stdout)
+    assert summary["stopped_early"] == "SIGINT"
+    assert 0 < summary["events_processed"] < len(shapes)
+    assert summary["events_total"] <= summary["events_processed"] + 1  # read no further
+    waiting = summary["delivery"]["batches_waiting"]
+    assert outbox_status(env)["pending_batches"] == waiting
+    assert progress_lines(progress)[-1]["exit_code"] == 130
+    assert run("buffer", "flush", env=env).returncode == 0
+    reported = event_ids(events)[: summary["events_processed"]]
+    assert missing_or_wrong(served.store, "sigint", reported, shapes) == []
+
+
+# --- the end of a run -----------------------------------------------------------------------
+
+
+def test_exit_delivery_goes_on_while_the_server_makes_progress(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """A slow server that keeps accepting: delivery at exit outlasts the flush deadline
+    (which bounds only a wait without progress) and ends with everything delivered."""
+    events = generated(workdir, 800, seed=12)
+    proxy = FaultProxy(served.url, ProxyFaults(delay_s=0.5))
+    try:
+        env = clean_env(
+            **served_env(served, proxy.url),
+            AUTOOPS_HOME=str(workdir / "slow"),
+            AUTOOPS_FLUSH_DEADLINE="1.5",
+            LANGFUSE_BUFFER_SIZE="100000",  # no backpressure: a backlog is left for the exit
+        )
+        done = run("--json", "replay", str(events), "--run-id", "slow-exit", env=env)
+    finally:
+        proxy.close()
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["delivery"]["batches_waiting"] == 0
+    assert summary["flush_s"] > 1.5  # delivered past the deadline, as long as it progressed
+    assert len(ids(served.store)["traces"]) == 800
+
+
+def test_an_unreachable_server_is_given_the_deadline_and_the_count_is_exact(
+    workdir: Path, served: ServeHandle
+) -> None:
+    events = generated(workdir, 300, seed=13)
+    url = refused_url()
+    env = clean_env(**keys(url), AUTOOPS_HOME=str(workdir / "down"))
+    done = run("--json", "replay", str(events), env=env)
+    assert done.returncode == 4, done.stderr
+    summary = json.loads(done.stdout)
+    waiting = summary["delivery"]["batches_waiting"]
+    assert f"{waiting} batch(es) not delivered to {url} yet, kept in the outbox" in done.stderr
+    status = outbox_status(env)
+    assert status["pending_batches"] == waiting > 0
+    assert status["pending_spans"] == summary["observations_recorded"]
+    assert status["pending_scores"] == summary["scores_recorded"]
+
+
+def test_a_slow_server_slows_the_replay_instead_of_growing_the_outbox(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """While the server accepts batches, the outbox holds about LANGFUSE_BUFFER_SIZE spans
+    and scores (plus one group in writing), never the run's backlog."""
+    import contextlib
+    import sqlite3
+
+    buffer = 400
+    events = generated(workdir, 600, seed=14)
+    proxy = FaultProxy(served.url, ProxyFaults(delay_s=0.2))
+    home = workdir / "bounded"
+    env = clean_env(
+        **served_env(served, proxy.url), AUTOOPS_HOME=str(home), LANGFUSE_BUFFER_SIZE=str(buffer)
+    )
+    progress = workdir / "bounded.jsonl"
+    largest = 0
+    try:
+        replay = start_replay(events, "bounded", env, progress)
+        while replay.poll() is None:
+            lines = progress_lines(progress)
+            if lines and lines[-1]["phase"] == "replaying":
+                with contextlib.suppress(sqlite3.Error):
+                    db = sqlite3.connect(f"file:{home / 'traces.db'}?mode=ro", uri=True)
+                    with contextlib.closing(db):
+                        held = db.execute("SELECT COALESCE(SUM(items), 0) FROM outbox").fetchone()
+                    largest = max(largest, int(held[0]))
+            time.sleep(0.05)
+        stdout, stderr = replay.communicate(timeout=300)
+    finally:
+        proxy.close()
+    assert replay.returncode == 0, stderr
+    summary = json.loads(stdout)
+    recorded = summary["observations_recorded"] + summary["scores_recorded"]
+    # The bound, a group in writing (the memory buffer and the tracer's batch of 512) and
+    # a commit's worth of slack; the whole run is more than ten times that.
+    assert 0 < largest <= 2 * buffer + 512 + 1000 < recorded / 3
+    assert len(ids(served.store)["traces"]) == 600
+
+
+# --- a host that is not Langfuse -------------------------------------------------------------
+
+
+def test_a_host_answering_html_keeps_every_batch_and_says_so(
+    workdir: Path, served: ServeHandle, reliability: Figures
+) -> None:
+    events = generated(workdir, 500, seed=15)
+    portal = FaultProxy(served.url, ProxyFaults(html=True))
+    try:
+        env = clean_env(**served_env(served, portal.url), AUTOOPS_HOME=str(workdir / "portal"))
+        done = run("--json", "replay", str(events), "--run-id", "portal", env=env)
+        assert portal.posts <= 2  # sending stopped at the first answer that was not Langfuse's
+    finally:
+        portal.close()
+    assert done.returncode == 5, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert portal.url in errors[0] and "200 text/html" in errors[0]
+    assert "not Langfuse's API answer" in errors[0] and "kept in the outbox" in errors[0]
+    summary = json.loads(done.stdout)
+    status = outbox_status(env)
+    assert status["pending_spans"] == summary["observations_recorded"] > 0
+    assert status["pending_scores"] == summary["scores_recorded"]
+    assert len(ids(served.store)["traces"]) == 0
+    # LANGFUSE_HOST fixed: the batches recorded for the portal go to the real server.
+    fixed = clean_env(**served_env(served), AUTOOPS_HOME=str(workdir / "portal"))
+    moved = run("--json", "buffer", "flush", "--from", portal.url, "--yes", env=fixed)
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout)["moved_from"]["host"] == portal.url
+    assert len(ids(served.store)["observations"]) == summary["observations_recorded"]
+    reliability.tried(500)
+    reliability.answered(200)
+    reliability.exited(done.returncode)
+    reliability.missing(summary["observations_recorded"] - len(ids(served.store)["observations"]))
+
+
+# --- batches of other hosts ----------------------------------------------------------------
+
+
+def test_batches_of_another_host_are_listed_sent_and_dropped(
+    workdir: Path, served: ServeHandle
+) -> None:
+    events = generated(workdir, 120, seed=16)
+    home = {"AUTOOPS_HOME": str(workdir / "hosts")}
+    wrong, other = refused_url(), refused_url()
+    first = run("--json", "replay", str(events), "--run-id", "wrong",
+                env=clean_env(**keys(wrong), **home))  # fmt: skip
+    assert first.returncode == 4, first.stderr
+    recorded = json.loads(first.stdout)
+    second = run("-q", "replay", str(events), "--limit", "20", "--run-id", "other",
+                 env=clean_env(**keys(other), **home))  # fmt: skip
+    assert second.returncode == 4, second.stderr
+    right = clean_env(**served_env(served), **home)
+
+    status = outbox_status(right)
+    assert status["current_host"] == served.url
+    hosts = {entry["host"]: entry for entry in status["by_host"]}
+    assert set(hosts) == {wrong, other}
+    assert hosts[wrong]["spans"] == recorded["observations_recorded"]
+    assert not hosts[wrong]["current"]
+    table = run("buffer", "status", env=right).stdout
+    assert wrong in table and other in table
+
+    flushed = run("buffer", "flush", env=right)
+    assert flushed.returncode == 0, flushed.stderr
+    assert "no batch waits for" in flushed.stderr
+    assert "batch(es) for other hosts remain in the outbox" in flushed.stderr
+    assert wrong in flushed.stderr and other in flushed.stderr
+
+    unconfirmed = run("buffer", "flush", "--from", wrong, env=right)
+    assert unconfirmed.returncode == 2
+    assert "give --yes to confirm" in unconfirmed.stderr
+    assert outbox_status(right)["hosts"].get(wrong)
+
+    moved = run("--json", "buffer", "flush", "--from", wrong, "--yes", env=right)
+    assert moved.returncode == 0, moved.stderr
+    result = json.loads(moved.stdout)
+    assert result["moved_from"] == {"host": wrong, "batches": hosts[wrong]["batches"]}
+    assert result["remaining_batches"] == 0
+    assert result["other_hosts"] == [{"host": other, "batches": hosts[other]["batches"]}]
+    on_server = ids(served.store)
+    assert len(on_server["traces"]) == recorded["traces_recorded"]
+    assert len(on_server["observations"]) == recorded["observations_recorded"]
+    assert len(on_server["scores"]) == recorded["scores_recorded"]
+
+    assert run("buffer", "drop", "--host", other, env=right).returncode == 2
+    dropped = run("--json", "buffer", "drop", "--host", other, "--yes", env=right)
+    assert dropped.returncode == 0, dropped.stderr
+    assert json.loads(dropped.stdout)["dropped_batches"] == hosts[other]["batches"]
+    assert outbox_status(right)["by_host"] == []
+
+
+# --- buffer flush: fast failure, and waiting when asked -----------------------------------------
+
+
+def test_buffer_flush_fails_fast_when_refused_and_waits_when_asked(workdir: Path) -> None:
+    events = generated(workdir, 50, seed=17)
+    url = refused_url()
+    env = clean_env(**keys(url), AUTOOPS_HOME=str(workdir / "flush"))
+    assert run("-q", "replay", str(events), env=env).returncode == 4
+    started = time.monotonic()
+    refused = run("buffer", "flush", env=env)
+    elapsed = time.monotonic() - started
+    assert refused.returncode == 4
+    assert "nothing delivered for 2 s" in refused.stderr
+    assert elapsed < 10  # 2 s without progress, not the 30 s of a total timeout
+
+    port = int(url.rsplit(":", 1)[1])
+    waiting = subprocess.Popen(
+        [autoops_executable(), "--json", "buffer", "flush", "--wait", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    time.sleep(3)  # the server comes up later than the flush started
+    server = FakeLangfuse(port=port)
+    try:
+        stdout, stderr = waiting.communicate(timeout=120)
+    finally:
+        server.close()
+    assert waiting.returncode == 0, stderr
+    assert json.loads(stdout)["remaining_batches"] == 0
+    assert len({span.trace_id for span in server.received.spans}) == 50
+
+
+# --- a full disk ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["local", "langfuse"])
+def test_a_full_disk_stops_the_run_and_counts_only_what_is_on_disk(
+    workdir: Path, mode: str, reliability: Figures
+) -> None:
+    events = generated(workdir, 2000, seed=18)
+    with small_disk(workdir / "small", 3 * 1024 * 1024) as (directory, how, preexec):
+        env = clean_env(AUTOOPS_HOME=str(directory))
+        if mode == "langfuse":
+            env.update(keys(refused_url()))  # nothing leaves: everything is in the outbox
+        done = subprocess.run(
+            [autoops_executable(), "--json", "replay", str(events)],
+            capture_output=True, text=True, env=env, timeout=300, preexec_fn=preexec,  # type: ignore[arg-type]
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 6, (how, done.stderr)
+        summary = json.loads(done.stdout)
+        assert 0 < summary["events_processed"] < 2000, how
+        assert summary["write_error"]
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1
+        assert "the run stopped" in errors[0]
+        assert f"{summary['events_processed']} event(s) recorded before the failure" in errors[0]
+        assert "kept in the outbox" not in done.stderr  # nothing claimed that was not written
+        store = directory / "traces.db"
+        if mode == "local":
+            assert "cannot write to the local store" in errors[0]
+            on_disk = ids(store)
+            assert len(on_disk["traces"]) == summary["traces_recorded"]
+            assert len(on_disk["observations"]) == summary["observations_recorded"]
+            assert len(on_disk["scores"]) == summary["scores_recorded"]
+        else:
+            assert "cannot write to the outbox in" in errors[0]
+            status = outbox_status(env)
+            assert status["pending_spans"] == summary["observations_recorded"]
+            assert status["pending_scores"] == summary["scores_recorded"]
+    reliability.tried(2000)
+    reliability.exited(done.returncode)
+    reliability.missing(0)
