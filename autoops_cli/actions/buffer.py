@@ -23,15 +23,11 @@ if TYPE_CHECKING:
 
 def outbox_status(current_host: str | None) -> dict[str, Any]:
     """The ``autoops buffer status --json`` document (``current_host``: the configured one)."""
-    from config.delivery.outbox import Outbox
+    from config.delivery.outbox import outbox_status_at
     from config.store.local_store import default_store_path
 
     path = default_store_path()
-    outbox = Outbox(path)
-    try:
-        report = outbox.status()
-    finally:
-        outbox.close()
+    report = outbox_status_at(path)
     for entry in report["by_host"]:
         entry["current"] = entry["host"] == current_host
     return {"store": str(path), "current_host": current_host, **report}
@@ -107,7 +103,12 @@ def flush_outbox(
             hint="the outbox is only used in langfuse mode",
         )
     assert config.public_key is not None
-    outbox = Outbox(default_store_path())
+    path = default_store_path()
+    if not path.is_file():  # nothing was ever kept: no store to create just to say so
+        if from_host is not None:
+            raise UsageError(f"--from {from_host}: no batches are kept for that host (no store)")
+        return _nothing_to_flush(config.host), 0
+    outbox = Outbox(path)
     try:
         moved = None
         if from_host is not None and from_host != config.host:
@@ -172,6 +173,21 @@ def flush_outbox(
     return result, 0
 
 
+def _nothing_to_flush(host: str) -> dict[str, Any]:
+    return {
+        "host": host,
+        "moved_from": None,
+        "requeued_dead_letters": 0,
+        "batches_before": 0,
+        "delivered_batches": 0,
+        "remaining_batches": 0,
+        "new_dead_letters": 0,
+        "state": "ok",
+        "other_hosts": [],
+        "message": f"no batch waits for {host}: 0 batch(es) delivered",
+    }
+
+
 def _has_dead_letters(outbox: Outbox, host: str) -> bool:
     return any(
         entry["host"] == host and entry["dead_letters"] for entry in outbox.status()["by_host"]
@@ -195,7 +211,11 @@ def drop_batches(host: str) -> dict[str, Any]:
     from config.delivery.outbox import Outbox
     from config.store.local_store import default_store_path
 
-    outbox = Outbox(default_store_path())
+    path = default_store_path()
+    if not path.is_file():
+        return {"host": host, "dropped_batches": 0, "dropped_spans": 0, "dropped_scores": 0,
+                "dropped_dead_letters": 0}  # fmt: skip
+    outbox = Outbox(path)
     try:
         dropped, dead = outbox.drop(host)
     finally:

@@ -354,12 +354,10 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
 
 
 def _outbox(buffer_size: int) -> Check:
-    from config.delivery.outbox import Outbox
+    from config.delivery.outbox import outbox_status_at
     from config.store.local_store import default_store_path
 
-    outbox = Outbox(default_store_path())
-    status = outbox.status()
-    outbox.close()
+    status = outbox_status_at(default_store_path())
     pending, age = status["pending_batches"], status["oldest_age_s"]
     dead = status["dead_letters"]
     if pending > buffer_size or (age is not None and age > 3600) or dead:

@@ -27,6 +27,7 @@ from autoops_cli.simulation.engine import (
     ReplaySummary,
     load_orchestrator,
 )
+from autoops_cli.simulation.events import EventReader
 from config.errors import ExitCode, LocalFileError
 
 if TYPE_CHECKING:
@@ -71,7 +72,14 @@ def run_replay(
     config, masking = state.settings(flags=flags)
     rules = state.load_settings(flags=flags).sampling_rules
     orchestrator = load_orchestrator(orchestrator_spec)
-    progress_out = _open_progress_file(progress_file)
+    # Opened first: a file that is not there or not JSON Lines is refused before a store or
+    # an outbox is created for it.
+    reader = EventReader(source)
+    try:
+        progress_out = _open_progress_file(progress_file)
+    except BaseException:
+        reader.close()
+        raise
     # Built here rather than by initialize_langfuse_integration(), which would carry on
     # untraced: a replay that cannot record must say so (a bad store exits 6).
     service = install_langfuse_integration(
@@ -105,7 +113,9 @@ def run_replay(
         if shown <= REJECTIONS_SHOWN:
             out.error(f"{source}:{rejected.line_number}: {rejected.reason}")
 
-    engine = ReplayEngine(service, orchestrator, options, on_rejected=report_rejected)
+    engine = ReplayEngine(
+        service, orchestrator, options, on_rejected=report_rejected, reader=reader
+    )
     engine.summary.destination = destination
     try:
         with _stop_on_signals(engine), _progress(state, progress_out) as on_progress:
@@ -186,9 +196,15 @@ def _exit_code(state: AppState, summary: ReplaySummary) -> int:
     host = summary.destination
     if summary.write_error:
         out.error(
-            f"{summary.write_error}; the run stopped: {summary.events_processed} event(s) "
-            f"recorded before the failure (the summary counts only those)",
+            f"{summary.write_error}; the run stopped at line {summary.lines_read}: "
+            f"{recorded_text(summary)} before the failure (the summary counts only those)",
             hint="free disk space or point AUTOOPS_HOME elsewhere, then replay the rest",
+        )
+        return int(ExitCode.LOCAL_FILE)
+    if summary.read_error:
+        out.error(
+            f"{summary.read_error}; the run stopped after line {summary.lines_read}: "
+            f"{recorded_text(summary)}"
         )
         return int(ExitCode.LOCAL_FILE)
     if delivery_state == "credentials_rejected":
@@ -214,12 +230,21 @@ def _exit_code(state: AppState, summary: ReplaySummary) -> int:
     stopped_by = STOP_SIGNALS.get(summary.stopped_early or "")
     if stopped_by is not None:
         out.warning(
-            f"stopped by {summary.stopped_early}: {summary.events_processed} event(s) recorded "
-            "before the stop; the rest of the file was not read"
+            f"stopped by {summary.stopped_early} at line {summary.lines_read}: "
+            f"{recorded_text(summary)}"
         )
         return int(stopped_by)
     if summary.events_rejected:
-        out.warning(f"{summary.events_rejected} line(s) rejected; the other events were recorded")
+        if summary.stopped_early:  # --strict
+            out.warning(
+                f"line {summary.lines_read} rejected (--strict): the run stopped there, "
+                f"{recorded_text(summary)}"
+            )
+        else:
+            out.warning(
+                f"{summary.events_rejected} line(s) rejected; the other "
+                f"{summary.events_processed + summary.events_failed} event(s) were recorded"
+            )
         return int(ExitCode.LOCAL_FILE)
     if tracing.get("dead_letters"):
         out.error(
@@ -241,6 +266,18 @@ def _exit_code(state: AppState, summary: ReplaySummary) -> int:
 
 
 # --- progress -----------------------------------------------------------------------------
+
+
+def recorded_text(summary: ReplaySummary) -> str:
+    """``83 event(s) recorded, 1 rejected, 916 line(s) not read``: how far an early end got."""
+    parts = [f"{summary.events_processed + summary.events_failed} event(s) recorded"]
+    if summary.events_rejected:
+        parts.append(f"{summary.events_rejected} rejected")
+    if summary.lines_not_read is None:
+        parts.append("the rest of the input not read")
+    elif summary.lines_not_read:
+        parts.append(f"{summary.lines_not_read} line(s) not read")
+    return ", ".join(parts)
 
 
 def delivery_text(delivery: DeliveryProgress | None, phase: str) -> str:
@@ -337,16 +374,44 @@ def _progress(
 
 
 def progress_text(progress: ReplayProgress) -> str:
-    """The live line: events recorded, their rate, rejected lines, delivery."""
+    """The live line: events recorded, how much of the file was read and the time left
+    (when its size is known), the rate, rejected lines, delivery."""
     summary = progress.summary
     done = summary.events_processed + summary.events_failed
-    parts = [f"{done} events recorded", f"{done / max(progress.elapsed_s, 1e-9):.0f}/s"]
+    elapsed = max(progress.elapsed_s, 1e-9)
+    parts = [f"{done:,} events recorded"]
+    read, total = progress.bytes_read, progress.bytes_total
+    if progress.phase == "replaying" and read is not None and total:
+        parts.append(f"{100 * read / total:.0f}% of {_size(total)}")
+    parts.append(f"{done / elapsed:,.0f}/s")
+    if progress.phase == "replaying" and read and total and read < total:
+        parts.append(f"{_duration(elapsed * (total - read) / read)} left")
     if summary.events_rejected:
         parts.append(f"{summary.events_rejected} rejected")
     text = delivery_text(progress.delivery, progress.phase)
     if text:
         parts.append(text)
     return " · ".join(parts)
+
+
+def _size(size: int) -> str:
+    """``3.1 MB``: a file size in decimal units, as ``ls -h --si`` and the Langfuse UI."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _duration(seconds: float) -> str:
+    """``7 s``, ``2 min 05 s``, ``1 h 02 min``: a time left, to a useful precision."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def summary_table(summary: ReplaySummary) -> Table:
@@ -360,6 +425,13 @@ def summary_table(summary: ReplaySummary) -> Table:
     rows: list[tuple[str, Any]] = [
         ("run_id", summary.run_id),
         ("destination", summary.destination),
+        ("lines_read", summary.lines_read),
+        (
+            "lines_not_read",
+            "unknown (the rest of the input)"
+            if summary.lines_not_read is None
+            else summary.lines_not_read,
+        ),
         ("events_total", summary.events_total),
         ("events_processed", summary.events_processed),
         ("events_rejected", summary.events_rejected),

@@ -27,11 +27,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from autoops_cli.simulation.events import RejectedLine, SimulationEvent, read_events
+from autoops_cli.simulation.events import EventReader, RejectedLine, SimulationEvent
 from autoops_cli.simulation.orchestrator import Orchestrator, RetailOrchestrator
-from config.errors import UsageError
+from config.errors import LocalFileError, UsageError
 
 if TYPE_CHECKING:
     from config.delivery.sender import DeliveryProgress
@@ -66,7 +67,9 @@ class ReplaySummary:
 
     run_id: str
     destination: str
-    events_total: int = 0
+    lines_read: int = 0  # lines of the input read, blank ones included
+    lines_not_read: int | None = 0  # after an early stop; None when unknown (stdin)
+    events_total: int = 0  # events read: processed, failed, rejected or not yet recorded
     events_processed: int = 0
     events_rejected: int = 0
     events_failed: int = 0
@@ -81,6 +84,7 @@ class ReplaySummary:
     events_per_s: float = 0.0
     flush_s: float = 0.0  # delivering what was left at the end (bounded by the flush deadline)
     stopped_early: str | None = None
+    read_error: str | None = None  # the input failed part-way (a truncated gzip, an I/O error)
     write_error: str | None = None  # the local file that failed; the counts are what it holds
     delivery: dict[str, Any] = field(default_factory=dict)
     sampling_changes: list[dict[str, Any]] = field(default_factory=list)
@@ -106,12 +110,29 @@ def load_orchestrator(spec: str | None) -> Orchestrator:
         factory = getattr(module, factory_name)
     except (ImportError, AttributeError) as exc:
         raise UsageError(f"--orchestrator {spec!r}: cannot load it ({exc})") from None
-    orchestrator = factory()
+    if not callable(factory) or isinstance(factory, ModuleType):
+        raise UsageError(
+            f"--orchestrator {spec!r}: {factory_name} is {_kind(factory)}, not a factory "
+            "(expected module:factory, a class or function called with no arguments that "
+            "returns an object with a handle(event) method)"
+        )
+    try:
+        orchestrator = factory()
+    except Exception as exc:  # the user's factory: its failure is theirs, said in one line
+        raise UsageError(
+            f"--orchestrator {spec!r}: calling {factory_name}() failed: {type(exc).__name__}: {exc}"
+        ) from None
     if not callable(getattr(orchestrator, "handle", None)):
         raise UsageError(
             f"--orchestrator {spec!r}: the factory's result has no handle(event) method"
         )
     return orchestrator  # type: ignore[no-any-return]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, ModuleType):
+        return "a module"
+    return f"a {type(value).__name__} value"
 
 
 def _outcome_dict(outcome: Any) -> dict[str, Any]:
@@ -149,6 +170,8 @@ class ReplayProgress:
     summary: ReplaySummary
     delivery: DeliveryProgress | None
     elapsed_s: float
+    bytes_read: int | None = None  # of the input file as on disk (compressed or not)
+    bytes_total: int | None = None  # None: unknown (standard input, a pipe)
 
 
 class ReplayEngine:
@@ -162,8 +185,10 @@ class ReplayEngine:
         *,
         on_rejected: Callable[[RejectedLine], None] | None = None,
         on_progress: Callable[[ReplayProgress], None] | None = None,
+        reader: EventReader | None = None,
     ) -> None:
         self.service = service
+        self.reader = reader  # opened by the caller to refuse a bad file before recording
         self.orchestrator = orchestrator
         self.options = options
         self.on_rejected = on_rejected
@@ -216,17 +241,18 @@ class ReplayEngine:
     def run(self) -> ReplaySummary:
         """Replay the whole file (or up to ``limit`` events), commit, then deliver."""
         self._started = self._last_commit = time.perf_counter()
-        events = read_events(self.options.source)
+        reader = self.reader or EventReader(self.options.source)
         try:
-            self._replay(events)
+            self._replay(iter(reader))
         except StopReplay:  # a stop in the instant after a read returned
             pass
+        except LocalFileError as exc:  # the input broke off: what was read before is kept
+            self.summary.read_error = exc.message
+            self.summary.stopped_early = exc.message
         finally:
             self._reading = False
-            close = getattr(events, "close", None)
-            if callable(close):
-                close()
-            self._finish()
+            self._finish(reader)
+            reader.close()
         return self.summary
 
     def _replay(self, events: Iterator[SimulationEvent | RejectedLine]) -> None:
@@ -238,11 +264,6 @@ class ReplayEngine:
                     self.summary.stopped_early = f"line {item.line_number}: {item.reason}"
                     break
                 continue
-            if (
-                self.options.limit is not None
-                and self._counts.events_processed >= self.options.limit
-            ):
-                break
             if self.options.speed:
                 first_event_time = self._pace(item, first_event_time)
                 if self.stop_reason is not None:
@@ -253,8 +274,10 @@ class ReplayEngine:
                 break
 
     def _read(self, events: Iterator[SimulationEvent | RejectedLine]) -> Iterator[Any]:
-        """The events, one at a time; a stop while waiting for one ends the reading."""
-        while self.stop_reason is None:
+        """The events, one at a time, up to the limit; a stop while waiting for one ends the
+        reading."""
+        limit = self.options.limit
+        while self.stop_reason is None and (limit is None or self._events_handled() < limit):
             self._reading = True
             try:
                 item = next(events)
@@ -263,6 +286,9 @@ class ReplayEngine:
             finally:
                 self._reading = False
             yield item
+
+    def _events_handled(self) -> int:
+        return self._counts.events_processed + self._counts.events_failed
 
     def _reject(self, rejected: RejectedLine) -> None:
         self.summary.events_total += 1
@@ -374,18 +400,30 @@ class ReplayEngine:
     def _report(self, phase: str, delivery: DeliveryProgress | None = None) -> None:
         if self.on_progress is None:
             return
+        reader = self.reader
         now = time.perf_counter()
         if delivery is not None:
             self._delivery = delivery
         elif phase == "replaying" and now - self._delivery_polled >= DELIVERY_POLL_S:
             self._delivery_polled = now
             self._delivery = self.service.client.delivery_progress()
-        self.on_progress(ReplayProgress(phase, self.summary, self._delivery, now - self._started))
+        self.on_progress(
+            ReplayProgress(
+                phase,
+                self.summary,
+                self._delivery,
+                now - self._started,
+                bytes_read=reader.bytes_read if reader is not None else None,
+                bytes_total=reader.size if reader is not None else None,
+            )
+        )
 
     # --- the end ----------------------------------------------------------------------------
 
-    def _finish(self) -> None:
+    def _finish(self, reader: EventReader) -> None:
         summary = self.summary
+        self.reader = reader
+        summary.lines_read = reader.lines_read
         client = self.service.client
         client.finishing()
         ticket = self._commit(time.perf_counter())
@@ -399,6 +437,8 @@ class ReplayEngine:
             summary.stopped_early = summary.stopped_early or "a local file could not be written"
         if self.stop_reason and not summary.stopped_early:
             summary.stopped_early = self.stop_reason
+        # What was not read, counted from the file (a broken input cannot say).
+        summary.lines_not_read = None if summary.read_error else reader.count_lines_left()
         last_event = time.perf_counter()
         summary.duration_s = round(last_event - self._started, 3)
         handled = summary.events_processed + summary.events_failed

@@ -11,9 +11,12 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import io
 import json
 import math
+import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -101,6 +104,8 @@ class _PeekableSource(Protocol):
 
     def readline(self, size: int, /) -> bytes: ...
 
+    def read(self, size: int, /) -> bytes: ...
+
     def close(self) -> None: ...
 
 
@@ -173,46 +178,118 @@ def read_events(
     gzip stream), an empty one, or one that is plainly not JSON Lines (a JSON array, CSV,
     binary data) raises ``LocalFileError`` when iterated, the last ones before any event.
     """
-    if max_line_bytes < 1:
-        raise ValueError("max_line_bytes must be at least 1")
-    name = "standard input" if source == "-" else str(source)
-    stream, owned = _open(source, name)
-    line_number = 0
+    reader = EventReader(source, max_line_bytes=max_line_bytes)
     try:
-        _check_format(stream, name)
+        yield from reader
+    finally:
+        reader.close()
+
+
+class EventReader:
+    """The events of a file or standard input, and how far the reading has come.
+
+    Opening it checks the file (it exists, can be read, looks like JSON Lines): what is
+    wrong with it raises ``LocalFileError`` at once, before anything is recorded. Iterating
+    yields what ``read_events`` does. ``lines_read``, ``bytes_read`` and ``size`` (the
+    file's bytes on disk, compressed or not; None for standard input or a pipe) give the
+    progress; ``count_lines_left()`` how much a run that stopped early did not read.
+    """
+
+    def __init__(self, source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be at least 1")
+        self.name = "standard input" if source == "-" else str(source)
+        self.max_line_bytes = max_line_bytes
+        self.lines_read = 0
+        self.finished = False  # the end of the input was reached
+        self._stream, self._file, self._owned = _open(source, self.name)
+        self.size = _regular_file_size(self._file)
+        try:
+            _check_format(self._stream, self.name)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def bytes_read(self) -> int | None:
+        """Bytes of the file (as on disk) read so far; None when its size is unknown."""
+        if self.size is None or self._file is None:
+            return None
+        try:
+            return min(self._file.tell(), self.size)
+        except (OSError, ValueError):  # closed, or not seekable after all
+            return None
+
+    def __iter__(self) -> Iterator[SimulationEvent | RejectedLine]:
         while True:
             try:
-                line, too_long = _read_line(stream, max_line_bytes)
+                line, too_long = _read_line(self._stream, self.max_line_bytes)
             except (OSError, EOFError, zlib.error) as exc:
                 raise LocalFileError(
-                    f"cannot read events from {name} at line {line_number + 1}: {_os_reason(exc)}"
+                    f"cannot read events from {self.name} at line {self.lines_read + 1}: "
+                    f"{_os_reason(exc)}"
                 ) from exc
             if line is None:
+                self.finished = True
                 return
-            line_number += 1
+            self.lines_read += 1
             if too_long:
-                yield RejectedLine(line_number, f"line longer than {max_line_bytes} bytes")
+                yield RejectedLine(self.lines_read, f"line longer than {self.max_line_bytes} bytes")
                 continue
             # A BOM (some Windows editors write one) is tolerated on the first line only.
             bom = (
-                len(codecs.BOM_UTF8) if line_number == 1 and line.startswith(codecs.BOM_UTF8) else 0
+                len(codecs.BOM_UTF8)
+                if self.lines_read == 1 and line.startswith(codecs.BOM_UTF8)
+                else 0
             )
             line = line[bom:]
             if not line.strip():
                 continue
             item: SimulationEvent | RejectedLine
             try:
-                item = _parse_content(line, line_number, byte_offset=bom)
+                item = _parse_content(line, self.lines_read, byte_offset=bom)
             except EventValidationError as exc:
-                item = RejectedLine(line_number, exc.reason)
+                item = RejectedLine(self.lines_read, exc.reason)
             yield item
-    finally:
-        if owned:
-            stream.close()
+
+    def count_lines_left(self) -> int | None:
+        """The lines after the last one read, counted by reading on (None: unknown, for
+        standard input, which is not the reader's to drain, or a file that fails to read)."""
+        if self.finished:
+            return 0
+        if self._file is None or self.size is None:
+            return None
+        left = 0
+        last = b"\n"
+        try:
+            while chunk := self._stream.read(_COUNT_CHUNK):
+                left += chunk.count(b"\n")
+                last = chunk[-1:]
+        except (OSError, EOFError, zlib.error, ValueError):
+            return None
+        return left + (last != b"\n")  # a last line without its newline counts too
+
+    def close(self) -> None:
+        """Close the file (standard input is left open)."""
+        if self._owned:
+            self._stream.close()
+        if self._file is not None:
+            self._file.close()  # under a GzipFile, which leaves it open; else closed already
+
+
+def _regular_file_size(file: IO[bytes] | None) -> int | None:
+    if file is None:
+        return None
+    try:
+        status = os.fstat(file.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 4096  # enough of the start of a file to tell what it is
+_COUNT_CHUNK = 1_048_576  # bytes read at a time while counting the lines left
 
 
 class _Prefixed:
@@ -240,6 +317,12 @@ class _Prefixed:
             return line + (rest or b"")
         return bytes(self._stream.readline(size) or b"")
 
+    def read(self, size: int, /) -> bytes:
+        if self._head:
+            data, self._head = self._head[:size], self._head[size:]
+            return bytes(data)
+        return bytes(self._stream.read(size) or b"")
+
     def close(self) -> None:
         """Left open: see the class."""
 
@@ -248,19 +331,22 @@ class EventFileFormatError(LocalFileError):
     """The file is not JSON Lines at all (empty, a JSON array, CSV, binary): nothing read."""
 
 
-def _open(source: str | Path, name: str) -> tuple[_PeekableSource, bool]:
-    """The binary stream to read (decompressed when gzip), and whether to close it."""
+def _open(source: str | Path, name: str) -> tuple[_PeekableSource, IO[bytes] | None, bool]:
+    """The binary stream to read (decompressed when gzip), the file under it (None for
+    standard input), and whether the stream is the reader's to close."""
     if source == "-":
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is None:
             raise LocalFileError("cannot read events from standard input: it is not available")
         raw: _PeekableSource = stdin if hasattr(stdin, "peek") else _Prefixed(stdin)
+        file: IO[bytes] | None = None
         owned = False
     else:
         try:
-            raw = open(source, "rb")  # noqa: SIM115  (closed by read_events)
+            file = open(source, "rb")  # noqa: SIM115  (closed by EventReader.close)
         except OSError as exc:
             raise LocalFileError(f"cannot read events from {name}: {_os_reason(exc)}") from exc
+        raw = cast("_PeekableSource", file)
         owned = True
     try:
         compressed = raw.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC
@@ -269,8 +355,8 @@ def _open(source: str | Path, name: str) -> tuple[_PeekableSource, bool]:
             raw.close()
         raise LocalFileError(f"cannot read events from {name}: {_os_reason(exc)}") from exc
     if compressed:
-        return gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb"), True
-    return raw, owned
+        return gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb"), file, True
+    return raw, file, owned
 
 
 def _check_format(stream: _PeekableSource, name: str) -> None:

@@ -97,12 +97,25 @@ class HostBacklog:
 class Outbox:
     """The outbox tables of one store file; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         from config.store.local_store import open_store_file
 
         self.path = path
-        self._db = open_store_file(path, SCHEMA, "the outbox in")
+        self.read_only = read_only
+        self._db = open_store_file(path, SCHEMA, "the outbox in", read_only=read_only)
         self._lock = threading.Lock()
+
+    @classmethod
+    def existing(cls, path: Path) -> Outbox | None:
+        """The outbox of an existing store, opened read-only; None when there is no store.
+
+        For the commands that only look (``buffer status``, ``health-check``): they create
+        nothing, and they work on a store they may not write (a read-only filesystem).
+        """
+        try:
+            return cls(path, read_only=True)
+        except FileNotFoundError:
+            return None
 
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -132,6 +145,10 @@ class Outbox:
         with self._lock:
             try:
                 return self._db.execute(sql, tuple(params)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if self.read_only and str(exc).startswith("no such table"):
+                    return []  # a store of local mode: it never had an outbox
+                raise LocalFileError(f"cannot read the outbox in {self.path}: {exc}") from None
             except sqlite3.Error as exc:
                 raise LocalFileError(f"cannot read the outbox in {self.path}: {exc}") from None
 
@@ -264,7 +281,6 @@ class Outbox:
         ``spans``, ``scores``, ``bytes``, ``oldest_age_s``, ``dead_letters``; ``hosts`` maps
         each host to its pending batches (kept for older readers).
         """
-        now_us = time.time_ns() // 1000
         rows = self._read(
             "SELECT host, kind, COUNT(*), SUM(items), SUM(LENGTH(body)), MIN(created_us) "
             "FROM outbox GROUP BY host, kind"
@@ -275,49 +291,69 @@ class Outbox:
         last_message = self._read(
             "SELECT message FROM dead_letters ORDER BY failed_us DESC, seq DESC LIMIT 1"
         )
-        status: dict[str, Any] = {
-            "pending_batches": 0,
-            "pending_spans": 0,
-            "pending_scores": 0,
-            "pending_bytes": 0,
-            "oldest_age_s": None,
-            "dead_letters": sum(int(row[1]) for row in dead_rows),
-            "dead_letter_items": sum(int(row[2]) for row in dead_rows),
-            "last_dead_letter_message": last_message[0][0] if last_message else None,
-            "hosts": {},
-            "by_host": [],
-        }
-        hosts: dict[str, dict[str, Any]] = {}
-
-        def entry(host: str) -> dict[str, Any]:
-            return hosts.setdefault(
-                host,
-                {"host": host, "batches": 0, "spans": 0, "scores": 0, "bytes": 0,
-                 "oldest_age_s": None, "dead_letters": 0},
-            )  # fmt: skip
-
-        oldest: int | None = None
-        for host, kind, batches, items, size, created in rows:
-            per_host = entry(host)
-            status["pending_batches"] += batches
-            status["pending_spans" if kind == SPANS else "pending_scores"] += int(items or 0)
-            status["pending_bytes"] += int(size or 0)
-            status["hosts"][host] = status["hosts"].get(host, 0) + batches
-            per_host["batches"] += batches
-            per_host[SPANS if kind == SPANS else SCORES] += int(items or 0)
-            per_host["bytes"] += int(size or 0)
-            age = round((now_us - created) / 1e6, 1)
-            if per_host["oldest_age_s"] is None or age > per_host["oldest_age_s"]:
-                per_host["oldest_age_s"] = age
-            oldest = created if oldest is None else min(oldest, created)
-        for host, dead, _ in dead_rows:
-            entry(host)["dead_letters"] = int(dead)
-        if oldest is not None:
-            status["oldest_age_s"] = round((now_us - oldest) / 1e6, 1)
-        status["by_host"] = [hosts[host] for host in sorted(hosts)]
-        return status
+        return _status_document(rows, dead_rows, last_message)
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._db.close()
+
+
+def outbox_status_at(path: Path) -> dict[str, Any]:
+    """``Outbox.status()`` of the store at ``path``, read without creating or changing it
+    (all zero when there is no store yet)."""
+    outbox = Outbox.existing(path)
+    if outbox is None:
+        return _status_document([], [], [])
+    try:
+        return outbox.status()
+    finally:
+        outbox.close()
+
+
+def _status_document(
+    rows: list[Any], dead_rows: list[Any], last_message: list[Any]
+) -> dict[str, Any]:
+    """The status from the grouped rows of the outbox and the dead letters."""
+    now_us = time.time_ns() // 1000
+    status: dict[str, Any] = {
+        "pending_batches": 0,
+        "pending_spans": 0,
+        "pending_scores": 0,
+        "pending_bytes": 0,
+        "oldest_age_s": None,
+        "dead_letters": sum(int(row[1]) for row in dead_rows),
+        "dead_letter_items": sum(int(row[2]) for row in dead_rows),
+        "last_dead_letter_message": last_message[0][0] if last_message else None,
+        "hosts": {},
+        "by_host": [],
+    }
+    hosts: dict[str, dict[str, Any]] = {}
+
+    def entry(host: str) -> dict[str, Any]:
+        return hosts.setdefault(
+            host,
+            {"host": host, "batches": 0, "spans": 0, "scores": 0, "bytes": 0,
+             "oldest_age_s": None, "dead_letters": 0},
+        )  # fmt: skip
+
+    oldest: int | None = None
+    for host, kind, batches, items, size, created in rows:
+        per_host = entry(host)
+        status["pending_batches"] += batches
+        status["pending_spans" if kind == SPANS else "pending_scores"] += int(items or 0)
+        status["pending_bytes"] += int(size or 0)
+        status["hosts"][host] = status["hosts"].get(host, 0) + batches
+        per_host["batches"] += batches
+        per_host[SPANS if kind == SPANS else SCORES] += int(items or 0)
+        per_host["bytes"] += int(size or 0)
+        age = round((now_us - created) / 1e6, 1)
+        if per_host["oldest_age_s"] is None or age > per_host["oldest_age_s"]:
+            per_host["oldest_age_s"] = age
+        oldest = created if oldest is None else min(oldest, created)
+    for host, dead, _ in dead_rows:
+        entry(host)["dead_letters"] = int(dead)
+    if oldest is not None:
+        status["oldest_age_s"] = round((now_us - oldest) / 1e6, 1)
+    status["by_host"] = [hosts[host] for host in sorted(hosts)]
+    return status

@@ -117,10 +117,18 @@ def test_serve_help_shows_the_three_exports(cli: Cli) -> None:
 
 def test_read_commands_never_create_a_store(cli: Cli, workdir: Path) -> None:
     home = Path(os.environ["AUTOOPS_HOME"])
-    for args in (("traces", "list"), ("metrics",), ("sampling", "show")):
+    for args in (("traces", "list"), ("metrics",), ("sampling", "show"), ("buffer", "status")):
         result = cli(*args)
         assert result.exit_code == 0, (args, result.stderr)
         assert not home.exists(), args
+    # Langfuse mode looks at the outbox too (health-check's outbox check, buffer flush).
+    keys = {"LANGFUSE_HOST": "http://127.0.0.1:9", "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+            "LANGFUSE_SECRET_KEY": KNOWN_SECRET}  # fmt: skip
+    for args in (("health-check", "--timeout", "1"), ("buffer", "flush"), ("buffer", "status")):
+        result = cli(*args, env=keys)
+        assert "Traceback" not in result.stderr, args
+        assert not home.exists(), args
+    assert json.loads(cli("buffer", "status", "--json").stdout)["pending_batches"] == 0
     listed = cli("traces", "list")
     assert f"no traces in the local store {home / 'traces.db'} (there is none yet)" in listed.stderr
 

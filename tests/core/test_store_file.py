@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from config.delivery.outbox import outbox_status_at
 from config.errors import LocalFileError
 from config.store.local_store import SCHEMA_VERSION, LocalStore, default_store_path
 from config.tracing.span_records import SpanRecord
@@ -142,6 +143,8 @@ def test_a_store_on_a_read_only_file_system_is_read_and_a_write_refused(
     assert reader is not None
     assert reader.counts() == {"traces": 1, "observations": 1, "scores": 0}
     reader.close()
+    # The outbox's status (a local-mode store has no outbox tables) is read the same way.
+    assert outbox_status_at(path)["pending_batches"] == 0
     with pytest.raises(LocalFileError) as info:
         LocalStore(path)
     assert str(path) in info.value.message and int(info.value.exit_code) == 6

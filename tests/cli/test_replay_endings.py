@@ -1,0 +1,147 @@
+"""How a replay ends: what was read, recorded, rejected and not read, for every way it ends.
+
+Files that are not JSON Lines are refused before a store exists; a custom orchestrator that
+is not one is a usage error; the live line shows how far the file was read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from autoops_cli.actions.replay import progress_text
+from autoops_cli.simulation.engine import ReplayProgress, ReplaySummary
+from autoops_cli.simulation.generator import generate_events
+from tests.conftest import Cli
+
+
+def home() -> Path:
+    return Path(os.environ["AUTOOPS_HOME"])
+
+
+def traces_in_store() -> int:
+    with sqlite3.connect(home() / "traces.db") as db:
+        return int(db.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
+
+
+def event_lines(count: int, seed: int = 7) -> list[str]:
+    return [json.dumps(event) for event in generate_events(count, seed=seed)]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_a_whole_file_was_read(cli: Cli, workdir: Path) -> None:
+    path = write_lines(workdir / "events.jsonl", [*event_lines(10)[:5], "", *event_lines(10)[5:]])
+    summary = json.loads(cli("replay", str(path), "--json").stdout)
+    assert (summary["lines_read"], summary["lines_not_read"]) == (11, 0)
+    assert summary["events_total"] == summary["events_processed"] == 10
+
+
+def test_strict_says_where_it_stopped_and_what_was_not_read(cli: Cli, workdir: Path) -> None:
+    lines = event_lines(100)
+    path = write_lines(workdir / "strict.jsonl", [*lines[:83], "oops", *lines[83:]])
+    result = cli("replay", str(path), "--strict", "--json")
+    assert result.exit_code == 6
+    summary = json.loads(result.stdout)
+    assert summary["lines_read"] == 84
+    assert summary["lines_not_read"] == 17
+    assert (summary["events_processed"], summary["events_rejected"]) == (83, 1)
+    assert "line 84 rejected (--strict): the run stopped there" in result.stderr
+    assert "83 event(s) recorded, 1 rejected, 17 line(s) not read" in result.stderr
+    assert "the other events were recorded" not in result.stderr
+    assert traces_in_store() == 83
+    table = cli("replay", str(path), "--strict").stdout
+    assert "lines_not_read" in table and "| 17 " in table
+
+
+def test_limit_counts_the_lines_left(cli: Cli, workdir: Path) -> None:
+    path = write_lines(workdir / "events.jsonl", event_lines(30))
+    summary = json.loads(cli("replay", str(path), "--limit", "10", "--json").stdout)
+    assert (summary["lines_read"], summary["lines_not_read"]) == (10, 20)
+    assert summary["events_processed"] == traces_in_store() == 10
+
+
+def test_a_truncated_gzip_stops_with_the_summary_of_what_was_read(cli: Cli, workdir: Path) -> None:
+    whole = "".join(line + "\n" for line in event_lines(400)).encode()
+    packed = gzip.compress(whole)
+    path = workdir / "events.jsonl.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    result = cli("replay", str(path), "--json")
+    assert result.exit_code == 6
+    summary = json.loads(result.stdout)  # the summary is printed, --json too
+    read = summary["lines_read"]
+    assert 0 < read < 400
+    assert summary["lines_not_read"] is None  # a broken stream cannot say how much is left
+    assert summary["read_error"].startswith(f"cannot read events from {path} at line {read + 1}")
+    assert summary["events_processed"] == traces_in_store() == read
+    assert f"the run stopped after line {read}: {read} event(s) recorded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_stdin_to_its_end(cli: Cli) -> None:
+    text = "".join(line + "\n" for line in event_lines(12))
+    summary = json.loads(cli("replay", "-", "--json", input=text).stdout)
+    assert (summary["lines_read"], summary["lines_not_read"]) == (12, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "no events (the file is empty)"),
+        (b'[{"event_type": "demand_spike"}]\n', "a JSON array, not JSON Lines"),
+        (b"event_type,product_id\ndemand_spike,P1\n", "CSV, not JSON Lines"),
+    ],
+)
+def test_a_file_that_is_not_json_lines_creates_no_store(
+    cli: Cli, workdir: Path, content: bytes, said: str
+) -> None:
+    path = workdir / "events.jsonl"
+    path.write_bytes(content)
+    result = cli("replay", str(path), "--json")
+    assert result.exit_code == 6
+    assert said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not home().exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("os:path", "path is a module, not a factory"),
+        ("os:sep", "sep is a str value, not a factory"),
+        ("json:JSONDecodeError", "calling JSONDecodeError() failed: TypeError"),
+        ("os:getcwd", "the factory's result has no handle(event) method"),
+        ("nowhere:build", "cannot load it"),
+        ("no_colon", "expected module:factory"),
+    ],
+)
+def test_an_orchestrator_that_is_not_one_is_a_usage_error(
+    cli: Cli, workdir: Path, spec: str, said: str
+) -> None:
+    path = write_lines(workdir / "events.jsonl", event_lines(3))
+    result = cli("replay", str(path), "--orchestrator", spec)
+    assert result.exit_code == 2, result.stderr
+    assert said in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert not home().exists()
+
+
+def progress(done: int, elapsed: float, read: int | None, total: int | None) -> str:
+    summary = ReplaySummary(run_id="run", destination="local", events_processed=done)
+    return progress_text(ReplayProgress("replaying", summary, None, elapsed, read, total))
+
+
+def test_the_live_line_shows_how_far_the_file_was_read_and_the_time_left() -> None:
+    line = progress(2500, 10.0, 250_000, 1_000_000)
+    assert line == "2,500 events recorded · 25% of 1.0 MB · 250/s · 30 s left"
+    assert progress(100, 1.0, 10_000, 8_000_000).endswith("· 13 min 19 s left")
+    # Standard input: no size, so a count and a rate only.
+    assert progress(400, 2.0, None, None) == "400 events recorded · 200/s"
