@@ -197,7 +197,7 @@ def _exit_code(state: AppState, summary: ReplaySummary) -> int:
     if summary.write_error:
         out.error(
             f"{summary.write_error}; the run stopped at line {summary.lines_read}: "
-            f"{recorded_text(summary)} before the failure (the summary counts only those)",
+            f"{recorded_text(summary, 'before the failure (the summary counts only those)')}",
             hint="free disk space or point AUTOOPS_HOME elsewhere, then replay the rest",
         )
         return int(ExitCode.LOCAL_FILE)
@@ -268,9 +268,11 @@ def _exit_code(state: AppState, summary: ReplaySummary) -> int:
 # --- progress -----------------------------------------------------------------------------
 
 
-def recorded_text(summary: ReplaySummary) -> str:
-    """``83 event(s) recorded, 1 rejected, 916 line(s) not read``: how far an early end got."""
-    parts = [f"{summary.events_processed + summary.events_failed} event(s) recorded"]
+def recorded_text(summary: ReplaySummary, when: str = "") -> str:
+    """``83 event(s) recorded, 1 rejected, 916 line(s) not read``: how far an early end got
+    (``when`` follows "recorded")."""
+    recorded = f"{summary.events_processed + summary.events_failed} event(s) recorded"
+    parts = [f"{recorded} {when}" if when else recorded]
     if summary.events_rejected:
         parts.append(f"{summary.events_rejected} rejected")
     if summary.lines_not_read is None:

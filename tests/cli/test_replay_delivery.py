@@ -187,7 +187,12 @@ def test_a_stop_at_a_random_moment_loses_nothing_reported(
                 assert replay.returncode == 143, stderr
                 summary = json.loads(stdout)
                 assert summary["stopped_early"] == "SIGTERM"
-                assert f"stopped by SIGTERM: {summary['events_processed']} event(s)" in stderr
+                assert (
+                    f"stopped by SIGTERM at line {summary['lines_read']}: "
+                    f"{summary['events_processed']} event(s) recorded"
+                ) in stderr
+                # Every line of the file is either read or counted as not read.
+                assert summary["lines_read"] + summary["lines_not_read"] == len(order)
             else:
                 assert replay.returncode == -signal.SIGKILL
             reported = reported_processed(progress, stdout)
