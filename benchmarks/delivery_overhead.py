@@ -18,7 +18,19 @@ median events/s (end to end) of each and the ratios (targets: the outbox at leas
 plain; the outbox's time at most 1.3 x the local store's), and checks zero loss: the server
 (or the store) holds every observation each run recorded.
 
+With ``--faults``, what a failing Langfuse costs the agents instead: the same file replayed
+by ``autoops replay`` (the outbox path, the default 2 s flush deadline) against a loopback
+peer that is healthy, answers 503 to every request, or answers only after 10 s (past the 5 s
+request timeout), interleaved. Reports each variant's median events/s (the agents' rate:
+processing only), its ratio to the healthy one (target: >= 0.80, the agents never wait on
+the network), the median time spent at exit (the failing peers: bounded by the default 2 s
+flush deadline; the healthy one may take up to 60 s to deliver everything), the exit codes
+and whether every event was processed. The test suite checks the behaviour
+(tests/core/test_delivery.py::test_the_agents_never_wait_on_a_failing_server); the
+comparison of rates lives here, where the variants run side by side.
+
     python benchmarks/delivery_overhead.py [--events 10000] [--rounds 3]
+    python benchmarks/delivery_overhead.py --faults [--events 1500] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -168,10 +180,84 @@ def one_round(variant: str, events: Path, round_number: int, directory: Path) ->
             stop_serve(handle)
 
 
+FAULT_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "healthy": ("healthy server", {}, "60"),
+    "unavailable": ("503 on every request", {"always_status": 503}, "2"),
+    "slow": ("answers after 10 s", {"delay_s": 10.0}, "2"),
+}
+
+
+def fault_round(variant: str, events: Path, count: int, directory: Path) -> dict[str, Any]:
+    """One ``autoops replay`` against the loopback peer with the variant's faults."""
+    from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+    from tests.support.fake_langfuse import FakeLangfuse, Faults
+    from tests.support.serve_process import autoops_executable
+
+    server = FakeLangfuse(faults=Faults(**FAULT_VARIANTS[variant][1]))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "AUTOOPS_"))}
+        env.update(
+            LANGFUSE_HOST=server.url,
+            LANGFUSE_PUBLIC_KEY=KNOWN_PUBLIC,
+            LANGFUSE_SECRET_KEY=KNOWN_SECRET,
+            AUTOOPS_HOME=str(Path(tempfile.mkdtemp(dir=directory, prefix=f"home-{variant}-"))),
+            AUTOOPS_FLUSH_DEADLINE=FAULT_VARIANTS[variant][2],
+        )
+        done = subprocess.run(
+            [autoops_executable(), "--json", "-q", "replay", str(events)],
+            capture_output=True, text=True, env=env, check=False, timeout=600,
+        )  # fmt: skip
+    finally:
+        server.close()
+    summary = json.loads(done.stdout)
+    return {
+        "rate": summary["events_per_s"],
+        "exit_s": summary["flush_s"],
+        "exit_code": done.returncode,
+        "all_processed": summary["events_processed"] == count,
+    }
+
+
+def compare_faults(count: int, rounds: int) -> None:
+    """Median agents' rate per fault variant, side by side, and its ratio to healthy."""
+    from autoops_cli.simulation.generator import generate_events, write_events
+
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in FAULT_VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        events = Path(tmp) / "events.jsonl"
+        write_events(events, generate_events(count, seed=4))
+        for _ in range(rounds):
+            for variant in FAULT_VARIANTS:
+                results[variant].append(fault_round(variant, events, count, Path(tmp)))
+    healthy = statistics.median(r["rate"] for r in results["healthy"])
+    print(
+        f"replay of {count} events through the outbox, median of {rounds} interleaved rounds "
+        "(the agents' rate: events/s while processing; exit: time spent delivering at the end)"
+    )
+    for variant, (label, _, _) in FAULT_VARIANTS.items():
+        runs = results[variant]
+        rate = statistics.median(r["rate"] for r in runs)
+        exit_s = statistics.median(r["exit_s"] for r in runs)
+        codes = sorted({r["exit_code"] for r in runs})
+        processed = all(r["all_processed"] for r in runs)
+        print(
+            f"  {label:<22} {rate:8.1f} events/s   {rate / healthy:5.2f} x healthy   "
+            f"exit {exit_s:4.1f} s (codes {codes})   every event processed: {processed}"
+        )
+    print("  target: each >= 0.80 x healthy (the agents never wait on the network)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument(
+        "--events", type=int, help="events replayed (default 10,000; with --faults 1,500)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="compare a healthy, an unavailable (503) and a slow (10 s) peer instead",
+    )
     parser.add_argument("--drive", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--events-file", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
@@ -179,13 +265,17 @@ def main() -> None:
     if args.drive:
         drive(args.drive, args.events_file, args.run_id)
         return
+    if args.faults:
+        compare_faults(args.events or 1500, args.rounds)
+        return
+    count = args.events or 10_000
     from autoops_cli.simulation.generator import generate_events, write_events
 
     rates: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     complete: dict[str, bool] = dict.fromkeys(VARIANTS, True)
     with tempfile.TemporaryDirectory() as tmp:
         events = Path(tmp) / "events.jsonl"
-        write_events(events, generate_events(args.events, seed=13))
+        write_events(events, generate_events(count, seed=13))
         for round_number in range(args.rounds):
             shift = round_number % len(VARIANTS)
             for variant in VARIANTS[shift:] + VARIANTS[:shift]:
@@ -196,7 +286,7 @@ def main() -> None:
     median = {variant: statistics.median(rates[variant]) for variant in VARIANTS}
     plain, outbox, local = median["plain"], median["outbox"], median["local"]
     print(
-        f"replay of {args.events} events, end to end (until everything is delivered or stored), "
+        f"replay of {count} events, end to end (until everything is delivered or stored), "
         f"median events/s of {args.rounds} interleaved rounds"
     )
     print(

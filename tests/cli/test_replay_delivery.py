@@ -41,6 +41,9 @@ from tests.support.replay_runs import (
 from tests.support.serve_process import ServeHandle, autoops_executable
 
 SIGNAL_TRIALS = max(2, round(SCALE))  # per signal and server; AUTOOPS_PROPERTY_SCALE=20: 20
+# A healthy server on a loaded machine may take more than the default 2 s for one request:
+# `--wait` is the time without progress a flush accepts, not how long it takes.
+PATIENT = ("--wait", "60")
 
 
 def refused_url() -> str:
@@ -230,7 +233,7 @@ def test_sigint_stops_after_the_event_in_hand(
     waiting = summary["delivery"]["batches_waiting"]
     assert outbox_status(env)["pending_batches"] == waiting
     assert progress_lines(progress)[-1]["exit_code"] == 130
-    assert run("buffer", "flush", env=env).returncode == 0
+    assert run("buffer", "flush", *PATIENT, env=env).returncode == 0
     reported = event_ids(events)[: summary["events_processed"]]
     assert missing_or_wrong(served.store, "sigint", reported, shapes) == []
 
@@ -345,7 +348,7 @@ def test_a_host_answering_html_keeps_every_batch_and_says_so(
     assert len(ids(served.store)["traces"]) == 0
     # LANGFUSE_HOST fixed: the batches recorded for the portal go to the real server.
     fixed = clean_env(**served_env(served), AUTOOPS_HOME=str(workdir / "portal"))
-    moved = run("--json", "buffer", "flush", "--from", portal.url, "--yes", env=fixed)
+    moved = run("--json", "buffer", "flush", *PATIENT, "--from", portal.url, "--yes", env=fixed)
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout)["moved_from"]["host"] == portal.url
     assert len(ids(served.store)["observations"]) == summary["observations_recorded"]
@@ -382,7 +385,7 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     table = run("buffer", "status", env=right).stdout
     assert wrong in table and other in table
 
-    flushed = run("buffer", "flush", env=right)
+    flushed = run("buffer", "flush", *PATIENT, env=right)
     assert flushed.returncode == 0, flushed.stderr
     assert "no batch waits for" in flushed.stderr
     assert "batch(es) for other hosts remain in the outbox" in flushed.stderr
@@ -393,7 +396,7 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     assert "give --yes to confirm" in unconfirmed.stderr
     assert outbox_status(right)["hosts"].get(wrong)
 
-    moved = run("--json", "buffer", "flush", "--from", wrong, "--yes", env=right)
+    moved = run("--json", "buffer", "flush", *PATIENT, "--from", wrong, "--yes", env=right)
     assert moved.returncode == 0, moved.stderr
     result = json.loads(moved.stdout)
     assert result["moved_from"] == {"host": wrong, "batches": hosts[wrong]["batches"]}

@@ -90,7 +90,7 @@ def test_rejected_keys_keep_the_data_for_after_the_fix(
     assert fake_langfuse.received.spans == []
     recorded = json.loads(result.stdout)["observations_recorded"]
     assert outbox(cli)["pending_spans"] == recorded
-    flushed = cli("buffer", "flush", "--json", env=keys_for(fake_langfuse.url))
+    flushed = cli("buffer", "flush", "--json", "--wait", "60", env=keys_for(fake_langfuse.url))
     assert flushed.exit_code == 0, flushed.stderr
     assert len(span_ids(fake_langfuse.received)) == recorded
     assert outbox(cli)["pending_batches"] == 0
@@ -145,7 +145,7 @@ def test_unavailable_server_bounded_exit_then_flush(
     assert f"{waiting} batch(es) not delivered" in result.stderr
     assert outbox(cli)["pending_batches"] == waiting
     fake_langfuse.faults.always_status = None
-    assert cli("buffer", "flush", env=keys_for(fake_langfuse.url)).exit_code == 0
+    assert cli("buffer", "flush", "--wait", "60", env=keys_for(fake_langfuse.url)).exit_code == 0
     assert len(span_ids(fake_langfuse.received)) == summary["observations_recorded"]
     reliability.tried()
     reliability.answered(503)
@@ -291,7 +291,7 @@ def test_the_agents_never_wait_on_a_failing_server(cli: Cli, workdir: Path) -> N
         back = Received()
         healthy = FakeLangfuse(port=server.port, received=back)  # the outbox is per host
         try:
-            assert cli("buffer", "flush", "--json", env=env).exit_code == 0, name
+            assert cli("buffer", "flush", "--json", "--wait", "60", env=env).exit_code == 0, name
         finally:
             healthy.close()
         assert len(span_ids(back)) == recorded, name

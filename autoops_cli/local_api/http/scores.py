@@ -58,7 +58,7 @@ def validated_score(
     data_type = body.get("dataType") or (
         "CATEGORICAL" if isinstance(body.get("value"), str) else "NUMERIC"
     )
-    if data_type not in SCORE_DATA_TYPES:
+    if not isinstance(data_type, str) or data_type not in SCORE_DATA_TYPES:
         issues.append(
             _issue("dataType", f"Invalid enum value, expected one of {sorted(SCORE_DATA_TYPES)}")
         )
