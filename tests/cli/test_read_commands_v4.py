@@ -72,7 +72,8 @@ def test_every_read_command_works_against_a_v4_only_server(cli: Cli, v4_only: Se
 def test_traces_read_root_observations_and_scores_through_the_v4_api(
     cli: Cli, served: ServeHandle
 ) -> None:
-    assert cli("replay", str(EXAMPLE), "--limit", "12", env=served.client_env()).exit_code == 0
+    deliver_all = {**served.client_env(), "AUTOOPS_FLUSH_DEADLINE": "60"}  # a loaded machine
+    assert cli("replay", str(EXAMPLE), "--limit", "12", env=deliver_all).exit_code == 0
     proxy = CountingProxy(served.url)
     try:
         env = {**served.client_env(), "LANGFUSE_HOST": proxy.url}
@@ -110,7 +111,8 @@ def test_traces_read_root_observations_and_scores_through_the_v4_api(
 def test_a_server_without_v2_is_read_through_v1_and_remembered(
     cli: Cli, served: ServeHandle
 ) -> None:
-    assert cli("replay", str(EXAMPLE), "--limit", "8", env=served.client_env()).exit_code == 0
+    deliver_all = {**served.client_env(), "AUTOOPS_FLUSH_DEADLINE": "60"}  # a loaded machine
+    assert cli("replay", str(EXAMPLE), "--limit", "8", env=deliver_all).exit_code == 0
     on_v2 = as_json(cli("traces", "list", "--json", env=served.client_env()))
     proxy = CountingProxy(served.url, ProxyFaults(v2_not_found=True))
     try:
