@@ -241,7 +241,9 @@ class ReplayEngine:
     def run(self) -> ReplaySummary:
         """Replay the whole file (or up to ``limit`` events), commit, then deliver."""
         self._started = self._last_commit = time.perf_counter()
-        reader = self.reader or EventReader(self.options.source)
+        if self.reader is None:
+            self.reader = EventReader(self.options.source)
+        reader = self.reader
         try:
             self._replay(iter(reader))
         except StopReplay:  # a stop in the instant after a read returned
@@ -422,7 +424,6 @@ class ReplayEngine:
 
     def _finish(self, reader: EventReader) -> None:
         summary = self.summary
-        self.reader = reader
         summary.lines_read = reader.lines_read
         client = self.service.client
         client.finishing()
