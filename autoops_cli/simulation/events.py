@@ -192,7 +192,8 @@ class EventReader:
     wrong with it raises ``LocalFileError`` at once, before anything is recorded. Iterating
     yields what ``read_events`` does. ``lines_read``, ``bytes_read`` and ``size`` (the
     file's bytes on disk, compressed or not; None for standard input or a pipe) give the
-    progress; ``count_lines_left()`` how much a run that stopped early did not read.
+    progress; ``count_lines_left()`` how much a run that stopped early did not read;
+    ``last_line`` the bytes of the line the last item came from.
     """
 
     def __init__(self, source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
@@ -201,6 +202,7 @@ class EventReader:
         self.name = "standard input" if source == "-" else str(source)
         self.max_line_bytes = max_line_bytes
         self.lines_read = 0
+        self.last_line = b""  # the content of the line last yielded (handed on to a worker)
         self.finished = False  # the end of the input was reached
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
@@ -245,6 +247,7 @@ class EventReader:
             line = line[bom:]
             if not line.strip():
                 continue
+            self.last_line = line
             item: SimulationEvent | RejectedLine
             try:
                 item = _parse_content(line, self.lines_read, byte_offset=bom)
