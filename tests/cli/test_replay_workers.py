@@ -330,3 +330,19 @@ def test_a_killed_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
         sqlite3.connect(f"file:{tmp_path / 'home' / 'traces.db'}?mode=ro", uri=True)
     ) as db:
         assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] >= reported
+
+
+def test_more_workers_than_products_is_fine(tmp_path: Path) -> None:
+    # Workers given no event (one product here) end with an empty summary, not an error.
+    events = tmp_path / "one-product.jsonl"
+    lines = [
+        json.dumps({"event_id": f"e{number}", "timestamp": "2026-11-20T08:00:00Z",
+                    "event_type": "demand_spike", "product_id": "PROD_001",
+                    "data": {"current_stock": 10, "forecast_demand": 20 + number,
+                             "current_price": 5.0, "unit_cost": 2.0}})
+        for number in range(3)
+    ]  # fmt: skip
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, summary, stderr = replay(tmp_path / "home", events, "--workers", "3")
+    assert code == 0, stderr
+    assert (summary["workers"], summary["events_processed"]) == (3, 3)
