@@ -223,7 +223,10 @@ def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary
             {
                 "run_id": summary.run_id,
                 "configured_rate": service.adaptive.base_rate,
-                "final_rate": service.tracer.sampler.rate,
+                # The run's (with --workers, the lowest a worker ended with).
+                "final_rate": summary.tracing.get(
+                    "effective_sample_rate", service.tracer.sampler.rate
+                ),
                 "events_sampled_out": summary.events_sampled_out,
                 "traces_recorded": summary.traces_recorded,
                 "changes": summary.sampling_changes,

@@ -10,8 +10,8 @@ pipe (its ``--progress-file``), and its ``--json`` summary on stdout at the end.
 
 - **Durable before counted.** The parent's progress and summary are sums of what the workers
   reported durable; an event in a pipe, not yet recorded, counts in ``events_total`` only.
-- **Backpressure.** The pipes are bounded (the kernel's 64 KB): a slow worker blocks the
-  reader; a thread per worker drains its messages, so no one waits on the parent.
+- **Backpressure.** The pipes are bounded (1 MB, see ``_widen_pipe``): a slow worker blocks
+  the reader; a thread per worker drains its messages, so no one waits on the parent.
 - **One sender.** In langfuse mode the workers only write the outbox; the parent's exporter
   streams it to Langfuse while the run goes on and does the final, bounded flush.
 - **Signals.** Workers run in their own process group: Ctrl-C reaches the parent, which stops
@@ -24,6 +24,7 @@ pipe (its ``--progress-file``), and its ``--json`` summary on stdout at the end.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -47,7 +48,7 @@ from autoops_cli.simulation.engine import (
 )
 from autoops_cli.simulation.events import EventReader, RejectedLine
 from autoops_cli.simulation.partition import product_hash
-from config.errors import LocalFileError
+from config.errors import ExitCode, LocalFileError
 
 if TYPE_CHECKING:
     from autoops_cli.state import AppState
@@ -82,7 +83,12 @@ TRACING_COUNTS = (
     "scores_failed",
     "dead_letters",
 )
-WORKER_EXIT_WAIT_S = 0.1  # how often the parent looks up from waiting (signals run between)
+# A worker's exit code passed on as the run's: autoops's own errors (usage to local file).
+AUTOOPS_ERROR_CODES = frozenset(range(int(ExitCode.FAILURE), int(ExitCode.LOCAL_FILE) + 1))
+WORKER_EXIT_WAIT_S = 0.1
+PIPE_BYTES = (
+    1 << 20
+)  # a worker's input pipe: about 3,000 events  # how often the parent looks up from waiting (signals run between)
 
 
 @dataclass
@@ -202,6 +208,7 @@ class WorkerPool:
             finally:
                 os.close(write_end)  # the worker's now: EOF for the parent when it ends
             assert process.stdin is not None
+            _widen_pipe(process.stdin)
             worker = _Worker(number, process, process.stdin)
             self._pool.append(worker)
             worker.threads = [
@@ -274,7 +281,7 @@ class WorkerPool:
             code = worker.process.returncode
             if worker.final is None and self.failure is None:
                 self.failure = (
-                    code if 0 < code < 128 else 1,
+                    code if code in AUTOOPS_ERROR_CODES else 1,
                     f"replay worker {worker.number} ended with exit code {code} before its "
                     "summary (its error is above)",
                 )
@@ -368,6 +375,21 @@ class WorkerPool:
         if progress is not None:
             summary.delivery = delivery_document(progress)
         self._report("done", progress)
+
+
+def _widen_pipe(pipe: IO[bytes]) -> None:
+    """A worker's input pipe holds up to ``PIPE_BYTES`` (where the system allows it).
+
+    The parent writes events in the file's order: when the next event's worker has a full
+    pipe, the parent waits, and the other workers live on what their pipes hold. The kernel's
+    64 KB (about 200 events) ran dry while a busy machine held one worker back; 1 MB rides
+    that out. A stop or a parent that dies does not wait for it: workers stop reading.
+    """
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default stays
+        fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
 
 
 def merge_worker_summaries(summary: ReplaySummary, parts: list[dict[str, Any]]) -> None:

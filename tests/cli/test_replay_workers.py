@@ -33,7 +33,7 @@ from tests.support.replay_runs import (
     run,
     start_replay,
 )
-from tests.support.serve_process import ServeHandle
+from tests.support.serve_process import ServeHandle, autoops_executable
 
 BAD_LINES = {5: "{not json", 17: '{"event_type": "nope", "product_id": "P"}'}
 
@@ -346,3 +346,29 @@ def test_more_workers_than_products_is_fine(tmp_path: Path) -> None:
     code, summary, stderr = replay(tmp_path / "home", events, "--workers", "3")
     assert code == 0, stderr
     assert (summary["workers"], summary["events_processed"]) == (3, 3)
+
+
+def test_a_worker_that_dies_fails_the_run_with_the_others_summary(tmp_path: Path) -> None:
+    events = events_file(tmp_path, 200, seed=14)
+    doomed = json.loads(events.read_text(encoding="utf-8").splitlines()[100])["product_id"]
+    (tmp_path / "dying.py").write_text(
+        "import os\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "class Dying(RetailOrchestrator):\n"
+        "    def handle(self, event):\n"
+        f"        if event.product_id == {doomed!r} and os.environ.get('DIE_IN_WORKER'):\n"
+        "            os._exit(9)  # as the OOM killer would: no summary\n"
+        "        return super().handle(event)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "dying:Dying"],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
+        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home"), DIE_IN_WORKER="1"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "replay worker" in done.stderr
+    assert "ended with exit code 9 before its summary" in done.stderr
+    summary = json.loads(done.stdout)
+    assert 0 < summary["events_processed"] < 200
