@@ -49,14 +49,31 @@ def replay(
         "--progress-file",
         help="Write progress as JSON lines to this file; every count on a line is on disk.",
     ),
+    workers: str = typer.Option(
+        "1",
+        "--workers",
+        help="Processes running the agents, each product's events in one of them, in order; "
+        "'auto': one per available CPU.",
+    ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="K/N: replay only the products of shard K of N (one of N machines or CI jobs).",
+    ),
+    worker: bool = typer.Option(False, "--worker", hidden=True),
 ) -> None:
     """Replay recorded simulation events through the orchestrator and agents, with tracing.
 
     Every event becomes one trace (orchestrator workflow, agent operations, tools, collaboration, decisions). With no Langfuse keys the traces go to the local store (.autoops/traces.db or $AUTOOPS_HOME); with keys, to the outbox and on to Langfuse while the run goes on. An event counts as processed only once its trace is on disk. Bad lines are reported with their line number and skipped; the exit code is then 6. SIGTERM or Ctrl-C stops after the event in hand, keeps what was recorded and prints the summary (exit 143 or 130).
 
+    --workers N runs the agents in N processes, each product's events in one of them in the file's order, with one progress line and one summary. --shard K/N replays only the products whose stable hash falls in shard K of N: N machines or CI jobs given the same file record it once between them (each reports the file's bad lines).
+
     **Example:** autoops replay examples/events.jsonl --sample-rate 0.5 --json
+
+    **Example:** autoops replay events.jsonl --workers auto --shard 2/3
     """
     from autoops_cli.actions.replay import run_replay
+    from autoops_cli.simulation.partition import parse_shard, parse_workers
 
     state: AppState = ctx.obj
     flags = (
@@ -76,6 +93,9 @@ def replay(
         run_id=run_id,
         orchestrator_spec=orchestrator,
         progress_file=progress_file,
+        workers=1 if worker else parse_workers(workers),
+        shard=parse_shard(shard) if shard is not None else None,
+        worker=worker,
     )
     _render(state, summary)
     if exit_code:

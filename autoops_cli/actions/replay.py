@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -28,15 +28,18 @@ from autoops_cli.simulation.engine import (
     load_orchestrator,
 )
 from autoops_cli.simulation.events import EventReader
-from config.errors import ExitCode, LocalFileError
+from config.errors import ExitCode, LocalFileError, UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from autoops_cli.actions.replay_workers import WorkerPool
     from autoops_cli.simulation.events import RejectedLine
     from autoops_cli.state import AppState
     from config.delivery.sender import DeliveryProgress
     from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings import LangfuseConfig
+    from config.tracing.span_records import SpanExporter
 
 REJECTIONS_SHOWN = 50  # bad lines printed one by one; the rest are counted
 COMMIT_POINTS_ONLY = 1_000_000  # the tracer's batch size: never reached between commit points
@@ -61,20 +64,30 @@ def run_replay(
     run_id: str | None,
     orchestrator_spec: str | None,
     progress_file: Path | None = None,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    worker: bool = False,
 ) -> tuple[ReplaySummary, int]:
-    """Run a replay as the command line asked; the summary and the exit code."""
+    """Run a replay as the command line asked; the summary and the exit code.
+
+    ``workers`` > 1 runs the agents in that many processes (``replay_workers``); ``worker``
+    is one of them: it reads the lines its parent sends, writes the store or outbox without
+    sending, reports its durable progress to ``progress_file`` and leaves the messages, the
+    sampling report and the exit code to the parent.
+    """
     from config.delivery.exporters import NullExporter
     from config.langfuse_integration import (
         LangfuseIntegrationService,
         install_langfuse_integration,
     )
 
+    _check_workers(workers, speed)
     config, masking = state.settings(flags=flags)
     rules = state.load_settings(flags=flags).sampling_rules
     orchestrator = load_orchestrator(orchestrator_spec)
     # Opened first: a file that is not there or not JSON Lines is refused before a store or
     # an outbox is created for it.
-    reader = EventReader(source)
+    reader = EventReader(source, allow_empty=worker)
     try:
         progress_out = _open_progress_file(progress_file)
     except BaseException:
@@ -87,55 +100,107 @@ def run_replay(
             config,
             masking,
             sample_rate=sample_rate,
-            exporter=NullExporter() if dry_run else None,
+            exporter=NullExporter() if dry_run else _writer_only(config) if worker else None,
             sampling_rules=rules,
             # The engine's commit points are the only batches: what is on disk is then exactly
             # what the run reported (a size-based batch would write part of an unreported group).
             batch_size=COMMIT_POINTS_ONLY,
         )
     )
-    out = state.output
     options = ReplayOptions(
-        source=source, run_id=run_id or new_run_id(), limit=limit, speed=speed, strict=strict
+        source=source,
+        run_id=run_id or new_run_id(),
+        limit=limit,
+        speed=speed,
+        strict=strict,
+        shard=shard,
     )
     destination = "none (dry run)" if dry_run else service.destination
-    rule_count = sum(1 for _ in service.tracer.sampler.rules.items())
-    out.info(
-        f"replaying {source if source != '-' else 'stdin'} -> {destination} "
-        f"(run {options.run_id}, sample rate {service.tracer.sampler.rate:g}"
-        + (f", {rule_count} sampling rule(s))" if rule_count else ")")
-    )
+    _announce(state, service, options, destination, workers)
     shown = 0
 
     def report_rejected(rejected: RejectedLine) -> None:
         nonlocal shown
         shown += 1
         if shown <= REJECTIONS_SHOWN:
-            out.error(f"{source}:{rejected.line_number}: {rejected.reason}")
+            state.output.error(f"{source}:{rejected.line_number}: {rejected.reason}")
 
-    engine = ReplayEngine(
-        service, orchestrator, options, on_rejected=report_rejected, reader=reader
-    )
-    engine.summary.destination = destination
+    if workers > 1:
+        runner: ReplayEngine | WorkerPool = _worker_pool(
+            state, service, reader, options, workers, sample_rate, orchestrator_spec, dry_run
+        )
+    else:
+        runner = ReplayEngine(service, orchestrator, options, reader=reader)
+    runner.on_rejected = report_rejected
+    runner.summary.destination = destination
     try:
-        with _stop_on_signals(engine), _progress(state, progress_out) as on_progress:
-            engine.on_progress = on_progress
-            summary = engine.run()
+        with _stop_on_signals(runner), _progress(state, progress_out) as on_progress:
+            to_parent = _to_parent(progress_out, runner) if worker and progress_out else None
+            runner.on_progress = to_parent or on_progress
+            summary = runner.run()
         service.shutdown(timeout=0)  # the engine delivered while the server made progress
         if summary.delivery:
             # Counted once nothing can change the outbox any more: what `buffer status` shows.
             summary.delivery["batches_waiting"] = service.client.pending()
+        if worker:  # the parent reports, records the sampling and decides the exit code
+            return summary, 0
         if service.store_path is not None and not dry_run:
             _record_sampling(service, summary)
         if shown > REJECTIONS_SHOWN:
-            out.error(f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)")
-        code = _exit_code(state, summary)
+            state.output.error(
+                f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)"
+            )
+        code = _exit_code(state, summary, getattr(runner, "failure", None))
         if progress_out is not None:
             _write_progress_line(progress_out, "done", summary, None, summary.duration_s, code)
     finally:
         if progress_out is not None:
-            progress_out.close()
+            with suppress(OSError):  # every line was flushed; a worker's parent may be gone
+                progress_out.close()
     return summary, code
+
+
+def _worker_pool(
+    state: AppState,
+    service: LangfuseIntegrationService,
+    reader: EventReader,
+    options: ReplayOptions,
+    workers: int,
+    sample_rate: float | None,
+    orchestrator_spec: str | None,
+    dry_run: bool,
+) -> WorkerPool:
+    from autoops_cli.actions.replay_workers import WorkerPool, worker_command
+
+    command = worker_command(state, options.run_id, sample_rate, orchestrator_spec, dry_run=dry_run)
+    return WorkerPool(service, reader, options, workers=workers, worker_command=command)
+
+
+def _check_workers(workers: int, speed: float | None) -> None:
+    if workers > 1 and speed:
+        raise UsageError(
+            "--speed paces one stream of events: replay with --workers 1 to keep the recorded pace"
+        )
+
+
+def _announce(
+    state: AppState,
+    service: LangfuseIntegrationService,
+    options: ReplayOptions,
+    destination: str,
+    workers: int,
+) -> None:
+    """The first line on stderr: what is replayed where, and how."""
+    source = options.source
+    rule_count = sum(1 for _ in service.tracer.sampler.rules.items())
+    state.output.info(
+        f"replaying {source if source != '-' else 'stdin'} -> {destination} "
+        f"(run {options.run_id}, sample rate {service.tracer.sampler.rate:g}"
+        + (f", {rule_count} sampling rule(s)" if rule_count else "")
+        + (f", shard {options.shard[0]}/{options.shard[1]}" if options.shard else "")
+        + (f", {workers} workers" if workers > 1 else "")
+        + ")"
+    )
 
 
 def _open_progress_file(path: Path | None) -> TextIO | None:
@@ -158,7 +223,10 @@ def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary
             {
                 "run_id": summary.run_id,
                 "configured_rate": service.adaptive.base_rate,
-                "final_rate": service.tracer.sampler.rate,
+                # The run's (with --workers, the lowest a worker ended with).
+                "final_rate": summary.tracing.get(
+                    "effective_sample_rate", service.tracer.sampler.rate
+                ),
                 "events_sampled_out": summary.events_sampled_out,
                 "traces_recorded": summary.traces_recorded,
                 "changes": summary.sampling_changes,
@@ -169,8 +237,40 @@ def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary
             raise
 
 
+def _writer_only(config: LangfuseConfig) -> SpanExporter | None:
+    """A replay worker's exporter in langfuse mode: it writes the outbox, the parent sends."""
+    if not (config.enabled and config.tracing_enabled and config.mode == "langfuse"):
+        return None
+    from config.delivery.exporters import resource_attributes
+    from config.delivery.outbox import Outbox
+    from config.delivery.sender import OutboxExporter
+    from config.store.local_store import default_store_path
+
+    return OutboxExporter(
+        config, Outbox(default_store_path()), resource=resource_attributes(config), sending=False
+    )
+
+
+def _to_parent(out: TextIO, runner: ReplayEngine | WorkerPool) -> Callable[[ReplayProgress], None]:
+    """A worker's progress: a JSON line per commit point, to its parent. A parent that is gone
+    (the pipe broke) stops the run: the worker commits and ends instead of working unseen."""
+    gone = False
+
+    def report(progress: ReplayProgress) -> None:
+        nonlocal gone
+        if gone or progress.phase != "replaying":
+            return
+        try:
+            _write_progress_line(out, "replaying", progress.summary, None, progress.elapsed_s)
+        except (OSError, ValueError):
+            gone = True
+            runner.request_stop("SIGPIPE")
+
+    return report
+
+
 @contextmanager
-def _stop_on_signals(engine: ReplayEngine) -> Iterator[None]:
+def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
     """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -187,8 +287,14 @@ def _stop_on_signals(engine: ReplayEngine) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _exit_code(state: AppState, summary: ReplaySummary) -> int:
+def _exit_code(
+    state: AppState, summary: ReplaySummary, worker_failure: tuple[int, str] | None = None
+) -> int:
     out = state.output
+    if worker_failure is not None:  # a worker died (--workers): its own error is above
+        code, message = worker_failure
+        out.error(f"{message}; the run stopped: {recorded_text(summary)}")
+        return code
     tracing = summary.tracing
     delivery = summary.delivery
     waiting = int(delivery.get("batches_waiting") or 0)

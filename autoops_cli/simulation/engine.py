@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoops_cli.simulation.events import EventReader, RejectedLine, SimulationEvent
 from autoops_cli.simulation.orchestrator import Orchestrator, RetailOrchestrator
+from autoops_cli.simulation.partition import shard_of
 from config.errors import LocalFileError, UsageError
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class ReplayOptions:
     limit: int | None = None
     speed: float | None = None
     strict: bool = False
+    shard: tuple[int, int] | None = None  # (K, N): only the products of shard K of N
     commit_every: int = COMMIT_EVERY_TRACES
     commit_interval_s: float = COMMIT_INTERVAL_S
 
@@ -67,6 +69,8 @@ class ReplaySummary:
 
     run_id: str
     destination: str
+    workers: int = 1  # processes that ran the agents (--workers)
+    shard: str | None = None  # "K/N" with --shard: this run replayed shard K of N
     lines_read: int = 0  # lines of the input read, blank ones included
     lines_not_read: int | None = 0  # after an early stop; None when unknown (stdin)
     events_total: int = 0  # events read: processed, failed, rejected or not yet recorded
@@ -74,6 +78,7 @@ class ReplaySummary:
     events_rejected: int = 0
     events_failed: int = 0
     events_sampled_out: int = 0
+    events_other_shards: int = 0  # valid events of products in other shards (--shard), skipped
     traces_recorded: int = 0
     observations_recorded: int = 0
     scores_recorded: int = 0
@@ -193,7 +198,11 @@ class ReplayEngine:
         self.options = options
         self.on_rejected = on_rejected
         self.on_progress = on_progress
-        self.summary = ReplaySummary(run_id=options.run_id, destination=service.destination)
+        self.summary = ReplaySummary(
+            run_id=options.run_id,
+            destination=service.destination,
+            shard=f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
+        )
         self.stop_reason: str | None = None
         self._stop_requests = 0
         self._reading = False  # blocked reading events: a stop may raise StopReplay there
@@ -266,6 +275,10 @@ class ReplayEngine:
                     self.summary.stopped_early = f"line {item.line_number}: {item.reason}"
                     break
                 continue
+            shard = self.options.shard
+            if shard is not None and shard_of(item.product_id, shard[1]) != shard[0]:
+                self.summary.events_other_shards += 1
+                continue
             if self.options.speed:
                 first_event_time = self._pace(item, first_event_time)
                 if self.stop_reason is not None:
@@ -293,10 +306,7 @@ class ReplayEngine:
         return self._counts.events_processed + self._counts.events_failed
 
     def _reject(self, rejected: RejectedLine) -> None:
-        self.summary.events_total += 1
-        self.summary.events_rejected += 1
-        if len(self.summary.rejected) < MAX_REJECTIONS_KEPT:
-            self.summary.rejected.append({"line": rejected.line_number, "reason": rejected.reason})
+        count_rejected(self.summary, rejected)
         if self.on_rejected is not None:
             self.on_rejected(rejected)
 
@@ -459,6 +469,14 @@ class ReplayEngine:
         if progress is not None:
             summary.delivery = delivery_document(progress)
         self._report("done", progress)
+
+
+def count_rejected(summary: ReplaySummary, rejected: RejectedLine) -> None:
+    """Count a bad line in the summary (the first ``MAX_REJECTIONS_KEPT`` listed)."""
+    summary.events_total += 1
+    summary.events_rejected += 1
+    if len(summary.rejected) < MAX_REJECTIONS_KEPT:
+        summary.rejected.append({"line": rejected.line_number, "reason": rejected.reason})
 
 
 def delivery_document(progress: DeliveryProgress) -> dict[str, Any]:

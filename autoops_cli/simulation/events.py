@@ -189,23 +189,28 @@ class EventReader:
     """The events of a file or standard input, and how far the reading has come.
 
     Opening it checks the file (it exists, can be read, looks like JSON Lines): what is
-    wrong with it raises ``LocalFileError`` at once, before anything is recorded. Iterating
+    wrong with it raises ``LocalFileError`` at once, before anything is recorded
+    (``allow_empty``: an empty input is no events rather than an error). Iterating
     yields what ``read_events`` does. ``lines_read``, ``bytes_read`` and ``size`` (the
     file's bytes on disk, compressed or not; None for standard input or a pipe) give the
-    progress; ``count_lines_left()`` how much a run that stopped early did not read.
+    progress; ``count_lines_left()`` how much a run that stopped early did not read;
+    ``last_line`` the bytes of the line the last item came from.
     """
 
-    def __init__(self, source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(
+        self, source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES, allow_empty: bool = False
+    ) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be at least 1")
         self.name = "standard input" if source == "-" else str(source)
         self.max_line_bytes = max_line_bytes
         self.lines_read = 0
+        self.last_line = b""  # the content of the line last yielded (handed on to a worker)
         self.finished = False  # the end of the input was reached
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
         try:
-            _check_format(self._stream, self.name)
+            _check_format(self._stream, self.name, allow_empty=allow_empty)
         except BaseException:
             self.close()
             raise
@@ -245,6 +250,7 @@ class EventReader:
             line = line[bom:]
             if not line.strip():
                 continue
+            self.last_line = line
             item: SimulationEvent | RejectedLine
             try:
                 item = _parse_content(line, self.lines_read, byte_offset=bom)
@@ -359,7 +365,7 @@ def _open(source: str | Path, name: str) -> tuple[_PeekableSource, IO[bytes] | N
     return raw, file, owned
 
 
-def _check_format(stream: _PeekableSource, name: str) -> None:
+def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = False) -> None:
     """Refuse, with what the file looks like and how to convert it, what is not JSON Lines.
 
     Judged from the first few KB: a file with a line there that is one JSON object is JSON
@@ -375,6 +381,8 @@ def _check_format(stream: _PeekableSource, name: str) -> None:
         ) from exc
     text = head.removeprefix(codecs.BOM_UTF8)
     lines = [line.strip() for line in text.split(b"\n")]
+    if not any(lines) and allow_empty:  # a replay worker given no events: nothing to do
+        return
     if not any(lines):
         raise EventFileFormatError(f"{name}: no events (the file is empty)")
     whole = lines[:-1] if len(head) >= _SNIFF_BYTES else lines  # the last may be cut off

@@ -39,7 +39,9 @@ What an answer does:
 after ``timeout`` seconds without any; whatever is not delivered stays in the outbox for the
 next run or ``autoops buffer flush``. Several processes may share one outbox file (SQLite WAL,
 busy timeout); a batch sent twice is stored once (Langfuse and ``autoops serve`` are
-idempotent on span and score ids).
+idempotent on span and score ids). ``replay --workers`` has one sender for the run: its
+workers' exporters only write (``sending=False``), and their stream bound is the file's
+backlog, which the parent's sender drains.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class OutboxExporter:
         *,
         resource: dict[str, Any],
         on_unreachable: Callable[[Exception], None] | None = None,
+        sending: bool = True,
     ) -> None:
         import httpx
 
@@ -210,8 +213,14 @@ class OutboxExporter:
         # `autoops buffer flush`, the sender logs it and falls back by itself.
         self._on_unreachable = on_unreachable or self._fall_back
         self._writer: threading.Thread | None = None
-        self._sender = threading.Thread(target=self._send_loop, name="autoops-sender", daemon=True)
-        self._sender.start()
+        # Without a sender (a replay worker) another process delivers what this one writes.
+        self._sending = sending
+        self._sender: threading.Thread | None = None
+        if sending:
+            self._sender = threading.Thread(
+                target=self._send_loop, name="autoops-sender", daemon=True
+            )
+            self._sender.start()
 
     @property
     def host(self) -> str:
@@ -302,7 +311,8 @@ class OutboxExporter:
         Gives up after ``timeout`` seconds in which no batch was written or delivered (and at
         once when sending has stopped: keys rejected, host misconfigured; or when
         interrupted). True when everything was delivered. ``on_progress`` hears the state
-        about ten times a second, from this thread.
+        about ten times a second, from this thread. Without a sender it waits only until
+        everything is written (True unless the file failed).
         """
         with self._changed:
             target = self._exported
@@ -325,7 +335,7 @@ class OutboxExporter:
                 waiting = self._outbox.count(self._host) + unsaved
                 if on_progress is not None:
                     on_progress(self._progress(waiting, started_delivered))
-                if written and waiting == 0:
+                if written and (waiting == 0 or not self._sending):
                     return self._write_failure is None
                 if written and state in STOPPED_STATES:
                     return False
@@ -360,7 +370,8 @@ class OutboxExporter:
         # Short: a request stuck on a slow server must not hold up the exit; its batch is
         # still in the outbox (rows go only after an acknowledgement) and the daemon thread
         # ends with us.
-        self._sender.join(timeout=0.2)
+        if self._sender is not None:
+            self._sender.join(timeout=0.2)
         # Batches the writer did not get to (it failed, or is stuck): write them here, or they
         # would die with the daemon thread.
         with self._changed:
@@ -453,6 +464,9 @@ class OutboxExporter:
 
     def _wait_for_stream(self) -> None:
         """Backpressure from the sender: wait while it delivers and the outbox is over the bound."""
+        if not self._sending:
+            self._wait_for_other_sender()
+            return
         with self._changed:
             if not self._stream_full():
                 return
@@ -464,6 +478,28 @@ class OutboxExporter:
         with self._changed:
             self._backlog_items = items
             while self._stream_full():
+                self._changed.wait(0.05)
+
+    def _wait_for_other_sender(self) -> None:
+        """The stream bound when another process sends: wait while the file's backlog is over
+        the bound and shrinking (that sender makes progress); not after a stall of the
+        flush deadline, nor once the producer is done."""
+        last_items: int | None = None
+        last_change = time.monotonic()
+        while not (self._finishing or self._stop):
+            try:
+                items = self._outbox.backlog(self._host).items
+            except LocalFileError:
+                return
+            now = time.monotonic()
+            if items <= self._limit:
+                return
+            if last_items is None or items < last_items:
+                last_change = now
+            elif now - last_change >= self._stall_s:
+                return
+            last_items = items
+            with self._changed:
                 self._changed.wait(0.05)
 
     def _write_group(

@@ -1,0 +1,471 @@
+"""``autoops replay --workers N``: one reader, N worker processes, one summary.
+
+The parent reads the file with ``EventReader`` (so bad lines keep their line numbers, and
+``--strict``, ``--limit`` and ``--shard`` work as in one process) and writes each valid
+event's line to the standard input of worker ``worker_of(product_id)``: every event of a
+product goes to the same worker, in the file's order. A worker is ``autoops replay -
+--worker`` itself: its own orchestrator, agents and tracer, the store or outbox file shared
+with the others (SQLite WAL, busy timeout). It reports its durable counts as JSON lines on a
+pipe (its ``--progress-file``), and its ``--json`` summary on stdout at the end.
+
+- **Durable before counted.** The parent's progress and summary are sums of what the workers
+  reported durable; an event in a pipe, not yet recorded, counts in ``events_total`` only.
+- **Backpressure.** The pipes are bounded (1 MB, see ``_widen_pipe``): a slow worker blocks
+  the reader; a thread per worker drains its messages, so no one waits on the parent.
+- **One sender.** In langfuse mode the workers only write the outbox; the parent's exporter
+  streams it to Langfuse while the run goes on and does the final, bounded flush.
+- **Signals.** Workers run in their own process group: Ctrl-C reaches the parent, which stops
+  reading and passes the signal on; each worker commits and prints its summary; the parent
+  delivers (within ``AUTOOPS_FLUSH_DEADLINE``), prints the merged summary, exits 130 or 143.
+- **A parent that dies** (SIGKILL) closes the pipes: a worker stops at its next report (a
+  broken pipe) or at the end of its input, whichever comes first, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from autoops_cli.simulation.engine import (
+    DELIVERY_POLL_S,
+    ReplayOptions,
+    ReplayProgress,
+    ReplaySummary,
+    StopReplay,
+    count_rejected,
+    delivery_document,
+)
+from autoops_cli.simulation.events import EventReader, RejectedLine
+from autoops_cli.simulation.partition import product_hash
+from config.errors import ExitCode, LocalFileError
+
+if TYPE_CHECKING:
+    from autoops_cli.state import AppState
+    from config.delivery.sender import DeliveryProgress
+    from config.langfuse_integration import LangfuseIntegrationService
+
+# Counts a worker's summary and progress lines carry, summed into the parent's.
+DURABLE_COUNTS = (
+    "events_processed",
+    "events_failed",
+    "traces_recorded",
+    "observations_recorded",
+    "scores_recorded",
+)
+SUMMED_COUNTS = (
+    *DURABLE_COUNTS,
+    "events_sampled_out",
+    "conflicts_detected",
+    "conflicts_resolved",
+)
+# Tracing metrics that are counts (summed); the averages are weighted, the rest the parent's.
+TRACING_COUNTS = (
+    "operations",
+    "operations_failed",
+    "traces_started",
+    "traces_sampled_out",
+    "traces_finalized",
+    "observations_recorded",
+    "scores_recorded",
+    "tracing_errors",
+    "spans_failed",
+    "scores_failed",
+    "dead_letters",
+)
+# A worker's exit code passed on as the run's: autoops's own errors (usage to local file).
+AUTOOPS_ERROR_CODES = frozenset(range(int(ExitCode.FAILURE), int(ExitCode.LOCAL_FILE) + 1))
+WORKER_EXIT_WAIT_S = 0.1
+PIPE_BYTES = (
+    1 << 20
+)  # a worker's input pipe: about 3,000 events  # how often the parent looks up from waiting (signals run between)
+
+
+@dataclass
+class _Worker:
+    """One worker process and what it reported."""
+
+    number: int  # 1-based, as in messages
+    process: subprocess.Popen[bytes]
+    stdin: IO[bytes]
+    latest: dict[str, Any] = field(default_factory=dict)  # its last durable progress line
+    final: dict[str, Any] | None = None  # its --json summary
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+class WorkerPool:
+    """Runs a replay in ``workers`` processes; ``run()`` returns the merged summary."""
+
+    def __init__(
+        self,
+        service: LangfuseIntegrationService,
+        reader: EventReader,
+        options: ReplayOptions,
+        *,
+        workers: int,
+        worker_command: list[str],
+        on_rejected: Callable[[RejectedLine], None] | None = None,
+    ) -> None:
+        self.service = service  # the parent's: in langfuse mode, the run's only sender
+        self.reader = reader
+        self.options = options
+        self.workers = workers
+        self.worker_command = worker_command  # `autoops ... replay - --worker`, without the fd
+        self.on_rejected = on_rejected
+        self.on_progress: Callable[[ReplayProgress], None] | None = None
+        self.summary = ReplaySummary(
+            run_id=options.run_id,
+            destination=service.destination,
+            workers=workers,
+            shard=f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
+        )
+        self.stop_reason: str | None = None
+        self.failure: tuple[int, str] | None = None  # (exit code, message): a worker failed
+        self._stop_requests = 0
+        self._feeding = False  # blocked reading or writing a pipe: a stop raises StopReplay
+        self._pool: list[_Worker] = []
+        self._lock = threading.Lock()  # one progress report at a time
+        self._started = 0.0
+        self._delivery: DeliveryProgress | None = None
+        self._delivery_polled = 0.0
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Stop reading, pass the signal on to the workers (safe from a signal handler).
+
+        As in one process: the first stop bounds the final delivery by the flush deadline,
+        a second gives it up.
+        """
+        self._stop_requests += 1
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        client = self.service.client
+        if self._stop_requests == 1:
+            client.finishing()
+            client.limit_flush(self.service.config.flush_deadline)
+        else:
+            client.interrupt()
+        signum = getattr(signal.Signals, reason, signal.SIGTERM)
+        for worker in self._pool:
+            with contextlib.suppress(OSError):  # ended already
+                worker.process.send_signal(signum)
+        if self._feeding:
+            self._feeding = False
+            raise StopReplay(reason)
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def run(self) -> ReplaySummary:
+        """Start the workers, feed them the file, wait for their summaries, deliver."""
+        self._started = time.perf_counter()
+        try:
+            self._start_workers()
+            try:
+                self._feed()
+            except StopReplay:
+                pass
+            except LocalFileError as exc:  # the input broke off: what was read is replayed
+                self.summary.read_error = exc.message
+                self.summary.stopped_early = exc.message
+            finally:
+                self._feeding = False
+                for worker in self._pool:
+                    with contextlib.suppress(OSError):  # a worker that died: its pipe broke
+                        worker.stdin.close()
+            self._wait_for_workers()
+        finally:
+            self._end_leftovers()
+        self._finish()
+        return self.summary
+
+    def _start_workers(self) -> None:
+        for number in range(1, self.workers + 1):
+            read_end, write_end = os.pipe()
+            try:
+                process = subprocess.Popen(
+                    [*self.worker_command, "--progress-file", f"/dev/fd/{write_end}"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    pass_fds=(write_end,),
+                    # Its own group: Ctrl-C on the terminal reaches the parent only, which
+                    # passes it on once it has stopped feeding (see request_stop).
+                    process_group=0,
+                )
+            except BaseException:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)  # the worker's now: EOF for the parent when it ends
+            assert process.stdin is not None
+            _widen_pipe(process.stdin)
+            worker = _Worker(number, process, process.stdin)
+            self._pool.append(worker)
+            worker.threads = [
+                threading.Thread(
+                    target=self._drain_progress,
+                    args=(worker, read_end),
+                    name=f"autoops-worker-{number}-progress",
+                    daemon=True,
+                ),
+                threading.Thread(
+                    target=self._read_summary,
+                    args=(worker,),
+                    name=f"autoops-worker-{number}-summary",
+                    daemon=True,
+                ),
+            ]
+            for thread in worker.threads:
+                thread.start()
+
+    def _feed(self) -> None:
+        """Each valid event's line to its worker, in the file's order; bad lines counted."""
+        summary = self.summary
+        limit = self.options.limit
+        shard, shards = self.options.shard or (1, 1)
+        events = iter(self.reader)
+        sent = 0
+        while self.stop_reason is None and (limit is None or sent < limit):
+            self._feeding = True
+            try:
+                item = next(events)
+            except StopIteration:
+                return
+            finally:
+                self._feeding = False
+            if isinstance(item, RejectedLine):
+                count_rejected(summary, item)
+                if self.on_rejected is not None:
+                    self.on_rejected(item)
+                if self.options.strict:
+                    summary.stopped_early = f"line {item.line_number}: {item.reason}"
+                    return
+                continue
+            hashed = product_hash(item.product_id)
+            if hashed % shards + 1 != shard:
+                summary.events_other_shards += 1
+                continue
+            worker = self._pool[(hashed // shards) % self.workers]
+            summary.events_total += 1
+            self._feeding = True
+            try:
+                worker.stdin.write(self.reader.last_line + b"\n")
+            except (BrokenPipeError, ValueError):  # the worker ended: see _wait_for_workers
+                summary.events_total -= 1
+                return
+            finally:
+                self._feeding = False
+            sent += 1
+
+    def _wait_for_workers(self) -> None:
+        for worker in self._pool:
+            while True:
+                try:
+                    worker.process.wait(WORKER_EXIT_WAIT_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            for thread in worker.threads:
+                thread.join()
+        for worker in self._pool:
+            code = worker.process.returncode
+            if worker.final is None and self.failure is None:
+                self.failure = (
+                    code if code in AUTOOPS_ERROR_CODES else 1,
+                    f"replay worker {worker.number} ended with exit code {code} before its "
+                    "summary (its error is above)",
+                )
+
+    def _end_leftovers(self) -> None:
+        """After an unexpected error in the parent: no worker outlives it."""
+        for worker in self._pool:
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait()
+
+    # --- the workers' messages (one thread each) -----------------------------------------------
+
+    def _drain_progress(self, worker: _Worker, fd: int) -> None:
+        with os.fdopen(fd, "rb") as lines:
+            for line in lines:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if message.get("phase") != "replaying":
+                    continue
+                worker.latest = message
+                self._report("replaying")
+
+    def _read_summary(self, worker: _Worker) -> None:
+        assert worker.process.stdout is not None
+        with worker.process.stdout as stdout:
+            text = stdout.read()
+        with contextlib.suppress(ValueError):
+            document = json.loads(text)
+            if isinstance(document, dict):
+                worker.final = document
+
+    def _report(self, phase: str, delivery: DeliveryProgress | None = None) -> None:
+        with self._lock:
+            summary = self.summary
+            for key in DURABLE_COUNTS:
+                setattr(summary, key, sum(int(w.latest.get(key, 0)) for w in self._pool))
+            if self.on_progress is None:
+                return
+            now = time.perf_counter()
+            if delivery is not None:
+                self._delivery = delivery
+            elif phase == "replaying" and now - self._delivery_polled >= DELIVERY_POLL_S:
+                self._delivery_polled = now
+                self._delivery = self.service.client.delivery_progress()
+            self.on_progress(
+                ReplayProgress(
+                    phase,
+                    summary,
+                    self._delivery,
+                    now - self._started,
+                    bytes_read=self.reader.bytes_read,
+                    bytes_total=self.reader.size,
+                )
+            )
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        summary = self.summary
+        reader = self.reader
+        finals = [w.final if w.final is not None else w.latest for w in self._pool]
+        with self._lock:  # the progress sums what each worker reported last: its summary now
+            for worker, final in zip(self._pool, finals, strict=True):
+                worker.latest = final
+        merge_worker_summaries(summary, finals)
+        summary.lines_read = reader.lines_read
+        summary.lines_not_read = None if summary.read_error else reader.count_lines_left()
+        if summary.write_error:
+            summary.stopped_early = summary.stopped_early or "a local file could not be written"
+        if self.stop_reason and not summary.stopped_early:
+            summary.stopped_early = self.stop_reason
+        last_event = time.perf_counter()
+        summary.duration_s = round(last_event - self._started, 3)
+        handled = summary.events_processed + summary.events_failed
+        summary.events_per_s = round(handled / summary.duration_s, 1) if summary.duration_s else 0.0
+        client = self.service.client
+        client.finishing()
+        if self._stop_requests < 2:
+            client.flush(
+                self.service.config.flush_deadline,
+                on_progress=lambda progress: self._report("delivering", progress),
+            )
+        summary.flush_s = round(time.perf_counter() - last_event, 3)
+        summary.tracing = merge_tracing(
+            [dict(f.get("tracing") or {}) for f in finals], self.service.get_performance_metrics()
+        )
+        progress = client.delivery_progress()
+        if progress is not None:
+            summary.delivery = delivery_document(progress)
+        self._report("done", progress)
+
+
+def _widen_pipe(pipe: IO[bytes]) -> None:
+    """A worker's input pipe holds up to ``PIPE_BYTES`` (where the system allows it).
+
+    The parent writes events in the file's order: when the next event's worker has a full
+    pipe, the parent waits, and the other workers live on what their pipes hold. The kernel's
+    64 KB (about 200 events) ran dry while a busy machine held one worker back; 1 MB rides
+    that out. A stop or a parent that dies does not wait for it: workers stop reading.
+    """
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default stays
+        fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
+
+
+def merge_worker_summaries(summary: ReplaySummary, parts: list[dict[str, Any]]) -> None:
+    """The workers' counts, decisions, sampling changes and write errors, into ``summary``."""
+    for key in SUMMED_COUNTS:
+        setattr(summary, key, sum(int(part.get(key) or 0) for part in parts))
+    decisions: Counter[str] = Counter()
+    for part in parts:
+        decisions.update({str(k): int(v) for k, v in (part.get("decisions") or {}).items()})
+    summary.decisions = dict(sorted(decisions.items()))
+    summary.sampling_changes = [
+        {**change, "worker": number}
+        for number, part in enumerate(parts, start=1)
+        for change in part.get("sampling_changes") or []
+    ]
+    summary.write_error = next((p["write_error"] for p in parts if p.get("write_error")), None)
+
+
+def merge_tracing(parts: list[dict[str, Any]], parent: dict[str, Any]) -> dict[str, Any]:
+    """One ``tracing`` document from the workers' and the parent's (which holds the sender's
+    figures): counts summed, averages weighted by what they average over, the rate the
+    lowest any worker ended with, the sampling changes each with its worker."""
+    merged = dict(parent)
+    for key in TRACING_COUNTS:
+        merged[key] = sum(int(part.get(key) or 0) for part in [*parts, parent])
+    operations = merged["operations"]
+    finalized = merged["traces_finalized"]
+    merged["avg_latency_ms"] = _weighted(parts, "avg_latency_ms", "operations", operations)
+    merged["tracing_overhead_ms"] = _weighted(
+        parts, "tracing_overhead_ms", "traces_finalized", finalized
+    )
+    merged["throughput"] = sum(float(part.get("throughput") or 0.0) for part in parts)
+    failed = sum(
+        (1 - float(part.get("success_rate", 1.0))) * int(part.get("traces_finalized") or 0)
+        for part in parts
+    )
+    merged["success_rate"] = 1.0 if not finalized else 1 - failed / finalized
+    rates = [
+        float(part["effective_sample_rate"]) for part in parts if "effective_sample_rate" in part
+    ]
+    if rates:
+        merged["effective_sample_rate"] = min(rates)
+    merged["sampling_changes"] = [
+        {**change, "worker": number}
+        for number, part in enumerate(parts, start=1)
+        for change in part.get("sampling_changes") or []
+    ]
+    return merged
+
+
+def _weighted(parts: list[dict[str, Any]], key: str, weight: str, total: int) -> float:
+    if not total:
+        return 0.0
+    return sum(float(p.get(key) or 0.0) * int(p.get(weight) or 0) for p in parts) / total
+
+
+def worker_command(
+    state: AppState,
+    run_id: str,
+    sample_rate: float | None,
+    orchestrator_spec: str | None,
+    *,
+    dry_run: bool,
+) -> list[str]:
+    """``python -m autoops_cli ... replay - --worker``: a worker, as configured as its parent
+    (the environment and the working directory are inherited)."""
+    command = [sys.executable, "-m", "autoops_cli", "--quiet", "--json"]
+    if state.output.verbose:
+        command.append("--verbose")
+    if state.config_file is not None:
+        command += ["--config", str(state.config_file)]
+    command += ["replay", "-", "--worker", "--run-id", run_id]
+    if sample_rate is not None:
+        command += ["--sample-rate", repr(sample_rate)]
+    if orchestrator_spec:
+        command += ["--orchestrator", orchestrator_spec]
+    if dry_run:
+        command.append("--dry-run")
+    return command

@@ -1,0 +1,75 @@
+"""Which shard and which worker an event goes to: a stable hash of its ``product_id``.
+
+Every event of one product lands in the same shard and the same worker, so a product's events
+keep their order. The hash is the same on every machine, Python version and run (unlike
+``hash()``), so N machines given the same file and ``--shard K/N`` split it without talking
+to each other. To reproduce it elsewhere::
+
+    h = int.from_bytes(hashlib.blake2b(product_id.encode("utf-8"), digest_size=8).digest(), "big")
+    shard = h % N + 1            # --shard K/N keeps the events with shard == K
+    worker = (h // N) % W        # inside a shard, --workers W
+
+The worker is taken from the hash bits the shard did not use, so the split between workers
+stays balanced inside every shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from config.errors import UsageError
+
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+def product_hash(product_id: str) -> int:
+    """The stable 64-bit hash of a product id (blake2b, 8 bytes, big-endian)."""
+    digest = hashlib.blake2b(product_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def shard_of(product_id: str, shards: int) -> int:
+    """The shard (1 to ``shards``) the product's events belong to."""
+    return product_hash(product_id) % shards + 1
+
+
+def worker_of(product_id: str, shards: int, workers: int) -> int:
+    """The worker (0 to ``workers - 1``) of the product's events inside its shard."""
+    return (product_hash(product_id) // shards) % workers
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` -> ``(2, 3)``; a ``UsageError`` unless it is K/N with 1 <= K <= N."""
+    match = _SHARD.fullmatch(text)
+    if match is None:
+        raise UsageError(f"--shard {text!r}: expected K/N, e.g. --shard 1/3")
+    shard, shards = int(match[1]), int(match[2])
+    if not 1 <= shard <= shards:
+        raise UsageError(
+            f"--shard {text!r}: K must be between 1 and N (1/{shards} to {shards}/{shards})"
+        )
+    return shard, shards
+
+
+def parse_workers(text: str) -> int:
+    """``"4"`` -> 4; ``"auto"`` -> the CPUs this process may run on; else a ``UsageError``."""
+    if text.strip().lower() == "auto":
+        return available_cpus()
+    try:
+        workers = int(text)
+    except ValueError:
+        raise UsageError(f"--workers {text!r}: expected a number of processes or auto") from None
+    if workers < 1:
+        raise UsageError(f"--workers {text!r}: at least 1 (or auto)")
+    return workers
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity; the machine's count where unknown)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

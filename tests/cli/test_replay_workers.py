@@ -1,0 +1,374 @@
+"""``replay --workers N`` and ``--shard K/N``: real processes, real signals, real HTTP.
+
+What a user of several processes or machines relies on: the same traces as one process
+(the ids depend on the run id and the event, so the same run id gives the same ids), every
+trace recorded once, the union of N shards equal to one full run, bad lines reported by their
+line number, the exit codes and the summary of one process, and no worker outliving its
+parent. Nothing here asserts a speed (``benchmarks/replay_workers.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from autoops_cli.simulation.generator import generate_events, write_events
+from autoops_cli.simulation.partition import parse_shard, parse_workers, shard_of, worker_of
+from config.errors import UsageError
+from tests.conftest import Cli
+from tests.support.replay_runs import (
+    clean_env,
+    ids,
+    outbox_status,
+    progress_lines,
+    run,
+    start_replay,
+)
+from tests.support.serve_process import ServeHandle, autoops_executable
+
+BAD_LINES = {5: "{not json", 17: '{"event_type": "nope", "product_id": "P"}'}
+
+
+def events_file(directory: Path, count: int, seed: int, *, bad: bool = False) -> Path:
+    """``count`` generated events; with ``bad``, the lines of BAD_LINES put in their place."""
+    path = directory / f"events-{count}-{seed}-{'bad' if bad else 'ok'}.jsonl"
+    if path.exists():
+        return path
+    write_events(path, generate_events(count, seed=seed))
+    if bad:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, text in BAD_LINES.items():
+            lines.insert(number - 1, text)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def replay(
+    home: Path, events: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, dict, str]:
+    done = run("--json", "replay", str(events), *extra,
+               env=env or clean_env(AUTOOPS_HOME=str(home)))  # fmt: skip
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+def traces_by_id(store: Path) -> dict[str, tuple]:
+    """Trace id -> what the trace holds, times and observation ids aside: its name, its
+    observations (type, name, level) and its scores (name, value), sorted. The trace id comes
+    from the run id and the event id: runs with the same run id are compared trace by trace."""
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        names = dict(db.execute("SELECT id, name FROM traces"))
+        observations: dict[str, list] = {}
+        for row in db.execute("SELECT trace_id, type, name, level FROM observations"):
+            observations.setdefault(row[0], []).append(tuple(row[1:]))
+        scores: dict[str, list] = {}
+        for row in db.execute("SELECT trace_id, name, value, string_value FROM scores"):
+            scores.setdefault(row[0], []).append(tuple(row[1:]))
+    return {
+        trace_id: (
+            name,
+            sorted(observations.get(trace_id, []), key=repr),
+            sorted(scores.get(trace_id, []), key=repr),
+        )
+        for trace_id, name in names.items()
+    }
+
+
+COMPARED = (
+    "lines_read",
+    "lines_not_read",
+    "events_total",
+    "events_processed",
+    "events_rejected",
+    "events_failed",
+    "traces_recorded",
+    "observations_recorded",
+    "scores_recorded",
+    "decisions",
+    "conflicts_detected",
+    "conflicts_resolved",
+    "rejected",
+)
+
+
+# --- the partition ------------------------------------------------------------------------
+
+
+def test_the_partition_is_stable_and_documented() -> None:
+    # The documented function, computed here independently: other tools can reproduce it.
+    import hashlib
+
+    for product in ("PROD_001", "PROD_042", "sku-ü-7"):
+        h = int.from_bytes(hashlib.blake2b(product.encode(), digest_size=8).digest(), "big")
+        assert shard_of(product, 3) == h % 3 + 1
+        assert worker_of(product, 3, 2) == (h // 3) % 2
+    assert shard_of("PROD_001", 1) == 1
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/3", ""])
+def test_a_shard_that_is_not_k_of_n_is_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="--shard"):
+        parse_shard(text)
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "two", "1.5"])
+def test_a_worker_count_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(UsageError, match="--workers"):
+        parse_workers(text)
+
+
+def test_auto_is_the_cpus_available() -> None:
+    assert parse_workers("auto") == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--shard", "4/3"], "--shard '4/3': K must be between 1 and N"),
+        (["--shard", "x"], "--shard 'x': expected K/N"),
+        (["--workers", "0"], "--workers '0': at least 1"),
+        (["--workers", "many"], "--workers 'many': expected a number of processes or auto"),
+        (["--workers", "2", "--speed", "10"], "--speed paces one stream of events"),
+    ],
+)
+def test_bad_workers_shard_or_speed_are_usage_errors_before_any_store(
+    cli: Cli, workdir: Path, args: list[str], said: str
+) -> None:
+    events = events_file(workdir, 5, seed=1)
+    result = cli("replay", str(events), *args)
+    assert result.exit_code == 2, result.both
+    assert said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (workdir / ".autoops").exists()
+
+
+# --- workers: the same traces as one process ------------------------------------------------
+
+
+def test_two_workers_record_what_one_process_records(tmp_path: Path) -> None:
+    events = events_file(tmp_path, 400, seed=5, bad=True)
+    one_code, one, _ = replay(tmp_path / "one", events, "--run-id", "same")
+    progress = tmp_path / "progress.jsonl"
+    two_code, two, stderr = replay(
+        tmp_path / "two", events, "--run-id", "same", "--workers", "2",
+        "--progress-file", str(progress),
+    )  # fmt: skip
+    # Bad lines: reported once each by their line number in the file, exit 6, in both.
+    assert one_code == two_code == 6
+    for number in BAD_LINES:
+        assert stderr.count(f"{events}:{number}:") == 1
+    assert {key: two[key] for key in COMPARED} == {key: one[key] for key in COMPARED}
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert two["tracing"]["traces_finalized"] == one["tracing"]["traces_finalized"] == 400
+    # The same ids (they come from the run id and the event), and each trace the same.
+    one_store, two_store = tmp_path / "one" / "traces.db", tmp_path / "two" / "traces.db"
+    assert ids(two_store) == ids(one_store)
+    assert traces_by_id(two_store) == traces_by_id(one_store)
+    # The progress: durable sums that never go back, ending at the summary's counts.
+    lines = progress_lines(progress)
+    processed = [line["events_processed"] for line in lines]
+    assert processed == sorted(processed)
+    assert (lines[-1]["phase"], lines[-1]["events_processed"], lines[-1]["exit_code"]) == (
+        "done",
+        400,
+        6,
+    )
+
+
+def test_strict_and_limit_with_workers_stop_where_one_process_stops(tmp_path: Path) -> None:
+    events = events_file(tmp_path, 100, seed=6, bad=True)
+    for extra in (["--strict"], ["--limit", "30"]):
+        one_code, one, _ = replay(tmp_path / f"one{extra[0]}", events, *extra)
+        two_code, two, _ = replay(tmp_path / f"two{extra[0]}", events, *extra, "--workers", "2")
+        assert two_code == one_code
+        assert {key: two[key] for key in COMPARED} == {key: one[key] for key in COMPARED}
+        assert two["stopped_early"] == one["stopped_early"]
+
+
+def test_workers_into_serve_deliver_every_trace_once(tmp_path: Path, served: ServeHandle) -> None:
+    events = events_file(tmp_path, 600, seed=8)
+    _, _, _ = replay(tmp_path / "reference", events, "--run-id", "lf")
+    expected = ids(tmp_path / "reference" / "traces.db")
+    env = clean_env(**served.client_env(), AUTOOPS_HOME=str(tmp_path / "client"))  # type: ignore[arg-type]
+    code, summary, stderr = replay(
+        tmp_path / "client", events, "--run-id", "lf", "--workers", "2", env=env
+    )
+    assert code == 0, stderr
+    assert summary["events_processed"] == 600
+    assert summary["delivery"]["batches_waiting"] == 0
+    assert summary["delivery"]["state"] == "ok"
+    assert ids(served.store) == expected
+    # Once each: no row of the outbox sent twice as a second copy under another id.
+    with contextlib.closing(sqlite3.connect(f"file:{served.store}?mode=ro", uri=True)) as db:
+        count = db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+    assert count == len(expected["observations"])
+    assert outbox_status(env)["pending_batches"] == 0
+
+
+# --- shards ---------------------------------------------------------------------------------
+
+
+def test_three_shards_make_one_full_run_none_twice(tmp_path: Path) -> None:
+    events = events_file(tmp_path, 300, seed=9, bad=True)
+    _, full, _ = replay(tmp_path / "full", events, "--run-id", "sharded")
+    shared = tmp_path / "shared"
+    parts = []
+    for shard in (1, 2, 3):
+        workers = ["--workers", "2"] if shard == 2 else []  # a shard may use workers too
+        code, part, stderr = replay(
+            shared, events, "--run-id", "sharded", "--shard", f"{shard}/3", *workers
+        )
+        # Every shard reports the file's bad lines: every CI job of a bad file fails.
+        assert code == 6, stderr
+        assert [r["line"] for r in part["rejected"]] == sorted(BAD_LINES)
+        assert part["shard"] == f"{shard}/3"
+        parts.append(part)
+    processed = [part["events_processed"] for part in parts]
+    assert all(processed), processed  # 300 events over 20-odd products: none empty
+    assert sum(processed) == full["events_processed"] == 300
+    for part in parts:
+        assert part["events_other_shards"] == 300 - part["events_processed"]
+    assert sum(p["traces_recorded"] for p in parts) == full["traces_recorded"]
+    assert sum(p["observations_recorded"] for p in parts) == full["observations_recorded"]
+    assert sum(p["scores_recorded"] for p in parts) == full["scores_recorded"]
+    assert ids(shared / "traces.db") == ids(tmp_path / "full" / "traces.db")
+    assert traces_by_id(shared / "traces.db") == traces_by_id(tmp_path / "full" / "traces.db")
+    decisions: Counter[str] = Counter()
+    for part in parts:
+        decisions.update(part["decisions"])
+    assert dict(decisions) == full["decisions"]
+
+
+# --- signals and a parent that dies ---------------------------------------------------------
+
+
+def wait_for_progress(progress: Path, process: subprocess.Popen[str], at_least: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        lines = progress_lines(progress)
+        if lines and lines[-1]["events_processed"] >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no progress: {process.poll()=}")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_all_workers_with_one_summary(
+    tmp_path: Path, served: ServeHandle, signum: int, code: int
+) -> None:
+    events = events_file(tmp_path, 3000, seed=12)
+    total_lines = 3000
+    progress = tmp_path / "progress.jsonl"
+    env = clean_env(**served.client_env(), AUTOOPS_HOME=str(tmp_path / "client"))  # type: ignore[arg-type]
+    process = start_replay(events, "stopped", env, progress, "--workers", "2")
+    wait_for_progress(progress, process, 100)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    summary = json.loads(stdout)
+    assert summary["stopped_early"] == signal.Signals(signum).name
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
+    assert 100 <= summary["events_processed"] < 3000
+    assert summary["lines_read"] + summary["lines_not_read"] == total_lines
+    reported = max(line["events_processed"] for line in progress_lines(progress))
+    assert reported <= summary["events_processed"]
+    # Everything reported is on the server once, after a flush of what the stop left.
+    flushed = run("buffer", "flush", env=env)
+    assert flushed.returncode == 0, flushed.stderr
+    with contextlib.closing(sqlite3.connect(f"file:{served.store}?mode=ro", uri=True)) as db:
+        traces = db.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
+        observations = db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+    assert traces == summary["traces_recorded"]
+    assert observations == summary["observations_recorded"]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+def test_a_killed_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
+    events = events_file(tmp_path, 3000, seed=13)
+    progress = tmp_path / "progress.jsonl"
+    env = clean_env(AUTOOPS_HOME=str(tmp_path / "home"))
+    process = start_replay(events, "killed", env, progress, "--workers", "2")
+    wait_for_progress(progress, process, 50)
+    workers = children(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(running(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(running(pid) for pid in workers)
+    # What the parent reported before it died is in the store (durable before counted).
+    reported = max(line["events_processed"] for line in progress_lines(progress))
+    with contextlib.closing(
+        sqlite3.connect(f"file:{tmp_path / 'home' / 'traces.db'}?mode=ro", uri=True)
+    ) as db:
+        assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] >= reported
+
+
+def test_more_workers_than_products_is_fine(tmp_path: Path) -> None:
+    # Workers given no event (one product here) end with an empty summary, not an error.
+    events = tmp_path / "one-product.jsonl"
+    lines = [
+        json.dumps({"event_id": f"e{number}", "timestamp": "2026-11-20T08:00:00Z",
+                    "event_type": "demand_spike", "product_id": "PROD_001",
+                    "data": {"current_stock": 10, "forecast_demand": 20 + number,
+                             "current_price": 5.0, "unit_cost": 2.0}})
+        for number in range(3)
+    ]  # fmt: skip
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, summary, stderr = replay(tmp_path / "home", events, "--workers", "3")
+    assert code == 0, stderr
+    assert (summary["workers"], summary["events_processed"]) == (3, 3)
+
+
+def test_a_worker_that_dies_fails_the_run_with_the_others_summary(tmp_path: Path) -> None:
+    events = events_file(tmp_path, 200, seed=14)
+    doomed = json.loads(events.read_text(encoding="utf-8").splitlines()[100])["product_id"]
+    (tmp_path / "dying.py").write_text(
+        "import os\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "class Dying(RetailOrchestrator):\n"
+        "    def handle(self, event):\n"
+        f"        if event.product_id == {doomed!r} and os.environ.get('DIE_IN_WORKER'):\n"
+        "            os._exit(9)  # as the OOM killer would: no summary\n"
+        "        return super().handle(event)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "dying:Dying"],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
+        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home"), DIE_IN_WORKER="1"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "replay worker" in done.stderr
+    assert "ended with exit code 9 before its summary" in done.stderr
+    summary = json.loads(done.stdout)
+    assert 0 < summary["events_processed"] < 200
