@@ -388,9 +388,9 @@ def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = Fal
     whole = lines[:-1] if len(head) >= _SNIFF_BYTES else lines  # the last may be cut off
     if any(line.startswith(b"{") and line.endswith(b"}") for line in whole):
         return
+    if any(line.startswith(b"{") and line != b"{" for line in lines):
+        return  # a long line that opens an object, or a broken event: judged line by line
     first_line = next(line for line in lines if line)
-    if first_line.startswith(b"{") and first_line != b"{":
-        return  # one long line, or a broken first event: judged line by line
     if first_line.startswith(b"["):
         raise EventFileFormatError(
             f"{name}: a JSON array, not JSON Lines (one event per line); convert it with "

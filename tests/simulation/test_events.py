@@ -691,6 +691,17 @@ def test_what_is_not_json_lines_is_named_before_any_event(
         assert "jq -c '.[]'" in info.value.message
 
 
+def test_a_bad_first_line_before_a_long_event_is_judged_line_by_line(tmp_path: Path) -> None:
+    """Only the first 4 KB are sampled: an event longer than that still makes it JSON Lines
+    (found by the hostile-input property test)."""
+    event = next(iter(generate_events(1, seed=1)))
+    event["data"]["note"] = "x" * 5000
+    path = write(tmp_path / "f.jsonl", b"null\n" + json.dumps(event).encode() + b"\n")
+    items = list(read_events(path))
+    assert isinstance(items[0], RejectedLine) and items[0].line_number == 1
+    assert isinstance(items[1], SimulationEvent)
+
+
 def test_gzip_stream_breaking_mid_file_keeps_what_was_read(tmp_path: Path) -> None:
     whole = tmp_path / "whole.jsonl.gz"
     write_events(whole, generate_events(3000, seed=1))
