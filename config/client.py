@@ -66,7 +66,7 @@ class LangfuseClient:
     def _connect(self, store_path: Path | None, retention_days: int) -> SpanExporter:
         """The exporter the mode asks for (the store file is opened, or created, here)."""
         from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
-        from config.store.local_store import LocalStore, default_store_path
+        from config.store.local_store import WRITER_CACHE_KIB, LocalStore, default_store_path
 
         if self.mode == "disabled":
             return NullExporter()
@@ -81,9 +81,9 @@ class LangfuseClient:
                 resource=resource_attributes(self.config),
                 on_unreachable=self.error_handler.handle_connection_error,
             )
-        store = LocalStore(self.store_path)
+        store = LocalStore(self.store_path, cache_kib=WRITER_CACHE_KIB)
         store.prune(retention_days)
-        return LocalStoreExporter(store)
+        return LocalStoreExporter(store, buffer_size=self.config.buffer_size)
 
     @property
     def destination(self) -> str:
