@@ -98,10 +98,12 @@ class Outbox:
     """The outbox tables of one store file; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
-        from config.store.local_store import open_store_file
+        from config.store.local_store import WRITER_CACHE_KIB, open_store_file
 
         self.path = path
-        self._db = open_store_file(path, SCHEMA, "the outbox in")
+        # A queue: rows come and go, nothing is queried at scale; a small cache keeps a
+        # long run's memory flat.
+        self._db = open_store_file(path, SCHEMA, "the outbox in", cache_kib=WRITER_CACHE_KIB)
         self._lock = threading.Lock()
 
     @contextmanager

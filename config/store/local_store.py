@@ -160,11 +160,23 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
-def open_store_file(path: Path, schema: str, what: str) -> sqlite3.Connection:
+# SQLite's page cache of a connection that only writes (a replay's, the core's in local
+# mode): the cache grows with the file up to its size, so a replay's memory grew with the
+# event file (+40 MB from 2,000 to 20,000 events with 64 MB). Inserts touch the index pages
+# on their way down and one leaf each; 8 MB keeps the upper levels, the rest comes from the
+# OS's file cache, and writes were as fast over 200,000 rows (benchmarks/replay_scale.py).
+WRITER_CACHE_KIB = 8 * 1024
+READER_CACHE_KIB = 64 * 1024  # queries over millions of rows: index pages stay in memory
+
+
+def open_store_file(
+    path: Path, schema: str, what: str, *, cache_kib: int = READER_CACHE_KIB
+) -> sqlite3.Connection:
     """A connection to the store file (created with ``schema``), set up for WAL and batches.
 
     Shared by the store's tables and the outbox's, which live in the same file. ``what``
-    names the file in the error (exit 6) when it cannot be opened.
+    names the file in the error (exit 6) when it cannot be opened; ``cache_kib`` bounds the
+    connection's page cache (its memory).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +186,7 @@ def open_store_file(path: Path, schema: str, what: str) -> sqlite3.Connection:
         # Checkpoint (and fsync) every 64 MB of WAL rather than every 4 MB: at replay rates
         # the default made checkpoints cost as much as the inserts themselves.
         db.execute("PRAGMA wal_autocheckpoint=16384")
-        db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory
+        db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(schema)
     except (OSError, sqlite3.Error) as exc:
@@ -185,9 +197,12 @@ def open_store_file(path: Path, schema: str, what: str) -> sqlite3.Connection:
 class LocalStore:
     """One SQLite store file; safe to share between threads of one process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cache_kib: int = READER_CACHE_KIB) -> None:
+        """Open (or create) the store; ``cache_kib`` bounds SQLite's page cache
+        (``WRITER_CACHE_KIB`` for a connection that only writes)."""
         self.path = path
-        self._db = open_store_file(path, SCHEMA, "the local store")
+        self._cache_kib = cache_kib
+        self._db = open_store_file(path, SCHEMA, "the local store", cache_kib=cache_kib)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._lock = threading.Lock()
 
@@ -299,7 +314,9 @@ class LocalStore:
         statement). The connection is reopened, under the lock, with the same settings."""
         with self._lock:
             self._db.close()
-            self._db = open_store_file(self.path, SCHEMA, "the local store")
+            self._db = open_store_file(
+                self.path, SCHEMA, "the local store", cache_kib=self._cache_kib
+            )
 
     def prune(self, retention_days: int) -> int:
         """Delete traces (with their observations and scores) older than the retention."""
