@@ -52,8 +52,13 @@ class LangfuseClient:
         exporter: SpanExporter | None = None,
         store_path: Path | None = None,
         retention_days: int = 30,
+        store_writer_thread: bool = False,
     ) -> None:
         self.config = config
+        # Local mode: the store written by a thread of its own, bounded by the buffer size
+        # (the replay: it counts at the watermark). Otherwise synchronously: a library caller
+        # reads its traces at once and a failed write reaches its error handler.
+        self._store_writer_thread = store_writer_thread
         self.mode = mode
         self.error_handler = error_handler
         self.store_path: Path | None = None
@@ -66,7 +71,7 @@ class LangfuseClient:
     def _connect(self, store_path: Path | None, retention_days: int) -> SpanExporter:
         """The exporter the mode asks for (the store file is opened, or created, here)."""
         from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
-        from config.store.local_store import LocalStore, default_store_path
+        from config.store.local_store import WRITER_CACHE_KIB, LocalStore, default_store_path
 
         if self.mode == "disabled":
             return NullExporter()
@@ -81,9 +86,10 @@ class LangfuseClient:
                 resource=resource_attributes(self.config),
                 on_unreachable=self.error_handler.handle_connection_error,
             )
-        store = LocalStore(self.store_path)
+        store = LocalStore(self.store_path, cache_kib=WRITER_CACHE_KIB)
         store.prune(retention_days)
-        return LocalStoreExporter(store)
+        buffer_size = self.config.buffer_size if self._store_writer_thread else None
+        return LocalStoreExporter(store, buffer_size=buffer_size)
 
     @property
     def destination(self) -> str:

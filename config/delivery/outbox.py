@@ -98,11 +98,15 @@ class Outbox:
     """The outbox tables of one store file; safe to share between threads."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        from config.store.local_store import open_store_file
+        from config.store.local_store import WRITER_CACHE_KIB, open_store_file
 
         self.path = path
         self.read_only = read_only
-        self._db = open_store_file(path, SCHEMA, "the outbox in", read_only=read_only)
+        # A queue: rows come and go, nothing is queried at scale; a small cache keeps a
+        # long run's memory flat.
+        self._db = open_store_file(
+            path, SCHEMA, "the outbox in", read_only=read_only, cache_kib=WRITER_CACHE_KIB
+        )
         self._lock = threading.Lock()
 
     @classmethod

@@ -213,15 +213,30 @@ def check_schema_version(db: sqlite3.Connection, path: Path) -> int:
     return version
 
 
+# SQLite's page cache of a connection that only writes (a replay's, the core's in local
+# mode): the cache grows with the file up to its size, so a replay's memory grew with the
+# event file (+40 MB from 2,000 to 20,000 events with 64 MB). Inserts touch the index pages
+# on their way down and one leaf each; 8 MB keeps the upper levels, the rest comes from the
+# OS's file cache, and writes were as fast over 200,000 rows (benchmarks/replay_scale.py).
+WRITER_CACHE_KIB = 8 * 1024
+READER_CACHE_KIB = 64 * 1024  # queries over millions of rows: index pages stay in memory
+
+
 def open_store_file(
-    path: Path, schema: str, what: str, *, read_only: bool = False
+    path: Path,
+    schema: str,
+    what: str,
+    *,
+    read_only: bool = False,
+    cache_kib: int = READER_CACHE_KIB,
 ) -> sqlite3.Connection:
     """A connection to the store file (created with ``schema``), set up for WAL and batches.
 
     Shared by the store's tables and the outbox's, which live in the same file. ``what``
     names the file in the error (exit 6) when it cannot be opened. The schema version is
     checked before anything is written. ``read_only`` opens an existing file without
-    creating or changing anything (``FileNotFoundError`` when there is none).
+    creating or changing anything (``FileNotFoundError`` when there is none). ``cache_kib``
+    bounds the page cache of a connection that writes (its memory).
     """
     if read_only and not path.is_file():
         raise FileNotFoundError(path)
@@ -238,7 +253,7 @@ def open_store_file(
         # Checkpoint (and fsync) every 64 MB of WAL rather than every 4 MB: at replay rates
         # the default made checkpoints cost as much as the inserts themselves.
         db.execute("PRAGMA wal_autocheckpoint=16384")
-        db.execute("PRAGMA cache_size=-65536")  # 64 MB: index pages stay in memory
+        db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(schema)
     except (OSError, sqlite3.Error) as exc:
@@ -246,7 +261,7 @@ def open_store_file(
     return db
 
 
-def _open_for_writing(path: Path) -> sqlite3.Connection:
+def _open_for_writing(path: Path, cache_kib: int) -> sqlite3.Connection:
     """Open (or create) the store for writing; its tables are checked before any is added."""
     if path.is_file():
         try:  # a quick look first: a file of another schema must stay untouched
@@ -258,7 +273,7 @@ def _open_for_writing(path: Path) -> sqlite3.Connection:
                 probe.close()
         except sqlite3.Error as exc:
             raise LocalFileError(f"cannot open the local store {path}: {exc}") from None
-    db = open_store_file(path, SCHEMA, "the local store")
+    db = open_store_file(path, SCHEMA, "the local store", cache_kib=cache_kib)
     try:
         if int(db.execute("PRAGMA user_version").fetchone()[0]) == 0:
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -309,13 +324,18 @@ class LocalStore:
     changed, and a store on a read-only file system can still be read.
     """
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, cache_kib: int = READER_CACHE_KIB
+    ) -> None:
+        """Open the store (created unless ``read_only``); ``cache_kib`` bounds SQLite's page
+        cache (``WRITER_CACHE_KIB`` for a connection that only writes)."""
         self.path = path
         self.read_only = read_only
+        self._cache_kib = cache_kib
         if read_only:
             self._db = open_store_file(path, SCHEMA, "the local store", read_only=True)
         else:
-            self._db = _open_for_writing(path)
+            self._db = _open_for_writing(path, cache_kib)
         try:
             check_store_tables(self._db, path)
         except LocalFileError:
@@ -439,7 +459,13 @@ class LocalStore:
         statement). The connection is reopened, under the lock, with the same settings."""
         with self._lock:
             self._db.close()
-            self._db = open_store_file(self.path, SCHEMA, "the local store")
+            self._db = open_store_file(
+                self.path,
+                SCHEMA,
+                "the local store",
+                read_only=self.read_only,
+                cache_kib=self._cache_kib,
+            )
 
     def prune(self, retention_days: int) -> int:
         """Delete traces (with their observations and scores) older than the retention."""

@@ -77,6 +77,17 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# One encoder object per format, made once: ``json.dumps`` with arguments builds a new
+# ``JSONEncoder`` on every call, and these run for every input, output and metadata value.
+# ``encode`` is what ``json.dumps`` calls, so the bytes are the same.
+_COMPACT = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
+)
+_COMPACT_FINITE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+_IO = json.JSONEncoder(default=_json_default, allow_nan=False)
+_IO_FINITE = json.JSONEncoder(default=_json_default)
+
+
 def _finite(value: Any) -> Any:
     # JSON has no NaN/Infinity; the SDK's serializer writes them as strings too.
     if isinstance(value, float) and not math.isfinite(value):
@@ -106,13 +117,9 @@ def to_json(value: Any) -> str:
     if value is None:
         return "null"
     try:
-        return json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False
-        )
+        return _COMPACT.encode(value)
     except ValueError:  # a NaN or Infinity somewhere
-        return json.dumps(
-            _finite(value), separators=(",", ":"), ensure_ascii=False, default=_json_default
-        )
+        return _COMPACT_FINITE.encode(_finite(value))
 
 
 def serialize_io(value: Any) -> str | None:
@@ -124,9 +131,9 @@ def serialize_io(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     try:
-        return json.dumps(value, default=_json_default, allow_nan=False)
+        return _IO.encode(value)
     except ValueError:  # a NaN or Infinity somewhere
-        return json.dumps(_finite(value), default=_json_default)
+        return _IO_FINITE.encode(_finite(value))
 
 
 def metadata_attributes(metadata: dict[str, Any] | None, prefix: str) -> dict[str, str]:

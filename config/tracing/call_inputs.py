@@ -21,6 +21,21 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def _plain_parameters(function: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The parameter names when every parameter is a plain positional-or-keyword one (the
+    usual agent method or tool), else None."""
+    signature = _signature(function)
+    if signature is None:
+        return None
+    names = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            return None
+        names.append(parameter.name)
+    return tuple(names)
+
+
 def plain(value: Any) -> Any:
     """A value's JSON form when it has one (``as_dict()``), else the value itself."""
     as_dict = getattr(value, "as_dict", None)
@@ -34,6 +49,25 @@ def call_input(
 
     When the signature is unknown or does not bind them: ``{"args": [...], "kwargs": {...}}``.
     """
+    names = _plain_parameters(function)
+    if (
+        names is not None
+        and len(args) <= len(names)
+        and all(name in names[len(args) :] for name in kwargs)
+    ):
+        # What bind_partial gives for such a signature, without its per-call machinery:
+        # the arguments in parameter order, those not passed left out.
+        found: dict[str, Any] = {}
+        for index, name in enumerate(names):
+            if index < len(args):
+                value = args[index]
+            elif name in kwargs:
+                value = kwargs[name]
+            else:
+                continue
+            if name != "self":
+                found[name] = plain(value)
+        return found
     signature = _signature(function)
     try:
         bound = signature.bind_partial(*args, **kwargs) if signature is not None else None

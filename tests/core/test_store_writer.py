@@ -1,0 +1,157 @@
+"""The local store's writer thread, and what keeps a long replay's memory flat: the queue
+between the traced code and the writer is bounded (backpressure), the watermark moves only
+when a batch is on disk, a failed write is counted and stops the watermark, the store's
+writing connection has a bounded page cache, and the summary keeps a bounded list of the
+rejected lines while counting all of them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from autoops_cli.simulation.engine import MAX_REJECTIONS_KEPT
+from autoops_cli.simulation.generator import generate_events
+from config.client import LangfuseClient
+from config.delivery.exporters import LocalStoreExporter
+from config.error_handler import LangfuseErrorHandler
+from config.errors import LocalFileError
+from config.settings import LangfuseConfig
+from config.store.local_store import WRITER_CACHE_KIB, LocalStore
+from config.tracing.span_records import ScoreRecord, SpanRecord
+from tests.conftest import Cli
+
+# Generous: only a hang reaches it (the writer thread is waited for, never timed).
+HANG_S = 30.0
+
+
+def spans(count: int) -> list[SpanRecord]:
+    trace_id = secrets.token_hex(16)
+    return [
+        SpanRecord(
+            trace_id=trace_id,
+            span_id=secrets.token_hex(8),
+            parent_span_id=None,
+            name=f"step-{index}",
+            start_ns=1_700_000_000_000_000_000 + index,
+            end_ns=1_700_000_000_000_000_100 + index,
+            attributes={"langfuse.observation.type": "span"},
+            trusted_json=True,
+        )
+        for index in range(count)
+    ]
+
+
+class HeldStore(LocalStore):
+    """A store whose writes wait until the test lets them go (a slow disk, on demand)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release = threading.Event()
+        self.writing = threading.Event()
+
+    def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
+        self.writing.set()
+        assert self.release.wait(HANG_S)
+        super().write(spans, scores)
+
+
+class FullDisk(LocalStore):
+    def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
+        raise LocalFileError(
+            f"cannot write to the local store {self.path}: database or disk is full"
+        )
+
+
+def observation_count(path: Path) -> int:
+    reader = LocalStore(path)
+    try:
+        return reader.counts()["observations"]
+    finally:
+        reader.close()
+
+
+def test_export_waits_while_the_writer_holds_a_full_buffer(tmp_path: Path) -> None:
+    store = HeldStore(tmp_path / "traces.db")
+    exporter = LocalStoreExporter(store, buffer_size=3)
+    exporter.export(spans(2), [])  # queued: export returns at once
+    assert store.writing.wait(HANG_S)
+    assert exporter.exported_batches() == 1
+    assert exporter.committed_batches() == 0  # not on disk yet: not counted
+
+    second = threading.Thread(target=exporter.export, args=(spans(2), []))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # 2 queued + 2 more > 3: it waits for the writer
+    assert exporter.exported_batches() == 1
+
+    store.release.set()
+    second.join(HANG_S)
+    assert not second.is_alive()
+    assert exporter.flush(HANG_S)
+    assert exporter.committed_batches() == 2
+    exporter.shutdown(HANG_S)
+    assert observation_count(tmp_path / "traces.db") == 4
+
+
+def test_a_batch_larger_than_the_buffer_still_goes_in(tmp_path: Path) -> None:
+    exporter = LocalStoreExporter(LocalStore(tmp_path / "traces.db"), buffer_size=3)
+    exporter.export(spans(10), [])
+    assert exporter.wait_committed(1, HANG_S)
+    exporter.shutdown(HANG_S)
+    assert observation_count(tmp_path / "traces.db") == 10
+
+
+def test_a_failed_write_stops_the_watermark_and_counts_the_loss(tmp_path: Path) -> None:
+    exporter = LocalStoreExporter(FullDisk(tmp_path / "traces.db"), buffer_size=3)
+    exporter.export(spans(2), [])
+    assert not exporter.wait_committed(1, HANG_S)  # returns False at the failure
+    exporter.export(spans(2), [])  # does not wait on a writer that failed
+    assert not exporter.flush(HANG_S)
+    exporter.shutdown(HANG_S)
+    assert exporter.write_failure is not None
+    assert "disk is full" in str(exporter.write_failure)
+    assert exporter.committed_batches() == 0
+    assert exporter.stats.spans_failed == 4
+    assert exporter.stats.spans_exported == 0
+
+
+def test_without_a_buffer_size_the_write_is_done_when_export_returns(tmp_path: Path) -> None:
+    exporter = LocalStoreExporter(LocalStore(tmp_path / "traces.db"))
+    exporter.export(spans(3), [])
+    assert exporter.committed_batches() == 1
+    assert observation_count(tmp_path / "traces.db") == 3
+    exporter.shutdown(HANG_S)
+
+
+def test_local_mode_writes_through_a_bounded_page_cache(tmp_path: Path) -> None:
+    config = LangfuseConfig()
+    handler = LangfuseErrorHandler(max_acceptable_latency=config.max_latency_ms)
+    client = LangfuseClient(
+        config, mode="local", error_handler=handler, store_path=tmp_path / "traces.db"
+    )
+    try:
+        exporter = client.exporter
+        assert isinstance(exporter, LocalStoreExporter)
+        cache = exporter.store.query("PRAGMA cache_size")[0][0]
+        assert cache == -WRITER_CACHE_KIB  # negative: KiB, not pages
+    finally:
+        client.shutdown(timeout=1.0)
+
+
+def test_the_summary_lists_a_bounded_number_of_rejected_lines(cli: Cli, workdir: Path) -> None:
+    good = [json.dumps(event) for event in generate_events(5, seed=3)]
+    bad_count = MAX_REJECTIONS_KEPT + 25
+    lines: list[Any] = [*good, *(["{not json"] * bad_count)]
+    path = workdir / "many-bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli("replay", str(path), "--json", "--dry-run")
+    assert result.exit_code == 6
+    summary = json.loads(result.stdout)
+    assert summary["events_rejected"] == bad_count  # all counted
+    assert len(summary["rejected"]) == MAX_REJECTIONS_KEPT  # the first ones listed
+    assert summary["rejected"][0]["line"] == len(good) + 1
+    assert summary["events_processed"] == len(good)
