@@ -228,8 +228,8 @@ class ReplayEngine:
         """End the run after the event in hand (safe to call from a signal handler).
 
         Delivery is then tried for at most the flush deadline; a second request gives it up
-        at once. While the engine waits for the next event to be read, the read is abandoned
-        (``StopReplay``).
+        at once. While the engine waits for the next event from standard input or a pipe, the
+        read is abandoned (``StopReplay``).
         """
         self._stop_requests += 1
         if self.stop_reason is None:
@@ -241,7 +241,10 @@ class ReplayEngine:
             client.limit_flush(self.service.config.flush_deadline)
         else:
             client.interrupt()
-        if self._reading:
+        # Only a read that may block (standard input, a pipe) is abandoned: a file's next line
+        # comes at once, and abandoning its read could lose a line from the count of lines
+        # read and not read.
+        if self._reading and (self.reader is None or self.reader.size is None):
             self._reading = False
             raise StopReplay(reason)
 
