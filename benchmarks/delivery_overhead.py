@@ -124,13 +124,20 @@ def drive(variant: str, events: str, run_id: str) -> None:
     """One replay in this process, timed until everything is delivered; prints JSON."""
     from autoops_cli.actions.replay import COMMIT_POINTS_ONLY
     from autoops_cli.simulation.engine import ReplayEngine, ReplayOptions, load_orchestrator
-    from config.langfuse_integration import LangfuseIntegrationService
+    from config.langfuse_integration import (
+        LangfuseIntegrationService,
+        install_langfuse_integration,
+    )
     from config.settings import DataMaskingConfig, LangfuseConfig
 
     config = LangfuseConfig(flush_deadline=600)  # wait for everything: zero loss is checked
     exporter = PlainExporter(config) if variant == "plain" else None
-    service = LangfuseIntegrationService(
-        config, DataMaskingConfig(), exporter=exporter, batch_size=COMMIT_POINTS_ONLY
+    # Installed as the process-wide service, as `autoops replay` does: the agents trace
+    # through get_langfuse_integration().
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(
+            config, DataMaskingConfig(), exporter=exporter, batch_size=COMMIT_POINTS_ONLY
+        )
     )
     started = time.perf_counter()
     summary = ReplayEngine(
