@@ -136,7 +136,7 @@ def run_replay(
     runner.on_rejected = report_rejected
     runner.summary.destination = destination
     try:
-        with _stop_on_signals(runner), _progress(state, progress_out) as on_progress:
+        with _stop_on_signals(runner, keep=worker), _progress(state, progress_out) as on_progress:
             to_parent = _to_parent(progress_out, runner) if worker and progress_out else None
             runner.on_progress = to_parent or on_progress
             summary = runner.run()
@@ -272,8 +272,12 @@ def _to_parent(out: TextIO, runner: ReplayEngine | WorkerPool) -> Callable[[Repl
 
 
 @contextmanager
-def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
-    """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread)."""
+def _stop_on_signals(engine: ReplayEngine | WorkerPool, *, keep: bool = False) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread).
+
+    ``keep``: a replay worker ignores them after its run instead of restoring the defaults:
+    the parent's stop may reach it while it prints its summary, which must not be lost.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -286,7 +290,7 @@ def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if keep else handler)
 
 
 def _exit_code(

@@ -201,6 +201,12 @@ class WorkerPool:
                     # Its own group: Ctrl-C on the terminal reaches the parent only, which
                     # passes it on once it has stopped feeding (see request_stop).
                     process_group=0,
+                    # Born ignoring SIGINT and SIGTERM: a stop that comes while it starts must
+                    # not kill it before its summary. Its run handles them (and restores the
+                    # ignoring after); a worker that missed the stop ends at the end of its
+                    # input, which the parent closes.
+                    # (Safe with threads: it only calls signal.signal, which takes no lock.)
+                    preexec_fn=_ignore_stop_signals,  # noqa: PLW1509
                 )
             except BaseException:
                 os.close(read_end)
@@ -469,3 +475,9 @@ def worker_command(
     if dry_run:
         command.append("--dry-run")
     return command
+
+
+def _ignore_stop_signals() -> None:
+    """In the child before exec: SIGINT and SIGTERM ignored (the disposition is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
