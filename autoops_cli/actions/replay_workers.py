@@ -43,6 +43,7 @@ from autoops_cli.simulation.engine import (
     ReplayProgress,
     ReplaySummary,
     StopReplay,
+    bound_delivery_on_stop,
     count_rejected,
     delivery_document,
 )
@@ -132,7 +133,7 @@ class WorkerPool:
         self.stop_reason: str | None = None
         self.failure: tuple[int, str] | None = None  # (exit code, message): a worker failed
         self._stop_requests = 0
-        self._feeding = False  # blocked reading or writing a pipe: a stop raises StopReplay
+        self._feeding = False  # in a read or pipe write that may block: a stop raises StopReplay
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()  # one progress report at a time
         self._started = 0.0
@@ -150,12 +151,7 @@ class WorkerPool:
         self._stop_requests += 1
         if self.stop_reason is None:
             self.stop_reason = reason
-        client = self.service.client
-        if self._stop_requests == 1:
-            client.finishing()
-            client.limit_flush(self.service.config.flush_deadline)
-        else:
-            client.interrupt()
+        bound_delivery_on_stop(self.service, self._stop_requests)
         signum = getattr(signal.Signals, reason, signal.SIGTERM)
         for worker in self._pool:
             with contextlib.suppress(OSError):  # ended already
@@ -242,7 +238,7 @@ class WorkerPool:
         events = iter(self.reader)
         sent = 0
         while self.stop_reason is None and (limit is None or sent < limit):
-            self._feeding = True
+            self._feeding = self.reader.may_block
             try:
                 item = next(events)
             except StopIteration:

@@ -134,6 +134,17 @@ def load_orchestrator(spec: str | None) -> Orchestrator:
     return orchestrator  # type: ignore[no-any-return]
 
 
+def bound_delivery_on_stop(service: LangfuseIntegrationService, requests: int) -> None:
+    """What a stop does to delivery: the first commits what was recorded and bounds the
+    final delivery by the flush deadline; a second gives delivering up (the outbox keeps it)."""
+    client = service.client
+    if requests == 1:
+        client.finishing()
+        client.limit_flush(service.config.flush_deadline)
+    else:
+        client.interrupt()
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, ModuleType):
         return "a module"
@@ -234,17 +245,8 @@ class ReplayEngine:
         self._stop_requests += 1
         if self.stop_reason is None:
             self.stop_reason = reason
-        client = self.service.client
-        if self._stop_requests == 1:
-            # Commit what was recorded, then deliver for at most the flush deadline.
-            client.finishing()
-            client.limit_flush(self.service.config.flush_deadline)
-        else:
-            client.interrupt()
-        # Only a read that may block (standard input, a pipe) is abandoned: a file's next line
-        # comes at once, and abandoning its read could lose a line from the count of lines
-        # read and not read.
-        if self._reading and (self.reader is None or self.reader.size is None):
+        bound_delivery_on_stop(self.service, self._stop_requests)
+        if self._reading and (self.reader is None or self.reader.may_block):
             self._reading = False
             raise StopReplay(reason)
 

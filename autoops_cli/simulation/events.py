@@ -216,6 +216,13 @@ class EventReader:
             raise
 
     @property
+    def may_block(self) -> bool:
+        """Whether the next read may wait for input (standard input, a pipe): only such a
+        read is abandoned by a stop; a file's next line comes at once, and abandoning its read
+        could lose a line from the count of lines read and not read."""
+        return self.size is None
+
+    @property
     def bytes_read(self) -> int | None:
         """Bytes of the file (as on disk) read so far; None when its size is unknown."""
         if self.size is None or self._file is None:
