@@ -87,7 +87,8 @@ def run_replay(
     orchestrator = load_orchestrator(orchestrator_spec)
     # Opened first: a file that is not there or not JSON Lines is refused before a store or
     # an outbox is created for it.
-    reader = EventReader(source, allow_empty=worker)
+    # A worker's lines come from its parent, which checked the event ids of the whole file.
+    reader = EventReader(source, allow_empty=worker, check_event_ids=not worker)
     try:
         progress_out = _open_progress_file(progress_file)
     except BaseException:

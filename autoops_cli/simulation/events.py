@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import sqlite3
 import stat
 import sys
 import zlib
@@ -195,10 +196,21 @@ class EventReader:
     file's bytes on disk, compressed or not; None for standard input or a pipe) give the
     progress; ``count_lines_left()`` how much a run that stopped early did not read;
     ``last_line`` the bytes of the line the last item came from.
+
+    An event whose ``event_id`` an earlier line of the input already had is a rejected
+    line: an event id names one trace (a replay derives the trace id from the run id and the
+    event id), so the repeat would silently replace the earlier event's trace and the run's
+    counts would no longer be what is stored. (``check_event_ids=False``: a replay worker,
+    whose parent checked them.)
     """
 
     def __init__(
-        self, source: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES, allow_empty: bool = False
+        self,
+        source: str | Path,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        allow_empty: bool = False,
+        check_event_ids: bool = True,
     ) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be at least 1")
@@ -209,6 +221,7 @@ class EventReader:
         self.finished = False  # the end of the input was reached
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
+        self._event_ids = EventIds() if check_event_ids else None
         try:
             _check_format(self._stream, self.name, allow_empty=allow_empty)
         except BaseException:
@@ -263,6 +276,18 @@ class EventReader:
                 item = _parse_content(line, self.lines_read, byte_offset=bom)
             except EventValidationError as exc:
                 item = RejectedLine(self.lines_read, exc.reason)
+            else:
+                first = (
+                    self._event_ids.first_line(item.event_id, self.lines_read)
+                    if self._event_ids is not None
+                    else None
+                )
+                if first is not None:
+                    item = RejectedLine(
+                        self.lines_read,
+                        f"event_id {_clip(repr(item.event_id))} repeats line {first}: an event "
+                        "id names one trace, so the repeat is not replayed",
+                    )
             yield item
 
     def count_lines_left(self) -> int | None:
@@ -284,10 +309,62 @@ class EventReader:
 
     def close(self) -> None:
         """Close the file (standard input is left open)."""
+        if self._event_ids is not None:
+            self._event_ids.close()
         if self._owned:
             self._stream.close()
         if self._file is not None:
             self._file.close()  # under a GzipFile, which leaves it open; else closed already
+
+
+class EventIds:
+    """The event ids an input has had so far, and the line each was first on.
+
+    Kept in a private temporary SQLite database (removed when closed), not in memory: a file
+    of millions of events must not grow the process, and SQLite's page cache bounds what is
+    held. Where no temporary file can be made (or written on), a dict in memory takes over.
+    """
+
+    def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None
+        self._in_memory: dict[str, int] | None = None
+
+    def first_line(self, event_id: str, line_number: int) -> int | None:
+        """None for an event id not seen before (it is remembered with ``line_number``);
+        else the line it was first on."""
+        if self._in_memory is None:
+            try:
+                return self._first_line_on_disk(event_id, line_number)
+            except sqlite3.Error:
+                self.close()
+                self._in_memory = {}
+        first = self._in_memory.get(event_id)
+        if first is None:
+            self._in_memory[event_id] = line_number
+        return first
+
+    def _first_line_on_disk(self, event_id: str, line_number: int) -> int | None:
+        if self._db is None:
+            # "": a temporary database of this connection only, deleted when it closes.
+            self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute(
+                "CREATE TABLE ids (id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
+            )
+            self._db.execute("BEGIN")  # never committed: the file goes with the connection
+        try:
+            self._db.execute("INSERT INTO ids VALUES (?, ?)", (event_id, line_number))
+        except sqlite3.IntegrityError:
+            row = self._db.execute("SELECT line FROM ids WHERE id = ?", (event_id,)).fetchone()
+            return int(row[0])
+        return None
+
+    def close(self) -> None:
+        """Forget the ids (the temporary file is removed)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def _regular_file_size(file: IO[bytes] | None) -> int | None:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import sqlite3
 import math
 import re
 import types
@@ -524,6 +525,45 @@ def test_read_events_yields_events_and_rejections_with_line_numbers(tmp_path: Pa
     assert items[1] == RejectedLine(2, "not valid JSON: Expecting value (column 1)")
 
 
+def test_a_repeated_event_id_is_rejected_naming_its_first_line(tmp_path: Path) -> None:
+    # A replay's trace id comes from the run id and the event id: a repeat would replace
+    # the first event's trace while both were counted.
+    path = write(
+        tmp_path / "e.jsonl",
+        line(event_id="a") + b"\n" + line(event_id="b") + b"\n" + line(event_id="a") + b"\n"
+        # No event_id: the id is the line's hash, so a line repeated word for word repeats it.
+        + line(product_id="C") + b"\n" + line(product_id="C") + b"\n" + line(event_id="c") + b"\n",
+    )  # fmt: skip
+    items = list(read_events(path))
+    assert [type(item).__name__ for item in items] == [
+        "SimulationEvent", "SimulationEvent", "RejectedLine",
+        "SimulationEvent", "RejectedLine", "SimulationEvent",
+    ]  # fmt: skip
+    assert items[2] == RejectedLine(
+        3, "event_id 'a' repeats line 1: an event id names one trace, so the repeat is not replayed"
+    )
+    assert isinstance(items[4], RejectedLine)
+    assert items[4].reason.endswith(
+        "repeats line 4: an event id names one trace, so the repeat is not replayed"
+    )
+
+
+def test_event_ids_are_checked_in_memory_when_no_temporary_file_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoops_cli.simulation import events
+
+    def no_temporary_file(self: Any, event_id: str, line_number: int) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(events.EventIds, "_first_line_on_disk", no_temporary_file)
+    path = write(tmp_path / "e.jsonl", line(event_id="a") + b"\n" + line(event_id="a") + b"\n")
+    assert [type(item).__name__ for item in read_events(path)] == [
+        "SimulationEvent",
+        "RejectedLine",
+    ]
+
+
 def test_bom_on_first_line_is_tolerated(tmp_path: Path) -> None:
     path = write(tmp_path / "e.jsonl", b"\xef\xbb\xbf" + line() + b"\n")
     (event,) = read_events(path)
@@ -549,7 +589,7 @@ def test_crlf_line_endings(tmp_path: Path) -> None:
 
 
 def test_blank_lines_are_skipped_and_still_counted(tmp_path: Path) -> None:
-    path = write(tmp_path / "e.jsonl", b"\n   \n\t\r\n" + line() + b"\n\n" + line())
+    path = write(tmp_path / "e.jsonl", b"\n   \n\t\r\n" + line() + b"\n\n" + line(product_id="B"))
     items = list(read_events(path))
     assert [(type(item), item.line_number) for item in items] == [
         (SimulationEvent, 4),
@@ -573,7 +613,9 @@ def test_line_length_limit_boundaries(tmp_path: Path) -> None:
     exact = line(padding="x" * (300 - len(base)))
     assert len(exact) == 300
     one_more = line(padding="x" * (301 - len(base)))
-    content = exact + b"\r\n" + one_more + b"\n" + exact + b"\n" + one_more
+    another = line(padding="x" * (300 - len(base)), product_id="PROD_002")  # not a repeat
+    assert len(another) == 300
+    content = exact + b"\r\n" + one_more + b"\n" + another + b"\n" + one_more
     items = list(read_events(write(tmp_path / "e.jsonl", content), max_line_bytes=300))
     assert [type(item) for item in items] == [
         SimulationEvent,
