@@ -86,10 +86,8 @@ TRACING_COUNTS = (
 )
 # A worker's exit code passed on as the run's: autoops's own errors (usage to local file).
 AUTOOPS_ERROR_CODES = frozenset(range(int(ExitCode.FAILURE), int(ExitCode.LOCAL_FILE) + 1))
-WORKER_EXIT_WAIT_S = 0.1
-PIPE_BYTES = (
-    1 << 20
-)  # a worker's input pipe: about 3,000 events  # how often the parent looks up from waiting (signals run between)
+WORKER_EXIT_WAIT_S = 0.1  # how often the parent looks up from waiting (signals run between)
+PIPE_BYTES = 1 << 20  # a worker's input pipe: about 3,000 events
 
 
 @dataclass
@@ -137,6 +135,9 @@ class WorkerPool:
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()  # one progress report at a time
         self._started = 0.0
+        # When the first worker started its replay (its setup done), as one process's
+        # ``duration_s`` starts once its own setup is done; None until a worker reports.
+        self._replay_started: float | None = None
         self._delivery: DeliveryProgress | None = None
         self._delivery_polled = 0.0
 
@@ -306,6 +307,12 @@ class WorkerPool:
                     continue
                 if message.get("phase") != "replaying":
                     continue
+                # Its replay began elapsed_s before this line was written (an instant ago).
+                elapsed = message.get("elapsed_s")
+                began = time.perf_counter() - (elapsed if isinstance(elapsed, float | int) else 0)
+                with self._lock:
+                    if self._replay_started is None or began < self._replay_started:
+                        self._replay_started = began
                 worker.latest = message
                 self._report("replaying")
 
@@ -359,7 +366,9 @@ class WorkerPool:
         if self.stop_reason and not summary.stopped_early:
             summary.stopped_early = self.stop_reason
         last_event = time.perf_counter()
-        summary.duration_s = round(last_event - self._started, 3)
+        # Like one process's: from the start of the replay, the interpreters' start-up aside.
+        started = self._replay_started if self._replay_started is not None else self._started
+        summary.duration_s = round(last_event - started, 3)
         handled = summary.events_processed + summary.events_failed
         summary.events_per_s = round(handled / summary.duration_s, 1) if summary.duration_s else 0.0
         client = self.service.client
