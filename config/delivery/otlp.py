@@ -87,6 +87,9 @@ class AttributeEncoder:
         """One ``KeyValue`` message (without its enclosing field tag)."""
         prefix = self._keys.get(key)
         if prefix is None:
+            # Bounded like the pairs: metadata keys built from data must not grow it forever.
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()
             # proto3 leaves out a field at its default: an empty key is no field at all.
             prefix = self._keys[key] = _field(b"\x0a", _text(key)) if key else b""
         return prefix + _field(b"\x12", _any_value_bytes(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -143,3 +144,21 @@ def test_a_moved_batch_carries_the_new_public_key() -> None:
         span.span_id
     )
     assert rekey_body(SPANS, body, "old") is body  # nothing to change: the body as it was
+
+
+def test_the_encoders_caches_stay_bounded_and_exact_when_keys_never_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Metadata keys built from data (an id per key) must not grow the encoder forever."""
+    from config.delivery import otlp
+
+    monkeypatch.setattr(otlp, "_CACHE_LIMIT", 8)
+    encoder = AttributeEncoder()
+    spans = [
+        SpanRecord("ab" * 16, f"{n + 1:016x}", None, "s", 1, 2, {f"metadata.k{n}": f"v{n}"})
+        for n in range(40)
+    ]
+    encoded = encode_spans(spans, resource={}, scope_version="5", encoder=encoder)
+    assert len(encoder._keys) <= 8
+    assert len(encoder._pairs) <= 8
+    assert [span.attributes for span in decode_spans(encoded)] == [s.attributes for s in spans]
