@@ -19,12 +19,9 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config.tracing.span_records import SpanRecord
-
-if TYPE_CHECKING:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 SCOPE_NAME = "langfuse-sdk"
 SPAN_KIND_INTERNAL = 1
@@ -193,89 +190,3 @@ def encode_spans(
 
 def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
-
-
-def any_value(value: Any) -> AnyValue:
-    """An OTLP ``AnyValue`` for a Python attribute value (the protobuf runtime's object)."""
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-
-    parsed = AnyValue()
-    parsed.ParseFromString(_any_value_bytes(value))
-    return parsed
-
-
-def key_values(attributes: Mapping[str, Any]) -> list[KeyValue]:
-    """OTLP attributes as protobuf objects; None values are left out."""
-    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-
-    found = []
-    for key, value in attributes.items():
-        if value is not None:
-            item = KeyValue()
-            item.ParseFromString(AttributeEncoder().key_value(key, value))
-            found.append(item)
-    return found
-
-
-class OtlpDecodeError(ValueError):
-    """The body is not a valid OTLP trace export; the message says why (one line)."""
-
-
-def _from_any_value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "array_value":
-        return [_from_any_value(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _from_any_value(kv.value) for kv in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return value.bytes_value.hex()
-    return None
-
-
-def decode_spans(body: bytes) -> list[SpanRecord]:
-    """Span records from a protobuf ``ExportTraceServiceRequest``.
-
-    Raises ``OtlpDecodeError`` for a body that does not parse or a span without ids.
-    """
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except Exception as exc:  # protobuf raises DecodeError, or others on garbage
-        raise OtlpDecodeError("Failed to parse OTel Protobuf Trace") from exc
-    records: list[SpanRecord] = []
-    for resource_spans in request.resource_spans:
-        resource = {kv.key: _from_any_value(kv.value) for kv in resource_spans.resource.attributes}
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                if len(span.trace_id) != 16 or len(span.span_id) != 8:
-                    raise OtlpDecodeError(
-                        "Invalid OTLP trace export: a span lacks a valid traceId or spanId; "
-                        "no spans were ingested"
-                    )
-                records.append(
-                    SpanRecord(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex() if span.parent_span_id else None,
-                        name=span.name,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano or span.start_time_unix_nano,
-                        attributes={kv.key: _from_any_value(kv.value) for kv in span.attributes},
-                        status_code=span.status.code,
-                        status_message=span.status.message or None,
-                        resource=resource,
-                    )
-                )
-    return records

@@ -18,7 +18,8 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from config.delivery.otlp import SCOPE_NAME, AttributeEncoder, decode_spans, encode_spans
+from autoops_cli.local_api.http.otlp import Body, decode_protobuf_spans
+from config.delivery.otlp import SCOPE_NAME, AttributeEncoder, encode_spans
 from config.delivery.sender import SPANS, rekey_body
 from config.tracing.span_records import SpanRecord
 
@@ -99,6 +100,10 @@ spans_strategy = st.lists(
     ),
     max_size=6,
 )
+
+
+def decode_spans(body: bytes) -> list[SpanRecord]:
+    return decode_protobuf_spans(Body(body))
 
 
 @given(spans=spans_strategy, resource=st.dictionaries(st.text(max_size=10), values, max_size=4))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from config.delivery.otlp import OtlpDecodeError, decode_spans
+from autoops_cli.local_api.http.otlp import Body, decode_protobuf_spans
+from autoops_cli.local_api.query.errors import ApiProblem
 from config.tracing.span_records import SpanRecord
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
 
@@ -139,9 +140,10 @@ class FakeLangfuse:
                     if self.headers.get("Content-Encoding") == "gzip":
                         body = gzip.decompress(body)
                     try:
-                        spans = decode_spans(body)
-                    except OtlpDecodeError as exc:
-                        self._reply(400, {"error": str(exc)})
+                        # The decoder of `autoops serve`: one way to read OTLP in this repo.
+                        spans = decode_protobuf_spans(Body(body))
+                    except ApiProblem as problem:
+                        self._reply(problem.status, problem.body)
                         return
                     with received.lock:
                         received.spans.extend(spans)
