@@ -322,7 +322,8 @@ class EventIds:
 
     Kept in a private temporary SQLite database (removed when closed), not in memory: a file
     of millions of events must not grow the process, and SQLite's page cache bounds what is
-    held. Where no temporary file can be made (or written on), a dict in memory takes over.
+    held. Where no temporary file can be made, or it can no longer be written (a full disk),
+    a dict in memory takes over from then on (the ids seen before are then forgotten).
     """
 
     def __init__(self) -> None:
