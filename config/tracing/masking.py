@@ -99,6 +99,8 @@ _NON_ALNUM: Final = re.compile(r"[^a-z0-9]+")
 
 
 _KEY_CACHE_SIZE: Final = 4096
+_TEXT_CACHE_SIZE: Final = 4096
+_CACHED_TEXT_CHARS: Final = 256  # longer texts (reasoning, notes) are masked each time
 # Marks a key not yet in a masker's cache (None is a cached "not masked").
 _UNKNOWN: Final = "\0unknown"
 
@@ -273,7 +275,15 @@ _CARD_INT_LIMIT: Final = 10**_CARD_MAX_DIGITS
 class DataMasker:
     """Masks trace data according to a ``DataMaskingConfig``; one instance serves all calls."""
 
-    __slots__ = ("_customer", "_enabled", "_key_labels", "_labels_by_key", "_pii", "_text")
+    __slots__ = (
+        "_customer",
+        "_enabled",
+        "_key_labels",
+        "_labels_by_key",
+        "_masked_texts",
+        "_pii",
+        "_text",
+    )
 
     def __init__(self, config: DataMaskingConfig) -> None:
         """Read the three switches once and precompute the label for every key category."""
@@ -296,6 +306,8 @@ class DataMasker:
         self._key_labels: tuple[str | None, ...] = tuple(labels)
         # The final label per key name: one dict lookup per key on the hot path.
         self._labels_by_key: dict[str, str | None] = {}
+        # Short strings masked before (agent names, ids, event types repeat in every trace).
+        self._masked_texts: dict[str, str] = {}
 
     @property
     def enabled(self) -> bool:
@@ -318,6 +330,18 @@ class DataMasker:
 
     def mask_text(self, text: str) -> str:
         """Mask the e-mail addresses, phone, card and customer numbers inside ``text``."""
+        if len(text) > _CACHED_TEXT_CHARS:
+            return self._mask_text(text)
+        masked = self._masked_texts.get(text)
+        if masked is None:
+            masked = self._mask_text(text)
+            # Bounded: strings built from data (ids, numbers) must not grow it forever.
+            if len(self._masked_texts) >= _TEXT_CACHE_SIZE:
+                self._masked_texts.clear()
+            self._masked_texts[text] = masked
+        return masked
+
+    def _mask_text(self, text: str) -> str:
         if self._pii and "@" in text:
             text = _EMAIL.sub(EMAIL_MASK, text)
         if not self._text or not _has_digit(text):
@@ -350,11 +374,14 @@ class DataMasker:
     def _mask_mapping(self, value: Mapping[Any, Any], depth: int) -> Any:
         if depth >= MAX_DEPTH:
             return TRUNCATED_MASK
-        label_for = self._label_for_key
+        labels = self._labels_by_key
         masked: dict[Any, Any] = {}
         mask_text = self.mask_text if self._text else None
         for key, item in value.items():
-            label = label_for(key)
+            # The cached label inline (a call per key shows at this rate); the rest classifies.
+            label = labels.get(key, _UNKNOWN) if type(key) is str else _UNKNOWN
+            if label is _UNKNOWN:
+                label = self._label_for_key(key)
             if label is not None:
                 masked[key] = label
             # The common leaves are handled inline: a call per value shows up at this rate.

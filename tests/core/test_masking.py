@@ -351,6 +351,14 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=20,
 )
+# Strings that masking changes, repeated in the cache property.
+SAMPLE_TEXTS = (
+    "call +44 20 7946 0958",
+    "mail bob@example.com",
+    "card 4111 1111 1111 1111",
+    "customer CUST-8812",
+    "PROD_016",
+)
 # Where a card is written with separators, the layouts printed on real cards.
 CARD_LAYOUTS = {14: (4, 6, 4), 15: (4, 6, 5), 16: (4, 4, 4, 4), 19: (4, 4, 4, 4, 3)}
 
@@ -462,3 +470,13 @@ def test_property_any_json_is_masked_without_raising(reliability: Figures, value
     assert same_shape(masked, value)
     off = masker(pii=False, customer=False, financial=False)
     assert off.mask(value) == value
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(texts=st.lists(st.text(max_size=40) | st.sampled_from(SAMPLE_TEXTS), max_size=6))
+def test_property_the_text_cache_answers_what_masking_would(texts: list[str]) -> None:
+    """Short strings are masked once and then answered from a cache: always the same answer,
+    however often a string comes and whatever came before it."""
+    for text in texts + texts:
+        assert ALL_ON.mask_text(text) == ALL_ON._mask_text(text)
+        assert ALL_ON.mask({"note": text}) == {"note": ALL_ON._mask_text(text)}

@@ -1,0 +1,67 @@
+"""The encodings of input, output and metadata values (``config.tracing.attributes``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.tracing import attributes as la
+from tests.support.property_budget import examples
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinities included: they are written as strings
+    | st.text()
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8) | st.integers(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def finite(value: Any) -> Any:
+    """What the SDK's serializer does with NaN and the infinities: strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(value=VALUES)
+def test_property_the_encodings_are_json_dumps_byte_for_byte(value: Any) -> None:
+    """The prebuilt C encoders write exactly what ``json.dumps`` writes (the SDK's input and
+    output encoding, and the compact metadata one)."""
+    if value is None or isinstance(value, str):
+        assert la.serialize_io(value) == value
+    else:
+        assert la.serialize_io(value) == json.dumps(finite(value))
+    assert la.to_json(value) == json.dumps(finite(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_cycle_still_fails_as_a_recursion_error() -> None:
+    """No cycle check in the shared encoder: a cyclic value fails as it did (the tracer's guard
+    counts it), it does not hang or crash."""
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    for encode in (la.serialize_io, la.to_json):
+        try:
+            encode(cyclic)
+        except RecursionError:
+            pass
+        else:
+            raise AssertionError("a cycle was encoded")
