@@ -52,13 +52,8 @@ class LangfuseClient:
         exporter: SpanExporter | None = None,
         store_path: Path | None = None,
         retention_days: int = 30,
-        store_writer_thread: bool = False,
     ) -> None:
         self.config = config
-        # Local mode: the store written by a thread of its own, bounded by the buffer size
-        # (the replay: it counts at the watermark). Otherwise synchronously: a library caller
-        # reads its traces at once and a failed write reaches its error handler.
-        self._store_writer_thread = store_writer_thread
         self.mode = mode
         self.error_handler = error_handler
         self.store_path: Path | None = None
@@ -88,8 +83,7 @@ class LangfuseClient:
             )
         store = LocalStore(self.store_path, cache_kib=WRITER_CACHE_KIB)
         store.prune(retention_days)
-        buffer_size = self.config.buffer_size if self._store_writer_thread else None
-        return LocalStoreExporter(store, buffer_size=buffer_size)
+        return LocalStoreExporter(store)
 
     @property
     def destination(self) -> str:

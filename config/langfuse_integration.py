@@ -119,7 +119,6 @@ class LangfuseIntegrationService:
         sample_rate: float | None = None,
         batch_size: int = 512,
         sampling_rules: SamplingRules | None = None,
-        store_writer_thread: bool = False,
     ) -> None:
         from config.client import LangfuseClient
         from config.delivery.exporters import resource_attributes
@@ -162,7 +161,6 @@ class LangfuseIntegrationService:
             exporter=exporter,
             store_path=store_path,
             retention_days=self.masking.retention_days,
-            store_writer_thread=store_writer_thread,
         )
         masker = DataMasker(self.masking)
         self.tracer: Tracer = Tracer(

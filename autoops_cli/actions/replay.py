@@ -106,8 +106,6 @@ def run_replay(
             # The engine's commit points are the only batches: what is on disk is then exactly
             # what the run reported (a size-based batch would write part of an unreported group).
             batch_size=COMMIT_POINTS_ONLY,
-            # SQLite's writes overlap the agents; the engine counts at the writer's watermark.
-            store_writer_thread=True,
         )
     )
     options = ReplayOptions(

@@ -1,6 +1,5 @@
-"""The local store's writer thread, and what keeps a long replay's memory flat: the queue
-between the traced code and the writer is bounded (backpressure), the watermark moves only
-when a batch is on disk, a failed write is counted and stops the watermark, the store's
+"""The local store's writer, and what keeps a long replay's memory flat: the watermark moves
+only when a batch is on disk, a failed write is counted and stops the watermark, the store's
 writing connection has a bounded page cache, and the summary keeps a bounded list of the
 rejected lines while counting all of them."""
 
@@ -8,7 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from config.store.local_store import WRITER_CACHE_KIB, LocalStore
 from config.tracing.span_records import ScoreRecord, SpanRecord
 from tests.conftest import Cli
 
-# Generous: only a hang reaches it (the writer thread is waited for, never timed).
+# Generous: only a hang reaches it (nothing is timed).
 HANG_S = 30.0
 
 
@@ -45,20 +43,6 @@ def spans(count: int) -> list[SpanRecord]:
     ]
 
 
-class HeldStore(LocalStore):
-    """A store whose writes wait until the test lets them go (a slow disk, on demand)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.release = threading.Event()
-        self.writing = threading.Event()
-
-    def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
-        self.writing.set()
-        assert self.release.wait(HANG_S)
-        super().write(spans, scores)
-
-
 class FullDisk(LocalStore):
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
         raise LocalFileError(
@@ -74,42 +58,12 @@ def observation_count(path: Path) -> int:
         reader.close()
 
 
-def test_export_waits_while_the_writer_holds_a_full_buffer(tmp_path: Path) -> None:
-    store = HeldStore(tmp_path / "traces.db")
-    exporter = LocalStoreExporter(store, buffer_size=3)
-    exporter.export(spans(2), [])  # queued: export returns at once
-    assert store.writing.wait(HANG_S)
-    assert exporter.exported_batches() == 1
-    assert exporter.committed_batches() == 0  # not on disk yet: not counted
-
-    second = threading.Thread(target=exporter.export, args=(spans(2), []))
-    second.start()
-    second.join(0.3)
-    assert second.is_alive()  # 2 queued + 2 more > 3: it waits for the writer
-    assert exporter.exported_batches() == 1
-
-    store.release.set()
-    second.join(HANG_S)
-    assert not second.is_alive()
-    assert exporter.flush(HANG_S)
-    assert exporter.committed_batches() == 2
-    exporter.shutdown(HANG_S)
-    assert observation_count(tmp_path / "traces.db") == 4
-
-
-def test_a_batch_larger_than_the_buffer_still_goes_in(tmp_path: Path) -> None:
-    exporter = LocalStoreExporter(LocalStore(tmp_path / "traces.db"), buffer_size=3)
-    exporter.export(spans(10), [])
-    assert exporter.wait_committed(1, HANG_S)
-    exporter.shutdown(HANG_S)
-    assert observation_count(tmp_path / "traces.db") == 10
-
-
 def test_a_failed_write_stops_the_watermark_and_counts_the_loss(tmp_path: Path) -> None:
-    exporter = LocalStoreExporter(FullDisk(tmp_path / "traces.db"), buffer_size=3)
+    exporter = LocalStoreExporter(FullDisk(tmp_path / "traces.db"))
     exporter.export(spans(2), [])
-    assert not exporter.wait_committed(1, HANG_S)  # returns False at the failure
-    exporter.export(spans(2), [])  # does not wait on a writer that failed
+    assert not exporter.wait_committed(1, HANG_S)
+    exporter.export(spans(2), [])
+    assert exporter.exported_batches() == 2
     assert not exporter.flush(HANG_S)
     exporter.shutdown(HANG_S)
     assert exporter.write_failure is not None
@@ -119,10 +73,11 @@ def test_a_failed_write_stops_the_watermark_and_counts_the_loss(tmp_path: Path) 
     assert exporter.stats.spans_exported == 0
 
 
-def test_without_a_buffer_size_the_write_is_done_when_export_returns(tmp_path: Path) -> None:
+def test_the_write_is_done_when_export_returns(tmp_path: Path) -> None:
     exporter = LocalStoreExporter(LocalStore(tmp_path / "traces.db"))
     exporter.export(spans(3), [])
     assert exporter.committed_batches() == 1
+    assert exporter.wait_committed(1, 0.0)
     assert observation_count(tmp_path / "traces.db") == 3
     exporter.shutdown(HANG_S)
 
