@@ -6,9 +6,9 @@ import gzip
 import hashlib
 import io
 import json
-import sqlite3
 import math
 import re
+import sqlite3
 import types
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
