@@ -110,3 +110,19 @@ def test_the_summary_lists_a_bounded_number_of_rejected_lines(cli: Cli, workdir:
     assert len(summary["rejected"]) == MAX_REJECTIONS_KEPT  # the first ones listed
     assert summary["rejected"][0]["line"] == len(good) + 1
     assert summary["events_processed"] == len(good)
+
+
+class Unbindable(LocalStore):
+    def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+
+def test_any_failed_write_is_a_write_failure_that_stops_the_watermark(tmp_path: Path) -> None:
+    """Not only a full disk: whatever stops a write stops the run (a replay waits on the
+    watermark, which would otherwise never come)."""
+    exporter = LocalStoreExporter(Unbindable(tmp_path / "traces.db"))
+    exporter.export(spans(1), [])
+    assert exporter.committed_batches() == 0
+    assert exporter.write_failure is not None
+    assert "OverflowError" in str(exporter.write_failure)
+    exporter.shutdown(HANG_S)
