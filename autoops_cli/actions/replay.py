@@ -87,7 +87,7 @@ def run_replay(
     orchestrator = load_orchestrator(orchestrator_spec)
     # Opened first: a file that is not there or not JSON Lines is refused before a store or
     # an outbox is created for it.
-    # A worker's lines come from its parent, which checked the event ids of the whole file.
+    # A worker's lines come from its parent, which made the event ids of the whole file unique.
     reader = EventReader(source, allow_empty=worker, check_event_ids=not worker)
     try:
         progress_out = _open_progress_file(progress_file)
@@ -150,6 +150,11 @@ def run_replay(
         if shown > REJECTIONS_SHOWN:
             state.output.error(
                 f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)"
+            )
+        if reader.events_renamed:
+            state.output.warning(
+                f"{reader.events_renamed} event(s) repeated an earlier event_id: each was "
+                "replayed as a trace of its own, its id followed by #2, #3, ..."
             )
         code = _exit_code(state, summary, getattr(runner, "failure", None))
         if progress_out is not None:

@@ -20,8 +20,8 @@ import sqlite3
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -197,11 +197,12 @@ class EventReader:
     progress; ``count_lines_left()`` how much a run that stopped early did not read;
     ``last_line`` the bytes of the line the last item came from.
 
-    An event whose ``event_id`` an earlier line of the input already had is a rejected
-    line: an event id names one trace (a replay derives the trace id from the run id and the
-    event id), so the repeat would silently replace the earlier event's trace and the run's
-    counts would no longer be what is stored. (``check_event_ids=False``: a replay worker,
-    whose parent checked them.)
+    An event whose ``event_id`` an earlier line of the input already had is yielded under
+    the next free ``<event_id>#<n>`` (n = 2 for the second occurrence) and counted in
+    ``events_renamed``: a replay derives the trace id from the run id and the event id, so
+    the repeat would otherwise replace the earlier event's trace and the run's counts would
+    no longer be what is stored. ``last_line`` is then the event re-written under its new id.
+    (``check_event_ids=False``: a replay worker, whose parent renamed them.)
     """
 
     def __init__(
@@ -218,6 +219,7 @@ class EventReader:
         self.max_line_bytes = max_line_bytes
         self.lines_read = 0
         self.last_line = b""  # the content of the line last yielded (handed on to a worker)
+        self.events_renamed = 0  # events whose event_id repeated an earlier one's
         self.finished = False  # the end of the input was reached
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
@@ -277,17 +279,13 @@ class EventReader:
             except EventValidationError as exc:
                 item = RejectedLine(self.lines_read, exc.reason)
             else:
-                first = (
-                    self._event_ids.first_line(item.event_id, self.lines_read)
-                    if self._event_ids is not None
-                    else None
-                )
-                if first is not None:
-                    item = RejectedLine(
-                        self.lines_read,
-                        f"event_id {_clip(repr(item.event_id))} repeats line {first}: an event "
-                        "id names one trace, so the repeat is not replayed",
-                    )
+                if self._event_ids is not None:
+                    unique = self._event_ids.unique(item.event_id)
+                    if unique != item.event_id:
+                        item = replace(item, event_id=unique)
+                        self.events_renamed += 1
+                        # A worker gets the event under its new id.
+                        self.last_line = json.dumps(item.as_dict(), ensure_ascii=False).encode()
             yield item
 
     def count_lines_left(self) -> int | None:
@@ -318,7 +316,7 @@ class EventReader:
 
 
 class EventIds:
-    """The event ids an input has had so far, and the line each was first on.
+    """The event ids an input has had so far: a repeated id gets the next free ``<id>#<n>``.
 
     Kept in a private temporary SQLite database (removed when closed), not in memory: a file
     of millions of events must not grow the process, and SQLite's page cache bounds what is
@@ -330,36 +328,52 @@ class EventIds:
         self._db: sqlite3.Connection | None = None
         self._in_memory: dict[str, int] | None = None
 
-    def first_line(self, event_id: str, line_number: int) -> int | None:
-        """None for an event id not seen before (it is remembered with ``line_number``);
-        else the line it was first on."""
+    def unique(self, event_id: str) -> str:
+        """``event_id`` itself the first time; for its n-th occurrence ``<event_id>#<n>``
+        (the next such id not taken yet, an id the input has itself included). Every id
+        returned is remembered."""
         if self._in_memory is None:
             try:
-                return self._first_line_on_disk(event_id, line_number)
+                return self._unique(event_id, self._repeats_on_disk, self._remember_on_disk)
             except sqlite3.Error:
                 self.close()
                 self._in_memory = {}
-        first = self._in_memory.get(event_id)
-        if first is None:
-            self._in_memory[event_id] = line_number
-        return first
+        memory = self._in_memory
+        return self._unique(event_id, memory.get, memory.__setitem__)
 
-    def _first_line_on_disk(self, event_id: str, line_number: int) -> int | None:
+    @staticmethod
+    def _unique(
+        event_id: str,
+        repeats: Callable[[str], int | None],
+        remember: Callable[[str, int], None],
+    ) -> str:
+        seen = repeats(event_id)
+        if seen is None:
+            remember(event_id, 1)
+            return event_id
+        occurrence = seen + 1
+        while repeats(candidate := f"{event_id}#{occurrence}") is not None:
+            occurrence += 1
+        remember(event_id, occurrence)
+        remember(candidate, 1)
+        return candidate
+
+    def _repeats_on_disk(self, event_id: str) -> int | None:
         if self._db is None:
             # "": a temporary database of this connection only, deleted when it closes.
             self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")
             self._db.execute(
-                "CREATE TABLE ids (id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
+                "CREATE TABLE ids (id TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID"
             )
             self._db.execute("BEGIN")  # never committed: the file goes with the connection
-        try:
-            self._db.execute("INSERT INTO ids VALUES (?, ?)", (event_id, line_number))
-        except sqlite3.IntegrityError:
-            row = self._db.execute("SELECT line FROM ids WHERE id = ?", (event_id,)).fetchone()
-            return int(row[0])
-        return None
+        row = self._db.execute("SELECT seen FROM ids WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _remember_on_disk(self, event_id: str, seen: int) -> None:
+        assert self._db is not None
+        self._db.execute("INSERT OR REPLACE INTO ids VALUES (?, ?)", (event_id, seen))
 
     def close(self) -> None:
         """Forget the ids (the temporary file is removed)."""

@@ -147,7 +147,7 @@ def test_bad_lines_are_reported_and_skipped(cli: Cli, workdir: Path) -> None:
     assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == GOOD_LINES
 
 
-def test_a_repeated_event_id_is_rejected_so_the_counts_are_what_is_stored(
+def test_a_repeated_event_id_gets_a_trace_of_its_own_so_the_counts_are_what_is_stored(
     cli: Cli, workdir: Path
 ) -> None:
     events = [json.dumps(e) for e in generate_events(6, seed=9)]
@@ -157,19 +157,22 @@ def test_a_repeated_event_id_is_rejected_so_the_counts_are_what_is_stored(
     lines = [*events[:4], events[2], *events[4:], json.dumps(first)]
     path = write_jsonl(workdir / "repeats.jsonl", lines)
     result = cli("replay", str(path), "--json")
-    assert result.exit_code == 6
+    assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["events_processed"] == 6
-    assert summary["events_rejected"] == 2
-    assert [r["line"] for r in summary["rejected"]] == [5, 8]
-    assert "repeats.jsonl:5: event_id " in result.stderr
-    assert "repeats line 3" in result.stderr
-    assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == summary["traces_recorded"] == 6
+    assert summary["events_processed"] == 8
+    assert summary["events_rejected"] == 0
+    assert "2 event(s) repeated an earlier event_id" in result.stderr
+    assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == summary["traces_recorded"] == 8
     assert (
         query(workdir, "SELECT COUNT(*) FROM observations")[0][0]
         == summary["observations_recorded"]
     )
     assert query(workdir, "SELECT COUNT(*) FROM scores")[0][0] == summary["scores_recorded"]
+    # Replayed again with the same run id: the same ids (renamed ones too), stored once.
+    again = cli("replay", str(path), "--json", "--run-id", summary["run_id"])
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["traces_recorded"] == 8
+    assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == 8
 
 
 def test_strict_stops_at_the_first_bad_line_keeping_what_was_recorded(

@@ -183,6 +183,29 @@ def test_two_workers_record_what_one_process_records(tmp_path: Path) -> None:
     )
 
 
+def test_repeated_event_ids_get_the_same_traces_with_workers_as_in_one_process(
+    tmp_path: Path,
+) -> None:
+    """The parent renames a repeated event_id (the workers see only their products' lines, so
+    a repeat on another product would otherwise collide) and hands the event on renamed."""
+    events = [
+        json.loads(line) for line in events_file(tmp_path, 40, seed=8).read_text().splitlines()
+    ]
+    repeats = [dict(event, product_id=f"OTHER_{n}") for n, event in enumerate(events[:10])]
+    path = tmp_path / "repeats.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [*events, *repeats, *events[:5]]))
+    one_code, one, one_err = replay(tmp_path / "one", path, "--run-id", "same")
+    two_code, two, two_err = replay(tmp_path / "two", path, "--run-id", "same", "--workers", "2")
+    assert one_code == two_code == 0
+    assert "15 event(s) repeated an earlier event_id" in one_err
+    assert "15 event(s) repeated an earlier event_id" in two_err
+    assert {key: two[key] for key in COMPARED} == {key: one[key] for key in COMPARED}
+    assert one["traces_recorded"] == 55
+    one_store, two_store = tmp_path / "one" / "traces.db", tmp_path / "two" / "traces.db"
+    assert len(traces_by_id(one_store)) == 55
+    assert traces_by_id(two_store) == traces_by_id(one_store)
+
+
 def test_strict_and_limit_with_workers_stop_where_one_process_stops(tmp_path: Path) -> None:
     events = events_file(tmp_path, 100, seed=6, bad=True)
     for extra in (["--strict"], ["--limit", "30"]):

@@ -24,6 +24,7 @@ from autoops_cli.simulation.events import (
     MAX_LINE_BYTES,
     SEVERITIES,
     EventFileFormatError,
+    EventReader,
     EventValidationError,
     RejectedLine,
     SimulationEvent,
@@ -525,27 +526,29 @@ def test_read_events_yields_events_and_rejections_with_line_numbers(tmp_path: Pa
     assert items[1] == RejectedLine(2, "not valid JSON: Expecting value (column 1)")
 
 
-def test_a_repeated_event_id_is_rejected_naming_its_first_line(tmp_path: Path) -> None:
+def test_a_repeated_event_id_is_read_under_the_next_free_numbered_id(tmp_path: Path) -> None:
     # A replay's trace id comes from the run id and the event id: a repeat would replace
     # the first event's trace while both were counted.
     path = write(
         tmp_path / "e.jsonl",
         line(event_id="a") + b"\n" + line(event_id="b") + b"\n" + line(event_id="a") + b"\n"
+        # An id the input has itself: the third "a" skips it.
+        + line(event_id="a#3") + b"\n" + line(event_id="a") + b"\n"
         # No event_id: the id is the line's hash, so a line repeated word for word repeats it.
-        + line(product_id="C") + b"\n" + line(product_id="C") + b"\n" + line(event_id="c") + b"\n",
+        + line(product_id="C") + b"\n" + line(product_id="C") + b"\n",
     )  # fmt: skip
-    items = list(read_events(path))
-    assert [type(item).__name__ for item in items] == [
-        "SimulationEvent", "SimulationEvent", "RejectedLine",
-        "SimulationEvent", "RejectedLine", "SimulationEvent",
-    ]  # fmt: skip
-    assert items[2] == RejectedLine(
-        3, "event_id 'a' repeats line 1: an event id names one trace, so the repeat is not replayed"
-    )
-    assert isinstance(items[4], RejectedLine)
-    assert items[4].reason.endswith(
-        "repeats line 4: an event id names one trace, so the repeat is not replayed"
-    )
+    reader = EventReader(path)
+    items = list(reader)
+    reader.close()
+    assert all(isinstance(item, SimulationEvent) for item in items)
+    ids = [item.event_id for item in items if isinstance(item, SimulationEvent)]
+    assert ids[:5] == ["a", "b", "a#2", "a#3", "a#4"]
+    assert ids[6] == ids[5] + "#2"
+    assert len(set(ids)) == len(ids)
+    assert reader.events_renamed == 3
+    # What a worker is handed: the event under its new id, which parses back to the same.
+    renamed = [item for item in items if isinstance(item, SimulationEvent)][6]
+    assert parse_event(json.loads(reader.last_line), line_number=7) == renamed
 
 
 def test_event_ids_are_checked_in_memory_when_no_temporary_file_can_be_made(
@@ -553,14 +556,14 @@ def test_event_ids_are_checked_in_memory_when_no_temporary_file_can_be_made(
 ) -> None:
     from autoops_cli.simulation import events
 
-    def no_temporary_file(self: Any, event_id: str, line_number: int) -> None:
+    def no_temporary_file(self: Any, event_id: str) -> None:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(events.EventIds, "_first_line_on_disk", no_temporary_file)
+    monkeypatch.setattr(events.EventIds, "_repeats_on_disk", no_temporary_file)
     path = write(tmp_path / "e.jsonl", line(event_id="a") + b"\n" + line(event_id="a") + b"\n")
-    assert [type(item).__name__ for item in read_events(path)] == [
-        "SimulationEvent",
-        "RejectedLine",
+    assert [item.event_id for item in read_events(path) if isinstance(item, SimulationEvent)] == [
+        "a",
+        "a#2",
     ]
 
 
@@ -589,7 +592,7 @@ def test_crlf_line_endings(tmp_path: Path) -> None:
 
 
 def test_blank_lines_are_skipped_and_still_counted(tmp_path: Path) -> None:
-    path = write(tmp_path / "e.jsonl", b"\n   \n\t\r\n" + line() + b"\n\n" + line(product_id="B"))
+    path = write(tmp_path / "e.jsonl", b"\n   \n\t\r\n" + line() + b"\n\n" + line())
     items = list(read_events(path))
     assert [(type(item), item.line_number) for item in items] == [
         (SimulationEvent, 4),
@@ -613,9 +616,7 @@ def test_line_length_limit_boundaries(tmp_path: Path) -> None:
     exact = line(padding="x" * (300 - len(base)))
     assert len(exact) == 300
     one_more = line(padding="x" * (301 - len(base)))
-    another = line(padding="x" * (300 - len(base)), product_id="PROD_002")  # not a repeat
-    assert len(another) == 300
-    content = exact + b"\r\n" + one_more + b"\n" + another + b"\n" + one_more
+    content = exact + b"\r\n" + one_more + b"\n" + exact + b"\n" + one_more
     items = list(read_events(write(tmp_path / "e.jsonl", content), max_line_bytes=300))
     assert [type(item) for item in items] == [
         SimulationEvent,
