@@ -97,12 +97,16 @@ class LocalStoreExporter:
         with self._writing:
             self._exported += 1
             failure = self.write_failure
+            unexpected: Exception | None = None
             if failure is None:
                 try:
                     self.store.write(spans, scores)
                 except LocalFileError as exc:
                     failure = self.write_failure = exc
-                except Exception as exc:  # a value SQLite cannot bind: it stops the run as well
+                except Exception as exc:  # a closed connection, a value SQLite cannot bind
+                    # It stops the watermark as a full disk does (a replay waiting on it must
+                    # end), and is raised on to the client's error handler (health degraded).
+                    unexpected = exc
                     failure = self.write_failure = LocalFileError(
                         f"cannot write to the local store {self.store.path}: "
                         f"{type(exc).__name__}: {exc}"
@@ -120,6 +124,8 @@ class LocalStoreExporter:
                 self.stats.spans_exported += len(spans)
                 self.stats.scores_exported += len(scores)
                 self._committed = self._exported
+        if unexpected is not None:
+            raise unexpected
 
     def exported_batches(self) -> int:
         """Batches taken."""

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from autoops_cli.simulation.engine import MAX_REJECTIONS_KEPT
 from autoops_cli.simulation.generator import generate_events
 from config.client import LangfuseClient
@@ -121,7 +123,8 @@ def test_any_failed_write_is_a_write_failure_that_stops_the_watermark(tmp_path: 
     """Not only a full disk: whatever stops a write stops the run (a replay waits on the
     watermark, which would otherwise never come)."""
     exporter = LocalStoreExporter(Unbindable(tmp_path / "traces.db"))
-    exporter.export(spans(1), [])
+    with pytest.raises(OverflowError):  # on to the client's error handler
+        exporter.export(spans(1), [])
     assert exporter.committed_batches() == 0
     assert exporter.write_failure is not None
     assert "OverflowError" in str(exporter.write_failure)
