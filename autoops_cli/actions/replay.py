@@ -147,15 +147,7 @@ def run_replay(
             return summary, 0
         if service.store_path is not None and not dry_run:
             _record_sampling(service, summary)
-        if shown > REJECTIONS_SHOWN:
-            state.output.error(
-                f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)"
-            )
-        if reader.events_renamed:
-            state.output.warning(
-                f"{reader.events_renamed} event(s) repeated an earlier event_id: each was "
-                "replayed as a trace of its own, its id followed by #2, #3, ..."
-            )
+        _report_input(state, reader, shown)
         code = _exit_code(state, summary, getattr(runner, "failure", None))
         if progress_out is not None:
             _write_progress_line(progress_out, "done", summary, None, summary.duration_s, code)
@@ -164,6 +156,19 @@ def run_replay(
             with suppress(OSError):  # every line was flushed; a worker's parent may be gone
                 progress_out.close()
     return summary, code
+
+
+def _report_input(state: AppState, reader: EventReader, shown: int) -> None:
+    """What the run's messages left out about the input: more bad lines, renamed events."""
+    if shown > REJECTIONS_SHOWN:
+        state.output.error(
+            f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)"
+        )
+    if reader.events_renamed:
+        state.output.warning(
+            f"{reader.events_renamed} event(s) repeated an earlier event_id: each was "
+            "replayed as a trace of its own, its id followed by #2, #3, ..."
+        )
 
 
 def _worker_pool(
