@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from autoops_cli.simulation.engine import (
-    DELIVERY_POLL_S,
+    ProgressReports,
     ReplayOptions,
     ReplayProgress,
     ReplaySummary,
@@ -48,7 +48,7 @@ from autoops_cli.simulation.engine import (
     delivery_document,
 )
 from autoops_cli.simulation.events import EventReader, RejectedLine
-from autoops_cli.simulation.partition import product_hash
+from autoops_cli.simulation.partition import placement
 from config.errors import ExitCode, LocalFileError
 
 if TYPE_CHECKING:
@@ -138,8 +138,7 @@ class WorkerPool:
         # When the first worker started its replay (its setup done), as one process's
         # ``duration_s`` starts once its own setup is done; None until a worker reports.
         self._replay_started: float | None = None
-        self._delivery: DeliveryProgress | None = None
-        self._delivery_polled = 0.0
+        self._progress = ProgressReports(service)
 
     # --- stopping ---------------------------------------------------------------------------
 
@@ -254,11 +253,11 @@ class WorkerPool:
                     summary.stopped_early = f"line {item.line_number}: {item.reason}"
                     return
                 continue
-            hashed = product_hash(item.product_id)
-            if hashed % shards + 1 != shard:
+            its_shard, its_worker = placement(item.product_id, shards, self.workers)
+            if its_shard != shard:
                 summary.events_other_shards += 1
                 continue
-            worker = self._pool[(hashed // shards) % self.workers]
+            worker = self._pool[its_worker]
             summary.events_total += 1
             self._feeding = True
             try:
@@ -332,21 +331,9 @@ class WorkerPool:
                 setattr(summary, key, sum(int(w.latest.get(key, 0)) for w in self._pool))
             if self.on_progress is None:
                 return
-            now = time.perf_counter()
-            if delivery is not None:
-                self._delivery = delivery
-            elif phase == "replaying" and now - self._delivery_polled >= DELIVERY_POLL_S:
-                self._delivery_polled = now
-                self._delivery = self.service.client.delivery_progress()
+            elapsed = time.perf_counter() - self._started
             self.on_progress(
-                ReplayProgress(
-                    phase,
-                    summary,
-                    self._delivery,
-                    now - self._started,
-                    bytes_read=self.reader.bytes_read,
-                    bytes_total=self.reader.size,
-                )
+                self._progress.progress(phase, summary, elapsed, self.reader, delivery)
             )
 
     # --- the end ----------------------------------------------------------------------------

@@ -190,6 +190,42 @@ class ReplayProgress:
     bytes_total: int | None = None  # None: unknown (standard input, a pipe)
 
 
+class ProgressReports:
+    """Makes the ``ReplayProgress`` a display is handed, for the engine and the worker pool:
+    the delivery state given, or asked of the client at most every ``DELIVERY_POLL_S``
+    while replaying (the outbox's count is a query)."""
+
+    def __init__(self, service: LangfuseIntegrationService) -> None:
+        self.service = service
+        self.delivery: DeliveryProgress | None = None
+        self._polled = 0.0
+
+    def progress(
+        self,
+        phase: str,
+        summary: ReplaySummary,
+        elapsed_s: float,
+        reader: EventReader | None,
+        delivery: DeliveryProgress | None = None,
+    ) -> ReplayProgress:
+        """The progress of ``phase``; ``delivery`` when the caller knows it already."""
+        if delivery is not None:
+            self.delivery = delivery
+        elif phase == "replaying":
+            now = time.perf_counter()
+            if now - self._polled >= DELIVERY_POLL_S:
+                self._polled = now
+                self.delivery = self.service.client.delivery_progress()
+        return ReplayProgress(
+            phase,
+            summary,
+            self.delivery,
+            elapsed_s,
+            bytes_read=reader.bytes_read if reader is not None else None,
+            bytes_total=reader.size if reader is not None else None,
+        )
+
+
 class ReplayEngine:
     """Runs events through an orchestrator with tracing, and keeps the summary."""
 
@@ -222,8 +258,7 @@ class ReplayEngine:
         self._since_commit = 0
         self._last_commit = 0.0
         self._started = 0.0
-        self._delivery: DeliveryProgress | None = None
-        self._delivery_polled = 0.0
+        self._progress = ProgressReports(service)
         stats = service.tracer.stats
         # The tracer may have traced before this run: count from here.
         self._baseline = (
@@ -417,22 +452,9 @@ class ReplayEngine:
     def _report(self, phase: str, delivery: DeliveryProgress | None = None) -> None:
         if self.on_progress is None:
             return
-        reader = self.reader
-        now = time.perf_counter()
-        if delivery is not None:
-            self._delivery = delivery
-        elif phase == "replaying" and now - self._delivery_polled >= DELIVERY_POLL_S:
-            self._delivery_polled = now
-            self._delivery = self.service.client.delivery_progress()
+        elapsed = time.perf_counter() - self._started
         self.on_progress(
-            ReplayProgress(
-                phase,
-                self.summary,
-                self._delivery,
-                now - self._started,
-                bytes_read=reader.bytes_read if reader is not None else None,
-                bytes_total=reader.size if reader is not None else None,
-            )
+            self._progress.progress(phase, self.summary, elapsed, self.reader, delivery)
         )
 
     # --- the end ----------------------------------------------------------------------------

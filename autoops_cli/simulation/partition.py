@@ -29,14 +29,21 @@ def product_hash(product_id: str) -> int:
     return int.from_bytes(digest, "big")
 
 
+def placement(product_id: str, shards: int, workers: int) -> tuple[int, int]:
+    """The shard (1 to ``shards``) and, inside it, the worker (0 to ``workers - 1``) of the
+    product's events, from one hash."""
+    hashed = product_hash(product_id)
+    return hashed % shards + 1, (hashed // shards) % workers
+
+
 def shard_of(product_id: str, shards: int) -> int:
     """The shard (1 to ``shards``) the product's events belong to."""
-    return product_hash(product_id) % shards + 1
+    return placement(product_id, shards, 1)[0]
 
 
 def worker_of(product_id: str, shards: int, workers: int) -> int:
     """The worker (0 to ``workers - 1``) of the product's events inside its shard."""
-    return (product_hash(product_id) // shards) % workers
+    return placement(product_id, shards, workers)[1]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

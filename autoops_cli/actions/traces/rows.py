@@ -143,7 +143,9 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
         }
         sequence = _number_text(metadata.get("sequence"))
         order[observation["id"]] = sequence if isinstance(sequence, int) else 0
-        node.update(_what_happened(str(name or ""), metadata, _parsed(observation.get("output"))))
+        node.update(
+            _what_happened(str(name or ""), metadata, json_or_text(observation.get("output")))
+        )
         nodes[observation["id"]] = node
     # By start time, then by the order they were recorded in (events logged within one
     # millisecond, such as a conflict and its resolution, share a timestamp).
@@ -165,8 +167,9 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
     return roots
 
 
-def _parsed(value: Any) -> Any:
-    """An input or output as data: v2 answers keep them as JSON text, v1 as values."""
+def json_or_text(value: Any) -> Any:
+    """An input or output as data: v2 answers keep them as JSON text (parsed here when it is
+    JSON), v1 as values."""
     if isinstance(value, str):
         try:
             return json.loads(value)

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.actions.traces.rows import json_or_text
 from config.errors import ApiError, CheckFailedError, UsageError
 
 if TYPE_CHECKING:
@@ -176,16 +177,6 @@ def _cursor(body: dict[str, Any]) -> str | None:
     return cursor if isinstance(cursor, str) and cursor else None
 
 
-def _json(value: Any) -> Any:
-    """v2 input and output are raw strings: their JSON when they hold JSON."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 # --- traces list ----------------------------------------------------------------------------
 
 
@@ -271,7 +262,7 @@ def root_as_trace(root: dict[str, Any]) -> dict[str, Any]:
         "timestamp": root.get("startTime"),
         "name": root.get("traceName"),
         "metadata": root.get("metadata"),
-        "output": _json(root.get("output")),
+        "output": json_or_text(root.get("output")),
         "latency": root.get("latency"),
         "sessionId": root.get("sessionId"),
     }
