@@ -22,6 +22,10 @@ from config.errors import UsageError
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
+# More processes than CPUs add no speed, only memory (each worker is an interpreter of about
+# 60 MB): a mistyped count must not start thousands of them and exhaust the machine.
+WORKERS_PER_CPU = 4
+
 
 def product_hash(product_id: str) -> int:
     """The stable 64-bit hash of a product id (blake2b, 8 bytes, big-endian)."""
@@ -52,6 +56,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     if match is None:
         raise UsageError(f"--shard {text!r}: expected K/N, e.g. --shard 1/3")
     shard, shards = int(match[1]), int(match[2])
+    if shards < 1:
+        raise UsageError(f"--shard {text!r}: N must be at least 1")
     if not 1 <= shard <= shards:
         raise UsageError(
             f"--shard {text!r}: K must be between 1 and N (1/{shards} to {shards}/{shards})"
@@ -60,7 +66,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def parse_workers(text: str) -> int:
-    """``"4"`` -> 4; ``"auto"`` -> the CPUs this process may run on; else a ``UsageError``."""
+    """``"4"`` -> 4; ``"auto"`` -> the CPUs this process may run on; a ``UsageError`` for
+    anything else, and for more than ``WORKERS_PER_CPU`` per available CPU."""
     if text.strip().lower() == "auto":
         return available_cpus()
     try:
@@ -69,6 +76,12 @@ def parse_workers(text: str) -> int:
         raise UsageError(f"--workers {text!r}: expected a number of processes or auto") from None
     if workers < 1:
         raise UsageError(f"--workers {text!r}: at least 1 (or auto)")
+    cpus = available_cpus()
+    if workers > WORKERS_PER_CPU * cpus:
+        raise UsageError(
+            f"--workers {text!r}: at most {WORKERS_PER_CPU * cpus} here ({WORKERS_PER_CPU} per "
+            f"available CPU, {cpus}); more processes than CPUs only add memory"
+        )
     return workers
 
 

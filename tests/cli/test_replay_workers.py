@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 
 from autoops_cli.simulation.generator import generate_events, write_events
-from autoops_cli.simulation.partition import parse_shard, parse_workers, shard_of, worker_of
+from autoops_cli.simulation.partition import (
+    WORKERS_PER_CPU,
+    parse_shard,
+    parse_workers,
+    shard_of,
+    worker_of,
+)
 from config.errors import UsageError
 from tests.conftest import Cli
 from tests.support.replay_runs import (
@@ -129,6 +135,19 @@ def test_auto_is_the_cpus_available() -> None:
     assert parse_workers("auto") == len(os.sched_getaffinity(0))
 
 
+def test_a_worker_count_is_bounded_by_the_cpus() -> None:
+    # A mistyped count (--workers 99999) must not start thousands of interpreters.
+    most = WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+    assert parse_workers(str(most)) == most
+    with pytest.raises(UsageError, match=f"--workers '{most + 1}': at most {most} here"):
+        parse_workers(str(most + 1))
+
+
+def test_a_shard_count_of_zero_says_so() -> None:
+    with pytest.raises(UsageError, match="--shard '1/0': N must be at least 1"):
+        parse_shard("1/0")
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
@@ -136,6 +155,7 @@ def test_auto_is_the_cpus_available() -> None:
         (["--shard", "x"], "--shard 'x': expected K/N"),
         (["--workers", "0"], "--workers '0': at least 1"),
         (["--workers", "many"], "--workers 'many': expected a number of processes or auto"),
+        (["--workers", "99999"], "--workers '99999': at most"),
         (["--workers", "2", "--speed", "10"], "--speed paces one stream of events"),
     ],
 )
