@@ -282,11 +282,7 @@ class WorkerPool:
         for worker in self._pool:
             code = worker.process.returncode
             if worker.final is None and self.failure is None:
-                self.failure = (
-                    code if code in AUTOOPS_ERROR_CODES else 1,
-                    f"replay worker {worker.number} ended with exit code {code} before its "
-                    "summary (its error is above)",
-                )
+                self.failure = (code if code in AUTOOPS_ERROR_CODES else 1, _death(worker))
 
     def _end_leftovers(self) -> None:
         """After an unexpected error in the parent: no worker outlives it."""
@@ -373,6 +369,22 @@ class WorkerPool:
         if progress is not None:
             summary.delivery = delivery_document(progress)
         self._report("done", progress)
+
+
+def _death(worker: _Worker) -> str:
+    """How a worker ended without its summary: a signal (the OOM killer, a kill) prints
+    nothing of its own; an exit code comes after the worker's error line."""
+    code = worker.process.returncode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"replay worker {worker.number} was killed by {name} before its summary"
+    return (
+        f"replay worker {worker.number} ended with exit code {code} before its summary "
+        "(its error is above)"
+    )
 
 
 def _widen_pipe(pipe: IO[bytes]) -> None:
