@@ -512,18 +512,41 @@ def progress_text(progress: ReplayProgress) -> str:
     done = summary.events_processed + summary.events_failed
     elapsed = max(progress.elapsed_s, 1e-9)
     parts = [f"{done:,} events recorded"]
-    read, total = progress.bytes_read, progress.bytes_total
-    if progress.phase == "replaying" and read is not None and total:
-        parts.append(f"{100 * read / total:.0f}% of {_size(total)}")
+    replaying = progress.phase == "replaying"
+    of_file = _share_of_file_done(progress)
+    if replaying and of_file is not None and progress.bytes_total:
+        parts.append(f"{100 * of_file:.0f}% of {_size(progress.bytes_total)}")
     parts.append(f"{done / elapsed:,.0f}/s")
-    if progress.phase == "replaying" and read and total and read < total:
-        parts.append(f"{_duration(elapsed * (total - read) / read)} left")
+    # The run ends at the end of the file or at --limit, whichever comes first.
+    of_limit = done / progress.limit if progress.limit else None
+    share = max((s for s in (of_file, of_limit) if s is not None), default=None)
+    if replaying and share and share < 1:
+        parts.append(f"{_duration(elapsed * (1 - share) / share)} left")
     if summary.events_rejected:
         parts.append(f"{summary.events_rejected} rejected")
     text = delivery_text(progress.delivery, progress.phase)
     if text:
         parts.append(text)
     return " · ".join(parts)
+
+
+def _share_of_file_done(progress: ReplayProgress) -> float | None:
+    """How much of the file is done: the share read, times the share of the events read that
+    are recorded (with ``--workers`` the reader runs ahead of the workers by what their pipes
+    hold; one process records what it reads within a commit). None when the size is unknown."""
+    read, total = progress.bytes_read, progress.bytes_total
+    if read is None or not total:
+        return None
+    summary = progress.summary
+    seen = summary.events_total + summary.events_other_shards
+    handled = (
+        summary.events_processed
+        + summary.events_failed
+        + summary.events_rejected
+        + summary.events_other_shards
+    )
+    recorded_share = min(1.0, handled / seen) if seen else 1.0
+    return min(1.0, read / total) * recorded_share
 
 
 def _size(size: int) -> str:

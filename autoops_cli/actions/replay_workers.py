@@ -138,7 +138,7 @@ class WorkerPool:
         # When the first worker started its replay (its setup done), as one process's
         # ``duration_s`` starts once its own setup is done; None until a worker reports.
         self._replay_started: float | None = None
-        self._progress = ProgressReports(service)
+        self._progress = ProgressReports(service, options.limit)
 
     # --- stopping ---------------------------------------------------------------------------
 

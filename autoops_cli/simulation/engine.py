@@ -188,6 +188,7 @@ class ReplayProgress:
     elapsed_s: float
     bytes_read: int | None = None  # of the input file as on disk (compressed or not)
     bytes_total: int | None = None  # None: unknown (standard input, a pipe)
+    limit: int | None = None  # --limit: the run ends there if the file does not end first
 
 
 class ProgressReports:
@@ -195,8 +196,9 @@ class ProgressReports:
     the delivery state given, or asked of the client at most every ``DELIVERY_POLL_S``
     while replaying (the outbox's count is a query)."""
 
-    def __init__(self, service: LangfuseIntegrationService) -> None:
+    def __init__(self, service: LangfuseIntegrationService, limit: int | None = None) -> None:
         self.service = service
+        self.limit = limit
         self.delivery: DeliveryProgress | None = None
         self._polled = 0.0
 
@@ -223,6 +225,7 @@ class ProgressReports:
             elapsed_s,
             bytes_read=reader.bytes_read if reader is not None else None,
             bytes_total=reader.size if reader is not None else None,
+            limit=self.limit,
         )
 
 
@@ -258,7 +261,7 @@ class ReplayEngine:
         self._since_commit = 0
         self._last_commit = 0.0
         self._started = 0.0
-        self._progress = ProgressReports(service)
+        self._progress = ProgressReports(service, options.limit)
         stats = service.tracer.stats
         # The tracer may have traced before this run: count from here.
         self._baseline = (

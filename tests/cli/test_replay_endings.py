@@ -145,3 +145,30 @@ def test_the_live_line_shows_how_far_the_file_was_read_and_the_time_left() -> No
     assert progress(100, 1.0, 10_000, 8_000_000).endswith("· 13 min 19 s left")
     # Standard input: no size, so a count and a rate only.
     assert progress(400, 2.0, None, None) == "400 events recorded · 200/s"
+
+
+def test_the_time_left_follows_what_is_recorded_not_what_is_read() -> None:
+    # --workers: the reader is 4,000 events ahead of the workers (their pipes); half of what
+    # was read is recorded, so a quarter of the file is done, not half.
+    summary = ReplaySummary(
+        run_id="run", destination="local", events_total=8000, events_processed=4000
+    )
+    line = progress_text(ReplayProgress("replaying", summary, None, 10.0, 500_000, 1_000_000))
+    assert line == "4,000 events recorded · 25% of 1.0 MB · 400/s · 30 s left"
+
+
+def test_the_time_left_ends_at_the_limit_when_it_comes_first() -> None:
+    summary = ReplaySummary(
+        run_id="run", destination="local", events_total=1000, events_processed=1000
+    )
+    # --limit 4000 of a file that would take four times as long: 30 s left, not 3 min 10 s.
+    line = progress_text(
+        ReplayProgress("replaying", summary, None, 10.0, 50_000, 1_000_000, limit=4000)
+    )
+    assert line.endswith("· 100/s · 30 s left")
+    # The file ending first (its last events) wins over a limit far away.
+    summary.events_total = summary.events_processed = 3900
+    line = progress_text(
+        ReplayProgress("replaying", summary, None, 39.0, 975_000, 1_000_000, limit=100_000)
+    )
+    assert line.endswith("· 1 s left")
