@@ -396,8 +396,8 @@ def recorded_text(summary: ReplaySummary, when: str = "") -> str:
     parts = [f"{recorded} {when}" if when else recorded]
     if summary.events_rejected:
         parts.append(f"{summary.events_rejected} rejected")
-    if unreplayed := events_not_replayed(summary):
-        parts.append(f"{unreplayed} read but not replayed")
+    if unrecorded := events_not_recorded(summary):
+        parts.append(f"{unrecorded} read but not recorded")
     if summary.lines_not_read is None:
         parts.append("the rest of the input not read")
     elif summary.lines_not_read:
@@ -405,9 +405,10 @@ def recorded_text(summary: ReplaySummary, when: str = "") -> str:
     return ", ".join(parts)
 
 
-def events_not_replayed(summary: ReplaySummary) -> int:
-    """Valid events read that a stop left unreplayed (with ``--workers``: those still in the
-    workers' input pipes, which a stop discards; one process stops after the event in hand)."""
+def events_not_recorded(summary: ReplaySummary) -> int:
+    """Events read that an early end left unrecorded: with ``--workers``, those still in the
+    workers' input pipes, which a stop discards; in one process, those after the last commit
+    when the store or outbox could no longer be written (a stop commits the event in hand)."""
     done = summary.events_processed + summary.events_failed + summary.events_rejected
     return max(0, summary.events_total - done)
 

@@ -322,11 +322,11 @@ def test_a_signal_stops_all_workers_with_one_summary(
     assert 100 <= summary["events_processed"] < 3000
     assert summary["lines_read"] + summary["lines_not_read"] == total_lines
     # Events read into the workers' pipes and dropped by the stop are named, not lost silently.
-    unreplayed = summary["events_total"] - summary["events_processed"] - summary["events_failed"]
-    if unreplayed:
-        assert f"{unreplayed} read but not replayed" in stderr
+    unrecorded = summary["events_total"] - summary["events_processed"] - summary["events_failed"]
+    if unrecorded:
+        assert f"{unrecorded} read but not recorded" in stderr
     else:
-        assert "not replayed" not in stderr
+        assert "read but not recorded" not in stderr
     reported = max(line["events_processed"] for line in progress_lines(progress))
     assert reported <= summary["events_processed"]
     # Everything reported is on the server once, after a flush of what the stop left.
