@@ -474,6 +474,9 @@ def test_a_full_disk_stops_the_run_and_counts_only_what_is_on_disk(
         assert len(errors) == 1
         assert "the run stopped" in errors[0]
         assert f"{summary['events_processed']} event(s) recorded before the failure" in errors[0]
+        # The events of the batch that could not be written are named, not left unaccounted.
+        lost = summary["events_total"] - summary["events_processed"] - summary["events_failed"]
+        assert lost > 0 and f"{lost} read but not recorded" in errors[0]
         assert "kept in the outbox" not in done.stderr  # nothing claimed that was not written
         store = directory / "traces.db"
         if mode == "local":
