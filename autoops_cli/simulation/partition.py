@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 from config.errors import UsageError
 
@@ -86,10 +87,71 @@ def parse_workers(text: str) -> int:
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity; the machine's count where unknown)."""
+    """The CPUs this process may use: its affinity (the machine's count where unknown), less
+    where a container's CPU quota (cgroup ``cpu.max`` or ``cpu.cfs_quota_us``) allows fewer,
+    as on CI runners and Kubernetes pods with CPU limits."""
     import os
 
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cpus = max(1, os.cpu_count() or 1)
+    quota = cgroup_cpu_quota()
+    return cpus if quota is None else max(1, min(cpus, quota))
+
+
+def cgroup_cpu_quota(
+    root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int | None:
+    """The CPUs the process's cgroup quota allows, rounded up (1.5 CPUs: 2 workers still go
+    faster than 1), or None without a quota or where it cannot be read (not Linux)."""
+    try:
+        lines = membership.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        _, controllers, path = fields
+        relative = path.lstrip("/")
+        if controllers == "":  # cgroup v2: "0::/path", the limit in cpu.max ("max 100000")
+            found = _quota(root / relative / "cpu.max", root / "cpu.max")
+        elif "cpu" in controllers.split(","):  # cgroup v1: cfs quota and period, in us
+            found = _quota_v1(root / "cpu" / relative, root / "cpu", root / "cpu,cpuacct")
+        else:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _quota(*candidates: Path) -> int | None:
+    for path in candidates:
+        try:
+            quota, period = path.read_text(encoding="ascii").split()[:2]
+        except (OSError, ValueError):
+            continue
+        return None if quota == "max" else _cpus(quota, period)
+    return None
+
+
+def _quota_v1(*directories: Path) -> int | None:
+    for directory in directories:
+        try:
+            quota = (directory / "cpu.cfs_quota_us").read_text(encoding="ascii").strip()
+            period = (directory / "cpu.cfs_period_us").read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        return None if quota.startswith("-") else _cpus(quota, period)
+    return None
+
+
+def _cpus(quota: str, period: str) -> int | None:
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:
+        return None
+    if quota_us <= 0 or period_us <= 0:
+        return None
+    return max(1, -(-quota_us // period_us))

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from autoops_cli.simulation import partition
 from autoops_cli.simulation.generator import generate_events, write_events
 from autoops_cli.simulation.partition import (
     WORKERS_PER_CPU,
+    available_cpus,
+    cgroup_cpu_quota,
     parse_shard,
     parse_workers,
     shard_of,
@@ -132,12 +135,58 @@ def test_a_worker_count_that_is_not_one_is_refused(text: str) -> None:
 
 
 def test_auto_is_the_cpus_available() -> None:
-    assert parse_workers("auto") == len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    cpus = len(os.sched_getaffinity(0))
+    assert parse_workers("auto") == (cpus if quota is None else min(cpus, quota))
+
+
+@pytest.mark.parametrize(
+    ("membership", "files", "cpus"),
+    [
+        # cgroup v2 (a container, Kubernetes pod or CI runner with a CPU limit)
+        ("0::/\n", {"cpu.max": "200000 100000\n"}, 2),
+        ("0::/\n", {"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+        ("0::/\n", {"cpu.max": "50000 100000\n"}, 1),
+        ("0::/pod/app\n", {"pod/app/cpu.max": "300000 100000\n"}, 3),
+        ("0::/\n", {"cpu.max": "max 100000\n"}, None),  # no limit
+        ("0::/\n", {}, None),  # the root cgroup has no cpu.max
+        # cgroup v1 (the host's path is not mounted in the container: its root is read)
+        (
+            "4:cpu,cpuacct:/docker/abc\n",
+            {"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+            3,
+        ),
+        (
+            "4:cpu,cpuacct:/\n",
+            {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},
+            None,
+        ),
+        ("4:memory:/x\n", {"cpu.max": "100000 100000\n"}, None),  # no cpu controller line
+        ("0::/\n", {"cpu.max": "garbage\n"}, None),
+    ],
+)
+def test_a_containers_cpu_quota_is_read_from_its_cgroup(
+    tmp_path: Path, membership: str, files: dict[str, str], cpus: int | None
+) -> None:
+    root = tmp_path / "sys-fs-cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="ascii")
+    (tmp_path / "cgroup").write_text(membership, encoding="ascii")
+    assert cgroup_cpu_quota(root, tmp_path / "cgroup") == cpus
+    assert cgroup_cpu_quota(root, tmp_path / "missing") is None
+
+
+def test_auto_is_the_cpu_quota_when_it_is_lower(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition, "cgroup_cpu_quota", lambda: 1)
+    assert parse_workers("auto") == 1
+    with pytest.raises(UsageError, match="at most 4 here"):
+        parse_workers("5")
 
 
 def test_a_worker_count_is_bounded_by_the_cpus() -> None:
     # A mistyped count (--workers 99999) must not start thousands of interpreters.
-    most = WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+    most = WORKERS_PER_CPU * available_cpus()
     assert parse_workers(str(most)) == most
     with pytest.raises(UsageError, match=f"--workers '{most + 1}': at most {most} here"):
         parse_workers(str(most + 1))
