@@ -24,8 +24,15 @@ from config.errors import UsageError
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 # More processes than CPUs add no speed, only memory (each worker is an interpreter of about
-# 60 MB): a mistyped count must not start thousands of them and exhaust the machine.
+# 60 MB): a mistyped count must not start thousands of them and exhaust the machine. A small
+# machine still takes a few more than it has CPUs (tests of the partition, a laptop).
 WORKERS_PER_CPU = 4
+WORKERS_AT_LEAST = 16
+
+
+def most_workers(cpus: int) -> int:
+    """The largest ``--workers`` count allowed with ``cpus`` CPUs available."""
+    return max(WORKERS_AT_LEAST, WORKERS_PER_CPU * cpus)
 
 
 def product_hash(product_id: str) -> int:
@@ -68,7 +75,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def parse_workers(text: str) -> int:
     """``"4"`` -> 4; ``"auto"`` -> the CPUs this process may run on; a ``UsageError`` for
-    anything else, and for more than ``WORKERS_PER_CPU`` per available CPU."""
+    anything else, and for more than ``most_workers`` allows."""
     if text.strip().lower() == "auto":
         return available_cpus()
     try:
@@ -78,10 +85,10 @@ def parse_workers(text: str) -> int:
     if workers < 1:
         raise UsageError(f"--workers {text!r}: at least 1 (or auto)")
     cpus = available_cpus()
-    if workers > WORKERS_PER_CPU * cpus:
+    if workers > (most := most_workers(cpus)):
         raise UsageError(
-            f"--workers {text!r}: at most {WORKERS_PER_CPU * cpus} here ({WORKERS_PER_CPU} per "
-            f"available CPU, {cpus}); more processes than CPUs only add memory"
+            f"--workers {text!r}: at most {most} here ({cpus} CPU(s) available); more "
+            "processes than CPUs only add memory"
         )
     return workers
 

@@ -180,13 +180,17 @@ def test_a_containers_cpu_quota_is_read_from_its_cgroup(
 def test_auto_is_the_cpu_quota_when_it_is_lower(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(partition, "cgroup_cpu_quota", lambda: 1)
     assert parse_workers("auto") == 1
-    with pytest.raises(UsageError, match="at most 4 here"):
-        parse_workers("5")
+    assert parse_workers("16") == 16  # a few more than the CPUs are still taken
+    with pytest.raises(UsageError, match=r"at most 16 here \(1 CPU\(s\) available\)"):
+        parse_workers("17")
+    monkeypatch.setattr(partition, "cgroup_cpu_quota", lambda: 8)
+    if available_cpus() == 8:  # a machine of at least 8 CPUs: 4 per CPU
+        assert parse_workers("32") == 32
 
 
 def test_a_worker_count_is_bounded_by_the_cpus() -> None:
     # A mistyped count (--workers 99999) must not start thousands of interpreters.
-    most = WORKERS_PER_CPU * available_cpus()
+    most = max(16, WORKERS_PER_CPU * available_cpus())
     assert parse_workers(str(most)) == most
     with pytest.raises(UsageError, match=f"--workers '{most + 1}': at most {most} here"):
         parse_workers(str(most + 1))
