@@ -540,13 +540,7 @@ def _share_of_file_done(progress: ReplayProgress) -> float | None:
         return None
     summary = progress.summary
     seen = summary.events_total + summary.events_other_shards
-    handled = (
-        summary.events_processed
-        + summary.events_failed
-        + summary.events_rejected
-        + summary.events_other_shards
-    )
-    recorded_share = min(1.0, handled / seen) if seen else 1.0
+    recorded_share = 1 - events_not_recorded(summary) / seen if seen else 1.0
     return min(1.0, read / total) * recorded_share
 
 

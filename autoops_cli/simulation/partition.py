@@ -84,12 +84,15 @@ def parse_workers(text: str) -> int:
         raise UsageError(f"--workers {text!r}: expected a number of processes or auto") from None
     if workers < 1:
         raise UsageError(f"--workers {text!r}: at least 1 (or auto)")
-    cpus = available_cpus()
-    if workers > (most := most_workers(cpus)):
-        raise UsageError(
-            f"--workers {text!r}: at most {most} here ({cpus} CPU(s) available); more "
-            "processes than CPUs only add memory"
-        )
+    # Up to WORKERS_AT_LEAST needs no look at the CPUs (file reads for a container's quota).
+    if workers > WORKERS_AT_LEAST:
+        cpus = available_cpus()
+        most = most_workers(cpus)
+        if workers > most:
+            raise UsageError(
+                f"--workers {text!r}: at most {most} here ({cpus} CPU(s) available); more "
+                "processes than CPUs only add memory"
+            )
     return workers
 
 
@@ -123,9 +126,9 @@ def cgroup_cpu_quota(
         _, controllers, path = fields
         relative = path.lstrip("/")
         if controllers == "":  # cgroup v2: "0::/path", the limit in cpu.max ("max 100000")
-            found = _quota(root / relative / "cpu.max", root / "cpu.max")
+            found = _cpu_max(root / relative / "cpu.max", root / "cpu.max")
         elif "cpu" in controllers.split(","):  # cgroup v1: cfs quota and period, in us
-            found = _quota_v1(root / "cpu" / relative, root / "cpu", root / "cpu,cpuacct")
+            found = _cfs_quota(root / "cpu" / relative, root / "cpu", root / "cpu,cpuacct")
         else:
             continue
         if found is not None:
@@ -133,28 +136,36 @@ def cgroup_cpu_quota(
     return None
 
 
-def _quota(*candidates: Path) -> int | None:
-    for path in candidates:
-        try:
-            quota, period = path.read_text(encoding="ascii").split()[:2]
-        except (OSError, ValueError):
-            continue
-        return None if quota == "max" else _cpus(quota, period)
+def _cpu_max(*files: Path) -> int | None:
+    """The quota of the first readable ``cpu.max`` ("<quota> <period>")."""
+    for path in files:
+        text = _read(path)
+        if text is not None:
+            quota, _, period = text.partition(" ")
+            return _cpus(quota, period)
     return None
 
 
-def _quota_v1(*directories: Path) -> int | None:
+def _cfs_quota(*directories: Path) -> int | None:
+    """The quota of the first directory with both v1 files."""
     for directory in directories:
-        try:
-            quota = (directory / "cpu.cfs_quota_us").read_text(encoding="ascii").strip()
-            period = (directory / "cpu.cfs_period_us").read_text(encoding="ascii").strip()
-        except OSError:
-            continue
-        return None if quota.startswith("-") else _cpus(quota, period)
+        quota = _read(directory / "cpu.cfs_quota_us")
+        period = _read(directory / "cpu.cfs_period_us")
+        if quota is not None and period is not None:
+            return _cpus(quota, period)
     return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return None
 
 
 def _cpus(quota: str, period: str) -> int | None:
+    """CPUs from a quota and a period in microseconds, rounded up; None for no limit ("max",
+    -1) or what is not a number."""
     try:
         quota_us, period_us = int(quota), int(period)
     except ValueError:
