@@ -31,6 +31,11 @@ from autoops_cli.simulation.event_types import EVENT_TYPES, EventTypeSpec, Field
 from config.errors import LocalFileError
 
 MAX_LINE_BYTES = 1_048_576
+# Arrays and objects nested deeper than this fail the line. A bound of its own rather than
+# the parser's RecursionError, which comes at a depth that depends on how deep the caller's
+# stack already is: a replay worker, parsing the same line lower in its stack, would reject
+# a line its parent had accepted.
+MAX_NESTING = 500
 # The largest value of a documented number field: 2**53, the largest integer a double (and
 # JavaScript) holds exactly; far beyond any stock, price or day count, and small enough that
 # the agents' arithmetic (products of a few fields) stays finite. A larger value fails the
@@ -46,6 +51,9 @@ KNOWN_FIELDS: tuple[str, ...] = (
     "severity",
     "data",
 )
+# What a blank line holds, as documented: a line of anything else (a form feed, a no-break
+# space) is not skipped in silence but rejected, as JSON does not allow it either.
+BLANK = b" \t\r"
 _MAX_SHOWN = 80  # characters of an offending value quoted in a reason
 _SKIP_CHUNK = 65_536  # bytes read at a time while skipping the rest of an over-long line
 _MISSING: Any = object()
@@ -194,15 +202,14 @@ class EventReader:
     (``allow_empty``: an empty input is no events rather than an error). Iterating
     yields what ``read_events`` does. ``lines_read``, ``bytes_read`` and ``size`` (the
     file's bytes on disk, compressed or not; None for standard input or a pipe) give the
-    progress; ``count_lines_left()`` how much a run that stopped early did not read;
-    ``last_line`` the bytes of the line the last item came from.
+    progress; ``count_lines_left()`` how much a run that stopped early did not read.
 
     An event whose ``event_id`` an earlier line of the input already had is yielded under
     the next free ``<event_id>#<n>`` (n = 2 for the second occurrence) and counted in
     ``events_renamed``: a replay derives the trace id from the run id and the event id, so
     the repeat would otherwise replace the earlier event's trace and the run's counts would
-    no longer be what is stored. ``last_line`` is then the event re-written under its new id.
-    (``check_event_ids=False``: a replay worker, whose parent renamed them.)
+    no longer be what is stored. (``check_event_ids=False``: a replay worker, whose parent
+    renamed them.)
     """
 
     def __init__(
@@ -218,7 +225,6 @@ class EventReader:
         self.name = "standard input" if source == "-" else str(source)
         self.max_line_bytes = max_line_bytes
         self.lines_read = 0
-        self.last_line = b""  # the content of the line last yielded (handed on to a worker)
         self.events_renamed = 0  # events whose event_id repeated an earlier one's
         self.finished = False  # the end of the input was reached
         self._stream, self._file, self._owned = _open(source, self.name)
@@ -270,9 +276,8 @@ class EventReader:
                 else 0
             )
             line = line[bom:]
-            if not line.strip():
+            if not line.strip(BLANK):
                 continue
-            self.last_line = line
             item: SimulationEvent | RejectedLine
             try:
                 item = _parse_content(line, self.lines_read, byte_offset=bom)
@@ -284,8 +289,6 @@ class EventReader:
                     if unique != item.event_id:
                         item = replace(item, event_id=unique)
                         self.events_renamed += 1
-                        # A worker gets the event under its new id.
-                        self.last_line = json.dumps(item.as_dict(), ensure_ascii=False).encode()
             yield item
 
     def count_lines_left(self) -> int | None:
@@ -398,17 +401,37 @@ _COUNT_CHUNK = 1_048_576  # bytes read at a time while counting the lines left
 
 
 class _Prefixed:
-    """A stream without ``peek`` (a test's BytesIO stdin), given one by reading ahead.
+    """A stream given ``peek`` by reading its first ``_SNIFF_BYTES`` ahead: a gzip stream,
+    or a standard input without one (a test's BytesIO).
 
-    Never closes the stream it wraps: standard input is not the reader's to close.
+    The head is read in small steps, so a gzip stream that breaks inside it still gives the
+    lines before the break: the error is kept and raised when the reading gets there, as it
+    would be further on. (``GzipFile.peek`` fails as a whole and gives nothing.) Closes the
+    stream it wraps only when ``owned``: standard input is not the reader's to close.
     """
 
-    def __init__(self, stream: Any) -> None:
+    _STEP = 512  # bytes decompressed at a time while reading the head
+
+    def __init__(self, stream: Any, *, owned: bool = False) -> None:
         self._stream = stream
-        self._head = stream.read(_SNIFF_BYTES) or b""
+        self._owned = owned
+        self._error: BaseException | None = None
+        head = bytearray()
+        read_some = getattr(stream, "read1", stream.read)
+        try:
+            while len(head) < _SNIFF_BYTES:
+                chunk = read_some(min(self._STEP, _SNIFF_BYTES - len(head)))
+                if not chunk:
+                    break
+                head += chunk
+        except (OSError, EOFError, zlib.error) as exc:
+            self._error = exc
+        self._head = bytes(head)
 
     def peek(self, size: int, /) -> bytes:
-        return bytes(self._head)
+        if self._error is not None and b"\n" not in self._head:
+            raise self._error  # not one whole line before the break: nothing to replay
+        return self._head
 
     def readline(self, size: int, /) -> bytes:
         if self._head:
@@ -418,18 +441,28 @@ class _Prefixed:
             line, self._head = self._head[:end], self._head[end:]
             if line.endswith(b"\n") or (size >= 0 and len(line) >= size):
                 return line
-            rest = self._stream.readline(-1 if size < 0 else size - len(line))
-            return line + (rest or b"")
-        return bytes(self._stream.readline(size) or b"")
+            return line + self._more(
+                lambda: self._stream.readline(-1 if size < 0 else size - len(line))
+            )
+        return self._more(lambda: self._stream.readline(size))
 
     def read(self, size: int, /) -> bytes:
         if self._head:
             data, self._head = self._head[:size], self._head[size:]
-            return bytes(data)
-        return bytes(self._stream.read(size) or b"")
+            return data
+        return self._more(lambda: self._stream.read(size))
+
+    def _more(self, read: Callable[[], bytes | None]) -> bytes:
+        """What the stream gives after the head; a break found while reading ahead is
+        raised here, where the reading reaches it (the line it cuts is not given), and
+        again on any later read: the stream under it is not read past a break."""
+        if self._error is not None:
+            raise self._error
+        return bytes(read() or b"")
 
     def close(self) -> None:
-        """Left open: see the class."""
+        if self._owned:
+            self._stream.close()
 
 
 class EventFileFormatError(LocalFileError):
@@ -460,7 +493,11 @@ def _open(source: str | Path, name: str) -> tuple[_PeekableSource, IO[bytes] | N
             raw.close()
         raise LocalFileError(f"cannot read events from {name}: {_os_reason(exc)}") from exc
     if compressed:
-        return gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb"), file, True
+        return (
+            _Prefixed(gzip.GzipFile(fileobj=cast("IO[bytes]", raw), mode="rb"), owned=True),
+            file,
+            True,
+        )
     return raw, file, owned
 
 
@@ -554,7 +591,7 @@ def _parse_content(content: bytes, line_number: int, *, byte_offset: int = 0) ->
         text = content.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise EventValidationError(f"invalid UTF-8 at byte {exc.start + byte_offset}") from None
-    if not text.strip():
+    if not content.strip(BLANK):
         raise EventValidationError("line is blank")
     obj = _load_json(text)
     return parse_event(obj, line_number=line_number, raw=content)
@@ -578,7 +615,23 @@ def _load_json(text: str) -> Any:
         raise EventValidationError(f"not valid JSON: {_clip(str(exc))}") from None
     except RecursionError:
         raise EventValidationError("nested too deeply") from None
+    # Only a line with more opening brackets than the bound can be nested beyond it.
+    if text.count("[") + text.count("{") > MAX_NESTING and _nested_deeper_than(obj, MAX_NESTING):
+        raise EventValidationError("nested too deeply")
     return obj
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds arrays or objects more than ``limit`` levels deep (walked with
+    a list, not recursion)."""
+    pending = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        container, depth = pending.pop()
+        if depth > limit:
+            return True
+        items = container.values() if isinstance(container, dict) else container
+        pending.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+    return False
 
 
 def _reject_constant(name: str) -> Any:

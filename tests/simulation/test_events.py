@@ -22,6 +22,7 @@ from autoops_cli.simulation.event_types import EVENT_TYPES, KIND_NAMES
 from autoops_cli.simulation.events import (
     KNOWN_FIELDS,
     MAX_LINE_BYTES,
+    MAX_NESTING,
     SEVERITIES,
     EventFileFormatError,
     EventReader,
@@ -345,6 +346,45 @@ def test_deep_nesting_inside_data_is_rejected() -> None:
     assert reason_of(raw) == "nested too deeply"
 
 
+def nested(depth: int) -> bytes:
+    """An event whose data nests ``depth`` levels deep, the event object counted."""
+    inner = "[" * (depth - 2) + "]" * (depth - 2)
+    return line().replace(b"}", b', "data": {"x": ' + inner.encode() + b"}}")
+
+
+def test_nesting_is_bounded_alike_at_any_depth_of_the_callers_stack() -> None:
+    """The bound is MAX_NESTING, not where the parser's recursion runs out: a replay worker
+    parses lower in its stack than its parent and must judge every line as it does."""
+
+    def at_stack_depth(frames: int, raw: bytes) -> str | None:
+        if frames:
+            return at_stack_depth(frames - 1, raw)
+        try:
+            parse_event_line(raw)
+        except EventValidationError as exc:
+            return exc.reason
+        return None
+
+    for frames in (0, 300):
+        assert at_stack_depth(frames, nested(MAX_NESTING)) is None
+        assert at_stack_depth(frames, nested(MAX_NESTING + 1)) == "nested too deeply"
+    # Brackets inside strings do not count.
+    assert parse_event_line(line(note="[" * 5000)).extra["note"] == "[" * 5000
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\x0c", "not valid JSON: Expecting value (column 1)"),
+        ("\u00a0\u3000".encode(), "not valid JSON: Expecting value (column 1)"),
+        (b" \t\r", "line is blank"),
+    ],
+)
+def test_blank_is_spaces_tabs_and_carriage_returns_only(raw: bytes, reason: str) -> None:
+    """As events.md says: other white space is no more blank to JSON than to the reader."""
+    assert reason_of(raw) == reason
+
+
 def test_paired_surrogate_escapes_are_fine() -> None:
     event = parse_event_line(line(product_id="\U0001f600"))  # json.dumps writes \ud83d\ude00
     assert event.product_id == "\U0001f600"
@@ -547,8 +587,10 @@ def test_a_repeated_event_id_is_read_under_the_next_free_numbered_id(tmp_path: P
     assert len(set(ids)) == len(ids)
     assert reader.events_renamed == 3
     # What a worker is handed: the event under its new id, which parses back to the same.
+    from autoops_cli.actions.replay_workers import worker_line
+
     renamed = [item for item in items if isinstance(item, SimulationEvent)][6]
-    assert parse_event(json.loads(reader.last_line), line_number=7) == renamed
+    assert parse_event(json.loads(worker_line(renamed)), line_number=7) == renamed
 
 
 def test_event_ids_are_checked_in_memory_when_no_temporary_file_can_be_made(
@@ -758,6 +800,30 @@ def test_gzip_stream_breaking_mid_file_keeps_what_was_read(tmp_path: Path) -> No
     assert [item.line_number for item in seen] == list(range(1, len(seen) + 1))
     assert str(path) in info.value.message
     assert f"line {len(seen) + 1}" in info.value.message
+
+
+def test_gzip_stream_breaking_in_its_first_kilobytes_keeps_the_lines_before(
+    tmp_path: Path,
+) -> None:
+    """The first KB are read ahead to tell the format: a break there still gives the lines
+    before it (GzipFile.peek fails as a whole), and one before any whole line is refused
+    at once, before anything is recorded."""
+    noise = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(400)]  # incompressible
+    content = b"".join(line(event_id=f"e{n}", note=noise[n]) + b"\n" for n in range(400))
+    path = write(tmp_path / "broken.jsonl.gz", gzip.compress(content)[:1500])
+    seen: list[SimulationEvent | RejectedLine] = []
+    with pytest.raises(LocalFileError) as info:
+        for item in read_events(path):
+            seen.append(item)
+    assert seen and all(isinstance(item, SimulationEvent) for item in seen)
+    assert [item.event_id for item in seen if isinstance(item, SimulationEvent)] == [
+        f"e{n}" for n in range(len(seen))
+    ]
+    assert f"at line {len(seen) + 1}:" in info.value.message
+    broken_at_once = bytearray(gzip.compress(line() + b"\n"))
+    broken_at_once[12:16] = b"\xff\xff\xff\xff"
+    with pytest.raises(LocalFileError, match="at line 1:"):
+        EventReader(write(tmp_path / "at-once.jsonl.gz", bytes(broken_at_once)))
 
 
 def test_reader_streams_a_large_file_one_event_at_a_time(tmp_path: Path) -> None:
