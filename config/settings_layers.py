@@ -113,7 +113,7 @@ def find_project_file(
         path = Path(chosen).expanduser()
         if not path.is_absolute():
             path = cwd / path
-        if not path.is_file():
+        if not _may_be_file(path):
             source = "--config" if explicit is not None else CONFIG_ENV
             raise LocalFileError(f"config file {path} (from {source}) does not exist")
         return path
@@ -122,6 +122,16 @@ def find_project_file(
         if candidate.is_file():
             return candidate
     return None
+
+
+def _may_be_file(path: Path) -> bool:
+    """Whether ``path`` is a file, or cannot be looked at (a directory on its way that this
+    user may not search): reading it then says why (exit 6) rather than the lookup failing
+    with a traceback, or the file being passed over in silence."""
+    try:
+        return path.is_file()
+    except OSError:
+        return True
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -144,11 +154,15 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def read_dotenv(path: Path) -> dict[str, str]:
     """The variables of a ``.env`` file (empty when there is none)."""
-    if not path.is_file():
+    if not _may_be_file(path):
         return {}
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = dotenv_values(path)
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror}") from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def did_you_mean(name: str, known: Sequence[str], shape: str = "{}") -> str:
@@ -294,7 +308,7 @@ def collect_layers(
     )
     layers = Layers({}, files, problems, warnings)
     for path in (files.user, files.project):
-        if path is not None and path.is_file():
+        if path is not None and _may_be_file(path):
             try:
                 data = read_toml(path)
             except ConfigurationError as exc:

@@ -75,6 +75,18 @@ def test_validate_config_option_and_missing_file(cli: Cli, workdir: Path) -> Non
     assert "nope.toml" in missing.stderr and "does not exist" in missing.stderr
 
 
+def test_a_config_file_that_cannot_be_looked_at_is_exit_6_not_a_traceback(
+    cli: Cli, workdir: Path
+) -> None:
+    """A directory on the user file's way that cannot be searched (another owner's 0700,
+    a name too long) fails the lookup itself: one line naming the file, exit 6."""
+    unlookable = workdir / ("x" * 300)  # ENAMETOOLONG, as EACCES would, for any user
+    result = cli("config", "show", env={"XDG_CONFIG_HOME": str(unlookable)})
+    assert result.exit_code == 6, result.both
+    assert "cannot read config file" in result.stderr
+    assert "Traceback" not in result.both and "internal error" not in result.both
+
+
 def test_show_masks_the_secret_and_gives_origins(cli: Cli) -> None:
     env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET}
     result = cli("config", "show", "--show-origin", env=env)
