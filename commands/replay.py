@@ -37,7 +37,9 @@ def replay(
         False, "--dry-run", help="Run the agents without recording anything."
     ),
     run_id: str | None = typer.Option(
-        None, "--run-id", help="Id of this run (the Langfuse session id)."
+        None,
+        "--run-id",
+        help="Id of this run: the Langfuse session id (printable ASCII, at most 200 characters).",
     ),
     orchestrator: str | None = typer.Option(
         None,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from autoops_cli.simulation.engine import (
+    MAX_REJECTIONS_KEPT,
     ReplayEngine,
     ReplayOptions,
     ReplayProgress,
@@ -44,6 +45,30 @@ if TYPE_CHECKING:
 REJECTIONS_SHOWN = 50  # bad lines printed one by one; the rest are counted
 COMMIT_POINTS_ONLY = 1_000_000  # the tracer's batch size: never reached between commit points
 STOP_SIGNALS = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
+
+
+# The run id is the Langfuse session id: US-ASCII, at most 200 characters (the Langfuse SDKs
+# drop any other session id with a warning).
+MAX_RUN_ID_CHARS = 200
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` when it can be a Langfuse session id, else a ``UsageError`` (exit 2).
+
+    An argument that is not valid UTF-8 reaches Python as lone surrogates, which no trace can
+    carry: unchecked, every trace of the run failed to record.
+    """
+    problem = None
+    if not run_id.strip():
+        problem = "must not be empty"
+    elif len(run_id) > MAX_RUN_ID_CHARS:
+        problem = f"at most {MAX_RUN_ID_CHARS} characters (got {len(run_id)})"
+    elif not (run_id.isascii() and run_id.isprintable()):
+        problem = "printable US-ASCII characters only (a Langfuse session id)"
+    if problem is not None:
+        shown = run_id[:40].encode("ascii", "backslashreplace").decode("ascii")
+        raise UsageError(f"--run-id '{shown}': {problem}")
+    return run_id
 
 
 def new_run_id() -> str:
@@ -82,13 +107,15 @@ def run_replay(
     )
 
     _check_workers(workers, speed)
+    run_id = new_run_id() if run_id is None else check_run_id(run_id)
     config, masking = state.settings(flags=flags)
     rules = state.load_settings(flags=flags).sampling_rules
     orchestrator = load_orchestrator(orchestrator_spec)
     # Opened first: a file that is not there or not JSON Lines is refused before a store or
     # an outbox is created for it.
-    # A worker's lines come from its parent, which made the event ids of the whole file unique.
-    reader = EventReader(source, allow_empty=worker, check_event_ids=not worker)
+    # A worker's lines come from its parent, which made the event ids of the whole file unique
+    # and re-wrote each event's line (``worker_line``).
+    reader = _worker_reader(source) if worker else EventReader(source)
     try:
         progress_out = _open_progress_file(progress_file)
     except BaseException:
@@ -110,7 +137,7 @@ def run_replay(
     )
     options = ReplayOptions(
         source=source,
-        run_id=run_id or new_run_id(),
+        run_id=run_id,
         limit=limit,
         speed=speed,
         strict=strict,
@@ -148,7 +175,7 @@ def run_replay(
         if service.store_path is not None and not dry_run:
             _record_sampling(service, summary)
         _report_input(state, reader, shown)
-        code = _exit_code(state, summary, getattr(runner, "failure", None))
+        code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
         if progress_out is not None:
             _write_progress_line(progress_out, "done", summary, None, summary.duration_s, code)
     finally:
@@ -161,14 +188,23 @@ def run_replay(
 def _report_input(state: AppState, reader: EventReader, shown: int) -> None:
     """What the run's messages left out about the input: more bad lines, renamed events."""
     if shown > REJECTIONS_SHOWN:
+        listed = "all" if shown <= MAX_REJECTIONS_KEPT else f"the first {MAX_REJECTIONS_KEPT}"
         state.output.error(
-            f"... and {shown - REJECTIONS_SHOWN} more bad lines (all listed in --json)"
+            f"... and {shown - REJECTIONS_SHOWN} more bad lines ({listed} listed in --json)"
         )
     if reader.events_renamed:
         state.output.warning(
             f"{reader.events_renamed} event(s) repeated an earlier event_id: each was "
             "replayed as a trace of its own, its id followed by #2, #3, ..."
         )
+
+
+def _worker_reader(source: str | Path) -> EventReader:
+    from autoops_cli.actions.replay_workers import WORKER_MAX_LINE_BYTES
+
+    return EventReader(
+        source, max_line_bytes=WORKER_MAX_LINE_BYTES, allow_empty=True, check_event_ids=False
+    )
 
 
 def _worker_pool(
@@ -303,10 +339,14 @@ def _stop_on_signals(engine: ReplayEngine | WorkerPool, *, keep: bool = False) -
 
 
 def _exit_code(
-    state: AppState, summary: ReplaySummary, worker_failure: tuple[int, str] | None = None
+    state: AppState,
+    summary: ReplaySummary,
+    worker_failure: tuple[int, str] | None = None,
+    *,
+    dry_run: bool = False,
 ) -> int:
     out = state.output
-    if worker_failure is not None:  # a worker died (--workers): its own error is above
+    if worker_failure is not None:  # a worker died or lost events (--workers): its error is above
         code, message = worker_failure
         out.error(f"{message}; the run stopped: {recorded_text(summary)}")
         return code
@@ -362,9 +402,15 @@ def _exit_code(
                 f"{recorded_text(summary)}"
             )
         else:
+            rejected, handled = (
+                summary.events_rejected,
+                summary.events_processed + summary.events_failed,
+            )
             out.warning(
-                f"{summary.events_rejected} line(s) rejected; the other "
-                f"{summary.events_processed + summary.events_failed} event(s) were recorded"
+                f"{rejected} line(s) rejected; the other {handled} event(s) were replayed, "
+                "nothing recorded (--dry-run)"
+                if dry_run
+                else f"{rejected} line(s) rejected; the other {handled} event(s) were recorded"
             )
         return int(ExitCode.LOCAL_FILE)
     if tracing.get("dead_letters"):

@@ -2,8 +2,10 @@
 
 The parent reads the file with ``EventReader`` (so bad lines keep their line numbers, and
 ``--strict``, ``--limit`` and ``--shard`` work as in one process) and writes each valid
-event's line to the standard input of worker ``worker_of(product_id)``: every event of a
-product goes to the same worker, in the file's order. A worker is ``autoops replay -
+event to the standard input of worker ``worker_of(product_id)``: every event of a product
+goes to the same worker, in the file's order. The event is written as the parent read it
+(``worker_line``), its event id included, so a worker never decides anything about a line
+again: its id (renamed, or the hash of the file's line) and its validity are the parent's. A worker is ``autoops replay -
 --worker`` itself: its own orchestrator, agents and tracer, the store or outbox file shared
 with the others (SQLite WAL, busy timeout). It reports its durable counts as JSON lines on a
 pipe (its ``--progress-file``), and its ``--json`` summary on stdout at the end.
@@ -47,7 +49,12 @@ from autoops_cli.simulation.engine import (
     count_rejected,
     delivery_document,
 )
-from autoops_cli.simulation.events import EventReader, RejectedLine
+from autoops_cli.simulation.events import (
+    MAX_LINE_BYTES,
+    EventReader,
+    RejectedLine,
+    SimulationEvent,
+)
 from autoops_cli.simulation.partition import placement
 from config.errors import ExitCode, LocalFileError
 
@@ -88,6 +95,9 @@ TRACING_COUNTS = (
 AUTOOPS_ERROR_CODES = frozenset(range(int(ExitCode.FAILURE), int(ExitCode.LOCAL_FILE) + 1))
 WORKER_EXIT_WAIT_S = 0.1  # how often the parent looks up from waiting (signals run between)
 PIPE_BYTES = 1 << 20  # a worker's input pipe: about 3,000 events
+# The longest line a worker reads: a file's longest re-written by ``worker_line``, whose
+# numbers can take up to about four times their bytes (``1e15,`` as ``1000000000000000.0,``).
+WORKER_MAX_LINE_BYTES = 5 * MAX_LINE_BYTES
 
 
 @dataclass
@@ -261,7 +271,7 @@ class WorkerPool:
             summary.events_total += 1
             self._feeding = True
             try:
-                worker.stdin.write(self.reader.last_line + b"\n")
+                worker.stdin.write(worker_line(item))
             except (BrokenPipeError, ValueError):  # the worker ended: see _wait_for_workers
                 summary.events_total -= 1
                 return
@@ -342,6 +352,16 @@ class WorkerPool:
             for worker, final in zip(self._pool, finals, strict=True):
                 worker.latest = final
         merge_worker_summaries(summary, finals)
+        for worker, final in zip(self._pool, finals, strict=True):
+            # Never expected (a worker reads what its parent wrote from events it had read),
+            # but an event lost between the two must not pass for a clean run.
+            unread = int(final.get("events_rejected") or 0)
+            if unread and self.failure is None:
+                self.failure = (
+                    int(ExitCode.FAILURE),
+                    f"replay worker {worker.number} could not read {unread} event(s) "
+                    "its parent had read (its error is above)",
+                )
         summary.lines_read = reader.lines_read
         summary.lines_not_read = None if summary.read_error else reader.count_lines_left()
         if summary.write_error:
@@ -400,6 +420,17 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
         return
     with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default stays
         fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
+
+
+def worker_line(event: SimulationEvent) -> bytes:
+    """The line a worker is handed for ``event``: the event as read, with its event id.
+
+    Compact JSON, so the line grows past the file's only where numbers are re-written
+    (``1e15`` as ``1000000000000000.0``); a worker reads lines up to
+    ``WORKER_MAX_LINE_BYTES``.
+    """
+    text = json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8") + b"\n"
 
 
 def merge_worker_summaries(summary: ReplaySummary, parts: list[dict[str, Any]]) -> None:

@@ -236,6 +236,49 @@ def test_dry_run_records_nothing(cli: Cli, workdir: Path) -> None:
     assert not store_file(workdir).exists()
 
 
+def test_dry_run_with_bad_lines_does_not_claim_a_recording(cli: Cli, workdir: Path) -> None:
+    path = write_jsonl(workdir / "some-bad.jsonl", [EXAMPLE.read_text().splitlines()[0], "{x"])
+    result = cli("replay", str(path), "--dry-run")
+    assert result.exit_code == 6
+    assert "1 line(s) rejected; the other 1 event(s) were replayed, nothing recorded" in (
+        result.stderr
+    )
+    assert not store_file(workdir).exists()
+
+
+def test_more_bad_lines_than_the_summary_keeps_are_counted_truthfully(
+    cli: Cli, workdir: Path
+) -> None:
+    result = cli("replay", str(write_jsonl(workdir / "bad.jsonl", ["{x"] * 150)), "--json")
+    assert result.exit_code == 6
+    assert len(json.loads(result.stdout)["rejected"]) == 100
+    assert "... and 100 more bad lines (the first 100 listed in --json)" in result.stderr
+    fewer = cli("replay", str(write_jsonl(workdir / "fewer.jsonl", ["{x"] * 60)), "--json")
+    assert "... and 10 more bad lines (all listed in --json)" in fewer.stderr
+
+
+@pytest.mark.parametrize(
+    ("run_id", "problem"),
+    [
+        ("r\udcff", "printable US-ASCII characters only"),  # an argument that is not UTF-8
+        ("caf\u00e9", "printable US-ASCII characters only"),
+        ("a\tb", "printable US-ASCII characters only"),
+        ("", "must not be empty"),
+        ("x" * 201, "at most 200 characters (got 201)"),
+    ],
+)
+def test_a_run_id_that_cannot_be_a_session_id_is_refused_before_any_store(
+    cli: Cli, workdir: Path, run_id: str, problem: str
+) -> None:
+    """The run id is every trace's Langfuse session id: one that cannot be sent or stored
+    made every trace of the run fail to record, while the run exited 0."""
+    result = cli("replay", str(EXAMPLE), "--run-id", run_id)
+    assert result.exit_code == 2
+    assert problem in result.stderr
+    assert "Traceback" not in result.both
+    assert not store_file(workdir).exists()
+
+
 def test_stdin_gzip_and_limit(cli: Cli, workdir: Path) -> None:
     text = EXAMPLE.read_text()
     piped = json.loads(cli("replay", "-", "--limit", "15", "--json", input=text).stdout)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from autoops_cli.simulation import partition
+from autoops_cli.simulation.events import MAX_LINE_BYTES, MAX_NESTING
 from autoops_cli.simulation.generator import generate_events, write_events
 from autoops_cli.simulation.partition import (
     WORKERS_PER_CPU,
@@ -277,6 +278,58 @@ def test_repeated_event_ids_get_the_same_traces_with_workers_as_in_one_process(
     one_store, two_store = tmp_path / "one" / "traces.db", tmp_path / "two" / "traces.db"
     assert len(traces_by_id(one_store)) == 55
     assert traces_by_id(two_store) == traces_by_id(one_store)
+
+
+def test_lines_the_parent_accepts_are_replayed_alike_by_the_workers(tmp_path: Path) -> None:
+    """A worker is handed each event as its parent read it: nothing is judged twice. Lines
+    that a worker re-reading them judged otherwise: nesting near the parser's depth (a worker
+    parses lower in its stack), a line without event_id ending in "\r\r\n" (its id is the
+    hash of the line), and a repeated id on a line that re-written grew past 1 MiB."""
+    events = [
+        json.loads(line) for line in events_file(tmp_path, 12, seed=9).read_text().splitlines()
+    ]
+    deep = "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1)  # the event is a level too
+    no_id = {key: value for key, value in events[1].items() if key != "event_id"}
+    # 1e15 is re-written as 1000000000000000.0: a little under 1 MiB grows past it.
+    padded = dict(events[2], data={**events[2]["data"], "x": [1e15] * 170_000})
+    padding = json.dumps(padded, separators=(",", ":")).replace("1000000000000000.0", "1e15")
+    assert len(padding) < MAX_LINE_BYTES < 2 * len(padding)
+    lines = [
+        *(json.dumps(event) for event in events),
+        json.dumps(events[0])[:-1] + f', "deep": {deep}}}',
+        json.dumps(no_id) + "\r",
+        padding,
+    ]
+    path = tmp_path / "hard.jsonl"
+    path.write_bytes("".join(line + "\r\n" for line in lines).encode())
+    one_code, one, one_err = replay(tmp_path / "one", path, "--run-id", "same")
+    two_code, two, two_err = replay(tmp_path / "two", path, "--run-id", "same", "--workers", "2")
+    assert one_code == two_code == 0, (one_err, two_err)
+    assert one["events_processed"] == 15
+    assert {key: two[key] for key in COMPARED} == {key: one[key] for key in COMPARED}
+    one_store, two_store = tmp_path / "one" / "traces.db", tmp_path / "two" / "traces.db"
+    assert traces_by_id(two_store) == traces_by_id(one_store)
+
+
+def test_a_worker_that_loses_an_event_fails_the_run(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never expected, but not silent: an event a worker cannot read fails the run (the
+    parent runs in this process, here handing line 3 on broken)."""
+    from autoops_cli.actions import replay_workers
+
+    real = replay_workers.worker_line
+    monkeypatch.setattr(
+        replay_workers,
+        "worker_line",
+        lambda event: b"{not json\n" if event.line_number == 3 else real(event),
+    )
+    result = cli("--json", "replay", str(events_file(workdir, 10, seed=3)), "--workers", "2")
+    assert result.exit_code == 1, result.both
+    assert "could not read 1 event(s) its parent had read" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["events_processed"] + summary["events_failed"] == 9
+    assert summary["traces_recorded"] == 9
 
 
 def test_strict_and_limit_with_workers_stop_where_one_process_stops(tmp_path: Path) -> None:
