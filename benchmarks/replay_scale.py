@@ -7,7 +7,11 @@ Two parts, each running real ``autoops replay`` processes, variants interleaved 
   of another commit, e.g. ``git worktree add /tmp/base <commit>``) the same two variants of
   that source tree run in the same rounds (``PYTHONPATH=DIR``, same interpreter and
   packages). Reports the medians, the ratio of each variant to the baseline's, and the
-  share of a replay's time that tracing takes (``1 - on/off`` in events/s).
+  share of a replay's time that tracing takes (``1 - on/off`` in events/s). ``--ceiling``
+  adds a third variant of this tree: tracing on, with every store write discarded (the
+  replay's process patched by the benchmark, not an option of the product). It bounds what
+  any change to the store could give: what is left is the tracer, masking, encoding and the
+  guide's layers.
 - ``memory``: peak RSS (``ru_maxrss`` of the replay process, from ``os.wait4``) of a small
   and a large file (``--small`` 2,000, ``--large`` 200,000 events), in local mode and in
   langfuse mode against a real ``autoops serve`` (a fresh one per run; only the replay's
@@ -15,6 +19,7 @@ Two parts, each running real ``autoops replay`` processes, variants interleaved 
   files are generated and written streaming (``generate_events`` is lazy).
 
     python benchmarks/replay_scale.py speed [--events 2000] [--rounds 5] [--baseline DIR]
+        [--ceiling]
     python benchmarks/replay_scale.py memory [--small 2000] [--large 200000] [--rounds 1]
         [--modes local,langfuse]
 """
@@ -52,16 +57,28 @@ def write_event_file(path: Path, count: int) -> None:
     write_events(path, generate_events(count, seed=7))
 
 
-def run_replay(events: Path, env: dict[str, str], source: Path | None = None) -> dict[str, Any]:
+# The CLI with ``LocalStore.write`` replaced by a no-op: tracing runs whole, nothing is stored.
+DISCARDING_STORE = (
+    "import config.store.local_store as store; "
+    "store.LocalStore.write = lambda self, spans, scores=(): None; "
+    "from autoops_cli.main import main; main()"
+)
+
+
+def run_replay(
+    events: Path, env: dict[str, str], source: Path | None = None, discard_store: bool = False
+) -> dict[str, Any]:
     """One ``autoops replay --json`` process: its summary and its peak RSS in MB.
 
-    ``source`` runs another source tree with this interpreter (``PYTHONPATH``).
+    ``source`` runs another source tree with this interpreter (``PYTHONPATH``);
+    ``discard_store`` runs it with every store write discarded (``DISCARDING_STORE``).
     """
     if source is not None:
         env = {**env, "PYTHONPATH": str(source)}
+    entry = ["-c", DISCARDING_STORE] if discard_store else ["-m", "autoops_cli"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "autoops_cli", "-q", "--json", "replay", str(events)],
+            [sys.executable, *entry, "-q", "--json", "replay", str(events)],
             stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
             cwd=env.get("AUTOOPS_HOME"),
         )  # fmt: skip
@@ -83,25 +100,28 @@ def speed(args: argparse.Namespace) -> None:
     if args.baseline:
         sources = {"baseline": Path(args.baseline).resolve(), "now": None}
     variants = [
-        (f"{tree} {name}", source, extra)
+        (f"{tree} {name}", source, extra, False)
         for tree, source in sources.items()
         for name, extra in (
             ("tracing off", {"LANGFUSE_TRACING_ENABLED": "false"}),
             ("local store", {}),
         )
     ]
-    rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    if args.ceiling:
+        variants.append(("now store discarded", None, {}, True))
+    rates: dict[str, list[float]] = {name: [] for name, _, _, _ in variants}
     with tempfile.TemporaryDirectory() as tmp:
         events = Path(tmp) / "events.jsonl"
         write_event_file(events, args.events)
         for round_number in range(args.rounds):
             order = variants if round_number % 2 == 0 else variants[::-1]
-            for name, source, extra in order:
+            for name, source, extra, discard_store in order:
                 home = (
                     Path(tmp) / f"home-{round_number}-{len(rates[name])}-{name.replace(' ', '-')}"
                 )
                 home.mkdir()
-                result = run_replay(events, clean_env(AUTOOPS_HOME=str(home), **extra), source)
+                env = clean_env(AUTOOPS_HOME=str(home), **extra)
+                result = run_replay(events, env, source, discard_store)
                 rates[name].append(result["summary"]["events_per_s"])
                 print(
                     f"  round {round_number} {name:22} {rates[name][-1]:8.1f} events/s", flush=True
@@ -123,6 +143,17 @@ def speed(args: argparse.Namespace) -> None:
             )
         ]
         print(f"  per round: {', '.join(f'{value:.2f}' for value in per_round)}")
+    if args.ceiling:
+        ceiling = medians["now store discarded"]
+        print(
+            f"  now, store discarded: tracing takes {100 * (1 - ceiling / medians['now tracing off']):.0f}%"
+            " of the replay's time"
+        )
+        if "baseline" in sources:
+            print(
+                f"  store discarded, now / baseline local store: "
+                f"{ceiling / medians['baseline local store']:.2f} x"
+            )
 
 
 # --- memory -------------------------------------------------------------------------------
@@ -187,6 +218,9 @@ def main() -> None:
     speed_parser.add_argument("--events", type=int, default=2000)
     speed_parser.add_argument("--rounds", type=int, default=5)
     speed_parser.add_argument("--baseline", help="a source tree of another commit to compare")
+    speed_parser.add_argument(
+        "--ceiling", action="store_true", help="also run this tree with store writes discarded"
+    )
     memory_parser = commands.add_parser("memory")
     memory_parser.add_argument("--small", type=int, default=2000)
     memory_parser.add_argument("--large", type=int, default=200_000)
