@@ -59,7 +59,13 @@ from typing import TYPE_CHECKING, Any
 
 from config.delivery.outbox import SCORES, SPANS, NewBatch, Outbox, OutboxEntry
 from config.errors import LocalFileError, NetworkError
-from config.http_answers import retry_after_seconds, server_message
+from config.http_answers import (
+    INGESTION_ANSWER_BYTES,
+    AnswerTooLarge,
+    request_bounded,
+    retry_after_seconds,
+    server_message,
+)
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
@@ -178,6 +184,10 @@ class OutboxExporter:
         )
         self._limit = config.buffer_size  # spans and scores, in memory and in the stream
         self._stall_s = config.flush_deadline  # no progress for this long: stop waiting
+        # Another process's sending, as this writer last saw it (``_wait_for_other_sender``):
+        # the file's backlog and when it last shrank, kept from one write group to the next.
+        self._other_backlog: int | None = None
+        self._other_progress_at = time.monotonic()
         self._changed = threading.Condition()
         self._queue: deque[tuple[int, list[SpanRecord], list[ScoreRecord]]] = deque()
         self._queued_items = 0  # taken by export() and not written yet (being written too)
@@ -482,10 +492,13 @@ class OutboxExporter:
 
     def _wait_for_other_sender(self) -> None:
         """The stream bound when another process sends: wait while the file's backlog is over
-        the bound and shrinking (that sender makes progress); not after a stall of the
-        flush deadline, nor once the producer is done."""
-        last_items: int | None = None
-        last_change = time.monotonic()
+        the bound and shrinking (that sender makes progress); not once it has not shrunk for
+        the flush deadline, nor once the producer is done.
+
+        The stall is remembered from one write group to the next: a sender that Langfuse
+        refuses, or cannot reach, must cost the writers one deadline, not one per group
+        (replay workers against a failing server ran ten times slower than one process).
+        Once the backlog shrinks again, waiting resumes."""
         while not (self._finishing or self._stop):
             try:
                 items = self._outbox.backlog(self._host).items
@@ -493,12 +506,13 @@ class OutboxExporter:
                 return
             now = time.monotonic()
             if items <= self._limit:
+                self._other_backlog = None  # keeping up: a later wait starts afresh
                 return
-            if last_items is None or items < last_items:
-                last_change = now
-            elif now - last_change >= self._stall_s:
+            if self._other_backlog is None or items < self._other_backlog:
+                self._other_progress_at = now
+            self._other_backlog = items
+            if now - self._other_progress_at >= self._stall_s:
                 return
-            last_items = items
             with self._changed:
                 self._changed.wait(0.05)
 
@@ -656,9 +670,18 @@ class OutboxExporter:
         self._activity = started = time.monotonic()
         self._in_flight_items = sum(entry.items for entry in entries)
         try:
-            response = self._client.post(path, content=_merged_body(entries), headers=headers)
+            response = request_bounded(
+                self._client,
+                "POST",
+                path,
+                limit=INGESTION_ANSWER_BYTES,
+                content=_merged_body(entries),
+                headers=headers,
+            )
         except httpx.HTTPError as exc:
             return self._retry(entries, f"{type(exc).__name__}: {exc}", None)
+        except AnswerTooLarge as exc:  # not Langfuse's answer (a proxy, a hostile peer)
+            return self._retry(entries, f"{exc} from {path}", None)
         finally:
             self._in_flight_items = 0
         status = response.status_code

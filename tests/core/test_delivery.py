@@ -455,3 +455,44 @@ def test_the_library_exit_waits_as_long_as_autoops_flush_deadline(workdir: Path)
 
     kept = Outbox(workdir / "library" / "traces.db").status()
     assert kept["pending_spans"] == 1  # the trace's one observation, kept for later
+
+
+def test_writers_of_another_sender_wait_out_its_stall_once_not_per_group(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay worker's exporter only writes; while the file's backlog is over the bound it
+    waits for the parent's sender. Against a Langfuse that refuses everything the backlog
+    never shrinks: the first write group waits out the flush deadline, the later ones look
+    once and go on (waiting every group made two workers ten times slower than one)."""
+    from config.delivery.outbox import NewBatch, Outbox
+    from config.delivery.sender import OutboxExporter
+    from config.settings import LangfuseConfig
+
+    host = f"http://127.0.0.1:{free_port()}"
+    config = LangfuseConfig(
+        public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=host,
+        buffer_size=10, flush_deadline=0.3,
+    )  # fmt: skip
+    outbox = Outbox(workdir / "traces.db")
+    outbox.add_many([NewBatch("spans", host, b"x", 50)])
+    writer = OutboxExporter(config, outbox, resource={}, sending=False)
+    looks: list[int] = []
+    real_backlog = outbox.backlog
+    monkeypatch.setattr(outbox, "backlog", lambda h: looks.append(1) or real_backlog(h))
+    try:
+        writer._wait_for_other_sender()
+        assert len(looks) > 2  # it waited, looking again and again
+        for _ in range(3):  # the next groups: more written, still nothing sent
+            outbox.add_many([NewBatch("spans", host, b"x", 50)])
+            looks.clear()
+            writer._wait_for_other_sender()
+            assert len(looks) == 1
+        # The other sender makes progress again: the bound holds again.
+        with outbox._transaction("test") as db:
+            db.execute("DELETE FROM outbox WHERE seq = (SELECT MIN(seq) FROM outbox)")
+        looks.clear()
+        writer._wait_for_other_sender()
+        assert len(looks) > 2
+    finally:
+        writer.shutdown(timeout=0)
+        outbox.close()
