@@ -1,25 +1,72 @@
-"""Keep third-party loggers off the user's terminal unless ``--verbose``.
+"""What reaches the terminal from the ``logging`` module: the core's warnings and errors as
+the CLI's ``warning:`` lines, third-party loggers only with ``--verbose``.
 
 The Langfuse SDK and OpenTelemetry log warnings (export failures, retries) through the
 standard ``logging`` module; without this they would interleave with the CLI's own output.
+The core (``autoops.*`` loggers: delivery, tracing, sampling) logs what goes wrong while a
+command runs; with no handler, Python's last-resort handler printed those records bare,
+unredacted and once per batch (a peer refusing 200 batches gave 200 lines).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 
-from config.redaction import RedactingFilter
+from config.redaction import RedactingFilter, redact_secrets
 
 THIRD_PARTY_LOGGERS = ("langfuse", "opentelemetry", "httpx", "httpcore", "urllib3")
+CORE_LOGGER = "autoops"
+# Records with the same format shown before the rest of them are only counted: the command's
+# summary gives the totals, and --verbose shows every one.
+SAME_RECORDS_SHOWN = 3
+
+
+class _CliFormatter(logging.Formatter):
+    """``warning: <message>``, as the CLI writes its notices; an exception as its type and
+    message, never a traceback; secrets redacted.
+
+    A warning whatever the record's level: what the core logs is news while the command
+    runs; the command's own ``error:`` line, at the end, gives the verdict and exit code.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"warning: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            text += f" ({type(error).__name__}: {error})"
+        return redact_secrets(text)
+
+
+class _RepeatLimit(logging.Filter):
+    """Lets the first ``SAME_RECORDS_SHOWN`` records of each format through, then says once
+    that the rest are not shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: Counter[tuple[str, object]] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        self._seen[key] += 1
+        seen = self._seen[key]
+        if seen == SAME_RECORDS_SHOWN + 1:
+            record.msg = "more messages like the one above are not shown (--verbose shows them)"
+            record.args = None
+            record.exc_info = None
+            return True
+        return seen <= SAME_RECORDS_SHOWN
 
 
 def configure_logging(verbose: bool) -> None:
     """Silence third-party loggers, or route everything to stderr (redacted) when verbose."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_autoops", False):
-            root.removeHandler(handler)
+    core = logging.getLogger(CORE_LOGGER)
+    for owner in (root, core):
+        for handler in list(owner.handlers):
+            if getattr(handler, "_autoops", False):
+                owner.removeHandler(handler)
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -27,6 +74,13 @@ def configure_logging(verbose: bool) -> None:
         handler._autoops = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_CliFormatter())
+        handler.addFilter(_RepeatLimit())
+        handler._autoops = True  # type: ignore[attr-defined]
+        core.addHandler(handler)
     for name in THIRD_PARTY_LOGGERS:
         logger = logging.getLogger(name)
         logger.propagate = verbose

@@ -1,34 +1,106 @@
-"""Reading Langfuse's HTTP answers: how long it asks us to wait, and what its error says.
+"""Reading Langfuse's HTTP answers: at most so many bytes of them, how long they ask us to
+wait, and what their error says (without the credentials a peer may echo).
 
 Shared by the background sender (``config.delivery.sender``) and the CLI's API client
 (``autoops_cli.langfuse_api.client``), so both read an answer the same way. A leaf: it
-imports nothing of the core, and httpx only for type checking.
+imports nothing of the core but the redaction of secrets, and httpx only when it sends.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import base64
+import binascii
+import math
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from config.redaction import redact_secrets
 
 if TYPE_CHECKING:
     import httpx
 
+# What the sender reads of an answer to a batch: Langfuse's are a few hundred bytes (an OTLP
+# partial success, a list of score errors). A peer streaming without end must not fill memory.
+INGESTION_ANSWER_BYTES = 1 << 20
+_BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/=]{8,})")
+
+
+class AnswerTooLarge(Exception):
+    """The peer's answer went past what is read of it; the rest was not read."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def request_bounded(
+    client: httpx.Client, method: str, url: str, *, limit: int, **kwargs: Any
+) -> httpx.Response:
+    """Send a request and read at most ``limit`` bytes of the answer's body (decoded).
+
+    The response returned holds the body read, as ``client.request`` would have; a longer
+    body raises ``AnswerTooLarge`` after ``limit`` bytes (``client.request`` reads every
+    byte a peer sends, gigabytes included).
+    """
+    import httpx
+
+    with client.stream(method, url, **kwargs) as streamed:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in streamed.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLarge(
+                    f"HTTP {streamed.status_code} answer longer than {limit} bytes, "
+                    "not read further",
+                    streamed.status_code,
+                )
+            chunks.append(chunk)
+        # The body is decoded already: the headers that describe its encoding on the wire go.
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=streamed.request,
+        )
+
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds from the ``Retry-After`` header (None when absent or not a number)."""
+    """Seconds from the ``Retry-After`` header: a number of seconds or an HTTP date.
+
+    None when it is absent, unreadable, or asks for no wait at all (0, a negative number,
+    NaN, a date past): the caller's own backoff applies then, so a peer answering
+    ``Retry-After: 0`` to every attempt is not hammered.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if math.isnan(seconds) or seconds <= 0:
         return None
+    return seconds
 
 
 def server_message(response: httpx.Response, limit: int = 200) -> str:
     """The server's error message on one line, at most ``limit`` characters.
 
     Langfuse's JSON ``message`` field; else its ``error`` field (the OTLP endpoint answers
-    ``{"error": ...}``); else the start of the body as sent.
+    ``{"error": ...}``); else the start of the body as sent. Credentials the peer echoes
+    (the request's own, in any form, or anything shaped like a secret key or Basic auth)
+    are masked: the message is logged, shown and kept in the outbox.
     """
     try:
         body = response.json()
@@ -41,4 +113,31 @@ def server_message(response: httpx.Response, limit: int = 200) -> str:
             if isinstance(value, str) and value.strip():
                 text = value
                 break
-    return " ".join(text.split())[:limit]
+    text = " ".join(text.split())
+    return redact_secrets(_without_request_credentials(text, response))[:limit]
+
+
+def _without_request_credentials(text: str, response: httpx.Response) -> str:
+    """``text`` with the request's Basic credentials masked: the header's base64, the
+    decoded ``public:secret`` and the secret alone."""
+    try:
+        authorization = response.request.headers.get("authorization") or ""
+    except RuntimeError:  # a response built without its request
+        return text
+    found = _BASIC.search(authorization)
+    if found is None:
+        return text
+    encoded = found.group(1)
+    secrets = [encoded]
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    if decoded:
+        secrets.append(decoded)
+        _, _, secret = decoded.partition(":")
+        if len(secret) >= 4:
+            secrets.append(secret)
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "****")
+    return _BASIC.sub("Basic ****", text)

@@ -23,12 +23,21 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ApiError, CredentialsError, NetworkError
-from config.http_answers import retry_after_seconds, server_message
+from config.http_answers import (
+    AnswerTooLarge,
+    request_bounded,
+    retry_after_seconds,
+    server_message,
+)
 
 if TYPE_CHECKING:
     import httpx
 
     from config.settings import LangfuseConfig
+
+# The most of one answer a read command holds: a page of traces with large inputs and outputs
+# fits many times over; a peer streaming without end is cut off here, not when memory runs out.
+API_ANSWER_BYTES = 256 << 20
 
 
 def deadline_client(
@@ -96,7 +105,16 @@ class ApiClient:
                 raise NetworkError(f"{self.host}{path}: no answer within the timeout")
             self.requests += 1
             try:
-                response = self._client.get(path, params=tuple(params), timeout=left)
+                response = request_bounded(
+                    self._client,
+                    "GET",
+                    path,
+                    limit=API_ANSWER_BYTES,
+                    params=tuple(params),
+                    timeout=left,
+                )
+            except AnswerTooLarge as exc:
+                raise ApiError(f"{self.host}{path}: {exc}", status=exc.status) from None
             except httpx.TimeoutException:
                 raise NetworkError(f"{self.host}{path}: no answer within the timeout") from None
             except httpx.HTTPError as exc:
@@ -187,6 +205,6 @@ def count(value: Any) -> int:
 
 
 def retry_after(response: httpx.Response) -> float:
-    """Seconds to wait from ``Retry-After`` (1 s when absent or not a number)."""
+    """Seconds to wait from ``Retry-After`` (1 s when absent, unreadable or not above 0)."""
     seconds = retry_after_seconds(response)
     return 1.0 if seconds is None else seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
@@ -22,11 +23,30 @@ def answer(
     return httpx.Response(status, content=content, headers=headers)
 
 
-def test_retry_after_is_seconds_or_none() -> None:
-    assert retry_after_seconds(answer(429, b"", {"Retry-After": "2.5"})) == 2.5
-    assert retry_after_seconds(answer(429, b"", {"Retry-After": "-3"})) == 0.0
-    assert retry_after_seconds(answer(429, b"", {"Retry-After": "soon"})) is None
+def test_retry_after_is_seconds_or_an_http_date_or_none() -> None:
+    def asked(value: str) -> float | None:
+        return retry_after_seconds(answer(429, b"", {"Retry-After": value}))
+
+    assert asked("2.5") == 2.5
+    # No wait asked at all (to every attempt, from a hostile peer): the caller's backoff.
+    assert asked("0") is None and asked("-3") is None and asked("nan") is None
+    assert asked("soon") is None
     assert retry_after_seconds(answer(429, b"")) is None
+    later = asked("Fri, 31 Dec 2100 23:59:59 GMT")
+    assert later is not None and later > 86_400
+    assert asked("Thu, 01 Jan 1970 00:00:00 GMT") is None  # a date past
+
+
+def test_credentials_the_peer_echoes_are_masked_in_its_message() -> None:
+    secret = "not-shaped-like-a-key-42"  # masked because it is the request's, whatever its form
+    basic = base64.b64encode(f"pk-lf-1:{secret}".encode()).decode()
+    request = httpx.Request("POST", "http://x/api", headers={"Authorization": f"Basic {basic}"})
+    echoed = f"denied pk-lf-1:{secret} (Basic {basic}); {secret}; basic {basic}; sk-lf-other1"
+    response = httpx.Response(401, json={"message": echoed}, request=request)
+    message = server_message(response, limit=500)
+    assert secret not in message and basic not in message
+    assert "sk-lf-other1" not in message
+    assert message.startswith("denied ****")
 
 
 def test_the_message_field_wins_then_the_error_field_then_the_body() -> None:

@@ -1,0 +1,179 @@
+"""Langfuse mode against peers that misbehave on purpose: a real ``autoops replay`` (in this
+process) sends to a loopback server that echoes the credentials it was sent, answers without
+end, asks for no wait at all, or refuses every batch.
+
+What must hold: no secret, in any form, in the output or in the store file; a bounded read of
+any answer; a backoff the peer cannot talk the sender out of; one line per kind of trouble,
+not one per batch; and nothing lost (what was not delivered stays in the outbox).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_replay import EXAMPLE
+from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+
+CREDENTIALS = f"{KNOWN_PUBLIC}:{KNOWN_SECRET}"
+BASIC = base64.b64encode(CREDENTIALS.encode()).decode()
+
+
+class HostilePeer:
+    """A loopback HTTP server; ``answer(handler, body)`` writes each POST's answer."""
+
+    def __init__(self, answer: Callable[[BaseHTTPRequestHandler, bytes], None]) -> None:
+        self.posts = 0
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                peer.posts += 1
+                try:
+                    answer(self, body)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+                    self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def peer_with() -> Iterator[
+    Callable[[Callable[[BaseHTTPRequestHandler, bytes], None]], HostilePeer]
+]:
+    peers: list[HostilePeer] = []
+
+    def start(answer: Callable[[BaseHTTPRequestHandler, bytes], None]) -> HostilePeer:
+        peers.append(HostilePeer(answer))
+        return peers[-1]
+
+    yield start
+    for peer in peers:
+        peer.close()
+
+
+def env_for(peer: HostilePeer) -> dict[str, str]:
+    return {
+        "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC,
+        "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+        "LANGFUSE_HOST": peer.url,
+        "AUTOOPS_FLUSH_DEADLINE": "1",
+    }
+
+
+def store_bytes(workdir: Path) -> bytes:
+    """Every byte of the store file and its WAL."""
+    found = b""
+    for path in sorted((workdir / ".autoops").glob("traces.db*")):
+        found += path.read_bytes()
+    return found
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+def test_credentials_a_peer_echoes_are_never_shown_or_kept(
+    cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer], status: int
+) -> None:
+    def echo(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        auth = handler.headers.get("Authorization", "")
+        decoded = base64.b64decode(auth.split()[-1]).decode()
+        message = f"bad request from {decoded} ({auth}), secret {decoded.split(':')[1]}"
+        reply(handler, status, json.dumps({"message": message}).encode())
+
+    peer = peer_with(echo)
+    result = cli("replay", str(EXAMPLE), "--limit", "5", "--json", env=env_for(peer))
+    assert result.exit_code in (3, 4, 5), result.both
+    assert peer.posts >= 1
+    kept = store_bytes(workdir)
+    for form in (KNOWN_SECRET, BASIC, CREDENTIALS):
+        assert form not in result.both
+        assert form.encode() not in kept
+    assert "Traceback" not in result.both
+
+
+def test_an_answer_without_end_is_cut_off_and_the_batches_kept(
+    cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer]
+) -> None:
+    """A 200 whose body never ends (a proxy gone wrong, a hostile peer) was read whole into
+    memory: gigabytes. Only the first megabyte is read; nothing counts as delivered."""
+
+    def endless(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        chunk = b" " * 65536
+        for _ in range(10_000):  # 640 MB if read whole; the client hangs up long before
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+    peer = peer_with(endless)
+    result = cli("replay", str(EXAMPLE), "--limit", "5", "--json", env=env_for(peer))
+    assert result.exit_code == 4, result.both
+    assert "longer than 1048576 bytes" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["delivery"]["batches_waiting"] >= 1
+    waiting = cli("--json", "buffer", "status", env=env_for(peer))
+    assert json.loads(waiting.stdout)["pending_batches"] == summary["delivery"]["batches_waiting"]
+
+
+@pytest.mark.parametrize("asked", ["0", "-5", "nan"])
+def test_a_retry_after_of_no_wait_does_not_undo_the_backoff(
+    cli: Cli, peer_with: Callable[..., HostilePeer], asked: str
+) -> None:
+    """A peer answering 503 with Retry-After: 0 (or worse) to every attempt: the sender's own
+    backoff applies. Obeyed, it made thousands of requests within the flush deadline."""
+    peer = peer_with(lambda handler, body: reply(handler, 503, b"{}", Retry_After=asked))
+    result = cli("replay", str(EXAMPLE), "--limit", "5", "--json", env=env_for(peer))
+    assert result.exit_code == 4, result.both
+    # The backoff (0.5 s, doubling) allows a handful in the run and its 1 s flush deadline.
+    assert peer.posts <= 12, peer.posts
+
+
+def test_a_peer_refusing_every_batch_gives_a_few_lines_not_one_per_batch(
+    cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer]
+) -> None:
+    peer = peer_with(lambda handler, body: reply(handler, 400, b'{"message": "no"}'))
+    env = env_for(peer)
+    result = cli("replay", str(EXAMPLE), "--json", env=env)
+    assert result.exit_code == 5, result.both
+    dead = json.loads(cli("--json", "buffer", "status", env=env).stdout)["dead_letters"]
+    assert dead > 4  # so that the limit shows
+    refused = [line for line in result.stderr.splitlines() if "refused a batch" in line]
+    assert len(refused) == 3
+    assert all(line.startswith("warning: ") for line in refused)
+    assert result.stderr.count("more messages like the one above are not shown") == 1
+    with sqlite3.connect(workdir / ".autoops" / "traces.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == dead
