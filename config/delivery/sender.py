@@ -66,6 +66,7 @@ from config.http_answers import (
     retry_after_seconds,
     server_message,
 )
+from config.redaction import redact_secrets
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ class DeliveryStats:
     state: str = OK  # ok | retrying | fallback | credentials_rejected | host_misconfigured
     last_error: str | None = None
     rejected_scores: list[str] = field(default_factory=list)
+    # Refused by a 2xx that took the rest (OTLP partial success); kept as dead letters.
+    spans_refused: int = 0
     # Recorded but never written: the outbox file failed (a full disk). Counted, never hidden.
     spans_lost: int = 0
     scores_lost: int = 0
@@ -127,7 +130,7 @@ class DeliveryStats:
 
     @property
     def scores_failed(self) -> int:
-        """Scores the server rejected one by one (207), and those the outbox could not take."""
+        """Scores a 207 refused (kept as dead letters), and those the outbox could not take."""
         return len(self.rejected_scores) + self.scores_lost
 
 
@@ -689,8 +692,12 @@ class OutboxExporter:
         if response.is_success:
             if not _acknowledged(kind, response):
                 return self._misconfigured(path, status, content_type)
+            items = sum(entry.items for entry in entries)
+            refused = _refused_in_part(kind, response, items)
+            if refused is not None:
+                return self._refused_in_part(entries, status, items, *refused)
             self._delivered(entries, response)
-            rate = sum(entry.items for entry in entries) / max(time.monotonic() - started, 1e-3)
+            rate = items / max(time.monotonic() - started, 1e-3)
             self._items_per_s = (
                 rate if self._items_per_s is None else (0.7 * self._items_per_s + 0.3 * rate)
             )
@@ -746,6 +753,35 @@ class OutboxExporter:
         logger.error("%s; sending stopped, the batches stay in the outbox", self.stats.last_error)
         return SendOutcome.MISCONFIGURED
 
+    def _refused_in_part(
+        self, entries: list[OutboxEntry], status: int, items: int, refused: int, message: str
+    ) -> str:
+        """A 2xx that took part of the request: an OTLP partial success with rejected spans,
+        a 207 with errors for some scores. Which items were refused is not always said, so
+        every row of the request is kept as a dead letter (``buffer flush --dead-letters``
+        re-sends them; the ids make the accepted ones stored once), and the refused are
+        counted, not reported delivered."""
+        outcome: str = SendOutcome.DEAD
+        for entry in entries:
+            kept = self._dead_letter(entry, status, f"{refused} of {items} refused: {message}")
+            if kept != SendOutcome.DEAD:
+                outcome = kept
+        with self._changed:
+            self._failures_in_a_row = 0
+            self._next_attempt = 0.0
+            self._activity = time.monotonic()
+            stats = self.stats
+            stats.state = OK
+            stats.unreachable_since = None
+            if entries[0].kind == SPANS:
+                stats.spans_exported += items - refused
+                stats.spans_refused += refused
+            else:
+                stats.scores_exported += items - refused
+                stats.rejected_scores.extend([message] * refused)
+            self._changed.notify_all()
+        return outcome
+
     def _delivered(self, entries: list[OutboxEntry], response: httpx.Response) -> None:
         items = sum(entry.items for entry in entries)
         with self._freeze_lock:
@@ -769,9 +805,7 @@ class OutboxExporter:
             if entries[0].kind == SPANS:
                 stats.spans_exported += items
             else:
-                rejected = _rejected_scores(response)
-                stats.scores_exported += items - len(rejected)
-                stats.rejected_scores.extend(rejected)
+                stats.scores_exported += items
             self._changed.notify_all()
 
     def _retry(self, entries: list[OutboxEntry], error: str, retry_after: float | None) -> str:
@@ -902,9 +936,39 @@ def _acknowledged(kind: str, response: httpx.Response) -> bool:
     return isinstance(body, dict)
 
 
-def _rejected_scores(response: httpx.Response) -> list[str]:
-    if response.status_code != 207:
-        return []
+def _refused_in_part(kind: str, response: httpx.Response, items: int) -> tuple[int, str] | None:
+    """(how many of the request's ``items`` a 2xx refused, the server's message), or None.
+
+    OTLP: ``partialSuccess.rejectedSpans`` (JSON, where an int64 may come as a string) or
+    ``partial_success.rejected_spans`` (protobuf). Scores: a 207's ``errors``. The count is
+    bounded by the items sent: errors naming other ids do not make more refused.
+    """
+    refused, message = 0, ""
+    try:
+        if kind == SPANS and _media_type(response) == "application/x-protobuf":
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                ExportTraceServiceResponse,
+            )
+
+            answer = ExportTraceServiceResponse()
+            answer.ParseFromString(response.content)
+            refused = int(answer.partial_success.rejected_spans)
+            message = answer.partial_success.error_message
+        elif kind == SPANS:
+            partial = response.json().get("partialSuccess") or {}
+            refused = int(partial.get("rejectedSpans") or 0)
+            message = str(partial.get("errorMessage") or "")
+        elif response.status_code == 207:
+            errors = [e for e in response.json().get("errors") or [] if isinstance(e, dict)]
+            refused = len(errors)
+            message = "; ".join(
+                str(e.get("message") or e.get("error") or e.get("status")) for e in errors[:3]
+            )
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        return None  # acknowledged already: an odd body part is no refusal
+    if refused <= 0:
+        return None
+    return min(refused, items), redact_secrets(" ".join(message.split()))[:500] or "no reason given"
     try:
         errors = response.json().get("errors", [])
         return [str(error.get("message")) for error in errors]

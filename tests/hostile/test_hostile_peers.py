@@ -177,3 +177,31 @@ def test_a_peer_refusing_every_batch_gives_a_few_lines_not_one_per_batch(
     assert result.stderr.count("more messages like the one above are not shown") == 1
     with sqlite3.connect(workdir / ".autoops" / "traces.db") as db:
         assert db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == dead
+
+
+@pytest.mark.parametrize("refusing", ["spans", "scores"])
+def test_a_2xx_refusing_part_of_a_batch_keeps_it_as_a_dead_letter(
+    cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer], refusing: str
+) -> None:
+    """An OTLP partial success with rejected spans, a 207 with errors for scores: counted as
+    delivered, these were lost without a trace (exit 0). The request's rows are now kept as
+    dead letters, re-sendable once the cause is fixed."""
+
+    def partly(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        spans = handler.path.endswith("/v1/traces")
+        if spans and refusing == "spans":
+            answer = {"partialSuccess": {"rejectedSpans": "5", "errorMessage": "too old"}}
+            reply(handler, 200, json.dumps(answer).encode())
+        elif not spans and refusing == "scores":
+            answer = {"errors": [{"id": "x", "status": 400, "message": "too old"}]}
+            reply(handler, 207, json.dumps(answer).encode())
+        else:
+            reply(handler, 200, b"{}")
+
+    peer = peer_with(partly)
+    result = cli("replay", str(EXAMPLE), "--limit", "20", "--json", env=env_for(peer))
+    assert result.exit_code == 5, result.both
+    assert "refused" in result.stderr
+    status = json.loads(cli("--json", "buffer", "status", env=env_for(peer)).stdout)
+    assert status["dead_letters"] >= 1
+    assert "refused: too old" in status["last_dead_letter_message"]
