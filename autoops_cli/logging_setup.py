@@ -23,40 +23,39 @@ CORE_LOGGER = "autoops"
 SAME_RECORDS_SHOWN = 3
 
 
-class _CliFormatter(logging.Formatter):
-    """``warning: <message>``, as the CLI writes its notices; an exception as its type and
-    message, never a traceback; secrets redacted.
+class _CoreNotices(logging.Handler):
+    """The core's records as ``warning: <message>`` lines, secrets redacted, an exception as
+    its type and message (never a traceback), and at most ``SAME_RECORDS_SHOWN`` of each
+    format, then one line saying the rest are not shown.
 
     A warning whatever the record's level: what the core logs is news while the command
     runs; the command's own ``error:`` line, at the end, gives the verdict and exit code.
+    The record is left as it came (other handlers, an application's, see it unchanged).
     """
 
-    def format(self, record: logging.LogRecord) -> str:
-        text = f"warning: {record.getMessage()}"
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            text += f" ({type(error).__name__}: {error})"
-        return redact_secrets(text)
-
-
-class _RepeatLimit(logging.Filter):
-    """Lets the first ``SAME_RECORDS_SHOWN`` records of each format through, then says once
-    that the rest are not shown."""
-
     def __init__(self) -> None:
-        super().__init__()
-        self._seen: Counter[tuple[str, object]] = Counter()
+        super().__init__(logging.WARNING)
+        self.stream = sys.stderr
+        self._seen: Counter[tuple[str, str]] = Counter()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.msg)
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (record.name, str(record.msg))
         self._seen[key] += 1
         seen = self._seen[key]
-        if seen == SAME_RECORDS_SHOWN + 1:
-            record.msg = "more messages like the one above are not shown (--verbose shows them)"
-            record.args = None
-            record.exc_info = None
-            return True
-        return seen <= SAME_RECORDS_SHOWN
+        if seen > SAME_RECORDS_SHOWN + 1:
+            return
+        try:
+            if seen > SAME_RECORDS_SHOWN:
+                text = "more messages like the one above are not shown (--verbose shows them)"
+            else:
+                text = record.getMessage()
+                if record.exc_info and record.exc_info[1] is not None:
+                    error = record.exc_info[1]
+                    text += f" ({type(error).__name__}: {error})"
+            self.stream.write(f"warning: {redact_secrets(text)}\n")
+            self.stream.flush()
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(verbose: bool) -> None:
@@ -75,12 +74,9 @@ def configure_logging(verbose: bool) -> None:
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
     else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.WARNING)
-        handler.setFormatter(_CliFormatter())
-        handler.addFilter(_RepeatLimit())
-        handler._autoops = True  # type: ignore[attr-defined]
-        core.addHandler(handler)
+        notices = _CoreNotices()
+        notices._autoops = True  # type: ignore[attr-defined]
+        core.addHandler(notices)
     for name in THIRD_PARTY_LOGGERS:
         logger = logging.getLogger(name)
         logger.propagate = verbose
