@@ -348,7 +348,7 @@ def _exit_code(
     out = state.output
     if worker_failure is not None:  # a worker died or lost events (--workers): its error is above
         code, message = worker_failure
-        out.error(f"{message}; the run stopped: {recorded_text(summary)}")
+        out.error(f"{message}; {recorded_text(summary)}")
         return code
     tracing = summary.tracing
     delivery = summary.delivery

@@ -4,8 +4,8 @@ The parent reads the file with ``EventReader`` (so bad lines keep their line num
 ``--strict``, ``--limit`` and ``--shard`` work as in one process) and writes each valid
 event to the standard input of worker ``worker_of(product_id)``: every event of a product
 goes to the same worker, in the file's order. The event is written as the parent read it
-(``worker_line``), its event id included, so a worker never decides anything about a line
-again: its id (renamed, or the hash of the file's line) and its validity are the parent's. A worker is ``autoops replay -
+(``worker_line``), its event id included: its id (renamed, or the hash of the file's line)
+and its validity are the parent's, never judged again. A worker is ``autoops replay -
 --worker`` itself: its own orchestrator, agents and tracer, the store or outbox file shared
 with the others (SQLite WAL, busy timeout). It reports its durable counts as JSON lines on a
 pipe (its ``--progress-file``), and its ``--json`` summary on stdout at the end.

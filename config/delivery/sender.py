@@ -693,7 +693,7 @@ class OutboxExporter:
             if not _acknowledged(kind, response):
                 return self._misconfigured(path, status, content_type)
             items = sum(entry.items for entry in entries)
-            refused = _refused_in_part(kind, response, items)
+            refused = _refusal(kind, response, items)
             if refused is not None:
                 return self._refused_in_part(entries, status, items, *refused)
             self._delivered(entries, response)
@@ -936,7 +936,7 @@ def _acknowledged(kind: str, response: httpx.Response) -> bool:
     return isinstance(body, dict)
 
 
-def _refused_in_part(kind: str, response: httpx.Response, items: int) -> tuple[int, str] | None:
+def _refusal(kind: str, response: httpx.Response, items: int) -> tuple[int, str] | None:
     """(how many of the request's ``items`` a 2xx refused, the server's message), or None.
 
     OTLP: ``partialSuccess.rejectedSpans`` (JSON, where an int64 may come as a string) or
@@ -969,8 +969,3 @@ def _refused_in_part(kind: str, response: httpx.Response, items: int) -> tuple[i
     if refused <= 0:
         return None
     return min(refused, items), redact_secrets(" ".join(message.split()))[:500] or "no reason given"
-    try:
-        errors = response.json().get("errors", [])
-        return [str(error.get("message")) for error in errors]
-    except (ValueError, AttributeError, TypeError):
-        return []
