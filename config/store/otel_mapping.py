@@ -251,7 +251,7 @@ def _merge_trace(
     conventions found them); a root span seeds the trace's with it.
     """
     attributes = span.attributes
-    is_root = span.parent_span_id is None
+    is_root = _parent_id(span) is None
     start_us = span.start_ns // 1000
     row = batch.traces.get(span.trace_id)
     if row is not None and span.trusted_json and not is_root:
@@ -355,6 +355,15 @@ def _foreign_fields(span: SpanRecord, observation_type: str) -> dict[str, Any]:
     }
 
 
+def _parent_id(span: SpanRecord) -> str | None:
+    """The span's parent observation: none for a span marked as its trace's root (the
+    Langfuse SDK marks a span it starts in a chosen trace, under a parent it invented and
+    never sends), as Langfuse compares ``String(as_root) === "true"``."""
+    if span.parent_span_id is not None and str(span.attributes.get(la.AS_ROOT)).lower() == "true":
+        return None
+    return span.parent_span_id
+
+
 def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
     """Map spans onto trace rows and observation rows (JSON fields as text)."""
     batch = MappedBatch()
@@ -373,7 +382,7 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
         row = {
             "id": span.span_id,
             "trace_id": span.trace_id,
-            "parent_observation_id": span.parent_span_id,
+            "parent_observation_id": _parent_id(span),
             "type": observation_type,
             "name": span.name,
             "start_us": span.start_ns // 1000,

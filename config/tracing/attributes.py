@@ -43,6 +43,9 @@ OBSERVATION_PROMPT_VERSION: Final = _SDK.OBSERVATION_PROMPT_VERSION
 ENVIRONMENT: Final = _SDK.ENVIRONMENT
 RELEASE: Final = _SDK.RELEASE
 VERSION: Final = _SDK.VERSION
+# A span the SDK starts in a chosen trace (``trace_context={"trace_id": ...}``) gets an
+# invented remote parent and this mark: Langfuse takes it for the trace's root.
+AS_ROOT: Final = _SDK.AS_ROOT
 
 # Prefixes of the per-key metadata attributes.
 OBSERVATION_METADATA_PREFIX: Final = OBSERVATION_METADATA + "."

@@ -173,6 +173,41 @@ def test_python_sdk_round_trip_every_type_every_score_and_deletion(served: Serve
         client.shutdown()
 
 
+def test_python_sdk_root_in_a_chosen_trace_is_the_traces_root(served: ServeHandle) -> None:
+    """``trace_context={"trace_id": ...}`` (and ``@observe(langfuse_trace_id=...)``): the SDK
+    starts the span under a parent it invents and marks it ``langfuse.internal.as_root``.
+    Langfuse takes it for the root: the trace is named after it and has its input and output."""
+    client = sdk(served)
+    try:
+        trace_id = client.create_trace_id()
+        with client.start_as_current_observation(
+            name="chosen-root", trace_context={"trace_id": trace_id}, input={"x": 1}
+        ) as root:
+            root.update(output={"y": 2})
+            with client.start_as_current_observation(name="chosen-child"):
+                pass
+        client.flush()
+        import httpx
+
+        trace = httpx.get(
+            f"{served.url}/api/public/traces/{trace_id}",
+            auth=(served.public_key, served.secret_key),
+        ).json()
+        assert (trace["name"], trace["input"], trace["output"]) == (
+            "chosen-root",
+            {"x": 1},
+            {"y": 2},
+        )
+        found = {
+            o.name: o
+            for o in client.api.observations.get_many(trace_id=trace_id, fields=ALL_GROUPS).data
+        }
+        assert found["chosen-root"].parent_observation_id is None
+        assert found["chosen-child"].parent_observation_id == found["chosen-root"].id
+    finally:
+        client.shutdown()
+
+
 def test_python_sdk_works_unchanged_against_v4_only(v4_only: ServeHandle) -> None:
     """The SDK 5 only uses v4's API: nothing it does is refused by a v4-only server."""
     client = sdk(v4_only)

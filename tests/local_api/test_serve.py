@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -361,3 +362,32 @@ def test_basic_auth_header_shape_is_checked(served: ServeHandle) -> None:
     )
     assert batch.status_code == 207
     assert (batch.json()["accepted"], batch.json()["rejected"]) == (1, 1)
+
+
+def test_a_sum_beyond_the_largest_float_answers_null_not_500(served: ServeHandle) -> None:
+    """Two accepted scores of 1.7e308 sum to infinity, which JSON cannot carry: every metrics
+    query over them answered 500 until the data was deleted."""
+    name = f"huge-{uuid.uuid4().hex[:8]}"
+    for _ in range(2):
+        done = httpx.post(
+            served.url + "/api/public/scores",
+            json={"traceId": "t" * 32, "name": name, "value": 1.7e308},
+            auth=served.auth,
+            timeout=30,
+        )
+        assert done.status_code == 200, done.text
+    query = {
+        "view": "scores-numeric",
+        "metrics": [{"measure": "value", "aggregation": "sum"}],
+        "filters": [{"column": "name", "operator": "=", "value": name, "type": "string"}],
+        "fromTimestamp": "2000-01-01T00:00:00Z",
+        "toTimestamp": "2100-01-01T00:00:00Z",
+    }
+    answer = httpx.get(
+        served.url + "/api/public/v2/metrics",
+        params={"query": json.dumps(query)},
+        auth=served.auth,
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == [{"sum_value": None}]

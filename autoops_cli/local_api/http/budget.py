@@ -9,7 +9,10 @@ waits for):
 
 - ``raw``: the bytes of bodies being received, ``max_body_bytes`` in all; a request reserves
   its ``Content-Length`` (the limit when it has none) before its body is read, so bodies that
-  must wait are not read yet: their bytes stay in the client's socket;
+  must wait are not read yet: their bytes stay in the client's socket. Bodies announced at
+  most ``SMALL_BODY_BYTES`` have a raw budget of their own, of the same size: a large body
+  trickling in over a slow link holds its reservation until it has arrived, and the SDKs'
+  small exports must not queue behind it;
 - ``decoded``: the bytes of bodies being decoded and stored, ``max_decompressed_bytes`` in
   all; a request reserves its inflated size (what the gzip trailer says, capped at the limit)
   before inflating, and gives it back once its rows are written.
@@ -31,6 +34,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 LARGE_BODY_BYTES = 8 * 1024 * 1024  # after a body this large, memory is given back
+SMALL_BODY_BYTES = 1024 * 1024  # bodies announced at most this large have a raw budget apart
 
 
 class MemoryBudget:

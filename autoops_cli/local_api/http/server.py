@@ -42,8 +42,10 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import sqlite3
 import threading
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,7 +56,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from autoops_cli.local_api.http.budget import LARGE_BODY_BYTES, MemoryBudget, release_memory
+from autoops_cli.local_api.http.budget import (
+    LARGE_BODY_BYTES,
+    SMALL_BODY_BYTES,
+    MemoryBudget,
+    release_memory,
+)
 from autoops_cli.local_api.http.deprecation import (
     DEPRECATED_READS,
     deprecated,
@@ -99,8 +106,29 @@ def _not_json(name: str) -> Any:
     raise ValueError(name)
 
 
+class _JsonAnswer(JSONResponse):
+    """JSON as Starlette writes it, except that a float JSON cannot carry (a sum of values
+    near the largest float overflows to infinity) is written as null, not a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:  # allow_nan=False met inf or nan: rare, so walked only then
+            return super().render(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _JsonAnswer(body, status_code=status, headers=headers)
 
 
 def _unauthorized(message: str) -> ApiProblem:
@@ -276,6 +304,21 @@ def guarded(
     return endpoint
 
 
+def drop_frames(error: BaseException) -> None:
+    """Clear the locals of the frames an error (and its causes) came through.
+
+    A frame that raised from inside ``except ... as exc`` holds ``exc``, whose traceback
+    holds the frame: a cycle that only the garbage collector frees, and with it the body
+    decoded there (128 MB each, so a few refused bodies in a row grew the server to 800 MB).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
 def threaded(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
     """Run blocking work (the store, decoding) in the thread pool."""
     return run_in_threadpool(function, *args)
@@ -291,13 +334,20 @@ class WriteRoutes:
         self.settings, self.store = settings, store
         self.limits = settings.limits
         self.raw_budget = MemoryBudget(self.limits.max_body_bytes)
+        # Bodies announced at up to SMALL_BODY_BYTES wait in a budget of their own: a large
+        # upload trickling in (a slow link) holds its reservation until it has arrived, and
+        # every SDK's small export queued behind it for up to the body timeout (an SDK
+        # gives up after 5 s, and its spans were lost).
+        self.small_raw_budget = MemoryBudget(self.limits.max_body_bytes)
         self.decoded_budget = MemoryBudget(self.limits.max_decompressed_bytes)
         self.batch_lock = threading.Lock()
 
     @contextlib.asynccontextmanager
     async def received(self, request: Request, limit: int) -> AsyncIterator[bytearray]:
         """The body, read within the raw budget (held until the request is done)."""
-        async with self.raw_budget.hold(declared_length(request, limit)):
+        size = declared_length(request, limit)
+        budget = self.small_raw_budget if size <= SMALL_BODY_BYTES else self.raw_budget
+        async with budget.hold(size):
             yield await read_body(request, limit, self.limits.body_timeout_s)
 
     async def after_large(self, reserved: int) -> None:
@@ -344,8 +394,12 @@ class WriteRoutes:
                 async with self.decoded_budget.hold(reserve) as reserved:
                     try:
                         return await threaded(ingest, reserved)
-                    except InflatedPastReservation:
+                    except InflatedPastReservation as exc:
+                        drop_frames(exc)
                         continue  # a multi-member body: again, with the whole budget
+                    except BaseException as exc:
+                        drop_frames(exc)
+                        raise
                     finally:
                         await self.after_large(reserved)
         raise AssertionError("unreachable: the second pass reserves the whole limit")
@@ -360,6 +414,9 @@ class WriteRoutes:
             del raw
             try:
                 return await threaded(work, payload)
+            except BaseException as exc:
+                drop_frames(exc)
+                raise
             finally:
                 await self.after_large(reserved)
 
