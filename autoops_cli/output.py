@@ -10,6 +10,8 @@ full width, so no cell is ever cut for ``grep``, ``cut`` or a log.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,8 +34,23 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(document: Any) -> str:
-    """The JSON text of a document, stable key order, secrets never included."""
-    return redact_secrets(json.dumps(document, indent=2, sort_keys=False, default=_json_default))
+    """The JSON text of a document, stable key order, secrets never included; a float JSON
+    cannot carry (NaN, infinity: a server's odd answer) as null, so the text stays JSON."""
+    try:
+        text = json.dumps(document, indent=2, default=_json_default, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(document), indent=2, default=_json_default)
+    return redact_secrets(text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass
@@ -95,13 +112,13 @@ class Output:
         return self.stdout.width if self.stdout.is_terminal else None
 
     def line(self, text: str) -> None:
-        """Write a plain line of data to stdout (no markup)."""
-        self.stdout.print(redact_secrets(text), markup=False, highlight=False)
+        """Write a plain line of data to stdout (no markup; control characters visible)."""
+        self.stdout.print(visible(redact_secrets(text)), markup=False, highlight=False)
 
     def info(self, text: str) -> None:
         """A status line on stderr; silent with --quiet."""
         if not self.quiet:
-            self.stderr.print(redact_secrets(text), markup=False)
+            self.stderr.print(visible(redact_secrets(text)), markup=False)
 
     def success(self, text: str) -> None:
         """A success line on stderr; silent with --quiet."""
@@ -158,11 +175,23 @@ class Output:
             self.stderr.print(f"[dim]{escape(redact_secrets(text))}[/dim]")
 
 
+# C0 and C1 control characters and DEL: an ESC from a server's answer would drive the
+# terminal (colours, its title, clearing the screen, OSC 8 links).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters shown as ``\\x1b`` escapes."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def escape(text: str) -> str:
-    """Escape Rich markup in user-provided text."""
+    """Text from elsewhere (a server's answer, a file, the user) made safe to print with
+    Rich: control characters shown as ``\\x1b`` escapes, secrets masked (a server may echo
+    the credentials it was sent), Rich markup escaped (``[link=...]``, ``[/]``)."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(redact_secrets(visible(str(text))))
 
 
 @dataclass(frozen=True)

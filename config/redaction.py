@@ -21,10 +21,34 @@ SECRET_KEY_PATTERN = re.compile(r"sk-lf-[A-Za-z0-9_\-]+")
 BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")
 
 
+# Basic credentials on their own, as a server may echo its Authorization header: base64 of
+# 16 characters or more with a digit or a +/ in it (so that "Basic troubleshooting" stays).
+BASIC_CREDENTIALS_PATTERN = re.compile(
+    r"(?i)\b(basic\s+)(?=[A-Za-z]*[0-9+/])[A-Za-z0-9+/]{16,}={0,2}"
+)
+# The credentials this process was configured with, in every form they travel in: a secret
+# that is not shaped like sk-lf-..., ``public:secret``, and its base64 (the Basic header).
+_KNOWN_SECRETS: set[str] = set()
+
+
+def register_credentials(public_key: str, secret_key: str) -> None:
+    """Mask these credentials in everything ``redact_secrets`` sees from now on."""
+    import base64
+
+    pair = f"{public_key}:{secret_key}"
+    for form in (secret_key, pair, base64.b64encode(pair.encode()).decode()):
+        if len(form) >= 8:  # a shorter "secret" would mask ordinary words
+            _KNOWN_SECRETS.add(form)
+
+
 def redact_secrets(text: str) -> str:
     """Replace every secret key (and Basic auth header value) in ``text`` with its mask."""
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "****")
     text = SECRET_KEY_PATTERN.sub(lambda m: mask_secret(m.group(0)), text)
-    return BASIC_AUTH_PATTERN.sub(r"\1****", text)
+    text = BASIC_AUTH_PATTERN.sub(r"\1****", text)
+    return BASIC_CREDENTIALS_PATTERN.sub(r"\1****", text)
 
 
 class RedactingFilter(logging.Filter):

@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from config.redaction import mask_secret
+from config.redaction import mask_secret, register_credentials
 from config.settings_layers import LayeredSettingsSource
 
 DEFAULT_HOST = "https://cloud.langfuse.com"
@@ -214,6 +214,9 @@ class LangfuseConfig(LayeredSettings):
             raise ValueError(
                 f"{missing}: both keys are needed for langfuse mode, or neither for local mode"
             )
+        if self.public_key is not None and self.secret_key is not None:
+            # Masked wherever they may show up again, in any form: a server may echo them.
+            register_credentials(self.public_key, self.secret_key.get_secret_value())
         return self
 
     @property

@@ -47,12 +47,14 @@ def deploy_table(result: DeployResult, *, dry_run: bool) -> Table:
     from rich import box
     from rich.table import Table
 
+    from autoops_cli.output import escape
+
     title = "deploy" + (" (dry run)" if dry_run else "")
     table = Table(box=box.ASCII, title=title, header_style="bold")
     for column in ("step", "status", "detail"):
         table.add_column(column, overflow="fold")
     for step in result.steps:
-        table.add_row(step["step"], step["status"], step["detail"])
+        table.add_row(step["step"], step["status"], escape(str(step["detail"])))
     return table
 
 

@@ -133,15 +133,17 @@ def health_table(report: HealthReport) -> Table:
     from rich import box
     from rich.table import Table
 
+    from autoops_cli.output import escape
+
     table = Table(box=box.ASCII, title=f"health: {report.mode} mode", header_style="bold")
     for column in ("check", "status", "value", "message"):
         table.add_column(column, overflow="fold")
     for check in report.checks:
-        table.add_row(
+        table.add_row(  # values and messages may quote a server's answer
             check.name,
             check.status,
-            "-" if check.value is None else str(check.value),
-            check.message,
+            "-" if check.value is None else escape(str(check.value)),
+            escape(check.message),
         )
     return table
 

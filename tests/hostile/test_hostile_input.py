@@ -9,6 +9,7 @@ test_local_api_*.py, test_masking.py); these go through the command line and HTT
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import math
@@ -647,8 +648,12 @@ list_documents = st.one_of(
 def check_api_outcome(
     result: CliResult, host: str, *, json_output: bool = True, allow_not_found: bool = False
 ) -> None:
-    """Exit 0 with strict JSON, or exit 5 with one error line naming the host and the path."""
+    """Exit 0 with strict JSON, or exit 5 with one error line naming the host and the path;
+    never a control character from the answer on the terminal, never the keys."""
     no_traceback(result)
+    assert "\x1b" not in result.both and "\x9b" not in result.both
+    for secret in ("sk-lf-test", base64.b64encode(b"pk-lf-test:sk-lf-test").decode()):
+        assert secret not in result.both
     if result.exit_code == 0:
         if json_output:
             strict_json(result.stdout)
@@ -767,6 +772,29 @@ def test_metrics_against_a_strange_langfuse(
             ],
         }
     ),
+    table=True,
+)
+@example(
+    # Terminal control, Rich markup and the keys echoed back, in the fields a table shows.
+    listing=json_answer(
+        {
+            "data": [
+                {
+                    "id": "\x1b]0;owned\x07[/]",
+                    "timestamp": "2026-11-20T08:00:00Z",
+                    "name": "simulation.[/]",
+                    "level": "\x1b[2J",
+                    "metadata": {
+                        "event_type": "\x1b[31m[link=http://evil.example/]x[/link]",
+                        "product_id": "Basic cGstbGYtdGVzdDpzay1sZi10ZXN0",
+                        "severity": "sk-lf-test",
+                    },
+                }
+            ],
+            "meta": {"page": 1, "totalPages": 1},
+        }
+    ),
+    shown=json_answer({"message": "\x1b[31m[/] pk-lf-test:sk-lf-test"}, status=500),
     table=True,
 )
 def test_traces_against_a_strange_langfuse(

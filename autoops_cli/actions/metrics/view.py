@@ -35,10 +35,9 @@ def render_report(report: MetricsReport, *, width: int | None = None) -> list[Re
     """The report as Rich renderables, in reading order; the agents table fits ``width``
     (the terminal's; None: all its columns), dropping its least important columns first."""
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
 
-    from autoops_cli.output import Column, fitted_table
+    from autoops_cli.output import Column, escape, fitted_table
 
     source = report.source
     where = "local store" if source["api"] == "local" else f"Langfuse {source['api']} metrics API"

@@ -27,7 +27,7 @@ def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Tab
     terminal is narrow (``width``; None: all)."""
     from rich import box
 
-    from autoops_cli.output import Column, fitted_table
+    from autoops_cli.output import Column, escape, fitted_table
 
     ids = [str(row["id"] or "") for row in rows]
     length = short_ids(ids)
@@ -49,16 +49,17 @@ def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Tab
         stamp = str(row["timestamp"] or "-")
         cells.append(
             [
-                trace_id[:length] or "-",
-                stamp[5:19].replace("T", " "),  # MM-DD HH:MM:SS: the year and ms are noise here
-                str(row["event_type"] or "-"),
-                str(row["product_id"] or "-"),
-                str(row["severity"] or "-"),
+                escape(trace_id[:length] or "-"),
+                # MM-DD HH:MM:SS: the year and ms are noise here
+                escape(stamp[5:19].replace("T", " ")),
+                escape(str(row["event_type"] or "-")),
+                escape(str(row["product_id"] or "-")),
+                escape(str(row["severity"] or "-")),
                 str(len(row["agents"])),
-                str(row["decisions"]),
-                str(row["conflicts"]),
+                escape(str(row["decisions"])),
+                escape(str(row["conflicts"])),
                 f"{duration:.3f}s" if isinstance(duration, (int, float)) else "-",
-                row["level"],
+                escape(str(row["level"])),
             ]
         )
     return cast(
@@ -68,8 +69,9 @@ def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Tab
 
 def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
     """The trace as a Rich tree: conflicts in yellow, errors in red."""
-    from rich.markup import escape
     from rich.tree import Tree
+
+    from autoops_cli.output import escape
 
     tree = Tree(
         f"[bold]{escape(str(trace.get('name')))}[/bold] {escape(str(trace.get('id')))} "
