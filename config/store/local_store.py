@@ -334,6 +334,11 @@ class LocalStore:
         self._cache_kib = cache_kib
         if read_only:
             self._db = open_store_file(path, SCHEMA, "the local store", read_only=True)
+            if not _table_columns(self._db, "traces"):
+                # The file holds only the outbox or the API cache (langfuse mode, the read
+                # commands): no store was created in it yet, as if there were no file.
+                self._db.close()
+                raise FileNotFoundError(path)
         else:
             self._db = _open_for_writing(path, cache_kib)
         try:

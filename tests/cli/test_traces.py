@@ -220,3 +220,23 @@ def test_pages_and_next(cli: Cli) -> None:
     )
     table = cli("traces", "list", "--limit", "3")
     assert "more traces: --page 2 --limit 3" in table.stderr
+
+
+def test_a_store_file_holding_only_the_api_cache_or_the_outbox_reads_as_no_store(
+    cli: Cli, workdir: Path
+) -> None:
+    """Langfuse mode writes its outbox, and the read commands their API cache, into the store
+    file before any trace is stored locally: the local reads answered "internal error: no
+    such table" from then on."""
+    from autoops_cli.langfuse_api.cache import ApiCache
+    from config.delivery.outbox import Outbox
+
+    store = workdir / ".autoops" / "traces.db"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    ApiCache(store).put("key", {"answer": 1})
+    Outbox(store).close()
+    for command in (("traces", "list", "--local"), ("metrics", "--local"), ("health-check",)):
+        result = cli(*command)
+        assert result.exit_code == 0, (command, result.both)
+        assert "internal error" not in result.both
+    assert cli("--json", "traces", "list", "--local").stdout.count('"id"') == 0
