@@ -86,11 +86,11 @@ def deploy(
     result = DeployResult()
     report = run_checks(loaded, timeout=10.0)
     code = report.exit_code(strict=False)
-    failed = [c.name for c in report.checks if c.status == "fail"]
+    failed = [f"{c.name}: {c.message}" for c in report.checks if c.status == "fail"]
     result.step(
         "health-check",
         "fail" if code else "ok",
-        f"failed: {', '.join(failed)}" if failed else "healthy",
+        f"failed: {'; '.join(failed)}" if failed else "healthy",
     )
     if code:
         result.exit_code = code
@@ -191,7 +191,8 @@ def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float)
         return int(rows[0][0]) >= CANARY_OBSERVATIONS
     import httpx
 
-    from autoops_cli.langfuse_api.client import deadline_client
+    from autoops_cli.langfuse_api.client import API_ANSWER_BYTES, deadline_client
+    from config.http_answers import AnswerTooLarge, request_bounded
 
     config = service.config
     assert config.public_key is not None and config.secret_key is not None
@@ -200,14 +201,36 @@ def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float)
     try:
         with deadline_client(base_url=config.host, deadline=deadline, auth=auth) as client:
             # The v2 observations API is the real-time read path; v1 servers answer 404 there.
-            response = client.get(
-                "/api/public/v2/observations", params={"traceId": trace_id, "limit": 50}
+            response = request_bounded(
+                client,
+                "GET",
+                "/api/public/v2/observations",
+                limit=API_ANSWER_BYTES,
+                params={"traceId": trace_id, "limit": 50},
             )
             if response.status_code == 200:
-                return len(response.json().get("data", [])) >= CANARY_OBSERVATIONS
-            response = client.get(f"/api/public/traces/{trace_id}")
+                return _canary_observations(response.json().get("data"), trace_id)
+            response = request_bounded(
+                client, "GET", f"/api/public/traces/{trace_id}", limit=API_ANSWER_BYTES
+            )
             if response.status_code == 200:
-                return len(response.json().get("observations", [])) >= CANARY_OBSERVATIONS
-    except (httpx.HTTPError, ValueError, AttributeError):
+                body = response.json()
+                if body.get("id") != trace_id:
+                    return False
+                return _canary_observations(body.get("observations"), trace_id)
+    except (httpx.HTTPError, AnswerTooLarge, ValueError, AttributeError, RecursionError):
         return False
     return False
+
+
+def _canary_observations(observations: Any, trace_id: str) -> bool:
+    """Whether an answer lists the canary's observations: those of its trace, counted (an
+    answer of anything else, or of another trace, is no sign of the canary)."""
+    if not isinstance(observations, list):
+        return False
+    ours = [
+        o
+        for o in observations
+        if isinstance(o, dict) and trace_id in (o.get("traceId"), o.get("trace_id"))
+    ]
+    return len(ours) >= CANARY_OBSERVATIONS

@@ -9,6 +9,7 @@ answers is cut off at the deadline like one that does not answer.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ExitCode
+from config.http_answers import (
+    INGESTION_ANSWER_BYTES,
+    AnswerTooLarge,
+    request_bounded,
+    server_message,
+)
 from config.settings import is_loopback_host
 
 if TYPE_CHECKING:
@@ -256,11 +263,13 @@ def _transport_security(config: Any) -> Check:
     )
 
 
-def _network_failure(name: str, client: httpx.Client, exc: Exception) -> Check:
+def _request_failure(name: str, client: httpx.Client, exc: Exception) -> Check:
     import httpx
 
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
     host = str(client.base_url).rstrip("/")
+    if isinstance(exc, AnswerTooLarge | httpx.DecodingError):  # it answered, unreadably
+        return Check(name, FAIL, None, f"{host}: {type(exc).__name__}: {exc}", int(ExitCode.API))
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
     return Check(
         name, FAIL, None, f"{kind}: {host}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK)
     )
@@ -271,20 +280,21 @@ def _endpoint(client: httpx.Client, deadline: Deadline) -> tuple[Check, float]:
 
     started = time.perf_counter()
     try:
-        response = client.get("/api/public/health", timeout=deadline.left())
-    except httpx.HTTPError as exc:
-        return _network_failure("endpoint", client, exc), 0.0
+        response = _get(client, "/api/public/health", deadline)
+    except (httpx.HTTPError, AnswerTooLarge) as exc:
+        return _request_failure("endpoint", client, exc), 0.0
     rtt_ms = (time.perf_counter() - started) * 1000
     body = _json(response)
     status_text = body.get("status") if isinstance(body, dict) else None
     if response.status_code != 200 or status_text != "OK":
+        said = status_text if isinstance(status_text, str) else server_message(response, 100)
         return Check(
             "endpoint",
             FAIL,
             response.status_code,
-            f"health answered {response.status_code}: {status_text or response.text[:100]}",
+            f"health answered {response.status_code}: {said}",
         ), rtt_ms
-    version = body.get("version", "?")
+    version = _text(body.get("version"))
     return Check("endpoint", OK, version, f"Langfuse {version}, round trip {rtt_ms:.1f} ms"), rtt_ms
 
 
@@ -292,12 +302,12 @@ def _credentials(client: httpx.Client, auth: tuple[str, str], deadline: Deadline
     import httpx
 
     try:
-        response = client.get("/api/public/projects", auth=auth, timeout=deadline.left())
-    except httpx.HTTPError as exc:
-        return _network_failure("credentials", client, exc)
+        response = _get(client, "/api/public/projects", deadline, auth=auth)
+    except (httpx.HTTPError, AnswerTooLarge) as exc:
+        return _request_failure("credentials", client, exc)
     body = _json(response)
     if response.status_code in (401, 403):
-        message = body.get("message") if isinstance(body, dict) else response.text[:200]
+        message = server_message(response)  # the keys masked, if the server echoes them
         return Check(
             "credentials",
             FAIL,
@@ -314,7 +324,8 @@ def _credentials(client: httpx.Client, auth: tuple[str, str], deadline: Deadline
             int(ExitCode.API),
         )
     projects = body.get("data") if isinstance(body, dict) else None
-    name = projects[0].get("name") if projects else "?"
+    first = projects[0] if isinstance(projects, list) and projects else None
+    name = _text(first.get("name") if isinstance(first, dict) else None)
     return Check("credentials", OK, name, f"keys accepted for project {name!r}")
 
 
@@ -338,11 +349,9 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
             ("observations", "/api/public/v2/observations", {"limit": 1}),
             ("metrics", "/api/public/v2/metrics", {"query": query}),
         ):
-            found[name] = client.get(
-                path, params=params, auth=auth, timeout=deadline.left()
-            ).status_code
-    except httpx.HTTPError as exc:
-        return _network_failure("read path", client, exc)
+            found[name] = _get(client, path, deadline, params=params, auth=auth).status_code
+    except (httpx.HTTPError, AnswerTooLarge) as exc:
+        return _request_failure("read path", client, exc)
     if all(code == 200 for code in found.values()):
         return Check(
             "read path", OK, "v2", "v2 observations and metrics available (real-time reads)"
@@ -378,11 +387,29 @@ def _sampling(loaded: LoadedSettings) -> Check:
     return Check("sampling", OK, rate, f"sample rate {rate:g} ({origin})")
 
 
+def _get(client: httpx.Client, path: str, deadline: Deadline, **kwargs: Any) -> httpx.Response:
+    """A GET whose answer is read up to a megabyte (health answers are a few bytes)."""
+    return request_bounded(
+        client, "GET", path, limit=INGESTION_ANSWER_BYTES, timeout=deadline.left(), **kwargs
+    )
+
+
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
         return None
+
+
+def _text(value: Any) -> str:
+    """A version or a name from an answer: a string or a number as it is, else ``?``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:g}"
+    return "?"
 
 
 def junit_xml(report: HealthReport, *, strict: bool) -> str:

@@ -117,6 +117,10 @@ class ApiClient:
                 raise ApiError(f"{self.host}{path}: {exc}", status=exc.status) from None
             except httpx.TimeoutException:
                 raise NetworkError(f"{self.host}{path}: no answer within the timeout") from None
+            except httpx.DecodingError as exc:  # it answered: a body that cannot be decoded
+                raise ApiError(
+                    f"{self.host}{path} answered a body that cannot be decoded: {exc}", status=0
+                ) from None
             except httpx.HTTPError as exc:
                 raise NetworkError(
                     f"cannot reach {self.host}: {type(exc).__name__}: {exc}"

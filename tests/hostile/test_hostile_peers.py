@@ -40,6 +40,12 @@ class HostilePeer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                try:
+                    answer(self, b"")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 peer.posts += 1
@@ -205,3 +211,37 @@ def test_a_2xx_refusing_part_of_a_batch_keeps_it_as_a_dead_letter(
     status = json.loads(cli("--json", "buffer", "status", env=env_for(peer)).stdout)
     assert status["dead_letters"] >= 1
     assert "refused: too old" in status["last_dead_letter_message"]
+
+
+HEALTH_ANSWERS = {
+    "projects not a list": {"/api/public/projects": {"data": "abc"}},
+    "projects of numbers": {"/api/public/projects": {"data": [1]}},
+    "version NaN": {"/api/public/health": {"status": "OK", "version": float("nan")}},
+    "deep health": {"/api/public/health": "[" * 200_000 + "]" * 200_000},
+    "markup and ESC": {
+        "/api/public/health": {"status": "OK", "version": "[/]\x1b[2J"},
+        "/api/public/projects": {"data": [{"name": "[/]\x1b]0;owned\x07"}]},
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(HEALTH_ANSWERS))
+def test_health_check_reads_any_answer_without_an_internal_error(
+    cli: Cli, peer_with: Callable[..., HostilePeer], case: str
+) -> None:
+    answers = HEALTH_ANSWERS[case]
+
+    def answer(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        path = handler.path.split("?", 1)[0]
+        found = answers.get(path, {"status": "OK", "version": "3"} if "health" in path else {})
+        text = found if isinstance(found, str) else json.dumps(found)  # NaN as JSON's NaN
+        reply(handler, 200, text.encode())
+
+    peer = peer_with(answer)
+    for output in ([], ["--json"]):
+        result = cli(*output, "health-check", env=env_for(peer))
+        assert result.exit_code in (0, 1, 5), result.both
+        assert "internal error" not in result.both and "Traceback" not in result.both
+        assert "\x1b" not in result.both
+        if output:
+            json.loads(result.stdout, parse_constant=pytest.fail)
