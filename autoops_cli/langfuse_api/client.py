@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 
     from config.settings import LangfuseConfig
 
-# The most of one answer a read command holds: a page of traces with large inputs and outputs
-# fits many times over; a peer streaming without end is cut off here, not when memory runs out.
-API_ANSWER_BYTES = 256 << 20
+# The most of one answer a read command holds: a page of observations with large inputs and
+# outputs fits many times over; a peer streaming without end is cut off here, not when memory
+# runs out (parsed, an answer takes several times its bytes).
+API_ANSWER_BYTES = 64 << 20
 
 
 def deadline_client(

@@ -245,3 +245,25 @@ def test_health_check_reads_any_answer_without_an_internal_error(
         assert "\x1b" not in result.both
         if output:
             json.loads(result.stdout, parse_constant=pytest.fail)
+
+
+def test_traces_show_stops_at_a_cursor_that_loops(
+    cli: Cli, peer_with: Callable[..., HostilePeer]
+) -> None:
+    """A server giving the same page and cursor for ever: the tree grew to gigabytes until the
+    timeout. A cursor given twice ends the read with one line naming the route (exit 5)."""
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    page = {
+        "data": [{"id": f"o{n}", "traceId": trace_id, "name": "x"} for n in range(3)],
+        "meta": {"cursor": "same"},
+    }
+
+    def answer(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        path = handler.path.split("?", 1)[0]
+        reply(handler, 200, json.dumps(page if path.endswith("observations") else {}).encode())
+
+    peer = peer_with(answer)
+    result = cli("traces", "show", trace_id, env=env_for(peer))
+    assert result.exit_code == 5, result.both
+    assert "answered a cursor it gave before" in result.stderr
+    assert "/api/public/v2/observations" in result.stderr

@@ -33,6 +33,9 @@ V2_OBSERVATIONS = "/api/public/v2/observations"
 V3_SCORES = "/api/public/v3/scores"
 V1_TRACES = "/api/public/traces"
 V2_PAGE_MAX = 1000  # the v2 observations API's largest page
+# The most observations ``traces show`` holds for one tree: past that a tree is no use on a
+# terminal, and a server paging without end must not fill memory before the timeout.
+MAX_TREE_OBSERVATIONS = 100_000
 V1_PAGE_MAX = 100  # the v1 traces API's largest page
 SCORES_PAGE_MAX = 100  # the v3 scores API's largest page
 LIST_FIELDS = "core,basic,io,metadata,metrics,trace_context"
@@ -171,10 +174,19 @@ def _data(source: TraceSource, body: dict[str, Any], path: str, what: str) -> li
     return [item for item in data if isinstance(item, dict)]
 
 
-def _cursor(body: dict[str, Any]) -> str | None:
+def _cursor(body: dict[str, Any], seen: set[str], source: TraceSource, path: str) -> str | None:
+    """The next page's cursor, or None at the last page; an ``ApiError`` for a cursor the
+    server gave before (its pages would loop for ever, the same rows again and again)."""
     meta = body.get("meta")
     cursor = meta.get("cursor") if isinstance(meta, dict) else None
-    return cursor if isinstance(cursor, str) and cursor else None
+    if not isinstance(cursor, str) or not cursor:
+        return None
+    if cursor in seen:
+        raise ApiError(
+            f"{source.where}{path} answered a cursor it gave before: its pages loop", status=200
+        )
+    seen.add(cursor)
+    return cursor
 
 
 # --- traces list ----------------------------------------------------------------------------
@@ -240,6 +252,7 @@ def _roots(
     need = skip + wanted + 1  # one more tells whether more follow
     found: list[dict[str, Any]] = []
     cursor: str | None = None
+    seen: set[str] = set()
     while len(found) < need:
         page = [("limit", str(min(V2_PAGE_MAX, need - len(found))))]
         if cursor:
@@ -249,7 +262,7 @@ def _roots(
             return None
         data = _data(source, body, V2_OBSERVATIONS, "observations")
         found.extend(data)
-        cursor = _cursor(body)
+        cursor = _cursor(body, seen, source, V2_OBSERVATIONS)
         if not cursor or not data:
             break
     return found[skip : skip + wanted], len(found) > skip + wanted
@@ -381,6 +394,7 @@ def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
 def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
     observations: list[dict[str, Any]] = []
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         params = [("traceId", trace_id), ("fields", TREE_FIELDS), ("limit", str(V2_PAGE_MAX))]
         if cursor:
@@ -390,7 +404,13 @@ def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
             return None
         data = _data(source, body, V2_OBSERVATIONS, "observations")
         observations.extend(data)
-        cursor = _cursor(body)
+        if len(observations) > MAX_TREE_OBSERVATIONS:
+            raise ApiError(
+                f"trace {trace_id} at {source.where} has more than {MAX_TREE_OBSERVATIONS} "
+                "observations: too many to show as a tree",
+                status=200,
+            )
+        cursor = _cursor(body, seen, source, V2_OBSERVATIONS)
         if not cursor or not data:
             break
     if not observations:
@@ -417,6 +437,7 @@ def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
     """Observation id -> its ``decision_confidence`` score (v3); {} without the v3 API."""
     found: dict[str, Any] = {}
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         params = [
             ("traceId", trace_id),
@@ -433,6 +454,6 @@ def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
             subject = score.get("subject")
             if isinstance(subject, dict) and subject.get("kind") == "observation":
                 found.setdefault(str(subject.get("id")), score.get("value"))
-        cursor = _cursor(body)
+        cursor = _cursor(body, seen, source, V3_SCORES)
         if not cursor:
             return found
