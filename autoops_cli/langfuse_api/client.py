@@ -131,8 +131,13 @@ class ApiClient:
                 if wait < self.left():
                     time.sleep(wait)
                     continue
+                asked = (
+                    f"asks to wait {wait:g} s"
+                    if retry_after_seconds(response) is not None
+                    else f"says not how long to wait ({wait:g} s would be waited)"
+                )
                 raise ApiError(
-                    f"{self.host}{path} answered 429 (rate limited) and asks to wait {wait:g} s, "
+                    f"{self.host}{path} answered 429 (rate limited) and {asked}, "
                     "beyond the timeout",
                     status=429,
                     hint="try again later, or raise --timeout",

@@ -72,7 +72,11 @@ def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     conflicts = count(output.get("conflicts_detected"))
     raw_name = trace.get("name")
     name = raw_name if isinstance(raw_name, str) else ""
-    level = "ERROR" if not output else ("WARNING" if conflicts else "DEFAULT")
+    declared = trace.get("level")  # the root observation's (v2); v1 traces have none
+    if declared in ("DEBUG", "DEFAULT", "WARNING", "ERROR"):
+        level = "WARNING" if conflicts and declared in ("DEBUG", "DEFAULT") else declared
+    else:  # a failed event's trace has no output; a conflict is a warning
+        level = "ERROR" if not output else ("WARNING" if conflicts else "DEFAULT")
     agents = output.get("agents")
     return {
         "id": _scalar(trace.get("id")),

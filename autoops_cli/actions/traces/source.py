@@ -278,6 +278,7 @@ def root_as_trace(root: dict[str, Any]) -> dict[str, Any]:
         "output": json_or_text(root.get("output")),
         "latency": root.get("latency"),
         "sessionId": root.get("sessionId"),
+        "level": root.get("level"),
     }
 
 
