@@ -28,24 +28,30 @@ BASIC_CREDENTIALS_PATTERN = re.compile(
 )
 # The credentials this process was configured with, in every form they travel in: a secret
 # that is not shaped like sk-lf-..., ``public:secret``, and its base64 (the Basic header).
-_KNOWN_SECRETS: set[str] = set()
+# Each form maps to what replaces it (the secret alone to its usual mask).
+_KNOWN_SECRETS: dict[str, str] = {}
 
 
 def register_credentials(public_key: str, secret_key: str) -> None:
     """Mask these credentials in everything ``redact_secrets`` sees from now on."""
     import base64
 
+    if len(secret_key) < 8:  # a shorter "secret" would mask ordinary words
+        return
     pair = f"{public_key}:{secret_key}"
-    for form in (secret_key, pair, base64.b64encode(pair.encode()).decode()):
-        if len(form) >= 8:  # a shorter "secret" would mask ordinary words
-            _KNOWN_SECRETS.add(form)
+    forms = {
+        pair: f"{public_key}:{mask_secret(secret_key)}",
+        base64.b64encode(pair.encode()).decode(): "****",
+        secret_key: mask_secret(secret_key),
+    }
+    _KNOWN_SECRETS.update(forms)
 
 
 def redact_secrets(text: str) -> str:
     """Replace every secret key (and Basic auth header value) in ``text`` with its mask."""
     for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
         if secret in text:
-            text = text.replace(secret, "****")
+            text = text.replace(secret, _KNOWN_SECRETS[secret])
     text = SECRET_KEY_PATTERN.sub(lambda m: mask_secret(m.group(0)), text)
     text = BASIC_AUTH_PATTERN.sub(r"\1****", text)
     return BASIC_CREDENTIALS_PATTERN.sub(r"\1****", text)
