@@ -10,7 +10,6 @@ full width, so no cell is ever cut for ``grep``, ``cut`` or a log.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 import time
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from config.json_values import finite
 from config.redaction import redact_secrets
 
 if TYPE_CHECKING:
@@ -39,18 +39,8 @@ def to_json(document: Any) -> str:
     try:
         text = json.dumps(document, indent=2, default=_json_default, allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(document), indent=2, default=_json_default)
+        text = json.dumps(finite(document), indent=2, default=_json_default)
     return redact_secrets(text)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 @dataclass

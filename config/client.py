@@ -254,11 +254,11 @@ class LangfuseClient:
         import httpx
 
         from config.errors import ApiError
-        from config.http_answers import INGESTION_ANSWER_BYTES, request_bounded, server_message
+        from config.http_answers import SHORT_ANSWER_BYTES, request_bounded, server_message
 
         # No keys: the health route is public, and a probe must not depend on them.
         with httpx.Client(base_url=self.config.host, timeout=timeout) as http:
-            response = request_bounded(http, "GET", HEALTH_PATH, limit=INGESTION_ANSWER_BYTES)
+            response = request_bounded(http, "GET", HEALTH_PATH, limit=SHORT_ANSWER_BYTES)
         if not response.is_success:
             raise ApiError(
                 f"{self.config.host}{HEALTH_PATH} answered {response.status_code}: "

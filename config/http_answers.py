@@ -8,12 +8,8 @@ imports nothing of the core but the redaction of secrets, and httpx only when it
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
-import re
 import time
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from config.redaction import redact_secrets
@@ -21,10 +17,10 @@ from config.redaction import redact_secrets
 if TYPE_CHECKING:
     import httpx
 
-# What the sender reads of an answer to a batch: Langfuse's are a few hundred bytes (an OTLP
-# partial success, a list of score errors). A peer streaming without end must not fill memory.
-INGESTION_ANSWER_BYTES = 1 << 20
-_BASIC = re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/=]{8,})")
+# What is read of an answer that is short when it comes from Langfuse: to a batch (an OTLP
+# partial success, a list of score errors) or a health probe, a few hundred bytes. A peer
+# streaming without end must not fill memory.
+SHORT_ANSWER_BYTES = 1 << 20
 
 
 class AnswerTooLarge(Exception):
@@ -85,6 +81,8 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # only for the rare HTTP date
+
         try:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError, IndexError, OverflowError):
@@ -99,8 +97,8 @@ def server_message(response: httpx.Response, limit: int = 200) -> str:
 
     Langfuse's JSON ``message`` field; else its ``error`` field (the OTLP endpoint answers
     ``{"error": ...}``); else the start of the body as sent. Credentials the peer echoes
-    (the request's own, in any form, or anything shaped like a secret key or Basic auth)
-    are masked: the message is logged, shown and kept in the outbox.
+    are masked (``redact_secrets``: the configured keys in every form, anything shaped like a
+    secret key or Basic credentials): the message is logged, shown and kept in the outbox.
     """
     try:
         body = response.json()
@@ -113,31 +111,4 @@ def server_message(response: httpx.Response, limit: int = 200) -> str:
             if isinstance(value, str) and value.strip():
                 text = value
                 break
-    text = " ".join(text.split())
-    return redact_secrets(_without_request_credentials(text, response))[:limit]
-
-
-def _without_request_credentials(text: str, response: httpx.Response) -> str:
-    """``text`` with the request's Basic credentials masked: the header's base64, the
-    decoded ``public:secret`` and the secret alone."""
-    try:
-        authorization = response.request.headers.get("authorization") or ""
-    except RuntimeError:  # a response built without its request
-        return text
-    found = _BASIC.search(authorization)
-    if found is None:
-        return text
-    encoded = found.group(1)
-    secrets = [encoded]
-    try:
-        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    if decoded:
-        secrets.append(decoded)
-        _, _, secret = decoded.partition(":")
-        if len(secret) >= 4:
-            secrets.append(secret)
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, "****")
-    return _BASIC.sub("Basic ****", text)
+    return redact_secrets(" ".join(text.split()))[:limit]

@@ -40,7 +40,7 @@ def register_credentials(public_key: str, secret_key: str) -> None:
         return
     pair = f"{public_key}:{secret_key}"
     forms = {
-        pair: f"{public_key}:{mask_secret(secret_key)}",
+        pair: "****",
         base64.b64encode(pair.encode()).decode(): "****",
         secret_key: mask_secret(secret_key),
     }

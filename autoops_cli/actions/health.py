@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.errors import ExitCode
 from config.http_answers import (
-    INGESTION_ANSWER_BYTES,
+    SHORT_ANSWER_BYTES,
     AnswerTooLarge,
     request_bounded,
     server_message,
@@ -390,7 +390,7 @@ def _sampling(loaded: LoadedSettings) -> Check:
 def _get(client: httpx.Client, path: str, deadline: Deadline, **kwargs: Any) -> httpx.Response:
     """A GET whose answer is read up to a megabyte (health answers are a few bytes)."""
     return request_bounded(
-        client, "GET", path, limit=INGESTION_ANSWER_BYTES, timeout=deadline.left(), **kwargs
+        client, "GET", path, limit=SHORT_ANSWER_BYTES, timeout=deadline.left(), **kwargs
     )
 
 

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 from config.delivery.outbox import SCORES, SPANS, NewBatch, Outbox, OutboxEntry
 from config.errors import LocalFileError, NetworkError
 from config.http_answers import (
-    INGESTION_ANSWER_BYTES,
+    SHORT_ANSWER_BYTES,
     AnswerTooLarge,
     request_bounded,
     retry_after_seconds,
@@ -677,7 +677,7 @@ class OutboxExporter:
                 self._client,
                 "POST",
                 path,
-                limit=INGESTION_ANSWER_BYTES,
+                limit=SHORT_ANSWER_BYTES,
                 content=_merged_body(entries),
                 headers=headers,
             )
@@ -753,6 +753,14 @@ class OutboxExporter:
         logger.error("%s; sending stopped, the batches stay in the outbox", self.stats.last_error)
         return SendOutcome.MISCONFIGURED
 
+    def _answered(self) -> None:
+        """Langfuse took the request (all of it or part): it is reachable. Under the lock."""
+        self._failures_in_a_row = 0
+        self._next_attempt = 0.0  # an answer ends a backoff or a fallback cool-down
+        self._activity = time.monotonic()
+        self.stats.state = OK
+        self.stats.unreachable_since = None
+
     def _refused_in_part(
         self, entries: list[OutboxEntry], status: int, items: int, refused: int, message: str
     ) -> str:
@@ -767,12 +775,8 @@ class OutboxExporter:
             if kept != SendOutcome.DEAD:
                 outcome = kept
         with self._changed:
-            self._failures_in_a_row = 0
-            self._next_attempt = 0.0
-            self._activity = time.monotonic()
+            self._answered()
             stats = self.stats
-            stats.state = OK
-            stats.unreachable_since = None
             if entries[0].kind == SPANS:
                 stats.spans_exported += items - refused
                 stats.spans_refused += refused
@@ -794,13 +798,9 @@ class OutboxExporter:
                 self._undeletable.update(entry.seq for entry in entries)
                 logger.warning("%s; the batches were delivered and may be sent again later", exc)
         with self._changed:
-            self._failures_in_a_row = 0
-            self._next_attempt = 0.0  # a delivery ends a backoff or a fallback cool-down
-            self._activity = time.monotonic()
+            self._answered()
             self._backlog_items = max(0, self._backlog_items - items)
             stats = self.stats
-            stats.state = OK
-            stats.unreachable_since = None
             stats.batches_delivered += len(entries)
             if entries[0].kind == SPANS:
                 stats.spans_exported += items

@@ -38,7 +38,10 @@ def test_retry_after_is_seconds_or_an_http_date_or_none() -> None:
 
 
 def test_credentials_the_peer_echoes_are_masked_in_its_message() -> None:
-    secret = "not-shaped-like-a-key-42"  # masked because it is the request's, whatever its form
+    from config.redaction import register_credentials
+
+    secret = "not-shaped-like-a-key-42"  # masked because it is configured, whatever its form
+    register_credentials("pk-lf-1", secret)  # as a LangfuseConfig with these keys does
     basic = base64.b64encode(f"pk-lf-1:{secret}".encode()).decode()
     request = httpx.Request("POST", "http://x/api", headers={"Authorization": f"Basic {basic}"})
     echoed = f"denied pk-lf-1:{secret} (Basic {basic}); {secret}; basic {basic}; sk-lf-other1"

@@ -16,11 +16,10 @@ import math
 import os
 import sqlite3
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -49,6 +48,7 @@ from tests.support.hostile_strategies import (
     nested,
     odd_text,
 )
+from tests.support.loopback import LoopbackServer
 from tests.support.serve_process import ServeHandle
 
 HOSTILE = settings(
@@ -461,18 +461,11 @@ class ScriptedLangfuse:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        # A short poll: close() (shutdown) waits up to one interval, and fixtures close a lot.
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self._loopback = LoopbackServer(Handler)
+        self.url = self._loopback.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._loopback.close()
 
 
 @pytest.fixture

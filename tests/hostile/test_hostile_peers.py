@@ -12,9 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,15 @@ import pytest
 
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
+from tests.support.loopback import LoopbackServer
 
 CREDENTIALS = f"{KNOWN_PUBLIC}:{KNOWN_SECRET}"
 BASIC = base64.b64encode(CREDENTIALS.encode()).decode()
 
 
 class HostilePeer:
-    """A loopback HTTP server; ``answer(handler, body)`` writes each POST's answer."""
+    """A loopback HTTP server; ``answer(handler, body)`` writes the answer to each request
+    (``posts`` counts the POSTs)."""
 
     def __init__(self, answer: Callable[[BaseHTTPRequestHandler, bytes], None]) -> None:
         self.posts = 0
@@ -41,30 +42,24 @@ class HostilePeer:
                 pass
 
             def do_GET(self) -> None:
-                try:
-                    answer(self, b"")
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
+                self._answer(b"")
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 peer.posts += 1
+                self._answer(body)
+
+            def _answer(self, body: bytes) -> None:
                 try:
                     answer(self, body)
                 except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self._loopback = LoopbackServer(Handler)
+        self.url = self._loopback.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._loopback.close()
 
 
 def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:

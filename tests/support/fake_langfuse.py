@@ -20,6 +20,7 @@ from autoops_cli.local_api.http.otlp import Body, decode_protobuf_spans
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.tracing.span_records import SpanRecord
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass
@@ -173,15 +174,8 @@ class FakeLangfuse:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that gave up (a timeout test) is expected, not an error
 
-        self.server = QuietServer(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        # A short poll: close() (shutdown) waits up to one interval, and fixtures close a lot.
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self._loopback = LoopbackServer(Handler, port=port, server_class=QuietServer)
+        self.port, self.url = self._loopback.port, self._loopback.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._loopback.close()

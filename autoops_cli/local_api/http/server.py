@@ -42,7 +42,6 @@ import contextlib
 import hmac
 import json
 import logging
-import math
 import sqlite3
 import threading
 import traceback
@@ -70,6 +69,7 @@ from autoops_cli.local_api.http.deprecation import (
 from autoops_cli.local_api.http.limits import BODY_READ_TIMEOUT_S, MAX_HEADER_BYTES, ServeLimits
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.errors import LocalFileError
+from config.json_values import finite
 
 if TYPE_CHECKING:
     from config.store.local_store import LocalStore
@@ -114,17 +114,7 @@ class _JsonAnswer(JSONResponse):
         try:
             return super().render(content)
         except ValueError:  # allow_nan=False met inf or nan: rare, so walked only then
-            return super().render(_finite(content))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+            return super().render(finite(content))
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
