@@ -391,6 +391,47 @@ def test_numbers_as_strings_are_parsed() -> None:
     assert report.system.total_events_processed == 3 and report.system.previous_window_events == 2
 
 
+def test_answers_that_disagree_keep_rates_in_range_and_stray_buckets_out() -> None:
+    from autoops_cli.actions.metrics.queries import Fetched, Window
+    from autoops_cli.actions.metrics.report import build_report
+
+    def operation(name: str, type_: str, n: int) -> dict[str, Any]:
+        return {"name": name, "type": type_, "level": "DEFAULT", "count_count": n,
+                "avg_latency": 10, "p50_latency": 10, "p95_latency": 10}  # fmt: skip
+
+    rows = {
+        "operations": [
+            operation("pricing_agent.optimize_price", "AGENT", 2),
+            operation("orchestrator.process_event", "CHAIN", 4),
+            operation("conflict.price", "EVENT", 1),
+            operation("conflict_resolution.price", "EVENT", 3),
+        ],
+        "scores": [  # more decisions than operations, more overturned than decided, conf 7
+            {"name": "decision_confidence", "observationName": "pricing_agent.optimize_price",
+             "count_count": 5, "avg_value": 7},
+            {"name": "decision_overturned", "observationName": "pricing_agent.optimize_price",
+             "count_count": 9, "avg_value": 1},
+        ],
+        "workflows": [  # previous window, this window, and two buckets in neither
+            {"time_dimension": "2026-11-18T10:00:00.000Z", "level": "DEFAULT", "count_count": 6},
+            {"time_dimension": "2026-11-18T11:00:00.000Z", "level": "DEFAULT", "count_count": 4},
+            {"time_dimension": "2026-11-18T12:00:00.000Z", "level": "DEFAULT", "count_count": 50},
+            {"time_dimension": "2026-11-18T08:00:00.000Z", "level": "DEFAULT", "count_count": 70},
+        ],
+    }  # fmt: skip
+    window = Window(
+        "2026-11-18T11:00:00.000Z", "2026-11-18T12:00:00.000Z", "2026-11-18T10:00:00.000Z"
+    )
+    report = build_report(Fetched(window, rows, "v2"), by="hour", agent=None, max_latency_ms=100)
+    pricing, system = report.agents["pricing_agent"], report.system
+    rates = [pricing.decision_accuracy, pricing.collaboration_score, pricing.overturn_rate,
+             system.agent_coordination_efficiency, system.conflict_resolution_rate]  # fmt: skip
+    assert all(rate is not None and 0.0 <= rate <= 1.0 for rate in rates), rates
+    assert pricing.decision_accuracy == 1.0 and system.conflict_resolution_rate == 1.0
+    assert [bucket["time"] for bucket in report.series] == ["2026-11-18T11:00:00.000Z"]
+    assert system.previous_window_events == 6
+
+
 def test_wrong_keys_and_unreachable_host(cli: Cli, served: ServeHandle) -> None:
     wrong = {**served.client_env(), "LANGFUSE_SECRET_KEY": "sk-lf-wrong"}
     rejected = cli("metrics", env=wrong)

@@ -30,6 +30,18 @@ def _text(value: Any, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
+def unit(value: float) -> float:
+    """``value`` kept in [0, 1], where every rate and confidence is (docs/metrics.md)."""
+    return min(max(value, 0.0), 1.0)
+
+
+def fraction(part: float, whole: float, empty: float) -> float:
+    """``part / whole`` as a rate, ``empty`` without a whole. Kept in [0, 1]: an answer's
+    counts can disagree (a conflict detected in the window before and resolved in this one),
+    and a server's can be anything."""
+    return unit(part / whole) if whole else empty
+
+
 def weighted_sum(pairs: list[tuple[float, int]]) -> float:
     """The sum of values times counts; 0 if that overflows (only garbage can get there)."""
     total = float(sum(value * weight for value, weight in pairs))
@@ -197,19 +209,19 @@ def _agents(groups: list[_Group], scores: list[dict[str, Any]]) -> dict[str, Age
             average_response_time=_weighted(ops, "avg"),
             p50_response_time=_percentile(ops, "p50") if ops else 0.0,
             p95_response_time=_percentile(ops, "p95") if ops else 0.0,
-            success_rate=(total - errors) / total if total else 1.0,
+            success_rate=fraction(total - errors, total, 1.0),
             tool_usage_stats=dict(sorted(tools.get(agent, {}).items())),
             decision_accuracy=(
-                weighted_mean(score_rows.get((agent, "decision_confidence"), []))
+                unit(weighted_mean(score_rows.get((agent, "decision_confidence"), [])))
                 if decisions
                 else 0.0
             ),
             decisions_overturned=overturned,
-            collaboration_score=1.0 - involved / decisions if decisions else 0.0,
+            collaboration_score=1.0 - fraction(involved, decisions, 1.0) if decisions else 0.0,
             errors=errors,
             decisions=decisions,
             conflicts_involved=involved,
-            overturn_rate=overturned / decisions if decisions else None,
+            overturn_rate=fraction(overturned, decisions, 0.0) if decisions else None,
         )
     return reports
 
@@ -221,7 +233,7 @@ def _count(groups: list[_Group], type_: str, prefix: str) -> int:
 def _system(
     groups: list[_Group],
     agents: dict[str, AgentReport],
-    workflow_rows: list[dict[str, Any]],
+    workflow_rows: list[tuple[str, float, dict[str, Any]]],
     seconds: float,
 ) -> SystemReport:
     workflows = [g for g in groups if g.type == "CHAIN" and g.name == WORKFLOW]
@@ -232,15 +244,15 @@ def _system(
     operations = sum(a.operation_count for a in agents.values())
     decisions = sum(a.decisions for a in agents.values())
     overturned = sum(a.decisions_overturned for a in agents.values())
-    both_windows = sum(count(row.get("count_count")) for row in workflow_rows)
+    both_windows = sum(count(row.get("count_count")) for _, _, row in workflow_rows)
     previous = max(both_windows - events, 0)
     return SystemReport(
         total_events_processed=events,
         average_workflow_duration=_weighted(workflows, "avg"),
-        agent_coordination_efficiency=(decisions - overturned) / operations if operations else 0.0,
-        conflict_resolution_rate=resolved / detected if detected else 1.0,
+        agent_coordination_efficiency=fraction(decisions - overturned, operations, 0.0),
+        conflict_resolution_rate=fraction(resolved, detected, 1.0),
         system_throughput=events / seconds if seconds > 0 else 0.0,
-        success_rate=(events - failed) / events if events else 1.0,
+        success_rate=fraction(events - failed, events, 1.0),
         failed_events=failed,
         collaborations=_count(groups, "CHAIN", "collaboration."),
         coordination_messages=_count(groups, "EVENT", "coordination."),
@@ -253,7 +265,39 @@ def _system(
     )
 
 
-def _series(fetched: Fetched, by: str | None) -> list[dict[str, Any]]:
+def _workflow_rows(fetched: Fetched, by: str | None) -> list[tuple[str, float, dict[str, Any]]]:
+    """The workflows answer's rows in the two windows: (bucket time, its epoch, row).
+
+    Without ``--by`` the answer has no buckets and every row counts (bucket ""). With it, a
+    bucket that ends before the previous window starts, that starts at or after this window
+    ends, or whose time is not a timestamp is in neither: a server's stray rows must not show
+    in the series nor count as the previous window's events.
+    """
+    rows = fetched.rows["workflows"]
+    if by is None:
+        return [("", 0.0, row) for row in rows]
+    from autoops_cli.actions.metrics.queries import BUCKET_SECONDS
+
+    first = parse_iso(fetched.window.previous_start).timestamp() - BUCKET_SECONDS[by]
+    end = parse_iso(fetched.window.end).timestamp()
+    kept = []
+    for row in rows:
+        stamp = row.get("time_dimension")
+        if not isinstance(stamp, str):
+            continue
+        try:
+            moment = parse_iso(stamp)
+            bucket, epoch = iso(moment), moment.timestamp()
+        except (ValueError, OverflowError):  # not a timestamp, or beyond year 1 or 9999 in UTC
+            continue
+        if first < epoch < end:
+            kept.append((bucket, epoch, row))
+    return kept
+
+
+def _series(
+    workflow_rows: list[tuple[str, float, dict[str, Any]]], fetched: Fetched, by: str | None
+) -> list[dict[str, Any]]:
     """Buckets that overlap the window: events, failed events, mean workflow duration."""
     if by is None:
         return []
@@ -261,17 +305,9 @@ def _series(fetched: Fetched, by: str | None) -> list[dict[str, Any]]:
 
     start = parse_iso(fetched.window.start).timestamp()
     buckets: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
-    for row in fetched.rows["workflows"]:
-        stamp = row.get("time_dimension")
-        if not isinstance(stamp, str):
-            continue
-        try:
-            moment = parse_iso(stamp)
-            bucket = iso(moment)
-            if moment.timestamp() + BUCKET_SECONDS[by] <= start:
-                continue  # wholly in the previous window
-        except (ValueError, OverflowError):  # not a timestamp, or beyond year 1 or 9999 in UTC
-            continue
+    for bucket, epoch, row in workflow_rows:
+        if epoch + BUCKET_SECONDS[by] <= start:
+            continue  # wholly in the previous window
         level = (_text(row.get("level")) or "DEFAULT").upper()
         buckets[bucket].append(
             (level, count(row.get("count_count")), number(row.get("avg_latency")))
@@ -349,7 +385,8 @@ def build_report(
     """The report of the answers; ``agent`` keeps only that agent (the system stays whole)."""
     groups = _groups(fetched.rows["operations"])
     agents = _agents(groups, fetched.rows["scores"])
-    system = _system(groups, agents, fetched.rows["workflows"], fetched.window.seconds)
+    workflow_rows = _workflow_rows(fetched, by)
+    system = _system(groups, agents, workflow_rows, fetched.window.seconds)
     notes = []
     if agent is not None:
         if agent not in agents:
@@ -365,7 +402,7 @@ def build_report(
         window=fetched.window.as_dict(),
         agents=agents,
         system=system,
-        series=_series(fetched, by),
+        series=_series(workflow_rows, fetched, by),
         source=fetched.source(),
         notes=notes,
     )
