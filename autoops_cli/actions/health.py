@@ -269,7 +269,12 @@ def _request_failure(name: str, client: httpx.Client, exc: Exception) -> Check:
     host = str(client.base_url).rstrip("/")
     if isinstance(exc, AnswerTooLarge | httpx.DecodingError):  # it answered, unreadably
         return Check(name, FAIL, None, f"{host}: {type(exc).__name__}: {exc}", int(ExitCode.API))
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "timed out"
+    elif isinstance(exc, httpx.RemoteProtocolError):  # reached: it closed or spoke no HTTP
+        kind = "no valid HTTP answer"
+    else:
+        kind = "unreachable"
     return Check(
         name, FAIL, None, f"{kind}: {host}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK)
     )

@@ -122,6 +122,10 @@ class ApiClient:
                 raise ApiError(
                     f"{self.host}{path} answered a body that cannot be decoded: {exc}", status=0
                 ) from None
+            except httpx.RemoteProtocolError as exc:  # reached, but no HTTP answer came back
+                raise NetworkError(
+                    f"{self.host}{path}: no valid HTTP answer: {type(exc).__name__}: {exc}"
+                ) from None
             except httpx.HTTPError as exc:
                 raise NetworkError(
                     f"cannot reach {self.host}: {type(exc).__name__}: {exc}"

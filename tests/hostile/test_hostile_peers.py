@@ -263,3 +263,24 @@ def test_traces_show_stops_at_a_cursor_that_loops(
     assert result.exit_code == 5, result.both
     assert "answered a cursor it gave before" in result.stderr
     assert "/api/public/v2/observations" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "answer_bytes",
+    [b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n{}", b""],
+    ids=["status line", "content length", "closed"],
+)
+def test_a_peer_answering_no_http_is_named_so_not_unreachable(
+    cli: Cli, peer_with: Callable[..., HostilePeer], answer_bytes: bytes
+) -> None:
+    def answer(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        handler.wfile.write(answer_bytes)
+        handler.close_connection = True
+
+    peer = peer_with(answer)
+    listed = cli("traces", "list", "--timeout", "5", env=env_for(peer))
+    assert listed.exit_code == 4, listed.both
+    assert "no valid HTTP answer" in listed.stderr and "cannot reach" not in listed.stderr
+    checked = cli("--json", "health-check", env=env_for(peer))
+    endpoint = next(c for c in json.loads(checked.stdout)["checks"] if c["name"] == "endpoint")
+    assert endpoint["message"].startswith("no valid HTTP answer"), endpoint
