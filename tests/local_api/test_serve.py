@@ -346,6 +346,11 @@ def test_basic_auth_header_shape_is_checked(served: ServeHandle) -> None:
             served.url + "/api/public/projects", headers={"Authorization": header}, timeout=10
         )
         assert response.status_code == 401
+        assert set(response.json()) == {"message"}
+    # The batch ingestion route has its own handler in Langfuse, and its own 401 body.
+    ingestion = httpx.post(served.url + "/api/public/ingestion", json={"batch": []}, timeout=10)
+    assert ingestion.status_code == 401
+    assert ingestion.json() == {"error": "UnauthorizedError", "message": "No authorization header"}
     bearer = httpx.post(
         served.url + "/api/public/scores",
         json={"name": "s", "value": 1, "traceId": "c" * 32},

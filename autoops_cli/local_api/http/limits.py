@@ -9,7 +9,8 @@ at a time (slowloris), or stops sending a body nobody reads, holds its connectio
 - headers: ``header_timeout_s`` from the connection (or from the first byte of the next
   request on a kept-alive connection) to the end of the request's headers; then a 408
   (when part of a request came) and the connection is closed. Headers are capped at
-  ``MAX_HEADER_BYTES`` (h11 answers 400 beyond);
+  ``MAX_HEADER_BYTES``: h11 answers 400 to headers arriving in pieces past it, and the
+  server (``check_header_size``) 431 to headers that arrived whole in one read;
 - an unread body: after the response, the rest of a body the application did not read is
   discarded for at most ``drain_timeout_s``, then the connection is closed (the client
   could read the answer, a 413 for instance, first);

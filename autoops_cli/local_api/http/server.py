@@ -121,38 +121,65 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSON
     return _JsonAnswer(body, status_code=status, headers=headers)
 
 
-def _unauthorized(message: str) -> ApiProblem:
+WRONG_CREDENTIALS = "Invalid credentials. Confirm that you've configured the correct host."
+INGESTION_PATH = "/api/public/ingestion"  # its own handler in Langfuse, its own 401 body
+
+
+def _unauthorized(message: str, path: str) -> ApiProblem:
+    if path == INGESTION_PATH:
+        return ApiProblem(401, {"error": "UnauthorizedError", "message": message})
     return ApiProblem(401, {"message": message})
 
 
 def check_auth(settings: ServerSettings, request: Request) -> None:
     """Basic auth with the key pair (Bearer public key on the scores route); else 401."""
+    path = request.url.path
     header = request.headers.get("authorization")
     if not header:
-        raise _unauthorized("No authorization header")
+        raise _unauthorized("No authorization header", path)
     scheme, _, credentials = header.partition(" ")
     scheme = scheme.lower()
     expected_public = settings.public_key.encode()
-    if scheme == "bearer" and request.url.path in PUBLIC_KEY_BEARER_PATHS:
+    if scheme == "bearer" and path in PUBLIC_KEY_BEARER_PATHS:
         if hmac.compare_digest(credentials.strip().encode(), expected_public):
             return
-        raise _unauthorized("Invalid credentials. Confirm that you've configured the correct host.")
+        raise _unauthorized(WRONG_CREDENTIALS, path)
     if scheme != "basic":
-        raise _unauthorized("Invalid authorization header")
+        raise _unauthorized("Invalid authorization header", path)
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise _unauthorized("Invalid authorization header") from None
+        raise _unauthorized("Invalid authorization header", path) from None
     public, separator, secret = decoded.partition(b":")
     # Both comparisons always run: the time taken does not tell which part was wrong.
     public_ok = hmac.compare_digest(public, expected_public)
     secret_ok = hmac.compare_digest(secret, settings.secret_key.encode())
     if not (separator and public_ok and secret_ok):
-        raise _unauthorized("Invalid credentials. Confirm that you've configured the correct host.")
+        raise _unauthorized(WRONG_CREDENTIALS, path)
 
 
 class ClosingProblem(ApiProblem):
     """An error answered with ``Connection: close`` (the connection is not reusable)."""
+
+
+def check_header_size(request: Request) -> None:
+    """431 for a request line and headers over ``MAX_HEADER_BYTES``.
+
+    The protocol caps headers that arrive in pieces; headers that arrive whole in one read
+    are parsed whatever their size, so the bound is checked again here, on what was parsed.
+    """
+    scope = request.scope
+    size = len(scope.get("method", "")) + len(scope.get("raw_path") or b"")
+    size += len(scope.get("query_string", b"")) + 12  # spaces, "?", " HTTP/1.1\r\n"
+    size += sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+    if size > MAX_HEADER_BYTES:
+        raise ClosingProblem(
+            431,
+            {
+                "message": f"Request header fields exceed {MAX_HEADER_BYTES} bytes",
+                "error": "RequestHeaderFieldsTooLargeError",
+            },
+        )
 
 
 def _too_large(limit: int) -> ApiProblem:
@@ -264,6 +291,7 @@ def guarded(
                         "error": "URITooLongError",
                     },
                 )
+            check_header_size(request)
             if auth:
                 check_auth(settings, request)
             body = await handler(request)
