@@ -52,6 +52,22 @@ class LayeredSettings(BaseSettings):
     """
 
     toml_section: ClassVar[str] = ""
+    # The guide declares the models as dataclasses: their fields may be given positionally,
+    # in the guide's order (pydantic would take them for its own private parameters).
+    positional_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        name = type(self).__name__
+        if len(args) > len(self.positional_fields):
+            raise TypeError(
+                f"{name}() takes at most {len(self.positional_fields)} positional arguments "
+                f"({len(args)} given)"
+            )
+        for field_name, value in zip(self.positional_fields, args, strict=False):
+            if field_name in values:
+                raise TypeError(f"{name}() got multiple values for argument {field_name!r}")
+            values[field_name] = value
+        super().__init__(**values)
 
     @classmethod
     def settings_customise_sources(
@@ -80,6 +96,11 @@ class LangfuseConfig(LayeredSettings):
         hide_input_in_errors=True,  # a rejected secret key must not reach a traceback
     )
     toml_section: ClassVar[str] = "langfuse"
+    positional_fields: ClassVar[tuple[str, ...]] = (
+        "public_key", "secret_key", "host", "enabled", "sample_rate", "debug", "flush_interval",
+        "max_retries", "max_latency_ms", "enable_sampling", "buffer_size", "environment",
+        "release",
+    )  # fmt: skip
 
     public_key: str | None = Field(
         default=None,
@@ -262,6 +283,9 @@ class DataMaskingConfig(LayeredSettings):
         hide_input_in_errors=True,
     )
     toml_section: ClassVar[str] = "masking"
+    positional_fields: ClassVar[tuple[str, ...]] = (
+        "mask_pii", "mask_financial_data", "mask_customer_data", "retention_days",
+    )  # fmt: skip
 
     mask_pii: bool = Field(
         default=True, description="Mask e-mail addresses, phone and card numbers."

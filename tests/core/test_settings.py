@@ -67,6 +67,23 @@ def test_all_problems_reported_at_once_with_env_var_names(
     assert "'many'" in found["masking.retention_days"]
 
 
+def test_the_guides_dataclass_fields_may_be_given_positionally(workdir: Path) -> None:
+    """The guide declares LangfuseConfig and DataMaskingConfig as dataclasses: keys given in
+    its field order select langfuse mode (pydantic alone took them for private parameters)."""
+    config = LangfuseConfig(KNOWN_PUBLIC, KNOWN_SECRET, "http://127.0.0.1:3000", True, 0.5)
+    assert config.mode == "langfuse" and config.public_key == KNOWN_PUBLIC
+    assert config.secret_key is not None and config.secret_key.get_secret_value() == KNOWN_SECRET
+    assert config.host == "http://127.0.0.1:3000" and config.sample_rate == 0.5
+    masking = DataMaskingConfig(False, True, False, 7)
+    assert (masking.mask_pii, masking.mask_financial_data, masking.retention_days) == (
+        False, True, 7,
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="at most 4 positional"):
+        DataMaskingConfig(False, False, False, 7, "extra")
+    with pytest.raises(TypeError, match="multiple values for argument 'public_key'"):
+        LangfuseConfig(KNOWN_PUBLIC, public_key=KNOWN_PUBLIC)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "fragment"),
     [
