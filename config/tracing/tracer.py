@@ -13,8 +13,10 @@ observation objects (so callers never branch), but they record nothing.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -32,6 +34,8 @@ from config.tracing.span_records import (
     SpanExporter,
     SpanRecord,
 )
+
+logger = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
@@ -230,6 +234,17 @@ class Tracer:
         # threads wait here, recording threads only need ``_lock``.
         self._export_lock = threading.Lock()
         self._last_export = time.monotonic()
+        # What was recorded is handed over within ``flush_interval`` also when nothing new
+        # is recorded after it: an application's last traces must not wait in memory for
+        # the next one (or die with the process). A batch filling up is handed over at once.
+        self._stopped = threading.Event()
+        if flush_interval > 0:
+            threading.Thread(
+                target=_flush_periodically,
+                args=(weakref.ref(self), self._stopped, flush_interval),
+                name="autoops-tracer-flush",
+                daemon=True,
+            ).start()
 
     # --- starting observations ----------------------------------------------------------
 
@@ -462,8 +477,35 @@ class Tracer:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush (as ``flush``) and release the exporter."""
+        self._stopped.set()
         self.export_pending()
         self.exporter.shutdown(timeout)
+
+    def _hand_over_if_due(self) -> None:
+        """Hand over what is batched if it has waited ``flush_interval`` seconds."""
+        with self._lock:
+            due = (self._spans or self._scores) and (
+                time.monotonic() - self._last_export >= self.flush_interval
+            )
+        if due:
+            self.export_pending()
+
+
+def _flush_periodically(
+    tracer_ref: weakref.ref[Tracer], stopped: threading.Event, interval: float
+) -> None:
+    """The tracer's flush thread: it holds the tracer weakly, so a tracer nobody shuts down
+    is still collected (and its thread ends)."""
+    # Twice per interval: a batch waits at most 1.5 intervals, whatever the phase.
+    while not stopped.wait(interval / 2):
+        tracer = tracer_ref()
+        if tracer is None:
+            return
+        try:
+            tracer._hand_over_if_due()
+        except Exception as exc:  # an exporter's own failure; the next call will meet it too
+            logger.warning("handing over traced data failed: %s: %s", type(exc).__name__, exc)
+        del tracer
 
 
 def _identity(value: Any) -> Any:

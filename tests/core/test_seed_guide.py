@@ -16,6 +16,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,53 @@ def test_the_guide_reports_an_unreachable_langfuse(workdir: Path) -> None:
     ids = json.loads(proc.stdout.rpartition("\n")[2])
     assert ids["success"] is False and ids["health"]["available"] is False
     assert "sk-lf-guide-test" not in proc.stdout + proc.stderr
+
+
+# A long-running application: one trace, then idle. Nothing shuts the service down.
+IDLE_APPLICATION = """
+import sys, time
+from config.langfuse_integration import get_langfuse_integration, initialize_langfuse_integration
+initialize_langfuse_integration()
+service = get_langfuse_integration()
+trace_id = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P1"})
+service.finalize_trace(trace_id, {"status": "done"})
+print(trace_id, flush=True)
+time.sleep(120)
+"""
+
+
+def test_an_idle_application_hands_its_traces_over_within_the_flush_interval(
+    workdir: Path,
+) -> None:
+    """LANGFUSE_FLUSH_INTERVAL holds while nothing new is recorded: the trace reaches the
+    store without another trace or a shutdown, and so survives a kill."""
+    from config.store.local_store import LocalStore
+
+    program = workdir / "idle_application.py"
+    program.write_text(IDLE_APPLICATION, encoding="utf-8")
+    env = {**os.environ, "LANGFUSE_FLUSH_INTERVAL": "0.5", "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(program)], stdout=subprocess.PIPE, text=True, cwd=workdir, env=env
+    )
+    try:
+        assert process.stdout is not None
+        trace_id = process.stdout.readline().strip()
+        store_path = workdir / ".autoops" / "traces.db"
+        deadline = time.monotonic() + 30
+        found: list[Any] = []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            store = LocalStore.existing(store_path)
+            if store is not None:
+                found = store.query("SELECT id FROM traces WHERE id = ?", (trace_id,))
+                store.close()
+        assert process.poll() is None, "the application must still be running"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert found, "the finished trace never reached the store while the application idled"
+    store = LocalStore(store_path, read_only=True)
+    try:
+        assert store.query("SELECT COUNT(*) FROM traces WHERE id = ?", (trace_id,))[0][0] == 1
+    finally:
+        store.close()
