@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import logging
 import threading
 import time
@@ -413,6 +414,21 @@ class LangfuseIntegrationService:
     def _end_safely(self, observation: Observation | _NoopObservation, /, **kwargs: Any) -> None:
         observation.end(**kwargs)
 
+    def _start_child(
+        self, name: str, *, as_type: str, input: Any, metadata: Mapping[str, Any] | None
+    ) -> Observation | _NoopObservation:
+        """An observation under the current one, not made current (a generator's: between
+        its items the caller runs, in its own context)."""
+        if not self.tracing_enabled:
+            return NOOP
+        try:
+            return self.tracer.start_observation(
+                name, as_type=as_type, input=input, metadata=metadata
+            )
+        except Exception as exc:
+            self.error_handler.handle_tracing_error("observe", exc)
+            return NOOP
+
     def track_collaboration(
         self,
         participating_agents: Sequence[str],
@@ -712,27 +728,46 @@ def _shutdown_at_exit() -> None:
 # --- decorators for agent code ------------------------------------------------------------
 
 
+def _call_input(
+    service: LangfuseIntegrationService,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """What a decorated call records as input. A failure to read it (an argument whose
+    ``as_dict()`` raises) is a tracing error: counted, and never the call's."""
+    try:
+        return call_input(function, args, kwargs)
+    except Exception as exc:
+        service.error_handler.handle_tracing_error("call_input", exc)
+        return None
+
+
 def observe(
-    name: str | None = None, *, as_type: str = "span", capture_input: bool = True
-) -> Callable[[F], F]:
+    name: str | Callable[..., Any] | None = None,
+    *,
+    as_type: str = "span",
+    capture_input: bool = True,
+) -> Any:
     """Trace calls of a function as an observation under the current one.
 
-    Outside a trace the function runs untraced. Its return value is the output; an
-    exception marks the observation ERROR and propagates.
+    ``@observe``, ``@observe()`` and ``@observe("name", as_type="tool")`` all work, on plain
+    functions, ``async`` functions and generators. Outside a trace the function runs
+    untraced. Its return value is the output (a generator's: the list of what it yielded,
+    its observation open from the first item to the last and never current, since between
+    items the caller runs); an exception marks the observation ERROR and propagates.
     """
+    if callable(name):  # ``@observe`` without parentheses, as the guide writes it
+        return observe(as_type=as_type, capture_input=capture_input)(name)
 
     def decorator(function: F) -> F:
         label = name or function.__name__
 
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from config.tracing.tracer import Tracer
-
-            current = Tracer.current()
-            if current is None:
-                return function(*args, **kwargs)
+        def operation(
+            current: Observation, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[LangfuseIntegrationService, str, dict[str, Any]]:
             service = get_langfuse_integration()
-            arguments = call_input(function, args, kwargs) if capture_input else None
+            arguments = _call_input(service, function, args, kwargs) if capture_input else None
             # Inside an agent operation the name carries the agent (``pricing_agent.competitor_feed``)
             # so metrics can count tool calls per agent by name, without reading metadata.
             agent_id = current.agent_id
@@ -741,9 +776,62 @@ def observe(
             if agent_id:
                 named = label if label.startswith(f"{agent_id}.") else f"{agent_id}.{label}"
                 metadata = {"agent_id": agent_id}
-            with service.trace_operation(
-                named, as_type=as_type, input=arguments, metadata=metadata
-            ) as observation:
+            return service, named, {"as_type": as_type, "input": arguments, "metadata": metadata}
+
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                from config.tracing.tracer import Tracer
+
+                current = Tracer.current()
+                if current is None:
+                    return await function(*args, **kwargs)
+                service, named, options = operation(current, args, kwargs)
+                with service.trace_operation(named, **options) as observation:
+                    result = await function(*args, **kwargs)
+                    service._end_safely(observation, output=result)
+                    return result
+
+            return cast("F", async_wrapper)
+
+        if inspect.isgeneratorfunction(function):
+
+            @functools.wraps(function)
+            def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+                from config.tracing.tracer import Tracer
+
+                current = Tracer.current()
+                if current is None:
+                    return (yield from function(*args, **kwargs))
+                service, named, options = operation(current, args, kwargs)
+                observation = service._start_child(named, **options)
+                items: list[Any] = []
+                try:
+                    for item in function(*args, **kwargs):
+                        items.append(item)
+                        yield item
+                except GeneratorExit:  # the caller stopped early: what it took is the output
+                    service._end_safely(observation, output=items)
+                    raise
+                except BaseException as exc:
+                    service._end_safely(
+                        observation, level="ERROR", status_message=f"{type(exc).__name__}: {exc}"
+                    )
+                    raise
+                service._end_safely(observation, output=items)
+
+            return cast("F", generator_wrapper)
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from config.tracing.tracer import Tracer
+
+            current = Tracer.current()
+            if current is None:
+                return function(*args, **kwargs)
+            service, named, options = operation(current, args, kwargs)
+            with service.trace_operation(named, **options) as observation:
                 result = function(*args, **kwargs)
                 service._end_safely(observation, output=result)
                 return result
@@ -754,12 +842,44 @@ def observe(
 
 
 def agent_operation(operation: str) -> Callable[[F], F]:
-    """Trace an agent method (``self.agent_id``) as an ``agent`` observation.
+    """Trace an agent method (``self.agent_id``) as an ``agent`` observation; plain and
+    ``async`` methods alike.
 
     When the method returns an ``AgentDecision``, the decision is logged on the span.
     """
 
     def decorator(function: F) -> F:
+        def start(service: LangfuseIntegrationService, agent: Any, args: Any, kwargs: Any) -> str:
+            inputs = _call_input(service, function, (agent, *args), kwargs)
+            return service.start_agent_span(agent.agent_id, operation, inputs=inputs)
+
+        def end(service: LangfuseIntegrationService, span_id: str, result: Any) -> None:
+            if isinstance(result, AgentDecision):
+                service.log_agent_decision(span_id, result)
+                service.end_agent_span(span_id, output=result.as_dict())
+            else:
+                service.end_agent_span(span_id, output=result)
+
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                from config.tracing.tracer import Tracer
+
+                if Tracer.current() is None:
+                    return await function(self, *args, **kwargs)
+                service = get_langfuse_integration()
+                span_id = start(service, self, args, kwargs)
+                try:
+                    result = await function(self, *args, **kwargs)
+                except BaseException as exc:
+                    service.end_agent_span(span_id, error=exc)
+                    raise
+                end(service, span_id, result)
+                return result
+
+            return cast("F", async_wrapper)
+
         @functools.wraps(function)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             from config.tracing.tracer import Tracer
@@ -767,19 +887,13 @@ def agent_operation(operation: str) -> Callable[[F], F]:
             if Tracer.current() is None:
                 return function(self, *args, **kwargs)
             service = get_langfuse_integration()
-            span_id = service.start_agent_span(
-                self.agent_id, operation, inputs=call_input(function, (self, *args), kwargs)
-            )
+            span_id = start(service, self, args, kwargs)
             try:
                 result = function(self, *args, **kwargs)
-            except Exception as exc:
+            except BaseException as exc:
                 service.end_agent_span(span_id, error=exc)
                 raise
-            if isinstance(result, AgentDecision):
-                service.log_agent_decision(span_id, result)
-                service.end_agent_span(span_id, output=result.as_dict())
-            else:
-                service.end_agent_span(span_id, output=result)
+            end(service, span_id, result)
             return result
 
         return cast("F", wrapper)

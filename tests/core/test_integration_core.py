@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from config.models import AgentDecision
 from config.settings import DataMaskingConfig, LangfuseConfig
 from config.tracing.sampling import TraceSampler
 from config.tracing.span_records import ScoreRecord, SpanRecord
+from config.tracing.tracer import Tracer
 
 EVENT = {"event_id": "e1", "event_type": "demand_spike", "product_id": "P1", "severity": "high",
          "trigger_source": "iot", "timestamp": "2026-11-20T08:15:00Z", "data": {"current_stock": 5}}  # fmt: skip
@@ -192,6 +196,99 @@ def test_decorators_outside_a_trace_run_untraced(workdir: Path) -> None:
     assert Agent().decide(1.0).confidence == 0.8
     assert lookup("P9") == {"product_id": "P9", "stock": 3}
     assert capture.spans == []
+
+
+@observe
+def bare_tool(quantity: int) -> int:
+    return quantity + 1
+
+
+@observe("async_lookup", as_type="tool")
+async def async_lookup(product_id: str) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return {"product_id": product_id}
+
+
+@observe(as_type="tool")
+def stock_levels(count: int) -> Iterator[int]:
+    for level in range(count):
+        assert Tracer.current() is not None  # the caller's observation, not the generator's
+        yield level
+
+
+class AsyncAgent:
+    agent_id = "promotion_agent"
+
+    @agent_operation("plan")
+    async def plan(self, budget: float) -> AgentDecision:
+        await async_lookup("P7")
+        return AgentDecision(self.agent_id, "discount", {"pct": 5}, 0.7, "why", ())
+
+    @agent_operation("fail")
+    async def broken(self) -> None:
+        await asyncio.sleep(0)
+        raise KeyError("async bug")
+
+
+class NotReady:
+    def as_dict(self) -> dict[str, Any]:
+        raise ValueError("not ready")
+
+
+def test_decorators_on_bare_async_and_generator_functions(workdir: Path) -> None:
+    """``@observe`` as the guide writes it (no parentheses), and async functions and
+    generators traced with their real output and errors, the function's result unchanged."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    assert bare_tool(1) == 2  # outside a trace too
+    assert inspect.iscoroutinefunction(AsyncAgent.plan)
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-6")
+    assert bare_tool(2) == 3
+    decision = asyncio.run(AsyncAgent().plan(10.0))
+    assert decision.confidence == 0.7
+    with pytest.raises(KeyError, match="async bug"):
+        asyncio.run(AsyncAgent().broken())
+    assert list(stock_levels(3)) == [0, 1, 2]
+    partial = stock_levels(5)
+    assert next(partial) == 0
+    partial.close()
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    spans = {s.name: s for s in capture.spans}
+    assert json.loads(spans["bare_tool"].attributes["langfuse.observation.output"]) == 3
+    plan = spans["promotion_agent.plan"]
+    assert json.loads(plan.attributes["langfuse.observation.output"])["decision_type"] == "discount"
+    assert spans["promotion_agent.async_lookup"].parent_span_id == plan.span_id
+    assert "promotion_agent.decision" in spans
+    assert any(s.name == "decision_confidence" and s.value == 0.7 for s in capture.scores)
+    failed = spans["promotion_agent.fail"]
+    assert failed.attributes["langfuse.observation.level"] == "ERROR"
+    outputs = sorted(
+        json.loads(s.attributes["langfuse.observation.output"])
+        for s in capture.spans
+        if s.name == "stock_levels"
+    )
+    assert outputs == [[0], [0, 1, 2]]
+
+
+def test_an_argument_that_cannot_be_read_is_a_tracing_error_not_the_calls(workdir: Path) -> None:
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    @observe(as_type="tool")
+    def takes(value: Any) -> str:
+        return "ran"
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-7")
+    assert takes(NotReady()) == "ran"
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert "takes" in {s.name for s in capture.spans}
+    assert service.get_performance_metrics()["tracing_errors"] == 1
 
 
 def test_disabled_tracing_records_nothing(workdir: Path) -> None:
