@@ -690,15 +690,31 @@ def install_langfuse_integration(service: LangfuseIntegrationService) -> Langfus
     """Make ``service`` the process-wide one (the previous one is shut down); returns it.
 
     For callers that build the service themselves and want its errors raised (the CLI).
+    The previous service's data is flushed, and from then on the object passes every use on
+    to the process-wide service: a reference an application took before it initialised the
+    integration (``service = get_langfuse_integration()`` at import) keeps tracing.
     """
     global _service
+    if isinstance(service, _ReplacedService):
+        raise ValueError("this service was replaced and shut down; create a new one")
     with _service_lock:
         previous, _service = _service, service
         if previous is None:
             atexit.register(_shutdown_at_exit)
     if previous is not None and previous is not service:
         previous.shutdown()
+        object.__setattr__(previous, "__class__", _ReplacedService)
     return service
+
+
+class _ReplacedService(LangfuseIntegrationService):
+    """What a replaced, shut-down service becomes: every attribute is the process-wide
+    service's (see ``install_langfuse_integration``)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            return object.__getattribute__(self, name)
+        return getattr(get_langfuse_integration(), name)
 
 
 def _create_or_fallback(

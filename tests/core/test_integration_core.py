@@ -291,6 +291,29 @@ def test_an_argument_that_cannot_be_read_is_a_tracing_error_not_the_calls(workdi
     assert service.get_performance_metrics()["tracing_errors"] == 1
 
 
+def test_a_service_taken_before_start_up_keeps_tracing_into_the_new_one(workdir: Path) -> None:
+    """``service = get_langfuse_integration()`` at import, ``initialize_langfuse_integration()``
+    at start-up: the early reference recorded into a shut-down service, silently."""
+    early = Capture()
+    install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=early)
+    )
+    service = get_langfuse_integration()
+    later = Capture()
+    current = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=later)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-8")
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert [s.name for s in later.spans] == ["orchestrator.process_event"]
+    assert early.spans == []
+    assert service.get_performance_metrics()["traces_started"] == 1
+    assert current.get_performance_metrics()["traces_started"] == 1
+    with pytest.raises(ValueError, match="replaced"):
+        install_langfuse_integration(service)
+
+
 def test_disabled_tracing_records_nothing(workdir: Path) -> None:
     service = LangfuseIntegrationService(LangfuseConfig(enabled=False), DataMaskingConfig())
     assert service.mode == "disabled"
