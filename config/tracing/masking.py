@@ -137,6 +137,7 @@ _DIGIT_GROUP: Final = re.compile(r"[0-9]+")
 _PHONE: Final = re.compile(
     r"""
     (?<![\w+])(?<!\w[.-])                   # not the tail of a word, an id or a number
+    (?<![0-9]:)                             # nor of a time (08:15:00.250000-05:00)
     (?:
         \+[0-9]+                            # +country code ...
         (?:[ .-]?\([0-9]+\)[ .-]?[0-9]+)?   # ... an optional (area) or (0) ...
@@ -145,7 +146,7 @@ _PHONE: Final = re.compile(
       | 0[0-9]{1,4}(?:[ .-][0-9]+)+                  # 020 7946 0958, 06 12 34 56 78
       | (?:1[ .-])?[1-9][0-9]{2}[ .-][0-9]{3}[ .-][0-9]{4}  # 415-555-0134
     )
-    (?!\w)(?![.-][0-9])                     # not followed by more of a number or id
+    (?!\w)(?![.-:][0-9])                    # not followed by more of a number, id or time
     """,
     re.VERBOSE | re.ASCII,
 )

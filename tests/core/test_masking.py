@@ -103,6 +103,10 @@ def test_pii_in_text(text: str, expected: str) -> None:
         "stock 150 units, reorder 2000, lead time 14 days",
         "fiscal year 2026, Q3",
         "at 2026-11-20T08:15:00Z and 2026-11-20 08:15:00",
+        # Sub-second times with a negative offset: 00.250000-05 has a phone's digit count.
+        "2026-11-20T08:15:00.250000-05:00",
+        "2026-11-20T08:15:00.5-03:30 and 2026-11-20 23:59:59.999999-12:00",
+        "08:15:00.123-07:00",
         "on 20.11.2026 and 11/20/2026 08:15",
         "PROD_123 evt-000042 SKU ABC-12345 order_987654321",
         "epoch 1732094100 and 1732094100000 ms",
