@@ -274,9 +274,12 @@ class TraceManager:
         metadata = {k: event[k] for k in EVENT_IDENTITY_FIELDS if event.get(k) is not None}
         if "timestamp" in metadata:
             metadata["event_timestamp"] = str(metadata.pop("timestamp"))
-        metadata.update(
-            {k: v for k, v in event.items() if k not in EVENT_IDENTITY_FIELDS and k != "data"}
-        )
+        # The event's other top-level fields, except one named like an identity field (an
+        # unknown ``event_timestamp`` must not replace the event's time; the whole event is
+        # the workflow's input, so it is still recorded there).
+        for key, value in event.items():
+            if key not in EVENT_IDENTITY_FIELDS and key != "data" and key not in metadata:
+                metadata[key] = value
         root = self.tracer.start_trace(
             f"simulation.{event_type}",
             root_name=WORKFLOW_NAME,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import sqlite3
 from pathlib import Path
 
@@ -128,3 +129,22 @@ def test_cleanup_ends_everything_open_at_error_and_only_that_trace(workdir: Path
         "inventory_agent.forecast": ("ERROR", "tracing failed: boom"),
         "inventory_agent.supplier_quote": ("ERROR", "tracing failed: boom"),
     }
+
+
+def test_an_unknown_field_named_event_timestamp_does_not_replace_the_events_time(
+    workdir: Path,
+) -> None:
+    store = workdir / "traces.db"
+    traces = manager(store)
+    event = {**EVENT, "timestamp": "2026-11-20T08:15:00Z", "event_timestamp": "FAKE", "lane": 3}
+    trace_id = traces.create_simulation_trace(event, session_id="s")
+    traces.finalize_trace(trace_id, {"ok": True})
+    traces.tracer.shutdown()
+    with sqlite3.connect(store) as db:
+        (metadata,) = db.execute("SELECT metadata FROM traces").fetchone()
+        (workflow_input,) = db.execute(
+            "SELECT input FROM observations WHERE parent_observation_id IS NULL"
+        ).fetchone()
+    assert json.loads(metadata)["event_timestamp"] == "2026-11-20T08:15:00Z"
+    assert json.loads(metadata)["lane"] == 3
+    assert json.loads(workflow_input)["event_timestamp"] == "FAKE"
