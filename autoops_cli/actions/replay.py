@@ -162,7 +162,7 @@ def run_replay(
     runner.on_rejected = report_rejected
     runner.summary.destination = destination
     try:
-        with _stop_on_signals(runner, keep=worker), _progress(state, progress_out) as on_progress:
+        with _stop_on_signals(runner), _progress(state, progress_out) as on_progress:
             to_parent = _to_parent(progress_out, runner) if worker and progress_out else None
             runner.on_progress = to_parent or on_progress
             summary = runner.run()
@@ -317,11 +317,33 @@ def _to_parent(out: TextIO, runner: ReplayEngine | WorkerPool) -> Callable[[Repl
 
 
 @contextmanager
-def _stop_on_signals(engine: ReplayEngine | WorkerPool, *, keep: bool = False) -> Iterator[None]:
+def signal_handlers_kept(*, restore: bool = True) -> Iterator[None]:
+    """SIGINT's and SIGTERM's handlers put back as they were on leaving (main thread only).
+
+    Around a replay and its summary: from the last event on the replay ignores them
+    (``_stop_on_signals``), so a stop that comes then (a CI timeout, a second Ctrl-C) cannot
+    cost the summary, the progress file's ``done`` line or the run's exit code. A replay
+    worker (``restore=False``) ignores them until it exits: its parent's stop may reach it
+    as it ends.
+    """
+    if not restore or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
     """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread).
 
-    ``keep``: a replay worker ignores them after its run instead of restoring the defaults:
-    the parent's stop may reach it while it prints its summary, which must not be lost.
+    After the run they are ignored, not restored: a stop then (in a worker, the parent's
+    stop while it prints its summary) must not lose the summary. The command puts the
+    handlers back once the summary is out (``signal_handlers_kept``).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -330,12 +352,13 @@ def _stop_on_signals(engine: ReplayEngine | WorkerPool, *, keep: bool = False) -
     def stop(signum: int, frame: object) -> None:
         engine.request_stop(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_IGN if keep else handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _exit_code(
@@ -392,14 +415,14 @@ def _exit_code(
     if stopped_by is not None:
         out.warning(
             f"stopped by {summary.stopped_early} at line {summary.lines_read}: "
-            f"{recorded_text(summary)}"
+            f"{recorded_text(summary, dry_run=dry_run)}"
         )
         return int(stopped_by)
     if summary.events_rejected:
         if summary.stopped_early:  # --strict
             out.warning(
                 f"line {summary.lines_read} rejected (--strict): the run stopped there, "
-                f"{recorded_text(summary)}"
+                f"{recorded_text(summary, dry_run=dry_run)}"
             )
         else:
             rejected, handled = (
@@ -435,10 +458,15 @@ def _exit_code(
 # --- progress -----------------------------------------------------------------------------
 
 
-def recorded_text(summary: ReplaySummary, when: str = "") -> str:
+def recorded_text(summary: ReplaySummary, when: str = "", *, dry_run: bool = False) -> str:
     """``83 event(s) recorded, 1 rejected, 916 line(s) not read``: how far an early end got
-    (``when`` follows "recorded")."""
-    recorded = f"{summary.events_processed + summary.events_failed} event(s) recorded"
+    (``when`` follows "recorded"; a dry run says "replayed, nothing recorded")."""
+    handled = summary.events_processed + summary.events_failed
+    recorded = (
+        f"{handled} event(s) replayed, nothing recorded (--dry-run)"
+        if dry_run
+        else f"{handled} event(s) recorded"
+    )
     parts = [f"{recorded} {when}" if when else recorded]
     if summary.events_rejected:
         parts.append(f"{summary.events_rejected} rejected")

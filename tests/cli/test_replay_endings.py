@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ import pytest
 from autoops_cli.actions.replay import progress_text
 from autoops_cli.simulation.engine import ReplayProgress, ReplaySummary
 from autoops_cli.simulation.generator import generate_events
+from tests.cli.test_replay import EXAMPLE
 from tests.conftest import Cli
+from tests.support.replay_runs import clean_env, progress_lines, start_replay
 
 
 def home() -> Path:
@@ -58,6 +62,9 @@ def test_strict_says_where_it_stopped_and_what_was_not_read(cli: Cli, workdir: P
     assert "83 event(s) recorded, 1 rejected, 17 line(s) not read" in result.stderr
     assert "the other events were recorded" not in result.stderr
     assert traces_in_store() == 83
+    dry = cli("replay", str(path), "--strict", "--dry-run")
+    assert dry.exit_code == 6
+    assert "83 event(s) replayed, nothing recorded (--dry-run), 1 rejected" in dry.stderr
     table = cli("replay", str(path), "--strict").stdout
     assert "lines_not_read" in table and "| 17 " in table
 
@@ -172,3 +179,30 @@ def test_the_time_left_ends_at_the_limit_when_it_comes_first() -> None:
         ReplayProgress("replaying", summary, None, 39.0, 975_000, 1_000_000, limit=100_000)
     )
     assert line.endswith("· 1 s left")
+
+
+@pytest.mark.parametrize(("stop", "stopped_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_once_every_event_is_recorded_keeps_the_summary(
+    workdir: Path, stop: signal.Signals, stopped_code: int
+) -> None:
+    """A signal landing after the last event (as a CI timeout may) lost the summary and the
+    progress file's ``done`` line; SIGTERM killed the process outright. Whether it lands
+    before the run ends (a stop, 130/143) or after (ignored, 0), the summary is printed."""
+    events = workdir / "events.jsonl"
+    events.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    total = sum(1 for line in events.read_text(encoding="utf-8").splitlines() if line.strip())
+    progress = workdir / "progress.jsonl"
+    env = clean_env(AUTOOPS_HOME=str(workdir / "home"))
+    replay = start_replay(events, "late-stop", env, progress)
+    while replay.poll() is None:
+        lines = progress_lines(progress)
+        if lines and lines[-1]["events_processed"] == total:
+            break
+        time.sleep(0.005)
+    replay.send_signal(stop)
+    stdout, stderr = replay.communicate(timeout=120)
+    assert replay.returncode in (0, stopped_code), stderr
+    summary = json.loads(stdout)
+    assert summary["events_processed"] == total
+    last = progress_lines(progress)[-1]
+    assert last["phase"] == "done" and last["exit_code"] == replay.returncode
