@@ -759,6 +759,16 @@ def _call_input(
         return None
 
 
+@overload
+def observe(name: F, *, as_type: str = "span", capture_input: bool = True) -> F: ...
+
+
+@overload
+def observe(
+    name: str | None = None, *, as_type: str = "span", capture_input: bool = True
+) -> Callable[[F], F]: ...
+
+
 def observe(
     name: str | Callable[..., Any] | None = None,
     *,
