@@ -181,10 +181,13 @@ class TraceManager:
                     record.open_by_agent.pop(entry.agent_id, None)
             if record.finalized and not record.open and self._traces.get(record.trace_id) is record:
                 del self._traces[record.trace_id]
-        if entry.token is not None:
+        # Only where it is still current: one ended out of order (another opened after it
+        # is current) or by another thread leaves this context as it is. ``Tracer.current``
+        # passes over observations that have ended.
+        if entry.token is not None and self.tracer.made_current() is entry.observation:
             try:
                 self.tracer.reset_current(entry.token)
-            except ValueError:  # ended in another context than it started: restore the parent
+            except ValueError:  # made current in another context: no parent to restore
                 self.tracer.set_current(None)
         return entry
 

@@ -89,6 +89,7 @@ class Observation:
         "ended",
         "level",
         "name",
+        "parent",
         "parent_id",
         "span_id",
         "start_ns",
@@ -114,6 +115,9 @@ class Observation:
         self.level: str | None = None
         self.status_message: str | None = None
         self.ended = False
+        # The parent itself: when it has ended, the current observation is its nearest
+        # open ancestor (``Tracer.current``).
+        self.parent: Observation | None = None
         # The agent whose operation this observation is part of (inherited from the parent),
         # so a tool call can be named and counted per agent.
         self.agent_id: str | None = None
@@ -312,12 +316,13 @@ class Tracer:
     ) -> Observation:
         """Start an observation under ``parent`` (default: the current observation)."""
         if trace is None:
-            parent = parent if parent is not None else _current.get()
+            parent = parent if parent is not None else Tracer.current()
             if parent is None:
                 raise RuntimeError(f"observation {name!r} started outside any trace")
             trace = parent.trace
         if not trace.sampled:
             observation = Observation(trace, name, as_type, None, {})
+            observation.parent = parent
             observation.agent_id = parent.agent_id if parent else None
             return observation
         attributes = {**trace.propagated, la.OBSERVATION_TYPE: as_type}
@@ -327,6 +332,7 @@ class Tracer:
         # Its place among the trace's observations: what orders those that share a start
         # time (Langfuse keeps milliseconds; a conflict and its resolution often share one).
         attributes[SEQUENCE_ATTRIBUTE] = str(trace.next_sequence)
+        observation.parent = parent
         observation.agent_id = parent.agent_id if parent else None
         if input is not _UNSET or metadata:
             observation.update(input=input, metadata=metadata)
@@ -368,7 +374,16 @@ class Tracer:
 
     @staticmethod
     def current() -> Observation | None:
-        """The current observation of this thread or task, if any."""
+        """The current observation of this thread or task, if any: the nearest one still
+        open (one ended out of order, or by another thread, is no parent any more)."""
+        observation = _current.get()
+        while observation is not None and observation.ended:
+            observation = observation.parent
+        return observation
+
+    @staticmethod
+    def made_current() -> Observation | None:
+        """What this thread or task last made current, ended or not."""
         return _current.get()
 
     @staticmethod

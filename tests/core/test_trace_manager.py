@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 from config.delivery.exporters import LocalStoreExporter
@@ -148,3 +149,38 @@ def test_an_unknown_field_named_event_timestamp_does_not_replace_the_events_time
     assert json.loads(metadata)["event_timestamp"] == "2026-11-20T08:15:00Z"
     assert json.loads(metadata)["lane"] == 3
     assert json.loads(workflow_input)["event_timestamp"] == "FAKE"
+
+
+def test_ends_out_of_order_or_from_another_thread_leave_no_ended_parent(workdir: Path) -> None:
+    """Finalizing an earlier trace while a later one is current kept neither current, and
+    finalizing the later one then made the finished earlier one current again; an operation
+    ended by another thread stayed the parent of what came next."""
+    store = workdir / "traces.db"
+    traces = manager(store)
+    first = traces.create_simulation_trace(EVENT, session_id="s")
+    second = traces.create_simulation_trace({**EVENT, "event_id": "e2"}, session_id="s")
+    traces.finalize_trace(first, {"ok": True})
+    assert traces.current_trace_id() == second
+    operation = traces.start_agent_span("pricing_agent", "optimize_price")
+    ended_elsewhere = threading.Thread(target=traces.end_agent_span, args=(operation,))
+    ended_elsewhere.start()
+    ended_elsewhere.join()
+    after = traces.start_agent_span("pricing_agent", "recheck")
+    traces.end_agent_span(after)
+    traces.finalize_trace(second, {"ok": True})
+    assert traces.current_trace_id() is None
+    assert traces.start_agent_span("pricing_agent", "late") == ""
+    traces.tracer.shutdown()
+    with sqlite3.connect(store) as db:
+        rows = dict(db.execute("SELECT name, trace_id FROM observations").fetchall())
+        parents = dict(
+            db.execute("SELECT name, parent_observation_id FROM observations").fetchall()
+        )
+        root_ids = dict(
+            db.execute(
+                "SELECT trace_id, id FROM observations WHERE parent_observation_id IS NULL"
+            ).fetchall()
+        )
+    assert rows["pricing_agent.recheck"] == second
+    assert parents["pricing_agent.recheck"] == root_ids[second]
+    assert "pricing_agent.late" not in rows
