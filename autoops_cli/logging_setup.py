@@ -14,6 +14,7 @@ import logging
 import sys
 from collections import Counter
 
+from autoops_cli.output import visible
 from config.redaction import RedactingFilter, redact_secrets
 
 THIRD_PARTY_LOGGERS = ("langfuse", "opentelemetry", "httpx", "httpcore", "urllib3")
@@ -52,7 +53,8 @@ class _CoreNotices(logging.Handler):
                 if record.exc_info and record.exc_info[1] is not None:
                     error = record.exc_info[1]
                     text += f" ({type(error).__name__}: {error})"
-            self.stream.write(f"warning: {redact_secrets(text)}\n")
+            # A server's words may be in it: control characters shown, never sent as they are.
+            self.stream.write(f"warning: {visible(redact_secrets(text))}\n")
             self.stream.flush()
         except Exception:
             self.handleError(record)

@@ -38,6 +38,8 @@ def status_table(report: dict[str, Any]) -> Table:
     from rich import box
     from rich.table import Table
 
+    from autoops_cli.output import escape
+
     table = Table(box=box.ASCII, show_header=False, title="outbox")
     table.add_column("field")
     table.add_column("value", overflow="fold")
@@ -46,7 +48,8 @@ def status_table(report: dict[str, Any]) -> Table:
         "oldest_age_s", "dead_letters", "dead_letter_items", "last_dead_letter_message",
     ):  # fmt: skip
         value = report.get(key)
-        table.add_row(key, "-" if value is None else str(value))
+        # A dead letter's message is a server's words: markup and control characters escaped.
+        table.add_row(key, "-" if value is None else escape(str(value)))
     return table
 
 
@@ -54,6 +57,8 @@ def hosts_table(report: dict[str, Any]) -> Table:
     """One row per host with batches or dead letters; ``*`` marks the configured host."""
     from rich import box
     from rich.table import Table
+
+    from autoops_cli.output import escape
 
     table = Table(box=box.ASCII, title="by host (* = the configured LANGFUSE_HOST)")
     columns = {"batches": "batches", "spans": "spans", "scores": "scores", "bytes": "bytes",
@@ -63,7 +68,7 @@ def hosts_table(report: dict[str, Any]) -> Table:
         table.add_column(header, justify="right", no_wrap=True)
     for entry in report["by_host"]:
         table.add_row(
-            ("* " if entry["current"] else "") + entry["host"],
+            ("* " if entry["current"] else "") + escape(entry["host"]),
             *("-" if entry[key] is None else str(entry[key]) for key in columns),
         )
     return table

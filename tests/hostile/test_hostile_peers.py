@@ -181,6 +181,22 @@ def test_a_peer_refusing_every_batch_gives_a_few_lines_not_one_per_batch(
         assert db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == dead
 
 
+def test_a_refusal_with_markup_and_escapes_is_shown_safely_everywhere(
+    cli: Cli, peer_with: Callable[..., HostilePeer]
+) -> None:
+    """A server's message with Rich markup made `buffer status` (the command the error line
+    points to) an internal error, and its ESC reached the terminal in the warning lines."""
+    message = json.dumps({"message": "bad [/] tag \u001b[31m red"}).encode()
+    peer = peer_with(lambda handler, body: reply(handler, 400, message))
+    env = env_for(peer)
+    replayed = cli("replay", str(EXAMPLE), env=env)
+    assert replayed.exit_code == 5, replayed.both
+    assert "\x1b" not in replayed.both and "bad [/] tag \\x1b[31m red" in replayed.stderr
+    status = cli("buffer", "status", env=env)
+    assert status.exit_code == 0, status.both
+    assert "\x1b" not in status.both and "bad [/] tag \\x1b[31m red" in status.stdout
+
+
 @pytest.mark.parametrize("refusing", ["spans", "scores"])
 def test_a_2xx_refusing_part_of_a_batch_keeps_it_as_a_dead_letter(
     cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer], refusing: str
