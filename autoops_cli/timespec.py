@@ -9,22 +9,32 @@ from config.errors import UsageError
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# What a trace's time can be: Unix time, up to the last day datetime holds (a window and the
+# one before it are computed from these without leaving datetime's range).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def parse_moment(value: str, option: str, *, now: datetime | None = None) -> datetime:
     """The instant ``value`` means (naive ISO timestamps are UTC); exit 2 when it means none."""
     value = value.strip()
     match = _RELATIVE.match(value)
-    if match:
-        now = now or datetime.now(UTC)
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if match:
+            now = now or datetime.now(UTC)
+            moment = now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except ValueError:
         raise UsageError(
             f"{option} {value!r}: expected 1h, 30m, 2d, 1w or an ISO timestamp"
         ) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999
+        moment = EARLIEST - timedelta(days=1)
+    if not EARLIEST <= moment <= LATEST:
+        raise UsageError(f"{option} {value!r}: not between {iso(EARLIEST)} and {iso(LATEST)}")
+    return moment
 
 
 def iso(moment: datetime) -> str:

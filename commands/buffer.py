@@ -7,6 +7,7 @@ import sys
 import typer
 
 from autoops_cli.state import AppState
+from config.limits import MAX_SECONDS
 
 app = typer.Typer(help="See and deliver the batches waiting for Langfuse.", no_args_is_help=True)
 
@@ -38,10 +39,11 @@ def flush(
         None,
         "--wait",
         min=0.1,
+        max=MAX_SECONDS,
         help="Seconds to wait without progress (e.g. for a server that is starting); "
         "default AUTOOPS_FLUSH_DEADLINE.",
     ),
-    timeout: float | None = typer.Option(None, "--timeout", min=0.1, hidden=True),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, max=MAX_SECONDS, hidden=True),
     dead_letters: bool = typer.Option(
         False, "--dead-letters", help="Also send the dead letters again (after fixing their cause)."
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from autoops_cli.state import AppState
+from config.limits import MAX_SECONDS
 
 
 def deploy(
@@ -16,7 +17,11 @@ def deploy(
         True, "--canary/--no-canary", help="Send a canary trace and wait for it."
     ),
     canary_timeout: float = typer.Option(
-        30.0, "--canary-timeout", min=0.5, help="Seconds the canary may take to become visible."
+        30.0,
+        "--canary-timeout",
+        min=0.5,
+        max=MAX_SECONDS,
+        help="Seconds the canary may take to become visible.",
     ),
 ) -> None:
     """Run the health checks, initialise the integration, and prove it with a canary trace.

@@ -7,16 +7,21 @@ from pathlib import Path
 import typer
 
 from autoops_cli.state import AppState
+from config.limits import MAX_SECONDS
 
 
 def health_check(
     ctx: typer.Context,
     timeout: float = typer.Option(
-        10.0, "--timeout", min=0.1, help="Seconds the whole check may take."
+        10.0, "--timeout", min=0.1, max=MAX_SECONDS, help="Seconds the whole check may take."
     ),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as failures."),
     wait: float = typer.Option(
-        0.0, "--wait", min=0.0, help="Retry until healthy or this many seconds have passed."
+        0.0,
+        "--wait",
+        min=0.0,
+        max=MAX_SECONDS,
+        help="Retry until healthy or this many seconds have passed.",
     ),
     junit: Path | None = typer.Option(None, "--junit", help="Also write the result as JUnit XML."),
 ) -> None:

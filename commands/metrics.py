@@ -7,6 +7,7 @@ from enum import StrEnum
 import typer
 
 from autoops_cli.state import AppState
+from config.limits import MAX_SECONDS
 
 
 class Bucket(StrEnum):
@@ -40,7 +41,11 @@ def metrics(
         60.0, "--cache-ttl", min=0, help="Seconds a cached answer is reused (0: never)."
     ),
     timeout: float = typer.Option(
-        30.0, "--timeout", min=0.1, help="Seconds for all requests, 429 waits included."
+        30.0,
+        "--timeout",
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds for all requests, 429 waits included.",
     ),
 ) -> None:
     """Agent and workflow metrics: operations, latency, success, tools, decisions, conflicts.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from autoops_cli.state import AppState
+from config.limits import MAX_SECONDS
 
 app = typer.Typer(
     help="List recent simulation traces, or show one as a tree.", no_args_is_help=True
@@ -14,7 +15,11 @@ LOCAL_OPTION = typer.Option(
     False, "--local", help="Read the local store even when Langfuse keys are set."
 )
 TIMEOUT_OPTION = typer.Option(
-    30.0, "--timeout", min=0.1, help="Seconds for all requests of the command, 429 waits included."
+    30.0,
+    "--timeout",
+    min=0.1,
+    max=MAX_SECONDS,
+    help="Seconds for all requests of the command, 429 waits included.",
 )
 
 

@@ -21,6 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from config.limits import MAX_RETENTION_DAYS, MAX_SECONDS
 from config.redaction import mask_secret, register_credentials
 from config.settings_layers import LayeredSettingsSource
 
@@ -196,11 +197,21 @@ class LangfuseConfig(LayeredSettings):
             raise ValueError(f"must be between 0 and 1, got {value:g}")
         return value
 
-    @field_validator("flush_interval", "max_latency_ms", "timeout", "flush_deadline")
+    @field_validator("max_latency_ms")
     @classmethod
     def _check_positive_float(cls, value: float) -> float:
         if not value > 0 or value == float("inf"):
             raise ValueError(f"must be a positive finite number, got {value:g}")
+        return value
+
+    @field_validator("flush_interval", "timeout", "flush_deadline")
+    @classmethod
+    def _check_seconds(cls, value: float) -> float:
+        if not 0 < value <= MAX_SECONDS:
+            raise ValueError(
+                f"must be a number of seconds above 0 and at most {MAX_SECONDS} (a day), "
+                f"got {value:g}"
+            )
         return value
 
     @field_validator("buffer_size", "max_retries")
@@ -299,8 +310,10 @@ class DataMaskingConfig(LayeredSettings):
     @field_validator("retention_days")
     @classmethod
     def _check_retention(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError(f"must be a positive integer, got {value}")
+        if not 0 < value <= MAX_RETENTION_DAYS:
+            raise ValueError(
+                f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, got {value}"
+            )
         return value
 
 

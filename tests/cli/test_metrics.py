@@ -226,10 +226,20 @@ def test_bad_windows_are_usage_errors(cli: Cli) -> None:
         (("--since", "yesterday"), "--since 'yesterday'"),
         (("--since", "1h", "--until", "2h"), "is not before"),
         (("--since", "90d", "--by", "hour"), "--by hour"),
+        # Times no trace can have were internal errors (datetime's range overflowed).
+        (("--since", "99999999999d"), "not between 1970-01-01"),
+        (("--since", "1000-01-01T00:00:00Z"), "not between 1970-01-01"),
+        (("--until", "9999-12-31T23:59:59Z"), "--until '9999-12-31T23:59:59Z': not between"),
+        (("--timeout", "1e12"), "less than or equal to 86400"),
     ]:
         result = cli("metrics", *args)
         assert result.exit_code == 2, args
         assert expected in result.stderr and "Traceback" not in result.both
+    # The widest window there can be: its previous window starts at 1970 (nothing is older).
+    widest = cli("--json", "metrics", "--since", "1970-01-02T00:00:00Z", "--until",
+                 "9999-12-01T00:00:00Z")  # fmt: skip
+    assert widest.exit_code == 0, widest.both
+    assert json.loads(widest.stdout)["window"]["from"] == "1970-01-02T00:00:00.000Z"
 
 
 # --- Langfuse mode against autoops serve, through a counting proxy --------------------------

@@ -89,10 +89,14 @@ def test_the_guides_dataclass_fields_may_be_given_positionally(workdir: Path) ->
     [
         ("LANGFUSE_SAMPLE_RATE", "-0.1", "between 0 and 1"),
         ("LANGFUSE_SAMPLE_RATE", "abc", "valid number"),
-        ("LANGFUSE_FLUSH_INTERVAL", "0", "positive"),
+        ("LANGFUSE_FLUSH_INTERVAL", "0", "above 0"),
+        ("LANGFUSE_FLUSH_INTERVAL", "1e12", "at most 86400"),
+        ("LANGFUSE_TIMEOUT", "nan", "above 0"),
+        ("AUTOOPS_RETENTION_DAYS", "1000000000", "from 1 to 36500"),
         ("LANGFUSE_MAX_LATENCY_MS", "-5", "positive"),
         ("LANGFUSE_BUFFER_SIZE", "0", "positive"),
-        ("LANGFUSE_TIMEOUT", "inf", "positive finite"),
+        ("LANGFUSE_TIMEOUT", "inf", "at most 86400"),
+        ("LANGFUSE_MAX_LATENCY_MS", "inf", "positive finite"),
         ("LANGFUSE_ENVIRONMENT", "Production", "lowercase"),
         ("LANGFUSE_ENVIRONMENT", "langfuse-prod", "must not start with 'langfuse'"),
         ("LANGFUSE_HOST", "https://", "http(s) URL"),
@@ -217,7 +221,7 @@ def test_file_problems_name_file_and_key(workdir: Path) -> None:
     found = problems_by_setting(loaded)
     assert "unknown setting" in found["langfuse.sampel_rate"]
     assert f"{path} (key langfuse.sample_rate)" in found["langfuse.sample_rate"]
-    assert "positive" in found["masking.retention_days"]
+    assert "from 1 to 36500" in found["masking.retention_days"]
     assert [w.setting for w in loaded.warnings] == ["weird"]
 
 

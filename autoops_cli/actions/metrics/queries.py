@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.actions.deploy import CANARY_TAG
-from autoops_cli.timespec import iso, parse_iso, parse_moment
+from autoops_cli.timespec import EARLIEST, iso, parse_iso, parse_moment
 from config.errors import ApiError, UsageError
 
 if TYPE_CHECKING:
@@ -68,7 +68,10 @@ def make_window(since: str, until: str | None, *, now: datetime | None = None) -
     start = parse_moment(since, "--since", now=now)
     if start >= end:
         raise UsageError(f"--since {since!r} is not before --until {until or 'now'!r}")
-    return Window(iso(start), iso(end), iso(start - (end - start)))
+    # Nothing is older than EARLIEST: a window reaching before it holds what the whole
+    # window before would (and a long one would leave datetime's range).
+    previous = start - (end - start) if start - EARLIEST >= end - start else EARLIEST
+    return Window(iso(start), iso(end), iso(previous))
 
 
 def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
