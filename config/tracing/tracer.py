@@ -23,6 +23,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
+from config.redaction import redact_secrets
 from config.sampling_rules import SamplingSubject
 from config.tracing import attributes as la
 from config.tracing.ids import random_trace_id, span_id_for, trace_id_for
@@ -156,7 +157,8 @@ class Observation:
         if level is not None:
             self.level = level
         if status_message is not None:
-            self.status_message = mask(status_message)
+            # Mostly an exception's text, which may quote the keys it was given.
+            self.status_message = redact_secrets(mask(status_message))
 
     def end(
         self,

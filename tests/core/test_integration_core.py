@@ -188,6 +188,21 @@ def test_agent_exceptions_propagate_and_mark_the_span(workdir: Path) -> None:
     assert service.get_performance_metrics()["success_rate"] == 0.0
 
 
+def test_an_error_quoting_a_secret_key_is_recorded_masked(workdir: Path) -> None:
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-9")
+    span_id = service.start_agent_span("pricing_agent", "call")
+    service.end_agent_span(span_id, error=RuntimeError("auth failed for sk-lf-1234567890abcdef"))
+    service.finalize_trace(trace_id, error="gave up with sk-lf-1234567890abcdef")
+    service.flush()
+    messages = [s.attributes.get("langfuse.observation.status_message", "") for s in capture.spans]
+    assert "RuntimeError: auth failed for sk-lf-****cdef" in messages
+    assert not any("1234567890" in message for message in messages)
+
+
 def test_decorators_outside_a_trace_run_untraced(workdir: Path) -> None:
     capture = Capture()
     install_langfuse_integration(
