@@ -197,6 +197,9 @@ def _local_store() -> Check:
     try:
         store = LocalStore.existing(path)  # a check creates nothing
         if store is None:
+            problem = _cannot_create(path)
+            if problem is not None:
+                return Check("local store", FAIL, str(path), problem, int(ExitCode.LOCAL_FILE))
             return Check(
                 "local store",
                 OK,
@@ -220,6 +223,19 @@ def _local_store() -> Check:
         counts["traces"],
         f"local mode (no Langfuse keys): store {path} opens, {counts['traces']} traces",
     )
+
+
+def _cannot_create(path: Path) -> str | None:
+    """Why a replay could not create the store at ``path``, or None: the nearest existing
+    folder on its way must be a folder the user may write in."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot create the store {path}: {folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create the store {path}: {folder} is not writable"
+    return None
 
 
 def _remote(config: Any, deadline: Deadline) -> list[Check]:
@@ -371,13 +387,18 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
 
 def _outbox(buffer_size: int) -> Check:
     from config.delivery.outbox import outbox_status_at
+    from config.errors import LocalFileError
     from config.store.local_store import default_store_path
 
-    status = outbox_status_at(default_store_path())
+    try:
+        status = outbox_status_at(default_store_path())
+    except LocalFileError as exc:  # a file that is not a database, unreadable
+        return Check("outbox", FAIL, None, exc.message, int(ExitCode.LOCAL_FILE))
     pending, age = status["pending_batches"], status["oldest_age_s"]
     dead = status["dead_letters"]
     if pending > buffer_size or (age is not None and age > 3600) or dead:
-        message = f"{pending} batch(es) waiting (oldest {age} s), {dead} dead letter(s): see `autoops buffer status`"
+        oldest = f" (oldest {age} s)" if age is not None else ""
+        message = f"{pending} batch(es) waiting{oldest}, {dead} dead letter(s): see `autoops buffer status`"
         return Check("outbox", WARN, pending, message)
     return Check("outbox", OK, pending, f"{pending} batch(es) waiting, no dead letters")
 

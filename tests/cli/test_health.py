@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
 from tests.support.fake_langfuse import FakeLangfuse
 from tests.support.serve_process import ServeHandle
@@ -48,6 +50,29 @@ def test_local_mode_checks_the_store(cli: Cli) -> None:
     assert result.exit_code == 0
     assert json.loads(result.stdout)["mode"] == "local"
     assert "local mode" in checks(result)["local store"]["message"]
+
+
+def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrupt store gave only an error line (no JSON, no JUnit file); a home that is a
+    file passed, and the next replay failed."""
+    home = workdir / ".autoops"
+    home.mkdir()
+    (home / "traces.db").write_text("garbage")
+    junit = workdir / "health.xml"
+    corrupt = cli("--json", "health-check", "--junit", str(junit))
+    assert corrupt.exit_code == 1, corrupt.both
+    checks = {c["name"]: c for c in json.loads(corrupt.stdout)["checks"]}
+    assert checks["local store"]["status"] == checks["outbox"]["status"] == "fail"
+    assert "not a database" in checks["outbox"]["message"] and junit.exists()
+    not_a_folder = workdir / "home-file"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("AUTOOPS_HOME", str(not_a_folder))
+    blocked = cli("--json", "health-check")
+    assert blocked.exit_code == 1, blocked.both
+    store = next(c for c in json.loads(blocked.stdout)["checks"] if c["name"] == "local store")
+    assert store["status"] == "fail" and "is not a directory" in store["message"]
 
 
 def test_refused_connection_is_exit_4(cli: Cli) -> None:
