@@ -159,9 +159,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     try:
-        values = dotenv_values(path)
+        values = dotenv_values(path, encoding="utf-8")
     except OSError as exc:
         raise LocalFileError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}: not UTF-8 (byte {exc.start + 1}: "
+            f"{exc.object[exc.start : exc.start + 1]!r}); save it as UTF-8"
+        ) from None
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -133,6 +133,21 @@ def test_any_bytes_as_a_project_file(
 
 
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=HEALTH)
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_as_a_dotenv_file(
+    cli: Cli, workdir: Path, reliability: Figures, raw: bytes
+) -> None:
+    """A .env that is not UTF-8 (Latin-1 from an old editor) was an internal error."""
+    path = workdir / ".env"
+    path.write_bytes(raw)
+    reliability.tried()
+    result = cli("config", "validate")
+    assert_clean(result, reliability)
+    if "not UTF-8" in result.stderr:
+        assert result.exit_code == 3 and f"{path}: not UTF-8 (byte" in result.stderr
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=HEALTH)
 @given(
     env=st.dictionaries(
         st.sampled_from(ENV_NAMES),
