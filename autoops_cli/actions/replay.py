@@ -429,12 +429,8 @@ def _exit_code(
                 summary.events_rejected,
                 summary.events_processed + summary.events_failed,
             )
-            out.warning(
-                f"{rejected} line(s) rejected; the other {handled} event(s) were replayed, "
-                "nothing recorded (--dry-run)"
-                if dry_run
-                else f"{rejected} line(s) rejected; the other {handled} event(s) were recorded"
-            )
+            what = what_became(summary, dry_run=dry_run)
+            out.warning(f"{rejected} line(s) rejected; the other {handled} event(s) were {what}")
         return int(ExitCode.LOCAL_FILE)
     if tracing.get("dead_letters"):
         out.error(
@@ -458,15 +454,23 @@ def _exit_code(
 # --- progress -----------------------------------------------------------------------------
 
 
+def what_became(summary: ReplaySummary, *, dry_run: bool = False) -> str:
+    """What became of the events replayed, after "<n> event(s)": ``recorded``; ``replayed,
+    41 recorded`` when sampling or tracing off left some out (the count is the traces on
+    disk); ``replayed, nothing recorded (--dry-run)``."""
+    handled = summary.events_processed + summary.events_failed
+    if dry_run:
+        return "replayed, nothing recorded (--dry-run)"
+    if summary.traces_recorded == handled:
+        return "recorded"
+    return f"replayed, {summary.traces_recorded} recorded"
+
+
 def recorded_text(summary: ReplaySummary, when: str = "", *, dry_run: bool = False) -> str:
     """``83 event(s) recorded, 1 rejected, 916 line(s) not read``: how far an early end got
-    (``when`` follows "recorded"; a dry run says "replayed, nothing recorded")."""
+    (``when`` follows "recorded"; see ``what_became``)."""
     handled = summary.events_processed + summary.events_failed
-    recorded = (
-        f"{handled} event(s) replayed, nothing recorded (--dry-run)"
-        if dry_run
-        else f"{handled} event(s) recorded"
-    )
+    recorded = f"{handled} event(s) {what_became(summary, dry_run=dry_run)}"
     parts = [f"{recorded} {when}" if when else recorded]
     if summary.events_rejected:
         parts.append(f"{summary.events_rejected} rejected")

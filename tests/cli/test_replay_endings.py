@@ -65,6 +65,11 @@ def test_strict_says_where_it_stopped_and_what_was_not_read(cli: Cli, workdir: P
     dry = cli("replay", str(path), "--strict", "--dry-run")
     assert dry.exit_code == 6
     assert "83 event(s) replayed, nothing recorded (--dry-run), 1 rejected" in dry.stderr
+    # Sampled-out events were replayed, not recorded: the line counts the traces on disk.
+    sampled = cli("--json", "replay", str(path), "--sample-rate", "0.3", "--run-id", "sampled")
+    kept = json.loads(sampled.stdout)["traces_recorded"]
+    assert 0 < kept < 100
+    assert f"the other 100 event(s) were replayed, {kept} recorded" in sampled.stderr
     table = cli("replay", str(path), "--strict").stdout
     assert "lines_not_read" in table and "| 17 " in table
 
