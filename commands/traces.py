@@ -85,7 +85,7 @@ def list_traces(
         state.output.render(traces_table(rows, width=state.output.table_width()))
         if following:
             state.output.info(
-                f"\nmore traces: --page {following['page']} --limit {following['limit']}"
+                f"more traces: --page {following['page']} --limit {following['limit']}"
             )
 
 

@@ -220,6 +220,7 @@ def test_pages_and_next(cli: Cli) -> None:
     )
     table = cli("traces", "list", "--limit", "3")
     assert "more traces: --page 2 --limit 3" in table.stderr
+    assert "\\x0a" not in table.stderr  # a newline in the hint was shown escaped
 
 
 def test_a_store_file_holding_only_the_api_cache_or_the_outbox_reads_as_no_store(
