@@ -40,7 +40,7 @@ def parse_rate(text: str) -> float:
         raise ValueError(f"must be {RATE_RANGE}, got {text!r}") from None
     if math.isnan(number):
         raise ValueError(f"must be {RATE_RANGE}, got {text!r}")
-    return check_rate(number)
+    return check_rate(number) + 0.0  # -0 is 0: the file must not say "-0"
 
 
 @dataclass(frozen=True)

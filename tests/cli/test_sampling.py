@@ -117,6 +117,13 @@ def test_set_the_same_value_twice_leaves_the_file_alone(cli: Cli, workdir: Path)
     assert path.read_bytes() == before
 
 
+
+def test_a_rate_of_minus_zero_is_written_as_zero(cli: Cli, workdir: Path) -> None:
+    path = project(workdir, "")
+    assert cli("sampling", "set", "--", "-0").exit_code == 0
+    assert "sample_rate = 0.0" in path.read_text() and "-0" not in path.read_text()
+
+
 @pytest.mark.parametrize("rate", ["1.5", "-0.1", "abc", "nan", ""])
 @pytest.mark.parametrize("rule", [[], ["--severity", "critical"]])
 def test_invalid_rate_exits_2_and_leaves_the_file_unchanged(
