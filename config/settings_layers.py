@@ -260,8 +260,27 @@ def _from_toml(
                     )
                 )
                 continue
+            if isinstance(value, bool) and _takes_a_number(model.model_fields[key].annotation):
+                # pydantic would take it for 0 or 1 (``sample_rate = false`` dropped every
+                # trace); as an environment variable the same value is refused.
+                problems.append(
+                    SettingProblem(
+                        setting,
+                        f"{path} (key {setting})",
+                        f"must be a number, got {str(value).lower()} (a boolean)",
+                    )
+                )
+                continue
             found[setting] = RawValue(value, Origin("file", setting, path))
     return found
+
+
+def _takes_a_number(annotation: Any) -> bool:
+    """Whether a field's type is a number (``float``, ``int``, or either or None)."""
+    import typing
+
+    kinds = typing.get_args(annotation) or (annotation,)
+    return any(kind in (int, float) for kind in kinds)
 
 
 @dataclass

@@ -117,7 +117,6 @@ def test_set_the_same_value_twice_leaves_the_file_alone(cli: Cli, workdir: Path)
     assert path.read_bytes() == before
 
 
-
 def test_a_rate_of_minus_zero_is_written_as_zero(cli: Cli, workdir: Path) -> None:
     path = project(workdir, "")
     assert cli("sampling", "set", "--", "-0").exit_code == 0

@@ -212,6 +212,17 @@ def test_explicit_config_file_and_missing_one(
         load_settings(config_file=workdir / "missing.toml")
 
 
+def test_a_toml_boolean_is_not_taken_for_a_number(workdir: Path) -> None:
+    """``sample_rate = false`` passed as 0 and dropped every trace; the variable is refused."""
+    (workdir / "autoops.toml").write_text(
+        "[langfuse]\nsample_rate = false\n[masking]\nmask_pii = false\n"
+    )
+    loaded = load_settings()
+    found = problems_by_setting(loaded)
+    assert list(found) == ["langfuse.sample_rate"]
+    assert "must be a number, got false" in found["langfuse.sample_rate"]
+
+
 def test_file_problems_name_file_and_key(workdir: Path) -> None:
     path = workdir / "autoops.toml"
     path.write_text(
