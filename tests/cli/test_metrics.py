@@ -443,8 +443,9 @@ def test_answers_that_disagree_keep_rates_in_range_and_stray_buckets_out() -> No
 
 
 def test_wrong_keys_and_unreachable_host(cli: Cli, served: ServeHandle) -> None:
+    assert cli("metrics", env=served.client_env()).exit_code == 0  # an answer in the cache
     wrong = {**served.client_env(), "LANGFUSE_SECRET_KEY": "sk-lf-wrong"}
-    rejected = cli("metrics", env=wrong)
+    rejected = cli("metrics", env=wrong)  # not answered from the cache the right keys filled
     assert rejected.exit_code == 3 and "rejected the API keys" in rejected.stderr
     gone = {**served.client_env(), "LANGFUSE_HOST": "http://127.0.0.1:9"}
     unreachable = cli("metrics", "--timeout", "2", env=gone)

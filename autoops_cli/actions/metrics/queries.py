@@ -218,7 +218,10 @@ def fetch_remote(
 
     cache = ApiCache(store_path)
     try:
-        key = cache_key("metrics", config.host, config.public_key, *cache_parts)
+        # The whole key pair: an answer the project's keys were given is no answer for a
+        # wrong secret (the key is a SHA-256 digest: the secret is not in the file).
+        secret = config.secret_key.get_secret_value() if config.secret_key else None
+        key = cache_key("metrics", config.host, config.public_key, secret, *cache_parts)
         cached = _from_cache(cache.get(key, cache_ttl))
         if cached is not None:
             return cached
