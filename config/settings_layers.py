@@ -115,7 +115,8 @@ def find_project_file(
             path = cwd / path
         if not _may_be_file(path):
             source = "--config" if explicit is not None else CONFIG_ENV
-            raise LocalFileError(f"config file {path} (from {source}) does not exist")
+            what = "is not a regular file" if path.exists() else "does not exist"
+            raise LocalFileError(f"config file {path} (from {source}) {what}")
         return path
     for directory in (cwd, *cwd.parents):
         candidate = directory / PROJECT_FILE_NAME
