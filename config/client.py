@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from config.tracing.span_records import ScoreRecord, SpanExporter, SpanRecord
 
 HEALTH_PATH = "/api/public/health"
+PROJECTS_PATH = "/api/public/projects"
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,8 @@ class LangfuseClient:
     # --- the probe ----------------------------------------------------------------------
 
     def check_connection(self, timeout: float = 5.0) -> ConnectionCheck:
-        """Probe the destination cheaply: Langfuse's health route, or the store file.
+        """Probe the destination cheaply: Langfuse's health route and the keys (two GETs), or
+        the store file.
 
         A failure goes to the error handler (fallback mode) and is returned, not raised.
         """
@@ -256,7 +258,7 @@ class LangfuseClient:
         from config.errors import ApiError
         from config.http_answers import SHORT_ANSWER_BYTES, request_bounded, server_message
 
-        # No keys: the health route is public, and a probe must not depend on them.
+        # The health route is public: whether Langfuse is up is told apart from the keys.
         with httpx.Client(base_url=self.config.host, timeout=timeout) as http:
             response = request_bounded(http, "GET", HEALTH_PATH, limit=SHORT_ANSWER_BYTES)
         if not response.is_success:
@@ -269,7 +271,29 @@ class LangfuseClient:
             version = response.json().get("version", "?")
         except (ValueError, AttributeError, RecursionError):
             version = "?"
-        return f"Langfuse {version} answered {HEALTH_PATH}"
+        self._check_keys(timeout)
+        return f"Langfuse {version} answered {HEALTH_PATH}, keys accepted"
+
+    def _check_keys(self, timeout: float) -> None:
+        """``CredentialsError`` when Langfuse refuses the key pair (401/403 on the projects
+        route, which every key of a project may read); any other answer is left to delivery.
+
+        Wrong keys would otherwise pass for a working integration until the first batch.
+        """
+        import httpx
+
+        from config.errors import CredentialsError
+        from config.http_answers import SHORT_ANSWER_BYTES, request_bounded, server_message
+
+        assert self.config.public_key is not None and self.config.secret_key is not None
+        auth = (self.config.public_key, self.config.secret_key.get_secret_value())
+        with httpx.Client(base_url=self.config.host, timeout=timeout, auth=auth) as http:
+            response = request_bounded(http, "GET", PROJECTS_PATH, limit=SHORT_ANSWER_BYTES)
+        if response.status_code in (401, 403):
+            raise CredentialsError(
+                f"Langfuse at {self.config.host} rejected the keys "
+                f"({response.status_code}: {server_message(response)})"
+            )
 
     def _probe_store(self) -> str:
         if self.store_path is None:

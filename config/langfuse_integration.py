@@ -594,20 +594,22 @@ class LangfuseIntegrationService:
         """The integration's health; ``available`` says whether traces can reach their
         destination now.
 
-        ``available`` comes from one cheap probe: Langfuse's public health route in langfuse
-        mode (at most ``timeout`` s, default ``LANGFUSE_TIMEOUT``; no keys are sent), the store
-        file in local mode; False when tracing is disabled or the keys were rejected. The rest
-        is the service's own view: tracing errors, delivery state, batches waiting.
+        ``available`` comes from a cheap probe: Langfuse's public health route and a read the
+        keys must pass in langfuse mode (each at most ``timeout`` s, default
+        ``LANGFUSE_TIMEOUT``), the store file in local mode; False when tracing is disabled or
+        the keys were rejected. The rest is the service's own view: tracing errors, delivery
+        state, batches waiting (``degraded`` when some failed or the keys were rejected).
         """
         metrics = self.get_performance_metrics()
         failed = metrics["spans_failed"] + metrics["scores_failed"]
+        rejected = metrics["delivery_state"] == "credentials_rejected"
         status = (
             "disabled"
             if self.mode == "disabled"
-            else ("degraded" if failed or metrics["tracing_errors"] else "healthy")
+            else ("degraded" if failed or metrics["tracing_errors"] or rejected else "healthy")
         )
         probe = self.client.check_connection(self.config.timeout if timeout is None else timeout)
-        available = probe.available and metrics["delivery_state"] != "credentials_rejected"
+        available = probe.available and not rejected
         return {
             "available": available,
             "detail": probe.detail,

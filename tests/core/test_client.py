@@ -12,6 +12,7 @@ from config.client import LangfuseClient
 from config.delivery.exporters import LocalStoreExporter, NullExporter
 from config.delivery.sender import OutboxExporter
 from config.error_handler import LangfuseErrorHandler
+from config.langfuse_integration import get_langfuse_integration
 from config.settings import LangfuseConfig
 from config.tracing.span_records import ScoreRecord, SpanRecord
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
@@ -65,6 +66,26 @@ def test_probe_of_a_healthy_langfuse(workdir: Path, fake_langfuse: FakeLangfuse)
         assert client.error_handler.fallback_activations == 0
     finally:
         client.shutdown(timeout=0)
+
+
+def test_initialising_with_keys_langfuse_rejects_is_not_a_success(
+    workdir: Path, fake_langfuse: FakeLangfuse
+) -> None:
+    """The guide's start-up check (``if not success: ... fallback mode``) passed with wrong
+    keys: only the public health route was asked."""
+    from config.langfuse_integration import initialize_langfuse_integration
+
+    wrong = LangfuseConfig(
+        public_key=KNOWN_PUBLIC, secret_key="sk-lf-wrong-0000", host=fake_langfuse.url
+    )
+    assert initialize_langfuse_integration(wrong) is False
+    service = get_langfuse_integration()
+    health = service.health_check()
+    assert health["available"] is False and "rejected the keys" in health["detail"]
+    right = LangfuseConfig(public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=fake_langfuse.url)
+    assert initialize_langfuse_integration(right) is True
+    assert get_langfuse_integration().health_check()["available"] is True
+    get_langfuse_integration().shutdown(timeout=0)
 
 
 def test_probe_of_an_unhealthy_langfuse_enters_fallback(workdir: Path) -> None:
