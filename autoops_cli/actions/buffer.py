@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from config.delivery.outbox import Outbox
-    from config.delivery.sender import DeliveryProgress
+    from config.delivery.sender import DeliveryProgress, DeliveryStats
+    from config.errors import LocalFileError
     from config.settings import LangfuseConfig
 
 
@@ -131,7 +132,7 @@ def flush_outbox(
         before = outbox.count(config.host)
         exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
         try:
-            delivered = exporter.flush(wait, on_progress=on_progress)
+            exporter.flush(wait, on_progress=on_progress)
         finally:
             exporter.shutdown(0)
         remaining = outbox.count(config.host)
@@ -139,6 +140,7 @@ def flush_outbox(
     finally:
         outbox.close()
     stats = exporter.stats
+    undeletable = exporter.undeletable[0]
     result: dict[str, Any] = {
         "host": config.host,
         "moved_from": moved,
@@ -146,36 +148,60 @@ def flush_outbox(
         "batches_before": before,
         "delivered_batches": stats.batches_delivered,
         "remaining_batches": remaining,
+        "undeletable_batches": undeletable,
         "new_dead_letters": stats.dead_letters,
         "state": stats.state,
         "other_hosts": others,
         "message": "",
     }
+    result["message"], code = _flush_outcome(
+        config.host, stats, remaining, exporter.undeletable, wait
+    )
+    return result, code
+
+
+def _flush_outcome(
+    host: str,
+    stats: DeliveryStats,
+    remaining: int,
+    undeletable: tuple[int, LocalFileError | None],
+    wait: float,
+) -> tuple[str, int]:
+    """What a flush says at the end, and its exit code."""
+    count, delete_failure = undeletable
     if stats.state == "credentials_rejected":
-        result["message"] = (
-            f"Langfuse at {config.host} rejected the keys ({stats.last_error}); {remaining} batch(es) kept"
+        message = (
+            f"Langfuse at {host} rejected the keys ({stats.last_error}); {remaining} batch(es) kept"
         )
-        return result, int(ExitCode.CONFIG)
+        return message, int(ExitCode.CONFIG)
     if stats.state == "host_misconfigured":
-        result["message"] = (
-            f"{stats.last_error}; sending stopped, {remaining} batch(es) kept in the outbox"
-        )
-        return result, int(ExitCode.API)
+        message = f"{stats.last_error}; sending stopped, {remaining} batch(es) kept in the outbox"
+        return message, int(ExitCode.API)
     if stats.dead_letters:
-        result["message"] = (
-            f"{stats.dead_letters} batch(es) refused by {config.host} ({stats.last_error}); kept as dead letters"
+        message = f"{stats.dead_letters} batch(es) refused by {host} ({stats.last_error}); kept as dead letters"
+        return message, int(ExitCode.API)
+    if delete_failure is not None:
+        message = (
+            f"{delete_failure}; {count} delivered batch(es) stay in the outbox and may "
+            "be sent again by a later flush (Langfuse stores them once)"
         )
-        return result, int(ExitCode.API)
-    if not delivered or remaining:
-        result["message"] = (
-            f"{remaining} batch(es) not delivered to {config.host} ({stats.last_error}); "
+        return message, int(ExitCode.LOCAL_FILE)
+    if remaining and stats.last_error is None and stats.state == "ok":
+        # Nothing failed: another process (a replay running) wrote or is sending these.
+        message = (
+            f"{remaining} batch(es) for {host} are in the outbox still: another autoops "
+            f"process is adding or sending them; {stats.batches_delivered} delivered here"
+        )
+        return message, 0
+    if remaining:  # an empty outbox is delivered, whichever process sent the last of it
+        reason = f" ({stats.last_error})" if stats.last_error else ""
+        message = (
+            f"{remaining} batch(es) not delivered to {host}{reason}; "
             f"kept in the outbox, nothing delivered for {wait:g} s"
         )
-        return result, int(ExitCode.NETWORK)
-    result["message"] = (
-        f"no batch waits for {config.host}: {stats.batches_delivered} batch(es) delivered"
-    )
-    return result, 0
+        return message, int(ExitCode.NETWORK)
+    message = f"no batch waits for {host}: {stats.batches_delivered} batch(es) delivered"
+    return message, 0
 
 
 def _nothing_to_flush(host: str) -> dict[str, Any]:
@@ -186,6 +212,7 @@ def _nothing_to_flush(host: str) -> dict[str, Any]:
         "batches_before": 0,
         "delivered_batches": 0,
         "remaining_batches": 0,
+        "undeletable_batches": 0,
         "new_dead_letters": 0,
         "state": "ok",
         "other_hosts": [],

@@ -215,6 +215,7 @@ class OutboxExporter:
         # bound holds while it is recent; a request hanging longer is no progress.
         self._activity = time.monotonic()
         self._undeletable: set[int] = set()  # delivered, but the row could not be deleted
+        self._delete_failure: LocalFileError | None = None  # why (the first time)
         self._split_until = 0  # rows up to this sequence number are sent one per request
         # Spans or scores a request delivers per second (a running average): merged requests
         # are sized to take about half the stall bound, so a slow but steady server is never
@@ -285,6 +286,12 @@ class OutboxExporter:
         """The first failure to write the outbox file, if any (its batch was not kept)."""
         return self._write_failure
 
+    @property
+    def undeletable(self) -> tuple[int, LocalFileError | None]:
+        """Batches delivered whose rows could not be removed from the outbox (a full disk),
+        and the first failure to remove one; a later flush may send them again."""
+        return len(self._undeletable), self._delete_failure
+
     def wait_committed(self, ticket: int, timeout: float) -> bool:
         """Wait up to ``timeout`` s until ``ticket`` is in the outbox; False on a write failure."""
         deadline = time.monotonic() + timeout
@@ -345,7 +352,9 @@ class OutboxExporter:
                     )
                     state = self.stats.state
                     unsaved = len(self._queue)
-                waiting = self._outbox.count(self._host) + unsaved
+                # Rows delivered but not removable are not waiting for anything.
+                undeletable = len(self._undeletable)
+                waiting = max(0, self._outbox.count(self._host) - undeletable) + unsaved
                 if on_progress is not None:
                     on_progress(self._progress(waiting, started_delivered))
                 if written and (waiting == 0 or not self._sending):
@@ -796,6 +805,7 @@ class OutboxExporter:
             except LocalFileError as exc:
                 # Delivered, but the rows cannot go (a full disk): never send them again here.
                 self._undeletable.update(entry.seq for entry in entries)
+                self._delete_failure = self._delete_failure or exc
                 logger.warning("%s; the batches were delivered and may be sent again later", exc)
         with self._changed:
             self._answered()

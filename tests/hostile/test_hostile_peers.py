@@ -300,3 +300,69 @@ def test_a_peer_answering_no_http_is_named_so_not_unreachable(
     checked = cli("--json", "health-check", env=env_for(peer))
     endpoint = next(c for c in json.loads(checked.stdout)["checks"] if c["name"] == "endpoint")
     assert endpoint["message"].startswith("no valid HTTP answer"), endpoint
+
+
+def test_a_flush_that_cannot_remove_what_it_delivered_says_so(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk after delivery: the flush waited its whole --wait, then said the batches
+    were 'not delivered' (None), exit 4. They were delivered; the file is what failed."""
+    from config.delivery.outbox import Outbox
+    from config.errors import LocalFileError
+    from tests.support.fake_langfuse import FakeLangfuse, Faults
+
+    server = FakeLangfuse(faults=Faults(always_status=503))
+    try:
+        env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+               "LANGFUSE_HOST": server.url, "AUTOOPS_FLUSH_DEADLINE": "1"}  # fmt: skip
+        assert cli("replay", str(EXAMPLE), env=env).exit_code == 4
+        kept = json.loads(cli("--json", "buffer", "status", env=env).stdout)["pending_batches"]
+        server.faults.always_status = None
+
+        def disk_full(self: Outbox, seqs: Any) -> int:
+            raise LocalFileError(
+                "cannot write to the outbox in traces.db (removing delivered batches): "
+                "database or disk is full"
+            )
+
+        monkeypatch.setattr(Outbox, "delivered_many", disk_full)
+        flushed = cli("--json", "buffer", "flush", "--wait", "30", env=env)
+    finally:
+        server.close()
+    assert flushed.exit_code == 6, flushed.both
+    result = json.loads(flushed.stdout)
+    assert result["delivered_batches"] == result["undeletable_batches"] == kept > 0
+    assert "database or disk is full" in flushed.stderr
+    assert "may be sent again by a later flush" in flushed.stderr and "None" not in flushed.stderr
+
+
+def test_a_flush_beside_a_running_replay_is_no_network_error(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process wrote batches while the flush ran: 'not delivered ... (None)', exit 4,
+    though nothing failed. Now exit 0, saying who holds the rest."""
+    from config.delivery.outbox import Outbox
+    from config.delivery.sender import OutboxExporter
+    from tests.support.fake_langfuse import FakeLangfuse
+
+    server = FakeLangfuse()
+    flush = OutboxExporter.flush
+
+    def flush_while_another_process_writes(self: OutboxExporter, *args: Any, **kw: Any) -> bool:
+        done = flush(self, *args, **kw)
+        other = Outbox(workdir / ".autoops" / "traces.db")  # as a replay running beside it
+        other.add("scores", server.url, b"[]", 1)
+        other.close()
+        return done
+
+    try:
+        env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+               "LANGFUSE_HOST": server.url}  # fmt: skip
+        assert cli("replay", str(EXAMPLE), "--limit", "5", env=env).exit_code == 0
+        monkeypatch.setattr(OutboxExporter, "flush", flush_while_another_process_writes)
+        flushed = cli("--json", "buffer", "flush", env=env)
+    finally:
+        server.close()
+    assert flushed.exit_code == 0, flushed.both
+    result = json.loads(flushed.stdout)
+    assert result["remaining_batches"] == 1 and "another autoops process" in result["message"]
