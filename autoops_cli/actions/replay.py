@@ -163,8 +163,10 @@ def run_replay(
     runner.summary.destination = destination
     try:
         with _stop_on_signals(runner), _progress(state, progress_out) as on_progress:
-            to_parent = _to_parent(progress_out, runner) if worker and progress_out else None
-            runner.on_progress = to_parent or on_progress
+            runner.on_progress = (
+                _to_parent(progress_out, runner) if worker and progress_out else None
+            ) or on_progress
+            started = time.monotonic()
             summary = runner.run()
         service.shutdown(timeout=0)  # the engine delivered while the server made progress
         if summary.delivery:
@@ -177,7 +179,10 @@ def run_replay(
         _report_input(state, reader, shown)
         code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
         if progress_out is not None:
-            _write_progress_line(progress_out, "done", summary, None, summary.duration_s, code)
+            # The time since the run started, as on every line before (delivery included).
+            _write_progress_line(
+                progress_out, "done", summary, None, round(time.monotonic() - started, 3), code
+            )
     finally:
         if progress_out is not None:
             with suppress(OSError):  # every line was flushed; a worker's parent may be gone

@@ -137,8 +137,11 @@ def test_a_healthy_server_gets_everything_while_the_replay_runs(
     }
     assert on_server == expected
     assert outbox_status(env)["pending_batches"] == 0
-    done = progress_lines(progress)[-1]
+    lines = progress_lines(progress)
+    done = lines[-1]
     assert (done["phase"], done["exit_code"], done["events_processed"]) == ("done", 0, count)
+    elapsed = [line["elapsed_s"] for line in lines]  # the done line gave the replay's time
+    assert elapsed == sorted(elapsed), elapsed[-3:]
     reliability.tried(count)
     reliability.exited(replay.returncode)
     reliability.missing(sum(len(expected[t] - on_server[t]) for t in expected))

@@ -209,5 +209,7 @@ def test_a_stop_once_every_event_is_recorded_keeps_the_summary(
     assert replay.returncode in (0, stopped_code), stderr
     summary = json.loads(stdout)
     assert summary["events_processed"] == total
-    last = progress_lines(progress)[-1]
-    assert last["phase"] == "done" and last["exit_code"] == replay.returncode
+    lines = progress_lines(progress)
+    assert lines[-1]["phase"] == "done" and lines[-1]["exit_code"] == replay.returncode
+    elapsed = [line["elapsed_s"] for line in lines]
+    assert elapsed == sorted(elapsed), elapsed  # the done line said the run's duration
