@@ -443,14 +443,19 @@ class LangfuseIntegrationService:
         as a context manager: current inside the block (messages, conflicts and resolutions
         logged there land in it), ended when the block exits. Otherwise it ends with its
         trace, or with ``handle.end()``; outside any trace it opens a trace of its own.
+        Given positionally in the guide's keyword order (``workflow_id`` first), the two are
+        told apart by type: agents were recorded as the letters of the workflow's name.
         """
+        if isinstance(participating_agents, str) and not isinstance(workflow_id, str):
+            participating_agents, workflow_id = workflow_id, participating_agents
         started = time.perf_counter_ns()
         try:
             if self.tracing_enabled:
                 collaboration, _ = self.trace_manager.start_collaboration(
                     participating_agents, workflow_id, workflow_data, metadata=metadata
                 )
-                collaboration._owner = self
+                # An instance attribute over the class's None, not a dataclass field.
+                collaboration._owner = self  # type: ignore[misc]
                 return collaboration
         except Exception as exc:
             self.error_handler.handle_tracing_error("track_collaboration", exc)

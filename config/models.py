@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,13 @@ class CollaborationSpan:
     resolution_outcome: dict[str, Any] | None
     trace_id: str = ""
     resolutions: list[dict[str, Any]] = field(default_factory=list)
-    # Set by the service that opened it: what ``with`` and ``end()`` act on.
-    _owner: Any = field(default=None, repr=False, compare=False)
+    # Set by the service that opened it: what ``with`` and ``end()`` act on. Not a field:
+    # the data model stays plain data (``asdict``, ``replace``, copies and pickles of it
+    # carry no service, its store or its locks).
+    _owner: ClassVar[Any] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_owner"}
 
     def end(self, outcome: dict[str, Any] | None = None) -> None:
         """End the collaboration (its span; its own trace too, if it opened one)."""

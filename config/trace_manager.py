@@ -722,9 +722,10 @@ class TraceManager:
         ``outcome`` becomes its ``resolution_outcome``. A collaboration that opened its own
         trace closes that trace with it.
         """
+        output = self._collaboration_output(collaboration)
         if outcome is not None:
             collaboration.resolution_outcome = dict(outcome)
-        output = self._collaboration_output(collaboration)
+            output["outcome"] = collaboration.resolution_outcome  # what the caller ended it with
         with self._lock:
             found = self._spans.get(collaboration.span_id)
         if found is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import pickle
 import sqlite3
 import threading
 from pathlib import Path
@@ -233,6 +234,26 @@ def test_trace_operation_opens_its_own_trace_and_records_an_error(workdir: Path)
     assert check["type"] == "AGENT" and check["parent_observation_id"] is not None
     trace_names = {r["id"]: r["name"] for r in rows(workdir, "SELECT id, name FROM traces")}
     assert trace_names[trace_info.trace_id] == "price_optimization"
+
+
+def test_a_collaboration_is_plain_data_and_its_end_outcome_is_recorded(workdir: Path) -> None:
+    """``asdict`` of the handle raised (it held the service and its SQLite connection); the
+    outcome given to ``end()`` was kept on the handle only; the guide's keyword order given
+    positionally recorded the letters of the name as the agents."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    handle = service.track_collaboration("inventory_pricing_sync", ["a", "b"], {"x": 1})  # type: ignore[arg-type]
+    assert handle.participating_agents == ["a", "b"]
+    assert handle.workflow_type == "inventory_pricing_sync"
+    assert dataclasses.asdict(handle)["participating_agents"] == ["a", "b"]
+    assert pickle.loads(pickle.dumps(handle)).span_id == handle.span_id
+    handle.end({"result": "ok"})
+    assert handle.resolution_outcome == {"result": "ok"}
+    service.finalize_trace(trace_id)
+    service.flush()
+    stored = {r["name"]: r for r in rows(workdir, "SELECT * FROM observations")}
+    output = json.loads(stored["collaboration.inventory_pricing_sync"]["output"])
+    assert output["outcome"] == {"result": "ok"}
 
 
 def test_a_collaboration_handle_works_as_the_guide_and_as_a_context_manager(
