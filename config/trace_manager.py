@@ -554,6 +554,11 @@ class TraceManager:
         if mark is not None:
             cost = (self.counters.tracing_ns - mark[0], self.counters.operations - mark[1])
         self._score_conflict_outcomes(operations, outcomes)
+        agents = record.simulation.participating_agents if record.simulation else []
+        if agents and not (outcome and "agents" in outcome):
+            # Who took part, for `autoops traces list`, when the outcome does not say it (the
+            # replay's orchestrator does; the guide's examples do not).
+            entry.observation.update_trace_metadata({"participating_agents": list(agents)})
         entry.observation.end(output=outcome, level=level, status_message=message)
         self.counters.traces_finalized += 1
         if error is not None:

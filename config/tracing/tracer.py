@@ -160,6 +160,12 @@ class Observation:
             # Mostly an exception's text, which may quote the keys it was given.
             self.status_message = redact_secrets(mask(status_message))
 
+    def update_trace_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Add keys to the metadata of the trace (carried by this observation, the root)."""
+        if self.trace.sampled and not self.ended:
+            masked = self.trace.tracer.mask(dict(metadata))
+            self.attributes.update(la.metadata_attributes(masked, la.TRACE_METADATA_PREFIX))
+
     def end(
         self,
         *,
@@ -301,9 +307,7 @@ class Tracer:
             metadata=root_metadata,
         )
         if metadata:
-            root.attributes.update(
-                la.metadata_attributes(self.mask(dict(metadata)), la.TRACE_METADATA_PREFIX)
-            )
+            root.update_trace_metadata(metadata)
         return root
 
     def start_observation(

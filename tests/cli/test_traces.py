@@ -241,3 +241,24 @@ def test_a_store_file_holding_only_the_api_cache_or_the_outbox_reads_as_no_store
         assert result.exit_code == 0, (command, result.both)
         assert "internal error" not in result.both
     assert cli("--json", "traces", "list", "--local").stdout.count('"id"') == 0
+
+
+def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, workdir: Path) -> None:
+    """The list read the agents from the replay orchestrator's output only: a trace of the
+    guide's examples showed none, though `traces show` had its agent operations."""
+    from config.langfuse_integration import (
+        LangfuseIntegrationService,
+        install_langfuse_integration,
+    )
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig())
+    )
+    trace_id = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P1"})
+    span_id = service.start_agent_span("inventory_agent", "assess", {"stock": 5})
+    service.end_agent_span(span_id, {"reorder": 3})
+    service.finalize_trace(trace_id, {"status": "done"})
+    service.shutdown()
+    listed = json.loads(cli("--json", "traces", "list", "--local").stdout)["traces"]
+    assert [row["agents"] for row in listed if row["id"] == trace_id] == [["inventory_agent"]]

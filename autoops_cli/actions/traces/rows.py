@@ -64,6 +64,16 @@ def _seconds(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
+def _list_text(value: Any) -> Any:
+    """A list sent as JSON text (Langfuse v4 keeps metadata values as strings) as the list."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
+            return None
+    return value
+
+
 def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     """The columns of ``traces list`` from a v1 trace."""
     metadata = _mapping(trace.get("metadata"))
@@ -78,6 +88,8 @@ def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     else:  # a failed event's trace has no output; a conflict is a warning
         level = "ERROR" if not output else ("WARNING" if conflicts else "DEFAULT")
     agents = output.get("agents")
+    if not isinstance(agents, list):  # traced through the core's API: in the metadata
+        agents = _list_text(metadata.get("participating_agents"))
     return {
         "id": _scalar(trace.get("id")),
         "timestamp": _scalar(trace.get("timestamp")),
