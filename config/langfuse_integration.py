@@ -179,6 +179,12 @@ class LangfuseIntegrationService:
         # Collaborations entered with ``with``: their span id -> the tokens to restore.
         self._collaboration_tokens: dict[str, list[Any]] = {}
         self._closed = False
+        logging.getLogger("autoops.tracing").debug(
+            "integration started: mode %s, destination %s, sample rate %g, masking %s, "
+            "environment %s, release %s",
+            self.mode, self.destination, sampler.rate, "on" if masker.enabled else "off",
+            self.config.environment, self.config.release,
+        )  # fmt: skip
 
     @property
     def destination(self) -> str:

@@ -13,6 +13,7 @@ that trace" and "that trace's root" are O(1) lookups too. It raises like any cod
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -28,6 +29,8 @@ from config.sampling_rules import SamplingSubject
 
 if TYPE_CHECKING:
     from config.tracing.tracer import Observation, Tracer
+
+logger = logging.getLogger("autoops.tracing")
 
 # Trace schema names (docs/tracing-schema.md).
 WORKFLOW_NAME = "orchestrator.process_event"
@@ -561,6 +564,7 @@ class TraceManager:
             entry.observation.update_trace_metadata({"participating_agents": list(agents)})
         entry.observation.end(output=outcome, level=level, status_message=message)
         self.counters.traces_finalized += 1
+        logger.debug("trace %s finalized (%s)", trace_id, level or "DEFAULT")
         if error is not None:
             self.counters.traces_failed += 1
         self._forget(entry.observation.span_id)

@@ -698,6 +698,11 @@ class OutboxExporter:
             self._in_flight_items = 0
         status = response.status_code
         content_type = response.headers.get("content-type", "")
+        logger.debug(
+            "POST %s: %d batch(es), %d %s, answered %d in %.0f ms",
+            path, len(entries), sum(entry.items for entry in entries), kind, status,
+            (time.monotonic() - started) * 1000,
+        )  # fmt: skip
         if response.is_success:
             if not _acknowledged(kind, response):
                 return self._misconfigured(path, status, content_type)

@@ -36,7 +36,7 @@ from config.tracing.span_records import (
     SpanRecord,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("autoops.tracing")
 
 _UNSET: Any = object()
 SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
@@ -468,6 +468,7 @@ class Tracer:
                 self._spans, self._scores = [], []
                 self._last_export = time.monotonic()
             if spans or scores:
+                logger.debug("handing over %d span(s) and %d score(s)", len(spans), len(scores))
                 self.exporter.export(spans, scores)
                 self.stats.batches_exported += 1
 

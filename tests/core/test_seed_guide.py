@@ -326,3 +326,18 @@ def test_an_idle_application_hands_its_traces_over_within_the_flush_interval(
         assert store.query("SELECT COUNT(*) FROM traces WHERE id = ?", (trace_id,))[0][0] == 1
     finally:
         store.close()
+
+
+def test_langfuse_debug_gives_the_library_debug_logs(workdir: Path) -> None:
+    """LANGFUSE_DEBUG=true printed nothing: the core had no debug records to show."""
+    program = workdir / "debug_application.py"
+    program.write_text(IDLE_APPLICATION.replace("time.sleep(120)", ""), encoding="utf-8")
+    env = {**os.environ, "LANGFUSE_DEBUG": "true", "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, cwd=workdir, env=env,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "DEBUG autoops.tracing: integration started: mode local" in done.stderr
+    assert f"trace {done.stdout.strip()} finalized" in done.stderr
+    assert "handing over 1 span(s)" in done.stderr
