@@ -518,8 +518,9 @@ def _flush_periodically(
 ) -> None:
     """The tracer's flush thread: it holds the tracer weakly, so a tracer nobody shuts down
     is still collected (and its thread ends)."""
-    # Twice per interval: a batch waits at most 1.5 intervals, whatever the phase.
-    while not stopped.wait(interval / 2):
+    # Twice per interval: a batch waits at most 1.5 intervals, whatever the phase (and the
+    # thread wakes at most 20 times a second, however small the interval).
+    while not stopped.wait(max(interval / 2, 0.05)):
         tracer = tracer_ref()
         if tracer is None:
             return
