@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from itertools import pairwise
 from pathlib import Path
 
 from config.store.local_store import LocalStore
@@ -262,3 +263,19 @@ def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, work
     service.shutdown()
     listed = json.loads(cli("--json", "traces", "list", "--local").stdout)["traces"]
     assert [row["agents"] for row in listed if row["id"] == trace_id] == [["inventory_agent"]]
+
+
+def test_since_and_until_keep_their_milliseconds(cli: Cli) -> None:
+    """--since 13:31:33.400Z was sent as 13:31:33Z: the window took traces from before it,
+    and a sub-second window was refused as empty."""
+    assert cli("replay", str(EXAMPLE), "--limit", "60").exit_code == 0
+    every = json.loads(cli("--json", "traces", "list", "--local", "--all").stdout)["traces"]
+    stamps = sorted(row["timestamp"] for row in every)
+    # A start inside a second that holds an earlier trace (60 traces in a few seconds: there is one).
+    cut = next(b for a, b in pairwise(stamps) if a[:19] == b[:19] and a < b)
+    listed = json.loads(cli("--json", "traces", "list", "--local", "--all", "--since", cut).stdout)[
+        "traces"
+    ]
+    assert sorted(row["timestamp"] for row in listed) == [s for s in stamps if s >= cut]
+    window = cli("traces", "list", "--local", "--since", stamps[0], "--until", stamps[-1])
+    assert window.exit_code == 0, window.both

@@ -208,6 +208,39 @@ def test_python_sdk_root_in_a_chosen_trace_is_the_traces_root(served: ServeHandl
         client.shutdown()
 
 
+def test_a_trace_with_two_roots_is_one_row_and_one_id_for_autoops(
+    served: ServeHandle, tmp_path: Path
+) -> None:
+    """The SDK opening two spans in one chosen trace makes two roots: `traces list` showed the
+    trace twice and `traces show <prefix>` called the prefix ambiguous between it and itself."""
+    import subprocess
+
+    from tests.support.serve_process import autoops_executable
+
+    client = sdk(served)
+    try:
+        trace_id = client.create_trace_id()
+        for name in ("first-root", "second-root"):
+            with client.start_as_current_observation(
+                name=name, trace_context={"trace_id": trace_id}
+            ):
+                pass
+        client.flush()
+    finally:
+        client.shutdown()
+    env = {**served.client_env(), "AUTOOPS_HOME": str(tmp_path), "NO_COLOR": "1",
+           "PATH": "/usr/bin:/bin"}  # fmt: skip
+
+    def autoops(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([autoops_executable(), *args], capture_output=True, text=True,
+                              env=env, timeout=120, check=False)  # fmt: skip
+
+    listed = json.loads(autoops("--json", "traces", "list", "--since", "1h", "--all").stdout)
+    assert [row["id"] for row in listed["traces"]].count(trace_id) == 1
+    shown = autoops("--json", "traces", "show", trace_id[:10])
+    assert shown.returncode == 0, shown.stderr
+
+
 def test_python_sdk_works_unchanged_against_v4_only(v4_only: ServeHandle) -> None:
     """The SDK 5 only uses v4's API: nothing it does is refused by a v4-only server."""
     client = sdk(v4_only)

@@ -15,10 +15,9 @@ if TYPE_CHECKING:
 
 def parse_when(value: str, option: str) -> str:
     """``1h`` / ``30m`` / ``2d`` (ago) or an ISO timestamp -> ISO 8601 with ``Z``."""
-    from autoops_cli.timespec import parse_moment
+    from autoops_cli.timespec import iso, parse_moment
 
-    moment = parse_moment(value, option)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso(parse_moment(value, option))  # milliseconds kept, as Langfuse keeps them
 
 
 def list_traces(

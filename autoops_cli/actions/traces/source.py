@@ -253,6 +253,7 @@ def _roots(
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     seen: set[str] = set()
+    traces: set[Any] = set()
     while len(found) < need:
         page = [("limit", str(min(V2_PAGE_MAX, need - len(found))))]
         if cursor:
@@ -261,7 +262,14 @@ def _roots(
         if body is None:
             return None
         data = _data(source, body, V2_OBSERVATIONS, "observations")
-        found.extend(data)
+        for root in data:
+            # A trace may have several roots (an SDK's spans opened with the same trace id):
+            # one row per trace, its newest root.
+            trace_id = root.get("traceId")
+            key = trace_id if isinstance(trace_id, str) else id(root)
+            if key not in traces:
+                traces.add(key)
+                found.append(root)
         cursor = _cursor(body, seen, source, V2_OBSERVATIONS)
         if not cursor or not data:
             break
@@ -361,7 +369,8 @@ def resolve_trace_id(source: TraceSource, given: str) -> str:
         scanned = "in"
     else:
         roots, _ = list_traces(source, TraceFilters(), wanted=PREFIX_SCAN, page=1, size=100)
-        found = [str(r["id"]) for r in roots if str(r.get("id") or "").startswith(wanted)][:3]
+        ids = (str(r["id"]) for r in roots if str(r.get("id") or "").startswith(wanted))
+        found = list(dict.fromkeys(ids))[:3]
         scanned = f"among the {PREFIX_SCAN} most recent traces of"
     if len(found) == 1:
         return found[0]
