@@ -146,7 +146,7 @@ _PHONE: Final = re.compile(
       | 0[0-9]{1,4}(?:[ .-][0-9]+)+                  # 020 7946 0958, 06 12 34 56 78
       | (?:1[ .-])?[1-9][0-9]{2}[ .-][0-9]{3}[ .-][0-9]{4}  # 415-555-0134
     )
-    (?!\w)(?![.-:][0-9])                    # not followed by more of a number, id or time
+    (?!\w)(?![.-][0-9])                     # not followed by more of a number or id
     """,
     re.VERBOSE | re.ASCII,
 )

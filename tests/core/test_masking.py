@@ -83,6 +83,7 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
         ("call (415) 555-0134", "call [PHONE]"),
         ("call 415.555.0134", "call [PHONE]"),
         ("call 1-800-555-0199", "call [PHONE]"),
+        ("call 415-555-0134/2 or +1 415 555 0134:1", "call [PHONE]/2 or [PHONE]:1"),
         ("call 020 7946 0958", "call [PHONE]"),
         ("appelez 06 12 34 56 78", "appelez [PHONE]"),
         ("card 4111111111111111", "card [CARD]"),
@@ -107,6 +108,8 @@ def test_pii_in_text(text: str, expected: str) -> None:
         "2026-11-20T08:15:00.250000-05:00",
         "2026-11-20T08:15:00.5-03:30 and 2026-11-20 23:59:59.999999-12:00",
         "08:15:00.123-07:00",
+        # A phone-shaped run that goes on as an id is an id.
+        "ticket 415-555-0134-7 and ref 212-555-0100-02",
         "on 20.11.2026 and 11/20/2026 08:15",
         "PROD_123 evt-000042 SKU ABC-12345 order_987654321",
         "epoch 1732094100 and 1732094100000 ms",
