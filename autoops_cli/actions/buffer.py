@@ -133,6 +133,7 @@ def flush_outbox(
         exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
         try:
             exporter.flush(wait, on_progress=on_progress)
+            in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
         finally:
             exporter.shutdown(0)
         remaining = outbox.count(config.host)
@@ -155,7 +156,7 @@ def flush_outbox(
         "message": "",
     }
     result["message"], code = _flush_outcome(
-        config.host, stats, remaining, exporter.undeletable, wait
+        config.host, stats, remaining, exporter.undeletable, wait, in_flight=in_flight
     )
     return result, code
 
@@ -166,6 +167,8 @@ def _flush_outcome(
     remaining: int,
     undeletable: tuple[int, LocalFileError | None],
     wait: float,
+    *,
+    in_flight: bool,
 ) -> tuple[str, int]:
     """What a flush says at the end, and its exit code."""
     count, delete_failure = undeletable
@@ -186,15 +189,22 @@ def _flush_outcome(
             "be sent again by a later flush (Langfuse stores them once)"
         )
         return message, int(ExitCode.LOCAL_FILE)
-    if remaining and stats.last_error is None and stats.state == "ok":
-        # Nothing failed: another process (a replay running) wrote or is sending these.
+    if remaining and stats.last_error is None and stats.state == "ok" and not in_flight:
+        # Nothing failed and no request of this flush hangs: the rows came after its last
+        # look, from another process (a replay running) that writes or sends them.
         message = (
             f"{remaining} batch(es) for {host} are in the outbox still: another autoops "
             f"process is adding or sending them; {stats.batches_delivered} delivered here"
         )
         return message, 0
     if remaining:  # an empty outbox is delivered, whichever process sent the last of it
-        reason = f" ({stats.last_error})" if stats.last_error else ""
+        reason = (
+            f" ({stats.last_error})"
+            if stats.last_error
+            else " (a request was still waiting for its answer)"
+            if in_flight
+            else ""
+        )
         message = (
             f"{remaining} batch(es) not delivered to {host}{reason}; "
             f"kept in the outbox, nothing delivered for {wait:g} s"

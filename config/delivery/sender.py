@@ -287,6 +287,11 @@ class OutboxExporter:
         return self._write_failure
 
     @property
+    def request_in_flight(self) -> bool:
+        """Whether a request is waiting for its answer now."""
+        return self._in_flight_items > 0
+
+    @property
     def undeletable(self) -> tuple[int, LocalFileError | None]:
         """Batches delivered whose rows could not be removed from the outbox (a full disk),
         and the first failure to remove one; a later flush may send them again."""

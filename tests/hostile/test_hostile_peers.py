@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -366,3 +367,25 @@ def test_a_flush_beside_a_running_replay_is_no_network_error(
     assert flushed.exit_code == 0, flushed.both
     result = json.loads(flushed.stdout)
     assert result["remaining_batches"] == 1 and "another autoops process" in result["message"]
+
+
+def test_a_flush_against_a_peer_that_never_answers_is_a_network_error(
+    cli: Cli, peer_with: Callable[..., HostilePeer]
+) -> None:
+    """A request still waiting when --wait ran out was taken for another process's work:
+    exit 0 and 'another autoops process is adding or sending them'."""
+    release = threading.Event()
+
+    def hang(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        release.wait(30)
+        handler.close_connection = True
+
+    peer = peer_with(hang)
+    env = env_for(peer)
+    try:
+        assert cli("replay", str(EXAMPLE), "--limit", "5", env=env).exit_code == 4
+        flushed = cli("--json", "buffer", "flush", "--wait", "1", env=env)
+    finally:
+        release.set()
+    assert flushed.exit_code == 4, flushed.both
+    assert "a request was still waiting for its answer" in json.loads(flushed.stdout)["message"]
