@@ -722,12 +722,16 @@ def install_langfuse_integration(service: LangfuseIntegrationService) -> Langfus
 
 class _ReplacedService(LangfuseIntegrationService):
     """What a replaced, shut-down service becomes: every attribute is the process-wide
-    service's (see ``install_langfuse_integration``)."""
+    service's (see ``install_langfuse_integration``), except ``shutdown``: the holder of an
+    old reference shutting it down (an atexit hook, a fixture) must not end the live one."""
 
     def __getattribute__(self, name: str) -> Any:
-        if name.startswith("__") and name.endswith("__"):
+        if name == "shutdown" or (name.startswith("__") and name.endswith("__")):
             return object.__getattribute__(self, name)
         return getattr(get_langfuse_integration(), name)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Nothing left to shut down: this service was shut down when it was replaced."""
 
 
 def _create_or_fallback(
