@@ -327,10 +327,12 @@ def test_a_service_taken_before_start_up_keeps_tracing_into_the_new_one(workdir:
     assert current.get_performance_metrics()["traces_started"] == 1
     with pytest.raises(ValueError, match="replaced"):
         install_langfuse_integration(service)
+    open_trace = current.create_simulation_trace(EVENT, session_id="run-8b")
+    finalized = current.get_performance_metrics()["traces_finalized"]
     service.shutdown()  # the old reference's holder cleaning up: the live service goes on
-    again = current.create_simulation_trace(EVENT, session_id="run-8b")
-    current.finalize_trace(again, {"ok": True})
-    assert current.flush() and current.health_check()["available"]
+    assert current.get_performance_metrics()["traces_finalized"] == finalized  # still open
+    current.finalize_trace(open_trace, {"ok": True})
+    assert current.get_performance_metrics()["traces_finalized"] == finalized + 1
 
 
 def test_disabled_tracing_records_nothing(workdir: Path) -> None:
