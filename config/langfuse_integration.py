@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
@@ -776,6 +777,34 @@ def _call_input(
         return None
 
 
+class _Recorded:
+    """A generator's items recorded as they pass; ``send``, ``throw`` and ``close`` reach it
+    unchanged (``yield from`` delegates them here), and its return value comes back."""
+
+    def __init__(self, generator: Any, items: list[Any]) -> None:
+        self._generator = generator
+        self._items = items
+
+    def __iter__(self) -> _Recorded:
+        return self
+
+    def __next__(self) -> Any:
+        return self._kept(next(self._generator))
+
+    def send(self, value: Any) -> Any:
+        return self._kept(self._generator.send(value))
+
+    def throw(self, *error: Any) -> Any:
+        return self._kept(self._generator.throw(*error))
+
+    def close(self) -> None:
+        self._generator.close()
+
+    def _kept(self, item: Any) -> Any:
+        self._items.append(item)
+        return item
+
+
 @overload
 def observe(name: F, *, as_type: str = "span", capture_input: bool = True) -> F: ...
 
@@ -795,10 +824,11 @@ def observe(
     """Trace calls of a function as an observation under the current one.
 
     ``@observe``, ``@observe()`` and ``@observe("name", as_type="tool")`` all work, on plain
-    functions, ``async`` functions and generators. Outside a trace the function runs
-    untraced. Its return value is the output (a generator's: the list of what it yielded,
-    its observation open from the first item to the last and never current, since between
-    items the caller runs); an exception marks the observation ERROR and propagates.
+    functions, ``async`` functions, generators (``send``, ``throw`` and the return value pass
+    through) and async generators. Outside a trace the function runs untraced. Its return
+    value is the output (a generator's: the list of what it yielded, its observation open
+    from the first item to the last and never current, since between items the caller
+    runs); an exception marks the observation ERROR and propagates.
     """
     if callable(name):  # ``@observe`` without parentheses, as the guide writes it
         return observe(as_type=as_type, capture_input=capture_input)(name)
@@ -806,9 +836,13 @@ def observe(
     def decorator(function: F) -> F:
         label = name or function.__name__
 
-        def operation(
-            current: Observation, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> tuple[LangfuseIntegrationService, str, dict[str, Any]]:
+        def operation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Operation | None:
+            """The call's observation to open, or None outside any trace."""
+            from config.tracing.tracer import Tracer
+
+            current = Tracer.current()
+            if current is None:
+                return None
             service = get_langfuse_integration()
             arguments = _call_input(service, function, args, kwargs) if capture_input else None
             # Inside an agent operation the name carries the agent (``pricing_agent.competitor_feed``)
@@ -819,69 +853,128 @@ def observe(
             if agent_id:
                 named = label if label.startswith(f"{agent_id}.") else f"{agent_id}.{label}"
                 metadata = {"agent_id": agent_id}
-            return service, named, {"as_type": as_type, "input": arguments, "metadata": metadata}
+            return _Operation(service, named, as_type, arguments, metadata)
 
         if inspect.iscoroutinefunction(function):
-
-            @functools.wraps(function)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                from config.tracing.tracer import Tracer
-
-                current = Tracer.current()
-                if current is None:
-                    return await function(*args, **kwargs)
-                service, named, options = operation(current, args, kwargs)
-                with service.trace_operation(named, **options) as observation:
-                    result = await function(*args, **kwargs)
-                    service._end_safely(observation, output=result)
-                    return result
-
-            return cast("F", async_wrapper)
-
-        if inspect.isgeneratorfunction(function):
-
-            @functools.wraps(function)
-            def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
-                from config.tracing.tracer import Tracer
-
-                current = Tracer.current()
-                if current is None:
-                    return (yield from function(*args, **kwargs))
-                service, named, options = operation(current, args, kwargs)
-                observation = service._start_child(named, **options)
-                items: list[Any] = []
-                try:
-                    for item in function(*args, **kwargs):
-                        items.append(item)
-                        yield item
-                except GeneratorExit:  # the caller stopped early: what it took is the output
-                    service._end_safely(observation, output=items)
-                    raise
-                except BaseException as exc:
-                    service._end_safely(
-                        observation, level="ERROR", status_message=f"{type(exc).__name__}: {exc}"
-                    )
-                    raise
-                service._end_safely(observation, output=items)
-
-            return cast("F", generator_wrapper)
-
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from config.tracing.tracer import Tracer
-
-            current = Tracer.current()
-            if current is None:
-                return function(*args, **kwargs)
-            service, named, options = operation(current, args, kwargs)
-            with service.trace_operation(named, **options) as observation:
-                result = function(*args, **kwargs)
-                service._end_safely(observation, output=result)
-                return result
-
-        return cast("F", wrapper)
+            traced = _traced_coroutine(function, operation)
+        elif inspect.isgeneratorfunction(function):
+            traced = _traced_generator(function, operation)
+        elif inspect.isasyncgenfunction(function):
+            traced = _traced_async_generator(function, operation)
+        else:
+            traced = _traced_call(function, operation)
+        return cast("F", functools.wraps(function)(traced))
 
     return decorator
+
+
+@dataclass
+class _Operation:
+    """What a decorated call opens: an observation of this name, type, input and metadata."""
+
+    service: LangfuseIntegrationService
+    name: str
+    as_type: str
+    input: Any
+    metadata: dict[str, Any] | None
+
+    @contextmanager
+    def around(self) -> Iterator[Observation | _NoopObservation]:
+        """The observation, current inside the block (a call's)."""
+        with self.service.trace_operation(
+            self.name, as_type=self.as_type, input=self.input, metadata=self.metadata
+        ) as observation:
+            yield observation
+
+    def alongside(self) -> Observation | _NoopObservation:
+        """The observation, never current (a generator's: between items the caller runs)."""
+        return self.service._start_child(
+            self.name, as_type=self.as_type, input=self.input, metadata=self.metadata
+        )
+
+    def end_items(
+        self, observation: Observation | _NoopObservation, items: list[Any], error: Any = None
+    ) -> None:
+        """End a generator's observation: what it yielded, or the error that ended it (a
+        caller stopping early, ``GeneratorExit``, is no error)."""
+        if error is None or isinstance(error, GeneratorExit):
+            self.service._end_safely(observation, output=items)
+        else:
+            self.service._end_safely(
+                observation, level="ERROR", status_message=f"{type(error).__name__}: {error}"
+            )
+
+
+_OperationOf = Callable[[tuple[Any, ...], dict[str, Any]], "_Operation | None"]
+
+
+def _traced_call(function: Callable[..., Any], operation: _OperationOf) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opened = operation(args, kwargs)
+        if opened is None:
+            return function(*args, **kwargs)
+        with opened.around() as observation:
+            result = function(*args, **kwargs)
+            opened.service._end_safely(observation, output=result)
+            return result
+
+    return wrapper
+
+
+def _traced_coroutine(function: Callable[..., Any], operation: _OperationOf) -> Callable[..., Any]:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opened = operation(args, kwargs)
+        if opened is None:
+            return await function(*args, **kwargs)
+        with opened.around() as observation:
+            result = await function(*args, **kwargs)
+            opened.service._end_safely(observation, output=result)
+            return result
+
+    return wrapper
+
+
+def _traced_generator(function: Callable[..., Any], operation: _OperationOf) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opened = operation(args, kwargs)
+        if opened is None:
+            return (yield from function(*args, **kwargs))
+        observation = opened.alongside()
+        items: list[Any] = []
+        try:
+            # ``yield from`` hands send(), throw() and close() to the generator, and gives
+            # back its return value, as the undecorated one would.
+            result = yield from _Recorded(function(*args, **kwargs), items)
+        except BaseException as exc:
+            opened.end_items(observation, items, exc)
+            raise
+        opened.end_items(observation, items)
+        return result
+
+    return wrapper
+
+
+def _traced_async_generator(
+    function: Callable[..., Any], operation: _OperationOf
+) -> Callable[..., Any]:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opened = operation(args, kwargs)
+        if opened is None:
+            async for item in function(*args, **kwargs):
+                yield item
+            return
+        observation = opened.alongside()
+        items: list[Any] = []
+        try:
+            async for item in function(*args, **kwargs):
+                items.append(item)
+                yield item
+        except BaseException as exc:
+            opened.end_items(observation, items, exc)
+            raise
+        opened.end_items(observation, items)
+
+    return wrapper
 
 
 def agent_operation(operation: str) -> Callable[[F], F]:

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +231,39 @@ def stock_levels(count: int) -> Iterator[int]:
         yield level
 
 
+@observe(as_type="tool")
+def accumulate() -> Generator[int, int, str]:
+    total = 0
+    while total < 10:
+        try:
+            total += yield total
+        except ValueError:
+            total = 100  # the caller's throw() reached it
+    return f"done at {total}"
+
+
+@observe
+async def async_levels(count: int) -> AsyncIterator[int]:
+    for level in range(count):
+        await asyncio.sleep(0)
+        yield level
+
+
+def drive_accumulate() -> tuple[list[int], str]:
+    """send() values in, the return value out: the same traced and untraced."""
+    generator = accumulate()
+    seen = [next(generator), generator.send(5)]
+    try:
+        generator.send(7)
+    except StopIteration as stop:
+        return seen, stop.value
+    raise AssertionError("accumulate did not stop")
+
+
+async def collect_async_levels() -> list[int]:
+    return [level async for level in async_levels(3)]
+
+
 class AsyncAgent:
     agent_id = "promotion_agent"
 
@@ -258,6 +291,8 @@ def test_decorators_on_bare_async_and_generator_functions(workdir: Path) -> None
         LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
     )
     assert bare_tool(1) == 2  # outside a trace too
+    assert drive_accumulate() == ([0, 5], "done at 12")
+    assert asyncio.run(collect_async_levels()) == [0, 1, 2]
     assert inspect.iscoroutinefunction(AsyncAgent.plan)
     trace_id = service.create_simulation_trace(EVENT, session_id="run-6")
     assert bare_tool(2) == 3
@@ -269,6 +304,13 @@ def test_decorators_on_bare_async_and_generator_functions(workdir: Path) -> None
     partial = stock_levels(5)
     assert next(partial) == 0
     partial.close()
+    assert drive_accumulate() == ([0, 5], "done at 12")
+    thrown = accumulate()
+    next(thrown)
+    with pytest.raises(StopIteration) as stopped:
+        thrown.throw(ValueError("to the generator"))
+    assert stopped.value.value == "done at 100"
+    assert asyncio.run(collect_async_levels()) == [0, 1, 2]
     service.finalize_trace(trace_id, {"ok": True})
     service.flush()
     spans = {s.name: s for s in capture.spans}
@@ -286,6 +328,13 @@ def test_decorators_on_bare_async_and_generator_functions(workdir: Path) -> None
         if s.name == "stock_levels"
     )
     assert outputs == [[0], [0, 1, 2]]
+    accumulated = sorted(
+        json.loads(s.attributes["langfuse.observation.output"])
+        for s in capture.spans
+        if s.name == "accumulate"
+    )
+    assert accumulated == [[0], [0, 5]]
+    assert json.loads(spans["async_levels"].attributes["langfuse.observation.output"]) == [0, 1, 2]
 
 
 def test_an_argument_that_cannot_be_read_is_a_tracing_error_not_the_calls(workdir: Path) -> None:
