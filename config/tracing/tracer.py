@@ -14,6 +14,7 @@ observation objects (so callers never branch), but they record nothing.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -250,10 +251,14 @@ class Tracer:
         # is recorded after it: an application's last traces must not wait in memory for
         # the next one (or die with the process). A batch filling up is handed over at once.
         self._stopped = threading.Event()
-        if flush_interval > 0:
+        self._start_flush_thread()
+        _TRACERS.add(self)
+
+    def _start_flush_thread(self) -> None:
+        if self.flush_interval > 0 and not self._stopped.is_set():
             threading.Thread(
                 target=_flush_periodically,
-                args=(weakref.ref(self), self._stopped, flush_interval),
+                args=(weakref.ref(self), self._stopped, self.flush_interval),
                 name="autoops-tracer-flush",
                 daemon=True,
             ).start()
@@ -511,6 +516,39 @@ class Tracer:
             )
         if due:
             self.export_pending()
+
+
+# Every live tracer, for the fork hooks below.
+_TRACERS: weakref.WeakSet[Tracer] = weakref.WeakSet()
+_HELD_OVER_FORK: list[Tracer] = []
+
+
+def _before_fork() -> None:
+    # No hand-over may be half done in a child (its flush thread does not follow it there,
+    # and a lock held by that thread would never be released): wait for any to finish.
+    _HELD_OVER_FORK[:] = list(_TRACERS)
+    for tracer in _HELD_OVER_FORK:
+        tracer._export_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for tracer in _HELD_OVER_FORK:
+        tracer._export_lock.release()
+    _HELD_OVER_FORK.clear()
+
+
+def _after_fork_in_child() -> None:
+    for tracer in _HELD_OVER_FORK:
+        tracer._export_lock.release()
+        tracer._start_flush_thread()  # threads do not survive a fork
+    _HELD_OVER_FORK.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def _flush_periodically(

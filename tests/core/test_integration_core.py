@@ -465,3 +465,46 @@ def test_collaboration_output_counts_what_was_logged_inside_it(workdir: Path) ->
     output = json.loads(chain.attributes["langfuse.observation.output"])
     assert output["messages"] == 1 and output["conflicts"] == 1
     assert output["resolutions"][0]["rule"] == "r"
+
+
+def test_a_fork_while_the_flush_thread_hands_over_leaves_the_child_working() -> None:
+    """Forked while the tracer's flush thread held its lock (gunicorn --preload, a fork
+    pool), the child's next flush blocked for ever and it had no flush thread."""
+    import os
+    import time
+
+    from config.tracing.tracer import Tracer
+
+    class Slow(Capture):
+        def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
+            time.sleep(0.5)
+            super().export(spans, scores)
+
+    exporter = Slow()
+    tracer = Tracer(exporter, flush_interval=0.1, batch_size=1000)
+    tracer.start_trace("parent", root_name="root").end()
+    time.sleep(0.25)  # the flush thread is inside the slow export now
+    pid = os.fork()
+    if pid == 0:  # the child: a flush must return, and its own flush thread hand over
+        code = 3
+        try:
+            tracer.start_trace("child", root_name="root").end()
+            time.sleep(1.5)
+            code = (
+                0 if [s.trace_id for s in exporter.spans][-1:] and len(exporter.spans) == 2 else 2
+            )
+            tracer.flush(timeout=1)
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(status) == 0
+    tracer.shutdown()
