@@ -45,4 +45,13 @@ def main() -> None:
         completion_init()
     from autoops_cli.app import app
 
-    app(prog_name="autoops")
+    try:
+        app(prog_name="autoops")
+    finally:
+        # The command has printed its last word and chosen its exit code: a stop signal
+        # during the interpreter's teardown (a CI timeout just after a replay's summary) must
+        # not turn that into a death by signal. Only daemon threads are left to stop.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -74,7 +74,7 @@ def replay(
 
     **Example:** autoops replay events.jsonl --workers auto --shard 2/3
     """
-    from autoops_cli.actions.replay import run_replay, signal_handlers_kept
+    from autoops_cli.actions.replay import run_replay
     from autoops_cli.simulation.partition import parse_shard, parse_workers
 
     state: AppState = ctx.obj
@@ -83,24 +83,23 @@ def replay(
         if sample_rate is not None
         else None
     )
-    with signal_handlers_kept(restore=not worker):  # ignored past the last event
-        summary, exit_code = run_replay(
-            state,
-            source=file if file == "-" else Path(file),
-            flags=flags,
-            sample_rate=sample_rate,
-            limit=limit,
-            speed=speed,
-            strict=strict,
-            dry_run=dry_run,
-            run_id=run_id,
-            orchestrator_spec=orchestrator,
-            progress_file=progress_file,
-            workers=1 if worker else parse_workers(workers),
-            shard=parse_shard(shard) if shard is not None else None,
-            worker=worker,
-        )
-        _render(state, summary)
+    summary, exit_code = run_replay(
+        state,
+        source=file if file == "-" else Path(file),
+        flags=flags,
+        sample_rate=sample_rate,
+        limit=limit,
+        speed=speed,
+        strict=strict,
+        dry_run=dry_run,
+        run_id=run_id,
+        orchestrator_spec=orchestrator,
+        progress_file=progress_file,
+        workers=1 if worker else parse_workers(workers),
+        shard=parse_shard(shard) if shard is not None else None,
+        worker=worker,
+    )
+    _render(state, summary)
     if exit_code:
         raise typer.Exit(exit_code)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -118,11 +119,16 @@ class Cli:
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, input: str | None = None
     ) -> CliResult:
+        # A replay leaves SIGINT and SIGTERM ignored after its run (its process ends right
+        # after): in this process the next test must find them as they were.
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             result = self.runner.invoke(
                 app, list(args), env=env, input=input, catch_exceptions=False
             )
         finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
             _end_the_process_service()
         return CliResult(result.exit_code, result.stdout, result.stderr)
 

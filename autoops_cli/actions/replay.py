@@ -322,33 +322,13 @@ def _to_parent(out: TextIO, runner: ReplayEngine | WorkerPool) -> Callable[[Repl
 
 
 @contextmanager
-def signal_handlers_kept(*, restore: bool = True) -> Iterator[None]:
-    """SIGINT's and SIGTERM's handlers put back as they were on leaving (main thread only).
-
-    Around a replay and its summary: from the last event on the replay ignores them
-    (``_stop_on_signals``), so a stop that comes then (a CI timeout, a second Ctrl-C) cannot
-    cost the summary, the progress file's ``done`` line or the run's exit code. A replay
-    worker (``restore=False``) ignores them until it exits: its parent's stop may reach it
-    as it ends.
-    """
-    if not restore or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextmanager
 def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
     """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread).
 
-    After the run they are ignored, not restored: a stop then (in a worker, the parent's
-    stop while it prints its summary) must not lose the summary. The command puts the
-    handlers back once the summary is out (``signal_handlers_kept``).
+    After the run they are ignored, not restored: a stop then (a CI timeout, a second
+    Ctrl-C; in a worker, the parent's stop) must not cost the summary, the progress file's
+    ``done`` line or the run's exit code, and the process ends right after. (An in-process
+    caller, such as the tests' CLI runner, puts its own handlers back.)
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -213,3 +213,27 @@ def test_a_stop_once_every_event_is_recorded_keeps_the_summary(
     assert lines[-1]["phase"] == "done" and lines[-1]["exit_code"] == replay.returncode
     elapsed = [line["elapsed_s"] for line in lines]
     assert elapsed == sorted(elapsed), elapsed  # the done line said the run's duration
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_after_the_summary_keeps_the_runs_exit_code(
+    workdir: Path, stop: signal.Signals
+) -> None:
+    """A signal while the interpreter shuts down, after the summary and the done line: the
+    process died by the signal (-15) though it had reported exit 0."""
+    events = workdir / "events.jsonl"
+    events.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    progress = workdir / "progress.jsonl"
+    env = clean_env(AUTOOPS_HOME=str(workdir / "home"))
+    replay = start_replay(events, "after-summary", env, progress)
+    while replay.poll() is None:
+        lines = progress_lines(progress)
+        if lines and lines[-1]["phase"] == "done":
+            break
+        time.sleep(0.002)
+    replay.send_signal(stop)
+    stdout, stderr = replay.communicate(timeout=120)
+    assert replay.returncode == 0, stderr
+    assert (
+        json.loads(stdout)["events_processed"] == progress_lines(progress)[-1]["events_processed"]
+    )
