@@ -1487,3 +1487,31 @@ def test_arbitrary_text_is_rejected_cleanly(text: str) -> None:
         parse_metrics_query(text, version=2)
     except ApiProblem as problem:
         assert problem.status == 400
+
+
+@pytest.mark.parametrize(
+    "completion_start", ["2026-01-01T00:00:00.250900Z", "2025-12-31T19:00:00.2509-05:00"]
+)
+def test_time_to_first_token_is_exact_to_the_microsecond(
+    tmp_path: Path, completion_start: str
+) -> None:
+    """250 ms to the first token answered 250.101: julianday() is a float of milliseconds,
+    while /v2/observations gives the exact value."""
+    store = LocalStore(tmp_path / "ttft.db")
+    start_us = 1_767_225_600_000_900  # 2026-01-01T00:00:00.000900Z
+    attributes = {
+        la.TRACE_NAME: "ttft",
+        la.OBSERVATION_TYPE: "generation",
+        la.OBSERVATION_COMPLETION_START_TIME: json.dumps(completion_start),
+    }
+    span = SpanRecord("a" * 32, "b" * 16, None, "gen", start_us * 1000,
+                      (start_us + 1_000_000) * 1000, attributes)  # fmt: skip
+    store.write([span])
+    rows = query(
+        store,
+        version=2,
+        view="observations",
+        metrics=[metric("timeToFirstToken", "max"), metric("latency", "max")],
+    )
+    store.close()
+    assert rows == [{"max_timeToFirstToken": 250.0, "max_latency": 1000.0}]

@@ -19,10 +19,22 @@ from dataclasses import dataclass, field
 STRING, NUMBER, BOOLEAN, ARRAY, DATETIME = "string", "number", "boolean", "array", "datetime"
 TRACES, OBSERVATIONS = "traces", "observations"  # tables a field may need joined
 
-# Microseconds since the epoch of an ISO text column (completion_start_time is stored as text).
-_COMPLETION_START_US = (
-    "CAST((julianday(o.completion_start_time) - 2440587.5) * 86400000000.0 AS INTEGER)"
-)
+
+def _iso_text_us(column: str) -> str:
+    """Microseconds since the epoch of an ISO text column, exactly: SQLite's date functions
+    keep milliseconds only (and ``julianday`` a float: 250 ms came out as 250.101), so the
+    whole seconds come from ``strftime('%s')`` (offsets applied) and the fraction from the
+    text's digits after the seconds."""
+    fraction = f"substr({column}, 21)"
+    digits = f"substr({fraction}, 1, length({fraction}) - length(ltrim({fraction}, '0123456789')))"
+    return (
+        f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000 + CASE WHEN substr({column}, 20, 1)"
+        f" = '.' THEN CAST(substr({digits} || '000000', 1, 6) AS INTEGER) ELSE 0 END)"
+    )
+
+
+# completion_start_time is stored as text.
+_COMPLETION_START_US = _iso_text_us("o.completion_start_time")
 
 
 @dataclass(frozen=True)
