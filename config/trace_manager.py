@@ -117,6 +117,7 @@ class TraceRecord:
     # agent id -> its latest operation, ended or not, and whether a conflict overturned it.
     agent_operations: dict[str, Observation] = field(default_factory=dict)
     conflict_outcomes: dict[str, bool] = field(default_factory=dict)
+    decisions: int = 0  # logged with log_agent_decision
     finalized: bool = False
     simulation: SimulationTrace | None = None  # the seed's record of the trace
 
@@ -485,6 +486,8 @@ class TraceManager:
             )
         with self._lock:
             found = self._spans.get(operation.span_id)
+            if found is not None:
+                found[0].decisions += 1
         span = found[1].agent_span if found is not None else None
         if span is not None:
             span.decision_confidence = confidence
@@ -559,9 +562,12 @@ class TraceManager:
         self._score_conflict_outcomes(operations, outcomes)
         agents = record.simulation.participating_agents if record.simulation else []
         if agents and not (outcome and "agents" in outcome):
-            # Who took part, for `autoops traces list`, when the outcome does not say it (the
-            # replay's orchestrator does; the guide's examples do not).
-            entry.observation.update_trace_metadata({"participating_agents": list(agents)})
+            # Who took part and how many decisions, for `autoops traces list`, when the
+            # outcome does not say it (the replay's orchestrator does; the guide's examples
+            # do not).
+            entry.observation.update_trace_metadata(
+                {"participating_agents": list(agents), "decision_count": record.decisions}
+            )
         entry.observation.end(output=outcome, level=level, status_message=message)
         self.counters.traces_finalized += 1
         logger.debug("trace %s finalized (%s)", trace_id, level or "DEFAULT")

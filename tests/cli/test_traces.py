@@ -258,11 +258,13 @@ def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, work
     )
     trace_id = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P1"})
     span_id = service.start_agent_span("inventory_agent", "assess", {"stock": 5})
+    service.log_agent_decision(span_id, {"decision_type": "restock", "qty": 3}, confidence=0.9)
     service.end_agent_span(span_id, {"reorder": 3})
     service.finalize_trace(trace_id, {"status": "done"})
     service.shutdown()
     listed = json.loads(cli("--json", "traces", "list", "--local").stdout)["traces"]
-    assert [row["agents"] for row in listed if row["id"] == trace_id] == [["inventory_agent"]]
+    row = next(row for row in listed if row["id"] == trace_id)
+    assert (row["agents"], row["decisions"]) == (["inventory_agent"], 1)
 
 
 def test_since_and_until_keep_their_milliseconds(cli: Cli) -> None:

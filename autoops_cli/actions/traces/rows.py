@@ -88,8 +88,10 @@ def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     else:  # a failed event's trace has no output; a conflict is a warning
         level = "ERROR" if not output else ("WARNING" if conflicts else "DEFAULT")
     agents = output.get("agents")
+    decision_count = len(decisions)
     if not isinstance(agents, list):  # traced through the core's API: in the metadata
         agents = _list_text(metadata.get("participating_agents"))
+        decision_count = count(metadata.get("decision_count"))
     return {
         "id": _scalar(trace.get("id")),
         "timestamp": _scalar(trace.get("timestamp")),
@@ -97,7 +99,7 @@ def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
         "product_id": _scalar(metadata.get("product_id")),
         "severity": _scalar(metadata.get("severity")),
         "agents": [a for a in agents if isinstance(a, str)] if isinstance(agents, list) else [],
-        "decisions": len(decisions),
+        "decisions": decision_count,
         "conflicts": conflicts,
         "duration_s": _seconds(trace.get("latency")),
         "level": level,
