@@ -30,9 +30,9 @@ def parse_moment(value: str, option: str, *, now: datetime | None = None) -> dat
         raise UsageError(
             f"{option} {value!r}: expected 1h, 30m, 2d, 1w or an ISO timestamp"
         ) from None
-    except OverflowError:  # before year 1 or after 9999
-        moment = EARLIEST - timedelta(days=1)
-    if not EARLIEST <= moment <= LATEST:
+    except OverflowError:  # before year 1 or after 9999: out of range too
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
         raise UsageError(f"{option} {value!r}: not between {iso(EARLIEST)} and {iso(LATEST)}")
     return moment
 

@@ -255,45 +255,37 @@ class LangfuseClient:
     def _probe_langfuse(self, timeout: float) -> str:
         import httpx
 
-        from config.errors import ApiError
-        from config.http_answers import SHORT_ANSWER_BYTES, request_bounded, server_message
-
-        # The health route is public: whether Langfuse is up is told apart from the keys.
-        with httpx.Client(base_url=self.config.host, timeout=timeout) as http:
-            response = request_bounded(http, "GET", HEALTH_PATH, limit=SHORT_ANSWER_BYTES)
-        if not response.is_success:
-            raise ApiError(
-                f"{self.config.host}{HEALTH_PATH} answered {response.status_code}: "
-                f"{server_message(response)}",
-                status=response.status_code,
-            )
-        try:
-            version = response.json().get("version", "?")
-        except (ValueError, AttributeError, RecursionError):
-            version = "?"
-        self._check_keys(timeout)
-        return f"Langfuse {version} answered {HEALTH_PATH}, keys accepted"
-
-    def _check_keys(self, timeout: float) -> None:
-        """``CredentialsError`` when Langfuse refuses the key pair (401/403 on the projects
-        route, which every key of a project may read); any other answer is left to delivery.
-
-        Wrong keys would otherwise pass for a working integration until the first batch.
-        """
-        import httpx
-
-        from config.errors import CredentialsError
+        from config.errors import ApiError, CredentialsError
         from config.http_answers import SHORT_ANSWER_BYTES, request_bounded, server_message
 
         assert self.config.public_key is not None and self.config.secret_key is not None
-        auth = (self.config.public_key, self.config.secret_key.get_secret_value())
-        with httpx.Client(base_url=self.config.host, timeout=timeout, auth=auth) as http:
-            response = request_bounded(http, "GET", PROJECTS_PATH, limit=SHORT_ANSWER_BYTES)
+        keys = (self.config.public_key, self.config.secret_key.get_secret_value())
+        with httpx.Client(base_url=self.config.host, timeout=timeout) as http:
+            # The health route is public (asked without the keys): whether Langfuse is up is
+            # told apart from whether it takes the keys.
+            response = request_bounded(http, "GET", HEALTH_PATH, limit=SHORT_ANSWER_BYTES)
+            if not response.is_success:
+                raise ApiError(
+                    f"{self.config.host}{HEALTH_PATH} answered {response.status_code}: "
+                    f"{server_message(response)}",
+                    status=response.status_code,
+                )
+            try:
+                version = response.json().get("version", "?")
+            except (ValueError, AttributeError, RecursionError):
+                version = "?"
+            # Wrong keys would otherwise pass for a working integration until the first
+            # batch: the projects route, which every key of a project may read, refuses them
+            # (401/403). Any other answer is left to delivery.
+            response = request_bounded(
+                http, "GET", PROJECTS_PATH, limit=SHORT_ANSWER_BYTES, auth=keys
+            )
         if response.status_code in (401, 403):
             raise CredentialsError(
                 f"Langfuse at {self.config.host} rejected the keys "
                 f"({response.status_code}: {server_message(response)})"
             )
+        return f"Langfuse {version} answered {HEALTH_PATH}, keys accepted"
 
     def _probe_store(self) -> str:
         if self.store_path is None:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from config.tracing.tracer import Observation, Tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("autoops.tracing")
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -180,7 +181,7 @@ class LangfuseIntegrationService:
         # Collaborations entered with ``with``: their span id -> the tokens to restore.
         self._collaboration_tokens: dict[str, list[Any]] = {}
         self._closed = False
-        logging.getLogger("autoops.tracing").debug(
+        logger.debug(
             "integration started: mode %s, destination %s, sample rate %g, masking %s, "
             "environment %s, release %s",
             self.mode, self.destination, sampler.rate, "on" if masker.enabled else "off",
@@ -745,7 +746,7 @@ def _create_or_fallback(
         from config.redaction import redact_secrets
         from config.settings import DataMaskingConfig, LangfuseConfig
 
-        logging.getLogger("autoops.tracing").error(
+        logger.error(
             "Langfuse integration could not start (%s); continuing without tracing",
             redact_secrets(f"{type(exc).__name__}: {exc}"),
         )
@@ -897,11 +898,13 @@ class _Operation:
     ) -> None:
         """End a generator's observation: what it yielded, or the error that ended it (a
         caller stopping early, ``GeneratorExit``, is no error)."""
+        from config.trace_manager import describe_error
+
         if error is None or isinstance(error, GeneratorExit):
             self.service._end_safely(observation, output=items)
         else:
             self.service._end_safely(
-                observation, level="ERROR", status_message=f"{type(error).__name__}: {error}"
+                observation, level="ERROR", status_message=describe_error(error)
             )
 
 

@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -278,9 +278,7 @@ def _from_toml(
 
 def _takes_a_number(annotation: Any) -> bool:
     """Whether a field's type is a number (``float``, ``int``, or either or None)."""
-    import typing
-
-    kinds = typing.get_args(annotation) or (annotation,)
+    kinds = get_args(annotation) or (annotation,)
     return any(kind in (int, float) for kind in kinds)
 
 

@@ -359,9 +359,12 @@ def _parent_id(span: SpanRecord) -> str | None:
     """The span's parent observation: none for a span marked as its trace's root (the
     Langfuse SDK marks a span it starts in a chosen trace, under a parent it invented and
     never sends), as Langfuse compares ``String(as_root) === "true"``."""
-    if span.parent_span_id is not None and str(span.attributes.get(la.AS_ROOT)).lower() == "true":
-        return None
-    return span.parent_span_id
+    parent = span.parent_span_id
+    if parent is not None:
+        as_root = span.attributes.get(la.AS_ROOT)  # absent on nearly every span: no str()
+        if as_root is not None and str(as_root).lower() == "true":
+            return None
+    return parent
 
 
 def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from config.settings import SETTINGS_MODELS
 from config.settings_layers import env_names
-from tests.conftest import KNOWN_SECRET, Cli, Figures
+from tests.conftest import KNOWN_SECRET, Cli, CliResult, Figures
 from tests.support.property_budget import examples
 
 SETTINGS = [(model.toml_section, name) for model in SETTINGS_MODELS for name in model.model_fields]
@@ -117,16 +117,22 @@ def test_any_project_file_is_valid_or_each_problem_is_named(
             assert str(path) in line or "langfuse." in line or "masking." in line, line
 
 
+def validate_with_file(cli: Cli, path: Path, raw: bytes, reliability: Figures) -> CliResult:
+    """``config validate`` with ``raw`` as the file at ``path``: clean, whatever it holds."""
+    path.write_bytes(raw)
+    reliability.tried()
+    result = cli("config", "validate")
+    assert_clean(result, reliability)
+    return result
+
+
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=HEALTH)
 @given(raw=st.binary(max_size=200))
 def test_any_bytes_as_a_project_file(
     cli: Cli, workdir: Path, reliability: Figures, raw: bytes
 ) -> None:
     path = workdir / "autoops.toml"
-    path.write_bytes(raw)
-    reliability.tried()
-    result = cli("config", "validate")
-    assert_clean(result, reliability)
+    result = validate_with_file(cli, path, raw, reliability)
     if "invalid TOML" in result.stderr:
         assert str(path) in result.stderr
         assert any(where in result.stderr for where in ("line", "end of document", "byte"))
@@ -139,10 +145,7 @@ def test_any_bytes_as_a_dotenv_file(
 ) -> None:
     """A .env that is not UTF-8 (Latin-1 from an old editor) was an internal error."""
     path = workdir / ".env"
-    path.write_bytes(raw)
-    reliability.tried()
-    result = cli("config", "validate")
-    assert_clean(result, reliability)
+    result = validate_with_file(cli, path, raw, reliability)
     if "not UTF-8" in result.stderr:
         assert result.exit_code == 3 and f"{path}: not UTF-8 (byte" in result.stderr
 

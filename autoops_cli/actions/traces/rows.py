@@ -41,16 +41,21 @@ def _scalar(value: Any) -> str | int | float | bool | None:
     return value if isinstance(value, (str, int, float, bool)) else None
 
 
-def _number_text(value: Any) -> Any:
-    """A number sent as text (Langfuse v4 keeps metadata values as strings) as the number."""
+def _decoded(value: Any) -> Any:
+    """A value sent as JSON text (Langfuse v4 keeps metadata values as strings), decoded;
+    anything else, and text that is not JSON, as it came."""
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
-        except ValueError:
+            return json.loads(value)
+        except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
             return value
-        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
-            return parsed
     return value
+
+
+def _number_text(value: Any) -> Any:
+    """A number sent as text as the number; anything else as it came."""
+    parsed = _decoded(value)
+    return parsed if isinstance(parsed, (int, float)) and not isinstance(parsed, bool) else value
 
 
 def _seconds(value: Any) -> float | None:
@@ -62,16 +67,6 @@ def _seconds(value: Any) -> float | None:
     except OverflowError:
         return None
     return seconds if math.isfinite(seconds) else None
-
-
-def _list_text(value: Any) -> Any:
-    """A list sent as JSON text (Langfuse v4 keeps metadata values as strings) as the list."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
-            return None
-    return value
 
 
 def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +85,7 @@ def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     agents = output.get("agents")
     decision_count = len(decisions)
     if not isinstance(agents, list):  # traced through the core's API: in the metadata
-        agents = _list_text(metadata.get("participating_agents"))
+        agents = _decoded(metadata.get("participating_agents"))
         decision_count = count(metadata.get("decision_count"))
     return {
         "id": _scalar(trace.get("id")),
