@@ -489,14 +489,14 @@ def test_a_fork_while_the_flush_thread_hands_over_leaves_the_child_working() -> 
         code = 3
         try:
             tracer.start_trace("child", root_name="root").end()
-            time.sleep(1.5)
-            code = (
-                0 if [s.trace_id for s in exporter.spans][-1:] and len(exporter.spans) == 2 else 2
-            )
+            waited_until = time.monotonic() + 15  # its own flush thread hands it over
+            while len(exporter.spans) < 2 and time.monotonic() < waited_until:
+                time.sleep(0.05)
+            code = 0 if len(exporter.spans) == 2 else 2  # the parent's root, then its own
             tracer.flush(timeout=1)
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
