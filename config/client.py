@@ -9,6 +9,7 @@ cheap probe of the destination.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from config.errors import LocalFileError
     from config.settings import LangfuseConfig
     from config.tracing.span_records import ScoreRecord, SpanExporter, SpanRecord
+
+logger = logging.getLogger("autoops.delivery")
 
 HEALTH_PATH = "/api/public/health"
 PROJECTS_PATH = "/api/public/projects"
@@ -41,7 +44,9 @@ class LangfuseClient:
     """The connection to the trace destination, with every error handed to the error handler.
 
     ``mode`` is ``local``, ``langfuse`` or ``disabled``; ``exporter`` replaces the one the mode
-    would choose (tests, benchmarks, a custom destination).
+    would choose (tests, benchmarks, a custom destination). ``writer_process`` has local mode
+    write the store from another process (``StoreProcessExporter``: the replay, on a machine
+    with a CPU to spare); otherwise each batch is written before ``export`` returns.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class LangfuseClient:
         exporter: SpanExporter | None = None,
         store_path: Path | None = None,
         retention_days: int = 30,
+        writer_process: bool = False,
     ) -> None:
         self.config = config
         self.mode = mode
@@ -61,10 +67,14 @@ class LangfuseClient:
         self._handed = 0  # batches given to an exporter that keeps no count of its own
         self._write_failure: LocalFileError | None = None
         self.exporter: SpanExporter = (
-            exporter if exporter is not None else self._connect(store_path, retention_days)
+            exporter
+            if exporter is not None
+            else self._connect(store_path, retention_days, writer_process)
         )
 
-    def _connect(self, store_path: Path | None, retention_days: int) -> SpanExporter:
+    def _connect(
+        self, store_path: Path | None, retention_days: int, writer_process: bool
+    ) -> SpanExporter:
         """The exporter the mode asks for (the store file is opened, or created, here)."""
         from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
         from config.store.local_store import WRITER_CACHE_KIB, LocalStore, default_store_path
@@ -84,6 +94,13 @@ class LangfuseClient:
             )
         store = LocalStore(self.store_path, cache_kib=WRITER_CACHE_KIB)
         store.prune(retention_days)
+        if writer_process:
+            from config.delivery.store_process import StoreProcessExporter
+
+            try:
+                return StoreProcessExporter(store)
+            except OSError as exc:  # no process to be had: the same writes, in this one
+                logger.warning("cannot start the store writer process (%s); writing here", exc)
         return LocalStoreExporter(store)
 
     @property

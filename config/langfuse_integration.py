@@ -109,7 +109,8 @@ class LangfuseIntegrationService:
     ``mode`` is ``local`` (the embedded store), ``langfuse`` (OTLP/HTTP to the configured
     host), or ``disabled`` (``LANGFUSE_ENABLED`` / ``LANGFUSE_TRACING_ENABLED`` false).
     ``sampling_rules`` default to the ``[sampling]`` tables of the configuration files, so
-    every process configured alike keeps the same traces.
+    every process configured alike keeps the same traces. ``writer_process`` has local mode
+    write the store from another process (the replay; see ``LangfuseClient``).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class LangfuseIntegrationService:
         sample_rate: float | None = None,
         batch_size: int = 512,
         sampling_rules: SamplingRules | None = None,
+        writer_process: bool = False,
     ) -> None:
         from config.client import LangfuseClient
         from config.delivery.exporters import resource_attributes
@@ -164,6 +166,7 @@ class LangfuseIntegrationService:
             exporter=exporter,
             store_path=store_path,
             retention_days=self.masking.retention_days,
+            writer_process=writer_process,
         )
         masker = DataMasker(self.masking)
         self.tracer: Tracer = Tracer(

@@ -29,6 +29,7 @@ from autoops_cli.simulation.engine import (
     load_orchestrator,
 )
 from autoops_cli.simulation.events import EventReader
+from autoops_cli.simulation.partition import available_cpus
 from config.errors import ExitCode, LocalFileError, UsageError
 
 if TYPE_CHECKING:
@@ -133,6 +134,8 @@ def run_replay(
             # The engine's commit points are the only batches: what is on disk is then exactly
             # what the run reported (a size-based batch would write part of an unreported group).
             batch_size=COMMIT_POINTS_ONLY,
+            # SQLite's work on a second CPU, beside the agents (workers have the CPUs).
+            writer_process=workers == 1 and not worker and available_cpus() > 1,
         )
     )
     options = ReplayOptions(

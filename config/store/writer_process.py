@@ -1,0 +1,94 @@
+"""The store's writer process: writes the batches another process sends it, in order.
+
+``python -m config.store.writer_process PATH CACHE_KIB``, started by
+``config.delivery.store_process.StoreProcessExporter``: a replay maps its spans to rows and
+sends them here, so SQLite's work runs on another core while the agents go on.
+
+On standard input, each batch is one frame: its length (8 bytes, big-endian), then a pickled
+``StoreBatch`` (plain tuples, from the parent process only: a private pipe). On standard
+output, one line per batch, once its transaction is committed: ``ok``, or ``error <text>``
+after which nothing more is written and the process ends. At the end of its input, the
+process ends once everything it was sent is written: interrupts and terminations go to the
+parent, which ends the input (so a Ctrl-C never cuts a batch in two).
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from config.errors import LocalFileError
+from config.store.local_store import LocalStore, StoreBatch
+
+FRAME_HEADER_BYTES = 8
+OK = b"ok\n"
+ERROR = b"error "
+
+
+def frame(batch: StoreBatch) -> bytes:
+    """The bytes that send ``batch`` to the writer process."""
+    body = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+
+
+def _read_frame(stream: BinaryIO) -> StoreBatch | None:
+    """The next batch, or None at the end of the input (a cut frame is an end too: the
+    parent died while sending it, and half a batch is not written)."""
+    header = stream.read(FRAME_HEADER_BYTES)
+    if len(header) < FRAME_HEADER_BYTES:
+        return None
+    size = int.from_bytes(header, "big")
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    batch: StoreBatch = pickle.loads(body)
+    return batch
+
+
+def _error_line(text: str) -> bytes:
+    return ERROR + " ".join(text.split()).encode("utf-8", "replace") + b"\n"
+
+
+def serve(path: Path, cache_kib: int, source: BinaryIO, answers: BinaryIO) -> int:
+    """Write every batch read from ``source`` to the store at ``path``; 0, or 1 after an error."""
+    try:
+        store = LocalStore(path, cache_kib=cache_kib)
+    except LocalFileError as exc:
+        answers.write(_error_line(exc.message))
+        answers.flush()
+        return 1
+    try:
+        while (batch := _read_frame(source)) is not None:
+            try:
+                store.write_batch(batch)
+            except LocalFileError as exc:
+                answers.write(_error_line(exc.message))
+                return 1
+            except Exception as exc:  # a value SQLite cannot bind: the parent says which
+                answers.write(_error_line(f"{type(exc).__name__}: {exc}"))
+                return 1
+            answers.write(OK)
+            answers.flush()
+        return 0
+    finally:
+        answers.flush()
+        store.close()
+
+
+def main() -> None:
+    """The process's entry point: ``PATH CACHE_KIB`` on the command line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    path, cache_kib = sys.argv[1], int(sys.argv[2])
+    try:
+        code = serve(Path(path), cache_kib, sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the parent is gone: nobody is left to tell
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
