@@ -57,10 +57,13 @@ def write_event_file(path: Path, count: int) -> None:
     write_events(path, generate_events(count, seed=7))
 
 
-# The CLI with ``LocalStore.write`` replaced by a no-op: tracing runs whole, nothing is stored.
+# The CLI with ``LocalStore.write`` replaced by a no-op, written in the replay's process (no
+# writer process): tracing runs whole, nothing is mapped or stored.
 DISCARDING_STORE = (
     "import config.store.local_store as store; "
     "store.LocalStore.write = lambda self, spans, scores=(): None; "
+    "import autoops_cli.actions.replay as replay; "
+    "replay.available_cpus = lambda: 1; "
     "from autoops_cli.main import main; main()"
 )
 

@@ -1,17 +1,17 @@
-"""The local store written from another process: a replay's agents and SQLite on two cores.
+"""The local store written from another process: a replay's agents and its store on two cores.
 
-``StoreProcessExporter`` maps each batch to its rows here (``store.local_store.batch_rows``)
-and sends them to a writer process (``config.store.writer_process``), which writes them in
-order, one transaction each, and answers each once it is committed: the committed watermark
-advances on those answers, so a replay still counts only what is on disk. A thread would not
-do: mapping and binding hold the GIL, and a writer thread was measured slower than writing
-in place (``LocalStoreExporter``'s docstring). The replay uses this exporter in local mode
-when it runs in one process and has a second CPU; everything else writes in place.
+``StoreProcessExporter`` sends each batch of spans and scores to a writer process
+(``config.store.writer_process``), which maps them to rows and writes them in order, one
+transaction each, and answers each once it is committed: the committed watermark advances on
+those answers, so a replay still counts only what is on disk. A thread would not do: mapping
+and binding hold the GIL, and a writer thread was measured slower than writing in place
+(``LocalStoreExporter``'s docstring). The replay uses this exporter in local mode when it
+runs in one process and has a second CPU; everything else writes in place.
 
 If the writer process dies (killed, out of memory), the batches it had not answered are
 written here, and every later one too: writing a batch twice stores it once, so nothing is
-lost or doubled. A write that fails in the writer (a full disk) is a ``write_failure`` as
-in ``LocalStoreExporter``: counted, logged, nothing more written.
+lost or doubled. A write that fails in the writer (a full disk, a value it cannot store) is
+a ``write_failure`` as in ``LocalStoreExporter``: counted, logged, nothing more written.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import IO, NamedTuple
 import config
 from config.delivery.exporters import ExportStats
 from config.errors import LocalFileError
-from config.store.local_store import WRITER_CACHE_KIB, LocalStore, StoreBatch, batch_rows
+from config.store.local_store import WRITER_CACHE_KIB, LocalStore
 from config.store.writer_process import ERROR, OK, frame
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
@@ -42,9 +42,8 @@ _EXIT_WAIT_S = 10.0
 
 class _Sent(NamedTuple):
     ticket: int
-    batch: StoreBatch
-    spans: int
-    scores: int
+    spans: list[SpanRecord]
+    scores: list[ScoreRecord]
 
 
 class StoreProcessExporter:
@@ -76,20 +75,14 @@ class StoreProcessExporter:
     # --- the tracer's side ------------------------------------------------------------------
 
     def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
-        """Map the batch and send it (its ticket is ``exported_batches()`` once this returns)."""
+        """Send the batch (its ticket is ``exported_batches()`` once this returns)."""
         with self._exporting:
             self._exported += 1
             ticket = self._exported
             if self.write_failure is not None:
                 self._count_failed(len(spans), len(scores))
                 return
-            try:
-                batch = batch_rows(spans, scores)
-            except Exception as exc:  # a value the mapping cannot take: as LocalStoreExporter
-                self._fail(f"cannot write to the local store {self.store.path}: {_text(exc)}")
-                self._count_failed(len(spans), len(scores))
-                raise
-            sent = _Sent(ticket, batch, len(spans), len(scores))
+            sent = _Sent(ticket, spans, scores)
             with self._changed:
                 here = self._writing_here
                 if not here:
@@ -98,7 +91,7 @@ class StoreProcessExporter:
                 self._write_here([sent])
                 return
             try:
-                self._stdin.write(frame(batch))
+                self._stdin.write(frame(spans, scores))
                 self._stdin.flush()
             except OSError:
                 pass  # the writer is gone: its reader thread writes what it left, this one too
@@ -155,7 +148,7 @@ class StoreProcessExporter:
             with self._changed:
                 failed, self._sent = [sent, *self._sent], deque()
             for lost in failed:
-                self._count_failed(lost.spans, lost.scores)
+                self._count_failed(len(lost.spans), len(lost.scores))
             return
         stdout.close()
         self._take_over()
@@ -182,22 +175,22 @@ class StoreProcessExporter:
         for position, sent in enumerate(batches):
             if self.write_failure is None:
                 try:
-                    self.store.write_batch(sent.batch)
+                    self.store.write(sent.spans, sent.scores)
                 except LocalFileError as exc:
                     self._fail(exc.message)
                 except Exception as exc:
                     self._fail(f"cannot write to the local store {self.store.path}: {_text(exc)}")
             if self.write_failure is not None:
                 for lost in batches[position:]:
-                    self._count_failed(lost.spans, lost.scores)
+                    self._count_failed(len(lost.spans), len(lost.scores))
                 return
             with self._changed:
                 self._commit(sent)
 
     def _commit(self, sent: _Sent) -> None:
         """Count ``sent`` as written (``_changed`` held)."""
-        self.stats.spans_exported += sent.spans
-        self.stats.scores_exported += sent.scores
+        self.stats.spans_exported += len(sent.spans)
+        self.stats.scores_exported += len(sent.scores)
         self._committed = sent.ticket
         self._changed.notify_all()
 

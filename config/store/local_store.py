@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from config.errors import LocalFileError
 from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS
@@ -317,36 +317,6 @@ def check_store_tables(db: sqlite3.Connection, path: Path) -> None:
             )
 
 
-class StoreBatch(NamedTuple):
-    """One batch as the values SQLite binds, in ``TRACE_UPSERT``, ``OBSERVATION_UPSERT`` and
-    ``SCORE_UPSERT`` order: plain tuples, so a writer process can be sent them (pickled)."""
-
-    traces: list[tuple[Any, ...]]
-    observations: list[tuple[Any, ...]]
-    scores: list[tuple[Any, ...]]
-
-
-def batch_rows(spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> StoreBatch:
-    """Spans and scores mapped to the rows they are stored as (``otel_mapping``)."""
-    from config.store.otel_mapping import map_spans  # the SDK's names: only writers need them
-
-    mapped = map_spans(spans)
-    return _bound_rows(mapped.traces.values(), mapped.observations, scores)
-
-
-def _bound_rows(
-    traces: Iterable[Mapping[str, Any]],
-    observations: Iterable[Mapping[str, Any]],
-    scores: Iterable[ScoreRecord],
-) -> StoreBatch:
-    now_us = time.time_ns() // 1000
-    return StoreBatch(
-        [(*_trace_values(row), now_us) for row in traces],
-        [_observation_values(row) for row in observations],
-        [_score_row(score) for score in scores],
-    )
-
-
 class LocalStore:
     """One SQLite store file; safe to share between threads of one process.
 
@@ -388,7 +358,10 @@ class LocalStore:
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
         """Write a batch of spans and scores in one transaction (idempotent on ids)."""
-        self.write_batch(batch_rows(spans, scores))
+        from config.store.otel_mapping import map_spans  # the SDK's names: only writers need them
+
+        mapped = map_spans(spans)
+        self.write_rows(mapped.traces.values(), mapped.observations, scores)
 
     def write_rows(
         self,
@@ -399,17 +372,16 @@ class LocalStore:
         """Write rows already mapped (``TRACE_COLUMNS`` / ``OBSERVATION_COLUMNS`` keys) and
         scores in one transaction: a trace row merges into the stored one (non-null values
         win, metadata is patched), an observation row replaces the stored one."""
-        self.write_batch(_bound_rows(traces, observations, scores))
-
-    def write_batch(self, batch: StoreBatch) -> None:
-        """Write one ``StoreBatch`` in one transaction (what ``write`` and ``write_rows`` do,
-        and what a writer process does with the batches it is sent)."""
+        now_us = time.time_ns() // 1000
+        trace_rows = [(*_trace_values(row), now_us) for row in traces]
+        observation_rows = [_observation_values(row) for row in observations]
+        score_rows = [_score_row(score) for score in scores]
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(TRACE_UPSERT, batch.traces)
-                self._db.executemany(OBSERVATION_UPSERT, batch.observations)
-                self._db.executemany(SCORE_UPSERT, batch.scores)
+                self._db.executemany(TRACE_UPSERT, trace_rows)
+                self._db.executemany(OBSERVATION_UPSERT, observation_rows)
+                self._db.executemany(SCORE_UPSERT, score_rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()

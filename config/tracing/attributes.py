@@ -1,13 +1,13 @@
-"""Langfuse's OTel span attribute names, taken from the SDK itself, and their encodings.
+"""Langfuse's OTel span attribute names, the SDK's own, and their encodings.
 
-The names come from ``langfuse._client.attributes.LangfuseOtelSpanAttributes`` (the SDK's
-own constants), so what the core records carries exactly the attributes the SDK would send.
+The names are those of ``langfuse._client.attributes.LangfuseOtelSpanAttributes`` (the SDK's
+constants; ``tests/core/test_attributes.py`` checks them against the installed SDK), so what
+the core records carries exactly the attributes the SDK would send. They are written out
+here rather than imported: the SDK's module imports the whole SDK (about half a second),
+which neither the tracer nor the store's writer process needs.
 The value encodings mirror the SDK 5 rules (API-NOTES.md section 9): input and output are
 JSON strings (plain strings as they are); every metadata value is JSON-encoded on its own,
 strings included, under ``<prefix>.<key>``.
-
-Importing this module imports the Langfuse SDK (about half a second); the CLI does so only in
-the commands that trace.
 """
 
 from __future__ import annotations
@@ -19,33 +19,31 @@ from json.encoder import encode_basestring as _encode_string
 from json.encoder import encode_basestring_ascii as _encode_string_ascii
 from typing import Any, Final
 
-from langfuse._client.attributes import LangfuseOtelSpanAttributes as _SDK
-
-TRACE_NAME: Final = _SDK.TRACE_NAME
-TRACE_USER_ID: Final = _SDK.TRACE_USER_ID
-TRACE_SESSION_ID: Final = _SDK.TRACE_SESSION_ID
-TRACE_TAGS: Final = _SDK.TRACE_TAGS
-TRACE_PUBLIC: Final = _SDK.TRACE_PUBLIC
-TRACE_METADATA: Final = _SDK.TRACE_METADATA
-OBSERVATION_TYPE: Final = _SDK.OBSERVATION_TYPE
-OBSERVATION_METADATA: Final = _SDK.OBSERVATION_METADATA
-OBSERVATION_LEVEL: Final = _SDK.OBSERVATION_LEVEL
-OBSERVATION_STATUS_MESSAGE: Final = _SDK.OBSERVATION_STATUS_MESSAGE
-OBSERVATION_INPUT: Final = _SDK.OBSERVATION_INPUT
-OBSERVATION_OUTPUT: Final = _SDK.OBSERVATION_OUTPUT
-OBSERVATION_MODEL: Final = _SDK.OBSERVATION_MODEL
-OBSERVATION_MODEL_PARAMETERS: Final = _SDK.OBSERVATION_MODEL_PARAMETERS
-OBSERVATION_USAGE_DETAILS: Final = _SDK.OBSERVATION_USAGE_DETAILS
-OBSERVATION_COST_DETAILS: Final = _SDK.OBSERVATION_COST_DETAILS
-OBSERVATION_COMPLETION_START_TIME: Final = _SDK.OBSERVATION_COMPLETION_START_TIME
-OBSERVATION_PROMPT_NAME: Final = _SDK.OBSERVATION_PROMPT_NAME
-OBSERVATION_PROMPT_VERSION: Final = _SDK.OBSERVATION_PROMPT_VERSION
-ENVIRONMENT: Final = _SDK.ENVIRONMENT
-RELEASE: Final = _SDK.RELEASE
-VERSION: Final = _SDK.VERSION
+TRACE_NAME: Final = "langfuse.trace.name"
+TRACE_USER_ID: Final = "user.id"
+TRACE_SESSION_ID: Final = "session.id"
+TRACE_TAGS: Final = "langfuse.trace.tags"
+TRACE_PUBLIC: Final = "langfuse.trace.public"
+TRACE_METADATA: Final = "langfuse.trace.metadata"
+OBSERVATION_TYPE: Final = "langfuse.observation.type"
+OBSERVATION_METADATA: Final = "langfuse.observation.metadata"
+OBSERVATION_LEVEL: Final = "langfuse.observation.level"
+OBSERVATION_STATUS_MESSAGE: Final = "langfuse.observation.status_message"
+OBSERVATION_INPUT: Final = "langfuse.observation.input"
+OBSERVATION_OUTPUT: Final = "langfuse.observation.output"
+OBSERVATION_MODEL: Final = "langfuse.observation.model.name"
+OBSERVATION_MODEL_PARAMETERS: Final = "langfuse.observation.model.parameters"
+OBSERVATION_USAGE_DETAILS: Final = "langfuse.observation.usage_details"
+OBSERVATION_COST_DETAILS: Final = "langfuse.observation.cost_details"
+OBSERVATION_COMPLETION_START_TIME: Final = "langfuse.observation.completion_start_time"
+OBSERVATION_PROMPT_NAME: Final = "langfuse.observation.prompt.name"
+OBSERVATION_PROMPT_VERSION: Final = "langfuse.observation.prompt.version"
+ENVIRONMENT: Final = "langfuse.environment"
+RELEASE: Final = "langfuse.release"
+VERSION: Final = "langfuse.version"
 # A span the SDK starts in a chosen trace (``trace_context={"trace_id": ...}``) gets an
 # invented remote parent and this mark: Langfuse takes it for the trace's root.
-AS_ROOT: Final = _SDK.AS_ROOT
+AS_ROOT: Final = "langfuse.internal.as_root"
 
 # Prefixes of the per-key metadata attributes.
 OBSERVATION_METADATA_PREFIX: Final = OBSERVATION_METADATA + "."

@@ -65,3 +65,16 @@ def test_a_cycle_still_fails_as_a_recursion_error() -> None:
             pass
         else:
             raise AssertionError("a cycle was encoded")
+
+
+def test_the_attribute_names_are_the_sdks() -> None:
+    """Written out in the module (importing the SDK's costs half a second), checked here."""
+    from langfuse._client.attributes import LangfuseOtelSpanAttributes as Sdk
+
+    names = {
+        name: value
+        for name, value in vars(la).items()
+        if name.isupper() and isinstance(value, str) and hasattr(Sdk, name)
+    }
+    assert len(names) == 23
+    assert names == {name: getattr(Sdk, name) for name in names}
