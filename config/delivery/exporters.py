@@ -75,7 +75,8 @@ class LocalStoreExporter:
     events at it, and a library caller reads its traces at once. (A writer thread was tried
     for the replay, so that SQLite's work, which runs without the GIL, would overlap the
     agents': measured on a quiet machine, the thread's hand-offs cost more than the overlap
-    gained, 310-344 events/s against 373-405 written here; mapping holds the GIL either way.)
+    gained, 310-344 events/s against 373-405 written here; mapping holds the GIL either way.
+    A replay with a second CPU uses a writer process: ``store_process.StoreProcessExporter``.)
 
     A write that fails (a full disk, a read-only or broken file) is counted as failed, never
     raised into the traced code; ``write_failure`` keeps it, and from then on nothing more is

@@ -137,8 +137,9 @@ class StoreProcessExporter:
         stdout: IO[bytes] = self._process.stdout  # type: ignore[assignment]
         for line in stdout:
             with self._changed:
-                if not self._sent:
-                    break  # an answer for nothing sent: the writer is broken, take over
+                if not self._sent:  # an answer for nothing sent: the writer is broken
+                    self._process.kill()
+                    break
                 sent = self._sent.popleft()
                 if line == OK:
                     self._commit(sent)

@@ -358,7 +358,7 @@ class LocalStore:
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:
         """Write a batch of spans and scores in one transaction (idempotent on ids)."""
-        from config.store.otel_mapping import map_spans  # the SDK's names: only writers need them
+        from config.store.otel_mapping import map_spans  # only writers need the mapping
 
         mapped = map_spans(spans)
         self.write_rows(mapped.traces.values(), mapped.observations, scores)

@@ -2,8 +2,8 @@
 
 Why not the Langfuse SDK's own span machinery: every SDK observation is a full OTel span
 (context objects, processors, a batch queue, a protobuf re-encoding per export) and the SDK
-drops data it fails to send. The core records the same Langfuse attributes (their names come
-from the SDK's constants) into a plain ``SpanRecord`` and hands whole batches to an exporter:
+drops data it fails to send. The core records the same Langfuse attributes (the SDK's own
+names) into a plain ``SpanRecord`` and hands whole batches to an exporter:
 the local store, Langfuse over OTLP/HTTP, or nowhere. ``benchmarks/tracing_overhead.py``
 measures both.
 

@@ -6,6 +6,7 @@ stops the run's watermark as a failed write in place does."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import signal
 import sqlite3
@@ -16,7 +17,8 @@ import pytest
 from config.delivery.exporters import LocalStoreExporter
 from config.delivery.store_process import StoreProcessExporter
 from config.settings import DataMaskingConfig
-from config.store.local_store import LocalStore
+from config.store.local_store import WRITER_CACHE_KIB, LocalStore
+from config.store.writer_process import ERROR, OK, frame, serve
 from config.tracing.masking import DataMasker
 from config.tracing.span_records import ScoreRecord, SpanRecord
 from config.tracing.tracer import Tracer
@@ -168,3 +170,25 @@ def test_a_write_the_writer_cannot_do_stops_the_watermark_and_counts_the_loss(
 
 def _fields(score: ScoreRecord) -> dict[str, object]:
     return {name: getattr(score, name) for name in ScoreRecord.__slots__}  # type: ignore[attr-defined]
+
+
+def test_the_writer_answers_each_whole_batch_and_drops_a_cut_one(tmp_path: Path) -> None:
+    """A frame cut short (its sender died while writing it) is not written in part."""
+    (first, first_scores), (second, second_scores) = traced_batches(2)
+    cut = frame(second, second_scores)
+    source = io.BytesIO(frame(first, first_scores) + cut[: len(cut) // 2])
+    answers = io.BytesIO()
+    assert serve(tmp_path / "traces.db", WRITER_CACHE_KIB, source, answers) == 0
+    assert answers.getvalue() == OK
+    assert len(rows(tmp_path / "traces.db")["observations"]) == len(first)
+
+
+def test_a_store_the_writer_cannot_open_is_its_one_answer(tmp_path: Path) -> None:
+    ((spans, scores),) = traced_batches(1)
+    not_a_store = tmp_path / "traces.db"
+    not_a_store.write_bytes(b"this is not an SQLite file" * 100)
+    answers = io.BytesIO()
+    assert serve(not_a_store, WRITER_CACHE_KIB, io.BytesIO(frame(spans, scores)), answers) == 1
+    answer = answers.getvalue()
+    assert answer.startswith(ERROR) and answer.endswith(b"\n") and answer.count(b"\n") == 1
+    assert str(not_a_store).encode() in answer
