@@ -152,10 +152,14 @@ def write_template(path: Path, *, force: bool) -> Path:
         raise LocalFileError(f"cannot write {path}: directory {path.parent} does not exist")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autoops-", suffix=".toml")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render_template())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(render_template())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no half-written temporary file left behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise LocalFileError(f"cannot write {path}: {exc.strerror}") from None
     return path

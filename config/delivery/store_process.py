@@ -118,6 +118,13 @@ class StoreProcessExporter:
         """Wait up to ``timeout`` s until everything taken is written; False if it is not."""
         return self.wait_committed(self._exported, timeout) and self.write_failure is None
 
+    def interrupt(self) -> None:
+        """A second stop: a writer that has not answered all it was sent (stopped, stuck) is
+        not waited for: it is killed and this process writes what it had not answered.
+        Signal-safe (a kill): a send blocked on a full pipe then fails and returns."""
+        if self._committed < self._exported:
+            self._process.kill()
+
     def shutdown(self, timeout: float) -> None:
         """End the writer's input (it writes what it has, then ends) and close the store."""
         with self._exporting, contextlib.suppress(OSError):
@@ -222,9 +229,15 @@ def _start_writer(path: Path) -> subprocess.Popen[bytes]:
         [package_root, *filter(None, [environ.get("PYTHONPATH")])]
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "config.store.writer_process", str(path), str(WRITER_CACHE_KIB)],
+        # -P: nothing is imported from the working directory (a config.py there, say).
+        [sys.executable, "-P", "-m", "config.store.writer_process", str(path),
+         str(WRITER_CACHE_KIB)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=environ,
-    )
+        # Its own process group: a Ctrl-C at the terminal (or a signal to the replay's group)
+        # reaches the replay only, from the writer's first instant; the replay ends the
+        # writer's input when it stops, and a replay killed outright closes it too.
+        process_group=0,
+    )  # fmt: skip

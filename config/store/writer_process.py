@@ -10,7 +10,8 @@ pickled fields of its spans and scores (plain tuples, from the parent process on
 private pipe). On standard output, one line per batch, once its transaction is committed:
 ``ok``, or ``error <text>`` after which nothing more is written and the process ends. At the
 end of its input, the process ends once everything it was sent is written: interrupts and
-terminations go to the parent, which ends the input (so a Ctrl-C never cuts a batch in two).
+terminations go to the parent, which ends the input (so a Ctrl-C never cuts a batch in two):
+the parent starts it in a process group of its own, and it ignores both signals as well.
 """
 
 from __future__ import annotations

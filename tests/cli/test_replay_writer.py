@@ -50,7 +50,9 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
 
 
-def start(tmp_path: Path, events: int) -> tuple[subprocess.Popen[str], Path, Path]:
+def start(
+    tmp_path: Path, events: int, cwd: Path | None = None
+) -> tuple[subprocess.Popen[str], Path, Path]:
     """A replay of ``events`` generated events in its own process group (as at a terminal)."""
     path = tmp_path / "events.jsonl"
     write_events(path, generate_events(events, seed=21))
@@ -59,7 +61,7 @@ def start(tmp_path: Path, events: int) -> tuple[subprocess.Popen[str], Path, Pat
     process = subprocess.Popen(
         [autoops_executable(), "--json", "replay", str(path), "--progress-file", str(progress)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        env=clean_env(AUTOOPS_HOME=str(home)), start_new_session=True,
+        env=clean_env(AUTOOPS_HOME=str(home)), start_new_session=True, cwd=cwd,
     )  # fmt: skip
     return process, progress, home / "traces.db"
 
@@ -85,7 +87,9 @@ def counts(store: Path) -> dict[str, int]:
 def test_ctrl_c_at_a_terminal_keeps_every_batch_the_replay_reported(tmp_path: Path) -> None:
     process, progress, store = start(tmp_path, 20_000)
     wait_for_progress(process, progress, 200)
-    assert len(writer_pids(process.pid)) == 1
+    (writer,) = writer_pids(process.pid)
+    # A group of its own from its start: no signal to the replay's group can cut it short.
+    assert os.getpgid(writer) == writer != os.getpgid(process.pid)
     os.killpg(process.pid, signal.SIGINT)  # the terminal signals the whole group
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -98,7 +102,7 @@ def test_ctrl_c_at_a_terminal_keeps_every_batch_the_replay_reported(tmp_path: Pa
         "scores": summary["scores_recorded"],
     }
     assert "Traceback" not in stderr
-    assert "store writer process ended" not in stderr  # it ignored the Ctrl-C, as it must
+    assert "store writer process ended" not in stderr  # it was not touched by the Ctrl-C
 
 
 def test_a_killed_replay_leaves_no_writer_behind(tmp_path: Path) -> None:
@@ -117,3 +121,42 @@ def test_a_killed_replay_leaves_no_writer_behind(tmp_path: Path) -> None:
     assert counts(store)["traces"] >= reported
     with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_second_stop_does_not_wait_for_a_writer_that_no_longer_answers(tmp_path: Path) -> None:
+    """A stopped (or stuck) writer: the second Ctrl-C ends it, and the replay writes what it
+    had not answered itself; nothing reported is missing."""
+    process, progress, store = start(tmp_path, 20_000)
+    wait_for_progress(process, progress, 200)
+    (writer,) = writer_pids(process.pid)
+    os.kill(writer, signal.SIGSTOP)
+    time.sleep(1.0)  # the replay goes on until the pipe is full, then waits on it
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.5)  # two signals at once would be handled as one
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    summary = json.loads(stdout)
+    assert "store writer process ended" in stderr
+    assert counts(store) == {
+        "traces": summary["traces_recorded"],
+        "observations": summary["observations_recorded"],
+        "scores": summary["scores_recorded"],
+    }
+    assert not running(writer)
+
+
+def test_the_writer_imports_nothing_from_the_working_directory(tmp_path: Path) -> None:
+    """Python puts the working directory first on a ``-m`` module's path: a ``config.py``
+    there ran inside the writer (and broke it)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.py").write_text(
+        "open('imported', 'w').write('yes')\nraise SystemExit(3)\n", encoding="utf-8"
+    )
+    process, _, store = start(tmp_path, 300, cwd=project)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert not (project / "imported").exists()
+    assert "store writer process" not in stderr
+    assert counts(store)["traces"] == json.loads(stdout)["traces_recorded"] == 300

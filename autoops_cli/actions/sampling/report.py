@@ -265,9 +265,13 @@ def record_replay_sampling(directory: Path, document: dict[str, Any]) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sampling-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-        os.replace(tmp, directory / LAST_REPLAY_FILE)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=2)
+            os.replace(tmp, directory / LAST_REPLAY_FILE)
+        except BaseException:  # a full disk: no half-written temporary file left behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError:
         pass  # a report aid only: the replay's own summary has the same changes
 
