@@ -121,19 +121,31 @@ def test_the_watermark_moves_on_the_writers_word(tmp_path: Path) -> None:
 
 
 def test_a_writer_that_dies_is_replaced_and_nothing_is_lost_or_doubled(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Heard on the logger itself: another test's logging setup may have disabled it or
+    # kept it from the root logger that caplog listens on.
+    logger = logging.getLogger("autoops.delivery")
+    warnings: list[logging.LogRecord] = []
+    heard = logging.Handler(logging.WARNING)
+    heard.emit = warnings.append  # type: ignore[method-assign]
+    monkeypatch.setattr(logger, "disabled", False)
+    logger.addHandler(heard)
     batches = traced_batches(4)
     exporter = StoreProcessExporter(LocalStore(tmp_path / "traces.db"))
-    exporter.export(*batches[0])
-    assert exporter.wait_committed(1, HANG_S)
-    with caplog.at_level(logging.WARNING, logger="autoops.delivery"):
+    try:
+        exporter.export(*batches[0])
+        assert exporter.wait_committed(1, HANG_S)
         exporter._process.send_signal(signal.SIGKILL)  # as the OOM killer would
         exporter._process.wait()
         for spans, scores in batches[1:]:
             exporter.export(spans, scores)
         assert exporter.flush(HANG_S)
-    assert "store writer process ended (exit status -9)" in caplog.text
+    finally:
+        logger.removeHandler(heard)
+    assert [record.getMessage() for record in warnings] == [
+        "the store writer process ended (exit status -9); writing the store in this process"
+    ]
     assert exporter.committed_batches() == 4
     exporter.shutdown(HANG_S)
     assert exporter.write_failure is None
