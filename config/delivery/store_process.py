@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -62,9 +63,10 @@ class StoreProcessExporter:
         # Sent and not answered yet, oldest first: what this process writes if the writer dies.
         self._sent: deque[_Sent] = deque()
         self._writing_here = False
-        # One batch handed over at a time, in ticket order; _changed guards the rest.
+        # One batch handed over at a time, in ticket order; _changed guards the rest (an
+        # RLock: _fail takes it again).
         self._exporting = threading.Lock()
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.RLock())
         self._process = _start_writer(store.path)
         self._stdin: IO[bytes] = self._process.stdin  # type: ignore[assignment]
         self._answers = threading.Thread(
@@ -78,20 +80,37 @@ class StoreProcessExporter:
         """Send the batch (its ticket is ``exported_batches()`` once this returns)."""
         with self._exporting:
             self._exported += 1
-            ticket = self._exported
-            if self.write_failure is not None:
+            sent = _Sent(self._exported, spans, scores)
+            with self._changed:  # a failure answered meanwhile has taken every batch sent
+                failed = self.write_failure is not None
+                here = self._writing_here
+                if not failed and not here:
+                    self._sent.append(sent)
+            if failed:
                 self._count_failed(len(spans), len(scores))
                 return
-            sent = _Sent(ticket, spans, scores)
-            with self._changed:
-                here = self._writing_here
-                if not here:
-                    self._sent.append(sent)
             if here:
                 self._write_here([sent])
                 return
+            if self._stdin.closed:  # handed back: written here once the writer has ended
+                return
             try:
-                self._stdin.write(frame(spans, scores))
+                data = frame(spans, scores)
+            except (pickle.PicklingError, RecursionError) as exc:
+                # A value the writer cannot be sent: it writes what it has and ends, and this
+                # process writes this batch and the rest, in order, once it has.
+                what = (
+                    str(exc) if isinstance(exc, pickle.PicklingError) else "a value nested too deep"
+                )
+                logger.warning(
+                    "%s cannot be sent to the store writer process; writing the store in this "
+                    "process", what,
+                )  # fmt: skip
+                with contextlib.suppress(OSError):
+                    self._stdin.close()
+                return
+            try:
+                self._stdin.write(data)
                 self._stdin.flush()
             except OSError:
                 pass  # the writer is gone: its reader thread writes what it left, this one too
@@ -152,8 +171,8 @@ class StoreProcessExporter:
                     self._commit(sent)
                     continue
             text = line[len(ERROR) :].decode("utf-8", "replace").strip()
-            self._fail(text or "the store writer process failed")
-            with self._changed:
+            with self._changed:  # one step: a batch sent after it is counted by export
+                self._fail(text or "the store writer process failed")
                 failed, self._sent = [sent, *self._sent], deque()
             for lost in failed:
                 self._count_failed(len(lost.spans), len(lost.scores))
@@ -165,7 +184,7 @@ class StoreProcessExporter:
         """The writer ended with batches (or more to come) unanswered: write them here."""
         with self._changed:
             self._writing_here = True
-            ended_early = bool(self._sent) or not self._stdin.closed
+            ended_early = not self._stdin.closed  # closed here: ended as asked
         if ended_early:
             try:  # its output is closed: it is ending, if not gone already
                 status = f"exit status {self._process.wait(_EXIT_WAIT_S)}"

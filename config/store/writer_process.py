@@ -17,6 +17,7 @@ the parent starts it in a process group of its own, and it ignores both signals 
 from __future__ import annotations
 
 import dataclasses
+import io
 import operator
 import pickle
 import signal
@@ -40,14 +41,34 @@ _span_fields = operator.attrgetter(*(field.name for field in dataclasses.fields(
 _score_fields = operator.attrgetter(*(field.name for field in dataclasses.fields(ScoreRecord)))
 
 
+class _PlainPickler(pickle.Pickler):
+    """Pickles plain values only: None, bools, numbers, strings, bytes and their containers.
+
+    Anything else (a score's metadata may hold any object of the application's) raises
+    ``pickle.PicklingError``: the writer would have to import its class and run its code,
+    and may not even find it. ``reducer_override`` is called for exactly those objects.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        raise pickle.PicklingError(f"a value of type {type(obj).__name__}")
+
+
 def frame(spans: list[SpanRecord], scores: list[ScoreRecord]) -> bytes:
-    """The bytes that send one batch to the writer process."""
+    """The bytes that send one batch to the writer process.
+
+    Raises ``pickle.PicklingError`` (or ``RecursionError``) when a value is not plain.
+    """
     fields: tuple[list[Any], list[Any]] = (
         [_span_fields(span) for span in spans],
         [_score_fields(score) for score in scores],
     )
-    body = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-    return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+    body = io.BytesIO()
+    body.write(bytes(FRAME_HEADER_BYTES))
+    _PlainPickler(body, protocol=pickle.HIGHEST_PROTOCOL).dump(fields)
+    size = body.tell() - FRAME_HEADER_BYTES
+    body.seek(0)
+    body.write(size.to_bytes(FRAME_HEADER_BYTES, "big"))
+    return body.getvalue()
 
 
 def _read_frame(stream: BinaryIO) -> Batch | None:

@@ -204,3 +204,30 @@ def test_a_store_the_writer_cannot_open_is_its_one_answer(tmp_path: Path) -> Non
     answer = answers.getvalue()
     assert answer.startswith(ERROR) and answer.endswith(b"\n") and answer.count(b"\n") == 1
     assert str(not_a_store).encode() in answer
+
+
+def test_a_value_the_writer_cannot_be_sent_hands_the_writing_back_in_order(
+    tmp_path: Path,
+) -> None:
+    """A score's metadata may hold any object: the writer is never sent one (it would have
+    to import its class and run its code). It writes what it has; this process the rest."""
+
+    class Opaque:  # defined here: no other process could import it
+        def __str__(self) -> str:
+            return "opaque"
+
+    (first, first_scores), (second, second_scores), (third, third_scores) = traced_batches(3)
+    second_scores = [*second_scores]
+    odd = {**_fields(second_scores[0]), "metadata": {"kept": Opaque()}}
+    second_scores[0] = ScoreRecord(**odd)  # type: ignore[arg-type]
+    exporter = StoreProcessExporter(LocalStore(tmp_path / "traces.db"))
+    exporter.export(first, first_scores)
+    exporter.export(second, second_scores)
+    exporter.export(third, third_scores)
+    assert exporter.flush(HANG_S)
+    assert exporter.committed_batches() == 3
+    exporter.shutdown(HANG_S)
+    assert exporter.write_failure is None
+    stored = rows(tmp_path / "traces.db")
+    assert len(stored["observations"]) == len(first) + len(second) + len(third)
+    assert any('"kept"' in (row[9] or "") for row in stored["scores"])  # metadata column
