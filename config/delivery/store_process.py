@@ -183,7 +183,6 @@ class StoreProcessExporter:
     def _take_over(self) -> None:
         """The writer ended with batches (or more to come) unanswered: write them here."""
         with self._changed:
-            self._writing_here = True
             ended_early = not self._stdin.closed  # closed here: ended as asked
         if ended_early:
             try:  # its output is closed: it is ending, if not gone already
@@ -193,10 +192,14 @@ class StoreProcessExporter:
             logger.warning(
                 "the store writer process ended (%s); writing the store in this process", status
             )
-        with self._exporting:  # an export in progress has put its batch in _sent
+        # Batches exported meanwhile wait in _sent; the older ones are written before any
+        # newer one (the watermark means "this one and all before").
+        with self._exporting:
             with self._changed:
                 left, self._sent = list(self._sent), deque()
             self._write_here(left)
+            with self._changed:
+                self._writing_here = True
 
     def _write_here(self, batches: list[_Sent]) -> None:
         for position, sent in enumerate(batches):

@@ -10,6 +10,7 @@ import io
 import logging
 import signal
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,40 @@ def test_a_value_the_writer_cannot_be_sent_hands_the_writing_back_in_order(
     stored = rows(tmp_path / "traces.db")
     assert len(stored["observations"]) == len(first) + len(second) + len(third)
     assert any('"kept"' in (row[9] or "") for row in stored["scores"])  # metadata column
+
+
+def test_the_watermark_never_passes_a_batch_the_dead_writer_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the replay takes over (its warning held up by a full stderr, say), a batch
+    exported meanwhile must not be written, and counted, before the older ones the writer
+    never answered: the watermark means "this one and all before"."""
+    logger = logging.getLogger("autoops.delivery")
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocked(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            entered.set()
+            release.wait(HANG_S)
+
+    blocked = Blocked(logging.WARNING)
+    monkeypatch.setattr(logger, "disabled", False)
+    logger.addHandler(blocked)
+    batches = traced_batches(3)
+    exporter = StoreProcessExporter(LocalStore(tmp_path / "traces.db"))
+    try:
+        exporter.export(*batches[0])
+        assert exporter.wait_committed(1, HANG_S)
+        exporter._process.send_signal(signal.SIGSTOP)
+        exporter.export(*batches[1])  # into the pipe, never answered
+        exporter._process.send_signal(signal.SIGKILL)
+        assert entered.wait(HANG_S)  # the take-over is under way, its warning held up
+        exporter.export(*batches[2])
+        assert exporter.committed_batches() == 1
+    finally:
+        release.set()
+        logger.removeHandler(blocked)
+    assert exporter.flush(HANG_S)
+    assert exporter.committed_batches() == 3
+    exporter.shutdown(HANG_S)
+    assert len(rows(tmp_path / "traces.db")["observations"]) == sum(len(s) for s, _ in batches)
