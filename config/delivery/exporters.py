@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.errors import LocalFileError
+from config.store.local_store import write_error
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 logger = logging.getLogger("autoops.delivery")
@@ -35,6 +36,17 @@ class ExportStats:
     spans_failed: int = 0
     scores_failed: int = 0
     last_error: str | None = None
+
+    def count_written(self, spans: int, scores: int) -> None:
+        """A batch of ``spans`` and ``scores`` is durable."""
+        self.spans_exported += spans
+        self.scores_exported += scores
+
+    def count_failed(self, spans: int, scores: int) -> None:
+        """A batch of ``spans`` and ``scores`` is lost (counted, never retried)."""
+        self.batches_failed += 1
+        self.spans_failed += spans
+        self.scores_failed += scores
 
 
 class NullExporter:
@@ -102,28 +114,21 @@ class LocalStoreExporter:
             if failure is None:
                 try:
                     self.store.write(spans, scores)
-                except LocalFileError as exc:
-                    failure = self.write_failure = exc
-                except Exception as exc:  # a closed connection, a value SQLite cannot bind
-                    # It stops the watermark as a full disk does (a replay waiting on it must
-                    # end), and is raised on to the client's error handler (health degraded).
-                    unexpected = exc
-                    failure = self.write_failure = LocalFileError(
-                        f"cannot write to the local store {self.store.path}: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
-                if failure is not None:
+                except Exception as exc:  # also a closed connection, a value SQLite cannot bind
+                    # Any of them stops the watermark as a full disk does (a replay waiting on
+                    # it must end); all but LocalFileError are raised on to the client's error
+                    # handler (health degraded).
+                    if not isinstance(exc, LocalFileError):
+                        unexpected = exc
+                    failure = self.write_failure = write_error(self.store.path, exc)
                     logger.error("%s; tracing keeps nothing more of this run", failure)
             # After a failure nothing more is written: the store holds exactly what the
             # watermark says (a later write could succeed past a lost batch).
             if failure is not None:
-                self.stats.batches_failed += 1
-                self.stats.spans_failed += len(spans)
-                self.stats.scores_failed += len(scores)
+                self.stats.count_failed(len(spans), len(scores))
                 self.stats.last_error = str(failure)
             else:
-                self.stats.spans_exported += len(spans)
-                self.stats.scores_exported += len(scores)
+                self.stats.count_written(len(spans), len(scores))
                 self._committed = self._exported
         if unexpected is not None:
             raise unexpected

@@ -30,7 +30,7 @@ from typing import IO, NamedTuple
 import config
 from config.delivery.exporters import ExportStats
 from config.errors import LocalFileError
-from config.store.local_store import WRITER_CACHE_KIB, LocalStore
+from config.store.local_store import WRITER_CACHE_KIB, LocalStore, write_error
 from config.store.writer_process import ERROR, OK, frame
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
@@ -206,10 +206,8 @@ class StoreProcessExporter:
             if self.write_failure is None:
                 try:
                     self.store.write(sent.spans, sent.scores)
-                except LocalFileError as exc:
-                    self._fail(exc.message)
                 except Exception as exc:
-                    self._fail(f"cannot write to the local store {self.store.path}: {_text(exc)}")
+                    self._fail(write_error(self.store.path, exc).message)
             if self.write_failure is not None:
                 for lost in batches[position:]:
                     self._count_failed(len(lost.spans), len(lost.scores))
@@ -219,8 +217,7 @@ class StoreProcessExporter:
 
     def _commit(self, sent: _Sent) -> None:
         """Count ``sent`` as written (``_changed`` held)."""
-        self.stats.spans_exported += len(sent.spans)
-        self.stats.scores_exported += len(sent.scores)
+        self.stats.count_written(len(sent.spans), len(sent.scores))
         self._committed = sent.ticket
         self._changed.notify_all()
 
@@ -234,13 +231,7 @@ class StoreProcessExporter:
 
     def _count_failed(self, spans: int, scores: int) -> None:
         with self._changed:
-            self.stats.batches_failed += 1
-            self.stats.spans_failed += spans
-            self.stats.scores_failed += scores
-
-
-def _text(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
+            self.stats.count_failed(spans, scores)
 
 
 def _start_writer(path: Path) -> subprocess.Popen[bytes]:

@@ -317,6 +317,14 @@ def check_store_tables(db: sqlite3.Connection, path: Path) -> None:
             )
 
 
+def write_error(path: Path, exc: Exception) -> LocalFileError:
+    """What a failed write to the store at ``path`` is: its ``LocalFileError``, or any other
+    exception (a closed connection, a value SQLite cannot bind) said as one."""
+    if isinstance(exc, LocalFileError):
+        return exc
+    return LocalFileError(f"cannot write to the local store {path}: {type(exc).__name__}: {exc}")
+
+
 class LocalStore:
     """One SQLite store file; safe to share between threads of one process.
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from config.errors import LocalFileError
-from config.store.local_store import LocalStore
+from config.store.local_store import LocalStore, write_error
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 FRAME_HEADER_BYTES = 8
@@ -101,15 +101,8 @@ def serve(path: Path, cache_kib: int, source: BinaryIO, answers: BinaryIO) -> in
         while (batch := _read_frame(source)) is not None:
             try:
                 store.write(*batch)
-            except LocalFileError as exc:
-                answers.write(_error_line(exc.message))
-                return 1
-            except Exception as exc:  # a value the mapping or SQLite cannot take
-                answers.write(
-                    _error_line(
-                        f"cannot write to the local store {path}: {type(exc).__name__}: {exc}"
-                    )
-                )
+            except Exception as exc:  # also a value the mapping or SQLite cannot take
+                answers.write(_error_line(write_error(path, exc).message))
                 return 1
             answers.write(OK)
             answers.flush()
