@@ -37,6 +37,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+# The repository's root: the shared test exporter (tests/support) is imported from it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 EVENT = {
     "event_id": "evt-000042",
     "timestamp": "2026-11-20T08:15:00Z",
@@ -249,27 +252,12 @@ def core_otlp_exporter() -> Any:
     return Exporter()
 
 
-class CaptureExporter:
-    """Keeps the core's batches, to replay them into the store alone."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[list[Any], list[Any]]] = []
-
-    def export(self, spans: list[Any], scores: list[Any]) -> None:
-        self.batches.append((spans, scores))
-
-    def flush(self, timeout: float) -> bool:
-        return True
-
-    def shutdown(self, timeout: float) -> None:
-        pass
-
-
 def store_write_rates(traces: int, rounds: int, directory: Path) -> list[float]:
     """Observations per second ``LocalStore.write`` takes, batches recorded beforehand."""
     from config.store.local_store import LocalStore
+    from tests.support.exporters import KeptBatches
 
-    capture = CaptureExporter()
+    capture = KeptBatches()
     run_core(traces, capture, masked=True)
     count = sum(len(spans) for spans, _ in capture.batches)
     rates = []

@@ -36,11 +36,13 @@ from autoops_cli.simulation.partition import (
 from config.errors import UsageError
 from tests.conftest import Cli
 from tests.support.replay_runs import (
+    child_pids,
     clean_env,
     ids,
     outbox_status,
     progress_lines,
     run,
+    running,
     start_replay,
 )
 from tests.support.serve_process import ServeHandle, autoops_executable
@@ -445,33 +447,13 @@ def test_a_signal_stops_all_workers_with_one_summary(
     assert observations == summary["observations_recorded"]
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-
-
 def test_a_killed_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
     events = events_file(tmp_path, 3000, seed=13)
     progress = tmp_path / "progress.jsonl"
     env = clean_env(AUTOOPS_HOME=str(tmp_path / "home"))
     process = start_replay(events, "killed", env, progress, "--workers", "2")
     wait_for_progress(progress, process, 50)
-    workers = children(process.pid)
+    workers = child_pids(process.pid)
     assert len(workers) == 2
     process.kill()
     process.communicate(timeout=30)

@@ -17,7 +17,7 @@ import pytest
 
 from autoops_cli.simulation.generator import generate_events, write_events
 from autoops_cli.simulation.partition import available_cpus
-from tests.support.replay_runs import clean_env, progress_lines
+from tests.support.replay_runs import child_pids, clean_env, ids, progress_lines, running
 from tests.support.serve_process import autoops_executable
 
 pytestmark = pytest.mark.skipif(
@@ -27,27 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 def writer_pids(parent: int) -> list[int]:
     """The parent's children running ``config.store.writer_process``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-            if (
-                int(stat.rsplit(")", 1)[1].split()[1]) == parent
-                and b"config.store.writer_process" in command
-            ):
-                found.append(int(entry.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    return child_pids(parent, b"config.store.writer_process")
 
 
 def start(
@@ -77,11 +57,7 @@ def wait_for_progress(process: subprocess.Popen[str], progress: Path, at_least: 
 
 
 def counts(store: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
-        return {
-            table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("traces", "observations", "scores")
-        }
+    return {table: len(found) for table, found in ids(store).items()}
 
 
 def test_ctrl_c_at_a_terminal_keeps_every_batch_the_replay_reported(tmp_path: Path) -> None:

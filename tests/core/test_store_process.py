@@ -11,9 +11,8 @@ import logging
 import signal
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import pytest
 
 from config.delivery.exporters import LocalStoreExporter
 from config.delivery.store_process import StoreProcessExporter
@@ -23,31 +22,16 @@ from config.store.writer_process import ERROR, OK, frame, serve
 from config.tracing.masking import DataMasker
 from config.tracing.span_records import ScoreRecord, SpanRecord
 from config.tracing.tracer import Tracer
+from tests.support.exporters import KeptBatches
 
 # Generous: only a hang reaches it (nothing is timed).
 HANG_S = 30.0
 
 
-class Kept:
-    """An exporter that keeps the batches the tracer hands over."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[list[SpanRecord], list[ScoreRecord]]] = []
-
-    def export(self, spans: list[SpanRecord], scores: list[ScoreRecord]) -> None:
-        self.batches.append((spans, scores))
-
-    def flush(self, timeout: float) -> bool:
-        return True
-
-    def shutdown(self, timeout: float) -> None:
-        pass
-
-
 def traced_batches(count: int) -> list[tuple[list[SpanRecord], list[ScoreRecord]]]:
     """``count`` batches of real traces: nested observations, input, output, metadata (some
     of it masked), events, an error and scores."""
-    kept = Kept()
+    kept = KeptBatches()
     tracer = Tracer(
         kept, mask=DataMasker(DataMaskingConfig()).mask, batch_size=10**6, flush_interval=3600
     )
@@ -73,6 +57,22 @@ def traced_batches(count: int) -> list[tuple[list[SpanRecord], list[ScoreRecord]
     batches = [(spans, scores) for spans, scores in kept.batches if spans or scores]
     assert len(batches) == count
     return batches
+
+
+@contextlib.contextmanager
+def delivery_warnings(hear: Callable[[logging.LogRecord], None]) -> Iterator[None]:
+    """``hear`` gets the delivery logger's warnings, on the logger itself: another test's
+    logging setup may have disabled it or kept it from the root logger caplog listens on."""
+    logger = logging.getLogger("autoops.delivery")
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = hear  # type: ignore[method-assign]
+    disabled, logger.disabled = logger.disabled, False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.disabled = disabled
 
 
 def rows(path: Path) -> dict[str, list[tuple]]:
@@ -121,20 +121,11 @@ def test_the_watermark_moves_on_the_writers_word(tmp_path: Path) -> None:
     assert exporter.write_failure is None
 
 
-def test_a_writer_that_dies_is_replaced_and_nothing_is_lost_or_doubled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Heard on the logger itself: another test's logging setup may have disabled it or
-    # kept it from the root logger that caplog listens on.
-    logger = logging.getLogger("autoops.delivery")
+def test_a_writer_that_dies_is_replaced_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
     warnings: list[logging.LogRecord] = []
-    heard = logging.Handler(logging.WARNING)
-    heard.emit = warnings.append  # type: ignore[method-assign]
-    monkeypatch.setattr(logger, "disabled", False)
-    logger.addHandler(heard)
     batches = traced_batches(4)
     exporter = StoreProcessExporter(LocalStore(tmp_path / "traces.db"))
-    try:
+    with delivery_warnings(warnings.append):
         exporter.export(*batches[0])
         assert exporter.wait_committed(1, HANG_S)
         exporter._process.send_signal(signal.SIGKILL)  # as the OOM killer would
@@ -142,8 +133,6 @@ def test_a_writer_that_dies_is_replaced_and_nothing_is_lost_or_doubled(
         for spans, scores in batches[1:]:
             exporter.export(spans, scores)
         assert exporter.flush(HANG_S)
-    finally:
-        logger.removeHandler(heard)
     assert [record.getMessage() for record in warnings] == [
         "the store writer process ended (exit status -9); writing the store in this process"
     ]
@@ -234,37 +223,30 @@ def test_a_value_the_writer_cannot_be_sent_hands_the_writing_back_in_order(
     assert any('"kept"' in (row[9] or "") for row in stored["scores"])  # metadata column
 
 
-def test_the_watermark_never_passes_a_batch_the_dead_writer_left(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_watermark_never_passes_a_batch_the_dead_writer_left(tmp_path: Path) -> None:
     """While the replay takes over (its warning held up by a full stderr, say), a batch
     exported meanwhile must not be written, and counted, before the older ones the writer
     never answered: the watermark means "this one and all before"."""
-    logger = logging.getLogger("autoops.delivery")
     entered, release = threading.Event(), threading.Event()
 
-    class Blocked(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            entered.set()
-            release.wait(HANG_S)
+    def held_up(record: logging.LogRecord) -> None:
+        entered.set()
+        release.wait(HANG_S)
 
-    blocked = Blocked(logging.WARNING)
-    monkeypatch.setattr(logger, "disabled", False)
-    logger.addHandler(blocked)
     batches = traced_batches(3)
     exporter = StoreProcessExporter(LocalStore(tmp_path / "traces.db"))
     try:
-        exporter.export(*batches[0])
-        assert exporter.wait_committed(1, HANG_S)
-        exporter._process.send_signal(signal.SIGSTOP)
-        exporter.export(*batches[1])  # into the pipe, never answered
-        exporter._process.send_signal(signal.SIGKILL)
-        assert entered.wait(HANG_S)  # the take-over is under way, its warning held up
-        exporter.export(*batches[2])
-        assert exporter.committed_batches() == 1
+        with delivery_warnings(held_up):
+            exporter.export(*batches[0])
+            assert exporter.wait_committed(1, HANG_S)
+            exporter._process.send_signal(signal.SIGSTOP)
+            exporter.export(*batches[1])  # into the pipe, never answered
+            exporter._process.send_signal(signal.SIGKILL)
+            assert entered.wait(HANG_S)  # the take-over is under way, its warning held up
+            exporter.export(*batches[2])
+            assert exporter.committed_batches() == 1
     finally:
         release.set()
-        logger.removeHandler(blocked)
     assert exporter.flush(HANG_S)
     assert exporter.committed_batches() == 3
     exporter.shutdown(HANG_S)

@@ -176,3 +176,27 @@ def small_disk(directory: Path, size_bytes: int) -> Iterator[tuple[Path, str, ob
 def scratch_dir() -> Path:
     """A temporary directory outside any small disk (for progress files and logs)."""
     return Path(tempfile.mkdtemp(prefix="autoops-replay-"))
+
+
+def child_pids(parent: int, command_part: bytes = b"") -> list[int]:
+    """The running children of ``parent`` whose command line holds ``command_part``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and (
+                not command_part or command_part in (entry / "cmdline").read_bytes()
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
