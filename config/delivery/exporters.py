@@ -80,7 +80,27 @@ class NullExporter:
         """Nothing to release."""
 
 
-class LocalStoreExporter:
+class StoreWatermark:
+    """What the local store's exporters count: batches taken (``exported_batches``) and
+    written with every earlier one (``committed_batches``, what a replay counts at), their
+    ``stats``, and the first ``write_failure``."""
+
+    def __init__(self) -> None:
+        self.stats = ExportStats()
+        self.write_failure: LocalFileError | None = None
+        self._exported = 0
+        self._committed = 0
+
+    def exported_batches(self) -> int:
+        """Batches taken."""
+        return self._exported
+
+    def committed_batches(self) -> int:
+        """Batches written, with every earlier one."""
+        return self._committed
+
+
+class LocalStoreExporter(StoreWatermark):
     """Writes each batch to the local store in one transaction, before ``export`` returns.
 
     The watermark (``committed_batches``) is then the batches taken: a replay counts its
@@ -96,11 +116,8 @@ class LocalStoreExporter:
     """
 
     def __init__(self, store: LocalStore) -> None:
+        super().__init__()
         self.store = store
-        self.stats = ExportStats()
-        self.write_failure: LocalFileError | None = None
-        self._exported = 0
-        self._committed = 0
         # One write at a time, in the order the batches were taken: the watermark means
         # "this one and all before".
         self._writing = threading.Lock()
@@ -132,14 +149,6 @@ class LocalStoreExporter:
                 self._committed = self._exported
         if unexpected is not None:
             raise unexpected
-
-    def exported_batches(self) -> int:
-        """Batches taken."""
-        return self._exported
-
-    def committed_batches(self) -> int:
-        """Batches written, with every earlier one."""
-        return self._committed
 
     def wait_committed(self, ticket: int, timeout: float) -> bool:
         """Whether ``ticket`` is written (nothing to wait for: ``export`` wrote it)."""

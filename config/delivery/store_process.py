@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import config
-from config.delivery.exporters import ExportStats
+from config.delivery.exporters import StoreWatermark
 from config.errors import LocalFileError
 from config.store.local_store import WRITER_CACHE_KIB, LocalStore, write_error
 from config.store.writer_process import ERROR, OK, frame
@@ -47,7 +47,7 @@ class _Sent(NamedTuple):
     scores: list[ScoreRecord]
 
 
-class StoreProcessExporter:
+class StoreProcessExporter(StoreWatermark):
     """Hands each batch to a writer process; committed once the writer says it is written.
 
     ``store`` is this process's connection, already opened (and the file created): the
@@ -55,11 +55,8 @@ class StoreProcessExporter:
     """
 
     def __init__(self, store: LocalStore) -> None:
+        super().__init__()
         self.store = store
-        self.stats = ExportStats()
-        self.write_failure: LocalFileError | None = None
-        self._exported = 0
-        self._committed = 0
         # Sent and not answered yet, oldest first: what this process writes if the writer dies.
         self._sent: deque[_Sent] = deque()
         self._writing_here = False
@@ -114,14 +111,6 @@ class StoreProcessExporter:
                 self._stdin.flush()
             except OSError:
                 pass  # the writer is gone: its reader thread writes what it left, this one too
-
-    def exported_batches(self) -> int:
-        """Batches taken."""
-        return self._exported
-
-    def committed_batches(self) -> int:
-        """Batches written, with every earlier one."""
-        return self._committed
 
     def wait_committed(self, ticket: int, timeout: float) -> bool:
         """Wait up to ``timeout`` s until batch ``ticket`` is written; False if it is not."""
