@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.actions.files import replace_file
 from config.errors import LocalFileError
 from config.redaction import mask_secret
 from config.settings import (
@@ -151,15 +150,7 @@ def write_template(path: Path, *, force: bool) -> Path:
     if not path.parent.is_dir():
         raise LocalFileError(f"cannot write {path}: directory {path.parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autoops-", suffix=".toml")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(render_template())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:  # a full disk: no half-written temporary file left behind
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(path, render_template(), mode=0o644)
     except OSError as exc:
         raise LocalFileError(f"cannot write {path}: {exc.strerror}") from None
     return path

@@ -563,11 +563,12 @@ def test_a_sampling_report_that_cannot_be_written_leaves_no_temporary_file(
 ) -> None:
     """A full disk while the replay keeps its sampling outcome: the report is skipped (the
     summary has it), and its half-written temporary file is not left in AUTOOPS_HOME."""
+    from autoops_cli.actions import files
     from autoops_cli.actions.sampling import report
 
     def full_disk(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report.json, "dump", full_disk)
+    monkeypatch.setattr(files.os, "replace", full_disk)
     report.record_replay_sampling(tmp_path, {"changes": []})
     assert list(tmp_path.iterdir()) == []

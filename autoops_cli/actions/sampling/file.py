@@ -10,11 +10,11 @@ file is carried over untouched).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.actions.files import replace_file
 from autoops_cli.simulation.catalog import sampling_rule_names
 from config.errors import ConfigurationError, LocalFileError, UsageError
 
@@ -226,14 +226,6 @@ def _write(path: Path, document: TOMLDocument, *, trailing_newlines: int | None 
     try:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autoops-", suffix=".toml")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(path, text, mode=mode)
     except OSError as exc:
         raise LocalFileError(f"cannot write {path}: {exc.strerror or exc}") from None

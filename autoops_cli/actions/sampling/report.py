@@ -9,12 +9,11 @@ the ``[sampling]`` tables, and the limit of the adaptive lowering. The replay re
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.actions.files import replace_file
 from autoops_cli.simulation.catalog import sampling_rule_names
 from config.sampling_rules import RULE_KINDS
 
@@ -264,14 +263,7 @@ def record_replay_sampling(directory: Path, document: dict[str, Any]) -> None:
     document = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **document}
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sampling-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, indent=2)
-            os.replace(tmp, directory / LAST_REPLAY_FILE)
-        except BaseException:  # a full disk: no half-written temporary file left behind
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(directory / LAST_REPLAY_FILE, json.dumps(document, indent=2))
     except OSError:
         pass  # a report aid only: the replay's own summary has the same changes
 
