@@ -413,10 +413,7 @@ def _exit_code(
                 f"{recorded_text(summary, dry_run=dry_run)}"
             )
         else:
-            rejected, handled = (
-                summary.events_rejected,
-                summary.events_processed + summary.events_failed,
-            )
+            rejected, handled = summary.events_rejected, summary.events_handled
             what = what_became(summary, dry_run=dry_run)
             out.warning(f"{rejected} line(s) rejected; the other {handled} event(s) were {what}")
         return int(ExitCode.LOCAL_FILE)
@@ -446,7 +443,7 @@ def what_became(summary: ReplaySummary, *, dry_run: bool = False) -> str:
     """What became of the events replayed, after "<n> event(s)": ``recorded``; ``replayed,
     41 recorded`` when sampling or tracing off left some out (the count is the traces on
     disk); ``replayed, nothing recorded (--dry-run)``."""
-    handled = summary.events_processed + summary.events_failed
+    handled = summary.events_handled
     if dry_run:
         return "replayed, nothing recorded (--dry-run)"
     if summary.traces_recorded == handled:
@@ -457,7 +454,7 @@ def what_became(summary: ReplaySummary, *, dry_run: bool = False) -> str:
 def recorded_text(summary: ReplaySummary, when: str = "", *, dry_run: bool = False) -> str:
     """``83 event(s) recorded, 1 rejected, 916 line(s) not read``: how far an early end got
     (``when`` follows "recorded"; see ``what_became``)."""
-    handled = summary.events_processed + summary.events_failed
+    handled = summary.events_handled
     recorded = f"{handled} event(s) {what_became(summary, dry_run=dry_run)}"
     parts = [f"{recorded} {when}" if when else recorded]
     if summary.events_rejected:
@@ -475,7 +472,7 @@ def events_not_recorded(summary: ReplaySummary) -> int:
     """Events read that an early end left unrecorded: with ``--workers``, those still in the
     workers' input pipes, which a stop discards; in one process, those after the last commit
     when the store or outbox could no longer be written (a stop commits the event in hand)."""
-    done = summary.events_processed + summary.events_failed + summary.events_rejected
+    done = summary.events_handled + summary.events_rejected
     return max(0, summary.events_total - done)
 
 
@@ -576,7 +573,7 @@ def progress_text(progress: ReplayProgress) -> str:
     """The live line: events recorded, how much of the file was read and the time left
     (when its size is known), the rate, rejected lines, delivery."""
     summary = progress.summary
-    done = summary.events_processed + summary.events_failed
+    done = summary.events_handled
     elapsed = max(progress.elapsed_s, 1e-9)
     parts = [f"{done:,} events recorded"]
     replaying = progress.phase == "replaying"

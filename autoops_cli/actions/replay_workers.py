@@ -372,7 +372,7 @@ class WorkerPool:
         # Like one process's: from the start of the replay, the interpreters' start-up aside.
         started = self._replay_started if self._replay_started is not None else self._started
         summary.duration_s = round(last_event - started, 3)
-        handled = summary.events_processed + summary.events_failed
+        handled = summary.events_handled
         summary.events_per_s = round(handled / summary.duration_s, 1) if summary.duration_s else 0.0
         client = self.service.client
         client.finishing()

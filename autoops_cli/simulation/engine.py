@@ -96,6 +96,11 @@ class ReplaySummary:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     tracing: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def events_handled(self) -> int:
+        """Events the agents ran on: processed, or failed in an agent."""
+        return self.events_processed + self.events_failed
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -172,6 +177,11 @@ class RunCounts:
     traces_sampled_out: int = 0
     observations_recorded: int = 0
     scores_recorded: int = 0
+
+    @property
+    def events_handled(self) -> int:
+        """Events the agents ran on: processed, or failed in an agent."""
+        return self.events_processed + self.events_failed
 
     def copy(self) -> RunCounts:
         """A snapshot (the decisions copied)."""
@@ -335,7 +345,7 @@ class ReplayEngine:
         """The events, one at a time, up to the limit; a stop while waiting for one ends the
         reading."""
         limit = self.options.limit
-        while self.stop_reason is None and (limit is None or self._events_handled() < limit):
+        while self.stop_reason is None and (limit is None or self._counts.events_handled < limit):
             self._reading = True
             try:
                 item = next(events)
@@ -344,9 +354,6 @@ class ReplayEngine:
             finally:
                 self._reading = False
             yield item
-
-    def _events_handled(self) -> int:
-        return self._counts.events_processed + self._counts.events_failed
 
     def _reject(self, rejected: RejectedLine) -> None:
         count_rejected(self.summary, rejected)
@@ -482,7 +489,7 @@ class ReplayEngine:
         summary.lines_not_read = None if summary.read_error else reader.count_lines_left()
         last_event = time.perf_counter()
         summary.duration_s = round(last_event - self._started, 3)
-        handled = summary.events_processed + summary.events_failed
+        handled = summary.events_handled
         summary.events_per_s = round(handled / summary.duration_s, 1) if summary.duration_s else 0.0
         if self._stop_requests < 2:
             # Delivered while the server makes progress; AUTOOPS_FLUSH_DEADLINE s without any
