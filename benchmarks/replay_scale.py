@@ -16,7 +16,9 @@ Two parts, each running real ``autoops replay`` processes, variants interleaved 
   and a large file (``--small`` 2,000, ``--large`` 200,000 events), in local mode and in
   langfuse mode against a real ``autoops serve`` (a fresh one per run; only the replay's
   own memory counts). The target: the large file at most 10 MB over the small one. The
-  files are generated and written streaming (``generate_events`` is lazy).
+  files are generated and written streaming (``generate_events`` is lazy). Each run also
+  reports its events/s over the first and the last tenth of the file (from its
+  ``--progress-file``): what a store growing under the replay costs.
 
     python benchmarks/replay_scale.py speed [--events 2000] [--rounds 5] [--baseline DIR]
         [--ceiling]
@@ -69,19 +71,25 @@ DISCARDING_STORE = (
 
 
 def run_replay(
-    events: Path, env: dict[str, str], source: Path | None = None, discard_store: bool = False
+    events: Path,
+    env: dict[str, str],
+    source: Path | None = None,
+    discard_store: bool = False,
+    progress: Path | None = None,
 ) -> dict[str, Any]:
     """One ``autoops replay --json`` process: its summary and its peak RSS in MB.
 
     ``source`` runs another source tree with this interpreter (``PYTHONPATH``);
-    ``discard_store`` runs it with every store write discarded (``DISCARDING_STORE``).
+    ``discard_store`` runs it with every store write discarded (``DISCARDING_STORE``);
+    ``progress`` is the ``--progress-file`` to write.
     """
     if source is not None:
         env = {**env, "PYTHONPATH": str(source)}
     entry = ["-c", DISCARDING_STORE] if discard_store else ["-m", "autoops_cli"]
+    extra = ["--progress-file", str(progress)] if progress is not None else []
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
-            [sys.executable, *entry, "-q", "--json", "replay", str(events)],
+            [sys.executable, *entry, "-q", "--json", "replay", str(events), *extra],
             stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
             cwd=env.get("AUTOOPS_HOME"),
         )  # fmt: skip
@@ -162,20 +170,44 @@ def speed(args: argparse.Namespace) -> None:
 # --- memory -------------------------------------------------------------------------------
 
 
+def stretch_rates(progress: Path) -> tuple[float | None, float | None]:
+    """Events/s over the first and the last tenth of a replay, from its progress file (None
+    for a stretch with too few progress lines to say: a small file)."""
+    lines = [json.loads(line) for line in progress.read_text().splitlines() if line.strip()]
+    points: list[tuple[int, float]] = [
+        (int(line["events_processed"]), float(line["elapsed_s"]))
+        for line in lines
+        if line.get("phase") == "replaying"
+    ]
+    total = points[-1][0]
+
+    def rate(first: float, last: float) -> float | None:
+        inside = [p for p in points if first * total <= p[0] <= last * total]
+        if len(inside) < 10:
+            return None
+        (events_a, time_a), (events_b, time_b) = inside[0], inside[-1]
+        return (events_b - events_a) / max(time_b - time_a, 1e-9)
+
+    return rate(0.0, 0.1), rate(0.9, 1.0)
+
+
 def memory_run(mode: str, events: Path, directory: Path) -> dict[str, Any]:
     home = directory / "home"
     home.mkdir(parents=True)
+    progress = directory / "progress.jsonl"
     if mode == "local":
-        return run_replay(events, clean_env(AUTOOPS_HOME=str(home)))
-    handle = start_serve(directory / "served.db")
-    try:
-        env = clean_env(AUTOOPS_HOME=str(home), **handle.client_env())
-        result = run_replay(events, env)
-    finally:
-        stop_serve(handle)
-    delivery = result["summary"].get("delivery", {})
-    if delivery.get("batches_waiting"):
-        raise RuntimeError(f"not everything was delivered: {delivery}")
+        result = run_replay(events, clean_env(AUTOOPS_HOME=str(home)), progress=progress)
+    else:
+        handle = start_serve(directory / "served.db")
+        try:
+            env = clean_env(AUTOOPS_HOME=str(home), **handle.client_env())
+            result = run_replay(events, env, progress=progress)
+        finally:
+            stop_serve(handle)
+        delivery = result["summary"].get("delivery", {})
+        if delivery.get("batches_waiting"):
+            raise RuntimeError(f"not everything was delivered: {delivery}")
+    result["stretch_rates"] = stretch_rates(progress)
     return result
 
 
@@ -197,10 +229,16 @@ def memory(args: argparse.Namespace) -> None:
                     )
                     peaks[(mode, size)].append(result["peak_rss_mb"])
                     summary = result["summary"]
+                    first, last = result["stretch_rates"]
+                    stretches = (
+                        f" (first tenth {first:.0f}, last tenth {last:.0f})"
+                        if first is not None and last is not None
+                        else ""
+                    )
                     print(
                         f"  round {round_number} {mode:8} {sizes[size]:>7} events: peak RSS "
-                        f"{result['peak_rss_mb']:6.1f} MB, {summary['events_per_s']:.0f} events/s, "
-                        f"{time.perf_counter() - started:.0f} s",
+                        f"{result['peak_rss_mb']:6.1f} MB, {summary['events_per_s']:.0f} events/s"
+                        f"{stretches}, {time.perf_counter() - started:.0f} s",
                         flush=True,
                     )
     print("\npeak RSS of the replay process, median MB")
