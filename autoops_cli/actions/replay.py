@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from autoops_cli.simulation.engine import (
     MAX_REJECTIONS_KEPT,
@@ -118,7 +118,7 @@ def run_replay(
     # and re-wrote each event's line (``worker_line``).
     reader = _worker_reader(source) if worker else EventReader(source)
     try:
-        progress_out = _open_progress_file(progress_file)
+        progress_out = ProgressFile(progress_file) if progress_file is not None else None
     except BaseException:
         reader.close()
         raise
@@ -186,11 +186,23 @@ def run_replay(
             _write_progress_line(
                 progress_out, "done", summary, None, round(time.monotonic() - started, 3), code
             )
+            code = _progress_file_outcome(state, progress_out, code)
     finally:
         if progress_out is not None:
-            with suppress(OSError):  # every line was flushed; a worker's parent may be gone
-                progress_out.close()
+            progress_out.close()
     return summary, code
+
+
+def _progress_file_outcome(state: AppState, progress: ProgressFile, code: int) -> int:
+    """The exit code once the progress file is accounted for: one it could not be written
+    to all along is a local file that failed (6), unless the run failed otherwise."""
+    if progress.failure is None:
+        return code
+    state.output.error(
+        f"cannot write the progress file {progress.path}: {progress.failure}; it ends at its "
+        "last whole line (the run went on, and the summary counts all of it)"
+    )
+    return code or int(ExitCode.LOCAL_FILE)
 
 
 def _report_input(state: AppState, reader: EventReader, shown: int) -> None:
@@ -258,13 +270,48 @@ def _announce(
     )
 
 
-def _open_progress_file(path: Path | None) -> TextIO | None:
-    if path is None:
-        return None
-    try:
-        return path.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise LocalFileError(f"cannot write the progress file {path}: {exc.strerror}") from None
+class ProgressFile:
+    """``--progress-file``: JSON lines, each whole or not there.
+
+    A write that fails (a full disk) is undone, and the file ends at its last whole line:
+    the run goes on (what it records is its own), and says at its end that the file stopped
+    (``failure``). A worker's progress file is its pipe to the parent (``write_line`` False:
+    the parent is gone).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file = path.open("wb", buffering=0)
+        except OSError as exc:
+            raise LocalFileError(
+                f"cannot write the progress file {path}: {exc.strerror or exc}"
+            ) from None
+        self._written = 0  # bytes of whole lines
+        self.failure: str | None = None
+        self._lock = threading.Lock()  # the workers' progress threads write too
+
+    def write_line(self, line: dict[str, Any]) -> bool:
+        """Append one line and flush it to the kernel; False once writing has failed."""
+        encoded = (json.dumps(line) + "\n").encode("utf-8")
+        with self._lock:
+            if self.failure is not None:
+                return False
+            left = memoryview(encoded)
+            try:
+                while left:  # a raw write may take part of it (a full disk, a signal)
+                    left = left[self._file.write(left) or 0 :]
+            except (OSError, ValueError) as exc:  # ValueError: closed
+                self.failure = getattr(exc, "strerror", None) or str(exc)
+                with suppress(OSError, ValueError):  # a pipe has no length to cut back to
+                    os.ftruncate(self._file.fileno(), self._written)
+                return False
+            self._written += len(encoded)
+            return True
+
+    def close(self) -> None:
+        with suppress(OSError):  # every line went to the kernel; a worker's parent may be gone
+            self._file.close()
 
 
 def _record_sampling(service: LangfuseIntegrationService, summary: ReplaySummary) -> None:
@@ -306,7 +353,9 @@ def _writer_only(config: LangfuseConfig) -> SpanExporter | None:
     )
 
 
-def _to_parent(out: TextIO, runner: ReplayEngine | WorkerPool) -> Callable[[ReplayProgress], None]:
+def _to_parent(
+    out: ProgressFile, runner: ReplayEngine | WorkerPool
+) -> Callable[[ReplayProgress], None]:
     """A worker's progress: a JSON line per commit point, to its parent. A parent that is gone
     (the pipe broke) stops the run: the worker commits and ends instead of working unseen."""
     gone = False
@@ -315,9 +364,7 @@ def _to_parent(out: TextIO, runner: ReplayEngine | WorkerPool) -> Callable[[Repl
         nonlocal gone
         if gone or progress.phase != "replaying":
             return
-        try:
-            _write_progress_line(out, "replaying", progress.summary, None, progress.elapsed_s)
-        except (OSError, ValueError):
+        if not _write_progress_line(out, "replaying", progress.summary, None, progress.elapsed_s):
             gone = True
             runner.request_stop("SIGPIPE")
 
@@ -495,14 +542,15 @@ def delivery_text(delivery: DeliveryProgress | None, phase: str) -> str:
 
 
 def _write_progress_line(
-    out: TextIO,
+    out: ProgressFile,
     phase: str,
     summary: ReplaySummary,
     delivery: DeliveryProgress | None,
     elapsed_s: float,
     exit_code: int | None = None,
-) -> None:
-    """One JSON line of ``--progress-file``; its counts are durable when it is written."""
+) -> bool:
+    """One JSON line of ``--progress-file`` (its counts are durable when it is written);
+    False if it could not be written."""
     line: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "elapsed_s": round(elapsed_s, 3),
@@ -528,13 +576,12 @@ def _write_progress_line(
         line["delivery"] = summary.delivery
     if exit_code is not None:
         line["exit_code"] = exit_code
-    out.write(json.dumps(line) + "\n")
-    out.flush()  # in the kernel before the process can be killed: a reader sees it
+    return out.write_line(line)  # in the kernel before the process can be killed
 
 
 @contextmanager
 def _progress(
-    state: AppState, progress_out: TextIO | None
+    state: AppState, progress_out: ProgressFile | None
 ) -> Iterator[Callable[[ReplayProgress], None] | None]:
     """A live line on a terminal (nothing when piped, --quiet or --json); JSON lines to the
     progress file (each written once its counts are on disk)."""

@@ -364,6 +364,25 @@ def test_workers_into_serve_deliver_every_trace_once(tmp_path: Path, served: Ser
     assert outbox_status(env)["pending_batches"] == 0
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_progress_file_on_a_full_disk_ends_the_run_with_its_summary(
+    tmp_path: Path, workers: str
+) -> None:
+    """/dev/full fails every write with ENOSPC, as a full disk does: the run goes on and
+    records everything (the progress file is the operator's aid, not the job), then says
+    the file stopped and exits 6, its summary complete; no traceback from the threads that
+    carry the workers' progress."""
+    events = events_file(tmp_path, 120, seed=3)
+    code, summary, stderr = replay(
+        tmp_path / f"home-{workers}", events, "--workers", workers, "--progress-file", "/dev/full"
+    )
+    assert code == 6
+    assert summary["events_processed"] == summary["traces_recorded"] == 120
+    assert len(ids(tmp_path / f"home-{workers}" / "traces.db")["traces"]) == 120
+    assert "cannot write the progress file /dev/full: No space left on device" in stderr
+    assert "Traceback" not in stderr
+
+
 # --- shards ---------------------------------------------------------------------------------
 
 
