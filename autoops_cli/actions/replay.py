@@ -389,6 +389,9 @@ def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    # A worker is born with both blocked (``replay_workers._hold_stop_signals``): a stop its
+    # parent passed on while it started is delivered here, before its first event.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
     try:
         yield
     finally:

@@ -207,12 +207,11 @@ class WorkerPool:
                     # Its own group: Ctrl-C on the terminal reaches the parent only, which
                     # passes it on once it has stopped feeding (see request_stop).
                     process_group=0,
-                    # Born ignoring SIGINT and SIGTERM: a stop that comes while it starts must
-                    # not kill it before its summary. Its run handles them (and restores the
-                    # ignoring after); a worker that missed the stop ends at the end of its
-                    # input, which the parent closes.
-                    # (Safe with threads: it only calls signal.signal, which takes no lock.)
-                    preexec_fn=_ignore_stop_signals,  # noqa: PLW1509
+                    # Born with SIGINT and SIGTERM blocked: a stop that comes while it starts
+                    # must not kill it before its summary, nor be lost. Its run handles them
+                    # (and ignores them after).
+                    # (Safe with threads: signal.signal and pthread_sigmask take no lock.)
+                    preexec_fn=_hold_stop_signals,  # noqa: PLW1509
                 )
             except BaseException:
                 os.close(read_end)
@@ -512,7 +511,12 @@ def worker_command(
     return command
 
 
-def _ignore_stop_signals() -> None:
-    """In the child before exec: SIGINT and SIGTERM ignored (the disposition is inherited)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _hold_stop_signals() -> None:
+    """In the child before exec: SIGINT and SIGTERM blocked (the mask is inherited), with
+    their default dispositions. A stop that comes while the worker starts is held, not lost:
+    its run unblocks them once its handlers are in place (``replay._stop_on_signals``) and
+    stops before its first event. (Ignored instead, the signal would be dropped, and the
+    worker would replay every event already in its pipe.)"""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))

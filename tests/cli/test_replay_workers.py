@@ -466,6 +466,40 @@ def test_a_signal_stops_all_workers_with_one_summary(
     assert observations == summary["observations_recorded"]
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_while_the_workers_start_is_not_lost(tmp_path: Path, signum: int, code: int) -> None:
+    """The workers take 2 s to start here (their orchestrator's factory sleeps), while the
+    parent fills their pipes with the whole file. A stop passed on to them then is held
+    until their handlers are in place, not dropped: they stop before their first event,
+    instead of replaying everything in their pipes."""
+    events = events_file(tmp_path, 3000, seed=15)
+    (tmp_path / "slow_start.py").write_text(
+        "import sys, time\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "def factory():\n"
+        "    if '--worker' in sys.argv:\n"
+        "        time.sleep(2)\n"
+        "    return RetailOrchestrator()\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "slow_start:factory"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        cwd=tmp_path, env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(child_pids(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the parent's handlers are in place before it starts its workers
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    summary = json.loads(stdout)
+    assert summary["stopped_early"] == signal.Signals(signum).name
+    assert summary["events_processed"] == 0
+    assert "Traceback" not in stderr
+
+
 def test_a_killed_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
     events = events_file(tmp_path, 3000, seed=13)
     progress = tmp_path / "progress.jsonl"
