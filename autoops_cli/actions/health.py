@@ -345,9 +345,26 @@ def _credentials(client: httpx.Client, auth: tuple[str, str], deadline: Deadline
             int(ExitCode.API),
         )
     projects = body.get("data") if isinstance(body, dict) else None
-    first = projects[0] if isinstance(projects, list) and projects else None
+    if not isinstance(projects, list):
+        # A login page or a proxy answering 200 for everything: keys accepted by nothing.
+        return Check(
+            "credentials",
+            FAIL,
+            response.status_code,
+            f"projects answered 200 {_not_a_list(response, body, 'projects')}: "
+            "not the Langfuse API",
+        )
+    first = projects[0] if projects else None
     name = _text(first.get("name") if isinstance(first, dict) else None)
     return Check("credentials", OK, name, f"keys accepted for project {name!r}")
+
+
+def _not_a_list(response: httpx.Response, body: Any, what: str) -> str:
+    """How a 200 answer that should hold a list of ``what`` in ``data`` is not one."""
+    if body is None:
+        kind = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
+        return f"without a JSON body ({_text(kind)})"
+    return f"without a list of {what} in 'data'"
 
 
 def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) -> Check:
@@ -370,7 +387,19 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
             ("observations", "/api/public/v2/observations", {"limit": 1}),
             ("metrics", "/api/public/v2/metrics", {"query": query}),
         ):
-            found[name] = _get(client, path, deadline, params=params, auth=auth).status_code
+            response = _get(client, path, deadline, params=params, auth=auth)
+            found[name] = response.status_code
+            body = _json(response)
+            if response.status_code == 200 and not (
+                isinstance(body, dict) and isinstance(body.get("data"), list)
+            ):
+                return Check(
+                    "read path",
+                    FAIL,
+                    200,
+                    f"v2 {name} answered 200 {_not_a_list(response, body, name)}: "
+                    "not the Langfuse API",
+                )
     except (httpx.HTTPError, AnswerTooLarge) as exc:
         return _request_failure("read path", client, exc)
     if all(code == 200 for code in found.values()):

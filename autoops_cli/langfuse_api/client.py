@@ -102,8 +102,10 @@ class ApiClient:
 
         while True:
             left = self.left()
-            if left <= 0:
-                raise NetworkError(f"{self.host}{path}: no answer within the timeout")
+            if left <= 0:  # spent on earlier requests (or 429 waits), each answered
+                raise NetworkError(
+                    f"{self.host}{path}: the timeout ran out after {self.requests} request(s)"
+                )
             self.requests += 1
             try:
                 response = request_bounded(

@@ -174,6 +174,19 @@ def _data(source: TraceSource, body: dict[str, Any], path: str, what: str) -> li
     return [item for item in data if isinstance(item, dict)]
 
 
+def _remember(source: TraceSource, path: str, data: list[dict[str, Any]], ids: set[str]) -> None:
+    """Add the ids of a page's items to ``ids``; an ``ApiError`` for a page whose every item
+    was on an earlier page (a server that repeats its pages under new cursors or page
+    numbers would be read until the timeout, and blamed on the network)."""
+    found = {item["id"] for item in data if isinstance(item.get("id"), str)}
+    if found and found <= ids:
+        raise ApiError(
+            f"{source.where}{path} answered a page of items it gave before: its pages repeat",
+            status=200,
+        )
+    ids |= found
+
+
 def _cursor(body: dict[str, Any], seen: set[str], source: TraceSource, path: str) -> str | None:
     """The next page's cursor, or None at the last page; an ``ApiError`` for a cursor the
     server gave before (its pages would loop for ever, the same rows again and again)."""
@@ -254,6 +267,7 @@ def _roots(
     cursor: str | None = None
     seen: set[str] = set()
     traces: set[Any] = set()
+    roots: set[str] = set()
     while len(found) < need:
         page = [("limit", str(min(V2_PAGE_MAX, need - len(found))))]
         if cursor:
@@ -262,6 +276,8 @@ def _roots(
         if body is None:
             return None
         data = _data(source, body, V2_OBSERVATIONS, "observations")
+        cursor = _cursor(body, seen, source, V2_OBSERVATIONS)  # a loop said as one first
+        _remember(source, V2_OBSERVATIONS, data, roots)
         for root in data:
             # A trace may have several roots (an SDK's spans opened with the same trace id):
             # one row per trace, its newest root.
@@ -270,7 +286,6 @@ def _roots(
             if key not in traces:
                 traces.add(key)
                 found.append(root)
-        cursor = _cursor(body, seen, source, V2_OBSERVATIONS)
         if not cursor or not data:
             break
     return found[skip : skip + wanted], len(found) > skip + wanted
@@ -314,9 +329,11 @@ def _v1_traces(
 
     params = v1_query(filters)
     traces: list[dict[str, Any]] = []
+    ids: set[str] = set()
     while True:
         body = source.get(V1_TRACES, [*params, ("page", str(page)), ("limit", str(size))])
         data = _data(source, body, V1_TRACES, "traces")
+        _remember(source, V1_TRACES, data, ids)
         room = wanted - len(traces)
         traces.extend(data[:room])
         meta = body.get("meta")
@@ -395,16 +412,36 @@ def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
         if found is not None:
             return found
         source.use_v1()
-    body = source.get(f"{V1_TRACES}/{trace_id}", [], allow_404=True)
+    path = f"{V1_TRACES}/{trace_id}"
+    body = source.get(path, [], allow_404=True)
     if body is None:
         raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
+    if not isinstance(body.get("id"), str) or not body["id"]:
+        raise ApiError(f"{source.where}{path} answered a trace without an id", status=200)
+    observations = body.get("observations")
+    if observations is not None:
+        if not isinstance(observations, list):
+            raise ApiError(
+                f"{source.where}{path} answered without a list of observations", status=200
+            )
+        _check_ids(source, path, observations)
     return dict(body)
+
+
+def _check_ids(source: TraceSource, path: str, observations: list[Any]) -> None:
+    """An ``ApiError`` unless every observation is an object with an id (a tree needs them)."""
+    for observation in observations:
+        if not isinstance(observation, dict) or not isinstance(observation.get("id"), str):
+            raise ApiError(
+                f"{source.where}{path} answered an observation without an id", status=200
+            )
 
 
 def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
     observations: list[dict[str, Any]] = []
     cursor: str | None = None
     seen: set[str] = set()
+    ids: set[str] = set()
     while True:
         params = [("traceId", trace_id), ("fields", TREE_FIELDS), ("limit", str(V2_PAGE_MAX))]
         if cursor:
@@ -413,6 +450,9 @@ def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
         if body is None:
             return None
         data = _data(source, body, V2_OBSERVATIONS, "observations")
+        _check_ids(source, V2_OBSERVATIONS, data)
+        cursor = _cursor(body, seen, source, V2_OBSERVATIONS)
+        _remember(source, V2_OBSERVATIONS, data, ids)
         observations.extend(data)
         if len(observations) > MAX_TREE_OBSERVATIONS:
             raise ApiError(
@@ -420,7 +460,6 @@ def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
                 "observations: too many to show as a tree",
                 status=200,
             )
-        cursor = _cursor(body, seen, source, V2_OBSERVATIONS)
         if not cursor or not data:
             break
     if not observations:
@@ -448,6 +487,7 @@ def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     cursor: str | None = None
     seen: set[str] = set()
+    ids: set[str] = set()
     while True:
         params = [
             ("traceId", trace_id),
@@ -460,10 +500,12 @@ def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
         body = source.get(V3_SCORES, params, allow_404=True)
         if body is None:
             return found
-        for score in _data(source, body, V3_SCORES, "scores"):
+        scores = _data(source, body, V3_SCORES, "scores")
+        cursor = _cursor(body, seen, source, V3_SCORES)
+        _remember(source, V3_SCORES, scores, ids)
+        for score in scores:
             subject = score.get("subject")
             if isinstance(subject, dict) and subject.get("kind") == "observation":
                 found.setdefault(str(subject.get("id")), score.get("value"))
-        cursor = _cursor(body, seen, source, V3_SCORES)
         if not cursor:
             return found

@@ -1,0 +1,172 @@
+"""Answers a Langfuse never gives, from a peer that answers quickly: each is an error naming
+the answer (a failed check for health-check, exit 1; exit 5 for the read commands), never
+a success, nor a timeout blamed on the network.
+
+The peer answers every route from a table of functions (path, query) -> (status, type, body).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.conftest import Cli
+from tests.support.loopback import LoopbackServer
+
+Reply = tuple[int, str, bytes]
+Route = Callable[[dict[str, list[str]]], Reply]
+
+HEALTH: Reply = (200, "application/json", b'{"status": "OK", "version": "3.100.0"}')
+LOGIN_PAGE: Reply = (200, "text/html", b"<html><body>Sign in</body></html>")
+PROJECTS: Reply = (200, "application/json", b'{"data": [{"id": "p", "name": "proj"}]}')
+EMPTY: Reply = (200, "application/json", b'{"data": [], "meta": {}}')
+TRACE_ID = "abcdef12" * 4
+
+
+def json_reply(document: Any, status: int = 200) -> Reply:
+    return status, "application/json", json.dumps(document).encode()
+
+
+class Peer:
+    """A loopback HTTP peer; ``routes`` maps a path to its answer, ``fallback`` the rest."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.fallback: Route = lambda query: (404, "application/json", b'{"message": "no"}')
+        self.requests = 0
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                peer.requests += 1
+                url = urlsplit(self.path)
+                route = peer.routes.get(url.path, peer.fallback)
+                status, content_type, body = route(parse_qs(url.query))
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
+
+    def env(self, workdir: Path) -> dict[str, str]:
+        home = workdir / f"home-{time.monotonic_ns()}"  # no cached answer carries over
+        os.makedirs(home)
+        return {
+            "LANGFUSE_HOST": self.url,
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-test",
+            "LANGFUSE_SECRET_KEY": "sk-lf-test",
+            "AUTOOPS_HOME": str(home),
+        }
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    server = Peer()
+    yield server
+    server.close()
+
+
+def one_error(result: Any) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+# --- health-check -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page", [LOGIN_PAGE, (200, "application/json", b'{"data": [1,2,'), json_reply({"ok": 1})]
+)
+def test_a_peer_answering_200_pages_that_are_not_the_api_is_not_healthy(
+    cli: Cli, workdir: Path, peer: Peer, page: Reply
+) -> None:
+    """A login page or a proxy that answers 200 to everything but health: the keys were
+    accepted by nothing, and the read path is not there."""
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.fallback = lambda query: page
+    result = cli("--json", "health-check", "--timeout", "5", env=peer.env(workdir))
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1, result.stdout
+    assert report["healthy"] is False
+    credentials = {c["name"]: c for c in report["checks"]}["credentials"]
+    assert credentials["status"] == "fail"
+    assert "projects answered 200 without" in credentials["message"]
+
+
+def test_a_read_path_answering_a_login_page_fails(cli: Cli, workdir: Path, peer: Peer) -> None:
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.routes["/api/public/projects"] = lambda query: PROJECTS
+    peer.fallback = lambda query: LOGIN_PAGE
+    result = cli("--json", "health-check", "--timeout", "5", env=peer.env(workdir))
+    assert result.exit_code == 1, result.stdout
+    read_path = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["read path"]
+    assert read_path["status"] == "fail"
+    assert "v2 observations answered 200 without a JSON body (text/html)" in read_path["message"]
+
+
+# --- traces: pages that repeat, traces without ids ------------------------------------------
+
+
+def test_v2_pages_repeated_under_new_cursors_are_an_api_error(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    roots = [{"id": f"o{n}", "traceId": f"{n:032x}", "startTime": "2026-11-20T08:00:00Z"}
+             for n in range(5)]  # fmt: skip
+    fresh = iter(range(10**9))
+    peer.routes["/api/public/v2/observations"] = lambda query: json_reply(
+        {"data": roots, "meta": {"cursor": f"c{next(fresh)}"}}
+    )
+    result = cli("traces", "list", "--limit", "20", "--timeout", "30", env=peer.env(workdir))
+    assert result.exit_code == 5, result.stderr
+    assert "answered a page of items it gave before: its pages repeat" in one_error(result)
+    assert peer.requests == 2
+
+
+def test_v1_pages_that_repeat_are_an_api_error(cli: Cli, workdir: Path, peer: Peer) -> None:
+    traces = [{"id": f"{n:032x}", "timestamp": "2026-11-20T08:00:00Z"} for n in range(5)]
+    peer.routes["/api/public/traces"] = lambda query: json_reply(
+        {"data": traces, "meta": {"page": 1, "totalPages": 10**8}}
+    )
+    result = cli("traces", "list", "--all", "--timeout", "30", env=peer.env(workdir))
+    assert result.exit_code == 5, result.stderr
+    assert "its pages repeat" in one_error(result)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [{}, {"id": None, "observations": []}, {"id": TRACE_ID, "observations": "zzz"},
+     {"id": TRACE_ID, "observations": [{"name": "no id"}]}],
+)  # fmt: skip
+def test_a_v1_trace_without_an_id_is_an_api_error(
+    cli: Cli, workdir: Path, peer: Peer, detail: dict[str, Any]
+) -> None:
+    peer.routes[f"/api/public/traces/{TRACE_ID}"] = lambda query: json_reply(detail)
+    result = cli("traces", "show", TRACE_ID, "--json", env=peer.env(workdir))
+    assert result.exit_code == 5, result.stdout
+    assert f"{peer.url}/api/public/traces/{TRACE_ID} answered" in one_error(result)
+
+
+def test_v2_observations_without_ids_are_an_api_error(cli: Cli, workdir: Path, peer: Peer) -> None:
+    peer.routes["/api/public/v2/observations"] = lambda query: json_reply({"data": [{}]})
+    result = cli("traces", "show", TRACE_ID, "--json", env=peer.env(workdir))
+    assert result.exit_code == 5, result.stdout
+    assert "answered an observation without an id" in one_error(result)
