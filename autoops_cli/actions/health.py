@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -480,9 +481,25 @@ def junit_xml(report: HealthReport, *, strict: bool) -> str:
     )
     for check in report.checks:
         case = ET.SubElement(suite, "testcase", classname="autoops.health", name=check.name)
+        message = xml_text(check.message)
         if check in failures:
-            ET.SubElement(
-                case, "failure", message=check.message, type=check.status
-            ).text = check.message
-        ET.SubElement(case, "system-out").text = f"{check.status}: {check.message}"
+            ET.SubElement(case, "failure", message=message, type=check.status).text = message
+        ET.SubElement(case, "system-out").text = f"{check.status}: {message}"
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# Characters XML 1.0 has no place for, even escaped (a server's version or message may hold
+# them): written as \xNN / \uNNNN, as the terminal table shows them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` with the characters XML cannot carry written out as escapes."""
+    return _NOT_XML.sub(
+        lambda found: (
+            f"\\x{ord(found.group()):02x}"
+            if ord(found.group()) < 0x100
+            else f"\\u{ord(found.group()):04x}"
+        ),
+        text,
+    )

@@ -195,9 +195,10 @@ def parse_json(content: bytes) -> Any:
 
 
 def number(value: Any) -> float:
-    """A numeric field as a finite float: numbers, numeric strings; anything else is 0."""
+    """A numeric field as a finite float: numbers, numeric strings; anything else is 0
+    (a JSON ``true`` too: it is not a number)."""
     if isinstance(value, bool):
-        return float(value)
+        return 0.0
     if isinstance(value, (int, float, str)):
         try:
             parsed = float(value)

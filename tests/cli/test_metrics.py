@@ -401,6 +401,33 @@ def test_numbers_as_strings_are_parsed() -> None:
     assert report.system.total_events_processed == 3 and report.system.previous_window_events == 2
 
 
+def test_booleans_and_groups_of_no_operations_measure_nothing() -> None:
+    """JSON true is not a number (docs/metrics.md: a non-numeric field counts as 0), and the
+    latencies of a group that counted no operation are no agent's response time."""
+    from autoops_cli.actions.metrics.queries import Fetched, Window
+    from autoops_cli.actions.metrics.report import build_report
+
+    rows = {
+        "operations": [
+            {"name": "pricing_agent.optimize_price", "type": "AGENT", "level": "DEFAULT",
+             "count_count": True, "avg_latency": True, "p50_latency": True, "p95_latency": True},
+            {"name": "inventory_agent.assess_inventory", "type": "AGENT", "level": "DEFAULT",
+             "count_count": -5, "avg_latency": -5, "p50_latency": -5, "p95_latency": -5},
+        ],
+        "scores": [],
+        "workflows": [],
+    }  # fmt: skip
+    window = Window(
+        "2026-11-18T11:00:00.000Z", "2026-11-18T12:00:00.000Z", "2026-11-18T10:00:00.000Z"
+    )
+    report = build_report(Fetched(window, rows, "v2"), by=None, agent=None, max_latency_ms=100)
+    for agent in ("pricing_agent", "inventory_agent"):
+        measured = report.agents[agent]
+        assert measured.operation_count == 0
+        assert measured.average_response_time == 0.0
+        assert (measured.p50_response_time, measured.p95_response_time) == (0.0, 0.0)
+
+
 def test_answers_that_disagree_keep_rates_in_range_and_stray_buckets_out() -> None:
     from autoops_cli.actions.metrics.queries import Fetched, Window
     from autoops_cli.actions.metrics.report import build_report

@@ -170,3 +170,23 @@ def test_v2_observations_without_ids_are_an_api_error(cli: Cli, workdir: Path, p
     result = cli("traces", "show", TRACE_ID, "--json", env=peer.env(workdir))
     assert result.exit_code == 5, result.stdout
     assert "answered an observation without an id" in one_error(result)
+
+
+def test_junit_xml_carries_control_characters_from_the_server_escaped(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    """A version with ESC, BEL and NUL in it: the JUnit file still parses (XML 1.0 has no
+    place for them, even as character references), and says them as the terminal does."""
+    from xml.etree import ElementTree
+
+    peer.routes["/api/public/health"] = lambda query: json_reply(
+        {"status": "OK", "version": "4.35.0\u001b\u0007\u0000"}
+    )
+    peer.routes["/api/public/projects"] = lambda query: PROJECTS
+    peer.fallback = lambda query: EMPTY
+    report = workdir / "health.xml"
+    result = cli("health-check", "--junit", str(report), env=peer.env(workdir))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    suite = ElementTree.parse(report).getroot()
+    outputs = [element.text or "" for element in suite.iter("system-out")]
+    assert any("4.35.0\\x1b\\x07\\x00" in text for text in outputs)

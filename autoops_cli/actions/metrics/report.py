@@ -97,7 +97,10 @@ def _percentile(groups: list[_Group], attribute: str) -> float:
     Percentiles of different groups cannot be merged exactly; the successful operations
     of an agent with one operation name are one group (docs/metrics.md).
     """
-    succeeded = [g for g in groups if g.level != "ERROR" and g.count] or groups
+    counted = [g for g in groups if g.count]  # a group of no operations measured nothing
+    succeeded = [g for g in counted if g.level != "ERROR"] or counted
+    if not succeeded:
+        return 0.0
     return (
         getattr(succeeded[0], attribute) if len(succeeded) == 1 else _weighted(succeeded, attribute)
     )
