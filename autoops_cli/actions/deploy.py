@@ -156,29 +156,50 @@ def _run_canary(
         result.step("canary", "fail", "Langfuse rejected the keys")
         result.exit_code = int(ExitCode.CONFIG)
         return
-    visible = _poll_until_visible(service, trace_id, deadline)
+    visible, problem = _poll_until_visible(service, trace_id, deadline)
     if visible is None:
-        result.step("canary", "fail", f"trace {trace_id} not visible within {timeout:g} s")
-        result.exit_code = int(ExitCode.FAILURE)
+        detail = f"trace {trace_id} not visible within {timeout:g} s"
+        if problem is not None:  # what the read API said instead, last
+            detail += f"; {problem.message}"
+        result.step("canary", "fail", detail)
+        result.exit_code = problem.exit_code if problem is not None else int(ExitCode.FAILURE)
         return
     delay = round(visible - sent_at, 3)
     result.canary["ingestion_delay_s"] = delay
     result.step("canary", "ok", f"trace {trace_id} visible after {delay:.2f} s")
 
 
+@dataclass
+class ReadProblem:
+    """An answer of the read API that says nothing about the canary, and its exit code."""
+
+    message: str
+    exit_code: int
+
+
 def _poll_until_visible(
     service: LangfuseIntegrationService, trace_id: str, deadline: float
-) -> float | None:
-    """When the trace and its observations were first seen, or None by the deadline."""
+) -> tuple[float | None, ReadProblem | None]:
+    """When the trace and its observations were first seen, or None by the deadline, with
+    the last problem the read API had (rejected keys end the polling at once)."""
+    problem: ReadProblem | None = None
     while True:
-        if _visible(service, trace_id, max(0.1, deadline - time.monotonic())):
-            return time.monotonic()
+        seen = _visible(service, trace_id, max(0.1, deadline - time.monotonic()))
+        if seen is True:
+            return time.monotonic(), None
+        if isinstance(seen, ReadProblem):
+            problem = seen
+            if problem.exit_code == int(ExitCode.CONFIG):
+                return None, problem
         if time.monotonic() >= deadline:
-            return None
+            return None, problem
         time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
-def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float) -> bool:
+def _visible(
+    service: LangfuseIntegrationService, trace_id: str, timeout: float
+) -> bool | ReadProblem:
+    """Whether the canary is visible yet; a ``ReadProblem`` when the answer could not say."""
     if service.mode == "local":
         from config.store.local_store import LocalStore
 
@@ -191,36 +212,58 @@ def _visible(service: LangfuseIntegrationService, trace_id: str, timeout: float)
         return int(rows[0][0]) >= CANARY_OBSERVATIONS
     import httpx
 
-    from autoops_cli.langfuse_api.client import API_ANSWER_BYTES, deadline_client
-    from config.http_answers import AnswerTooLarge, request_bounded
+    from autoops_cli.langfuse_api.client import API_ANSWER_BYTES, deadline_client, parse_json
+    from config.http_answers import AnswerTooLarge, request_bounded, server_message
 
     config = service.config
     assert config.public_key is not None and config.secret_key is not None
     auth = (config.public_key, config.secret_key.get_secret_value())
+    host = config.host.rstrip("/")
     deadline = time.monotonic() + timeout
+
+    def answer(path: str, **params: Any) -> dict[str, Any] | ReadProblem | None:
+        """The JSON object at ``path``; None for a 404 (not there yet, or no v2 API)."""
+        response = request_bounded(client, "GET", path, limit=API_ANSWER_BYTES, params=params)
+        status = response.status_code
+        if status == 404:
+            return None
+        if status in (401, 403):
+            return ReadProblem(
+                f"{host}{path} rejected the keys ({status}: {server_message(response)})",
+                int(ExitCode.CONFIG),
+            )
+        if status != 200:
+            return ReadProblem(
+                f"{host}{path} answered {status}: {server_message(response)}", int(ExitCode.API)
+            )
+        try:
+            body = parse_json(response.content)
+        except (ValueError, RecursionError):
+            body = None
+        if not isinstance(body, dict):
+            return ReadProblem(
+                f"{host}{path} answered 200 without a JSON object", int(ExitCode.API)
+            )
+        return body
+
     try:
         with deadline_client(base_url=config.host, deadline=deadline, auth=auth) as client:
             # The v2 observations API is the real-time read path; v1 servers answer 404 there.
-            response = request_bounded(
-                client,
-                "GET",
-                "/api/public/v2/observations",
-                limit=API_ANSWER_BYTES,
-                params={"traceId": trace_id, "limit": 50},
-            )
-            if response.status_code == 200:
-                return _canary_observations(response.json().get("data"), trace_id)
-            response = request_bounded(
-                client, "GET", f"/api/public/traces/{trace_id}", limit=API_ANSWER_BYTES
-            )
-            if response.status_code == 200:
-                body = response.json()
-                if body.get("id") != trace_id:
-                    return False
-                return _canary_observations(body.get("observations"), trace_id)
-    except (httpx.HTTPError, AnswerTooLarge, ValueError, AttributeError, RecursionError):
-        return False
-    return False
+            found = answer("/api/public/v2/observations", traceId=trace_id, limit=50)
+            if isinstance(found, dict):
+                return _canary_observations(found.get("data"), trace_id)
+            if isinstance(found, ReadProblem):
+                return found
+            found = answer(f"/api/public/traces/{trace_id}")
+            if isinstance(found, dict):
+                return found.get("id") == trace_id and _canary_observations(
+                    found.get("observations"), trace_id
+                )
+            return found or False
+    except (AnswerTooLarge, httpx.DecodingError) as exc:  # it answered, unreadably
+        return ReadProblem(f"{host}: {type(exc).__name__}: {exc}", int(ExitCode.API))
+    except httpx.HTTPError as exc:
+        return ReadProblem(f"{host}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK))
 
 
 def _canary_observations(observations: Any, trace_id: str) -> bool:

@@ -42,6 +42,7 @@ class Peer:
         self.routes: dict[str, Route] = {}
         self.fallback: Route = lambda query: (404, "application/json", b'{"message": "no"}')
         self.requests = 0
+        self.posted = False  # an OTLP request arrived (answered 200)
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +59,15 @@ class Peer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                peer.posted = True
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url
@@ -190,3 +200,36 @@ def test_junit_xml_carries_control_characters_from_the_server_escaped(
     suite = ElementTree.parse(report).getroot()
     outputs = [element.text or "" for element in suite.iter("system-out")]
     assert any("4.35.0\\x1b\\x07\\x00" in text for text in outputs)
+
+
+# --- deploy ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reads", "code", "said"),
+    [
+        (json_reply({"message": "Invalid credentials"}, 401), 3, "rejected the keys (401"),
+        (json_reply({"message": "boom"}, 500), 5, "answered 500: boom"),
+        (LOGIN_PAGE, 5, "answered 200 without a JSON object"),
+    ],
+)
+def test_deploy_says_what_the_read_api_answered_instead_of_the_canary(
+    cli: Cli, workdir: Path, peer: Peer, reads: Reply, code: int, said: str
+) -> None:
+    """The canary is accepted, then every read of it fails: the deploy names the answer and
+    exits with its code, rather than a bare "not visible" (exit 1) after polling it all."""
+
+    def healthy_until_sent(query: dict[str, list[str]]) -> Reply:
+        return reads if peer.posted else EMPTY
+
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.routes["/api/public/projects"] = lambda query: PROJECTS
+    peer.routes["/api/public/v2/observations"] = healthy_until_sent
+    peer.routes["/api/public/v2/metrics"] = healthy_until_sent
+    peer.fallback = healthy_until_sent
+    result = cli("--json", "deploy", "--canary-timeout", "3", env=peer.env(workdir))
+    assert peer.posted
+    assert result.exit_code == code, result.stdout + result.stderr
+    canary = json.loads(result.stdout)["steps"][-1]
+    assert canary["status"] == "fail"
+    assert "not visible within 3 s" in canary["detail"] and said in canary["detail"]
