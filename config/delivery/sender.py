@@ -200,6 +200,7 @@ class OutboxExporter:
         backlog = outbox.backlog(self._host)
         self._backlog_items = backlog.items  # in the outbox for this host (approximate)
         self._in_flight_items = 0  # of those, in the request being sent
+        self._in_flight_since: float | None = None  # when that request was sent
         self._stop = False
         self._frozen = False  # after shutdown: a late answer no longer deletes its row
         # Held while a delivered row is deleted and while shutdown freezes the outbox (not the
@@ -369,15 +370,26 @@ class OutboxExporter:
                 now = time.monotonic()
                 if marker != last_marker:
                     last_marker, last_change = marker, now
-                if now - last_change >= timeout or self._interrupted:
-                    return False
-                if self._give_up_at is not None and now >= self._give_up_at:
+                if (
+                    now - last_change >= timeout
+                    or self._interrupted
+                    or (self._give_up_at is not None and now >= self._give_up_at)
+                ):
+                    self._note_unanswered(now)
                     return False
                 with self._changed:
                     self._changed.wait(min(0.1, max(0.01, timeout - (now - last_change))))
         finally:
             with self._changed:
                 self._urgent -= 1
+
+    def _note_unanswered(self, now: float) -> None:
+        """A flush that gives up while a request still waits for its answer: the last error
+        says so (a host that takes connections and never answers has failed nothing yet)."""
+        with self._changed:
+            since = self._in_flight_since
+            if self._in_flight_items and since is not None and self.stats.last_error is None:
+                self.stats.last_error = f"no answer from {self._host} after {now - since:.1f} s"
 
     def shutdown(self, timeout: float) -> None:
         """Flush while progress is made (``timeout`` s without any ends it), then stop.
@@ -684,7 +696,7 @@ class OutboxExporter:
             headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
         else:
             path, headers = SCORES_PATH, {"Content-Type": "application/json"}
-        self._activity = started = time.monotonic()
+        self._activity = self._in_flight_since = started = time.monotonic()
         self._in_flight_items = sum(entry.items for entry in entries)
         try:
             response = request_bounded(

@@ -496,3 +496,28 @@ def test_a_full_disk_stops_the_run_and_counts_only_what_is_on_disk(
     reliability.tried(2000)
     reliability.exited(done.returncode)
     reliability.missing(0)
+
+
+def test_a_host_that_never_answers_is_named_in_the_summary(tmp_path: Path) -> None:
+    """A host that takes the connection and never answers has failed nothing when the flush
+    deadline ends the run: the summary's last error says a request is unanswered, where it
+    said nothing (state ok, no error) beside exit 4."""
+    from tests.support.trickle_peer import TricklePeer
+
+    events = tmp_path / "events.jsonl"
+    write_events(events, generate_events(5, seed=3))
+    peer = TricklePeer(interval=60.0, trickle_headers=True)
+    try:
+        env = clean_env(
+            AUTOOPS_HOME=str(tmp_path / "home"), LANGFUSE_HOST=peer.url,
+            LANGFUSE_PUBLIC_KEY=KNOWN_PUBLIC, LANGFUSE_SECRET_KEY=KNOWN_SECRET,
+            AUTOOPS_FLUSH_DEADLINE="2",
+        )  # fmt: skip
+        done = run("--json", "replay", str(events), env=env)
+    finally:
+        peer.close()
+    assert done.returncode == 4, done.stderr
+    delivery = json.loads(done.stdout)["delivery"]
+    assert delivery["batches_delivered"] == 0 and delivery["batches_waiting"] > 0
+    assert delivery["last_error"].startswith(f"no answer from {peer.url} after ")
+    assert "(last error: no answer from" in done.stderr
