@@ -247,6 +247,10 @@ class WorkerPool:
         events = iter(self.reader)
         sent = 0
         while self.stop_reason is None and (limit is None or sent < limit):
+            if sent and not self.reader.input_waiting():
+                # The next line may be long in coming (a live feed on stdin): the workers get
+                # what was read now, not when the parent's buffers fill.
+                self._flush_pipes()
             self._feeding = self.reader.may_block
             try:
                 item = next(events)
@@ -277,6 +281,15 @@ class WorkerPool:
             finally:
                 self._feeding = False
             sent += 1
+
+    def _flush_pipes(self) -> None:
+        self._feeding = True  # a stop while a full pipe holds this up ends the feeding
+        try:
+            for worker in self._pool:
+                with contextlib.suppress(BrokenPipeError, ValueError):  # see _wait_for_workers
+                    worker.stdin.flush()
+        finally:
+            self._feeding = False
 
     def _wait_for_workers(self) -> None:
         for worker in self._pool:

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 MAX_REJECTIONS_KEPT = 100  # rejected lines listed in the summary (all are counted)
 COMMIT_EVERY_TRACES = 50
 COMMIT_INTERVAL_S = 0.2
+# Before it waits for more input (a quiet live feed), how long a replay waits for what it
+# replayed to be durable and reported (a slower disk's rest is reported with the next event).
+SETTLE_WAIT_S = 5.0
 DELIVERY_POLL_S = 0.5  # how often the progress asks the outbox how much waits
 
 
@@ -346,6 +349,8 @@ class ReplayEngine:
         reading."""
         limit = self.options.limit
         while self.stop_reason is None and (limit is None or self._counts.events_handled < limit):
+            if self._since_commit and self.reader is not None and not self.reader.input_waiting():
+                self._settle()
             self._reading = True
             try:
                 item = next(events)
@@ -417,6 +422,21 @@ class ReplayEngine:
             self._commit(now)
         else:
             self._advance()
+
+    def _settle(self) -> None:
+        """Before waiting for input (a live feed that went quiet): what was replayed becomes
+        durable and reported now, not when the next event comes."""
+        ticket = self._commit(time.perf_counter())
+        client = self.service.client
+        deadline = time.monotonic() + SETTLE_WAIT_S
+        while (
+            not client.wait_committed(ticket, 0.05)
+            and client.write_failure is None
+            and self.stop_reason is None
+            and time.monotonic() < deadline
+        ):
+            pass
+        self._advance()
 
     def _commit(self, now: float) -> int:
         """A commit point: hand the tracer's batch over; its counts wait for the watermark."""

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import select
 import sqlite3
 import stat
 import sys
@@ -229,6 +230,7 @@ class EventReader:
         self.finished = False  # the end of the input was reached
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
+        self._pipe = _descriptor(sys.stdin) if source == "-" else None
         self._event_ids = EventIds() if check_event_ids else None
         try:
             _check_format(self._stream, self.name, allow_empty=allow_empty)
@@ -242,6 +244,21 @@ class EventReader:
         read is abandoned by a stop; a file's next line comes at once, and abandoning its read
         could lose a line from the count of lines read and not read."""
         return self.size is None
+
+    def input_waiting(self) -> bool:
+        """Whether there is input to read now: always for a file; for standard input, whether
+        its pipe holds something (or its end). False means the next read may wait for the
+        writer of the pipe, which a replay of a live feed does between events: what was
+        replayed is then made durable first (the engine), and handed to the workers (the
+        pool). Lines already read ahead into a buffer count as nothing waiting: at worst a
+        commit comes early."""
+        if self.size is not None or self._pipe is None:
+            return True
+        try:
+            readable, _, _ = select.select([self._pipe], [], [], 0)
+        except (OSError, ValueError):  # closed, or a descriptor select cannot watch
+            return True
+        return bool(readable)
 
     @property
     def bytes_read(self) -> int | None:
@@ -463,6 +480,14 @@ class _Prefixed:
     def close(self) -> None:
         if self._owned:
             self._stream.close()
+
+
+def _descriptor(stream: Any) -> int | None:
+    """The file descriptor under ``stream``, or None (a test's in-memory standard input)."""
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 class EventFileFormatError(LocalFileError):

@@ -466,6 +466,29 @@ def test_a_signal_stops_all_workers_with_one_summary(
     assert observations == summary["observations_recorded"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_live_feed_on_stdin_is_recorded_as_it_comes(tmp_path: Path, workers: str) -> None:
+    """Lines read from a pipe that then goes quiet are replayed, made durable and reported
+    at once (by the workers too: the parent hands them over), while the writer of the pipe
+    still holds it open: not when the next line comes."""
+    lines = events_file(tmp_path, 60, seed=16).read_text(encoding="utf-8").splitlines()
+    progress = tmp_path / "progress.jsonl"
+    process = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", "-", "--workers", workers,
+         "--progress-file", str(progress)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write("".join(line + "\n" for line in lines[:50]))
+    process.stdin.flush()
+    wait_for_progress(progress, process, 50)  # the pipe is still open: nothing more comes
+    process.stdin.write("".join(line + "\n" for line in lines[50:]))
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout)["events_processed"] == 60
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stop_while_the_workers_start_is_not_lost(tmp_path: Path, signum: int, code: int) -> None:
     """The workers take 2 s to start here (their orchestrator's factory sleeps), while the
