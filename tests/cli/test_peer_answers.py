@@ -233,3 +233,32 @@ def test_deploy_says_what_the_read_api_answered_instead_of_the_canary(
     canary = json.loads(result.stdout)["steps"][-1]
     assert canary["status"] == "fail"
     assert "not visible within 3 s" in canary["detail"] and said in canary["detail"]
+
+
+def test_v1_pages_that_overlap_list_each_trace_once(cli: Cli, workdir: Path, peer: Peer) -> None:
+    """Offset pages shift when traces arrive between two requests: pages of 7 that start 5
+    apart list 20 traces, each once."""
+    traces = [{"id": f"{n:032x}", "timestamp": "2026-11-20T08:00:00Z"} for n in range(20)]
+
+    def page(query: dict[str, list[str]]) -> Reply:
+        start = (int(query.get("page", ["1"])[0]) - 1) * 5
+        return json_reply({"data": traces[start : start + 7], "meta": {"totalPages": 4}})
+
+    peer.routes["/api/public/traces"] = page
+    result = cli("--json", "traces", "list", "--all", env=peer.env(workdir))
+    assert result.exit_code == 0, result.stderr
+    listed = [row["id"] for row in json.loads(result.stdout)["traces"]]
+    assert sorted(listed) == [trace["id"] for trace in traces]
+
+
+def test_a_tree_shows_a_dash_for_what_the_answer_left_out(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    peer.routes["/api/public/v2/observations"] = lambda query: json_reply(
+        {"data": [{"id": "obs1", "traceId": TRACE_ID},
+                  {"id": "obs2", "traceId": TRACE_ID, "parentObservationId": "obs1"}]}
+    )  # fmt: skip
+    result = cli("traces", "show", TRACE_ID, env=peer.env(workdir))
+    assert result.exit_code == 0, result.stderr
+    assert "None" not in result.stdout
+    assert f"- {TRACE_ID} (-)" in result.stdout

@@ -332,8 +332,11 @@ def _v1_traces(
     ids: set[str] = set()
     while True:
         body = source.get(V1_TRACES, [*params, ("page", str(page)), ("limit", str(size))])
-        data = _data(source, body, V1_TRACES, "traces")
-        _remember(source, V1_TRACES, data, ids)
+        page_items = _data(source, body, V1_TRACES, "traces")
+        # Offset pages shift when traces arrive meanwhile: a trace listed already is not again
+        # (a page of nothing new ends the listing: see _remember).
+        data = [t for t in page_items if not (isinstance(t.get("id"), str) and t["id"] in ids)]
+        _remember(source, V1_TRACES, page_items, ids)
         room = wanted - len(traces)
         traces.extend(data[:room])
         meta = body.get("meta")

@@ -73,13 +73,16 @@ def render_tree(trace: dict[str, Any], roots: list[dict[str, Any]]) -> Tree:
 
     from autoops_cli.output import escape
 
+    def shown(value: Any) -> str:
+        return escape(str(value)) if value is not None else "-"  # a field the answer left out
+
     tree = Tree(
-        f"[bold]{escape(str(trace.get('name')))}[/bold] {escape(str(trace.get('id')))} "
-        f"({escape(str(trace.get('timestamp')))})"
+        f"[bold]{shown(trace.get('name'))}[/bold] {shown(trace.get('id'))} "
+        f"({shown(trace.get('timestamp'))})"
     )
 
     def label(node: dict[str, Any]) -> str:
-        text = f"{escape(str(node['type']))} {escape(str(node['name']))}"
+        text = f"{shown(node['type'])} {shown(node['name'])}"
         if node["duration_ms"] is not None:
             text += f" ({node['duration_ms']:.1f} ms)"
         decision = node.get("decision")
