@@ -357,8 +357,14 @@ def _to_parent(
     out: ProgressFile, runner: ReplayEngine | WorkerPool
 ) -> Callable[[ReplayProgress], None]:
     """A worker's progress: a JSON line per commit point, to its parent. A parent that is gone
-    (the pipe broke) stops the run: the worker commits and ends instead of working unseen."""
-    gone = False
+    (the pipe broke) stops the run: the worker commits and ends instead of working unseen.
+
+    Made once the stop handlers are in place, which a first ``started`` line tells the
+    parent: from then on the worker stops when told (before, a second stop kills it).
+    """
+    gone = not _write_progress_line(out, "started", runner.summary, None, 0.0)
+    if gone:
+        runner.request_stop("SIGPIPE")
 
     def report(progress: ReplayProgress) -> None:
         nonlocal gone

@@ -110,6 +110,8 @@ class _Worker:
     latest: dict[str, Any] = field(default_factory=dict)  # its last durable progress line
     final: dict[str, Any] | None = None  # its --json summary
     threads: list[threading.Thread] = field(default_factory=list)
+    ready: bool = False  # its stop handlers are in place (its "started" line came)
+    given_up: bool = False  # killed by a second stop before it was ready
 
 
 class WorkerPool:
@@ -164,8 +166,12 @@ class WorkerPool:
         bound_delivery_on_stop(self.service, self._stop_requests)
         signum = getattr(signal.Signals, reason, signal.SIGTERM)
         for worker in self._pool:
+            # A worker not ready holds the signal until it is: a second stop does not wait
+            # for it (a start-up that hangs, an orchestrator's factory that never returns).
+            give_up = self._stop_requests >= 2 and not worker.ready
+            worker.given_up = worker.given_up or give_up
             with contextlib.suppress(OSError):  # ended already
-                worker.process.send_signal(signum)
+                worker.process.send_signal(signal.SIGKILL if give_up else signum)
         if self._feeding:
             self._feeding = False
             raise StopReplay(reason)
@@ -303,7 +309,7 @@ class WorkerPool:
                 thread.join()
         for worker in self._pool:
             code = worker.process.returncode
-            if worker.final is None and self.failure is None:
+            if worker.final is None and self.failure is None and not worker.given_up:
                 self.failure = (code if code in AUTOOPS_ERROR_CODES else 1, _death(worker))
 
     def _end_leftovers(self) -> None:
@@ -322,6 +328,8 @@ class WorkerPool:
                     message = json.loads(line)
                 except ValueError:
                     continue
+                if message.get("phase") == "started":
+                    worker.ready = True
                 if message.get("phase") != "replaying":
                     continue
                 # Its replay began elapsed_s before this line was written (an instant ago).

@@ -349,7 +349,8 @@ class ReplayEngine:
         reading."""
         limit = self.options.limit
         while self.stop_reason is None and (limit is None or self._counts.events_handled < limit):
-            if self._since_commit and self.reader is not None and not self.reader.input_waiting():
+            unsettled = self._since_commit or self._uncommitted
+            if unsettled and self.reader is not None and not self.reader.input_waiting():
                 self._settle()
             self._reading = True
             try:
@@ -426,7 +427,9 @@ class ReplayEngine:
     def _settle(self) -> None:
         """Before waiting for input (a live feed that went quiet): what was replayed becomes
         durable and reported now, not when the next event comes."""
-        ticket = self._commit(time.perf_counter())
+        if self._since_commit:
+            self._commit(time.perf_counter())
+        ticket = self._uncommitted[-1][0] if self._uncommitted else 0
         client = self.service.client
         deadline = time.monotonic() + SETTLE_WAIT_S
         while (

@@ -466,11 +466,14 @@ def test_a_signal_stops_all_workers_with_one_summary(
     assert observations == summary["observations_recorded"]
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_live_feed_on_stdin_is_recorded_as_it_comes(tmp_path: Path, workers: str) -> None:
+@pytest.mark.parametrize(("workers", "pace"), [("1", 0.0), ("2", 0.0), ("1", 0.25)])
+def test_a_live_feed_on_stdin_is_recorded_as_it_comes(
+    tmp_path: Path, workers: str, pace: float
+) -> None:
     """Lines read from a pipe that then goes quiet are replayed, made durable and reported
     at once (by the workers too: the parent hands them over), while the writer of the pipe
-    still holds it open: not when the next line comes."""
+    still holds it open: not when the next line comes. ``pace``: the feed's seconds between
+    lines (then a commit by time comes between two of them, and must be reported too)."""
     lines = events_file(tmp_path, 60, seed=16).read_text(encoding="utf-8").splitlines()
     progress = tmp_path / "progress.jsonl"
     process = subprocess.Popen(
@@ -480,13 +483,17 @@ def test_a_live_feed_on_stdin_is_recorded_as_it_comes(tmp_path: Path, workers: s
         env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
     )  # fmt: skip
     assert process.stdin is not None
-    process.stdin.write("".join(line + "\n" for line in lines[:50]))
-    process.stdin.flush()
-    wait_for_progress(progress, process, 50)  # the pipe is still open: nothing more comes
-    process.stdin.write("".join(line + "\n" for line in lines[50:]))
+    first = lines[:5] if pace else lines[:50]
+    for line in first if pace else ["\n".join(first)]:
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+        time.sleep(pace)
+    wait_for_progress(progress, process, len(first))  # the pipe is open: nothing more comes
+    lines = [*first, *lines[50:]] if pace else lines
+    process.stdin.write("".join(line + "\n" for line in lines[len(first) :]))
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
-    assert json.loads(stdout)["events_processed"] == 60
+    assert json.loads(stdout)["events_processed"] == len(lines)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -521,6 +528,40 @@ def test_a_stop_while_the_workers_start_is_not_lost(tmp_path: Path, signum: int,
     assert summary["stopped_early"] == signal.Signals(signum).name
     assert summary["events_processed"] == 0
     assert "Traceback" not in stderr
+
+
+def test_a_second_stop_ends_workers_that_never_got_started(tmp_path: Path) -> None:
+    """The workers' orchestrator factory never returns: they hold the first stop (their
+    handlers are not there yet), and a second one kills them, as a second stop gives up
+    on everything else; the run ends with the signal's exit code, nothing recorded."""
+    events = events_file(tmp_path, 300, seed=17)
+    (tmp_path / "stuck_start.py").write_text(
+        "import sys, time\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "def factory():\n"
+        "    if '--worker' in sys.argv:\n"
+        "        time.sleep(3600)\n"
+        "    return RetailOrchestrator()\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "stuck_start:factory"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        cwd=tmp_path, env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(child_pids(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = child_pids(process.pid)
+    # Stop after stop until it ends (two signals close together may count as one).
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert json.loads(stdout)["events_processed"] == 0
+    assert not any(running(pid) for pid in workers)
 
 
 def test_a_killed_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
