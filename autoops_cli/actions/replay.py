@@ -9,6 +9,7 @@ lines to ``--progress-file``: every count on such a line is durable (on disk) wh
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -282,11 +283,16 @@ class ProgressFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._file = path.open("wb", buffering=0)
+            # Not blocking to open: a named pipe no process reads would otherwise hold the
+            # replay here, before its stop handlers exist.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
         except OSError as exc:
+            reason = "no process reads that pipe" if exc.errno == errno.ENXIO else exc.strerror
             raise LocalFileError(
-                f"cannot write the progress file {path}: {exc.strerror or exc}"
+                f"cannot write the progress file {path}: {reason or exc}"
             ) from None
+        os.set_blocking(descriptor, True)  # a reader that falls behind slows the run down
+        self._file = os.fdopen(descriptor, "wb", buffering=0)
         self._written = 0  # bytes of whole lines
         self.failure: str | None = None
         self._lock = threading.Lock()  # the workers' progress threads write too

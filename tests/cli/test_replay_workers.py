@@ -383,6 +383,28 @@ def test_a_progress_file_on_a_full_disk_ends_the_run_with_its_summary(
     assert "Traceback" not in stderr
 
 
+def test_a_named_pipe_no_one_reads_as_progress_file_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO without a reader blocks; the replay would hang before its stop handlers
+    exist. It is refused instead (exit 6, one line, no store), and works once read."""
+    fifo = tmp_path / "progress.fifo"
+    os.mkfifo(fifo)
+    events = events_file(tmp_path, 20, seed=18)
+    done = run("replay", str(events), "--progress-file", str(fifo), timeout=60,
+               env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")))  # fmt: skip
+    assert done.returncode == 6, done.stderr
+    assert f"cannot write the progress file {fifo}: no process reads that pipe" in done.stderr
+    assert not (tmp_path / "home").exists()
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # read once the run is over
+    try:
+        done = run("replay", str(events), "--progress-file", str(fifo), timeout=60,
+                   env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")))  # fmt: skip
+        lines = os.read(reader, 1 << 20).decode().splitlines()
+    finally:
+        os.close(reader)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(lines[-1])["events_processed"] == 20
+
+
 # --- shards ---------------------------------------------------------------------------------
 
 
