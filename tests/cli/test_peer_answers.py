@@ -262,3 +262,43 @@ def test_a_tree_shows_a_dash_for_what_the_answer_left_out(
     assert result.exit_code == 0, result.stderr
     assert "None" not in result.stdout
     assert f"- {TRACE_ID} (-)" in result.stdout
+
+
+def test_v1_listing_survives_a_page_of_arrivals_and_duplicates_inside_a_page(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    """A page's worth of traces arrives between the first and the second request (the
+    second page then holds nothing new), and one page repeats an id: each trace is listed
+    once, none is lost, and no 'pages repeat' error is made of it."""
+    older = [{"id": f"{n:032x}", "timestamp": "2026-11-20T08:00:00Z"} for n in range(250)]
+    requests = iter(range(10**6))
+
+    def page(query: dict[str, list[str]]) -> Reply:
+        arrived = [{"id": f"{10**6 + n:032x}", "timestamp": "2026-11-21T08:00:00Z"}
+                   for n in range(100 * min(next(requests), 1))]  # fmt: skip
+        traces = [*arrived[::-1], *older]
+        number, limit = int(query["page"][0]), int(query["limit"][0])
+        start = (number - 1) * limit
+        items = traces[start : start + limit]
+        items = items[:1] + items if number == 1 else items  # the same id twice in a page
+        pages = -(-len(traces) // limit)
+        return json_reply({"data": items, "meta": {"page": number, "totalPages": pages}})
+
+    peer.routes["/api/public/traces"] = page
+    result = cli("--json", "traces", "list", "--all", env=peer.env(workdir))
+    assert result.exit_code == 0, result.stderr
+    listed = [row["id"] for row in json.loads(result.stdout)["traces"]]
+    assert len(listed) == len(set(listed))
+    assert {trace["id"] for trace in older} <= set(listed)
+
+
+def test_a_tree_with_an_output_nested_too_deep_is_shown(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    peer.routes[f"/api/public/traces/{TRACE_ID}"] = lambda query: json_reply(
+        {"id": TRACE_ID, "observations": [{"id": "o1", "name": "x.decision", "output": deep}]}
+    )
+    result = cli("--json", "traces", "show", TRACE_ID, env=peer.env(workdir))
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr

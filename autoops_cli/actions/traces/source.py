@@ -320,6 +320,9 @@ def v1_query(filters: TraceFilters) -> list[tuple[str, str]]:
     return params
 
 
+V1_STALE_PAGES = 3  # v1 pages in a row with nothing new: the server repeats its pages
+
+
 def _v1_traces(
     source: TraceSource, filters: TraceFilters, *, wanted: int, page: int, size: int
 ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
@@ -330,20 +333,35 @@ def _v1_traces(
     params = v1_query(filters)
     traces: list[dict[str, Any]] = []
     ids: set[str] = set()
+    stale = 0  # pages in a row that brought no trace not listed already
     while True:
         body = source.get(V1_TRACES, [*params, ("page", str(page)), ("limit", str(size))])
         page_items = _data(source, body, V1_TRACES, "traces")
-        # Offset pages shift when traces arrive meanwhile: a trace listed already is not again
-        # (a page of nothing new ends the listing: see _remember).
-        data = [t for t in page_items if not (isinstance(t.get("id"), str) and t["id"] in ids)]
-        _remember(source, V1_TRACES, page_items, ids)
+        # Offset pages shift when traces arrive meanwhile: a trace listed already is not again.
+        # A page may then hold only traces listed already, even a page's worth of arrivals
+        # later; several such pages in a row are a server repeating its pages.
+        data = []
+        for trace in page_items:
+            trace_id = trace.get("id")
+            if isinstance(trace_id, str):
+                if trace_id in ids:
+                    continue
+                ids.add(trace_id)
+            data.append(trace)
+        stale = stale + 1 if page_items and not data else 0
+        if stale >= V1_STALE_PAGES:
+            raise ApiError(
+                f"{source.where}{V1_TRACES} answered a page of items it gave before: "
+                "its pages repeat",
+                status=200,
+            )
         room = wanted - len(traces)
         traces.extend(data[:room])
         meta = body.get("meta")
         total_pages = count(meta.get("totalPages")) if isinstance(meta, dict) else 0
         if len(data) > room:  # stopped inside this page: the next call shows it again
             return traces, {"page": page, "limit": size}
-        if not data or page >= total_pages:
+        if not page_items or page >= total_pages:
             return traces, None
         if len(traces) >= wanted:
             return traces, {"page": page + 1, "limit": size}
