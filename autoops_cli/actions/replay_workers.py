@@ -19,6 +19,8 @@ pipe (its ``--progress-file``), and its ``--json`` summary on stdout at the end.
 - **Signals.** Workers run in their own process group: Ctrl-C reaches the parent, which stops
   reading and passes the signal on; each worker commits and prints its summary; the parent
   delivers (within ``AUTOOPS_FLUSH_DEADLINE``), prints the merged summary, exits 130 or 143.
+  A worker holds a stop that comes while it starts (born with both signals blocked) until
+  its handlers are in place; a second stop kills the workers that never got there.
 - **A parent that dies** (SIGKILL) closes the pipes: a worker stops at its next report (a
   broken pipe) or at the end of its input, whichever comes first, and exits.
 """
