@@ -518,19 +518,16 @@ def test_a_live_feed_on_stdin_is_recorded_as_it_comes(
     assert json.loads(stdout)["events_processed"] == len(lines)
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_stop_while_the_workers_start_is_not_lost(tmp_path: Path, signum: int, code: int) -> None:
-    """The workers take 2 s to start here (their orchestrator's factory sleeps), while the
-    parent fills their pipes with the whole file. A stop passed on to them then is held
-    until their handlers are in place, not dropped: they stop before their first event,
-    instead of replaying everything in their pipes."""
-    events = events_file(tmp_path, 3000, seed=15)
-    (tmp_path / "slow_start.py").write_text(
+def start_slow_workers(directory: Path, events: Path, start_s: float) -> subprocess.Popen[str]:
+    """``replay --workers 2`` whose workers take ``start_s`` to start (their orchestrator's
+    factory sleeps; the parent's does not), once both workers exist: the parent's stop
+    handlers are in place by then, the workers' not yet."""
+    (directory / "slow_start.py").write_text(
         "import sys, time\n"
         "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
         "def factory():\n"
         "    if '--worker' in sys.argv:\n"
-        "        time.sleep(2)\n"
+        f"        time.sleep({start_s})\n"
         "    return RetailOrchestrator()\n",
         encoding="utf-8",
     )
@@ -538,11 +535,21 @@ def test_a_stop_while_the_workers_start_is_not_lost(tmp_path: Path, signum: int,
         [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
          "--orchestrator", "slow_start:factory"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        cwd=tmp_path, env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
+        cwd=directory, env=clean_env(AUTOOPS_HOME=str(directory / "home")),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while len(child_pids(process.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)  # the parent's handlers are in place before it starts its workers
+        time.sleep(0.02)
+    return process
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_while_the_workers_start_is_not_lost(tmp_path: Path, signum: int, code: int) -> None:
+    """The workers take 2 s to start here (their orchestrator's factory sleeps), while the
+    parent fills their pipes with the whole file. A stop passed on to them then is held
+    until their handlers are in place, not dropped: they stop before their first event,
+    instead of replaying everything in their pipes."""
+    process = start_slow_workers(tmp_path, events_file(tmp_path, 3000, seed=15), 2)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
@@ -556,26 +563,9 @@ def test_a_second_stop_ends_workers_that_never_got_started(tmp_path: Path) -> No
     """The workers' orchestrator factory never returns: they hold the first stop (their
     handlers are not there yet), and a second one kills them, as a second stop gives up
     on everything else; the run ends with the signal's exit code, nothing recorded."""
-    events = events_file(tmp_path, 300, seed=17)
-    (tmp_path / "stuck_start.py").write_text(
-        "import sys, time\n"
-        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
-        "def factory():\n"
-        "    if '--worker' in sys.argv:\n"
-        "        time.sleep(3600)\n"
-        "    return RetailOrchestrator()\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
-         "--orchestrator", "stuck_start:factory"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        cwd=tmp_path, env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while len(child_pids(process.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    process = start_slow_workers(tmp_path, events_file(tmp_path, 300, seed=17), 3600)
     workers = child_pids(process.pid)
+    deadline = time.monotonic() + 60
     # Stop after stop until it ends (two signals close together may count as one).
     while process.poll() is None and time.monotonic() < deadline:
         process.send_signal(signal.SIGTERM)
