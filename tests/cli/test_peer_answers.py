@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import Cli
-from tests.support.loopback import LoopbackServer
+from tests.support.loopback import LoopbackServer, reply
 
 Reply = tuple[int, str, bytes]
 Route = Callable[[dict[str, list[str]]], Reply]
@@ -54,20 +54,12 @@ class Peer:
                 url = urlsplit(self.path)
                 route = peer.routes.get(url.path, peer.fallback)
                 status, content_type, body = route(parse_qs(url.query))
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, status, body, content_type)
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 peer.posted = True
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                reply(self, 200, b"{}")
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url

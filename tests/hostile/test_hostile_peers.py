@@ -22,7 +22,7 @@ import pytest
 
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
-from tests.support.loopback import LoopbackServer
+from tests.support.loopback import LoopbackServer, reply
 
 CREDENTIALS = f"{KNOWN_PUBLIC}:{KNOWN_SECRET}"
 BASIC = base64.b64encode(CREDENTIALS.encode()).decode()
@@ -61,16 +61,6 @@ class HostilePeer:
 
     def close(self) -> None:
         self._loopback.close()
-
-
-def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, **headers: str) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in headers.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 @pytest.fixture
