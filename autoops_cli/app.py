@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from autoops_cli import __version__
 from autoops_cli.output import Output
 from autoops_cli.state import AppState
+from autoops_cli.stop_signals import interrupt_as_exception
 from config.errors import EXIT_CODE_MEANINGS, AutoopsError, ConfigurationError, ExitCode
 
 EXIT_CODES_HELP = "\n".join(
@@ -45,6 +46,7 @@ class AutoopsGroup(TyperGroup):
         return super().parse_args(ctx, hoist_output_flags(args))
 
     def invoke(self, ctx: ClickContext) -> Any:
+        interrupt_as_exception()  # start-up is over (``stop_signals``)
         try:
             return super().invoke(ctx)
         except AutoopsError as exc:

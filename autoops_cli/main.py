@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from pathlib import Path
+
+from autoops_cli.stop_signals import exit_quietly_on_stops
 
 # Top-level packages of this distribution that another project may also have: the AutoOps
 # application has its own ``config``, and with ``PYTHONPATH=.`` in it, Python finds that one.
@@ -14,6 +16,7 @@ SHADOWABLE_PACKAGES = ("config", "commands")
 def foreign_package() -> str | None:
     """A one-line explanation when ``config`` or ``commands`` is not this toolkit's own."""
     from importlib.util import find_spec
+    from pathlib import Path
 
     home = Path(__file__).resolve().parent.parent  # where autoops_cli, config, commands live
     for name in SHADOWABLE_PACKAGES:
@@ -34,6 +37,7 @@ def foreign_package() -> str | None:
 
 def main() -> None:
     """Run the CLI."""
+    exit_quietly_on_stops()
     problem = foreign_package()
     if problem is not None:
         sys.stderr.write(f"error: {problem}\n")
@@ -51,7 +55,5 @@ def main() -> None:
         # The command has printed its last word and chosen its exit code: a stop signal
         # during the interpreter's teardown (a CI timeout just after a replay's summary) must
         # not turn that into a death by signal. Only daemon threads are left to stop.
-        import signal
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

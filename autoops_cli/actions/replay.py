@@ -102,96 +102,106 @@ def run_replay(
     sending, reports its durable progress to ``progress_file`` and leaves the messages, the
     sampling report and the exit code to the parent.
     """
-    from config.delivery.exporters import NullExporter
-    from config.langfuse_integration import (
-        LangfuseIntegrationService,
-        install_langfuse_integration,
-    )
+    with _stop_on_signals() as stops:
+        from config.delivery.exporters import NullExporter
+        from config.langfuse_integration import (
+            LangfuseIntegrationService,
+            install_langfuse_integration,
+        )
 
-    _check_workers(workers, speed)
-    run_id = new_run_id() if run_id is None else check_run_id(run_id)
-    config, masking = state.settings(flags=flags)
-    rules = state.load_settings(flags=flags).sampling_rules
-    orchestrator = load_orchestrator(orchestrator_spec)
-    # Opened first: a file that is not there or not JSON Lines is refused before a store or
-    # an outbox is created for it.
-    # A worker's lines come from its parent, which made the event ids of the whole file unique
-    # and re-wrote each event's line (``worker_line``).
-    reader = _worker_reader(source) if worker else EventReader(source)
+        _check_workers(workers, speed)
+        run_id = new_run_id() if run_id is None else check_run_id(run_id)
+        config, masking = state.settings(flags=flags)
+        rules = state.load_settings(flags=flags).sampling_rules
+        orchestrator = load_orchestrator(orchestrator_spec)
+        # Opened first: a file that is not there or not JSON Lines is refused before a store
+        # or an outbox is created for it. A worker's lines come from its parent, which made
+        # the event ids of the whole file unique and re-wrote each event's line
+        # (``worker_line``).
+        reader = _worker_reader(source) if worker else EventReader(source)
+        progress_out = _open_progress_file(progress_file, reader)
+        # Built here rather than by initialize_langfuse_integration(), which would carry on
+        # untraced: a replay that cannot record must say so (a bad store exits 6).
+        service = install_langfuse_integration(
+            LangfuseIntegrationService(
+                config,
+                masking,
+                sample_rate=sample_rate,
+                exporter=NullExporter() if dry_run else _writer_only(config) if worker else None,
+                sampling_rules=rules,
+                # The engine's commit points are the only batches: what is on disk is then
+                # exactly what the run reported (a size-based batch would write part of an
+                # unreported group).
+                batch_size=COMMIT_POINTS_ONLY,
+                # SQLite's work on a second CPU, beside the agents (workers have the CPUs).
+                writer_process=workers == 1 and not worker and available_cpus() > 1,
+            )
+        )
+        options = ReplayOptions(
+            source=source,
+            run_id=run_id,
+            limit=limit,
+            speed=speed,
+            strict=strict,
+            shard=shard,
+        )
+        destination = "none (dry run)" if dry_run else service.destination
+        _announce(state, service, options, destination, workers)
+        shown = 0
+
+        def report_rejected(rejected: RejectedLine) -> None:
+            nonlocal shown
+            shown += 1
+            if shown <= REJECTIONS_SHOWN:
+                state.output.error(f"{source}:{rejected.line_number}: {rejected.reason}")
+
+        if workers > 1:
+            runner: ReplayEngine | WorkerPool = _worker_pool(
+                state, service, reader, options, workers, sample_rate, orchestrator_spec, dry_run
+            )
+        else:
+            runner = ReplayEngine(service, orchestrator, options, reader=reader)
+        runner.on_rejected = report_rejected
+        runner.summary.destination = destination
+        try:
+            stops.attach(runner)
+            with _progress(state, progress_out) as on_progress:
+                runner.on_progress = (
+                    _to_parent(progress_out, runner) if worker and progress_out else None
+                ) or on_progress
+                started = time.monotonic()
+                summary = runner.run()
+            service.shutdown(timeout=0)  # the engine delivered while the server made progress
+            if summary.delivery:
+                # Counted once nothing can change the outbox any more: what `buffer status` shows.
+                summary.delivery["batches_waiting"] = service.client.pending()
+            if worker:  # the parent reports, records the sampling and decides the exit code
+                return summary, 0
+            if service.store_path is not None and not dry_run:
+                _record_sampling(service, summary)
+            _report_input(state, reader, shown)
+            code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
+            if progress_out is not None:
+                # The time since the run started, as on every line before (delivery included).
+                _write_progress_line(
+                    progress_out, "done", summary, None, round(time.monotonic() - started, 3), code
+                )
+                code = _progress_file_outcome(state, progress_out, code)
+        finally:
+            if progress_out is not None:
+                progress_out.close()
+        return summary, code
+
+
+def _open_progress_file(path: Path | None, reader: EventReader) -> ProgressFile | None:
+    """The ``--progress-file`` opened, if one was asked for; the reader closed if it fails."""
+    if path is None:
+        return None
     try:
-        progress_out = ProgressFile(progress_file) if progress_file is not None else None
+        return ProgressFile(path)
     except BaseException:
         reader.close()
         raise
-    # Built here rather than by initialize_langfuse_integration(), which would carry on
-    # untraced: a replay that cannot record must say so (a bad store exits 6).
-    service = install_langfuse_integration(
-        LangfuseIntegrationService(
-            config,
-            masking,
-            sample_rate=sample_rate,
-            exporter=NullExporter() if dry_run else _writer_only(config) if worker else None,
-            sampling_rules=rules,
-            # The engine's commit points are the only batches: what is on disk is then exactly
-            # what the run reported (a size-based batch would write part of an unreported group).
-            batch_size=COMMIT_POINTS_ONLY,
-            # SQLite's work on a second CPU, beside the agents (workers have the CPUs).
-            writer_process=workers == 1 and not worker and available_cpus() > 1,
-        )
-    )
-    options = ReplayOptions(
-        source=source,
-        run_id=run_id,
-        limit=limit,
-        speed=speed,
-        strict=strict,
-        shard=shard,
-    )
-    destination = "none (dry run)" if dry_run else service.destination
-    _announce(state, service, options, destination, workers)
-    shown = 0
-
-    def report_rejected(rejected: RejectedLine) -> None:
-        nonlocal shown
-        shown += 1
-        if shown <= REJECTIONS_SHOWN:
-            state.output.error(f"{source}:{rejected.line_number}: {rejected.reason}")
-
-    if workers > 1:
-        runner: ReplayEngine | WorkerPool = _worker_pool(
-            state, service, reader, options, workers, sample_rate, orchestrator_spec, dry_run
-        )
-    else:
-        runner = ReplayEngine(service, orchestrator, options, reader=reader)
-    runner.on_rejected = report_rejected
-    runner.summary.destination = destination
-    try:
-        with _stop_on_signals(runner), _progress(state, progress_out) as on_progress:
-            runner.on_progress = (
-                _to_parent(progress_out, runner) if worker and progress_out else None
-            ) or on_progress
-            started = time.monotonic()
-            summary = runner.run()
-        service.shutdown(timeout=0)  # the engine delivered while the server made progress
-        if summary.delivery:
-            # Counted once nothing can change the outbox any more: what `buffer status` shows.
-            summary.delivery["batches_waiting"] = service.client.pending()
-        if worker:  # the parent reports, records the sampling and decides the exit code
-            return summary, 0
-        if service.store_path is not None and not dry_run:
-            _record_sampling(service, summary)
-        _report_input(state, reader, shown)
-        code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
-        if progress_out is not None:
-            # The time since the run started, as on every line before (delivery included).
-            _write_progress_line(
-                progress_out, "done", summary, None, round(time.monotonic() - started, 3), code
-            )
-            code = _progress_file_outcome(state, progress_out, code)
-    finally:
-        if progress_out is not None:
-            progress_out.close()
-    return summary, code
 
 
 def _progress_file_outcome(state: AppState, progress: ProgressFile, code: int) -> int:
@@ -383,29 +393,53 @@ def _to_parent(
     return report
 
 
+class StopSignals:
+    """SIGINT and SIGTERM stop the run cleanly, from the start of the command.
+
+    A stop that comes before the run exists (while the settings load and the store or the
+    outbox opens) is kept and handed to the run when it is attached: it then ends before its
+    first event, with its summary and exit code, rather than dying by the signal.
+    """
+
+    def __init__(self) -> None:
+        self.runner: ReplayEngine | WorkerPool | None = None
+        self.pending: str | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.runner is not None:
+            self.runner.request_stop(name)
+        elif self.pending is None:
+            self.pending = name
+        else:  # a second stop while the run is still being set up: give that up now
+            raise SystemExit(int(STOP_SIGNALS[self.pending]))
+
+    def attach(self, runner: ReplayEngine | WorkerPool) -> None:
+        self.runner = runner
+        if self.pending is not None:
+            runner.request_stop(self.pending)
+
+
 @contextmanager
-def _stop_on_signals(engine: ReplayEngine | WorkerPool) -> Iterator[None]:
-    """SIGINT and SIGTERM stop the run cleanly (handlers only in the main thread).
+def _stop_on_signals() -> Iterator[StopSignals]:
+    """The run's ``StopSignals`` as the handlers of SIGINT and SIGTERM (main thread only).
 
     After the run they are ignored, not restored: a stop then (a CI timeout, a second
     Ctrl-C; in a worker, the parent's stop) must not cost the summary, the progress file's
     ``done`` line or the run's exit code, and the process ends right after. (An in-process
     caller, such as the tests' CLI runner, puts its own handlers back.)
     """
+    stops = StopSignals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops
         return
-
-    def stop(signum: int, frame: object) -> None:
-        engine.request_stop(signal.Signals(signum).name)
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop)
+        signal.signal(sig, stops)
     # A worker is born with both blocked (``replay_workers._hold_stop_signals``): a stop its
     # parent passed on while it started is delivered here, before its first event.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
     try:
-        yield
+        yield stops
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)

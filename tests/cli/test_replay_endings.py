@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from autoops_cli.simulation.generator import generate_events
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import Cli
 from tests.support.replay_runs import clean_env, progress_lines, start_replay
+from tests.support.serve_process import autoops_executable
 
 
 def home() -> Path:
@@ -237,3 +240,80 @@ def test_a_stop_after_the_summary_keeps_the_runs_exit_code(
     assert (
         json.loads(stdout)["events_processed"] == progress_lines(progress)[-1]["events_processed"]
     )
+
+
+# The process stops itself at a chosen moment of its start: on the first import of a module
+# (an import hook), before the console script's ``main`` is handed the command line.
+# Both signals as a terminal's shell leaves them (a test runner's worker may ignore SIGINT).
+STOPPED_AT_IMPORT = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+module, stop = sys.argv[1:3]
+class StopAtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), getattr(signal, stop))
+        return None
+sys.meta_path.insert(0, StopAtImport())
+sys.argv = ["autoops", *sys.argv[3:]]
+from autoops_cli.main import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("module", ["typer", "autoops_cli.app"])
+def test_a_stop_while_the_cli_starts_exits_quietly(
+    workdir: Path, stop: str, code: int, module: str
+) -> None:
+    """Start-up is imports: a Ctrl-C there printed the traceback of the import it hit, and a
+    SIGTERM killed the process by the signal (-15) instead of the documented 143."""
+    events = write_lines(workdir / "events.jsonl", event_lines(5))
+    replay = subprocess.run(
+        [sys.executable, "-c", STOPPED_AT_IMPORT, module, stop, "replay", str(events)],
+        check=False, capture_output=True, text=True, timeout=120,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.returncode == code
+    assert replay.stderr == ""
+    assert not (workdir / "home" / "traces.db").exists()
+
+
+@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_while_the_replay_sets_up_ends_it_before_its_first_event(
+    workdir: Path, stop: str, code: int
+) -> None:
+    """A stop while the replay loads its settings, orchestrator and store (here: while the
+    orchestrator's module is imported) killed it by the signal, or gave KeyboardInterrupt's
+    exit with no summary. It is now held until the run exists, which ends at once: the
+    summary, the documented code, nothing recorded and the whole file not read."""
+    (workdir / "stopping_orchestrator.py").write_text(
+        "import os, signal\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        f"os.kill(os.getpid(), signal.{stop})\n\n"
+        "def factory():\n"
+        "    return RetailOrchestrator()\n",
+        encoding="utf-8",
+    )
+    events = write_lines(workdir / "events.jsonl", event_lines(5))
+    replay = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events),
+         "--orchestrator", "stopping_orchestrator:factory"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.returncode == code, replay.stderr
+    summary = json.loads(replay.stdout)
+    assert summary["stopped_early"] == stop
+    assert (summary["events_processed"], summary["lines_not_read"]) == (0, 5)
+    assert "Traceback" not in replay.stderr
+    assert traces_in_store_at(workdir / "home") == 0
+
+
+def traces_in_store_at(directory: Path) -> int:
+    if not (directory / "traces.db").exists():
+        return 0
+    with sqlite3.connect(directory / "traces.db") as db:
+        return int(db.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
