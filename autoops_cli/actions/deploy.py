@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from config.errors import ExitCode
+from config.errors import ApiError, AutoopsError, ExitCode
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -210,60 +210,31 @@ def _visible(
         finally:
             store.close()
         return int(rows[0][0]) >= CANARY_OBSERVATIONS
-    import httpx
+    from autoops_cli.langfuse_api.client import ApiClient
 
-    from autoops_cli.langfuse_api.client import API_ANSWER_BYTES, deadline_client, parse_json
-    from config.http_answers import AnswerTooLarge, request_bounded, server_message
-
-    config = service.config
-    assert config.public_key is not None and config.secret_key is not None
-    auth = (config.public_key, config.secret_key.get_secret_value())
-    host = config.host.rstrip("/")
-    deadline = time.monotonic() + timeout
-
-    def answer(path: str, **params: Any) -> dict[str, Any] | ReadProblem | None:
+    def answer(api: ApiClient, path: str, params: list[tuple[str, str]]) -> dict[str, Any] | None:
         """The JSON object at ``path``; None for a 404 (not there yet, or no v2 API)."""
-        response = request_bounded(client, "GET", path, limit=API_ANSWER_BYTES, params=params)
-        status = response.status_code
-        if status == 404:
-            return None
-        if status in (401, 403):
-            return ReadProblem(
-                f"{host}{path} rejected the keys ({status}: {server_message(response)})",
-                int(ExitCode.CONFIG),
-            )
-        if status != 200:
-            return ReadProblem(
-                f"{host}{path} answered {status}: {server_message(response)}", int(ExitCode.API)
-            )
-        try:
-            body = parse_json(response.content)
-        except (ValueError, RecursionError):
-            body = None
-        if not isinstance(body, dict):
-            return ReadProblem(
-                f"{host}{path} answered 200 without a JSON object", int(ExitCode.API)
-            )
+        body = api.get(path, params, allow=(404,))
+        if body is not None and not isinstance(body, dict):
+            raise ApiError(f"{api.host}{path} answered 200 without a JSON object", status=200)
         return body
 
     try:
-        with deadline_client(base_url=config.host, deadline=deadline, auth=auth) as client:
+        with ApiClient(service.config, timeout=timeout) as api:
             # The v2 observations API is the real-time read path; v1 servers answer 404 there.
-            found = answer("/api/public/v2/observations", traceId=trace_id, limit=50)
-            if isinstance(found, dict):
+            found = answer(
+                api, "/api/public/v2/observations", [("traceId", trace_id), ("limit", "50")]
+            )
+            if found is not None:
                 return _canary_observations(found.get("data"), trace_id)
-            if isinstance(found, ReadProblem):
-                return found
-            found = answer(f"/api/public/traces/{trace_id}")
-            if isinstance(found, dict):
-                return found.get("id") == trace_id and _canary_observations(
-                    found.get("observations"), trace_id
-                )
-            return found or False
-    except (AnswerTooLarge, httpx.DecodingError) as exc:  # it answered, unreadably
-        return ReadProblem(f"{host}: {type(exc).__name__}: {exc}", int(ExitCode.API))
-    except httpx.HTTPError as exc:
-        return ReadProblem(f"{host}: {type(exc).__name__}: {exc}", int(ExitCode.NETWORK))
+            found = answer(api, f"/api/public/traces/{trace_id}", [])
+            return (
+                found is not None
+                and found.get("id") == trace_id
+                and _canary_observations(found.get("observations"), trace_id)
+            )
+    except AutoopsError as exc:  # rejected keys (3), an HTTP error (5), the network (4)
+        return ReadProblem(exc.message, int(exc.exit_code))
 
 
 def _canary_observations(observations: Any, trace_id: str) -> bool:

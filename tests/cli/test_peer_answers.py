@@ -200,9 +200,10 @@ def test_junit_xml_carries_control_characters_from_the_server_escaped(
 @pytest.mark.parametrize(
     ("reads", "code", "said"),
     [
-        (json_reply({"message": "Invalid credentials"}, 401), 3, "rejected the keys (401"),
+        (json_reply({"message": "Invalid credentials"}, 401), 3, "rejected the API keys (401"),
         (json_reply({"message": "boom"}, 500), 5, "answered 500: boom"),
-        (LOGIN_PAGE, 5, "answered 200 without a JSON object"),
+        (LOGIN_PAGE, 5, "answered 200 without a JSON body"),
+        (json_reply(["not", "an", "object"]), 5, "answered 200 without a JSON object"),
     ],
 )
 def test_deploy_says_what_the_read_api_answered_instead_of_the_canary(
