@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -119,7 +120,7 @@ def run_replay(
         # the event ids of the whole file unique and re-wrote each event's line
         # (``worker_line``).
         reader = _worker_reader(source) if worker else EventReader(source)
-        progress_out = _open_progress_file(progress_file, reader)
+        progress_out = _open_progress_file(progress_file, reader, source)
         # Built here rather than by initialize_langfuse_integration(), which would carry on
         # untraced: a replay that cannot record must say so (a bad store exits 6).
         service = install_langfuse_integration(
@@ -193,15 +194,26 @@ def run_replay(
         return summary, code
 
 
-def _open_progress_file(path: Path | None, reader: EventReader) -> ProgressFile | None:
+def _open_progress_file(
+    path: Path | None, reader: EventReader, source: str | Path
+) -> ProgressFile | None:
     """The ``--progress-file`` opened, if one was asked for; the reader closed if it fails."""
     if path is None:
         return None
     try:
+        if source != "-" and _same_file(path, Path(source)):
+            raise UsageError(f"--progress-file {path}: it is the event file being replayed")
         return ProgressFile(path)
     except BaseException:
         reader.close()
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them is not there (yet)
+        return False
 
 
 def _progress_file_outcome(state: AppState, progress: ProgressFile, code: int) -> int:
@@ -290,22 +302,51 @@ class ProgressFile:
     the parent is gone).
     """
 
+    # How every progress file starts (``_write_progress_line``): the only content a run
+    # overwrites.
+    FIRST_BYTES = b'{"time": "'
+
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             # Not blocking to open: a named pipe no process reads would otherwise hold the
             # replay here, before its stop handlers exist.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o666)
         except OSError as exc:
             reason = "no process reads that pipe" if exc.errno == errno.ENXIO else exc.strerror
             raise LocalFileError(
                 f"cannot write the progress file {path}: {reason or exc}"
             ) from None
+        try:
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):  # not a pipe, /dev/null, ...
+                self._check_overwritable(descriptor)
+                os.ftruncate(descriptor, 0)
+        except BaseException:
+            os.close(descriptor)
+            raise
         os.set_blocking(descriptor, True)  # a reader that falls behind slows the run down
         self._file = os.fdopen(descriptor, "wb", buffering=0)
         self._written = 0  # bytes of whole lines
         self.failure: str | None = None
         self._lock = threading.Lock()  # the workers' progress threads write too
+
+    def _check_overwritable(self, descriptor: int) -> None:
+        """A ``UsageError`` unless the file is new, empty or an earlier progress file: the
+        event file itself, the store (or its WAL) or any other file named by mistake would
+        be lost to the run's first line."""
+        if os.fstat(descriptor).st_size == 0:
+            return  # new, or empty
+        try:
+            with open(self.path, "rb") as existing:
+                first = existing.read(len(self.FIRST_BYTES))
+        except OSError as exc:
+            first = f"unreadable: {exc.strerror}".encode()
+        if first != self.FIRST_BYTES:
+            raise UsageError(
+                f"--progress-file {self.path}: the file exists and is not a progress file; "
+                "the run would overwrite it",
+                hint="name a new file, or remove this one if it is not needed",
+            )
 
     def write_line(self, line: dict[str, Any]) -> bool:
         """Append one line and flush it to the kernel; False once writing has failed."""

@@ -317,3 +317,31 @@ def traces_in_store_at(directory: Path) -> int:
         return 0
     with sqlite3.connect(directory / "traces.db") as db:
         return int(db.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
+
+
+def test_a_progress_file_that_names_another_file_is_refused_and_left_alone(
+    cli: Cli, workdir: Path
+) -> None:
+    """``--progress-file`` truncated whatever it named: the store of earlier runs (every
+    trace gone, exit 0), the event file being replayed (or a link to it). A file that is
+    not a progress file is now refused (exit 2) and kept; an earlier progress file is
+    overwritten, as before."""
+    events = write_lines(workdir / "events.jsonl", event_lines(10))
+    assert cli("replay", str(events)).exit_code == 0
+    (workdir / "link.jsonl").symlink_to(events)
+    notes = workdir / "notes.txt"
+    notes.write_text("keep me\n", encoding="utf-8")
+    original = events.read_bytes()
+    for named in (home() / "traces.db", events, workdir / "link.jsonl", notes):
+        result = cli("replay", str(events), "--progress-file", str(named))
+        assert result.exit_code == 2, result.both
+        assert f"--progress-file {named}: " in result.stderr
+    assert events.read_bytes() == original
+    assert notes.read_text(encoding="utf-8") == "keep me\n"
+    assert traces_in_store() == 10
+    progress = workdir / "progress.jsonl"
+    for _ in range(2):
+        assert cli("replay", str(events), "--progress-file", str(progress)).exit_code == 0
+        lines = progress_lines(progress)
+        assert lines[0]["phase"] != "done" and lines[-1]["phase"] == "done"
+        assert sum(line["phase"] == "done" for line in lines) == 1
