@@ -109,6 +109,13 @@ class ReplaySummary:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
 
+# What agent code may raise and the run survives, as that event's failure. A stop signal
+# never raises in the agents (the replay's handlers only ask the run to stop): a SystemExit
+# or KeyboardInterrupt from an orchestrator is its own (a sys.exit() in a plugin), and ended
+# the process with no summary, or a worker before its report.
+AGENT_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+
+
 def load_orchestrator(spec: str | None) -> Orchestrator:
     """The built-in orchestrator, or ``module:factory`` called with no arguments."""
     if not spec:
@@ -389,7 +396,7 @@ class ReplayEngine:
         )
         try:
             outcome = self.orchestrator.handle(event)
-        except Exception as exc:  # a bug in agent code: recorded on the trace, the run goes on
+        except AGENT_FAILURES as exc:  # agent code's bug: recorded on the trace, the run goes on
             counts.events_failed += 1
             service.finalize_trace(trace_id, {"event_id": event.event_id}, error=exc)
             return
@@ -408,7 +415,7 @@ class ReplayEngine:
             return ()
         try:
             return tuple(str(agent) for agent in route(event))
-        except Exception:  # a custom orchestrator's bug surfaces in handle(); sampling goes on
+        except AGENT_FAILURES:  # a custom orchestrator's bug surfaces in handle(); sampling goes on
             return ()
 
     # --- commit points ----------------------------------------------------------------------
