@@ -15,7 +15,7 @@ from typer._click.core import ParameterSource
 from typer.core import TyperGroup
 
 from autoops_cli import __version__
-from autoops_cli.output import Output
+from autoops_cli.output import Output, writing_stdout
 from autoops_cli.state import AppState
 from autoops_cli.stop_signals import interrupt_as_exception
 from config.errors import EXIT_CODE_MEANINGS, AutoopsError, ConfigurationError, ExitCode
@@ -126,7 +126,12 @@ def _version_callback(value: bool) -> None:
         except PackageNotFoundError:  # pragma: no cover - a broken install
             sdk = "not installed"
         py = ".".join(str(part) for part in sys.version_info[:3])
-        typer.echo(f"autoops {__version__} (langfuse SDK {sdk}, Python {py})")
+        try:
+            with writing_stdout():
+                typer.echo(f"autoops {__version__} (langfuse SDK {sdk}, Python {py})")
+        except AutoopsError as exc:  # parsed before the command's error boundary
+            Output().error(exc.message)
+            raise typer.Exit(int(exc.exit_code)) from None
         raise typer.Exit()
 
 

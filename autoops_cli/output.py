@@ -43,6 +43,26 @@ def to_json(document: Any) -> str:
     return redact_secrets(text)
 
 
+@contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Data written to stdout; a failure is a local file's (exit 6), in one line.
+
+    A full disk behind ``> file``, or stdout closed (``>&-``: Python then has no
+    ``sys.stdout``), was an internal error with the run's own exit code lost. A reader that
+    left (``| head``) is not a failure: BrokenPipeError keeps its quiet handling.
+    """
+    from config.errors import LocalFileError
+
+    if sys.stdout is None:
+        raise LocalFileError("cannot write to standard output: it is closed")
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise LocalFileError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
 @dataclass
 class Output:
     """The output mode of one invocation and its two consoles."""
@@ -74,11 +94,17 @@ class Output:
 
     def emit_json(self, document: Any) -> None:
         """Write a JSON document to stdout."""
-        sys.stdout.write(to_json(document) + "\n")
-        sys.stdout.flush()
+        text = to_json(document) + "\n"
+        with writing_stdout():
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     def render(self, renderable: RenderableType) -> None:
         """Write a table or other Rich renderable to stdout (whole when not on a terminal)."""
+        with writing_stdout():
+            self._render(renderable)
+
+    def _render(self, renderable: RenderableType) -> None:
         console = self.stdout
         if console.is_terminal:
             console.print(renderable)
@@ -103,7 +129,8 @@ class Output:
 
     def line(self, text: str) -> None:
         """Write a plain line of data to stdout (no markup; control characters visible)."""
-        self.stdout.print(visible(redact_secrets(text)), markup=False, highlight=False)
+        with writing_stdout():
+            self.stdout.print(visible(redact_secrets(text)), markup=False, highlight=False)
 
     def info(self, text: str) -> None:
         """A status line on stderr; silent with --quiet."""

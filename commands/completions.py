@@ -30,8 +30,10 @@ def show(shell: Shell = typer.Argument(..., help="bash, zsh or fish.")) -> None:
     **Example:** autoops completions show bash > ~/.local/share/bash-completion/completions/autoops
     """
     from autoops_cli.actions.completions import completion_script
+    from autoops_cli.output import writing_stdout
 
-    typer.echo(completion_script(shell.value), nl=False)
+    with writing_stdout():
+        typer.echo(completion_script(shell.value), nl=False)
 
 
 @app.command()

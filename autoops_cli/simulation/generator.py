@@ -311,8 +311,11 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
     if path_or_dash == "-":
         try:
             return _write_stdout(events)
+        except BrokenPipeError:
+            raise  # the reader left (``| head``): the CLI ends quietly, as for every command
         except OSError as exc:
-            raise LocalFileError(f"cannot write events to standard output: {exc}") from exc
+            reason = exc.strerror or str(exc)
+            raise LocalFileError(f"cannot write events to standard output: {reason}") from exc
     target = Path(path_or_dash)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
@@ -341,6 +344,8 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
 
 
 def _write_stdout(events: Iterable[dict[str, Any]]) -> int:
+    if sys.stdout is None:  # started with stdout closed (``>&-``)
+        raise LocalFileError("cannot write events to standard output: it is closed")
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:  # a text-only stdout (some test runners)
         count = 0

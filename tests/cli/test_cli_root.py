@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sqlite3
+import subprocess
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from autoops_cli import __version__
 from autoops_cli.app import AutoopsGroup, hoist_output_flags, root
 from config.errors import EXIT_CODE_MEANINGS, NetworkError
+from tests.cli.test_replay import EXAMPLE
 from tests.conftest import KNOWN_SECRET, Cli
 from tests.support.helpers import leaf_commands
 from tests.support.paths import REPO_ROOT
+from tests.support.serve_process import autoops_executable
 
 README = REPO_ROOT / "README.md"
 
@@ -144,3 +150,37 @@ def test_langfuse_debug_turns_on_debug_logging(run_autoops) -> None:  # type: ig
     assert "DEBUG" not in quiet.stderr
     assert "DEBUG httpcore" in loud.stderr
     assert KNOWN_SECRET not in loud.both and "Traceback" not in loud.both
+
+
+@pytest.mark.parametrize("stdout", ["> /dev/full", ">&-"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "--json replay {events}",
+        "replay {events}",
+        "--version",
+        "events generate --count 5",
+        "completions show bash",
+        "config show",
+    ],
+)
+def test_a_stdout_that_cannot_be_written_is_one_line_and_exit_6(
+    run_autoops, workdir: Path, command: str, stdout: str
+) -> None:  # type: ignore[no-untyped-def]
+    """stdout on a full disk (/dev/full), or closed: an internal error (exit 1, "report
+    it"), a traceback for --version, and a replay's own exit code lost. Now the one line of
+    a local file that failed (6); a replay's traces are on disk all the same."""
+    events = workdir / "events.jsonl"
+    events.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    line = f"exec autoops {command.format(events=events)} {stdout}"
+    done = subprocess.run(
+        ["sh", "-c", line], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PATH": f"{Path(autoops_executable()).parent}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert done.returncode == 6, done.stderr
+    assert "cannot write" in done.stderr and "standard output" in done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    if "replay" in command:
+        store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 200
