@@ -551,6 +551,8 @@ def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = Fal
         return
     if any(line.startswith(b"{") and line != b"{" for line in lines):
         return  # a long line that opens an object, or a broken event: judged line by line
+    if not text.replace(b"\x00", b"").strip():
+        return  # only NUL bytes so far (a block a crash left zeroed): judged line by line
     first_line = next(line for line in lines if line)
     if first_line.startswith(b"["):
         raise EventFileFormatError(

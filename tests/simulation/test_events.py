@@ -866,3 +866,15 @@ def test_docs_describe_every_event_type_and_field() -> None:
         for spec in EVENT_TYPES.values()
     }
     assert table == EXPECTED_DEFAULTS
+
+
+@pytest.mark.parametrize("zeroed", [100, 4096, 10_000])
+def test_a_zeroed_block_before_the_events_is_one_bad_line(tmp_path: Path, zeroed: int) -> None:
+    """A block a crash left zeroed at the start of a file: with 4 KB of it (all the format
+    check samples), the whole file was refused as binary data; it is line 1, rejected, and
+    the events after it are read."""
+    events = [json.dumps(event).encode() for event in generate_events(3, seed=2)]
+    path = write(tmp_path / "f.jsonl", b"\x00" * zeroed + b"\n" + b"\n".join(events) + b"\n")
+    items = list(read_events(path))
+    assert isinstance(items[0], RejectedLine) and items[0].line_number == 1
+    assert [type(item) for item in items[1:]] == [SimulationEvent] * 3
