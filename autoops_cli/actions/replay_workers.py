@@ -388,8 +388,6 @@ class WorkerPool:
         summary.lines_not_read = None if summary.read_error else reader.count_lines_left()
         if summary.write_error:
             summary.stopped_early = summary.stopped_early or "a local file could not be written"
-        if self.stop_reason and not summary.stopped_early:
-            summary.stopped_early = self.stop_reason
         last_event = time.perf_counter()
         # Like one process's: from the start of the replay, the interpreters' start-up aside.
         started = self._replay_started if self._replay_started is not None else self._started
@@ -404,6 +402,10 @@ class WorkerPool:
                 on_progress=lambda progress: self._report("delivering", progress),
             )
         summary.flush_s = round(time.perf_counter() - last_event, 3)
+        # After the delivery: a stop while it ran cut it short (and the run stops with 143 or
+        # 130); only once it is over are the signals ignored.
+        if self.stop_reason and not summary.stopped_early:
+            summary.stopped_early = self.stop_reason
         summary.tracing = merge_tracing(
             [dict(f.get("tracing") or {}) for f in finals], self.service.get_performance_metrics()
         )

@@ -513,8 +513,6 @@ class ReplayEngine:
         if failure is not None:
             summary.write_error = failure.message
             summary.stopped_early = summary.stopped_early or "a local file could not be written"
-        if self.stop_reason and not summary.stopped_early:
-            summary.stopped_early = self.stop_reason
         # What was not read, counted from the file (a broken input cannot say).
         summary.lines_not_read = None if summary.read_error else reader.count_lines_left()
         last_event = time.perf_counter()
@@ -529,6 +527,10 @@ class ReplayEngine:
                 on_progress=lambda progress: self._report("delivering", progress),
             )
         summary.flush_s = round(time.perf_counter() - last_event, 3)
+        # After the delivery: a stop while it ran cut it short (and the run stops with 143 or
+        # 130); only once it is over are the signals ignored.
+        if self.stop_reason and not summary.stopped_early:
+            summary.stopped_early = self.stop_reason
         metrics = self.service.get_performance_metrics()
         summary.tracing = metrics
         summary.sampling_changes = list(metrics.get("sampling_changes", []))
