@@ -139,7 +139,9 @@ class DeliveryProgress:
     """Where delivery stands, for a progress line: batches delivered and still waiting."""
 
     host: str
-    delivered: int  # batches delivered since the flush (or the exporter) started
+    # Batches delivered since the exporter started: it never goes down (the final flush's
+    # progress lines went back to 0 and counted only its own).
+    delivered: int
     waiting: int  # batches in the outbox for this host, and batches not written yet
     state: str
     unreachable_since: float | None
@@ -344,7 +346,6 @@ class OutboxExporter:
             target = self._exported
             self._urgent += 1
             self._changed.notify_all()
-        started_delivered = self.stats.batches_delivered
         last_marker: tuple[int, int, int] = (-1, -1, -1)
         last_change = time.monotonic()
         try:
@@ -362,7 +363,7 @@ class OutboxExporter:
                 undeletable = len(self._undeletable)
                 waiting = max(0, self._outbox.count(self._host) - undeletable) + unsaved
                 if on_progress is not None:
-                    on_progress(self._progress(waiting, started_delivered))
+                    on_progress(self._progress(waiting))
                 if written and (waiting == 0 or not self._sending):
                     return self._write_failure is None
                 if written and state in STOPPED_STATES:
@@ -426,13 +427,13 @@ class OutboxExporter:
 
     def delivery_progress(self) -> DeliveryProgress:
         """Where delivery stands (counts the outbox: not for every trace)."""
-        return self._progress(self.pending(), 0)
+        return self._progress(self.pending())
 
-    def _progress(self, waiting: int, since: int) -> DeliveryProgress:
+    def _progress(self, waiting: int) -> DeliveryProgress:
         stats = self.stats
         return DeliveryProgress(
             host=self._host,
-            delivered=stats.batches_delivered - since,
+            delivered=stats.batches_delivered,
             waiting=waiting,
             state=stats.state,
             unreachable_since=stats.unreachable_since,

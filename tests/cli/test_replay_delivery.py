@@ -259,7 +259,9 @@ def test_exit_delivery_goes_on_while_the_server_makes_progress(
             AUTOOPS_FLUSH_DEADLINE="1.5",
             LANGFUSE_BUFFER_SIZE="100000",  # no backpressure: a backlog is left for the exit
         )
-        done = run("--json", "replay", str(events), "--run-id", "slow-exit", env=env)
+        progress = workdir / "slow-exit.jsonl"
+        done = run("--json", "replay", str(events), "--run-id", "slow-exit",
+                   "--progress-file", str(progress), env=env)  # fmt: skip
     finally:
         proxy.close()
     assert done.returncode == 0, done.stderr
@@ -267,6 +269,48 @@ def test_exit_delivery_goes_on_while_the_server_makes_progress(
     assert summary["delivery"]["batches_waiting"] == 0
     assert summary["flush_s"] > 1.5  # delivered past the deadline, as long as it progressed
     assert len(ids(served.store)["traces"]) == 800
+    # The run's count on every progress line, never going down (the delivery's own lines
+    # restarted at 0 and counted only what it sent).
+    lines = progress_lines(progress)
+    delivered = [line["delivery"]["batches_delivered"] for line in lines]
+    assert delivered == sorted(delivered), delivered
+    assert delivered[-1] == summary["delivery"]["batches_delivered"]
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_during_the_final_delivery_is_the_runs_ending(
+    workdir: Path, served: ServeHandle, stop: signal.Signals, code: int
+) -> None:
+    """Every event recorded, the delivery at the end under way, then a stop: it bounded the
+    delivery, but the run exited 4 (or 0) with no ``stopped_early``, as if the signal had
+    not come. It is the run's ending: 143 / 130, on the progress file's done line too."""
+    events = generated(workdir, 400, seed=13)
+    proxy = FaultProxy(served.url, ProxyFaults(delay_s=0.4))
+    progress = workdir / f"{stop.name}.jsonl"
+    try:
+        env = clean_env(
+            **served_env(served, proxy.url),
+            AUTOOPS_HOME=str(workdir / stop.name),
+            LANGFUSE_BUFFER_SIZE="100000",  # no backpressure: a backlog is left for the end
+        )
+        replay = start_replay(events, f"late-{stop.name}", env, progress)
+        deadline = time.monotonic() + 120
+        while replay.poll() is None and time.monotonic() < deadline:
+            lines = progress_lines(progress)
+            if lines and lines[-1]["phase"] == "delivering":
+                break
+            time.sleep(0.02)
+        replay.send_signal(stop)
+        stdout, stderr = replay.communicate(timeout=120)
+    finally:
+        proxy.close()
+    assert replay.returncode == code, stderr
+    summary = json.loads(stdout)
+    assert summary["stopped_early"] == stop.name
+    assert summary["events_processed"] == 400
+    assert f"stopped by {stop.name}" in stderr
+    assert progress_lines(progress)[-1]["exit_code"] == code
+    assert outbox_status(env)["pending_batches"] == summary["delivery"]["batches_waiting"]
 
 
 def test_an_unreachable_server_is_given_the_deadline_and_the_count_is_exact(

@@ -496,3 +496,35 @@ def test_writers_of_another_sender_wait_out_its_stall_once_not_per_group(
     finally:
         writer.shutdown(timeout=0)
         outbox.close()
+
+
+def test_a_flushs_progress_counts_every_batch_the_exporter_delivered(workdir: Path) -> None:
+    """The replay's progress lines took ``batches_delivered`` from the flush under way, which
+    counted from its own start: a run's count went 13 (replaying), then 0, 2, 3 (delivering).
+    It is the exporter's count, never going down."""
+    from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    server = FakeLangfuse()
+    config = LangfuseConfig(public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=server.url)
+    service = LangfuseIntegrationService(
+        config, DataMaskingConfig(), store_path=workdir / "count" / "traces.db", batch_size=1
+    )
+    try:
+        for event_id in ("e1", "e2"):
+            trace = service.create_simulation_trace(
+                {"event_type": "demand_spike", "event_id": event_id}
+            )
+            service.finalize_trace(trace, {"ok": True})
+        assert service.flush(timeout=15.0)
+        before = service.client.delivery_progress().delivered
+        assert before >= 1
+        trace = service.create_simulation_trace({"event_type": "demand_spike", "event_id": "e3"})
+        service.finalize_trace(trace, {"ok": True})
+        heard: list[int] = []
+        assert service.client.flush(15.0, on_progress=lambda p: heard.append(p.delivered))
+        assert heard and heard[0] >= before and heard == sorted(heard), (before, heard)
+        assert heard[-1] == service.client.delivery_progress().delivered > before
+    finally:
+        service.shutdown(timeout=0)
+        server.close()
