@@ -233,19 +233,18 @@ class LangfuseIntegrationService:
 
         ``event`` is the event as a mapping (``event_type``, ``event_id``, ``product_id``,
         ``severity``, ``trigger_source``, ``timestamp``, ``data``, other fields). With a
-        session id and an event id the trace id is derived from both, so a replay with the
-        same run id produces the same ids. ``agents`` are the agents the event is routed to:
+        session id and an event id the trace id is derived from both and the event's
+        content, so a replay of the same events with the same run id produces the same ids. ``agents`` are the agents the event is routed to:
         sampling is decided here, before any agent runs, so agent rules need them up front.
         ``tags`` are added to the event's own (type, trigger source, severity). Returns the
         trace id ("" when tracing failed).
         """
         started = time.perf_counter_ns()
         try:
-            event_id = event.get("event_id")
-            if trace_id is None and session_id and event_id:
-                from config.tracing.ids import trace_id_for
+            if trace_id is None and session_id and event.get("event_id"):
+                from config.tracing.ids import event_trace_id
 
-                trace_id = trace_id_for(session_id, str(event_id))
+                trace_id = event_trace_id(session_id, event)
             if not self.tracing_enabled:
                 return trace_id or ""
             return self.trace_manager.create_simulation_trace(

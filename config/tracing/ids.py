@@ -1,19 +1,34 @@
 """Trace, observation and score ids in the shapes Langfuse's OTLP ingestion expects.
 
 Trace ids are 32 lowercase hex characters and observation (span) ids 16, as in OTel. A replay
-derives them from the run id and the event id, so replaying the same file with the same run
-id produces the same ids: the store and Langfuse then keep one copy, however often it is sent.
+derives them from the run id, the event id and the event's content, so replaying the same file
+with the same run id produces the same ids: the store and Langfuse then keep one copy, however
+often it is sent. Another event under the same id and run id (tomorrow's file replayed with a
+fixed ``--run-id``) gets a trace of its own: with the id alone, its observations were written
+over the first one's, and the two events' traces mixed.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from hashlib import blake2b
+from typing import Any
 
 
 def trace_id_for(*parts: str) -> str:
     """A stable 32-hex trace id derived from ``parts`` (e.g. run id and event id)."""
     return blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def event_trace_id(session_id: str, event: Mapping[str, Any]) -> str:
+    """The trace id of an event (a mapping with an ``event_id``) in a session (a run)."""
+    try:
+        content = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):  # keys that do not sort, a cycle
+        content = ""  # the run id and the event id alone
+    return trace_id_for(session_id, str(event.get("event_id")), content)
 
 
 def span_id_for(trace_id: str, sequence: int) -> str:

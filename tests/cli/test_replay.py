@@ -346,3 +346,31 @@ def test_speed_follows_the_recorded_pace(cli: Cli, workdir: Path) -> None:
     summary = json.loads(cli("replay", str(path), "--speed", "10", "--json").stdout)
     assert summary["events_processed"] == 3
     assert summary["duration_s"] >= 0.39
+
+
+def test_another_file_under_the_same_run_id_gets_traces_of_its_own(
+    cli: Cli, workdir: Path
+) -> None:
+    """A nightly job with a fixed ``--run-id`` and a new file whose event ids start again at
+    evt-000001: the trace ids came from the run id and the event id alone, so the second
+    night's observations were written over the first night's and the traces mixed two
+    events. The event's content is in the id now: the same file again is stored once, and
+    another file's events keep traces of their own, each whole."""
+    monday = write_jsonl(workdir / "monday.jsonl", list(generate_events(20, seed=1)))
+    tuesday = write_jsonl(workdir / "tuesday.jsonl", list(generate_events(20, seed=2)))
+    assert cli("replay", str(monday), "--run-id", "nightly").exit_code == 0
+    alone = query(workdir, "SELECT COUNT(*) FROM observations")[0][0]
+    assert cli("replay", str(monday), "--run-id", "nightly").exit_code == 0
+    assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == 20  # stored once
+    result = cli("replay", str(tuesday), "--run-id", "nightly", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == 40
+    added = json.loads(result.stdout)["observations_recorded"]
+    assert query(workdir, "SELECT COUNT(*) FROM observations")[0][0] == alone + added
+    # Each trace holds the observations of its own event only: one workflow root apiece.
+    roots = query(
+        workdir,
+        "SELECT trace_id, COUNT(*) FROM observations WHERE parent_observation_id IS NULL "
+        "GROUP BY trace_id",
+    )
+    assert len(roots) == 40 and {count for _, count in roots} == {1}

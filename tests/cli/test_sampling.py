@@ -15,11 +15,12 @@ from config.langfuse_integration import LangfuseIntegrationService
 from config.sampling_rules import SamplingRules, SamplingSubject
 from config.settings import DataMaskingConfig, LangfuseConfig
 from config.tracing.adaptive_sampling import AdaptiveSampling
-from config.tracing.ids import trace_id_for
+from config.tracing.ids import event_trace_id
 from config.tracing.sampling import TraceSampler
 from tests.cli.test_replay import EXAMPLE, EXPECTED_ROUTES, query
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli, Figures
 from tests.core.test_integration_core import Capture
+from tests.support.replay_runs import replayed_events
 
 PROJECT_TEXT = """\
 # Team settings: reviewed in PR #42
@@ -355,8 +356,11 @@ def test_replay_keeps_every_critical_event_and_a_tenth_of_the_rest(
     assert abs(kept_others - 0.1 * n) <= 4 * math.sqrt(n * 0.1 * 0.9), (kept_others, n)
     assert summary["traces_recorded"] == len(stored) == len(critical) + kept_others
     # Deterministic from the trace id: exactly the events TraceIdRatioBased(0.1) keeps.
+    replayed = replayed_events(events_file)
     expected = {
-        e["event_id"] for e in others if kept(trace_id_for("acceptance", e["event_id"]), 0.1)
+        e["event_id"]
+        for e in others
+        if kept(event_trace_id("acceptance", replayed[e["event_id"]]), 0.1)
     }
     assert stored - critical == expected
 

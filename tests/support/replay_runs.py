@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from config.tracing.ids import trace_id_for
+from config.tracing.ids import event_trace_id
 from tests.support.serve_process import autoops_executable
 
 
@@ -71,19 +72,36 @@ def event_ids(events: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Shape:
-    """Observations and scores of one event's trace (what agents and conflicts make of it)."""
+    """Observations and scores of one event's trace (what agents and conflicts make of it),
+    and the event as the replay reads it (its trace id in a run: ``trace_of``)."""
 
     observations: int
     scores: int
+    event: dict[str, Any]
+
+    def trace_of(self, run_id: str) -> str:
+        return event_trace_id(run_id, self.event)
+
+
+def replayed_events(events: Path) -> dict[str, dict[str, Any]]:
+    """Event id -> the event as a replay reads it (what its trace id is derived from)."""
+    from autoops_cli.simulation.events import SimulationEvent, read_events
+
+    return {
+        item.event_id: item.as_dict()
+        for item in read_events(events)
+        if isinstance(item, SimulationEvent)
+    }
 
 
 def trace_shapes(store: Path, run_id: str, events: Path) -> dict[str, Shape]:
     """Event id -> the shape of its trace in a store file (a local reference replay)."""
     observations, scores = table_counts(store)
-    return {
-        event: Shape(observations[trace_id_for(run_id, event)], scores[trace_id_for(run_id, event)])
-        for event in event_ids(events)
-    }
+    shapes = {}
+    for event_id, event in replayed_events(events).items():
+        trace = event_trace_id(run_id, event)
+        shapes[event_id] = Shape(observations[trace], scores[trace], event)
+    return shapes
 
 
 def table_counts(store: Path) -> tuple[Counter[str], Counter[str]]:
@@ -114,7 +132,7 @@ def missing_or_wrong(
     observations, scores = table_counts(server_store)
     wrong = []
     for event in events:
-        trace = trace_id_for(run_id, event)
+        trace = shapes[event].trace_of(run_id)
         if (observations[trace], scores[trace]) != (
             shapes[event].observations,
             shapes[event].scores,
