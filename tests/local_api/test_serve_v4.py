@@ -428,3 +428,40 @@ def test_json_bodies_past_the_ingestion_limit_are_413(served: ServeHandle) -> No
         timeout=30,
     )
     assert response.status_code == 413
+
+
+def test_an_id_with_a_slash_is_one_path_segment(served: ServeHandle) -> None:
+    """Ingestion takes any string id; the JS SDK sends one with a "/" as %2F
+    (``encodeURIComponent``). The server decoded %2F before routing, so every ``{id}`` route
+    answered 404 "Route not found" for it: read, get and delete by id all failed."""
+    from urllib.parse import quote
+
+    trace_id, score_id, session_id = "team/a:7", "s/1", "run/2026 12 01"
+    batch(
+        served,
+        event("trace-create", {"id": trace_id, "name": "slashed", "sessionId": session_id}),
+        event("span-create", {"id": "o/1", "traceId": trace_id, "name": "step"}),
+        event("score-create", {"id": score_id, "traceId": trace_id, "name": "n", "value": 1}),
+    )
+    trace = call(served, "GET", f"/api/public/traces/{quote(trace_id, safe='')}",
+                 "/api/public/traces/{traceId}")  # fmt: skip
+    assert (trace.status_code, trace.json()["id"]) == (200, trace_id)
+    observation = call(served, "GET", "/api/public/observations/o%2F1",
+                       "/api/public/observations/{observationId}")  # fmt: skip
+    assert (observation.status_code, observation.json()["id"]) == (200, "o/1")
+    session = call(served, "GET", f"/api/public/sessions/{quote(session_id, safe='')}",
+                   "/api/public/sessions/{sessionId}")  # fmt: skip
+    assert (session.status_code, session.json()["id"]) == (200, session_id)
+    score = call(served, "GET", "/api/public/v2/scores/s%2f1", "/api/public/v2/scores/{scoreId}")
+    assert (score.status_code, score.json()["id"]) == (200, score_id)
+    deleted = call(served, "DELETE", "/api/public/scores/s%2F1", "/api/public/scores/{scoreId}")
+    assert deleted.status_code == 202
+    assert call(served, "GET", "/api/public/v2/scores/s%2F1").status_code == 404
+    deleted = call(served, "DELETE", f"/api/public/traces/{quote(trace_id, safe='')}",
+                   "/api/public/traces/{traceId}")  # fmt: skip
+    assert deleted.status_code == 200
+    assert call(served, "GET", "/api/public/traces").json()["data"] == []
+    # A route that does not exist is still one, named as the client sent it.
+    missing = call(served, "GET", "/api/public/nowhere/a%2Fb")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "Route /api/public/nowhere/a%2Fb not found"

@@ -48,12 +48,15 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from autoops_cli.local_api.http.budget import (
     LARGE_BODY_BYTES,
@@ -476,13 +479,13 @@ class WriteRoutes:
         """DELETE /api/public/traces/{traceId}."""
         from autoops_cli.local_api.http import deletion
 
-        return await threaded(deletion.delete_trace, self.store, request.path_params["trace_id"])
+        return await threaded(deletion.delete_trace, self.store, path_id(request, "trace_id"))
 
     async def delete_score(self, request: Request) -> Any:
         """DELETE /api/public/scores/{scoreId} (202, as Langfuse)."""
         from autoops_cli.local_api.http import deletion
 
-        score_id = request.path_params["score_id"]
+        score_id = path_id(request, "score_id")
         return Answer(202, await threaded(deletion.delete_score, self.store, score_id))
 
 
@@ -508,7 +511,7 @@ def _read_handlers(settings: ServerSettings, store: LocalStore) -> dict[str, Han
     def item(function: Callable[..., Any], name: str, *, with_params: bool = False) -> Handler:
         async def handler(request: Request) -> Any:
             extra = (request.query_params,) if with_params else ()
-            return await threaded(function, store, request.path_params[name], *extra)
+            return await threaded(function, store, path_id(request, name), *extra)
 
         return handler
 
@@ -586,10 +589,45 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return _json(
             404,
-            {"message": f"Route {request.url.path} not found", "error": "LangfuseNotFoundError"},
+            {
+                "message": f"Route {request.url.path.replace(ENCODED_SLASH, '%2F')} not found",
+                "error": "LangfuseNotFoundError",
+            },
         )
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         return _json(405, {"message": "Method not allowed", "error": "MethodNotAllowedError"})
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: method_not_allowed})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(EncodedSlashes)],
+        exception_handlers={404: not_found, 405: method_not_allowed},
+    )
+
+
+# A "/" inside one path segment (sent as %2F) while the routes match: a character no id of
+# Langfuse's (hex, UUIDs, a client's own names) is made of.
+ENCODED_SLASH = "\uf8ff"
+
+
+class EncodedSlashes:
+    """An id with a "/" in it (sent as %2F, as the JS SDK's ``encodeURIComponent`` does)
+    stays one path segment. The ASGI server decodes %2F in ``path`` before routing, so
+    ``/traces/x%2Fy`` was ``/traces/x/y``: 404 "Route not found" for an id ingestion took.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") or b""
+        if scope["type"] == "http" and b"%2f" in raw.lower():
+            segments = raw.split(b"?", 1)[0].decode("ascii", "replace").split("/")
+            path = "/".join(unquote(part).replace("/", ENCODED_SLASH) for part in segments)
+            scope = {**scope, "path": path}
+        await self.app(scope, receive, send)
+
+
+def path_id(request: Request, name: str) -> str:
+    """The id in the path parameter ``name``, its slashes as the client sent them."""
+    return str(request.path_params[name]).replace(ENCODED_SLASH, "/")
