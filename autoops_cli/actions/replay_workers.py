@@ -36,9 +36,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from autoops_cli.simulation.engine import (
@@ -59,6 +60,7 @@ from autoops_cli.simulation.events import (
 )
 from autoops_cli.simulation.partition import placement
 from config.errors import ExitCode, LocalFileError
+from config.tracing.ids import event_trace_id
 
 if TYPE_CHECKING:
     from autoops_cli.state import AppState
@@ -114,6 +116,10 @@ class _Worker:
     threads: list[threading.Thread] = field(default_factory=list)
     ready: bool = False  # its stop handlers are in place (its "started" line came)
     given_up: bool = False  # killed by a second stop before it was ready
+    sent: int = 0  # events written to its input
+    # (sequence, trace id) of the events sent that no durable line of its counted yet, in
+    # local mode: bounded by its input pipe and a commit group (``_count_unreported``).
+    unreported: deque[tuple[int, str]] = field(default_factory=deque)
 
 
 class WorkerPool:
@@ -153,6 +159,9 @@ class WorkerPool:
         # ``duration_s`` starts once its own setup is done; None until a worker reports.
         self._replay_started: float | None = None
         self._progress = ProgressReports(service, options.limit)
+        # Local mode: the store a worker that dies unseen is recounted from.
+        recording = service.mode == "local" and service.destination != "none (dry run)"
+        self._store_path = service.store_path if recording else None
 
     # --- stopping ---------------------------------------------------------------------------
 
@@ -289,6 +298,10 @@ class WorkerPool:
             finally:
                 self._feeding = False
             sent += 1
+            worker.sent += 1
+            if self._store_path is not None:
+                trace_id = event_trace_id(self.options.run_id, item.as_dict())
+                worker.unreported.append((worker.sent, trace_id))
 
     def _flush_pipes(self) -> None:
         self._feeding = True  # a stop while a full pipe holds this up ends the feeding
@@ -311,8 +324,23 @@ class WorkerPool:
                 thread.join()
         for worker in self._pool:
             code = worker.process.returncode
+            if worker.final is None:
+                self._count_unreported(worker)
             if worker.final is None and self.failure is None and not worker.given_up:
                 self.failure = (code if code in AUTOOPS_ERROR_CODES else 1, _death(worker))
+
+    def _count_unreported(self, worker: _Worker) -> None:
+        """A worker that died between a commit and its line about it (SIGKILL, the OOM
+        killer) left traces on disk that none of its counts had: the store says which of
+        the events it was sent since its last line are recorded, and they count."""
+        if self._store_path is None or not worker.unreported:
+            return
+        trace_ids = [trace_id for _, trace_id in worker.unreported]
+        recorded = recorded_traces(self._store_path, trace_ids)
+        latest = dict(worker.latest)
+        for key, count in recorded.items():
+            latest[key] = int(latest.get(key, 0)) + count
+        worker.latest = latest
 
     def _end_leftovers(self) -> None:
         """After an unexpected error in the parent: no worker outlives it."""
@@ -341,6 +369,11 @@ class WorkerPool:
                     if self._replay_started is None or began < self._replay_started:
                         self._replay_started = began
                 worker.latest = message
+                handled = int(message.get("events_processed", 0)) + int(
+                    message.get("events_failed", 0)
+                )
+                while worker.unreported and worker.unreported[0][0] <= handled:
+                    worker.unreported.popleft()
                 self._report("replaying")
 
     def _read_summary(self, worker: _Worker) -> None:
@@ -545,3 +578,34 @@ def _hold_stop_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+
+
+def recorded_traces(store_path: Path, trace_ids: list[str]) -> dict[str, int]:
+    """What the store holds of these traces, as a worker's durable counts would say it: the
+    events recorded (processed, or failed: an ERROR root), their observations and scores."""
+    from config.store.local_store import LocalStore
+
+    counts = dict.fromkeys(DURABLE_COUNTS, 0)
+    store = LocalStore(store_path, read_only=True)
+    try:
+        for start in range(0, len(trace_ids), 500):  # well under SQLite's bound on parameters
+            chunk = trace_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            traces = store.query(f"SELECT COUNT(*) FROM traces WHERE id IN ({marks})", chunk)
+            failed = store.query(
+                "SELECT COUNT(DISTINCT trace_id) FROM observations WHERE trace_id IN "
+                f"({marks}) AND parent_observation_id IS NULL AND level = 'ERROR'",
+                chunk,
+            )
+            observations = store.query(
+                f"SELECT COUNT(*) FROM observations WHERE trace_id IN ({marks})", chunk
+            )
+            scores = store.query(f"SELECT COUNT(*) FROM scores WHERE trace_id IN ({marks})", chunk)
+            counts["traces_recorded"] += int(traces[0][0])
+            counts["events_failed"] += int(failed[0][0])
+            counts["events_processed"] += int(traces[0][0]) - int(failed[0][0])
+            counts["observations_recorded"] += int(observations[0][0])
+            counts["scores_recorded"] += int(scores[0][0])
+    finally:
+        store.close()
+    return counts

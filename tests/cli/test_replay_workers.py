@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -681,3 +682,52 @@ def test_an_orchestrator_that_exits_fails_its_events_not_the_run(
     assert len(stored["traces"]) == summary["traces_recorded"] == 40
     assert len(stored["observations"]) == summary["observations_recorded"]
     assert len(stored["scores"]) == summary["scores_recorded"]
+
+
+def test_a_worker_killed_after_a_commit_before_its_report_is_counted_from_the_store(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL (the OOM killer) between a worker's commit and its line about it: the group
+    was on disk, but the parent counted only what the worker had reported, and called the
+    rest "read but not recorded". It now asks the store about the events it sent that were
+    not reported: the summary equals the store. (The worker kills itself right after its
+    second group commit, before it can say so.)"""
+    (tmp_path / "dies_after_commit.py").write_text(
+        "import os, signal, sys\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n"
+        "from config.store.local_store import LocalStore\n\n"
+        "def factory():\n"
+        "    if '--worker' in sys.argv and os.environ.get('DIE_IN') == str(os.getppid()):\n"
+        "        real, writes = LocalStore.write, []\n"
+        "        def write(self, spans, scores=()):\n"
+        "            real(self, spans, scores)\n"
+        "            writes.append(1)\n"
+        "            if len(writes) == 2:\n"
+        "                os.kill(os.getpid(), signal.SIGKILL)\n"
+        "        LocalStore.write = write\n"
+        "    return RetailOrchestrator()\n",
+        encoding="utf-8",
+    )
+    events = events_file(tmp_path, 600, seed=21)
+    home = tmp_path / "home"
+    script = (
+        "import os, sys\n"
+        "os.environ['DIE_IN'] = str(os.getpid())\n"
+        "from autoops_cli.main import main\n"
+        "sys.argv = ['autoops', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "dies_after_commit:factory"],
+        capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL,
+        env=clean_env(AUTOOPS_HOME=str(home), PYTHONPATH=str(tmp_path)),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "was killed by SIGKILL before its summary" in done.stderr
+    summary = json.loads(done.stdout)
+    stored = ids(home / "traces.db")
+    assert summary["traces_recorded"] == len(stored["traces"]) < 600
+    assert summary["observations_recorded"] == len(stored["observations"])
+    assert summary["scores_recorded"] == len(stored["scores"])
+    assert summary["events_processed"] + summary["events_failed"] == len(stored["traces"])
