@@ -10,8 +10,13 @@ def generate_event_file(output: str, count: int, *, seed: int, types: str | None
 
     ``types`` is the comma-separated list of ``--types``; an unknown type is a usage error.
     """
+    from pathlib import Path
+
+    from autoops_cli.actions.files import is_event_file, refuse_foreign_file
     from autoops_cli.simulation.generator import TestDataGenerator, write_events
 
+    if output != "-":
+        refuse_foreign_file(Path(output), "--output", ours=is_event_file, what="an event file")
     chosen = [t.strip() for t in types.split(",") if t.strip()] if types else None
     try:
         events = TestDataGenerator(seed).generate_events(count, chosen)

@@ -1,10 +1,18 @@
-"""Files the commands write whole: replaced atomically, never left half-written."""
+"""Files the commands write: replaced atomically, never left half-written, and never a file
+that holds something else."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
+
+from config.errors import UsageError
+
+HEAD_BYTES = 512  # enough of a file's start to tell what wrote it
 
 
 def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
@@ -24,3 +32,37 @@ def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def refuse_foreign_file(
+    path: Path, option: str, *, ours: Callable[[bytes], bool], what: str
+) -> None:
+    """A ``UsageError`` (exit 2) when ``path`` is a non-empty file whose first bytes
+    (``ours``) are not what ``option`` writes: the command would replace something else (the
+    local store and its outbox, an event file, a configuration) by its output.
+
+    A file that is not there, empty, or not a regular file (``/dev/null``, a pipe) is
+    written as asked; so is an earlier output of the same option.
+    """
+    try:
+        if not stat.S_ISREG(path.stat().st_mode) or path.stat().st_size == 0:
+            return
+        with path.open("rb") as existing:
+            head = existing.read(HEAD_BYTES)
+    except OSError:
+        return  # not there, or not readable: writing it says what is wrong
+    if not ours(head):
+        raise UsageError(
+            f"{option} {path}: the file exists and is not {what}; the command would overwrite it",
+            hint="name a new file, or remove this one if it is not needed",
+        )
+
+
+def is_event_file(head: bytes) -> bool:
+    """Whether these first bytes start a JSON Lines event file (plain or gzip)."""
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+        except zlib.error:
+            return False
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")

@@ -118,6 +118,12 @@ def check_health(
 
     ``on_retry`` is told before each new attempt; ``junit`` gets the last report as JUnit XML.
     """
+    if junit is not None:
+        from autoops_cli.actions.files import refuse_foreign_file
+
+        refuse_foreign_file(
+            junit, "--junit", ours=lambda head: b"<testsuite" in head, what="a JUnit report"
+        )
     give_up = time.monotonic() + wait
     while True:
         report = run_checks(loaded, timeout=timeout)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.actions.files import refuse_foreign_file
 from autoops_cli.simulation.engine import (
     MAX_REJECTIONS_KEPT,
     ReplayEngine,
@@ -319,7 +320,12 @@ class ProgressFile:
             ) from None
         try:
             if stat.S_ISREG(os.fstat(descriptor).st_mode):  # not a pipe, /dev/null, ...
-                self._check_overwritable(descriptor)
+                refuse_foreign_file(
+                    path,
+                    "--progress-file",
+                    ours=lambda head: head.startswith(self.FIRST_BYTES),
+                    what="a progress file",
+                )
                 os.ftruncate(descriptor, 0)
         except BaseException:
             os.close(descriptor)
@@ -329,24 +335,6 @@ class ProgressFile:
         self._written = 0  # bytes of whole lines
         self.failure: str | None = None
         self._lock = threading.Lock()  # the workers' progress threads write too
-
-    def _check_overwritable(self, descriptor: int) -> None:
-        """A ``UsageError`` unless the file is new, empty or an earlier progress file: the
-        event file itself, the store (or its WAL) or any other file named by mistake would
-        be lost to the run's first line."""
-        if os.fstat(descriptor).st_size == 0:
-            return  # new, or empty
-        try:
-            with open(self.path, "rb") as existing:
-                first = existing.read(len(self.FIRST_BYTES))
-        except OSError as exc:
-            first = f"unreadable: {exc.strerror}".encode()
-        if first != self.FIRST_BYTES:
-            raise UsageError(
-                f"--progress-file {self.path}: the file exists and is not a progress file; "
-                "the run would overwrite it",
-                hint="name a new file, or remove this one if it is not needed",
-            )
 
     def write_line(self, line: dict[str, Any]) -> bool:
         """Append one line and flush it to the kernel; False once writing has failed."""

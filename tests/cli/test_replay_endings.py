@@ -345,3 +345,38 @@ def test_a_progress_file_that_names_another_file_is_refused_and_left_alone(
         lines = progress_lines(progress)
         assert lines[0]["phase"] != "done" and lines[-1]["phase"] == "done"
         assert sum(line["phase"] == "done" for line in lines) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("health-check", "--junit", "{target}"),
+        ("events", "generate", "--count", "3", "--output", "{target}"),
+    ],
+    ids=["junit", "events-output"],
+)
+def test_an_output_file_that_holds_something_else_is_refused(
+    cli: Cli, workdir: Path, command: tuple[str, ...]
+) -> None:
+    """``health-check --junit`` and ``events generate --output`` replaced whatever they
+    named: the local store (every trace, and in langfuse mode the outbox, gone; exit 0), an
+    event file, a configuration. They refuse a file that is not their own (exit 2) and
+    leave it alone; their own earlier output is written over, as before."""
+    events = write_lines(workdir / "events.jsonl", event_lines(5))
+    assert cli("replay", str(events)).exit_code == 0
+    config = workdir / "autoops.toml"
+    config.write_text("[langfuse]\nsample_rate = 1.0\n", encoding="utf-8")
+    kept = {path: path.read_bytes() for path in (events, config)}
+    foreign = [home() / "traces.db", config]
+    if command[0] == "health-check":
+        foreign.append(events)  # (an event file is events generate's own output)
+    for target in foreign:
+        result = cli(*(part.format(target=target) for part in command))
+        assert result.exit_code == 2, result.both
+        assert "the file exists and is not" in result.stderr
+    assert {path: path.read_bytes() for path in kept} == kept
+    assert traces_in_store() == 5
+    output = workdir / "output.out"
+    for _ in range(2):
+        assert cli(*(part.format(target=output) for part in command)).exit_code in (0, 1)
+        assert output.stat().st_size > 0
