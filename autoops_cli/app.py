@@ -15,10 +15,16 @@ from typer._click.core import ParameterSource
 from typer.core import TyperGroup
 
 from autoops_cli import __version__
-from autoops_cli.output import Output, writing_stdout
+from autoops_cli.output import Output, StdoutError, discard_stdout, writing_stdout
 from autoops_cli.state import AppState
 from autoops_cli.stop_signals import interrupt_as_exception
-from config.errors import EXIT_CODE_MEANINGS, AutoopsError, ConfigurationError, ExitCode
+from config.errors import (
+    EXIT_CODE_MEANINGS,
+    AutoopsError,
+    ConfigurationError,
+    ExitCode,
+    LocalFileError,
+)
 
 EXIT_CODES_HELP = "\n".join(
     f"* **{int(code)}** {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()
@@ -54,6 +60,12 @@ class AutoopsGroup(TyperGroup):
             ctx.exit(int(exc.exit_code))
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise  # BrokenPipeError: stdout's reader left (| head); click exits quietly
+        except StdoutError as exc:  # a help text (printed by click) that stdout refused
+            discard_stdout()
+            _report_expected(
+                ctx, LocalFileError(f"cannot write to standard output: {exc.strerror or exc}")
+            )
+            ctx.exit(int(ExitCode.LOCAL_FILE))
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):  # click's own exceptions
                 raise

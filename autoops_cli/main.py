@@ -48,9 +48,17 @@ def main() -> None:
 
         completion_init()
     from autoops_cli.app import app
+    from autoops_cli.output import GuardedStdout, StdoutError, discard_stdout
+
+    if sys.stdout is not None:
+        sys.stdout = GuardedStdout(sys.stdout)
 
     try:
         app(prog_name="autoops")
+    except StdoutError as exc:  # --help, before the commands' error boundary
+        discard_stdout()
+        sys.stderr.write(f"error: cannot write to standard output: {exc.strerror or exc}\n")
+        sys.exit(6)
     finally:
         # The command has printed its last word and chosen its exit code: a stop signal
         # during the interpreter's teardown (a CI timeout just after a replay's summary) must

@@ -9,7 +9,9 @@ full width, so no cell is ever cut for ``grep``, ``cut`` or a log.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sys
 import time
@@ -60,7 +62,50 @@ def writing_stdout() -> Iterator[None]:
     except BrokenPipeError:
         raise
     except OSError as exc:
+        discard_stdout()
         raise LocalFileError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+class StdoutError(OSError):
+    """Writing standard output failed (not a reader that left: that is BrokenPipeError)."""
+
+
+class GuardedStdout:
+    """``sys.stdout`` for the CLI's process, whose write and flush failures are
+    ``StdoutError``: what click and Typer print themselves (a help text) can then be told
+    from a command's own ``OSError`` at the error boundary."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from None
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer, ...
+        return getattr(self._stream, name)
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null once writing it failed: the interpreter flushes it again at
+    exit, and that second failure printed "Exception ignored ..." and made the exit code 120.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from config.errors import UsageError
+from autoops_cli.output import discard_stdout
+from config.errors import LocalFileError, UsageError
 
 
 def generate_event_file(output: str, count: int, *, seed: int, types: str | None) -> int:
@@ -22,4 +23,9 @@ def generate_event_file(output: str, count: int, *, seed: int, types: str | None
         events = TestDataGenerator(seed).generate_events(count, chosen)
     except ValueError as exc:
         raise UsageError(f"--types: {exc}") from None
-    return write_events(output, events)
+    try:
+        return write_events(output, events)
+    except LocalFileError:
+        if output == "-":
+            discard_stdout()  # what failed is not flushed again at exit
+        raise
