@@ -413,10 +413,10 @@ class LangfuseIntegrationService:
                 if token is not None:
                     self.tracer.reset_current(token)
                 if error is not None:
+                    from config.trace_manager import describe_error
+
                     self._end_safely(
-                        observation,
-                        level="ERROR",
-                        status_message=f"{type(error).__name__}: {error}",
+                        observation, level="ERROR", status_message=describe_error(error)
                     )
                 self._end_safely(observation)
 

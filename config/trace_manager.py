@@ -73,8 +73,15 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def describe_error(error: str | BaseException) -> str:
-    """An error as a status message: the text itself, or ``<ExceptionType>: <message>``."""
-    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    """An error as a status message: the text itself, or ``<ExceptionType>: <message>``
+    (the type alone when the exception's ``__str__`` fails: the application's error must
+    reach its caller unchanged, not replaced by the failure of describing it)."""
+    if isinstance(error, str):
+        return error
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:
+        return f"{type(error).__name__}: (its message could not be read)"
 
 
 @dataclass

@@ -404,8 +404,18 @@ class Tracer:
 
     @staticmethod
     def reset_current(token: Token[Observation | None]) -> None:
-        """Undo ``set_current``."""
-        _current.reset(token)
+        """Undo ``set_current``: the observation current before it is current again.
+
+        A generator that traces a block may be resumed in another context than the one it
+        started in (advanced from several asyncio tasks, or ``copy_context().run``): the
+        token cannot be reset there (``ValueError`` into the application's code), so the
+        value it replaced is set instead.
+        """
+        try:
+            _current.reset(token)
+        except ValueError:
+            old = token.old_value
+            _current.set(None if old is Token.MISSING else old)
 
     # --- finishing, batching, exporting -------------------------------------------------
 

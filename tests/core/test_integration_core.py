@@ -508,3 +508,61 @@ def test_a_fork_while_the_flush_thread_hands_over_leaves_the_child_working() -> 
         pytest.fail("the forked child hung")
     assert os.waitstatus_to_exitcode(status) == 0
     tracer.shutdown()
+
+
+class UnprintableError(Exception):
+    """An application's exception whose message cannot be read."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("message unavailable")
+
+
+def test_an_error_whose_message_cannot_be_read_reaches_the_caller_unchanged(
+    workdir: Path,
+) -> None:
+    """Describing the error for the span (``f"{error}"``) raised in the block's clean-up: the
+    caller got that RuntimeError instead of its own exception, and the span was lost."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    @observe("unprintable", as_type="tool")
+    def fails() -> None:
+        raise UnprintableError
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-10")
+    with pytest.raises(UnprintableError):
+        fails()
+    with pytest.raises(UnprintableError), service.trace_operation("block"):
+        raise UnprintableError
+    service.finalize_trace(trace_id, {"ok": False})
+    service.flush()
+    levels = {s.name: s.attributes.get("langfuse.observation.level") for s in capture.spans}
+    assert levels["unprintable"] == levels["block"] == "ERROR"
+
+
+def test_a_traced_generator_resumed_in_another_context_ends_as_it_would_untraced(
+    workdir: Path,
+) -> None:
+    """A generator tracing a block, started in one context and finished in another (asyncio
+    tasks advancing it in turn): restoring the current observation raised ValueError ("was
+    created in a different Context") into the application, where untraced it ends quietly."""
+    import contextvars
+
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    def stream(products: list[str]) -> Iterator[str]:
+        with service.trace_operation("stream_prices"):
+            yield from products
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-11")
+    prices = stream(["P1", "P2"])
+    assert contextvars.copy_context().run(next, prices) == "P1"
+    assert list(prices) == ["P2"]
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert "stream_prices" in {s.name for s in capture.spans}
