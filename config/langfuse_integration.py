@@ -458,11 +458,12 @@ class LangfuseIntegrationService:
         """
         if isinstance(participating_agents, str) and not isinstance(workflow_id, str):
             participating_agents, workflow_id = workflow_id, participating_agents
+        agents = _agent_names(participating_agents)
         started = time.perf_counter_ns()
         try:
             if self.tracing_enabled:
                 collaboration, _ = self.trace_manager.start_collaboration(
-                    participating_agents, workflow_id, workflow_data, metadata=metadata
+                    agents, workflow_id, workflow_data, metadata=metadata
                 )
                 # An instance attribute over the class's None, not a dataclass field.
                 collaboration._owner = self  # type: ignore[misc]
@@ -472,7 +473,7 @@ class LangfuseIntegrationService:
         finally:
             self._account(started)
         # Untraced: a handle on which every call does nothing.
-        return CollaborationSpan("", workflow_id, list(participating_agents), [], [], None)
+        return CollaborationSpan("", workflow_id, agents, [], [], None)
 
     @_guarded(None)
     def enter_collaboration(self, collaboration: CollaborationSpan) -> None:
@@ -982,6 +983,19 @@ def _traced_async_generator(
     return wrapper
 
 
+def _agent_names(agents: Any) -> list[str]:
+    """The participating agents as a list of names, whatever the application passed (None,
+    one name, any iterable); what cannot be read is none (a tracing matter, not the call's)."""
+    if agents is None:
+        return []
+    if isinstance(agents, str):
+        return [agents]
+    try:
+        return [str(agent) for agent in agents]
+    except Exception:
+        return []
+
+
 def agent_operation(operation: str) -> Callable[[F], F]:
     """Trace an agent method (``self.agent_id``) as an ``agent`` observation; plain and
     ``async`` methods alike.
@@ -991,8 +1005,13 @@ def agent_operation(operation: str) -> Callable[[F], F]:
 
     def decorator(function: F) -> F:
         def start(service: LangfuseIntegrationService, agent: Any, args: Any, kwargs: Any) -> str:
+            try:
+                agent_id = agent.agent_id
+            except Exception as exc:  # no agent_id: the method runs as it would untraced
+                service.error_handler.handle_tracing_error("agent_operation", exc)
+                return ""
             inputs = _call_input(service, function, (agent, *args), kwargs)
-            return service.start_agent_span(agent.agent_id, operation, inputs=inputs)
+            return service.start_agent_span(agent_id, operation, inputs=inputs)
 
         def end(service: LangfuseIntegrationService, span_id: str, result: Any) -> None:
             if isinstance(result, AgentDecision):

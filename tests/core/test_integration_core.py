@@ -566,3 +566,36 @@ def test_a_traced_generator_resumed_in_another_context_ends_as_it_would_untraced
     service.finalize_trace(trace_id, {"ok": True})
     service.flush()
     assert "stream_prices" in {s.name for s in capture.spans}
+
+
+def test_agent_operation_on_an_object_without_agent_id_runs_as_untraced(workdir: Path) -> None:
+    """Untraced, the method ran; inside a trace, reading ``self.agent_id`` raised
+    AttributeError into the application. It is a tracing error now (counted, said once)."""
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=Capture())
+    )
+
+    class Anonymous:
+        @agent_operation("work")
+        def work(self, value: int) -> int:
+            return value * 2
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-12")
+    assert Anonymous().work(21) == 42
+    service.finalize_trace(trace_id, {"ok": True})
+    assert service.get_performance_metrics()["tracing_errors"] == 1
+
+
+@pytest.mark.parametrize("agents", [None, "pricing_agent", ("a", "b"), 42])
+def test_track_collaboration_takes_whatever_names_the_agents(workdir: Path, agents: Any) -> None:
+    """``participating_agents=None`` raised TypeError into the application (from the
+    untraced fallback, after a tracing error); one name, any iterable, or none will do."""
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=Capture())
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-13")
+    with service.track_collaboration(workflow_id="w", participating_agents=agents) as handle:
+        pass
+    expected = {None: [], "pricing_agent": ["pricing_agent"], ("a", "b"): ["a", "b"], 42: []}
+    assert handle.participating_agents == expected[agents]
+    service.finalize_trace(trace_id, {"ok": True})
