@@ -68,8 +68,8 @@ def _as_dict(value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, Mapping):
         return dict(value)
-    as_dict = getattr(value, "as_dict", None)
-    return dict(as_dict()) if callable(as_dict) else {"value": value}
+    as_dict = getattr(type(value), "as_dict", None)  # on the type: see call_inputs.plain
+    return dict(as_dict(value)) if callable(as_dict) else {"value": value}
 
 
 def describe_error(error: str | BaseException) -> str:

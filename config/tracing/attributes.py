@@ -72,7 +72,7 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    if hasattr(value, "model_dump"):
+    if hasattr(type(value), "model_dump"):  # on the type: see masking._mask_other
         return value.model_dump()
     if hasattr(value, "__dict__"):
         return {k: v for k, v in vars(value).items() if not k.startswith("_")}

@@ -37,9 +37,13 @@ def _plain_parameters(function: Callable[..., Any]) -> tuple[str, ...] | None:
 
 
 def plain(value: Any) -> Any:
-    """A value's JSON form when it has one (``as_dict()``), else the value itself."""
-    as_dict = getattr(value, "as_dict", None)
-    return as_dict() if callable(as_dict) else value
+    """A value's JSON form when its class has one (``as_dict()``), else the value itself.
+
+    The method is looked up on the type: an object that makes up its attributes (a
+    ``MagicMock`` passed to an agent in a test) is not called, so its calls stay its own.
+    """
+    as_dict = getattr(type(value), "as_dict", None)
+    return as_dict(value) if callable(as_dict) else value
 
 
 def call_input(

@@ -438,10 +438,12 @@ class DataMasker:
             return value
         try:
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
-                return self._mask_value(dataclasses.asdict(value), depth)
-            model_dump = getattr(value, "model_dump", None)
+                return self._mask_value(dataclasses.asdict(value), depth + 1)
+            # Looked up on the type: an object that makes up attributes (a test's MagicMock)
+            # answered model_dump() with another such object, without end.
+            model_dump = getattr(type(value), "model_dump", None)
             if callable(model_dump):
-                return self._mask_value(model_dump(), depth)
+                return self._mask_value(model_dump(value), depth + 1)
         except Exception:
             # A broken object must not break tracing, and must not leak what it holds.
             return REDACTED_MASK

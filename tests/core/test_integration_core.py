@@ -599,3 +599,28 @@ def test_track_collaboration_takes_whatever_names_the_agents(workdir: Path, agen
     expected = {None: [], "pricing_agent": ["pricing_agent"], ("a", "b"): ["a", "b"], 42: []}
     assert handle.participating_agents == expected[agents]
     service.finalize_trace(trace_id, {"ok": True})
+
+
+def test_a_mock_argument_is_recorded_without_calling_it(workdir: Path) -> None:
+    """A ``MagicMock`` passed to a traced function (an application's test) answered every
+    ``as_dict()`` / ``model_dump()`` with another mock: seconds per call, hundreds of
+    recorded calls on the application's mock. Only methods its class defines are called."""
+    from unittest.mock import MagicMock
+
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    @observe("fetch", as_type="tool")
+    def fetch(client: Any) -> str:
+        return "ok"
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-14")
+    client = MagicMock()
+    assert fetch(client) == "ok"
+    service.finalize_trace(trace_id, MagicMock())
+    service.flush()
+    assert client.mock_calls == []
+    assert "fetch" in {s.name for s in capture.spans}
+    assert service.get_performance_metrics()["tracing_errors"] == 0
