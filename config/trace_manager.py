@@ -411,11 +411,19 @@ class TraceManager:
         return observation.span_id
 
     def _decision_target(self, target: str) -> tuple[Observation, str]:
-        """The agent operation a decision is about: an open span id, or the agent's open
-        operation in the current trace (or, outside any trace, its only open operation)."""
+        """The agent operation a decision is about: an open span id; or the agent's operation
+        the caller is inside; or the agent's latest open operation in the current trace (or,
+        outside any trace, its only open operation)."""
         found = self.observation(target)
         if found is not None:
             return found, found.agent_id or found.name.split(".", 1)[0]
+        # The agent's operation the caller is inside, if any: with the same agent running
+        # concurrently (asyncio tasks, one trace), "the latest open one" is another task's.
+        node = self.tracer.current()
+        while node is not None:
+            if node.agent_id == target and node.as_type == "agent" and not node.ended:
+                return node, target
+            node = node.parent
         trace_id = self.current_trace_id()
         if trace_id is not None:
             operation = self.agent_operation(trace_id, target)

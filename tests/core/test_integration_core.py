@@ -624,3 +624,43 @@ def test_a_mock_argument_is_recorded_without_calling_it(workdir: Path) -> None:
     assert client.mock_calls == []
     assert "fetch" in {s.name for s in capture.spans}
     assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
+def test_a_decision_by_agent_id_lands_on_the_operation_it_was_logged_in(workdir: Path) -> None:
+    """Two asyncio tasks run the same agent in one trace, each logging its decision by
+    agent id inside its own operation: both landed on the latest-opened operation (one
+    score lost, the other operation without its decision)."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    async def price(product: str, opened: asyncio.Event, both: asyncio.Event) -> None:
+        with service.trace_operation("optimize", agent_id="pricing_agent", inputs=product):
+            opened.set()
+            await both.wait()  # both operations are open when either decides
+            service.log_agent_decision(
+                "pricing_agent",
+                {"decision_type": "price", "outputs": {"product_id": product}, "confidence": 0.9},
+            )
+
+    async def run() -> None:
+        first, second, both = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        tasks = [
+            asyncio.create_task(price("A", first, both)),
+            asyncio.create_task(price("B", second, both)),
+        ]
+        await first.wait()
+        await second.wait()
+        both.set()
+        await asyncio.gather(*tasks)
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-15")
+    asyncio.run(run())
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    operations = [s for s in capture.spans if s.name == "pricing_agent.optimize"]
+    assert len(operations) == 2
+    assert all("langfuse.observation.metadata.decision_type" in s.attributes for s in operations)
+    scored = [s.observation_id for s in capture.scores if s.name == "decision_confidence"]
+    assert sorted(scored) == sorted(s.span_id for s in operations)
