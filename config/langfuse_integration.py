@@ -965,20 +965,35 @@ def _traced_async_generator(
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         opened = operation(args, kwargs)
-        if opened is None:
-            async for item in function(*args, **kwargs):
-                yield item
-            return
-        observation = opened.alongside()
+        generator = function(*args, **kwargs)
+        observation = opened.alongside() if opened is not None else NOOP
         items: list[Any] = []
         try:
-            async for item in function(*args, **kwargs):
-                items.append(item)
-                yield item
+            # Async generators have no ``yield from``: asend(), athrow() and aclose() are
+            # handed on by hand, so the caller drives it as the undecorated one.
+            step = generator.asend(None)
+            while True:
+                try:
+                    item = await step
+                except StopAsyncIteration:
+                    break
+                if opened is not None:
+                    items.append(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await generator.aclose()
+                    raise
+                except BaseException as exc:
+                    step = generator.athrow(exc)
+                else:
+                    step = generator.asend(sent)
         except BaseException as exc:
-            opened.end_items(observation, items, exc)
+            if opened is not None:
+                opened.end_items(observation, items, exc)
             raise
-        opened.end_items(observation, items)
+        if opened is not None:
+            opened.end_items(observation, items)
 
     return wrapper
 

@@ -664,3 +664,38 @@ def test_a_decision_by_agent_id_lands_on_the_operation_it_was_logged_in(workdir:
     assert all("langfuse.observation.metadata.decision_type" in s.attributes for s in operations)
     scored = [s.observation_id for s in capture.scores if s.name == "decision_confidence"]
     assert sorted(scored) == sorted(s.span_id for s in operations)
+
+
+async def echo() -> AsyncIterator[str | None]:
+    value: str | None = None
+    while True:
+        try:
+            value = yield value
+        except ValueError:
+            value = "caught"
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_an_observed_async_generator_passes_asend_and_athrow_on(
+    workdir: Path, traced: bool
+) -> None:
+    """The wrapper was ``async for item in ...: yield item``: asend() values were lost (the
+    generator saw None) and athrow() came out to the caller instead of reaching it, traced
+    or not. They are handed on, as ``yield from`` does for a plain generator."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    async def drive() -> list[str | None]:
+        if traced:
+            service.create_simulation_trace(EVENT, session_id="run-16")
+        generator = observe("echo")(echo)()
+        seen = [await generator.asend(None), await generator.asend("hello")]
+        seen.append(await generator.athrow(ValueError("x")))
+        await generator.aclose()
+        return seen
+
+    assert asyncio.run(drive()) == [None, "hello", "caught"]
+    service.flush()
+    assert ("echo" in {s.name for s in capture.spans}) is traced
