@@ -135,6 +135,9 @@ def _may_be_file(path: Path) -> bool:
         return True
 
 
+TOML_TOO_DEEP = "values nested too deeply to read (no setting nests more than a few levels)"
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a syntax error becomes ``ConfigurationError`` naming file and line."""
     import tomllib
@@ -147,6 +150,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise LocalFileError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # arrays or inline tables nested hundreds deep
+        raise ConfigurationError(f"{path}: invalid TOML: {TOML_TOO_DEEP}") from None
     except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets this one through
         raise ConfigurationError(
             f"{path}: invalid TOML: not UTF-8 (byte {exc.start + 1}: {exc.object[exc.start : exc.start + 1]!r})"

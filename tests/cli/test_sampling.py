@@ -576,3 +576,21 @@ def test_a_sampling_report_that_cannot_be_written_leaves_no_temporary_file(
     monkeypatch.setattr(files.os, "replace", full_disk)
     report.record_replay_sampling(tmp_path, {"changes": []})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("nested", ["[" * 600 + "]" * 600, "{a = " * 600 + "1" + "}" * 600])
+def test_toml_nested_too_deeply_is_an_invalid_file_not_an_internal_error(
+    cli: Cli, workdir: Path, nested: str
+) -> None:
+    """Arrays or inline tables nested some hundreds deep made the TOML parser recurse past
+    Python's limit: every command said "internal error: RecursionError" (exit 1), and
+    ``config validate --json`` printed no JSON. It is an invalid file (exit 3)."""
+    path = project(workdir, f"x = {nested}\n")
+    before = path.read_bytes()
+    validated = cli("--json", "config", "validate")
+    assert validated.exit_code == 3, validated.both
+    (error,) = json.loads(validated.stdout)["errors"]
+    assert error["source"] == str(path) and "nested too deeply" in error["message"]
+    changed = cli("sampling", "set", "0.3")
+    assert changed.exit_code == 3 and "nothing was changed" in changed.stderr
+    assert path.read_bytes() == before

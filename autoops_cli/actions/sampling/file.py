@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from autoops_cli.actions.files import replace_file
 from autoops_cli.simulation.catalog import sampling_rule_names
 from config.errors import ConfigurationError, LocalFileError, UsageError
+from config.settings_layers import TOML_TOO_DEEP
 
 if TYPE_CHECKING:
     from tomlkit import TOMLDocument
@@ -156,9 +157,10 @@ def _read(path: Path) -> tuple[TOMLDocument, bool]:
     try:
         tomllib.loads(text)  # the same message `config validate` gives
         return tomlkit.parse(text), True
-    except (tomllib.TOMLDecodeError, ParseError) as exc:
+    except (tomllib.TOMLDecodeError, ParseError, RecursionError) as exc:
+        reason = TOML_TOO_DEEP if isinstance(exc, RecursionError) else exc
         raise ConfigurationError(
-            f"{path}: invalid TOML: {exc}; nothing was changed",
+            f"{path}: invalid TOML: {reason}; nothing was changed",
             hint="fix the file, then run `autoops config validate`",
         ) from None
 
