@@ -14,6 +14,7 @@ passed in, so ``config.settings`` can build on it without an import cycle.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,14 +159,21 @@ def read_toml(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """The variables of a ``.env`` file (empty when there is none)."""
+def read_dotenv(path: Path) -> tuple[dict[str, str], list[int]]:
+    """The variables of a ``.env`` file (none when there is no file), and the numbers of
+    its lines that are not ``NAME=value`` (python-dotenv skips them, saying so in a log line
+    of its own with no file name; ``config validate`` lists them as warnings instead)."""
     if not _may_be_file(path):
-        return {}
+        return {}, []
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
+    quiet = logging.getLogger("dotenv.main")
+    was_disabled, quiet.disabled = quiet.disabled, True
     try:
         values = dotenv_values(path, encoding="utf-8")
+        with path.open(encoding="utf-8") as stream:
+            unread = [binding.original.line for binding in parse_stream(stream) if binding.error]
     except OSError as exc:
         raise LocalFileError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -173,7 +181,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
             f"{path}: not UTF-8 (byte {exc.start + 1}: "
             f"{exc.object[exc.start : exc.start + 1]!r}); save it as UTF-8"
         ) from None
-    return {k: v for k, v in values.items() if v is not None}
+    finally:
+        quiet.disabled = was_disabled
+    return {k: v for k, v in values.items() if v is not None}, unread
 
 
 def did_you_mean(name: str, known: Sequence[str], shape: str = "{}") -> str:
@@ -343,7 +353,16 @@ def collect_layers(
                 problems.append(SettingProblem("file", str(path), exc.message.split(": ", 1)[1]))
                 continue
             layers.merge(_from_toml(models, data, path, problems, warnings))
-    layers.merge(_from_variables(models, read_dotenv(files.dotenv), "dotenv", files.dotenv))
+    try:
+        variables, unread = read_dotenv(files.dotenv)
+    except ConfigurationError as exc:  # listed with the others (config validate --json)
+        problems.append(SettingProblem("file", str(files.dotenv), exc.message.split(": ", 1)[1]))
+        variables, unread = {}, []
+    for line in unread:
+        warnings.append(
+            SettingProblem("file", f"{files.dotenv}:{line}", "not a NAME=value line: ignored")
+        )
+    layers.merge(_from_variables(models, variables, "dotenv", files.dotenv))
     layers.merge(_from_variables(models, environ, "env", None))
     layers.merge(
         {

@@ -151,3 +151,28 @@ def test_template_uncommented_is_a_valid_config(cli: Cli, workdir: Path) -> None
             if name not in ("public_key", "secret_key"):
                 assert f"{name} = " in render_template()
                 assert env_names(model, name)[0] in render_template()
+
+
+def test_a_dotenv_file_that_cannot_be_read_is_listed_in_validate_json(
+    cli: Cli, workdir: Path
+) -> None:
+    """A ``.env`` that is not UTF-8 stopped ``config validate --json`` with no JSON at all
+    (a TOML file in the same state is one of the listed errors); a line that is not
+    ``NAME=value`` was skipped with python-dotenv's own log line (no file, no ``warning:``,
+    shown even with -q) while the configuration passed for valid. Both are listed now."""
+    dotenv = workdir / ".env"
+    dotenv.write_bytes(b"LANGFUSE_ENVIRONMENT=caf\xe9\n")
+    result = cli("--json", "config", "validate")
+    assert result.exit_code == 3
+    (error,) = json.loads(result.stdout)["errors"]
+    assert error["source"] == str(dotenv) and "not UTF-8" in error["message"]
+    dotenv.write_text(f"LANGFUSE_SECRET_KEY {KNOWN_SECRET}\nLANGFUSE_ENVIRONMENT=prod\n")
+    result = cli("--json", "-q", "config", "validate")
+    assert result.exit_code == 0
+    (warning,) = json.loads(result.stdout)["warnings"]
+    assert warning == {
+        "setting": "file",
+        "source": f"{dotenv}:1",
+        "message": "not a NAME=value line: ignored",
+    }
+    assert "python-dotenv" not in result.stderr and KNOWN_SECRET not in result.both

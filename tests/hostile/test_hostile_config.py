@@ -147,7 +147,7 @@ def test_any_bytes_as_a_dotenv_file(
     path = workdir / ".env"
     result = validate_with_file(cli, path, raw, reliability)
     if "not UTF-8" in result.stderr:
-        assert result.exit_code == 3 and f"{path}: not UTF-8 (byte" in result.stderr
+        assert result.exit_code == 3 and f"({path}): not UTF-8 (byte" in result.stderr
 
 
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=HEALTH)
