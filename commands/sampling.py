@@ -61,6 +61,7 @@ def set_(
         user=user,
         project=project,
         config_file=state.config_file,
+        validate=state.settings,
     )
     _render(state, change)
 
@@ -90,6 +91,7 @@ def reset(
         user=user,
         project=project,
         config_file=state.config_file,
+        validate=state.settings,
     )
     _render(state, change)
 

@@ -594,3 +594,20 @@ def test_toml_nested_too_deeply_is_an_invalid_file_not_an_internal_error(
     changed = cli("sampling", "set", "0.3")
     assert changed.exit_code == 3 and "nothing was changed" in changed.stderr
     assert path.read_bytes() == before
+
+
+def test_a_change_that_leaves_the_configuration_invalid_is_undone(cli: Cli, workdir: Path) -> None:
+    """``sampling set`` wrote the file, said so, then exited 3 for another key's problem: a
+    script saw a failure and a changed file. The file is put back; a change that mends the
+    configuration goes through."""
+    path = project(workdir, "[langfuse]\nsampl_rate = 0.1\n")
+    before = path.read_bytes()
+    for command in (("set", "0.2"), ("set", "0.5", "--severity", "high")):
+        result = cli("sampling", *command)
+        assert result.exit_code == 3, result.both
+        assert "nothing was changed" in result.stderr and "✓" not in result.stderr
+        assert path.read_bytes() == before
+    path.write_text("[langfuse]\nsample_rate = 2\n", encoding="utf-8")  # out of range
+    mended = cli("sampling", "set", "0.2")
+    assert mended.exit_code == 0, mended.both
+    assert path.read_text(encoding="utf-8") == "[langfuse]\nsample_rate = 0.2\n"
