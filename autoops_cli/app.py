@@ -83,9 +83,16 @@ def hoist_output_flags(args: list[str]) -> list[str]:
     Arguments after ``--`` are left alone.
     """
     end = args.index("--") if "--" in args else len(args)
-    flags = [a for a in args[:end] if a in OUTPUT_FLAGS]
-    rest = [a for a in args[:end] if a not in OUTPUT_FLAGS]
+    flags = [a for a in args[:end] if _output_flag(a)]
+    rest = [a for a in args[:end] if not _output_flag(a)]
     return flags + rest + args[end:]
+
+
+def _output_flag(arg: str) -> bool:
+    """``--json``, ``-q``, ``-v``, or short ones together (``-qv``)."""
+    if arg in OUTPUT_FLAGS:
+        return True
+    return len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and set(arg[1:]) <= {"q", "v"}
 
 
 def _output_of(ctx: ClickContext) -> Output:

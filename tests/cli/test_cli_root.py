@@ -83,6 +83,15 @@ def test_output_flags_work_after_the_command() -> None:
     assert hoist_output_flags(["x", "--", "--json"]) == ["x", "--", "--json"]
 
 
+def test_short_output_flags_together_work_after_the_command(cli: Cli) -> None:
+    """``autoops -qv config validate`` worked, ``autoops config validate -qv`` said "No such
+    option: -q" (exit 2): only the flags one by one were moved to the front."""
+    assert hoist_output_flags(["config", "validate", "-qv"]) == ["-qv", "config", "validate"]
+    assert hoist_output_flags(["replay", "-n", "-qx"]) == ["replay", "-n", "-qx"]  # not ours
+    for flags in ("-qv", "-vq", "-qq"):
+        assert cli("config", "validate", flags).exit_code == 0
+
+
 def _boundary_app() -> typer.Typer:
     """A root app with the real callback and boundary, and commands that misbehave."""
     test_app = typer.Typer(cls=AutoopsGroup)
