@@ -198,13 +198,13 @@ def _configuration(loaded: LoadedSettings) -> Check:
 
 def _local_store() -> Check:
     from config.errors import LocalFileError
-    from config.store.local_store import LocalStore, default_store_path
+    from config.store.local_store import LocalStore, creation_problem, default_store_path
 
     path = default_store_path()
     try:
         store = LocalStore.existing(path)  # a check creates nothing
         if store is None:
-            problem = _cannot_create(path)
+            problem = creation_problem(path)
             if problem is not None:
                 return Check("local store", FAIL, str(path), problem, int(ExitCode.LOCAL_FILE))
             return Check(
@@ -230,19 +230,6 @@ def _local_store() -> Check:
         counts["traces"],
         f"local mode (no Langfuse keys): store {path} opens, {counts['traces']} traces",
     )
-
-
-def _cannot_create(path: Path) -> str | None:
-    """Why a replay could not create the store at ``path``, or None: the nearest existing
-    folder on its way must be a folder the user may write in."""
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"cannot create the store {path}: {folder} is not a directory"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"cannot create the store {path}: {folder} is not writable"
-    return None
 
 
 def _remote(config: Any, deadline: Deadline) -> list[Check]:

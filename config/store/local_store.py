@@ -174,12 +174,29 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
+def creation_problem(path: Path) -> str | None:
+    """Why the store could not be created at ``path``, or None: the nearest existing folder
+    on its way must be a folder the user may write in (``AUTOOPS_HOME`` naming a file gave
+    "[Errno 17] File exists")."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot create the store {path}: {folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create the store {path}: {folder} is not writable"
+    return None
+
+
 def _create_private(path: Path) -> None:
     """Create the store's folder (0700) and file (0600) if missing: traces are nobody else's.
 
     SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file.
     """
     if not path.parent.is_dir():
+        problem = creation_problem(path)
+        if problem is not None:
+            raise LocalFileError(problem)
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
     if not path.exists():
         with contextlib.suppress(FileExistsError):  # another process created it meanwhile

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from tests.cli.test_replay import EXAMPLE
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET, Cli
 from tests.support.fake_langfuse import FakeLangfuse
 from tests.support.serve_process import ServeHandle
@@ -73,6 +74,11 @@ def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
     assert blocked.exit_code == 1, blocked.both
     store = next(c for c in json.loads(blocked.stdout)["checks"] if c["name"] == "local store")
     assert store["status"] == "fail" and "is not a directory" in store["message"]
+    # A replay says the same (it said "[Errno 17] File exists: ..."), exit 6.
+    replayed = cli("replay", str(EXAMPLE), "--limit", "1")
+    assert replayed.exit_code == 6
+    assert f"{not_a_folder} is not a directory" in replayed.stderr
+    assert "Errno" not in replayed.stderr
 
 
 def test_refused_connection_is_exit_4(cli: Cli) -> None:
