@@ -220,6 +220,8 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 def check_schema_version(db: sqlite3.Connection, path: Path) -> int:
     """The file's schema version; ``LocalFileError`` (exit 6) for one this autoops does not write."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0:
+        _check_not_foreign(db, path)
     if version not in (0, SCHEMA_VERSION):
         newer = "newer than" if version > SCHEMA_VERSION else "unknown to"
         raise LocalFileError(
@@ -228,6 +230,27 @@ def check_schema_version(db: sqlite3.Connection, path: Path) -> int:
             "another store (AUTOOPS_HOME)"
         )
     return version
+
+
+# The tables of a store file (the outbox lives in it too); a file with tables and none of
+# these is another program's database.
+STORE_TABLES = frozenset({"traces", "observations", "scores", "outbox", "dead_letters"})
+
+
+def _check_not_foreign(db: sqlite3.Connection, path: Path) -> None:
+    """``LocalFileError`` (exit 6) for a database with tables of its own and none of a
+    store's: it was taken over (the store's tables added to it), and read as "no traces
+    yet"."""
+    rows = db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    tables = {str(row[0]) for row in rows}
+    if tables and not tables & STORE_TABLES:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise LocalFileError(
+            f"{path} is another program's SQLite database (tables {shown}), not an autoops "
+            "store; it was left untouched: point AUTOOPS_HOME elsewhere"
+        )
 
 
 # SQLite's page cache of a connection that only writes (a replay's, the core's in local

@@ -105,6 +105,30 @@ def test_a_renamed_column_is_refused_by_name(tmp_path: Path) -> None:
     assert digest(path) == before
 
 
+def test_another_programs_database_is_refused_not_taken_over(tmp_path: Path) -> None:
+    """A SQLite file of its own at the store's path got the store's tables added to it by a
+    replay, and read as "no traces yet". It is refused and left as it was; a store with a
+    table of the user's added beside its own is still a store."""
+    path = tmp_path / "traces.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE inventory (sku TEXT)")
+    before = digest(path)
+    for read_only in (False, True):
+        with pytest.raises(LocalFileError) as info:
+            LocalStore(path, read_only=read_only)
+        assert info.value.message.startswith(
+            f"{path} is another program's SQLite database (tables inventory)"
+        )
+    with pytest.raises(LocalFileError, match="another program's SQLite database"):
+        outbox_status_at(path)  # the outbox lives in the store's file
+    assert digest(path) == before
+    mine = tmp_path / "mine.db"
+    LocalStore(mine).close()
+    with sqlite3.connect(mine) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    LocalStore(mine, read_only=True).close()
+
+
 def test_reading_never_creates_a_store(tmp_path: Path) -> None:
     path = tmp_path / "nothing" / "traces.db"
     assert LocalStore.existing(path) is None
