@@ -232,9 +232,11 @@ def check_schema_version(db: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-# The tables of a store file (the outbox lives in it too); a file with tables and none of
-# these is another program's database.
-STORE_TABLES = frozenset({"traces", "observations", "scores", "outbox", "dead_letters"})
+# The tables of a store file (the outbox and the read commands' API cache live in it too);
+# a file with tables and none of these is another program's database.
+STORE_TABLES = frozenset(
+    {"traces", "observations", "scores", "outbox", "dead_letters", "api_cache"}
+)
 
 
 def _check_not_foreign(db: sqlite3.Connection, path: Path) -> None:
