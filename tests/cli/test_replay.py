@@ -348,9 +348,7 @@ def test_speed_follows_the_recorded_pace(cli: Cli, workdir: Path) -> None:
     assert summary["duration_s"] >= 0.39
 
 
-def test_another_file_under_the_same_run_id_gets_traces_of_its_own(
-    cli: Cli, workdir: Path
-) -> None:
+def test_another_file_under_the_same_run_id_gets_traces_of_its_own(cli: Cli, workdir: Path) -> None:
     """A nightly job with a fixed ``--run-id`` and a new file whose event ids start again at
     evt-000001: the trace ids came from the run id and the event id alone, so the second
     night's observations were written over the first night's and the traces mixed two
