@@ -117,12 +117,22 @@ def drop(
 
     state: AppState = ctx.obj
     backlog = host_backlog(host)
-    _confirm(
-        state,
-        yes,
-        f"drop {backlog['batches']} batch(es) ({backlog['spans']} spans, {backlog['scores']} "
-        f"scores) and {backlog['dead_letters']} dead letter(s) kept for {host}?",
-    )
+    if not backlog["batches"] and not backlog["dead_letters"]:
+        # Nothing to drop is done (a clean-up script may run twice), but a mistyped host
+        # must not pass for a dropped backlog: say which hosts the outbox does keep.
+        kept = backlog.get("kept_for") or []
+        state.output.warning(
+            f"nothing is kept for {host}"
+            + (f"; the outbox keeps batches for {', '.join(kept)}" if kept else "")
+        )
+    else:
+        _confirm(
+            state,
+            yes,
+            f"drop {backlog['batches']} batch(es) ({backlog['spans']} spans, "
+            f"{backlog['scores']} scores) and {backlog['dead_letters']} dead letter(s) kept "
+            f"for {host}?",
+        )
     result = drop_batches(host)
     if state.output.json_mode:
         state.output.emit_json(result)

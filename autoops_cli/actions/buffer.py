@@ -277,7 +277,9 @@ def host_backlog(host: str) -> dict[str, Any]:
     for entry in report["by_host"]:
         if entry["host"] == host:
             return dict(entry)
-    return {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0}
+    kept_for = [entry["host"] for entry in report["by_host"]]
+    return {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0,
+            "kept_for": kept_for}  # fmt: skip
 
 
 def flush_progress_text(progress: DeliveryProgress) -> str:

@@ -459,6 +459,10 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     assert len(on_server["scores"]) == recorded["scores_recorded"]
 
     assert run("buffer", "drop", "--host", other, env=right).returncode == 2
+    # A mistyped host drops nothing, asks nothing, and says which hosts the outbox keeps.
+    typo = run("buffer", "drop", "--host", other + "x", env=right)
+    assert typo.returncode == 0, typo.stderr
+    assert f"nothing is kept for {other}x; the outbox keeps batches for {other}" in typo.stderr
     dropped = run("--json", "buffer", "drop", "--host", other, "--yes", env=right)
     assert dropped.returncode == 0, dropped.stderr
     assert json.loads(dropped.stdout)["dropped_batches"] == hosts[other]["batches"]
