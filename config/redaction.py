@@ -47,6 +47,11 @@ def register_credentials(public_key: str, secret_key: str) -> None:
     _KNOWN_SECRETS.update(forms)
 
 
+def contains_secret(text: str) -> bool:
+    """Whether ``redact_secrets`` could change ``text`` by a key (a quick test)."""
+    return SECRET_KEY_PREFIX in text or any(secret in text for secret in _KNOWN_SECRETS)
+
+
 def redact_secrets(text: str) -> str:
     """Replace every secret key (and Basic auth header value) in ``text`` with its mask."""
     for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):

@@ -6,7 +6,9 @@ output or metadata and returns a masked copy:
 - ``mask_pii``: e-mail addresses, phone numbers and payment card numbers (Luhn-checked,
   with a card's leading digit) inside any string become ``[EMAIL]``, ``[PHONE]`` and
   ``[CARD]``; values under obviously personal keys (``email``, ``phone``, ``address``,
-  ``ssn``, ...) become ``[REDACTED]``.
+  ``ssn``, ...) and under credentials' keys (``password``, ``api_key``, ``*_token``, ...)
+  become ``[REDACTED]``, and Langfuse secret keys (or the keys this process was configured
+  with) inside any string are masked as everywhere else (``sk-lf-****abcd``).
 - ``mask_customer_data``: values under customer-identifying keys (``customer_id``,
   ``user_id``, ``customer_*``, ...) and identifiers such as ``CUST-8812`` or ``C-123456``
   inside any string become ``[CUSTOMER]``.
@@ -25,6 +27,8 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
+
+from config.redaction import contains_secret, redact_secrets
 
 if TYPE_CHECKING:
     from config.settings import DataMaskingConfig
@@ -63,6 +67,19 @@ _PII_KEYS: Final = frozenset(
         "ssn",
         "address",
         "ip_address",
+        # Credentials: never a secret in a stored trace (their values, whatever their shape).
+        "password",
+        "passwd",
+        "secret",
+        "secret_key",
+        "api_key",
+        "apikey",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "private_key",
+        "client_secret",
     }
 )
 # Compound names (``billing_address``, ``contact_email``) are as personal as the bare ones.
@@ -75,6 +92,12 @@ _PII_KEY_SUFFIXES: Final = (
     "_address",
     "_card_number",
     "_ssn",
+    "_password",
+    "_secret",
+    "_secret_key",
+    "_api_key",
+    "_token",
+    "_private_key",
 )
 _CUSTOMER_KEYS: Final = frozenset(
     {
@@ -343,6 +366,8 @@ class DataMasker:
         return masked
 
     def _mask_text(self, text: str) -> str:
+        if self._pii and contains_secret(text):  # a Langfuse key, or this process's own
+            text = redact_secrets(text)
         if self._pii and "@" in text:
             text = _EMAIL.sub(EMAIL_MASK, text)
         if not self._text or not _has_digit(text):

@@ -487,3 +487,29 @@ def test_property_the_text_cache_answers_what_masking_would(texts: list[str]) ->
     for text in texts + texts:
         assert ALL_ON.mask_text(text) == ALL_ON._mask_text(text)
         assert ALL_ON.mask({"note": text}) == {"note": ALL_ON._mask_text(text)}
+
+
+@pytest.mark.parametrize(
+    "key", ["password", "api_key", "apiKey", "db_password", "access_token", "client_secret"]
+)
+def test_credentials_are_redacted_whole(key: str) -> None:
+    """A password or an API key in an agent's input was stored as it was."""
+    assert masker().mask({key: "hunter2-xyz", "product_id": "P1"}) == {
+        key: "[REDACTED]",
+        "product_id": "P1",
+    }
+
+
+def test_a_secret_key_inside_any_string_is_masked() -> None:
+    """A Langfuse secret key in a free-text input or output was stored verbatim, and so was
+    the secret this process was configured with, whatever its shape."""
+    from config.redaction import register_credentials
+
+    register_credentials("pk-lf-mask-test", "plain-secret-0123456789")
+    masked = masker().mask(
+        {"note": "retry with sk-lf-1234567890abcdef", "raw": "key=plain-secret-0123456789"}
+    )
+    assert masked == {"note": "retry with sk-lf-****cdef", "raw": "key=****6789"}
+    assert masker(pii=False).mask({"note": "sk-lf-1234567890abcdef"}) == {
+        "note": "sk-lf-1234567890abcdef"  # masking switched off: the user's choice
+    }
