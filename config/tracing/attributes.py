@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime
+from enum import Enum
 from json.encoder import encode_basestring as _encode_string
 from json.encoder import encode_basestring_ascii as _encode_string_ascii
 from typing import Any, Final
@@ -70,6 +71,10 @@ LEVELS: Final = ("DEBUG", "DEFAULT", "WARNING", "ERROR")
 def _json_default(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, Enum):  # its value (its attributes are all private: it was {})
+        return value.value
+    if callable(getattr(type(value), "tolist", None)):  # numpy arrays and scalars
+        return value.tolist()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     if hasattr(type(value), "model_dump"):  # on the type: see masking._mask_other

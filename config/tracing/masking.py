@@ -124,6 +124,8 @@ _NON_ALNUM: Final = re.compile(r"[^a-z0-9]+")
 _KEY_CACHE_SIZE: Final = 4096
 _TEXT_CACHE_SIZE: Final = 4096
 _CACHED_TEXT_CHARS: Final = 256  # longer texts (reasoning, notes) are masked each time
+# Keys JSON writes as they are (as strings); any other key is written as its str().
+_JSON_KEY_TYPES: Final = (str, int, float, bool, type(None))
 # Marks a key not yet in a masker's cache (None is a cached "not masked").
 _UNKNOWN: Final = "\0unknown"
 
@@ -341,7 +343,8 @@ class DataMasker:
     def mask(self, value: Any) -> Any:
         """Return a masked deep copy of a JSON-like value; the input is never modified.
 
-        Dict keys are kept and their values masked; lists and sets come back as lists,
+        Dict keys are kept (those JSON cannot write, such as tuples, as their ``str()``)
+        and their values masked; lists and sets come back as lists,
         tuples as tuples; dataclasses and pydantic models as masked dicts. Containers nested
         deeper than ``MAX_DEPTH`` become ``"[TRUNCATED]"``. Never raises.
         """
@@ -407,6 +410,16 @@ class DataMasker:
             # The cached label inline (a call per key shows at this rate); the rest classifies.
             label = labels.get(key, _UNKNOWN) if type(key) is str else _UNKNOWN
             if label is _UNKNOWN:
+                if type(key) is not str and not isinstance(key, _JSON_KEY_TYPES):
+                    # JSON has no tuple keys (one dropped the whole observation): the mapping
+                    # again, such keys written as their str().
+                    return self._mask_mapping(
+                        {
+                            k if isinstance(k, _JSON_KEY_TYPES) else str(k): v
+                            for k, v in value.items()
+                        },
+                        depth,
+                    )
                 label = self._label_for_key(key)
             if label is not None:
                 masked[key] = label

@@ -699,3 +699,40 @@ def test_an_observed_async_generator_passes_asend_and_athrow_on(
     assert asyncio.run(drive()) == [None, "hello", "caught"]
     service.flush()
     assert ("echo" in {s.name for s in capture.spans}) is traced
+
+
+def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: Path) -> None:
+    """A dict with a tuple key dropped the whole observation (a tracing error); an enum
+    was recorded as {} and an array-like object (``tolist()``) as its private fields."""
+    import enum
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    class Vector:
+        def __init__(self, values: list[int]) -> None:
+            self._values = values
+
+        def tolist(self) -> list[int]:
+            return list(self._values)
+
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    @observe("odd_values")
+    def odd(grid: Any, color: Any, vector: Any) -> str:
+        return "ok"
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-17")
+    assert odd({(1, 2): "x", 3: "y"}, Color.RED, Vector([1, 2])) == "ok"
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    (span,) = [s for s in capture.spans if s.name == "odd_values"]
+    assert json.loads(str(span.attributes["langfuse.observation.input"])) == {
+        "grid": {"(1, 2)": "x", "3": "y"},
+        "color": "red",
+        "vector": [1, 2],
+    }
+    assert service.get_performance_metrics()["tracing_errors"] == 0
