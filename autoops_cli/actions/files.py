@@ -12,7 +12,7 @@ from pathlib import Path
 
 from config.errors import UsageError
 
-HEAD_BYTES = 512  # enough of a file's start to tell what wrote it
+HEAD_BYTES = 4096  # enough of a file's start to tell what wrote it
 
 
 def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
@@ -65,4 +65,6 @@ def is_event_file(head: bytes) -> bool:
             head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
         except zlib.error:
             return False
-    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")
+    first = head.removeprefix(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
+    # An event, not any JSON (a package.json, another tool's report): it names its type.
+    return first.startswith(b"{") and (b'"event_type"' in first or b'"event_id"' in first)

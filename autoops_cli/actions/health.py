@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoops_cli.output_files import is_special, open_writer
 from config.errors import ExitCode
 from config.http_answers import (
     SHORT_ANSWER_BYTES,
@@ -105,6 +106,11 @@ class Deadline:
         return time.monotonic() >= self.end
 
 
+# The suite of health-check's JUnit reports: the only file --junit overwrites (another tool's
+# report, pytest's or Maven's, is refused).
+JUNIT_SUITE_NAME = "autoops health-check"
+
+
 def check_health(
     loaded: LoadedSettings,
     *,
@@ -122,7 +128,10 @@ def check_health(
         from autoops_cli.actions.files import refuse_foreign_file
 
         refuse_foreign_file(
-            junit, "--junit", ours=lambda head: b"<testsuite" in head, what="a JUnit report"
+            junit,
+            "--junit",
+            ours=lambda head: JUNIT_SUITE_NAME.encode() in head,
+            what="a JUnit report of health-check",
         )
     give_up = time.monotonic() + wait
     while True:
@@ -134,7 +143,10 @@ def check_health(
         time.sleep(1.0)
     if junit is not None:
         try:
-            junit.write_text(junit_xml(report, strict=strict), encoding="utf-8")
+            with os.fdopen(open_writer(junit), "w", encoding="utf-8") as written:
+                if not is_special(junit):
+                    written.truncate(0)
+                written.write(junit_xml(report, strict=strict))
         except OSError as exc:
             from config.errors import LocalFileError
 
@@ -468,7 +480,7 @@ def junit_xml(report: HealthReport, *, strict: bool) -> str:
     failures = [c for c in report.checks if c.status == FAIL or (strict and c.status == WARN)]
     suite = ET.Element(
         "testsuite",
-        name="autoops health-check",
+        name=JUNIT_SUITE_NAME,
         tests=str(len(report.checks)),
         failures=str(len(failures)),
     )

@@ -9,7 +9,6 @@ lines to ``--progress-file``: every count on such a line is durable (on disk) wh
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.actions.files import refuse_foreign_file
+from autoops_cli.output_files import open_writer
 from autoops_cli.simulation.engine import (
     MAX_REJECTIONS_KEPT,
     ReplayEngine,
@@ -310,13 +310,10 @@ class ProgressFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            # Not blocking to open: a named pipe no process reads would otherwise hold the
-            # replay here, before its stop handlers exist.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o666)
+            descriptor = open_writer(path)
         except OSError as exc:
-            reason = "no process reads that pipe" if exc.errno == errno.ENXIO else exc.strerror
             raise LocalFileError(
-                f"cannot write the progress file {path}: {reason or exc}"
+                f"cannot write the progress file {path}: {exc.strerror or exc}"
             ) from None
         try:
             if stat.S_ISREG(os.fstat(descriptor).st_mode):  # not a pipe, /dev/null, ...
@@ -330,7 +327,6 @@ class ProgressFile:
         except BaseException:
             os.close(descriptor)
             raise
-        os.set_blocking(descriptor, True)  # a reader that falls behind slows the run down
         self._file = os.fdopen(descriptor, "wb", buffering=0)
         self._written = 0  # bytes of whole lines
         self.failure: str | None = None

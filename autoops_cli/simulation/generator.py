@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from autoops_cli.output_files import is_special, open_writer
 from autoops_cli.simulation.catalog import INVENTORY, PRICING, PROMOTION, SEVERITIES
 from autoops_cli.simulation.event_types import EVENT_TYPES
 from autoops_cli.simulation.events import format_timestamp
@@ -306,7 +307,8 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
     """Write events as JSON Lines (gzip for ``.gz``, stdout for ``"-"``); return the count.
 
     A file is written atomically: to a temporary file beside it, then renamed over it, so a
-    reader never sees half a file. ``OSError`` becomes ``LocalFileError``.
+    reader never sees half a file; a pipe or a device is written in place. ``OSError``
+    becomes ``LocalFileError``.
     """
     if path_or_dash == "-":
         try:
@@ -317,6 +319,13 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
             reason = exc.strerror or str(exc)
             raise LocalFileError(f"cannot write events to standard output: {reason}") from exc
     target = Path(path_or_dash)
+    if is_special(target):  # a pipe or a device is written where it is, never replaced
+        try:
+            with os.fdopen(open_writer(target), "wb") as raw:
+                return _write_lines(raw, events)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise LocalFileError(f"cannot write events to {target}: {reason}") from exc
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         # os.open applies the umask, unlike tempfile's private 0600 files.

@@ -367,7 +367,13 @@ def test_an_output_file_that_holds_something_else_is_refused(
     config = workdir / "autoops.toml"
     config.write_text("[langfuse]\nsample_rate = 1.0\n", encoding="utf-8")
     kept = {path: path.read_bytes() for path in (events, config)}
-    foreign = [home() / "traces.db", config]
+    package = workdir / "package.json"  # JSON, not events
+    package.write_text('{"name": "pkg", "version": "1.0.0"}\n', encoding="utf-8")
+    report = workdir / "pytest.xml"  # JUnit, not health-check's
+    report.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="1">'
+                      "</testsuite></testsuites>\n", encoding="utf-8")  # fmt: skip
+    kept |= {path: path.read_bytes() for path in (package, report)}
+    foreign = [home() / "traces.db", config, package, report]
     if command[0] == "health-check":
         foreign.append(events)  # (an event file is events generate's own output)
     for target in foreign:
@@ -380,3 +386,30 @@ def test_an_output_file_that_holds_something_else_is_refused(
     for _ in range(2):
         assert cli(*(part.format(target=output) for part in command)).exit_code in (0, 1)
         assert output.stat().st_size > 0
+
+
+def test_outputs_into_a_pipe_are_written_in_place_or_refused_without_a_reader(
+    cli: Cli, workdir: Path
+) -> None:
+    """``events generate -o PIPE`` renamed a regular file over the pipe (over a device too:
+    as root, ``-o /dev/null`` would replace the system's); ``health-check --junit PIPE``
+    with no reader hung, printing nothing. A pipe is written where it is, and one no
+    process reads is refused (exit 6) as ``--progress-file`` refuses it."""
+    import stat
+
+    fifo = workdir / "out.fifo"
+    os.mkfifo(fifo)
+    for command in (("events", "generate", "-n", "3", "-o", str(fifo)),
+                    ("health-check", "--junit", str(fifo))):  # fmt: skip
+        refused = cli(*command)
+        assert refused.exit_code == 6, refused.both
+        assert f"{fifo}: no process reads that pipe" in refused.stderr
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader is there now
+    try:
+        written = cli("events", "generate", "-n", "3", "-o", str(fifo))
+        received = os.read(reader, 1 << 16)
+    finally:
+        os.close(reader)
+    assert written.exit_code == 0, written.both
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert len(received.decode().splitlines()) == 3
