@@ -457,10 +457,17 @@ def test_an_id_with_a_slash_is_one_path_segment(served: ServeHandle) -> None:
     deleted = call(served, "DELETE", "/api/public/scores/s%2F1", "/api/public/scores/{scoreId}")
     assert deleted.status_code == 202
     assert call(served, "GET", "/api/public/v2/scores/s%2F1").status_code == 404
+    # An id holding any other character is its own: the slash is not stood for by one.
+    lookalike = "team\uf8ffa:7"
+    batch(served, event("trace-create", {"id": lookalike, "name": "lookalike"}))
+    other = call(served, "GET", f"/api/public/traces/{quote(lookalike, safe='')}",
+                 "/api/public/traces/{traceId}")  # fmt: skip
+    assert (other.status_code, other.json()["name"]) == (200, "lookalike")
     deleted = call(served, "DELETE", f"/api/public/traces/{quote(trace_id, safe='')}",
                    "/api/public/traces/{traceId}")  # fmt: skip
     assert deleted.status_code == 200
-    assert call(served, "GET", "/api/public/traces").json()["data"] == []
+    remaining = call(served, "GET", "/api/public/traces").json()["data"]
+    assert [trace["id"] for trace in remaining] == [lookalike]
     # A route that does not exist is still one, named as the client sent it.
     missing = call(served, "GET", "/api/public/nowhere/a%2Fb")
     assert missing.status_code == 404

@@ -590,7 +590,7 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
         return _json(
             404,
             {
-                "message": f"Route {request.url.path.replace(ENCODED_SLASH, '%2F')} not found",
+                "message": f"Route {request.url.path} not found",
                 "error": "LangfuseNotFoundError",
             },
         )
@@ -605,15 +605,17 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     )
 
 
-# A "/" inside one path segment (sent as %2F) while the routes match: a character no id of
-# Langfuse's (hex, UUIDs, a client's own names) is made of.
-ENCODED_SLASH = "\uf8ff"
+# Set on a request whose path came with %2F: its path was matched still percent-encoded.
+ENCODED_PATH = "autoops.encoded_path"
 
 
 class EncodedSlashes:
     """An id with a "/" in it (sent as %2F, as the JS SDK's ``encodeURIComponent`` does)
     stays one path segment. The ASGI server decodes %2F in ``path`` before routing, so
     ``/traces/x%2Fy`` was ``/traces/x/y``: 404 "Route not found" for an id ingestion took.
+    Such a request is routed on its path as sent (``raw_path``), and ``path_id`` decodes
+    the id; an id is never changed otherwise (a marker character standing for the slash
+    made another id holding that character read, and delete, the wrong trace).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -622,12 +624,12 @@ class EncodedSlashes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") or b""
         if scope["type"] == "http" and b"%2f" in raw.lower():
-            segments = raw.split(b"?", 1)[0].decode("ascii", "replace").split("/")
-            path = "/".join(unquote(part).replace("/", ENCODED_SLASH) for part in segments)
-            scope = {**scope, "path": path}
+            path = raw.split(b"?", 1)[0].decode("ascii", "replace")
+            scope = {**scope, "path": path, ENCODED_PATH: True}
         await self.app(scope, receive, send)
 
 
 def path_id(request: Request, name: str) -> str:
-    """The id in the path parameter ``name``, its slashes as the client sent them."""
-    return str(request.path_params[name]).replace(ENCODED_SLASH, "/")
+    """The id in the path parameter ``name``, as the client meant it."""
+    value = str(request.path_params[name])
+    return unquote(value) if request.scope.get(ENCODED_PATH) else value
