@@ -188,6 +188,18 @@ class LangfuseClient:
             return bool(wait(ticket, timeout))
         return self.committed_batches() >= ticket
 
+    def outbox_rows_up_to(self) -> int | None:
+        """The newest outbox row this process answers for (None without an outbox)."""
+        rows_up_to = getattr(self.exporter, "rows_up_to", None)
+        return int(rows_up_to()) if callable(rows_up_to) else None
+
+    def answer_up_to(self, seq: int) -> None:
+        """The outbox rows up to ``seq`` are this process's to deliver and report (a replay's
+        workers wrote them); nothing for destinations without an outbox."""
+        answer = getattr(self.exporter, "answer_up_to", None)
+        if callable(answer):
+            answer(seq)
+
     def finishing(self) -> None:
         """The producer is done: write what is queued without waiting for the sender.
 

@@ -175,7 +175,7 @@ def run_replay(
                 summary = runner.run()
             service.shutdown(timeout=0)  # the engine delivered while the server made progress
             if summary.delivery:
-                # Counted once nothing can change the outbox any more: what `buffer status` shows.
+                # Counted once this run changes the outbox no more: what it left there.
                 summary.delivery["batches_waiting"] = service.client.pending()
             if worker:  # the parent reports, records the sampling and decides the exit code
                 return summary, 0
@@ -411,7 +411,11 @@ def _to_parent(
         nonlocal gone
         if gone or progress.phase != "replaying":
             return
-        if not _write_progress_line(out, "replaying", progress.summary, None, progress.elapsed_s):
+        # The newest outbox row it wrote (langfuse mode): the parent sends and reports them.
+        rows = runner.service.client.outbox_rows_up_to()
+        extra = {"outbox_rows_up_to": rows} if rows is not None else None
+        summary, elapsed = progress.summary, progress.elapsed_s
+        if not _write_progress_line(out, "replaying", summary, None, elapsed, extra=extra):
             gone = True
             runner.request_stop("SIGPIPE")
 
@@ -622,6 +626,7 @@ def _write_progress_line(
     delivery: DeliveryProgress | None,
     elapsed_s: float,
     exit_code: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> bool:
     """One JSON line of ``--progress-file`` (its counts are durable when it is written);
     False if it could not be written."""
@@ -650,6 +655,7 @@ def _write_progress_line(
         line["delivery"] = summary.delivery
     if exit_code is not None:
         line["exit_code"] = exit_code
+    line.update(extra or {})
     return out.write_line(line)  # in the kernel before the process can be killed
 
 

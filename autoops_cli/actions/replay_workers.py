@@ -369,6 +369,9 @@ class WorkerPool:
                     if self._replay_started is None or began < self._replay_started:
                         self._replay_started = began
                 worker.latest = message
+                rows = message.get("outbox_rows_up_to")
+                if isinstance(rows, int):  # its batches: this run delivers and counts them
+                    self.service.client.answer_up_to(rows)
                 handled = int(message.get("events_processed", 0)) + int(
                     message.get("events_failed", 0)
                 )

@@ -274,9 +274,18 @@ class Outbox:
         spans, scores = found.get(SPANS, (0, 0)), found.get(SCORES, (0, 0))
         return HostBacklog(spans[0] + scores[0], spans[1], scores[1])
 
-    def count(self, host: str) -> int:
-        """Batches waiting for ``host``."""
-        return int(self._read("SELECT COUNT(*) FROM outbox WHERE host = ?", (host,))[0][0])
+    def count(self, host: str, up_to: int | None = None) -> int:
+        """Batches waiting for ``host``; with ``up_to``, only those added up to that sequence
+        number (what a sender was given: see ``Sender.pending``)."""
+        if up_to is None:
+            return int(self._read("SELECT COUNT(*) FROM outbox WHERE host = ?", (host,))[0][0])
+        rows = self._read("SELECT COUNT(*) FROM outbox WHERE host = ? AND seq <= ?", (host, up_to))
+        return int(rows[0][0])
+
+    def last_seq(self, host: str) -> int:
+        """The sequence number of the newest batch waiting for ``host`` (0: none)."""
+        rows = self._read("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE host = ?", (host,))
+        return int(rows[0][0])
 
     def status(self) -> dict[str, Any]:
         """Pending batches, spans, scores, bytes, oldest age and dead letters, per host too.

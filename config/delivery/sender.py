@@ -180,6 +180,11 @@ class OutboxExporter:
         self._config = config
         self._outbox = outbox
         self._host = config.host
+        # The rows this sender answers for: the backlog when it started and the rows it
+        # adds. Another process sharing the file (a shard, a second replay) may add rows
+        # while this one flushes: they are that process's to deliver and to report, and
+        # counting them here made a run that delivered everything exit 4.
+        self._answers_up_to = outbox.last_seq(config.host)
         self._resource = resource
         self._scope_version = sdk_version()
         self._client = httpx.Client(
@@ -318,6 +323,15 @@ class OutboxExporter:
         """
         self._finishing = True
 
+    def rows_up_to(self) -> int:
+        """The newest outbox row this sender answers for (see ``answer_up_to``)."""
+        return self._answers_up_to
+
+    def answer_up_to(self, seq: int) -> None:
+        """The rows up to ``seq`` are this sender's to deliver and report too: what a
+        replay's workers wrote (they only write the outbox; their parent sends)."""
+        self._answers_up_to = max(self._answers_up_to, seq)
+
     def limit_flush(self, seconds: float) -> None:
         """From now on a flush gives up after ``seconds`` at the latest, progress or not.
 
@@ -361,7 +375,10 @@ class OutboxExporter:
                     unsaved = len(self._queue)
                 # Rows delivered but not removable are not waiting for anything.
                 undeletable = len(self._undeletable)
-                waiting = max(0, self._outbox.count(self._host) - undeletable) + unsaved
+                waiting = (
+                    max(0, self._outbox.count(self._host, self._answers_up_to) - undeletable)
+                    + unsaved
+                )
                 if on_progress is not None:
                     on_progress(self._progress(waiting))
                 if written and (waiting == 0 or not self._sending):
@@ -395,8 +412,9 @@ class OutboxExporter:
     def shutdown(self, timeout: float) -> None:
         """Flush while progress is made (``timeout`` s without any ends it), then stop.
 
-        Afterwards nothing changes the outbox any more: a request still in flight cannot
-        delete its row, so ``pending()`` is exactly what ``autoops buffer status`` shows.
+        Afterwards this sender changes the outbox no more: a request still in flight cannot
+        delete its row, so ``pending()`` is exactly what it left (what ``autoops buffer
+        status`` shows, unless another process sharing the file adds rows of its own).
         """
         self._finishing = True
         if timeout > 0:
@@ -422,8 +440,9 @@ class OutboxExporter:
         self._client.close()
 
     def pending(self) -> int:
-        """Batches not delivered yet: in the outbox for this host, or not written yet."""
-        return len(self._queue) + self._outbox.count(self._host)
+        """Batches not delivered yet: in the outbox for this host (the backlog this sender
+        started with, and its own), or not written yet."""
+        return len(self._queue) + self._outbox.count(self._host, self._answers_up_to)
 
     def delivery_progress(self) -> DeliveryProgress:
         """Where delivery stands (counts the outbox: not for every trace)."""
@@ -566,7 +585,9 @@ class OutboxExporter:
             return
         try:
             rows = self._encode(spans, scores, encoder)
-            self._outbox.add_many(rows)
+            added = self._outbox.add_many(rows)
+            if added:
+                self._answers_up_to = max(self._answers_up_to, added[-1])
         except LocalFileError as exc:
             with self._changed:
                 if self._write_failure is None:

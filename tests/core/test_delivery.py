@@ -528,3 +528,35 @@ def test_a_flushs_progress_counts_every_batch_the_exporter_delivered(workdir: Pa
     finally:
         service.shutdown(timeout=0)
         server.close()
+
+
+def test_rows_another_process_adds_are_not_this_senders_to_report(workdir: Path) -> None:
+    """Shards sharing one AUTOOPS_HOME: a replay that had delivered everything counted the
+    rows another one added after its flush as its own "kept in the outbox" (exit 4). A
+    sender answers for the backlog it started with and the rows it added."""
+    from config.delivery.outbox import Outbox
+    from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    server = FakeLangfuse()
+    config = LangfuseConfig(public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=server.url)
+    store = workdir / "shared" / "traces.db"
+    store.parent.mkdir()
+    earlier = Outbox(store)  # a backlog from before: this run delivers it
+    earlier.add("scores", server.url, b"[]", 0)
+    service = LangfuseIntegrationService(
+        config, DataMaskingConfig(), store_path=store, batch_size=1
+    )
+    try:
+        trace = service.create_simulation_trace({"event_type": "demand_spike", "event_id": "e1"})
+        service.finalize_trace(trace, {"ok": True})
+        assert service.client.pending() >= 1
+        assert service.flush(timeout=15.0)
+        assert service.client.pending() == 0
+        earlier.add("scores", server.url, b"[]", 0)  # another process, sharing the file
+        assert service.client.pending() == 0
+        assert service.flush(timeout=15.0)  # nothing of its own waits
+    finally:
+        service.shutdown(timeout=0)
+        earlier.close()
+        server.close()
