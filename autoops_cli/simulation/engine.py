@@ -109,11 +109,12 @@ class ReplaySummary:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
 
-# What agent code may raise and the run survives, as that event's failure. A stop signal
-# never raises in the agents (the replay's handlers only ask the run to stop): a SystemExit
-# or KeyboardInterrupt from an orchestrator is its own (a sys.exit() in a plugin), and ended
-# the process with no summary, or a worker before its report.
-AGENT_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+# What agent code may raise and the run survives, as that event's failure: anything. A stop
+# signal never raises in the agents (the replay's handlers only ask the run to stop, and
+# StopReplay comes only while reading): a SystemExit, KeyboardInterrupt, CancelledError or
+# GeneratorExit from an orchestrator is its own (a sys.exit() in a plugin, a task it
+# cancelled), and ended the process with no summary, or a worker before its report.
+AGENT_FAILURES = (BaseException,)
 
 
 def load_orchestrator(spec: str | None) -> Orchestrator:

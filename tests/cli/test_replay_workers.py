@@ -654,9 +654,10 @@ def test_a_worker_that_dies_fails_the_run_with_the_others_summary(
 def test_an_orchestrator_that_exits_fails_its_events_not_the_run(
     tmp_path: Path, workers: str
 ) -> None:
-    """An orchestrator calling sys.exit() (or raising KeyboardInterrupt) ended a replay with
-    its exit code (3: "invalid configuration") and no summary; with workers, the worker died
-    and the counts left disagreed with the store. Each is now that event's failure."""
+    """An orchestrator calling sys.exit() (or raising KeyboardInterrupt or CancelledError)
+    ended a replay with its exit code (3: "invalid configuration") and no summary; with
+    workers, the worker died and the counts left disagreed with the store. Each is now that
+    event's failure."""
     (tmp_path / "exiting.py").write_text(
         "import sys\n"
         "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
@@ -666,6 +667,9 @@ def test_an_orchestrator_that_exits_fails_its_events_not_the_run(
         "            sys.exit(3)\n"
         "        if event.event_id.endswith('5'):\n"
         "            raise KeyboardInterrupt\n"
+        "        if event.event_id.endswith('7'):\n"
+        "            import asyncio\n"
+        "            raise asyncio.CancelledError\n"
         "        return super().handle(event)\n",
         encoding="utf-8",
     )
@@ -675,9 +679,9 @@ def test_an_orchestrator_that_exits_fails_its_events_not_the_run(
                env=clean_env(AUTOOPS_HOME=str(tmp_path / "home"), PYTHONPATH=str(tmp_path)))  # fmt: skip
     assert done.returncode == 1, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["events_failed"] == 8
-    assert summary["events_processed"] == 32
-    assert "8 event(s) failed inside the agents" in done.stderr
+    assert summary["events_failed"] == 12
+    assert summary["events_processed"] == 28
+    assert "12 event(s) failed inside the agents" in done.stderr
     stored = ids(tmp_path / "home" / "traces.db")
     assert len(stored["traces"]) == summary["traces_recorded"] == 40
     assert len(stored["observations"]) == summary["observations_recorded"]
