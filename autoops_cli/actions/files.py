@@ -20,8 +20,12 @@ def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
 
     A reader sees the old file or the new one, never a part of it; a failure (a full disk)
     leaves no temporary file behind. ``mode`` is the new file's permission bits; without it
-    the file is private to its owner (``tempfile``'s 0600). Raises ``OSError``.
+    the file is private to its owner (``tempfile``'s 0600). A symbolic link is followed: its
+    target is replaced and the link stays (a linked autoops.toml became a copy). Raises
+    ``OSError``.
     """
+    if path.is_symlink():
+        path = path.resolve()
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

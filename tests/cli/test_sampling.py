@@ -611,3 +611,19 @@ def test_a_change_that_leaves_the_configuration_invalid_is_undone(cli: Cli, work
     mended = cli("sampling", "set", "0.2")
     assert mended.exit_code == 0, mended.both
     assert path.read_text(encoding="utf-8") == "[langfuse]\nsample_rate = 0.2\n"
+
+
+def test_a_linked_project_file_stays_a_link(cli: Cli, workdir: Path) -> None:
+    """autoops.toml as a symbolic link (dotfiles): set replaced the link with a copy, and so
+    did the undo of a refused change, though it said nothing was changed."""
+    shared = workdir / "dotfiles" / "autoops.toml"
+    shared.parent.mkdir()
+    shared.write_text("[langfuse]\nsampl_rate = 0.1\n", encoding="utf-8")
+    link = workdir / "autoops.toml"
+    link.symlink_to(shared)
+    assert cli("sampling", "set", "0.2").exit_code == 3  # refused: undone
+    assert link.is_symlink()
+    shared.write_text("[langfuse]\nsample_rate = 0.1\n", encoding="utf-8")
+    assert cli("sampling", "set", "0.3").exit_code == 0
+    assert link.is_symlink()
+    assert shared.read_text(encoding="utf-8") == "[langfuse]\nsample_rate = 0.3\n"
