@@ -174,13 +174,18 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
+def _nearest_existing(folder: Path) -> Path:
+    """``folder``, or its nearest ancestor that exists."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def creation_problem(path: Path) -> str | None:
     """Why the store could not be created at ``path``, or None: the nearest existing folder
     on its way must be a folder the user may write in (``AUTOOPS_HOME`` naming a file gave
     "[Errno 17] File exists")."""
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = _nearest_existing(path.parent)
     if not folder.is_dir():
         return f"cannot create the store {path}: {folder} is not a directory"
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -400,10 +405,17 @@ class LocalStore:
 
     @classmethod
     def existing(cls, path: Path) -> LocalStore | None:
-        """The store at ``path`` opened for reading, or None when there is none."""
+        """The store at ``path`` opened for reading, or None when there is none
+        (``LocalFileError`` when there can be none: ``AUTOOPS_HOME`` names a file, and "no
+        traces yet" would hide it)."""
         try:
             return cls(path, read_only=True)
         except FileNotFoundError:
+            folder = _nearest_existing(path.parent)
+            if not folder.is_dir():
+                raise LocalFileError(
+                    f"cannot read the store {path}: {folder} is not a directory"
+                ) from None
             return None
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:

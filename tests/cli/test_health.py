@@ -79,6 +79,11 @@ def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
     assert replayed.exit_code == 6
     assert f"{not_a_folder} is not a directory" in replayed.stderr
     assert "Errno" not in replayed.stderr
+    # The read commands said "no traces yet" (exit 0): there can be none.
+    for command in (("traces", "list", "--local"), ("metrics", "--local")):
+        read = cli(*command)
+        assert read.exit_code == 6, read.both
+        assert f"{not_a_folder} is not a directory" in read.stderr
 
 
 def test_refused_connection_is_exit_4(cli: Cli) -> None:
