@@ -48,10 +48,9 @@ def main() -> None:
 
         completion_init()
     from autoops_cli.app import app
-    from autoops_cli.output import GuardedStdout, StdoutError, discard_stdout
+    from autoops_cli.output import ClosedStdout, GuardedStdout, StdoutError, discard_stdout
 
-    if sys.stdout is not None:
-        sys.stdout = GuardedStdout(sys.stdout)
+    sys.stdout = GuardedStdout(sys.stdout if sys.stdout is not None else ClosedStdout())
 
     try:
         app(prog_name="autoops")

@@ -10,6 +10,7 @@ full width, so no cell is ever cut for ``grep``, ``cut`` or a log.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -96,6 +97,26 @@ class GuardedStdout:
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer, ...
         return getattr(self._stream, name)
+
+
+class ClosedStdout:
+    """What ``sys.stdout`` is when the process started with it closed (``>&-``: Python then
+    has none): every write fails as a closed descriptor does, so a help text printed by
+    click is refused (exit 6) instead of vanishing with exit 0."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self) -> None:
+        """Nothing waits to be written."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "it is closed")
 
 
 def discard_stdout() -> None:
