@@ -225,8 +225,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 def check_schema_version(db: sqlite3.Connection, path: Path) -> int:
     """The file's schema version; ``LocalFileError`` (exit 6) for one this autoops does not write."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version == 0:
-        _check_not_foreign(db, path)
+    _check_not_foreign(db, path)
     if version not in (0, SCHEMA_VERSION):
         newer = "newer than" if version > SCHEMA_VERSION else "unknown to"
         raise LocalFileError(
@@ -249,14 +248,15 @@ def _check_not_foreign(db: sqlite3.Connection, path: Path) -> None:
     store's: it was taken over (the store's tables added to it), and read as "no traces
     yet"."""
     rows = db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "AND name NOT LIKE 'sqlite_%'"
     ).fetchall()
     tables = {str(row[0]) for row in rows}
     if tables and not tables & STORE_TABLES:
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise LocalFileError(
             f"{path} is another program's SQLite database (tables {shown}), not an autoops "
-            "store; it was left untouched: point AUTOOPS_HOME elsewhere"
+            "store; it was left untouched: use another store file"
         )
 
 

@@ -122,6 +122,14 @@ def test_another_programs_database_is_refused_not_taken_over(tmp_path: Path) -> 
     with pytest.raises(LocalFileError, match="another program's SQLite database"):
         outbox_status_at(path)  # the outbox lives in the store's file
     assert digest(path) == before
+    # A view alone, or tables under a schema version of another program's: its own still.
+    for name, version in (("view", 0), ("versioned", 42)):
+        other = tmp_path / f"{name}.db"
+        with sqlite3.connect(other) as db:
+            db.execute("CREATE VIEW answer AS SELECT 42")
+            db.execute(f"PRAGMA user_version={version}")
+        with pytest.raises(LocalFileError, match="another program's SQLite database"):
+            LocalStore(other)
     mine = tmp_path / "mine.db"
     LocalStore(mine).close()
     with sqlite3.connect(mine) as db:
