@@ -271,9 +271,17 @@ class EventReader:
             return None
 
     def __iter__(self) -> Iterator[SimulationEvent | RejectedLine]:
+        # Binary lines before any event are held back: a file that starts with a block of
+        # zeros (what a crash leaves) passes the format check, and its first line is only
+        # a bad line; but BINARY_LINES_REFUSED of them in a row (a disk image) is binary
+        # data, refused as one error rather than a rejection per line.
+        held: list[RejectedLine] = []
+        judging = True  # no event yet: binary lines are held back
         while True:
             try:
-                line, too_long = _read_line(self._stream, self.max_line_bytes)
+                # Line 1 may carry a BOM on top of its longest length.
+                room = len(codecs.BOM_UTF8) if self.lines_read == 0 else 0
+                line, too_long = _read_line(self._stream, self.max_line_bytes + room)
             except (OSError, EOFError, zlib.error) as exc:
                 raise LocalFileError(
                     f"cannot read events from {self.name} at line {self.lines_read + 1}: "
@@ -281,11 +289,9 @@ class EventReader:
                 ) from exc
             if line is None:
                 self.finished = True
+                yield from held
                 return
             self.lines_read += 1
-            if too_long:
-                yield RejectedLine(self.lines_read, f"line longer than {self.max_line_bytes} bytes")
-                continue
             # A BOM (some Windows editors write one) is tolerated on the first line only.
             bom = (
                 len(codecs.BOM_UTF8)
@@ -293,6 +299,11 @@ class EventReader:
                 else 0
             )
             line = line[bom:]
+            if too_long or len(line) > self.max_line_bytes:
+                yield from held
+                held.clear()
+                yield RejectedLine(self.lines_read, f"line longer than {self.max_line_bytes} bytes")
+                continue
             if not line.strip(BLANK):
                 continue
             item: SimulationEvent | RejectedLine
@@ -300,12 +311,23 @@ class EventReader:
                 item = _parse_content(line, self.lines_read, byte_offset=bom)
             except EventValidationError as exc:
                 item = RejectedLine(self.lines_read, exc.reason)
+                if judging and _binary(line):
+                    held.append(item)
+                    if len(held) >= BINARY_LINES_REFUSED:
+                        raise EventFileFormatError(
+                            f"{self.name}: binary data, not JSON Lines (one JSON event per "
+                            "line, docs/events.md)"
+                        ) from None
+                    continue
             else:
+                judging = False
                 if self._event_ids is not None:
                     unique = self._event_ids.unique(item.event_id)
                     if unique != item.event_id:
                         item = replace(item, event_id=unique)
                         self.events_renamed += 1
+            yield from held
+            held.clear()
             yield item
 
     def count_lines_left(self) -> int | None:
@@ -602,6 +624,22 @@ def _read_line(stream: _PeekableSource, max_line_bytes: int) -> tuple[bytes | No
                 return b"", True
     line = _strip_line_ending(chunk)
     return line, len(line) > max_line_bytes
+
+
+# Binary lines in a row, before any event, that make a file binary data (a disk image
+# starts with zeros, which pass the format check as a crash's zeroed block does).
+BINARY_LINES_REFUSED = 8
+
+
+def _binary(line: bytes) -> bool:
+    """Whether a line is binary: a NUL byte, or bytes that are not UTF-8."""
+    if b"\x00" in line:
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _strip_line_ending(raw: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -878,3 +879,29 @@ def test_a_zeroed_block_before_the_events_is_one_bad_line(tmp_path: Path, zeroed
     items = list(read_events(path))
     assert isinstance(items[0], RejectedLine) and items[0].line_number == 1
     assert [type(item) for item in items[1:]] == [SimulationEvent] * 3
+
+
+def test_a_disk_image_starting_with_zeros_is_binary_data_not_a_rejection_per_line(
+    tmp_path: Path,
+) -> None:
+    """Zeros first pass the format check (a crash's zeroed block must not refuse the file):
+    a disk image then gave a rejection per line, over a thousand of them. Binary lines in a
+    row before any event make it binary data again, refused as one error."""
+    import random
+
+    noise = random.Random(3).randbytes(200_000)
+    path = write(tmp_path / "disk.img", b"\x00" * 32_768 + noise)
+    items: list[SimulationEvent | RejectedLine] = []
+    with pytest.raises(EventFileFormatError, match="binary data, not JSON Lines"):
+        items.extend(read_events(path))
+    assert items == []
+
+
+def test_a_first_line_at_the_longest_length_may_carry_a_bom(tmp_path: Path) -> None:
+    """The BOM the reader ignores counted toward the line limit of line 1."""
+    event = next(iter(generate_events(1, seed=5)))
+    text = json.dumps(event).encode()
+    longest = len(text) + 4
+    line = text[:-1] + b" " * (longest - len(text)) + b"}"
+    path = write(tmp_path / "bom.jsonl", codecs.BOM_UTF8 + line + b"\n")
+    assert [type(item) for item in read_events(path, max_line_bytes=longest)] == [SimulationEvent]
