@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -468,9 +469,15 @@ class TraceManager:
         if confidence is None:
             confidence = given.get("confidence")
         if confidence is not None:
+            # A number in [0, 1] (docs/tracing-schema.md): "0.8" or True were taken for one,
+            # and 1.5 went into the averages of `autoops metrics`.
+            if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
+                raise TypeError(
+                    f"decision confidence must be a number, got {type(confidence).__name__}"
+                )
             confidence = float(confidence)
-            if not math.isfinite(confidence):
-                raise ValueError(f"decision confidence must be a finite number, got {confidence}")
+            if not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
+                raise ValueError(f"decision confidence must be from 0 to 1, got {confidence}")
         reasoning = reasoning if reasoning is not None else given.get("reasoning")
         tools = list(tools_used if tools_used is not None else given.get("tools_used") or ())
         decision_type = str(given.get("decision_type") or "decision")

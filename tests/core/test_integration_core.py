@@ -736,3 +736,25 @@ def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: 
         "vector": [1, 2],
     }
     assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
+@pytest.mark.parametrize("confidence", ["0.8", True, 1.5, -2, float("nan")])
+def test_a_confidence_that_is_not_a_number_from_0_to_1_is_a_tracing_error(
+    workdir: Path, confidence: Any
+) -> None:
+    """ "0.8" and True were taken for numbers, 1.5 and -2 recorded as decision_confidence
+    (averaged by `autoops metrics`): the schema's confidence is a number in [0, 1]. Anything
+    else is a tracing error, no score; the agent carries on."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-18")
+    with service.trace_operation("optimize", agent_id="pricing_agent"):
+        service.log_agent_decision(
+            "pricing_agent", {"decision_type": "price"}, confidence=confidence
+        )
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    assert [s for s in capture.scores if s.name == "decision_confidence"] == []
+    assert service.get_performance_metrics()["tracing_errors"] == 1
