@@ -273,8 +273,10 @@ class LangfuseIntegrationService:
         traces may be open at once, e.g. events handled concurrently); without it, it nests
         under the current observation and becomes current. ``input_data`` is the former name
         of ``inputs``. Outside any trace, or for a trace that is not open, nothing is traced
-        and ``""`` is returned.
+        and ``""`` is returned (with tracing off, no trace is ever open: no tracing error).
         """
+        if not self.tracing_enabled:
+            return ""
         return self.trace_manager.start_agent_span(
             agent_id,
             operation,
@@ -301,6 +303,8 @@ class LangfuseIntegrationService:
         ``decision_confidence`` score. The span id ``start_agent_span`` returned is accepted
         in place of the agent id (the call style before the seed's).
         """
+        if not self.tracing_enabled:  # no operation is ever open: nothing to say
+            return
         self.trace_manager.log_agent_decision(
             agent_id, decision, confidence=confidence, reasoning=reasoning, tools_used=tools_used
         )
@@ -472,8 +476,10 @@ class LangfuseIntegrationService:
             self.error_handler.handle_tracing_error("track_collaboration", exc)
         finally:
             self._account(started)
-        # Untraced: a handle on which every call does nothing.
-        return CollaborationSpan("", workflow_id, agents, [], [], None)
+        # Untraced: a handle that keeps what is logged in it, and records nothing.
+        untraced = CollaborationSpan("", workflow_id, agents, [], [], None)
+        untraced._owner = self  # type: ignore[misc]
+        return untraced
 
     @_guarded(None)
     def enter_collaboration(self, collaboration: CollaborationSpan) -> None:
@@ -532,8 +538,6 @@ class LangfuseIntegrationService:
         collaboration = kwargs.pop("collaboration", None)
         if collaboration is None and args and isinstance(args[0], CollaborationSpan):
             collaboration, args = args[0], args[1:]
-        if collaboration is not None and not collaboration.span_id:
-            return  # an untraced handle
         names = ("from_agent", "to_agent", "message_type", "content")
         values = dict(zip(names, args, strict=False)) | kwargs
         missing = [name for name in names if name not in values]
@@ -542,6 +546,10 @@ class LangfuseIntegrationService:
                 "log_coordination_message(collaboration, from_agent, to_agent, message_type, "
                 f"content): missing or unknown arguments ({', '.join(missing) or 'extra'})"
             )
+        if collaboration is not None and not collaboration.span_id:
+            # An untraced handle (tracing off): the message is still the application's data.
+            collaboration.coordination_messages.append({name: values[name] for name in names[:3]})
+            return
         self.trace_manager.log_coordination_message(
             values["from_agent"],
             values["to_agent"],

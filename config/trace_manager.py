@@ -723,21 +723,24 @@ class TraceManager:
 
     def enter_collaboration(
         self, collaboration: CollaborationSpan
-    ) -> tuple[Token[Observation | None], Token[CollaborationSpan | None]] | None:
-        """Make the collaboration current (its span, and the one ``log_*`` calls keep on)."""
+    ) -> tuple[Token[Observation | None] | None, Token[CollaborationSpan | None]]:
+        """Make the collaboration current (its span, and the one ``log_*`` calls keep on).
+
+        An untraced one (tracing off, or its span gone) still keeps what is logged in it:
+        its messages, conflicts and resolutions are the application's data.
+        """
         observation = self.observation(collaboration.span_id)
-        if observation is None:
-            return None
-        return self.tracer.set_current(observation), _collaboration.set(collaboration)
+        current = self.tracer.set_current(observation) if observation is not None else None
+        return current, _collaboration.set(collaboration)
 
     def leave_collaboration(
-        self, tokens: tuple[Token[Observation | None], Token[CollaborationSpan | None]] | None
+        self, tokens: tuple[Token[Observation | None] | None, Token[CollaborationSpan | None]]
     ) -> None:
         """Undo ``enter_collaboration``."""
-        if tokens is not None:
+        with suppress(ValueError):  # left in another context than entered
             _collaboration.reset(tokens[1])
-            with suppress(ValueError):  # left in another context than entered
-                self.tracer.reset_current(tokens[0])
+        if tokens[0] is not None:
+            self.tracer.reset_current(tokens[0])
 
     @staticmethod
     def _collaboration_output(collaboration: CollaborationSpan) -> dict[str, Any]:

@@ -472,3 +472,23 @@ def test_developer_guide_orchestrator_plugs_into_replay(workdir: Path, run_autoo
     dropped = run_autoops("--json", "replay", events, "--limit", "5", "--orchestrator", factory)
     assert dropped.exit_code == 0, dropped.stderr
     assert json.loads(dropped.stdout)["events_sampled_out"] == 5
+
+
+@pytest.mark.slow
+def test_developer_guide_snippets_run_with_tracing_off(workdir: Path) -> None:
+    """With LANGFUSE_ENABLED=false the application runs the same code: the collaboration
+    handle kept no messages (the guide's own assert failed), and nothing may raise."""
+    snippets = [b for b in code_blocks("developer-guide.md", "python") if not FILE_MARKER.match(b)]
+    script = workdir / "guide_snippets.py"
+    script.write_text("\n\n".join(snippets), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "LANGFUSE_ENABLED": "false"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "tracing error" not in done.stderr
