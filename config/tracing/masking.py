@@ -23,6 +23,7 @@ names are classified once (cached), and strings that cannot hold a match skip th
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -475,6 +476,11 @@ class DataMasker:
         if not self._enabled or isinstance(value, type):
             return value
         try:
+            # Written as their value and their list (attributes._json_default): masked as such.
+            if isinstance(value, enum.Enum):
+                return self._mask_value(value.value, depth + 1)
+            if callable(getattr(type(value), "tolist", None)):
+                return self._mask_value(value.tolist(), depth + 1)
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
                 return self._mask_value(dataclasses.asdict(value), depth + 1)
             # Looked up on the type: an object that makes up attributes (a test's MagicMock)

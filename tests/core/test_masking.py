@@ -513,3 +513,20 @@ def test_a_secret_key_inside_any_string_is_masked() -> None:
     assert masker(pii=False).mask({"note": "sk-lf-1234567890abcdef"}) == {
         "note": "sk-lf-1234567890abcdef"  # masking switched off: the user's choice
     }
+
+
+def test_enums_and_array_likes_are_masked_as_the_values_they_are_written_as() -> None:
+    """They are recorded as their value and their list; masking passed them by unmasked."""
+    import enum
+
+    class Owner(enum.Enum):
+        ALICE = "alice@example.com"
+
+    class Cards:
+        def tolist(self) -> list[str]:
+            return ["bob@example.com"]
+
+    assert masker().mask({"owner": Owner.ALICE, "cards": Cards()}) == {
+        "owner": "[EMAIL]",
+        "cards": ["[EMAIL]"],
+    }
