@@ -400,20 +400,26 @@ def code_blocks(page: str, language: str) -> list[str]:
     return [textwrap.dedent(match.group(2)) for match in pattern.finditer(text)]
 
 
-@pytest.mark.slow
-def test_developer_guide_snippets_run_and_record_what_it_says(workdir: Path) -> None:
+def run_guide_snippets(workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The developer guide's Python snippets, one script, run in ``workdir`` with ``env``."""
     snippets = [b for b in code_blocks("developer-guide.md", "python") if not FILE_MARKER.match(b)]
     assert len(snippets) >= 5
     script = workdir / "guide_snippets.py"
     script.write_text("\n\n".join(snippets), encoding="utf-8")
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(script)],
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, **env},
     )
+
+
+@pytest.mark.slow
+def test_developer_guide_snippets_run_and_record_what_it_says(workdir: Path) -> None:
+    done = run_guide_snippets(workdir)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "3", "0", "healthy"]  # delivered, traces, errors
     db = client_store(workdir)
@@ -478,17 +484,6 @@ def test_developer_guide_orchestrator_plugs_into_replay(workdir: Path, run_autoo
 def test_developer_guide_snippets_run_with_tracing_off(workdir: Path) -> None:
     """With LANGFUSE_ENABLED=false the application runs the same code: the collaboration
     handle kept no messages (the guide's own assert failed), and nothing may raise."""
-    snippets = [b for b in code_blocks("developer-guide.md", "python") if not FILE_MARKER.match(b)]
-    script = workdir / "guide_snippets.py"
-    script.write_text("\n\n".join(snippets), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "LANGFUSE_ENABLED": "false"},
-    )
+    done = run_guide_snippets(workdir, LANGFUSE_ENABLED="false")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "tracing error" not in done.stderr
