@@ -144,7 +144,7 @@ def render_template() -> str:
 
 def write_template(path: Path, *, force: bool) -> Path:
     """Write the template atomically; refuse to overwrite without ``force`` (exit 6)."""
-    path = path.expanduser().resolve()
+    path = path.expanduser().absolute()  # not resolved: a link (even a looping one) is named
     if path.exists() and not force:
         raise LocalFileError(f"{path} already exists", hint="use --force to overwrite it")
     if not path.parent.is_dir():

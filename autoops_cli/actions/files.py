@@ -3,6 +3,7 @@ that holds something else."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -25,7 +26,10 @@ def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
     ``OSError``.
     """
     if path.is_symlink():
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except RuntimeError as loop:  # Python before 3.13 raises this for a link loop
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from loop
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -175,8 +175,9 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
 
 
 def _nearest_existing(folder: Path) -> Path:
-    """``folder``, or its nearest ancestor that exists."""
-    while not folder.exists() and folder != folder.parent:
+    """``folder``, or its nearest ancestor that exists (a broken or looping link counts: it is
+    in the way of a folder there)."""
+    while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent
     return folder
 

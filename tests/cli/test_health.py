@@ -84,6 +84,17 @@ def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
         read = cli(*command)
         assert read.exit_code == 6, read.both
         assert f"{not_a_folder} is not a directory" in read.stderr
+    # A link in a loop, or to nowhere, is no folder either: the read commands said "no
+    # traces yet", and a replay "[Errno 17] File exists".
+    (workdir / "loop-a").symlink_to(workdir / "loop-b")
+    (workdir / "loop-b").symlink_to(workdir / "loop-a")
+    (workdir / "dangling").symlink_to(workdir / "nowhere" / "home")
+    for link in (workdir / "loop-a", workdir / "dangling"):
+        monkeypatch.setenv("AUTOOPS_HOME", str(link))
+        for command in (("replay", str(EXAMPLE), "--limit", "1"), ("traces", "list", "--local")):
+            result = cli(*command)
+            assert result.exit_code == 6, result.both
+            assert f"{link} is not a directory" in result.stderr
 
 
 def test_refused_connection_is_exit_4(cli: Cli) -> None:

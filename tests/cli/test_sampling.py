@@ -627,3 +627,16 @@ def test_a_linked_project_file_stays_a_link(cli: Cli, workdir: Path) -> None:
     assert cli("sampling", "set", "0.3").exit_code == 0
     assert link.is_symlink()
     assert shared.read_text(encoding="utf-8") == "[langfuse]\nsample_rate = 0.3\n"
+
+
+def test_a_looping_link_is_one_line_exit_6(cli: Cli, workdir: Path) -> None:
+    """autoops.toml as a link in a loop: set and config init --force were internal errors
+    (RuntimeError from resolving the link)."""
+    (workdir / "a").symlink_to(workdir / "b")
+    (workdir / "b").symlink_to(workdir / "a")
+    (workdir / "autoops.toml").symlink_to(workdir / "a")
+    for command in (("sampling", "set", "0.5"), ("config", "init", "--force")):
+        result = cli(*command)
+        assert result.exit_code == 6, result.both
+        assert "Too many levels of symbolic links" in result.stderr
+        assert "internal error" not in result.both
