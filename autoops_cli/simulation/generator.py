@@ -322,7 +322,7 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
     if is_special(target):  # a pipe or a device is written where it is, never replaced
         try:
             with os.fdopen(open_writer(target), "wb") as raw:
-                return _write_lines(raw, events)
+                return _write_file(raw, target.name, events)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise LocalFileError(f"cannot write events to {target}: {reason}") from exc
@@ -331,14 +331,7 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
         # os.open applies the umask, unlike tempfile's private 0600 files.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(descriptor, "wb") as raw:
-            if target.name.endswith(".gz"):
-                # A fixed mtime and name keep the .gz byte-for-byte reproducible.
-                with gzip.GzipFile(
-                    filename=target.name[:-3], mode="wb", fileobj=raw, mtime=0
-                ) as compressed:
-                    count = _write_lines(compressed, events)
-            else:
-                count = _write_lines(raw, events)
+            count = _write_file(raw, target.name, events)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temporary, target)
@@ -350,6 +343,16 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
         temporary.unlink(missing_ok=True)
         raise
     return count
+
+
+def _write_file(raw: IO[bytes], name: str, events: Iterable[dict[str, Any]]) -> int:
+    """The lines into ``raw``, gzip-compressed when ``name`` ends in ``.gz`` (a named pipe
+    too: its reader expects what the name says)."""
+    if not name.endswith(".gz"):
+        return _write_lines(raw, events)
+    # A fixed mtime and name keep the .gz byte-for-byte reproducible.
+    with gzip.GzipFile(filename=name[:-3], mode="wb", fileobj=raw, mtime=0) as compressed:
+        return _write_lines(compressed, events)
 
 
 def _write_stdout(events: Iterable[dict[str, Any]]) -> int:

@@ -413,3 +413,14 @@ def test_outputs_into_a_pipe_are_written_in_place_or_refused_without_a_reader(
     assert written.exit_code == 0, written.both
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert len(received.decode().splitlines()) == 3
+    # A pipe named *.gz gets what its name says (it got plain text).
+    gz_fifo = workdir / "out.jsonl.gz"
+    os.mkfifo(gz_fifo)
+    reader = os.open(gz_fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        written = cli("events", "generate", "-n", "3", "-o", str(gz_fifo))
+        received = os.read(reader, 1 << 16)
+    finally:
+        os.close(reader)
+    assert written.exit_code == 0, written.both
+    assert len(gzip.decompress(received).decode().splitlines()) == 3
