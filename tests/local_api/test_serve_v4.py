@@ -454,6 +454,15 @@ def test_an_id_with_a_slash_is_one_path_segment(served: ServeHandle) -> None:
     assert (session.status_code, session.json()["id"]) == (200, session_id)
     score = call(served, "GET", "/api/public/v2/scores/s%2f1", "/api/public/v2/scores/{scoreId}")
     assert (score.status_code, score.json()["id"]) == (200, score_id)
+    # Other escapes in such a path are decoded as in any other (they were matched encoded),
+    # and an id's own "%" stays its own.
+    escaped = call(served, "GET", "/api/public/trace%73/team%2Fa%3a7",
+                   "/api/public/traces/{traceId}")  # fmt: skip
+    assert (escaped.status_code, escaped.json()["id"]) == (200, trace_id)
+    batch(served, event("trace-create", {"id": "50%/off%2F", "name": "percent"}))
+    percent = call(served, "GET", f"/api/public/traces/{quote('50%/off%2F', safe='')}",
+                   "/api/public/traces/{traceId}")  # fmt: skip
+    assert (percent.status_code, percent.json()["name"]) == (200, "percent")
     deleted = call(served, "DELETE", "/api/public/scores/s%2F1", "/api/public/scores/{scoreId}")
     assert deleted.status_code == 202
     assert call(served, "GET", "/api/public/v2/scores/s%2F1").status_code == 404
@@ -467,7 +476,7 @@ def test_an_id_with_a_slash_is_one_path_segment(served: ServeHandle) -> None:
                    "/api/public/traces/{traceId}")  # fmt: skip
     assert deleted.status_code == 200
     remaining = call(served, "GET", "/api/public/traces").json()["data"]
-    assert [trace["id"] for trace in remaining] == [lookalike]
+    assert sorted(trace["id"] for trace in remaining) == sorted([lookalike, "50%/off%2F"])
     # A route that does not exist is still one, named as the client sent it.
     missing = call(served, "GET", "/api/public/nowhere/a%2Fb")
     assert missing.status_code == 404

@@ -42,6 +42,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import sqlite3
 import threading
 import traceback
@@ -605,17 +606,20 @@ def create_app(settings: ServerSettings, store: LocalStore) -> Starlette:
     )
 
 
-# Set on a request whose path came with %2F: its path was matched still percent-encoded.
+# Set on a request whose path came with %2F: its path was matched with each %2F kept and
+# each "%" of the decoded rest as %25 (``routed_path``), for ``path_id`` to decode.
 ENCODED_PATH = "autoops.encoded_path"
+_ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)
 
 
 class EncodedSlashes:
     """An id with a "/" in it (sent as %2F, as the JS SDK's ``encodeURIComponent`` does)
     stays one path segment. The ASGI server decodes %2F in ``path`` before routing, so
     ``/traces/x%2Fy`` was ``/traces/x/y``: 404 "Route not found" for an id ingestion took.
-    Such a request is routed on its path as sent (``raw_path``), and ``path_id`` decodes
-    the id; an id is never changed otherwise (a marker character standing for the slash
-    made another id holding that character read, and delete, the wrong trace).
+    Such a request is routed on its path as sent (``raw_path``) with every escape but %2F
+    decoded, and ``path_id`` decodes the id; an id is never changed otherwise (a marker
+    character standing for the slash made another id holding that character read, and
+    delete, the wrong trace).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -624,9 +628,17 @@ class EncodedSlashes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") or b""
         if scope["type"] == "http" and b"%2f" in raw.lower():
-            path = raw.split(b"?", 1)[0].decode("ascii", "replace")
+            path = routed_path(raw.split(b"?", 1)[0].decode("ascii", "replace"))
             scope = {**scope, "path": path, ENCODED_PATH: True}
         await self.app(scope, receive, send)
+
+
+def routed_path(raw_path: str) -> str:
+    """``raw_path`` decoded but for its %2F, which stay (and "%" is %25): one segment each
+    (``/traces/a%2Fb%20c`` is routed as ``/traces/a%2Fb c``, ``path_id`` gives "a/b c")."""
+    return "%2F".join(
+        unquote(piece).replace("%", "%25") for piece in _ENCODED_SLASH.split(raw_path)
+    )
 
 
 def path_id(request: Request, name: str) -> str:
