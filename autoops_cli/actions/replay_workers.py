@@ -97,6 +97,7 @@ TRACING_COUNTS = (
 )
 # A worker's exit code passed on as the run's: autoops's own errors (usage to local file).
 AUTOOPS_ERROR_CODES = frozenset(range(int(ExitCode.FAILURE), int(ExitCode.LOCAL_FILE) + 1))
+STOP_SIGNAL_NAMES = frozenset({"SIGINT", "SIGTERM"})  # a worker's stopped_early after a stop
 WORKER_EXIT_WAIT_S = 0.1  # how often the parent looks up from waiting (signals run between)
 PIPE_BYTES = 1 << 20  # a worker's input pipe: about 3,000 events
 # The longest line a worker reads: a file's longest re-written by ``worker_line``, whose
@@ -292,8 +293,11 @@ class WorkerPool:
             self._feeding = True
             try:
                 worker.stdin.write(worker_line(item))
-            except (BrokenPipeError, ValueError):  # the worker ended: see _wait_for_workers
-                summary.events_total -= 1
+            except (BrokenPipeError, ValueError):
+                # The worker ended (see _wait_for_workers): this event was read, and counts as
+                # read but not recorded. A stop sent to that worker alone stops the run.
+                self._feeding = False
+                self._take_over_stop(worker, wait=True)
                 return
             finally:
                 self._feeding = False
@@ -324,10 +328,29 @@ class WorkerPool:
                 thread.join()
         for worker in self._pool:
             code = worker.process.returncode
+            self._take_over_stop(worker)
             if worker.final is None:
                 self._count_unreported(worker)
             if worker.final is None and self.failure is None and not worker.given_up:
                 self.failure = (code if code in AUTOOPS_ERROR_CODES else 1, _death(worker))
+                # The run ended before the file did: --json says why, as for any early end.
+                self.summary.stopped_early = self.summary.stopped_early or self.failure[1]
+
+    def _take_over_stop(self, worker: _Worker, *, wait: bool = False) -> None:
+        """A worker stopped by a signal its parent did not get (``kill`` of the worker's
+        pid, a service manager signalling every process): the run stops as if the parent
+        had been sent it, so it ends with 130 or 143 and says so, never as a clean run with
+        the rest of the file unread. ``wait``: the worker closed its input; its summary
+        follows as it exits."""
+        if wait:
+            while worker.process.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(WORKER_EXIT_WAIT_S)
+            for thread in worker.threads:
+                thread.join()
+        stopped = (worker.final or {}).get("stopped_early")
+        if self.stop_reason is None and stopped in STOP_SIGNAL_NAMES:
+            self.request_stop(str(stopped))
 
     def _count_unreported(self, worker: _Worker) -> None:
         """A worker that died between a commit and its line about it (SIGKILL, the OOM

@@ -648,6 +648,47 @@ def test_a_worker_that_dies_fails_the_run_with_the_others_summary(
     assert said in done.stderr
     summary = json.loads(done.stdout)
     assert 0 < summary["events_processed"] < 200
+    # It says why the run ended early, and the event read when the worker was found dead
+    # counts (it was in no count: 200 lines added up to 199).
+    assert said in summary["stopped_early"]
+    assert summary["events_total"] == summary["lines_read"]
+    assert summary["lines_read"] + summary["lines_not_read"] == 200
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_sent_to_one_worker_stops_the_run(
+    tmp_path: Path, signal_name: str, code: int
+) -> None:
+    """SIGTERM or SIGINT to a worker alone (``kill`` of its pid, a service manager that
+    signals every process): the worker stopped and exited 0 as it does for its parent's stop,
+    and the parent, fed no further, passed the rest of the file off as a clean run (exit 0,
+    no stop line, ``stopped_early`` null). The run stops as if the parent had been sent it."""
+    events = events_file(tmp_path, 300, seed=14)
+    doomed = json.loads(events.read_text(encoding="utf-8").splitlines()[100])["product_id"]
+    (tmp_path / "stopping.py").write_text(
+        "import os, signal\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "class Stopping(RetailOrchestrator):\n"
+        "    sent = False\n\n"
+        "    def handle(self, event):\n"
+        f"        if event.product_id == {doomed!r} and not Stopping.sent:\n"
+        "            Stopping.sent = True\n"
+        f"            os.kill(os.getpid(), signal.{signal_name})\n"
+        "        return super().handle(event)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "stopping:Stopping"],
+        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
+        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert f"stopped by {signal_name} at line" in done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["stopped_early"] == signal_name
+    stored = ids(tmp_path / "home" / "traces.db")
+    assert len(stored["traces"]) == summary["traces_recorded"] == summary["events_processed"]
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
