@@ -61,6 +61,9 @@ class _NoopObservation:
     def end(self, **_: Any) -> None:
         """Ignored."""
 
+    def update_trace_metadata(self, metadata: Any) -> None:
+        """Ignored."""
+
     def event(self, name: str, **_: Any) -> _NoopObservation:
         """Ignored."""
         return self
@@ -70,6 +73,54 @@ class _NoopObservation:
 
 
 NOOP = _NoopObservation()
+
+
+class GuardedObservation:
+    """The observation ``trace_operation`` yields to the application: its methods never
+    raise into the traced code. A bad argument (a number as ``status_message``, a list as
+    ``metadata``) is a tracing error, counted and logged, and the call is skipped, as every
+    call is ignored with tracing off. Everything else is the observation's own."""
+
+    __slots__ = ("_observation", "_service")
+
+    def __init__(
+        self, service: LangfuseIntegrationService, observation: Observation | _NoopObservation
+    ) -> None:
+        self._service = service
+        self._observation = observation
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._observation, name)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._observation, method)(*args, **kwargs)
+        except Exception as exc:
+            self._service.error_handler.handle_tracing_error(method, exc)
+            return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``Observation.update``: input, output, metadata, level, status message."""
+        self._call("update", *args, **kwargs)
+
+    def end(self, *args: Any, **kwargs: Any) -> None:
+        """``Observation.end``."""
+        self._call("end", *args, **kwargs)
+
+    def score(self, *args: Any, **kwargs: Any) -> None:
+        """``Observation.score``: a score on this observation and its trace."""
+        self._call("score", *args, **kwargs)
+
+    def update_trace_metadata(self, *args: Any, **kwargs: Any) -> None:
+        """``Observation.update_trace_metadata``: keys added to the trace's metadata."""
+        self._call("update_trace_metadata", *args, **kwargs)
+
+    def event(self, *args: Any, **kwargs: Any) -> GuardedObservation:
+        """``Observation.event``: a zero-duration event under this one."""
+        child = self._call("event", *args, **kwargs)
+        return GuardedObservation(self._service, NOOP if child is None else child)
+
+
 NO_SPAN: AgentSpan | None = None  # what a failed ``end_agent_span`` returns
 
 
@@ -359,8 +410,9 @@ class LangfuseIntegrationService:
         as_type: str = "span",
         input: Any = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> Iterator[Observation | _NoopObservation]:
-        """An operation around a block, current inside it; yields its observation.
+    ) -> Iterator[GuardedObservation]:
+        """An operation around a block, current inside it; yields its observation (whose
+        methods never raise into the block: ``GuardedObservation``).
 
         With ``agent_id`` it is that agent's operation (``<agent_id>.<name>``, an ``agent``
         observation, on which ``log_agent_decision(agent_id, ...)`` lands). Inside a trace it
@@ -404,7 +456,7 @@ class LangfuseIntegrationService:
         self._account(started)
         error: BaseException | None = None
         try:
-            yield observation
+            yield GuardedObservation(self, observation)
         except BaseException as exc:
             error = exc
             raise
@@ -425,7 +477,9 @@ class LangfuseIntegrationService:
                 self._end_safely(observation)
 
     @_guarded(None)
-    def _end_safely(self, observation: Observation | _NoopObservation, /, **kwargs: Any) -> None:
+    def _end_safely(
+        self, observation: Observation | _NoopObservation | GuardedObservation, /, **kwargs: Any
+    ) -> None:
         observation.end(**kwargs)
 
     def _start_child(
@@ -891,7 +945,7 @@ class _Operation:
     metadata: dict[str, Any] | None
 
     @contextmanager
-    def around(self) -> Iterator[Observation | _NoopObservation]:
+    def around(self) -> Iterator[GuardedObservation]:
         """The observation, current inside the block (a call's)."""
         with self.service.trace_operation(
             self.name, as_type=self.as_type, input=self.input, metadata=self.metadata

@@ -40,6 +40,15 @@ from config.tracing.span_records import (
 logger = logging.getLogger("autoops.tracing")
 
 _UNSET: Any = object()
+SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN"})
+
+
+def _text(value: Any) -> str:
+    """A name or message as the text it is written as (an enum, a number: its ``str()``, as
+    in an f-string): the store binds text only, and one such value stopped its writes."""
+    return value if type(value) is str else str(value)
+
+
 SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
 _current: ContextVar[Observation | None] = ContextVar("autoops_observation", default=None)
 
@@ -108,7 +117,7 @@ class Observation:
         attributes: dict[str, Any],
     ) -> None:
         self.trace = trace
-        self.name = name
+        self.name = _text(name)
         self.as_type = as_type
         self.parent_id = parent_id
         self.span_id = trace.new_span_id()
@@ -156,10 +165,10 @@ class Observation:
                 la.metadata_attributes(mask(dict(metadata)), la.OBSERVATION_METADATA_PREFIX)
             )
         if level is not None:
-            self.level = level
+            self.level = _text(level)
         if status_message is not None:
             # Mostly an exception's text, which may quote the keys it was given.
-            self.status_message = redact_secrets(mask(status_message))
+            self.status_message = redact_secrets(_text(mask(_text(status_message))))
 
     def update_trace_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Add keys to the metadata of the trace (carried by this observation, the root)."""
@@ -293,7 +302,7 @@ class Tracer:
             return Observation(
                 TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
             )
-        propagated: dict[str, Any] = {la.TRACE_NAME: name, la.ENVIRONMENT: self.environment}
+        propagated: dict[str, Any] = {la.TRACE_NAME: _text(name), la.ENVIRONMENT: self.environment}
         if session_id:
             propagated[la.TRACE_SESSION_ID] = session_id
         if user_id:
@@ -458,6 +467,22 @@ class Tracer:
         metadata: Mapping[str, Any] | None,
         data_type: str,
     ) -> None:
+        # What the store and Langfuse take (a list as the value stopped the store's writes).
+        if type(name) is not str:
+            raise TypeError(f"a score's name is a string, got {type(name).__name__}")
+        if isinstance(value, bool):  # a BOOLEAN score's value is 1 or 0 in Langfuse
+            value = float(value)
+        if not isinstance(value, int | float | str):
+            raise TypeError(
+                f"score {name!r}: its value is a number or a string, got {type(value).__name__}"
+            )
+        if data_type not in SCORE_DATA_TYPES:
+            raise ValueError(
+                f"score {name!r}: data type {data_type!r} is not one of NUMERIC, "
+                "CATEGORICAL, BOOLEAN"
+            )
+        if comment and type(comment) is not str:  # a dict or list: written as its JSON
+            comment = la.to_json(comment)
         score = ScoreRecord(
             # Stable per observation and name: a score re-sent is stored once.
             id=trace_id_for(observation.trace.trace_id, observation.span_id, name),

@@ -236,6 +236,48 @@ def test_trace_operation_opens_its_own_trace_and_records_an_error(workdir: Path)
     assert trace_names[trace_info.trace_id] == "price_optimization"
 
 
+def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
+    """A decision's reasoning as a list (its score's comment), an enum as an operation's
+    name: SQLite could not bind them, and the store took nothing more of the process, the
+    traces before them in the same batch included. And the observation trace_operation
+    yields raised into the block on a bad argument (a number as status_message), where
+    with tracing off the same code ran."""
+    import enum
+
+    class Operation(enum.Enum):
+        PRICE = "price_optimization"
+
+    service = local_service(workdir)
+    before = service.create_simulation_trace({**EVENT, "event_id": "before"})
+    service.finalize_trace(before)
+    odd = service.create_simulation_trace({**EVENT, "event_id": "odd"})
+    span = service.start_agent_span("inventory_agent", "assess", parent_trace_id=odd)
+    service.log_agent_decision(
+        "inventory_agent", {"confidence": 0.8, "reasoning": ["forecast 150", "stock 50"]}
+    )
+    service.end_agent_span(span)
+    service.finalize_trace(odd)
+    with service.trace_operation(Operation.PRICE, agent_id="pricing_agent") as trace_info:
+        trace_info.update(output={"price": 26.99}, level="WARNING", status_message=404)
+        trace_info.update(metadata=[1, 2])  # not a mapping: a tracing error, not raised
+        trace_info.score(None, 1)  # no name: the same
+        trace_info.event("checked", status_message={"code": 7}).score("found", True)
+    after = service.create_simulation_trace({**EVENT, "event_id": "after"})
+    service.finalize_trace(after)
+    assert service.flush()
+    traces = {r["id"]: r["name"] for r in rows(workdir, "SELECT id, name FROM traces")}
+    assert set(traces) == {before, odd, after, trace_info.trace_id}
+    assert traces[trace_info.trace_id] == str(Operation.PRICE)
+    (decision,) = rows(workdir, "SELECT comment FROM scores WHERE name = 'decision_confidence'")
+    assert json.loads(decision["comment"]) == ["forecast 150", "stock 50"]
+    (root,) = rows(workdir, f"SELECT * FROM observations WHERE id = '{trace_info.span_id}'")
+    assert (root["level"], root["status_message"]) == ("WARNING", "404")
+    (found,) = rows(workdir, "SELECT value FROM scores WHERE name = 'found'")
+    assert found["value"] == 1.0
+    metrics = service.get_performance_metrics()
+    assert (metrics["tracing_errors"], metrics["spans_failed"]) == (2, 0)
+
+
 def test_a_collaboration_is_plain_data_and_its_end_outcome_is_recorded(workdir: Path) -> None:
     """``asdict`` of the handle raised (it held the service and its SQLite connection); the
     outcome given to ``end()`` was kept on the handle only; the guide's keyword order given
