@@ -11,8 +11,10 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from autoops_cli.output_files import is_special
 from config.errors import UsageError
 
+NOT_A_REGULAR_FILE = "not a regular file (a device, a pipe or a folder), so it is not replaced"
 HEAD_BYTES = 4096  # enough of a file's start to tell what wrote it
 
 
@@ -22,14 +24,17 @@ def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
     A reader sees the old file or the new one, never a part of it; a failure (a full disk)
     leaves no temporary file behind. ``mode`` is the new file's permission bits; without it
     the file is private to its owner (``tempfile``'s 0600). A symbolic link is followed: its
-    target is replaced and the link stays (a linked autoops.toml became a copy). Raises
-    ``OSError``.
+    target is replaced and the link stays (a linked autoops.toml became a copy). Anything
+    but a regular file there (a device, a pipe, a folder) is refused, never replaced: as
+    root, ``--path /dev/null --force`` replaced the system's /dev/null. Raises ``OSError``.
     """
     if path.is_symlink():
         try:
             path = path.resolve()
         except RuntimeError as loop:  # Python before 3.13 raises this for a link loop
             raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from loop
+    if is_special(path):
+        raise OSError(errno.EINVAL, NOT_A_REGULAR_FILE, str(path))
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

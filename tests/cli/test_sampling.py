@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import stat
 import tomllib
 from pathlib import Path
@@ -640,3 +641,19 @@ def test_a_looping_link_is_one_line_exit_6(cli: Cli, workdir: Path) -> None:
         assert result.exit_code == 6, result.both
         assert "Too many levels of symbolic links" in result.stderr
         assert "internal error" not in result.both
+
+
+def test_a_pipe_or_device_is_never_replaced_by_a_configuration(cli: Cli, workdir: Path) -> None:
+    """config init --force renamed its file over a pipe or a device (as root, --path
+    /dev/null replaced the system's); sampling set did the same through a linked
+    autoops.toml, and hung reading a pipe. Both are refused (exit 6), the pipe kept."""
+    fifo = workdir / "settings.fifo"
+    os.mkfifo(fifo)
+    written = cli("config", "init", "--path", str(fifo), "--force")
+    assert written.exit_code == 6, written.both
+    assert "not a regular file" in written.stderr
+    (workdir / "autoops.toml").symlink_to(fifo)
+    edited = cli("sampling", "set", "0.4")
+    assert edited.exit_code == 6, edited.both
+    assert "not a regular file" in edited.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoops_cli.actions.files import replace_file
+from autoops_cli.actions.files import NOT_A_REGULAR_FILE, replace_file
+from autoops_cli.output_files import is_special
 from autoops_cli.simulation.catalog import sampling_rule_names
 from config.errors import ConfigurationError, LocalFileError, UsageError
 from config.settings_layers import TOML_TOO_DEEP
@@ -150,6 +151,8 @@ def _read(path: Path) -> tuple[TOMLDocument, bool]:
 
     if not path.exists():
         return tomlkit.document(), False
+    if is_special(path):  # a pipe would hang the read; a device is no configuration
+        raise LocalFileError(f"cannot edit config file {path}: {NOT_A_REGULAR_FILE}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
