@@ -26,6 +26,7 @@ from config.http_answers import (
     request_bounded,
     server_message,
 )
+from config.redaction import redact_secrets
 from config.settings import is_loopback_host
 
 if TYPE_CHECKING:
@@ -486,7 +487,7 @@ def junit_xml(report: HealthReport, *, strict: bool) -> str:
     )
     for check in report.checks:
         case = ET.SubElement(suite, "testcase", classname="autoops.health", name=check.name)
-        message = xml_text(check.message)
+        message = xml_text(redact_secrets(check.message))  # a server may echo the keys
         if check in failures:
             ET.SubElement(case, "failure", message=message, type=check.status).text = message
         ET.SubElement(case, "system-out").text = f"{check.status}: {message}"

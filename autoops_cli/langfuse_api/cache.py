@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import LocalFileError
+from config.redaction import redact_secrets
 
 logger = logging.getLogger("autoops.cache")
 
@@ -69,7 +70,9 @@ class ApiCache:
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO api_cache (key, stored_us, body) VALUES (?, ?, ?)",
-                (key, now_us, json.dumps(value, separators=(",", ":"))),
+                # The server's rows may echo the keys (a name holding the Authorization
+                # header): never on disk. The masks hold no quote, so the JSON stays whole.
+                (key, now_us, redact_secrets(json.dumps(value, separators=(",", ":")))),
             )
             # Nothing is read back after a day: keep the table small.
             self._db.execute("DELETE FROM api_cache WHERE stored_us < ?", (now_us - DAY_US,))
