@@ -259,13 +259,21 @@ class Output:
 
 
 # C0 and C1 control characters and DEL: an ESC from a server's answer would drive the
-# terminal (colours, its title, clearing the screen, OSC 8 links).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# terminal (colours, its title, clearing the screen, OSC 8 links). And lone surrogates (a
+# JSON answer's "\ud800"): no terminal can be written one (UnicodeEncodeError, an internal
+# error).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _shown(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def visible(text: str) -> str:
-    """``text`` with its control characters shown as ``\\x1b`` escapes."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    """``text`` with its control characters (and lone surrogates) shown as ``\\x1b`` and
+    ``\\ud800`` escapes."""
+    return _CONTROL.sub(_shown, text)
 
 
 def escape(text: str) -> str:

@@ -295,3 +295,129 @@ def test_a_tree_with_an_output_nested_too_deep_is_shown(
     result = cli("--json", "traces", "show", TRACE_ID, env=peer.env(workdir))
     assert result.exit_code == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- what a server's strings and numbers may hold ------------------------------------------------
+
+
+def echoed_credentials(env: dict[str, str]) -> str:
+    """The Basic credentials the CLI sends with ``env``'s keys, as a server may echo them."""
+    import base64
+
+    pair = f"{env['LANGFUSE_PUBLIC_KEY']}:{env['LANGFUSE_SECRET_KEY']}".encode()
+    return base64.b64encode(pair).decode()
+
+
+def test_echoed_credentials_reach_no_file(cli: Cli, workdir: Path, peer: Peer) -> None:
+    """A server that puts the Authorization header it got into a project's name, or into
+    the metrics' operation names: the terminal showed ``Basic ****``, but the JUnit report
+    and the metrics cache in the store held the credentials in clear."""
+    import sqlite3
+
+    env = peer.env(workdir)
+    echoed = f"Authorization: Basic {echoed_credentials(env)}"
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.routes["/api/public/projects"] = lambda query: json_reply(
+        {"data": [{"id": "p", "name": echoed}]}
+    )
+    peer.fallback = lambda query: json_reply(
+        {"data": [{"name": f"inventory_agent.{echoed}", "type": "AGENT", "level": "DEFAULT",
+                   "count_count": 1, "avg_latency": 5}], "meta": {}}
+    )  # fmt: skip
+    report = workdir / "health.xml"
+    checked = cli("health-check", "--junit", str(report), env=env)
+    assert "Basic ****" in report.read_text(encoding="utf-8"), checked.both
+    measured = cli("metrics", "--refresh", env=env)
+    assert measured.exit_code == 0, measured.both
+    with sqlite3.connect(Path(env["AUTOOPS_HOME"]) / "traces.db") as db:
+        cached = " ".join(body for (body,) in db.execute("SELECT body FROM api_cache"))
+    assert "Basic ****" in cached
+    for written in (report.read_text(encoding="utf-8"), cached, checked.both, measured.both):
+        assert echoed_credentials(env) not in written
+        assert env["LANGFUSE_SECRET_KEY"] not in written
+
+
+def test_odd_strings_and_numbers_from_the_server_are_shown(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    """A lone surrogate (JSON's "\\ud800") in a name was an internal error on the terminal,
+    where --json passed; latencies of 1e308 and -1e308 made the sparkline an internal error
+    too (their difference overflows); a row named ".decide" was an agent without a name."""
+    now = time.time()
+    buckets = [time.strftime("%Y-%m-%dT%H:00:00.000Z", time.gmtime(now - hours * 3600))
+               for hours in (1, 2)]  # fmt: skip
+    rows = [
+        {"name": "agent\ud800.op", "type": "AGENT", "level": "DEFAULT", "count_count": 3,
+         "avg_latency": 5},
+        {"name": ".decide", "type": "AGENT", "level": "DEFAULT", "count_count": 3,
+         "avg_latency": 5},
+        *({"time_dimension": bucket, "level": "DEFAULT", "count_count": 1,
+           "avg_latency": latency} for bucket, latency in zip(buckets, (1e308, -1e308), strict=True)),
+    ]  # fmt: skip
+    peer.fallback = lambda query: json_reply({"data": rows, "meta": {}})
+    env = peer.env(workdir)
+    result = cli("metrics", "--since", "3h", "--by", "hour", "--refresh", env=env)
+    assert result.exit_code == 0, result.both
+    assert "agent\\ud800" in result.stdout
+    document = cli("--json", "metrics", "--refresh", env=env)
+    assert "" not in json.loads(document.stdout)["agents"]
+
+
+def test_times_with_an_offset_are_shown_in_utc(cli: Cli, workdir: Path, peer: Peer) -> None:
+    """A start time with an offset was shown as written under "time (UTC)"."""
+    roots = [
+        {"id": "o1", "traceId": "1" * 32, "startTime": "2026-11-20T07:30:00.000+05:30"},
+        {"id": "o2", "traceId": "2" * 32, "startTime": "2026-11-20T01:00:00.000-03:00"},
+    ]
+    peer.routes["/api/public/v2/observations"] = lambda query: json_reply(
+        {"data": roots, "meta": {}}
+    )
+    result = cli("traces", "list", env=peer.env(workdir))
+    assert result.exit_code == 0, result.both
+    assert "11-20 02:00:00" in result.stdout and "11-20 04:00:00" in result.stdout
+
+
+def test_the_shortest_telling_prefix_of_long_and_alike_ids() -> None:
+    """Found from sorted neighbours (trying every length was quadratic in the ids' length:
+    half a minute for two ids of 300,000 characters from a server, past --timeout); the
+    same answers as trying every length."""
+    import random
+
+    from autoops_cli.actions.traces.view import short_ids
+
+    def every_length(ids: list[str]) -> int:
+        distinct = set(ids)
+        for length in range(8, max((len(i) for i in distinct), default=0) + 1):
+            if len({i[:length] for i in distinct}) == len(distinct):
+                return length
+        return max((len(i) for i in distinct), default=8)
+
+    pick = random.Random(7)
+    for _ in range(2000):
+        ids = ["".join(pick.choice("ab") for _ in range(pick.randint(0, 14)))
+               for _ in range(pick.randint(0, 6))]  # fmt: skip
+        assert short_ids(ids) == every_length(ids), ids
+    alike = "a" * 300_000
+    assert short_ids([alike + "1", alike + "2"]) == 300_001
+
+
+def test_empty_score_pages_under_new_cursors_end_the_listing(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    """v3 scores answered empty pages, each with a new cursor: traces show read them until
+    --timeout and blamed the network (exit 4). An empty page is the last."""
+    fresh = iter(range(10**9))
+    peer.routes["/api/public/v3/scores"] = lambda query: json_reply(
+        {"data": [], "meta": {"cursor": f"c{next(fresh)}"}}
+    )
+    peer.routes["/api/public/v2/observations"] = lambda query: json_reply(
+        {"data": [{"id": "o1", "traceId": TRACE_ID, "name": "orchestrator.process_event",
+                   "type": "CHAIN", "startTime": "2026-11-20T08:00:00Z"}], "meta": {}}
+    )  # fmt: skip
+    peer.routes[f"/api/public/traces/{TRACE_ID}"] = lambda query: json_reply(
+        {"id": TRACE_ID, "name": "simulation.demand_spike", "timestamp": "2026-11-20T08:00:00Z",
+         "observations": []}
+    )  # fmt: skip
+    result = cli("traces", "show", TRACE_ID, "--timeout", "20", env=peer.env(workdir))
+    assert result.exit_code == 0, result.both
+    assert peer.requests < 10

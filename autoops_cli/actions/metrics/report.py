@@ -197,7 +197,7 @@ def _agents(groups: list[_Group], scores: list[dict[str, Any]]) -> dict[str, Age
         score_rows[key].append((number(row.get("avg_value")), count(row.get("count_count"))))
     score_counts = {key: sum(n for _, n in rows) for key, rows in score_rows.items()}
     reports: dict[str, AgentReport] = {}
-    for agent in sorted(set(operations) | {a for a, _ in score_counts} - {""}):
+    for agent in sorted((set(operations) | {a for a, _ in score_counts}) - {""}):
         ops = operations.get(agent, [])
         total = sum(g.count for g in ops)
         errors = sum(g.count for g in ops if g.level == "ERROR")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,14 +14,23 @@ SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[float]) -> str:
-    """One character per value, scaled from the smallest to the largest."""
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    if high == low:
-        return SPARKS[0 if high == 0 else 3] * len(values)
-    scale = (len(SPARKS) - 1) / (high - low)
-    return "".join(SPARKS[round((v - low) * scale)] for v in values)
+    """One character per value, scaled from the smallest to the largest; ``?`` for a value
+    that is not a finite number (a server's odd answer)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "?" * len(values)
+    low, high = min(finite), max(finite)
+    # Halved: high - low overflows to infinity for 1e308 and -1e308 (NaN, an internal error).
+    span = high / 2 - low / 2
+
+    def spark(value: float) -> str:
+        if not math.isfinite(value):
+            return "?"
+        if span == 0:
+            return SPARKS[0 if high == 0 else 3]
+        return SPARKS[round((value / 2 - low / 2) / span * (len(SPARKS) - 1))]
+
+    return "".join(spark(value) for value in values)
 
 
 def _ms(value: float) -> str:

@@ -528,5 +528,5 @@ def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
             subject = score.get("subject")
             if isinstance(subject, dict) and subject.get("kind") == "observation":
                 found.setdefault(str(subject.get("id")), score.get("value"))
-        if not cursor:
+        if not cursor or not scores:  # an empty page is the last, whatever its cursor says
             return found

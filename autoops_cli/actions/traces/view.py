@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -13,12 +14,44 @@ MIN_ID_PREFIX = 8
 
 
 def short_ids(ids: list[str]) -> int:
-    """The shortest prefix length (at least 8) that tells the ids apart."""
-    distinct = set(ids)
-    for length in range(MIN_ID_PREFIX, max((len(i) for i in distinct), default=0) + 1):
-        if len({i[:length] for i in distinct}) == len(distinct):
-            return length
-    return max((len(i) for i in distinct), default=MIN_ID_PREFIX)
+    """The shortest prefix length (at least 8) that tells the ids apart.
+
+    Sorted, an id shares its longest prefix with a neighbour: one past the longest shared
+    prefix of neighbours tells all apart (trying each length grew with the square of the
+    ids' length: a server's ids of 300,000 characters took half a minute).
+    """
+    distinct = sorted(set(ids))
+    needed = MIN_ID_PREFIX
+    for first, second in itertools.pairwise(distinct):
+        needed = max(needed, _shared_prefix(first, second) + 1)
+    return min(needed, max((len(i) for i in distinct), default=MIN_ID_PREFIX))
+
+
+def _utc_cell(stamp: str) -> str:
+    """MM-DD HH:MM:SS in UTC (the year and ms are noise here): a time with another offset
+    (``07:30:00+05:30``) was shown as it was written, under "time (UTC)". What does not
+    parse is shown as it came."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp[5:19].replace("T", " ")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%m-%d %H:%M:%S")
+
+
+def _shared_prefix(first: str, second: str) -> int:
+    """The length of the prefix two strings share (a binary search on slices: C speed)."""
+    low, high = 0, min(len(first), len(second))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if first[:middle] == second[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Table:
@@ -50,8 +83,7 @@ def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Tab
         cells.append(
             [
                 escape(trace_id[:length] or "-"),
-                # MM-DD HH:MM:SS: the year and ms are noise here
-                escape(stamp[5:19].replace("T", " ")),
+                escape(_utc_cell(stamp)),
                 escape(str(row["event_type"] or "-")),
                 escape(str(row["product_id"] or "-")),
                 escape(str(row["severity"] or "-")),
