@@ -216,7 +216,14 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return db
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            # Held by another process (an exclusive lock): read as immutable, the file would
+            # be read without its WAL's latest changes, stale counts passed off as current.
+            raise LocalFileError(
+                f"cannot read the store {path}: {exc} (another process holds it); "
+                "run again once it is done"
+            ) from None
         # A WAL file whose -shm cannot be created (a read-only folder): read it as it is.
         db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()

@@ -180,3 +180,39 @@ def test_a_store_on_a_read_only_file_system_is_read_and_a_write_refused(
     with pytest.raises(LocalFileError) as info:
         LocalStore(path)
     assert str(path) in info.value.message and int(info.value.exit_code) == 6
+
+
+def test_a_store_another_process_holds_locked_is_an_error_not_stale_counts(
+    tmp_path: Path,
+) -> None:
+    """A process holding the store in an exclusive lock, with changes in its WAL: the
+    reader fell back to reading the file as immutable, which leaves the WAL out, and
+    answered the old counts (``buffer status`` exit 0 with batches already gone)."""
+    import sys
+
+    path = tmp_path / "traces.db"
+    store = LocalStore(path)
+    store.write([span()])
+    store.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys\n"
+         f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+         "db.execute('PRAGMA wal_autocheckpoint=0')\n"
+         "db.execute('PRAGMA locking_mode=exclusive')\n"
+         "db.execute('DELETE FROM observations')\n"
+         "print('held', flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(LocalFileError) as info:
+            LocalStore.existing(path)
+        assert "locked" in info.value.message and int(info.value.exit_code) == 6
+    finally:
+        holder.communicate("")
+    reader = LocalStore.existing(path)
+    assert reader is not None
+    assert reader.counts()["observations"] == 0  # what the holder left, not the old count
+    reader.close()
