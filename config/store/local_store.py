@@ -294,6 +294,13 @@ def open_store_file(
     bounds the page cache of a connection that writes (its memory).
     """
     if read_only and not path.is_file():
+        # Nothing there is "no store yet"; anything else in the way (a folder named like the
+        # file, AUTOOPS_HOME naming a file) is an error: "no traces" or "0 batches" hid it.
+        if os.path.lexists(path):
+            raise LocalFileError(f"cannot open {what} {path}: it is not a file")
+        folder = _nearest_existing(path.parent)
+        if not folder.is_dir():
+            raise LocalFileError(f"cannot open {what} {path}: {folder} is not a directory")
         raise FileNotFoundError(path)
     try:
         if read_only:
@@ -419,11 +426,6 @@ class LocalStore:
         try:
             return cls(path, read_only=True)
         except FileNotFoundError:
-            folder = _nearest_existing(path.parent)
-            if not folder.is_dir():
-                raise LocalFileError(
-                    f"cannot read the store {path}: {folder} is not a directory"
-                ) from None
             return None
 
     def write(self, spans: Iterable[SpanRecord], scores: Iterable[ScoreRecord] = ()) -> None:

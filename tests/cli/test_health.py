@@ -80,7 +80,7 @@ def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
     assert f"{not_a_folder} is not a directory" in replayed.stderr
     assert "Errno" not in replayed.stderr
     # The read commands said "no traces yet" (exit 0): there can be none.
-    for command in (("traces", "list", "--local"), ("metrics", "--local")):
+    for command in (("traces", "list", "--local"), ("metrics", "--local"), ("buffer", "status")):
         read = cli(*command)
         assert read.exit_code == 6, read.both
         assert f"{not_a_folder} is not a directory" in read.stderr
@@ -89,6 +89,14 @@ def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
     (workdir / "loop-a").symlink_to(workdir / "loop-b")
     (workdir / "loop-b").symlink_to(workdir / "loop-a")
     (workdir / "dangling").symlink_to(workdir / "nowhere" / "home")
+    # A folder where the store's file should be: "0 batches" (buffer) or "no traces yet".
+    folder_home = workdir / "folder-home"
+    (folder_home / "traces.db").mkdir(parents=True)
+    monkeypatch.setenv("AUTOOPS_HOME", str(folder_home))
+    for command in (("buffer", "status"), ("traces", "list", "--local")):
+        result = cli(*command)
+        assert result.exit_code == 6, result.both
+        assert f"{folder_home / 'traces.db'}: it is not a file" in result.stderr
     for link in (workdir / "loop-a", workdir / "dangling"):
         monkeypatch.setenv("AUTOOPS_HOME", str(link))
         for command in (("replay", str(EXAMPLE), "--limit", "1"), ("traces", "list", "--local")):
