@@ -148,10 +148,16 @@ def default_store_path(environ: Mapping[str, str] | None = None, cwd: Path | Non
     if home:
         return Path(home).expanduser() / STORE_FILE_NAME
     here = cwd or Path.cwd()
-    for directory in (here, *here.parents):
+    return (project_directory(here) or here) / STORE_DIR_NAME / STORE_FILE_NAME
+
+
+def project_directory(cwd: Path) -> Path | None:
+    """The project's folder: the nearest, from ``cwd`` up, holding ``autoops.toml`` or an
+    existing ``.autoops/``; None outside any project."""
+    for directory in (cwd, *cwd.parents):
         if (directory / STORE_DIR_NAME).is_dir() or (directory / PROJECT_FILE_NAME).is_file():
-            return directory / STORE_DIR_NAME / STORE_FILE_NAME
-    return here / STORE_DIR_NAME / STORE_FILE_NAME
+            return directory
+    return None
 
 
 def _score_row(score: ScoreRecord) -> tuple[Any, ...]:

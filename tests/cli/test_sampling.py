@@ -657,3 +657,23 @@ def test_a_pipe_or_device_is_never_replaced_by_a_configuration(cli: Cli, workdir
     assert edited.exit_code == 6, edited.both
     assert "not a regular file" in edited.stderr
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_set_in_a_subfolder_writes_the_projects_file_and_keeps_its_store(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project with its .autoops/ store and no autoops.toml: set run in a subfolder
+    created sub/autoops.toml, which made sub the project, and its store sub/.autoops (the
+    outbox's waiting batches then read as none). The file goes to the project's folder."""
+    monkeypatch.delenv("AUTOOPS_HOME")
+    (workdir / ".autoops").mkdir()
+    sub = workdir / "sub"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    done = cli("--json", "sampling", "set", "0.5")
+    assert done.exit_code == 0, done.both
+    assert json.loads(done.stdout)["file"] == str(workdir / "autoops.toml")
+    assert not (sub / "autoops.toml").exists()
+    from config.store.local_store import default_store_path
+
+    assert default_store_path() == workdir / ".autoops" / "traces.db"

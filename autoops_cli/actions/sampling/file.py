@@ -102,15 +102,24 @@ def sampling_key(
 
 
 def target_file(*, user: bool, project: bool, config_file: Path | None) -> tuple[str, Path]:
-    """The scope and file to edit: the project file (found, or ./autoops.toml) or the user file."""
+    """The scope and file to edit: the project file or the user file.
+
+    Without a project file, a new one goes in the project's folder (the nearest with
+    ``.autoops/``, where the store is), else in the working directory: created in a
+    subfolder, it moved the project there, and with it the store (an outbox of waiting
+    batches then read as empty).
+    """
     from config.settings_layers import PROJECT_FILE_NAME, find_project_file, user_config_path
+    from config.store.local_store import project_directory
 
     if user and project:
         raise UsageError("give --user or --project, not both")
     if user:
         return "user", user_config_path(os.environ)
     found = find_project_file(Path.cwd(), os.environ, config_file)
-    return "project", found if found is not None else Path.cwd() / PROJECT_FILE_NAME
+    if found is not None:
+        return "project", found
+    return "project", (project_directory(Path.cwd()) or Path.cwd()) / PROJECT_FILE_NAME
 
 
 def set_rate(key: SamplingKey, rate: float, *, scope: str, path: Path) -> SamplingChange:
