@@ -23,13 +23,24 @@ def completion_script(shell: str) -> str:
 
 
 def write_completion_scripts(directory: Path) -> list[Path]:
-    """Write ``autoops.<shell>`` for every shell into ``directory``."""
+    """Write ``autoops.<shell>`` for every shell into ``directory``, each replaced atomically;
+    a file of that name that is not a completion script of ours (a user's own script, a link
+    to another file) is refused before anything is written (exit 2)."""
+    from autoops_cli.actions.files import refuse_foreign_file, replace_file
+
+    paths = {shell: directory / f"{PROG_NAME}.{shell}" for shell in SHELLS}
+    for path in paths.values():
+        refuse_foreign_file(
+            path,
+            "--output-dir",
+            ours=lambda head: COMPLETE_VAR.encode() in head,
+            what="an autoops completion script",
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for shell in SHELLS:
-            path = directory / f"{PROG_NAME}.{shell}"
-            path.write_text(completion_script(shell), encoding="utf-8")
+        for shell, path in paths.items():
+            replace_file(path, completion_script(shell), mode=0o644)
             written.append(path)
     except OSError as exc:
         raise LocalFileError(

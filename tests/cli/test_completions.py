@@ -31,6 +31,29 @@ def test_generate_writes_what_show_prints(cli: Cli, workdir: Path) -> None:
         assert (workdir / "out" / f"autoops.{shell}").read_text() == shown
 
 
+def test_generate_never_overwrites_another_file(cli: Cli, workdir: Path) -> None:
+    """A user's own autoops.bash, or autoops.zsh linked to another file, was overwritten
+    (the link's target too); they are refused before anything is written, and scripts
+    written before are replaced."""
+    out = workdir / "out"
+    out.mkdir()
+    (out / "autoops.bash").write_text("MY OWN BASH SCRIPT\n", encoding="utf-8")
+    precious = workdir / "precious.txt"
+    precious.write_text("precious\n", encoding="utf-8")
+    (out / "autoops.zsh").symlink_to(precious)
+    refused = cli("completions", "generate", "--output-dir", "out")
+    assert refused.exit_code == 2, refused.both
+    assert "is not an autoops completion script" in refused.stderr
+    assert (out / "autoops.bash").read_text(encoding="utf-8") == "MY OWN BASH SCRIPT\n"
+    assert precious.read_text(encoding="utf-8") == "precious\n"
+    assert not (out / "autoops.fish").exists()
+    (out / "autoops.bash").unlink()
+    (out / "autoops.zsh").unlink()
+    assert cli("completions", "generate", "--output-dir", "out").exit_code == 0
+    again = cli("completions", "generate", "--output-dir", "out")
+    assert again.exit_code == 0, again.both
+
+
 def test_bash_completion_answers_from_the_live_command_tree(workdir: Path) -> None:
     env = dict(
         os.environ, _AUTOOPS_COMPLETE="complete_bash", COMP_WORDS="autoops con", COMP_CWORD="1"
