@@ -677,3 +677,26 @@ def test_set_in_a_subfolder_writes_the_projects_file_and_keeps_its_store(
     from config.store.local_store import default_store_path
 
     assert default_store_path() == workdir / ".autoops" / "traces.db"
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b'[langfuse]\r\nenvironment = "x"\r\n',  # CRLF: every line came back LF
+        b"[masking]\nmask_pii = true\n",  # the [langfuse] set added stayed, empty
+        b"[masking]\nmask_pii = true",  # no newline at the end: one was added
+        b"[masking]\r\nmask_pii = true\r\n\r\n",
+    ],
+)
+@pytest.mark.parametrize("rule", [(), ("--severity", "high"), ("--agent", "pricing_agent")])
+def test_set_then_reset_gives_the_file_back_byte_for_byte(
+    cli: Cli, workdir: Path, original: bytes, rule: tuple[str, ...]
+) -> None:
+    path = workdir / "autoops.toml"
+    path.write_bytes(original)
+    assert cli("sampling", "set", "0.3", *rule).exit_code == 0
+    written = path.read_bytes()
+    if b"\r\n" in original:  # the lines added end as the file's do
+        assert b"\n" not in written.replace(b"\r\n", b"")
+    assert cli("sampling", "reset", *rule).exit_code == 0
+    assert path.read_bytes() == original

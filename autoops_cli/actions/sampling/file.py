@@ -10,6 +10,7 @@ file is carried over untouched).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,7 +132,9 @@ def set_rate(key: SamplingKey, rate: float, *, scope: str, path: Path) -> Sampli
     changed = previous != rate or not isinstance(previous, float)
     if changed:
         table[key.keys[-1]] = rate
-        _write(path, document)
+        # The file ends as it ended (a last line without its newline keeps none): reset
+        # then gives it back byte for byte.
+        _write(path, document, trailing_newlines=_trailing_newlines(path) if existed else None)
     return SamplingChange(key, scope, path, rate, previous, changed, created=not existed)
 
 
@@ -145,8 +148,7 @@ def remove_rate(key: SamplingKey, *, scope: str, path: Path) -> SamplingChange:
         return SamplingChange(key, scope, path, None, None, changed=False)
     previous = _plain(table[key.keys[-1]])
     del table[key.keys[-1]]
-    if not key.is_global:
-        _prune_empty_rule_tables(document, key)
+    _prune_empty_tables(document, key)
     # A removed table leaves its leading blank line behind: end the file as it ended before.
     _write(path, document, trailing_newlines=_trailing_newlines(path))
     return SamplingChange(key, scope, path, None, previous, changed=True)
@@ -163,7 +165,8 @@ def _read(path: Path) -> tuple[TOMLDocument, bool]:
     if is_special(path):  # a pipe would hang the read; a device is no configuration
         raise LocalFileError(f"cannot edit config file {path}: {NOT_A_REGULAR_FILE}")
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bytes decoded, not read_text: its newline translation wrote CRLF files back as LF.
+        text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LocalFileError(f"cannot read config file {path}: {exc}") from None
     try:
@@ -200,8 +203,14 @@ def _table_for(document: TOMLDocument, key: SamplingKey, path: Path, *, create: 
     return table
 
 
-def _prune_empty_rule_tables(document: TOMLDocument, key: SamplingKey) -> None:
-    """Drop ``[sampling.<kind>]`` (then ``[sampling]``) when left empty and without comments."""
+def _prune_empty_tables(document: TOMLDocument, key: SamplingKey) -> None:
+    """Drop the tables ``set`` adds when they are left empty and without comments:
+    ``[langfuse]`` for the global rate, ``[sampling.<kind>]`` (then ``[sampling]``) for a
+    rule."""
+    if key.is_global:
+        if _bare(document.get("langfuse")):
+            del document["langfuse"]
+        return
     sampling = document.get("sampling")
     if not isinstance(sampling, dict):
         return
@@ -227,7 +236,18 @@ def _plain(item: Any) -> Any:
 
 def _trailing_newlines(path: Path) -> int:
     text = path.read_bytes()
-    return len(text) - len(text.rstrip(b"\n"))
+    ending = b"\r\n" if text.endswith(b"\r\n") else b"\n"
+    count = 0
+    while text.endswith(ending):
+        text = text[: -len(ending)]
+        count += 1
+    return count
+
+
+def _newline(text: str) -> str:
+    """The file's line ending: CRLF when its first line ends so, else LF."""
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
 
 
 def _write(path: Path, document: TOMLDocument, *, trailing_newlines: int | None = None) -> None:
@@ -235,8 +255,11 @@ def _write(path: Path, document: TOMLDocument, *, trailing_newlines: int | None 
     import tomlkit
 
     text = tomlkit.dumps(document)
+    newline = _newline(text)
+    if newline == "\r\n":  # the lines tomlkit adds end in LF: a CRLF file stays all CRLF
+        text = re.sub(r"(?<!\r)\n", "\r\n", text)
     if trailing_newlines is not None and text.strip():
-        text = text.rstrip("\n") + "\n" * trailing_newlines
+        text = text.rstrip("\r\n") + newline * trailing_newlines
     try:
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         path.parent.mkdir(parents=True, exist_ok=True)
