@@ -83,16 +83,20 @@ def settings_table(rows: list[SettingRow], *, show_origin: bool) -> Table:
     from rich import box
     from rich.table import Table
 
+    from autoops_cli.output import escape
+
     table = Table(box=box.ASCII, show_edge=True, header_style="bold")
     table.add_column("setting", overflow="fold")
     table.add_column("value", overflow="fold")
     if show_origin:
         table.add_column("origin", overflow="fold")
     for row in rows:
-        value = "-" if row.value is None else str(row.value)
+        # Escaped as any text from elsewhere: a secret-shaped value masked (as --json masks
+        # it), Rich markup ("[bold]") and control characters shown as they are.
+        value = "-" if row.value is None else escape(str(row.value))
         cells = [row.setting, value]
         if show_origin:
-            cells.append(row.origin)
+            cells.append(escape(row.origin))
         table.add_row(*cells)
     return table
 

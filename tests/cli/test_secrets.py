@@ -108,6 +108,21 @@ def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> Non
     assert "readable by others" in cli("config", "validate").stderr
 
 
+def test_config_show_masks_a_secret_in_any_setting_and_shows_markup_as_written(
+    cli: Cli, workdir: Path
+) -> None:
+    """The secret key as another setting's value (a release pasted from the wrong line):
+    --json masked it, the table printed it; and Rich markup in a value was rendered."""
+    env = {"LANGFUSE_RELEASE": KNOWN_SECRET, "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+           "LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC}  # fmt: skip
+    for argv in (["config", "show"], ["config", "show", "--show-origin"]):
+        result = cli(*argv, env=env)
+        assert result.exit_code == 0, result.both
+        assert KNOWN_SECRET not in result.both
+    marked = cli("config", "show", env={"LANGFUSE_RELEASE": "[bold]v1[/bold]"})
+    assert "[bold]v1[/bold]" in marked.stdout
+
+
 def test_real_process_error_paths_never_print_the_secret(run_autoops) -> None:  # type: ignore[no-untyped-def]
     env = dict(ENVIRONMENTS["keys with bad host"])
     for argv in (
