@@ -8,7 +8,10 @@ host, and ``drop`` deletes them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ConfigurationError, ExitCode, UsageError
@@ -131,10 +134,14 @@ def flush_outbox(
         requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
         before = outbox.count(config.host)
         exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
+        stopped: str | None = None
         try:
-            exporter.flush(wait, on_progress=on_progress)
-            in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
+            with _stops_end_the_flush():
+                exporter.flush(wait, on_progress=on_progress)
+        except FlushStopped as stop:
+            stopped = stop.signal_name
         finally:
+            in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
             exporter.shutdown(0)
         remaining = outbox.count(config.host)
         others = other_hosts(outbox.status(), config.host)
@@ -153,12 +160,50 @@ def flush_outbox(
         "new_dead_letters": stats.dead_letters,
         "state": stats.state,
         "other_hosts": others,
+        "stopped": stopped,
         "message": "",
     }
+    if stopped is not None:  # what was delivered is out of the outbox; the rest stays
+        result["message"] = (
+            f"stopped by {stopped}: {stats.batches_delivered} batch(es) delivered, "
+            f"{remaining} kept in the outbox for {config.host}"
+        )
+        return result, int(STOP_EXIT_CODES[stopped])
     result["message"], code = _flush_outcome(
         config.host, stats, remaining, exporter.undeletable, wait, in_flight=in_flight
     )
     return result, code
+
+
+STOP_EXIT_CODES = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
+
+
+class FlushStopped(Exception):
+    """SIGINT or SIGTERM during a flush: it ends, and says what it delivered."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+@contextmanager
+def _stops_end_the_flush() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``FlushStopped`` inside the block (main thread only): a
+    Ctrl-C ended the flush with exit 130 and nothing said, not even under --json, of what
+    was delivered; SIGTERM ended it by the signal. Their handlers are put back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise FlushStopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _flush_outcome(

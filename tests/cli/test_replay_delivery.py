@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -498,6 +499,36 @@ def test_buffer_flush_fails_fast_when_refused_and_waits_when_asked(workdir: Path
     assert waiting.returncode == 0, stderr
     assert json.loads(stdout)["remaining_batches"] == 0
     assert len({span.trace_id for span in server.received.spans}) == 50
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_buffer_flush_says_what_it_delivered_and_kept(
+    workdir: Path, signum: int, code: int
+) -> None:
+    """Ctrl-C during buffer flush exited 130 with nothing said, --json included; SIGTERM
+    ended it by the signal. It now ends with its result: what was delivered, what the
+    outbox keeps (equal to the file), and the stop."""
+    events = generated(workdir, 50, seed=17)
+    env = clean_env(**keys(refused_url()), AUTOOPS_HOME=str(workdir / f"stopped-{signum}"))
+    assert run("-q", "replay", str(events), env=env).returncode == 4
+    waiting = subprocess.Popen(
+        [autoops_executable(), "--json", "buffer", "flush", "--wait", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    time.sleep(3)  # it is waiting for the host by now
+    waiting.send_signal(signum)
+    stdout, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == code, stderr
+    result = json.loads(stdout)
+    name = signal.Signals(signum).name
+    assert result["stopped"] == name
+    assert result["delivered_batches"] == 0
+    assert result["remaining_batches"] == result["batches_before"] > 0
+    with sqlite3.connect(workdir / f"stopped-{signum}" / "traces.db") as db:
+        assert (
+            db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == result["remaining_batches"]
+        )
+    assert f"stopped by {name}: 0 batch(es) delivered" in stderr
 
 
 # --- a full disk ----------------------------------------------------------------------------
