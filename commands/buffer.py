@@ -64,12 +64,15 @@ def flush(
         flush_outbox,
         flush_progress_text,
         host_backlog,
+        kept_host,
         other_hosts_note,
     )
 
     state: AppState = ctx.obj
     config, _ = state.settings()
     out = state.output
+    if from_host is not None:
+        from_host = kept_host(from_host)
     if from_host is not None and from_host != config.host:
         backlog = host_backlog(from_host)
         _confirm(
@@ -113,9 +116,10 @@ def drop(
 
     **Example:** autoops buffer drop --host https://old.example.com --yes
     """
-    from autoops_cli.actions.buffer import drop_batches, host_backlog
+    from autoops_cli.actions.buffer import drop_batches, host_backlog, kept_host
 
     state: AppState = ctx.obj
+    host = kept_host(host)
     backlog = host_backlog(host)
     if not backlog["batches"] and not backlog["dead_letters"]:
         # Nothing to drop is done (a clean-up script may run twice), but a mistyped host

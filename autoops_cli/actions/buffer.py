@@ -316,6 +316,25 @@ def drop_batches(host: str) -> dict[str, Any]:
     }
 
 
+def kept_host(host: str) -> str:
+    """``host`` (``--from``, ``drop --host``) as the outbox spells it: written as
+    LANGFUSE_HOST is kept (no trailing slash), and the kept host whose scheme and address
+    differ only in case (a URL's are case-insensitive). A trailing slash was "no batches
+    are kept for that host"."""
+    from urllib.parse import urlsplit
+
+    written = host.strip().rstrip("/")
+
+    def address(url: str) -> tuple[str, str, str]:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.netloc.lower(), parts.path
+
+    kept = [entry["host"] for entry in outbox_status(None)["by_host"]]
+    if written in kept:
+        return written
+    return next((other for other in kept if address(other) == address(written)), written)
+
+
 def host_backlog(host: str) -> dict[str, Any]:
     """What waits for ``host`` (batches, spans, scores, dead letters): for a confirmation."""
     report = outbox_status(None)
