@@ -345,6 +345,14 @@ def collect_layers(
         dotenv=cwd / ".env",
     )
     layers = Layers({}, files, problems, warnings)
+    for looked_at in (files.user, cwd / PROJECT_FILE_NAME):
+        # A folder (or a pipe, a device) where a configuration file is looked for is
+        # skipped: said, not passed over in silence ("configuration valid").
+        if os.path.lexists(looked_at) and not looked_at.is_file():
+            warnings.append(
+                SettingProblem("file", str(looked_at), "not a regular file (a folder, a pipe "
+                               "or a device): ignored")
+            )  # fmt: skip
     for path in (files.user, files.project):
         if path is not None and _may_be_file(path):
             try:

@@ -176,3 +176,16 @@ def test_a_dotenv_file_that_cannot_be_read_is_listed_in_validate_json(
         "message": "not a NAME=value line: ignored",
     }
     assert "python-dotenv" not in result.stderr and KNOWN_SECRET not in result.both
+
+
+def test_a_folder_where_a_configuration_file_goes_is_a_warning(cli: Cli, workdir: Path) -> None:
+    """A folder named autoops.toml, or the user file's path a folder: skipped in silence,
+    'configuration valid'. Skipped still, and said."""
+    (workdir / "autoops.toml").mkdir()
+    user = workdir.parent / "home" / ".config" / "autoops" / "config.toml"
+    user.mkdir(parents=True)
+    result = cli("--json", "config", "validate")
+    assert result.exit_code == 0, result.both
+    warnings = {w["source"]: w["message"] for w in json.loads(result.stdout)["warnings"]}
+    for path in (workdir / "autoops.toml", user):
+        assert warnings[str(path)].startswith("not a regular file"), warnings
