@@ -322,7 +322,9 @@ def _first(raw: dict[str, float], keys: tuple[str, ...]) -> float | None:
 
 
 def _whole(value: float) -> int | float:
-    return int(value) if value.is_integer() else value
+    # float(): max(inputs - cache, 0) is the int 0 when a cache exceeds its inputs, and an
+    # int has no is_integer() before Python 3.12 (a 500 for Anthropic-style usage).
+    return int(value) if float(value).is_integer() else value
 
 
 def usage_details(attributes: dict[str, Any]) -> dict[str, int | float]:

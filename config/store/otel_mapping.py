@@ -80,6 +80,34 @@ def _decode(value: Any) -> Any:
     return value if parsed is _NOT_JSON else parsed
 
 
+def _timestamp_text(value: Any) -> str | None:
+    """A timestamp attribute (JSON-encoded, as the SDK writes it) as the text the store
+    keeps; None for anything that is no text (a number of 26 digits overflowed SQLite's
+    integer, a map could not be bound: a 500 or a 503 for the whole export)."""
+    decoded = _decode(value)
+    return decoded if isinstance(decoded, str) else None
+
+
+# What SQLite binds as it is; an int past 64 bits overflows it.
+_SQLITE_INT_RANGE = range(-(2**63), 2**63)
+
+
+def _bindable(row: dict[str, Any]) -> None:
+    """The row's values as SQLite can bind them, for spans from other clients: an attribute
+    sent as an array or a map where Langfuse expects a string (``user.id``, a release, a
+    status message) becomes its JSON text, an int past 64 bits a float. It stopped the
+    whole export with a 503 the client would retry for ever."""
+    for key, value in row.items():
+        kind = type(value)
+        if value is None or kind is str or kind is float or kind is bool:
+            continue
+        if kind is int:
+            if value not in _SQLITE_INT_RANGE:
+                row[key] = float(value)
+            continue
+        row[key] = la.to_json(value)
+
+
 def _first(attributes: dict[str, Any], keys: Iterable[str]) -> Any:
     for key in keys:
         value = attributes.get(key)
@@ -299,7 +327,9 @@ def _generation_fields(attributes: dict[str, Any]) -> dict[str, Any]:
         "model_parameters": _json_text(attributes.get(la.OBSERVATION_MODEL_PARAMETERS)),
         "usage_details": _json_text(attributes.get(la.OBSERVATION_USAGE_DETAILS)),
         "cost_details": _json_text(attributes.get(la.OBSERVATION_COST_DETAILS)),
-        "completion_start_time": _decode(attributes.get(la.OBSERVATION_COMPLETION_START_TIME)),
+        "completion_start_time": _timestamp_text(
+            attributes.get(la.OBSERVATION_COMPLETION_START_TIME)
+        ),
         "prompt_name": attributes.get(la.OBSERVATION_PROMPT_NAME),
         "prompt_version": attributes.get(la.OBSERVATION_PROMPT_VERSION),
     }
@@ -348,7 +378,9 @@ def _foreign_fields(span: SpanRecord, observation_type: str) -> dict[str, Any]:
         "cost_details": _details_text(
             attributes, la.OBSERVATION_COST_DETAILS, _conventions.cost_details(attributes)
         ),
-        "completion_start_time": _decode(attributes.get(la.OBSERVATION_COMPLETION_START_TIME)),
+        "completion_start_time": _timestamp_text(
+            attributes.get(la.OBSERVATION_COMPLETION_START_TIME)
+        ),
         # Prompts link to generations only (Langfuse's canLinkPrompt).
         "prompt_name": attributes.get(la.OBSERVATION_PROMPT_NAME) if generation else None,
         "prompt_version": attributes.get(la.OBSERVATION_PROMPT_VERSION) if generation else None,
@@ -370,6 +402,7 @@ def _parent_id(span: SpanRecord) -> str | None:
 def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
     """Map spans onto trace rows and observation rows (JSON fields as text)."""
     batch = MappedBatch()
+    untrusted = False
     for span in spans:
         attributes = span.attributes
         environment = attributes.get(la.ENVIRONMENT) or _first(attributes, ENVIRONMENT_KEYS)
@@ -406,6 +439,9 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
                 row.update(_generation_fields(attributes))
             else:
                 row.update(_NO_GENERATION_FIELDS)
+        if not span.trusted_json:  # another client's attributes may be of any type
+            _bindable(row)
+            untrusted = True
         batch.observations.append(row)
     for row in batch.traces.values():
         row["tags"] = la.to_json(row["tags"]) if row["tags"] is not None else None
@@ -414,4 +450,6 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
         row["output"] = _json_text(row["output"])
         if row["public"] is not None:
             row["public"] = 1 if row["public"] in (True, "true", "True", 1) else 0
+        if untrusted:
+            _bindable(row)
     return batch

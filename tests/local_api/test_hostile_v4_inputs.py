@@ -21,6 +21,8 @@ from autoops_cli.local_api.query.errors import ApiProblem
 from autoops_cli.local_api.query.observations import list_observations_v2
 from autoops_cli.local_api.query.traces import list_traces
 from config.store.local_store import LocalStore
+from config.tracing.span_records import SpanRecord
+from tests.local_api.test_local_api_reads import q
 from tests.support.property_budget import examples
 
 json_values = st.recursive(
@@ -199,3 +201,50 @@ def test_any_root_observation_makes_a_row(root: Any) -> None:
 def test_any_v2_observations_make_a_tree(observations: list[dict[str, Any]]) -> None:
     roots = observation_tree({"observations": observations})
     json.dumps(roots)
+
+
+# Attributes another OTel client may send with any value: where Langfuse expects a string, a
+# number or a timestamp, an array, a map or a number past 64 bits made the store refuse the
+# whole export (a 503 the client retries for ever, or a 500).
+SPAN_ATTRIBUTE_KEYS = (
+    "user.id", "langfuse.user.id", "session.id", "langfuse.session.id",
+    "gen_ai.conversation.id", "langfuse.trace.name", "langfuse.release", "langfuse.version",
+    "langfuse.environment", "deployment.environment", "langfuse.trace.tags",
+    "langfuse.trace.public", "langfuse.observation.level", "langfuse.observation.type",
+    "langfuse.observation.status_message", "langfuse.observation.model.name",
+    "gen_ai.request.model", "gen_ai.response.model", "langfuse.observation.completion_start_time",
+    "langfuse.observation.input", "langfuse.observation.output",
+    "langfuse.observation.prompt.name", "langfuse.observation.prompt.version",
+    "langfuse.observation.usage_details", "langfuse.observation.cost_details",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.cost", "gen_ai.operation.name",
+    "openinference.span.kind", "input.value", "output.value",
+)  # fmt: skip
+attribute_values = (
+    json_values
+    | st.text(max_size=30).map(json.dumps)
+    | st.sampled_from(["{}", "[]", "99999999999999999999999999", "-1", '"2026-12-01T00:00:00Z"'])
+)
+
+
+@settings(
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    attributes=st.dictionaries(st.sampled_from(SPAN_ATTRIBUTE_KEYS), attribute_values, max_size=8),
+    scope=st.sampled_from(["langfuse-sdk", "opentelemetry.instrumentation.openai_v2", "other"]),
+)
+def test_any_span_attributes_are_stored(
+    store: LocalStore, attributes: dict[str, Any], scope: str
+) -> None:
+    span = SpanRecord(
+        trace_id="c" * 32, span_id="d" * 16, parent_span_id=None, name="llm",
+        start_ns=1_764_700_000_000_000_000, end_ns=1_764_700_000_100_000_000,
+        attributes=attributes, scope={"name": scope},
+    )  # fmt: skip
+    store.write([span])
+    (row,) = list_observations_v2(store, q(traceId="c" * 32))["data"]
+    assert row["id"] == "d" * 16

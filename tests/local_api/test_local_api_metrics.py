@@ -321,6 +321,18 @@ def test_percentiles_interpolate_between_ranks_like_clickhouse(
     assert got["bulk.step"]["p50_latency"] == bulk[500]
 
 
+def test_histogram_of_extreme_values_is_answered() -> None:
+    """Costs of 1.7e308 and -1.7e308 (their difference overflows: NaN bins, a 500), or two
+    neighbouring floats (a width of 0: ZeroDivisionError)."""
+    from autoops_cli.local_api.query.metrics import histogram
+
+    extreme = histogram([-1.7e308, 0.5, 1.7e308], 3, 1)
+    assert [count for _, _, count in extreme] == [1, 1, 1]
+    assert extreme[0][0] == -1.7e308 and extreme[-1][1] == 1.7e308
+    assert all(math.isfinite(bound) for low, high, _ in extreme for bound in (low, high))
+    assert histogram([0.0, 5e-324], 10, 1) == [[0.0, 5e-324, 2]]
+
+
 def test_histogram_bins_count_every_value_once(store: LocalStore, truth: Truth) -> None:
     rows = query(
         store,

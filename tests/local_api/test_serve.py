@@ -116,6 +116,18 @@ def test_otlp_ingestion_rules(served: ServeHandle) -> None:
         400,
         {"error": "Failed to decompress request body"},
     )
+    # Plain JSON sent as gzip: its last bytes, read as a gzip trailer, claimed gigabytes
+    # (a 413 "exceeds" where the body is simply not gzip).
+    not_gzip = httpx.post(
+        url,
+        content=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        auth=auth,
+    )
+    assert (not_gzip.status_code, not_gzip.json()) == (
+        400,
+        {"error": "Failed to decompress request body"},
+    )
     too_new = httpx.post(
         url,
         content=body,

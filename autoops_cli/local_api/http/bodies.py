@@ -12,6 +12,7 @@ from autoops_cli.local_api.query.errors import ApiProblem
 
 INFLATE_CHUNK = 1024 * 1024
 GZIP_MIN_SIZE = 18  # a 10-byte header and an 8-byte trailer
+GZIP_MAGIC = b"\x1f\x8b"
 INT64 = (-(2**63), 2**63 - 1)  # OTLP's intValue; SQLite's integers
 
 
@@ -39,8 +40,12 @@ def is_gzip(encoding: str | None) -> bool:
 
 
 def inflated_size(body: bytes | bytearray) -> int:
-    """What a gzip body's trailer says it inflates to (the last member's size, mod 4 GiB)."""
-    return int.from_bytes(body[-4:], "little") if len(body) >= GZIP_MIN_SIZE else 0
+    """What a gzip body's trailer says it inflates to (the last member's size, mod 4 GiB);
+    0 for a body that does not start as gzip does (plain JSON sent as gzip has no trailer:
+    its last bytes claimed gigabytes, a 413 where inflating fails with a 400)."""
+    if len(body) < GZIP_MIN_SIZE or body[:2] != GZIP_MAGIC:
+        return 0
+    return int.from_bytes(body[-4:], "little")
 
 
 def decompress(

@@ -213,16 +213,18 @@ def histogram(ordered: list[float], bins: int, divisor: int) -> list[list[float]
     if not ordered:
         return []
     low, high = ordered[0], ordered[-1]
-    if low == high:
+    # Halved: high - low overflows to infinity for 1.7e308 and -1.7e308 (NaN bins, a 500),
+    # and the width of two neighbouring floats divided by the bins is 0 (ZeroDivisionError).
+    width = (high / 2 - low / 2) / bins * 2
+    if low == high or width == 0 or not math.isfinite(width):
         return [[low / divisor, high / divisor, len(ordered)]]
-    width = (high - low) / bins
     counts = [0] * bins
     for value in ordered:
-        counts[min(int((value - low) / width), bins - 1)] += 1
-    return [
-        [(low + i * width) / divisor, (low + (i + 1) * width) / divisor, count]
-        for i, count in enumerate(counts)
-    ]
+        counts[min(int((value / 2 - low / 2) / width * 2), bins - 1)] += 1
+    bounds = [low + i * width for i in range(bins + 1)]
+    if not math.isfinite(bounds[-1]):  # past the float range: low and high weighed instead
+        bounds = [low * (1 - i / bins) + high * (i / bins) for i in range(bins + 1)]
+    return [[bounds[i] / divisor, bounds[i + 1] / divisor, count] for i, count in enumerate(counts)]
 
 
 def _scaled(value: Any, divisor: int) -> Any:
