@@ -325,14 +325,20 @@ def kept_host(host: str) -> str:
 
     written = host.strip().rstrip("/")
 
-    def address(url: str) -> tuple[str, str, str]:
-        parts = urlsplit(url)
+    def address(url: str) -> tuple[str, str, str] | None:
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # "http://[bad": no address, so no match
+            return None
         return parts.scheme.lower(), parts.netloc.lower(), parts.path
 
     kept = [entry["host"] for entry in outbox_status(None)["by_host"]]
     if written in kept:
         return written
-    return next((other for other in kept if address(other) == address(written)), written)
+    wanted = address(written)
+    if wanted is None:
+        return written
+    return next((other for other in kept if address(other) == wanted), written)
 
 
 def host_backlog(host: str) -> dict[str, Any]:

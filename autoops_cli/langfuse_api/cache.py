@@ -38,6 +38,17 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with every string (keys too) passed through ``redact_secrets``."""
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if isinstance(value, dict):
+        return {_redacted(key): _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
 class ApiCache:
     """Reads and writes cached answers; a cache that cannot be opened is simply empty."""
 
@@ -60,7 +71,10 @@ class ApiCache:
         ).fetchone()
         if row is None or time.time() - row[0] / 1e6 >= ttl_s:
             return None
-        return json.loads(row[1])
+        try:
+            return json.loads(row[1])
+        except ValueError:  # a row another version wrote, a damaged file: asked anew
+            return None
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` (replacing an older one)."""
@@ -71,8 +85,9 @@ class ApiCache:
             self._db.execute(
                 "INSERT OR REPLACE INTO api_cache (key, stored_us, body) VALUES (?, ?, ?)",
                 # The server's rows may echo the keys (a name holding the Authorization
-                # header): never on disk. The masks hold no quote, so the JSON stays whole.
-                (key, now_us, redact_secrets(json.dumps(value, separators=(",", ":")))),
+                # header): never on disk. The strings are masked, not the JSON text: a
+                # secret of digits would be masked inside a number, and the JSON broken.
+                (key, now_us, json.dumps(_redacted(value), separators=(",", ":"))),
             )
             # Nothing is read back after a day: keep the table small.
             self._db.execute("DELETE FROM api_cache WHERE stored_us < ?", (now_us - DAY_US,))

@@ -13,6 +13,7 @@ observation objects (so callers never branch), but they record nothing.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import threading
@@ -44,9 +45,14 @@ SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN"})
 
 
 def _text(value: Any) -> str:
-    """A name or message as the text it is written as (an enum, a number: its ``str()``, as
-    in an f-string): the store binds text only, and one such value stopped its writes."""
-    return value if type(value) is str else str(value)
+    """A name, level or message as text: the store binds text only, and one such value (an
+    enum, a list) stopped its writes. Text stays as it is (a ``str`` enum is its value), an
+    enum of text is its value, anything else its ``str()``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, enum.Enum) and isinstance(value.value, str):
+        return value.value
+    return str(value)
 
 
 SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
@@ -468,8 +474,9 @@ class Tracer:
         data_type: str,
     ) -> None:
         # What the store and Langfuse take (a list as the value stopped the store's writes).
-        if type(name) is not str:
+        if not isinstance(name, str | enum.Enum):
             raise TypeError(f"a score's name is a string, got {type(name).__name__}")
+        name = _text(name)
         if isinstance(value, bool):  # a BOOLEAN score's value is 1 or 0 in Langfuse
             value = float(value)
         if not isinstance(value, int | float | str):

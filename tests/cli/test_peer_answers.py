@@ -368,6 +368,9 @@ def test_times_with_an_offset_are_shown_in_utc(cli: Cli, workdir: Path, peer: Pe
     roots = [
         {"id": "o1", "traceId": "1" * 32, "startTime": "2026-11-20T07:30:00.000+05:30"},
         {"id": "o2", "traceId": "2" * 32, "startTime": "2026-11-20T01:00:00.000-03:00"},
+        # At the ends of the calendar, UTC is out of range: shown as written.
+        {"id": "o3", "traceId": "3" * 32, "startTime": "0001-01-01T00:00:00+05:30"},
+        {"id": "o4", "traceId": "4" * 32, "startTime": "9999-12-31T23:59:59-05:00"},
     ]
     peer.routes["/api/public/v2/observations"] = lambda query: json_reply(
         {"data": roots, "meta": {}}
@@ -421,3 +424,19 @@ def test_empty_score_pages_under_new_cursors_end_the_listing(
     result = cli("traces", "show", TRACE_ID, "--timeout", "20", env=peer.env(workdir))
     assert result.exit_code == 0, result.both
     assert peer.requests < 10
+
+
+def test_the_api_cache_masks_secrets_in_strings_and_keeps_its_json(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A configured secret of digits only: masked in the JSON text, it was masked inside a
+    number too (``{"count":****1}``), and the next read of the cache failed."""
+    from autoops_cli.langfuse_api.cache import ApiCache
+    from config import redaction
+
+    monkeypatch.setattr(redaction, "_KNOWN_SECRETS", {})
+    redaction.register_credentials("pk-lf-1", "90817263545")
+    cache = ApiCache(workdir / "traces.db")
+    cache.put("key", {"count": 9081726354512, "name": "agent 90817263545"})
+    assert cache.get("key", 60) == {"count": 9081726354512, "name": "agent ****"}
+    cache.close()

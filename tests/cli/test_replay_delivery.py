@@ -467,6 +467,9 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     typo = run("buffer", "drop", "--host", other + "x", env=right)
     assert typo.returncode == 0, typo.stderr
     assert f"nothing is kept for {other}x; the outbox keeps batches for {other}" in typo.stderr
+    malformed = run("buffer", "drop", "--host", "http://[bad", env=right)
+    assert malformed.returncode == 0, malformed.stderr
+    assert "nothing is kept for http://[bad" in malformed.stderr
     dropped = run("--json", "buffer", "drop", "--host", other + "/", "--yes", env=right)
     assert dropped.returncode == 0, dropped.stderr
     assert json.loads(dropped.stdout)["dropped_batches"] == hosts[other]["batches"]

@@ -247,6 +247,9 @@ def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: 
     class Operation(enum.Enum):
         PRICE = "price_optimization"
 
+    class Level(str, enum.Enum):  # noqa: UP042 (the mixin applications write)
+        WARNING = "WARNING"
+
     service = local_service(workdir)
     before = service.create_simulation_trace({**EVENT, "event_id": "before"})
     service.finalize_trace(before)
@@ -258,7 +261,8 @@ def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: 
     service.end_agent_span(span)
     service.finalize_trace(odd)
     with service.trace_operation(Operation.PRICE, agent_id="pricing_agent") as trace_info:
-        trace_info.update(output={"price": 26.99}, level="WARNING", status_message=404)
+        trace_info.update(output={"price": 26.99}, level=Level.WARNING, status_message=404)
+        trace_info.score(Operation.PRICE, 0.5)
         trace_info.update(metadata=[1, 2])  # not a mapping: a tracing error, not raised
         trace_info.score(None, 1)  # no name: the same
         trace_info.event("checked", status_message={"code": 7}).score("found", True)
@@ -267,11 +271,13 @@ def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: 
     assert service.flush()
     traces = {r["id"]: r["name"] for r in rows(workdir, "SELECT id, name FROM traces")}
     assert set(traces) == {before, odd, after, trace_info.trace_id}
-    assert traces[trace_info.trace_id] == str(Operation.PRICE)
+    assert traces[trace_info.trace_id] == "price_optimization"  # an enum of text: its value
     (decision,) = rows(workdir, "SELECT comment FROM scores WHERE name = 'decision_confidence'")
     assert json.loads(decision["comment"]) == ["forecast 150", "stock 50"]
     (root,) = rows(workdir, f"SELECT * FROM observations WHERE id = '{trace_info.span_id}'")
     assert (root["level"], root["status_message"]) == ("WARNING", "404")
+    (named,) = rows(workdir, "SELECT value FROM scores WHERE name = 'price_optimization'")
+    assert named["value"] == 0.5
     (found,) = rows(workdir, "SELECT value FROM scores WHERE name = 'found'")
     assert found["value"] == 1.0
     metrics = service.get_performance_metrics()

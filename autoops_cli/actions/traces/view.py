@@ -35,10 +35,10 @@ def _utc_cell(stamp: str) -> str:
 
     try:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # OverflowError at the ends of the calendar
+    except (ValueError, OverflowError):
         return stamp[5:19].replace("T", " ")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return moment.strftime("%m-%d %H:%M:%S")
 
 
