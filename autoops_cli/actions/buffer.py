@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from config.errors import ConfigurationError, ExitCode, UsageError
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from config.delivery.outbox import Outbox
-    from config.delivery.sender import DeliveryProgress, DeliveryStats
+    from config.delivery.sender import DeliveryProgress, DeliveryStats, OutboxExporter
     from config.errors import LocalFileError
     from config.settings import LangfuseConfig
 
@@ -133,16 +132,15 @@ def flush_outbox(
             moved = {"host": from_host, "batches": backlog.batches}
         requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
         before = outbox.count(config.host)
-        exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
-        stopped: str | None = None
-        try:
-            with _stops_end_the_flush():
+        with _FlushStops() as stops:  # before the exporter: its sender starts at once
+            exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
+            try:
+                stops.interrupting(exporter)
                 exporter.flush(wait, on_progress=on_progress)
-        except FlushStopped as stop:
-            stopped = stop.signal_name
-        finally:
-            in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
-            exporter.shutdown(0)
+            finally:
+                in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
+                exporter.shutdown(0)
+        stopped = stops.names[0] if stops.names else None
         remaining = outbox.count(config.host)
         others = other_hosts(outbox.status(), config.host)
     finally:
@@ -178,32 +176,38 @@ def flush_outbox(
 STOP_EXIT_CODES = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
 
 
-class FlushStopped(Exception):
-    """SIGINT or SIGTERM during a flush: it ends, and says what it delivered."""
+class _FlushStops:
+    """SIGINT and SIGTERM during a flush (main thread only): listed by name, and the
+    exporter's flush interrupted, so it returns and the result says what was delivered (a
+    Ctrl-C ended the flush with exit 130 and nothing said, not even under --json; SIGTERM
+    ended it by the signal). The handler only sets flags: raising from it could leave a
+    lock held. The handlers before are put back on exit."""
 
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._exporter: OutboxExporter | None = None
+        self._previous: dict[int, Any] = {}
 
+    def __enter__(self) -> _FlushStops:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._stop)
+        return self
 
-@contextmanager
-def _stops_end_the_flush() -> Iterator[None]:
-    """SIGINT and SIGTERM raise ``FlushStopped`` inside the block (main thread only): a
-    Ctrl-C ended the flush with exit 130 and nothing said, not even under --json, of what
-    was delivered; SIGTERM ended it by the signal. Their handlers are put back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise FlushStopped(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def interrupting(self, exporter: OutboxExporter) -> None:
+        """The exporter a stop interrupts (at once, for one that came while it started)."""
+        self._exporter = exporter
+        if self.names:
+            exporter.interrupt()
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.names.append(signal.Signals(signum).name)
+        if self._exporter is not None:
+            self._exporter.interrupt()
 
 
 def _flush_outcome(

@@ -507,6 +507,35 @@ def test_buffer_flush_fails_fast_when_refused_and_waits_when_asked(workdir: Path
     assert len({span.trace_id for span in server.received.spans}) == 50
 
 
+class SilentPeer:
+    """A loopback peer that takes connections and never answers: a request to it is in
+    flight until the client gives up. ``connected`` counts the connections taken."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self.connected = 0
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self._held.append(connection)
+            self.connected += 1
+
+    def close(self) -> None:
+        self._socket.close()
+        for connection in self._held:
+            connection.close()
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_buffer_flush_says_what_it_delivered_and_kept(
     workdir: Path, signum: int, code: int
@@ -515,25 +544,33 @@ def test_a_stopped_buffer_flush_says_what_it_delivered_and_kept(
     ended it by the signal. It now ends with its result: what was delivered, what the
     outbox keeps (equal to the file), and the stop."""
     events = generated(workdir, 50, seed=17)
-    env = clean_env(**keys(refused_url()), AUTOOPS_HOME=str(workdir / f"stopped-{signum}"))
-    assert run("-q", "replay", str(events), env=env).returncode == 4
-    waiting = subprocess.Popen(
-        [autoops_executable(), "--json", "buffer", "flush", "--wait", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    time.sleep(3)  # it is waiting for the host by now
-    waiting.send_signal(signum)
-    stdout, stderr = waiting.communicate(timeout=60)
+    peer = SilentPeer()
+    home = workdir / f"stopped-{signum}"
+    env = clean_env(**keys(peer.url), AUTOOPS_HOME=str(home), AUTOOPS_FLUSH_DEADLINE="1")
+    try:
+        assert run("-q", "replay", str(events), env=env).returncode == 4
+        before = peer.connected
+        waiting = subprocess.Popen(
+            [autoops_executable(), "--json", "buffer", "flush", "--wait", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while peer.connected == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the flush's first request is in flight
+        assert peer.connected > before
+        waiting.send_signal(signum)
+        stdout, stderr = waiting.communicate(timeout=60)
+    finally:
+        peer.close()
     assert waiting.returncode == code, stderr
     result = json.loads(stdout)
     name = signal.Signals(signum).name
     assert result["stopped"] == name
     assert result["delivered_batches"] == 0
     assert result["remaining_batches"] == result["batches_before"] > 0
-    with sqlite3.connect(workdir / f"stopped-{signum}" / "traces.db") as db:
-        assert (
-            db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == result["remaining_batches"]
-        )
+    with sqlite3.connect(home / "traces.db") as db:
+        kept = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert kept == result["remaining_batches"]
     assert f"stopped by {name}: 0 batch(es) delivered" in stderr
 
 
