@@ -155,6 +155,13 @@ class LangfuseClient:
             self.error_handler.handle_connection_error(exc, where="flush")
             return False
 
+    def stop_delivering(self) -> None:
+        """Deliver nothing more: the outbox and the delivery counts stay as they are now, for
+        a run to report (only destinations that deliver have anything to stop)."""
+        freeze = getattr(self.exporter, "freeze", None)
+        if callable(freeze):
+            freeze()
+
     def shutdown(self, timeout: float) -> None:
         """Flush (``timeout`` s without progress ends it) and release the destination."""
         try:

@@ -527,6 +527,7 @@ class ReplayEngine:
                 self.service.config.flush_deadline,
                 on_progress=lambda progress: self._report("delivering", progress),
             )
+        client.stop_delivering()  # what is counted below stays true: no late answer moves it
         summary.flush_s = round(time.perf_counter() - last_event, 3)
         # After the delivery: a stop while it ran cut it short (and the run stops with 143 or
         # 130); only once it is over are the signals ignored.

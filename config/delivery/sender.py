@@ -409,6 +409,15 @@ class OutboxExporter:
             if self._in_flight_items and since is not None and self.stats.last_error is None:
                 self.stats.last_error = f"no answer from {self._host} after {now - since:.1f} s"
 
+    def freeze(self) -> None:
+        """From now on this sender changes the outbox and its counts no more: an answer that
+        comes after (a delivery, a refusal) leaves its row where it is, to be sent again
+        (stored once). A replay freezes it before it counts what was delivered, refused and
+        left waiting: a refusal landing in between was in none of its counts."""
+        with self._freeze_lock, self._changed:
+            self._frozen = True
+            self._changed.notify_all()
+
     def shutdown(self, timeout: float) -> None:
         """Flush while progress is made (``timeout`` s without any ends it), then stop.
 
@@ -419,9 +428,9 @@ class OutboxExporter:
         self._finishing = True
         if timeout > 0:
             self.flush(timeout)
-        with self._freeze_lock, self._changed:
+        self.freeze()
+        with self._changed:
             self._stop = True
-            self._frozen = True
             self._changed.notify_all()
         if self._writer is not None:
             self._writer.join(timeout=max(timeout, 1.0))
@@ -780,11 +789,14 @@ class OutboxExporter:
         return self._dead_letter(entries[0], status, server_message(response, limit=500))
 
     def _dead_letter(self, entry: OutboxEntry, status: int, message: str) -> str:
-        try:
-            self._outbox.dead_letter(entry.seq, status, message)
-        except LocalFileError as exc:
-            self._note_local_error(exc)
-            return SendOutcome.RETRY
+        with self._freeze_lock:
+            if self._frozen:  # stopped: the row stays as it was (refused again next time)
+                return SendOutcome.RETRY
+            try:
+                self._outbox.dead_letter(entry.seq, status, message)
+            except LocalFileError as exc:
+                self._note_local_error(exc)
+                return SendOutcome.RETRY
         with self._changed:
             self.stats.dead_letters += 1
             self.stats.last_error = f"HTTP {status}: {message}"
@@ -822,6 +834,9 @@ class OutboxExporter:
         every row of the request is kept as a dead letter (``buffer flush --dead-letters``
         re-sends them; the ids make the accepted ones stored once), and the refused are
         counted, not reported delivered."""
+        with self._freeze_lock:
+            if self._frozen:  # stopped: the rows stay as they were, and so do the counts
+                return SendOutcome.RETRY
         outcome: str = SendOutcome.DEAD
         for entry in entries:
             kept = self._dead_letter(entry, status, f"{refused} of {items} refused: {message}")
@@ -845,17 +860,20 @@ class OutboxExporter:
             if self._frozen:
                 return  # shut down: the rows stay (sent again later, stored once)
             try:
-                self._outbox.delivered_many([entry.seq for entry in entries])
+                # Counted by the rows removed: another process sharing the outbox may have
+                # delivered (and removed) some of them already; both counted each batch.
+                removed = self._outbox.delivered_many([entry.seq for entry in entries])
             except LocalFileError as exc:
                 # Delivered, but the rows cannot go (a full disk): never send them again here.
                 self._undeletable.update(entry.seq for entry in entries)
                 self._delete_failure = self._delete_failure or exc
                 logger.warning("%s; the batches were delivered and may be sent again later", exc)
+                removed = len(entries)
         with self._changed:
             self._answered()
             self._backlog_items = max(0, self._backlog_items - items)
             stats = self.stats
-            stats.batches_delivered += len(entries)
+            stats.batches_delivered += removed
             if entries[0].kind == SPANS:
                 stats.spans_exported += items
             else:

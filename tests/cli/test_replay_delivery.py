@@ -574,6 +574,78 @@ def test_a_stopped_buffer_flush_says_what_it_delivered_and_kept(
     assert f"stopped by {name}: 0 batch(es) delivered" in stderr
 
 
+def outbox_rows(store: Path) -> tuple[int, int]:
+    """(batches waiting, dead letters) in the store file."""
+    with sqlite3.connect(store) as db:
+        waiting = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        dead = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+    return int(waiting), int(dead)
+
+
+@pytest.mark.parametrize("delay_s", [0.9, 1.1, 1.3])
+def test_a_refusal_around_the_end_of_the_delivery_is_counted_as_the_store_holds_it(
+    workdir: Path, delay_s: float
+) -> None:
+    """A peer that refuses every batch (400) after about the flush deadline: an answer
+    landing after the final delivery gave up, but before the run counted what waits, moved
+    its batch to the dead letters, and the summary had it in neither count (exit 4, 'kept
+    in the outbox', no dead letter). Whatever the timing, the summary is the store."""
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.support.loopback import LoopbackServer, reply
+
+    class SlowRefusal(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(delay_s)
+            reply(self, 400, b'{"message": "bad batch"}')
+
+    peer = LoopbackServer(SlowRefusal)
+    home = workdir / f"refused-{delay_s}"
+    env = clean_env(**keys(peer.url), AUTOOPS_HOME=str(home), AUTOOPS_FLUSH_DEADLINE="1")
+    try:
+        done = run("--json", "replay", str(generated(workdir, 20, seed=5)), env=env)
+    finally:
+        peer.close()
+    summary = json.loads(done.stdout)
+    waiting, dead = outbox_rows(home / "traces.db")
+    assert summary["delivery"]["batches_waiting"] == waiting
+    assert summary["tracing"]["dead_letters"] == dead
+    assert done.returncode == (5 if dead else 4), done.stderr
+
+
+def test_two_flushes_of_one_outbox_count_each_batch_once(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """Two buffer flush at once on one outbox: each sends what it reads, and each counted
+    every batch it sent, though the other had delivered (and removed) some: 80 + 80
+    delivered for 80 batches. A flush counts the rows it removed."""
+    proxy = FaultProxy(served.url, ProxyFaults(html=True))  # nothing delivered: all kept
+    env = clean_env(**served_env(served, proxy.url), AUTOOPS_HOME=str(workdir / "shared"))
+    try:
+        kept = run("-q", "replay", str(generated(workdir, 300, seed=8)), env=env)
+        assert kept.returncode == 5, kept.stderr
+        backlog = outbox_rows(workdir / "shared" / "traces.db")[0]
+        proxy.faults = ProxyFaults()  # Langfuse is back
+        command = [autoops_executable(), "--json", "buffer", "flush", *PATIENT]
+        flushes = [
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+            for _ in range(2)
+        ]
+        results = [flush.communicate(timeout=300) for flush in flushes]
+    finally:
+        proxy.close()
+    assert [flush.returncode for flush in flushes] == [0, 0], results
+    delivered = [json.loads(stdout)["delivered_batches"] for stdout, _ in results]
+    assert outbox_rows(workdir / "shared" / "traces.db")[0] == 0
+    assert sum(delivered) == backlog > 0, results
+
+
 # --- a full disk ----------------------------------------------------------------------------
 
 
