@@ -100,8 +100,11 @@ def show(
 @app.command()
 def init(
     ctx: typer.Context,
-    path: Path = typer.Option(
-        Path("autoops.toml"), "--path", help="Where to write the project file."
+    path: Path | None = typer.Option(
+        None,
+        "--path",
+        help="Where to write the project file [default: autoops.toml in the project's folder "
+        "(the nearest one up holding .autoops/ or autoops.toml), else here].",
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
@@ -112,10 +115,10 @@ def init(
 
     **Example:** autoops config init && autoops config validate
     """
-    from autoops_cli.actions.config import write_template
+    from autoops_cli.actions.config import project_file_path, write_template
 
     state: AppState = ctx.obj
-    written = write_template(path, force=force)
+    written = write_template(path or project_file_path(), force=force)
     if state.output.json_mode:
         state.output.emit_json({"written": str(written)})
     else:

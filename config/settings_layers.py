@@ -136,6 +136,19 @@ def _may_be_file(path: Path) -> bool:
         return True
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What stands at ``path`` instead of a configuration file, or None (a file, nothing,
+    or a place this user may not look: reading it says why)."""
+    try:
+        if not os.path.lexists(path) or path.is_file():
+            return None
+        if path.is_symlink() and not path.exists():
+            return "a link to nothing (or in a loop)"
+    except OSError:
+        return None
+    return "not a regular file (a folder, a pipe or a device)"
+
+
 TOML_TOO_DEEP = "values nested too deeply to read (no setting nests more than a few levels)"
 
 
@@ -345,14 +358,13 @@ def collect_layers(
         dotenv=cwd / ".env",
     )
     layers = Layers({}, files, problems, warnings)
-    for looked_at in (files.user, cwd / PROJECT_FILE_NAME):
-        # A folder (or a pipe, a device) where a configuration file is looked for is
-        # skipped: said, not passed over in silence ("configuration valid").
-        if os.path.lexists(looked_at) and not looked_at.is_file():
-            warnings.append(
-                SettingProblem("file", str(looked_at), "not a regular file (a folder, a pipe "
-                               "or a device): ignored")
-            )  # fmt: skip
+    # Where a configuration file is looked for, something else is skipped: said, not
+    # passed over in silence ("configuration valid"). The project file is looked for only
+    # when none is named (--config, AUTOOPS_CONFIG).
+    named = config_file is not None or bool(environ.get(CONFIG_ENV))
+    for looked_at in (files.user, None if named else cwd / PROJECT_FILE_NAME):
+        if looked_at is not None and (problem := _not_a_file(looked_at)) is not None:
+            warnings.append(SettingProblem("file", str(looked_at), f"{problem}: ignored"))
     for path in (files.user, files.project):
         if path is not None and _may_be_file(path):
             try:

@@ -146,6 +146,17 @@ def render_template() -> str:
     return "\n".join(lines) + "\n"
 
 
+def project_file_path() -> Path:
+    """Where a new project file goes: the project's folder (the nearest one up holding
+    ``.autoops/`` or ``autoops.toml``), else the working directory. One written in a
+    subfolder made that folder the project, and its store another one (the outbox's
+    waiting batches then read as none)."""
+    from config.settings_layers import PROJECT_FILE_NAME
+    from config.store.local_store import project_directory
+
+    return (project_directory(Path.cwd()) or Path.cwd()) / PROJECT_FILE_NAME
+
+
 def write_template(path: Path, *, force: bool) -> Path:
     """Write the template atomically; refuse to overwrite without ``force`` (exit 6)."""
     path = path.expanduser().absolute()  # not resolved: a link (even a looping one) is named

@@ -215,6 +215,11 @@ def _create_private(path: Path) -> None:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+# SQLite's answers for a file another connection holds (busy: a write lock; locked: a
+# conflict within one process's shared cache).
+_LOCKED_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """Open an existing store without writing to it (a read-only file or file system too)."""
     uri = path.resolve().as_uri()
@@ -223,7 +228,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return db
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc):
+        if getattr(exc, "sqlite_errorcode", None) in _LOCKED_CODES:
             # Held by another process (an exclusive lock): read as immutable, the file would
             # be read without its WAL's latest changes, stale counts passed off as current.
             raise LocalFileError(

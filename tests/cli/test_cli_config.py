@@ -6,6 +6,8 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from autoops_cli.actions.config import render_template
 from config.settings import DataMaskingConfig, LangfuseConfig
 from config.settings_layers import env_names
@@ -189,3 +191,32 @@ def test_a_folder_where_a_configuration_file_goes_is_a_warning(cli: Cli, workdir
     warnings = {w["source"]: w["message"] for w in json.loads(result.stdout)["warnings"]}
     for path in (workdir / "autoops.toml", user):
         assert warnings[str(path)].startswith("not a regular file"), warnings
+    # A link to nothing is said as such; a project file named by --config is the one read,
+    # so ./autoops.toml is not looked at.
+    user.rmdir()
+    user.symlink_to(workdir / "nowhere.toml")
+    (workdir / "named.toml").write_text("", encoding="utf-8")
+    result = cli("--json", "--config", "named.toml", "config", "validate")
+    assert result.exit_code == 0, result.both
+    warnings = {w["source"]: w["message"] for w in json.loads(result.stdout)["warnings"]}
+    assert warnings == {str(user): "a link to nothing (or in a loop): ignored"}
+
+
+def test_init_in_a_subfolder_writes_the_projects_file(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config init in a subfolder of a project (its .autoops/ store, no autoops.toml) wrote
+    sub/autoops.toml: sub became the project, with a store of its own. The file goes to
+    the project's folder, as sampling set's does; --path still names any place."""
+    monkeypatch.delenv("AUTOOPS_HOME")
+    (workdir / ".autoops").mkdir()
+    sub = workdir / "sub"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    written = cli("--json", "config", "init")
+    assert written.exit_code == 0, written.both
+    assert json.loads(written.stdout)["written"] == str(workdir / "autoops.toml")
+    assert not (sub / "autoops.toml").exists()
+    assert cli("config", "init").exit_code == 6  # it exists now: --force to overwrite
+    here = cli("--json", "config", "init", "--path", "autoops.toml")
+    assert json.loads(here.stdout)["written"] == str(sub / "autoops.toml")

@@ -110,17 +110,15 @@ def target_file(*, user: bool, project: bool, config_file: Path | None) -> tuple
     subfolder, it moved the project there, and with it the store (an outbox of waiting
     batches then read as empty).
     """
-    from config.settings_layers import PROJECT_FILE_NAME, find_project_file, user_config_path
-    from config.store.local_store import project_directory
+    from autoops_cli.actions.config import project_file_path
+    from config.settings_layers import find_project_file, user_config_path
 
     if user and project:
         raise UsageError("give --user or --project, not both")
     if user:
         return "user", user_config_path(os.environ)
     found = find_project_file(Path.cwd(), os.environ, config_file)
-    if found is not None:
-        return "project", found
-    return "project", (project_directory(Path.cwd()) or Path.cwd()) / PROJECT_FILE_NAME
+    return "project", found if found is not None else project_file_path()
 
 
 def set_rate(key: SamplingKey, rate: float, *, scope: str, path: Path) -> SamplingChange:
