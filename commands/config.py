@@ -100,11 +100,8 @@ def show(
 @app.command()
 def init(
     ctx: typer.Context,
-    path: Path | None = typer.Option(
-        None,
-        "--path",
-        help="Where to write the project file [default: autoops.toml in the project's folder "
-        "(the nearest one up holding .autoops/ or autoops.toml), else here].",
+    path: Path = typer.Option(
+        Path("autoops.toml"), "--path", help="Where to write the project file."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
@@ -115,10 +112,13 @@ def init(
 
     **Example:** autoops config init && autoops config validate
     """
-    from autoops_cli.actions.config import project_file_path, write_template
+    from autoops_cli.actions.config import enclosing_project_note, write_template
 
     state: AppState = ctx.obj
-    written = write_template(path or project_file_path(), force=force)
+    written = write_template(path, force=force)
+    note = enclosing_project_note(written)
+    if note:
+        state.output.warning(note)
     if state.output.json_mode:
         state.output.emit_json({"written": str(written)})
     else:

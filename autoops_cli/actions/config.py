@@ -147,14 +147,31 @@ def render_template() -> str:
 
 
 def project_file_path() -> Path:
-    """Where a new project file goes: the project's folder (the nearest one up holding
-    ``.autoops/`` or ``autoops.toml``), else the working directory. One written in a
-    subfolder made that folder the project, and its store another one (the outbox's
-    waiting batches then read as none)."""
+    """Where ``sampling set`` creates the project file when none is in use: the folder of
+    the project in use (the nearest one up holding ``.autoops/`` or ``autoops.toml``, where
+    its store is), else the working directory. One created in a subfolder made that folder
+    the project, with a store of its own (the outbox's waiting batches then read as none)."""
     from config.settings_layers import PROJECT_FILE_NAME
     from config.store.local_store import project_directory
 
     return (project_directory(Path.cwd()) or Path.cwd()) / PROJECT_FILE_NAME
+
+
+def enclosing_project_note(written: Path) -> str | None:
+    """What a new project file changes when a folder above is a project already (its
+    ``.autoops/`` or ``autoops.toml``): this folder becomes a project of its own, with a
+    store of its own; the enclosing one's store (and an outbox's waiting batches) no longer
+    seen from here. None when there is no such folder."""
+    from config.store.local_store import project_directory
+
+    enclosing = project_directory(written.parent.parent)
+    if enclosing is None:
+        return None
+    return (
+        f"{enclosing} is a project already: {written.parent} is now one of its own, with its "
+        f"own store (.autoops/); to configure {enclosing}, write "
+        f"{enclosing / written.name} instead (--path)"
+    )
 
 
 def write_template(path: Path, *, force: bool) -> Path:

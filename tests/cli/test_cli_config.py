@@ -202,21 +202,21 @@ def test_a_folder_where_a_configuration_file_goes_is_a_warning(cli: Cli, workdir
     assert warnings == {str(user): "a link to nothing (or in a loop): ignored"}
 
 
-def test_init_in_a_subfolder_writes_the_projects_file(
+def test_init_in_a_subfolder_of_a_project_says_what_it_changes(
     cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """config init in a subfolder of a project (its .autoops/ store, no autoops.toml) wrote
-    sub/autoops.toml: sub became the project, with a store of its own. The file goes to
-    the project's folder, as sampling set's does; --path still names any place."""
+    """config init in a subfolder of a project (its .autoops/ store, no autoops.toml) made
+    that subfolder a project with a store of its own, and said nothing: the project's
+    store, and an outbox's waiting batches, were no longer seen from there."""
     monkeypatch.delenv("AUTOOPS_HOME")
     (workdir / ".autoops").mkdir()
     sub = workdir / "sub"
     sub.mkdir()
     monkeypatch.chdir(sub)
-    written = cli("--json", "config", "init")
+    written = cli("config", "init")
     assert written.exit_code == 0, written.both
-    assert json.loads(written.stdout)["written"] == str(workdir / "autoops.toml")
-    assert not (sub / "autoops.toml").exists()
-    assert cli("config", "init").exit_code == 6  # it exists now: --force to overwrite
-    here = cli("--json", "config", "init", "--path", "autoops.toml")
-    assert json.loads(here.stdout)["written"] == str(sub / "autoops.toml")
+    assert (sub / "autoops.toml").is_file()
+    assert f"{workdir} is a project already" in written.stderr
+    assert f"write {workdir / 'autoops.toml'} instead" in written.stderr
+    alone = cli("config", "init", "--path", str(workdir / "autoops.toml"))
+    assert alone.exit_code == 0 and "is a project already" not in alone.stderr
