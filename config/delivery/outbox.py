@@ -189,13 +189,19 @@ class Outbox:
 
     def delivered(self, seq: int) -> bool:
         """The server accepted the batch: forget it. False when it was gone already."""
-        return self.delivered_many([seq]) > 0
+        return bool(self.delivered_many([seq]))
 
-    def delivered_many(self, seqs: Sequence[int]) -> int:
-        """The server accepted these batches (one request): forget them; how many were here."""
+    def delivered_many(self, seqs: Sequence[int]) -> set[int]:
+        """The server accepted these batches (one request): forget them; the ones that were
+        here (another process sharing the file may have removed some already)."""
         with self._transaction("removing delivered batches") as db:
-            cursor = db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
-            return int(cursor.rowcount)
+            marks = ",".join("?" * len(seqs))
+            here = {
+                int(row[0])
+                for row in db.execute(f"SELECT seq FROM outbox WHERE seq IN ({marks})", seqs)
+            }
+            db.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in here])
+            return here
 
     def failed_attempt(self, seqs: int | Sequence[int], error: str) -> None:
         """Count a failed attempt of one batch or of several sent together (they stay)."""

@@ -360,13 +360,13 @@ class OutboxExporter:
             target = self._exported
             self._urgent += 1
             self._changed.notify_all()
-        last_marker: tuple[int, int, int] = (-1, -1, -1)
+        last_marker: tuple[int, ...] = (-1, -1, -1, -1)
         last_change = time.monotonic()
         try:
             while True:
                 with self._changed:
                     written = self._committed >= target or self._write_failure is not None
-                    marker = (
+                    marker: tuple[int, ...] = (
                         self._committed,
                         self.stats.batches_delivered,
                         self.stats.dead_letters,
@@ -386,6 +386,9 @@ class OutboxExporter:
                 if written and state in STOPPED_STATES:
                     return False
                 now = time.monotonic()
+                # Fewer rows waiting is progress too: another process sharing the outbox may
+                # be the one delivering them (this one then removes none).
+                marker = (*marker, waiting)
                 if marker != last_marker:
                     last_marker, last_change = marker, now
                 if (
@@ -655,7 +658,7 @@ class OutboxExporter:
     def _send_loop(self) -> None:
         while True:
             with self._changed:
-                if self._stop:
+                if self._stop or self._frozen:  # frozen: nothing it sends could count
                     return
                 if not self._may_send():
                     self._changed.wait(self._wait_s())
@@ -668,7 +671,7 @@ class OutboxExporter:
             entries = [e for e in entries if e.seq not in self._undeletable][:SEND_AHEAD]
             if not entries:
                 with self._changed:
-                    if self._stop:
+                    if self._stop or self._frozen:
                         return
                     # Woken by the writer's next commit; the poll finds rows of other processes.
                     self._changed.wait(0.25)
@@ -789,22 +792,54 @@ class OutboxExporter:
         return self._dead_letter(entries[0], status, server_message(response, limit=500))
 
     def _dead_letter(self, entry: OutboxEntry, status: int, message: str) -> str:
+        return self._dead_letters([entry], status, message)
+
+    def _dead_letters(
+        self,
+        entries: list[OutboxEntry],
+        status: int,
+        message: str,
+        partial: tuple[int, int, str] | None = None,
+    ) -> str:
+        """Move the rows to the dead letters and count them, one step a freeze cannot
+        split (the store and the counts agree whenever a run reads them). ``partial``:
+        ``(items, refused, server message)`` of a request Langfuse took in part."""
+        failure: LocalFileError | None = None
         with self._freeze_lock:
-            if self._frozen:  # stopped: the row stays as it was (refused again next time)
+            if self._frozen:  # stopped: the rows stay as they were (refused again next time)
                 return SendOutcome.RETRY
-            try:
-                self._outbox.dead_letter(entry.seq, status, message)
-            except LocalFileError as exc:
-                self._note_local_error(exc)
-                return SendOutcome.RETRY
-        with self._changed:
-            self.stats.dead_letters += 1
-            self.stats.last_error = f"HTTP {status}: {message}"
-            self._backlog_items = max(0, self._backlog_items - entry.items)
-            self._changed.notify_all()
-        logger.error(
-            "Langfuse refused a batch (HTTP %d: %s); it is kept as a dead letter", status, message
-        )
+            moved: list[OutboxEntry] = []
+            for entry in entries:
+                try:
+                    self._outbox.dead_letter(entry.seq, status, message)
+                except LocalFileError as exc:
+                    failure = exc
+                    break
+                moved.append(entry)
+            with self._changed:
+                stats = self.stats
+                stats.dead_letters += len(moved)
+                self._backlog_items = max(0, self._backlog_items - sum(e.items for e in moved))
+                if moved:
+                    stats.last_error = f"HTTP {status}: {message}"
+                if partial is not None and failure is None:
+                    items, refused, said = partial
+                    self._answered()
+                    if entries[0].kind == SPANS:
+                        stats.spans_exported += items - refused
+                        stats.spans_refused += refused
+                    else:
+                        stats.scores_exported += items - refused
+                        stats.rejected_scores.extend([said] * refused)
+                self._changed.notify_all()
+        if failure is not None:  # the rows not moved stay in the outbox
+            self._note_local_error(failure)
+            return SendOutcome.RETRY
+        for _ in moved:
+            logger.error(
+                "Langfuse refused a batch (HTTP %d: %s); it is kept as a dead letter",
+                status, message,
+            )  # fmt: skip
         return SendOutcome.DEAD
 
     def _misconfigured(self, path: str, status: int, content_type: str) -> str:
@@ -834,28 +869,11 @@ class OutboxExporter:
         every row of the request is kept as a dead letter (``buffer flush --dead-letters``
         re-sends them; the ids make the accepted ones stored once), and the refused are
         counted, not reported delivered."""
-        with self._freeze_lock:
-            if self._frozen:  # stopped: the rows stay as they were, and so do the counts
-                return SendOutcome.RETRY
-        outcome: str = SendOutcome.DEAD
-        for entry in entries:
-            kept = self._dead_letter(entry, status, f"{refused} of {items} refused: {message}")
-            if kept != SendOutcome.DEAD:
-                outcome = kept
-        with self._changed:
-            self._answered()
-            stats = self.stats
-            if entries[0].kind == SPANS:
-                stats.spans_exported += items - refused
-                stats.spans_refused += refused
-            else:
-                stats.scores_exported += items - refused
-                stats.rejected_scores.extend([message] * refused)
-            self._changed.notify_all()
-        return outcome
+        return self._dead_letters(
+            entries, status, f"{refused} of {items} refused: {message}", (items, refused, message)
+        )
 
     def _delivered(self, entries: list[OutboxEntry], response: httpx.Response) -> None:
-        items = sum(entry.items for entry in entries)
         with self._freeze_lock:
             if self._frozen:
                 return  # shut down: the rows stay (sent again later, stored once)
@@ -868,19 +886,24 @@ class OutboxExporter:
                 self._undeletable.update(entry.seq for entry in entries)
                 self._delete_failure = self._delete_failure or exc
                 logger.warning("%s; the batches were delivered and may be sent again later", exc)
-                removed = len(entries)
-        with self._changed:
-            self._answered()
-            self._backlog_items = max(0, self._backlog_items - items)
-            stats = self.stats
-            stats.batches_delivered += removed
-            if entries[0].kind == SPANS:
-                stats.spans_exported += items
-            else:
-                stats.scores_exported += items
-            self._changed.notify_all()
+                removed = {entry.seq for entry in entries}
+            items = sum(entry.items for entry in entries if entry.seq in removed)
+            # Counted under the freeze lock: a run that froze the sender reads counts that
+            # agree with the outbox.
+            with self._changed:
+                self._answered()
+                self._backlog_items = max(0, self._backlog_items - items)
+                stats = self.stats
+                stats.batches_delivered += len(removed)
+                if entries[0].kind == SPANS:
+                    stats.spans_exported += items
+                else:
+                    stats.scores_exported += items
+                self._changed.notify_all()
 
     def _retry(self, entries: list[OutboxEntry], error: str, retry_after: float | None) -> str:
+        if self._frozen:  # an answer after the freeze: the run's counts stand as they are
+            return SendOutcome.RETRY
         try:
             self._outbox.failed_attempt([entry.seq for entry in entries], error)
         except LocalFileError as exc:

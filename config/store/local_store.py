@@ -228,7 +228,8 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return db
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", None) in _LOCKED_CODES:
+        # The extended code's low byte is the primary one (SQLITE_BUSY_SNAPSHOT: 517 & 0xFF).
+        if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _LOCKED_CODES:
             # Held by another process (an exclusive lock): read as immutable, the file would
             # be read without its WAL's latest changes, stale counts passed off as current.
             raise LocalFileError(

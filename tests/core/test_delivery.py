@@ -560,3 +560,28 @@ def test_rows_another_process_adds_are_not_this_senders_to_report(workdir: Path)
         service.shutdown(timeout=0)
         earlier.close()
         server.close()
+
+
+def test_a_frozen_sender_sends_nothing_more_and_changes_nothing(workdir: Path) -> None:
+    """A replay freezes its sender before it counts. Frozen, the sender went on sending the
+    same rows flat out (an answer no longer removed them and set no backoff): 500 requests
+    a second to a Langfuse that refused each. It stops; the outbox stays as it was."""
+    from config.delivery.outbox import NewBatch, Outbox
+    from config.delivery.sender import OutboxExporter
+    from config.settings import LangfuseConfig
+
+    server = FakeLangfuse(faults=Faults(always_status=400))
+    config = LangfuseConfig(public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=server.url)
+    outbox = Outbox(workdir / "traces.db")
+    outbox.add_many([NewBatch("spans", server.url, b"x", 5) for _ in range(3)])
+    exporter = OutboxExporter(config, outbox, resource={})
+    try:
+        exporter.freeze()
+        time.sleep(1.0)  # what a frozen sender would send meanwhile
+        assert len(server.received.otlp_times) <= 1  # at most one already under way
+        assert outbox.count(server.url) == 3
+        assert exporter.stats.dead_letters == 0
+    finally:
+        exporter.shutdown(timeout=0)
+        outbox.close()
+        server.close()
