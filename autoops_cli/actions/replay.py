@@ -204,10 +204,30 @@ def _open_progress_file(
     try:
         if source != "-" and _same_file(path, Path(source)):
             raise UsageError(f"--progress-file {path}: it is the event file being replayed")
+        store = _store_file_named(path)
+        if store is not None:
+            # Checked by name: a store not created yet is no file to recognise, and SQLite
+            # took the empty progress file for its database (a corrupt store by line 39,000).
+            raise UsageError(
+                f"--progress-file {path}: it is the store {store}, which the run writes"
+            )
         return ProgressFile(path)
     except BaseException:
         reader.close()
         raise
+
+
+def _store_file_named(path: Path) -> Path | None:
+    """The store file (the local store, or the outbox in langfuse mode) when ``path`` names
+    it or one of SQLite's files beside it (``-wal``, ``-shm``, ``-journal``); else None."""
+    from config.store.local_store import default_store_path
+
+    store = default_store_path()
+    named = os.path.realpath(path)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if named == os.path.realpath(f"{store}{suffix}"):
+            return store
+    return None
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -339,6 +339,18 @@ def test_a_progress_file_that_names_another_file_is_refused_and_left_alone(
     assert events.read_bytes() == original
     assert notes.read_text(encoding="utf-8") == "keep me\n"
     assert traces_in_store() == 10
+    # A store not created yet, or SQLite's files beside one: refused by name (SQLite took
+    # the empty progress file for its new database, and the store was corrupt by the
+    # 39,000th event).
+    fresh = workdir / "fresh-home"
+    for named in (fresh / "traces.db", home() / "traces.db-wal"):
+        result = cli("replay", str(events), "--progress-file", str(named),
+                     env={"AUTOOPS_HOME": str(named.parent)})  # fmt: skip
+        assert result.exit_code == 2, result.both
+        assert f"it is the store {named.parent / 'traces.db'}, which the run writes" in (
+            result.stderr
+        )
+    assert not fresh.exists()
     progress = workdir / "progress.jsonl"
     for _ in range(2):
         assert cli("replay", str(events), "--progress-file", str(progress)).exit_code == 0
