@@ -631,14 +631,21 @@ def _read_line(stream: _PeekableSource, max_line_bytes: int) -> tuple[bytes | No
 BINARY_LINES_REFUSED = 8
 
 
+# C0 control bytes text never holds (tab, line and form feeds, carriage return and escape
+# aside): a line not UTF-8 with one of them is binary; one without is text in another
+# encoding (a Latin-1 export), rejected line by line like any bad line.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
 def _binary(line: bytes) -> bool:
-    """Whether a line is binary: a NUL byte, or bytes that are not UTF-8."""
+    """Whether a line is binary: a NUL byte, or bytes that are not UTF-8 with control
+    bytes among them (a Latin-1 export was refused whole as binary data)."""
     if b"\x00" in line:
         return True
     try:
         line.decode("utf-8")
     except UnicodeDecodeError:
-        return True
+        return _CONTROL_BYTES.search(line) is not None
     return False
 
 

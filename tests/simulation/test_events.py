@@ -897,6 +897,26 @@ def test_a_disk_image_starting_with_zeros_is_binary_data_not_a_rejection_per_lin
     assert items == []
 
 
+def test_a_latin_1_export_is_rejected_line_by_line_not_refused_as_binary(
+    tmp_path: Path,
+) -> None:
+    """Text in another encoding is no disk image: twelve Latin-1 lines first made the whole
+    file "binary data" (8 lines read, none counted, the good events after them never
+    replayed). Each is a bad line (invalid UTF-8), and the events after them are read."""
+    latin = [
+        ('{"event_type": "demand_spike", "timestamp": "2026-11-20T08:15:00Z", '
+         f'"product_id": "Caf\xe9_{n}"}}').encode("latin-1")
+        for n in range(12)
+    ]  # fmt: skip
+    events = [json.dumps(event).encode() for event in generate_events(3, seed=2)]
+    path = write(tmp_path / "latin1.jsonl", b"\n".join(latin + events) + b"\n")
+    items = list(read_events(path))
+    assert [item.line_number for item in items[:12]] == list(range(1, 13))
+    assert all(isinstance(item, RejectedLine) and "invalid UTF-8" in item.reason
+               for item in items[:12])  # fmt: skip
+    assert [type(item) for item in items[12:]] == [SimulationEvent] * 3
+
+
 def test_a_first_line_at_the_longest_length_may_carry_a_bom(tmp_path: Path) -> None:
     """The BOM the reader ignores counted toward the line limit of line 1."""
     event = next(iter(generate_events(1, seed=5)))
