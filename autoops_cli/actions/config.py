@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,9 +153,21 @@ def project_file_path() -> Path:
     its store is), else the working directory. One created in a subfolder made that folder
     the project, with a store of its own (the outbox's waiting batches then read as none)."""
     from config.settings_layers import PROJECT_FILE_NAME
-    from config.store.local_store import project_directory
 
-    return (project_directory(Path.cwd()) or Path.cwd()) / PROJECT_FILE_NAME
+    return (_enclosing_project(Path.cwd()) or Path.cwd()) / PROJECT_FILE_NAME
+
+
+def _enclosing_project(folder: Path) -> Path | None:
+    """The project folder a new project file in ``folder`` would split the store from, or
+    None: none when ``AUTOOPS_HOME`` fixes the store, and never the home folder (its
+    ``.autoops/`` is what running autoops there once left, not a project of every folder
+    below it)."""
+    from config.store.local_store import HOME_ENV, project_directory
+
+    if os.environ.get(HOME_ENV):
+        return None
+    found = project_directory(folder)
+    return None if found is None or found == Path.home() else found
 
 
 def enclosing_project_note(written: Path) -> str | None:
@@ -162,9 +175,7 @@ def enclosing_project_note(written: Path) -> str | None:
     ``.autoops/`` or ``autoops.toml``): this folder becomes a project of its own, with a
     store of its own; the enclosing one's store (and an outbox's waiting batches) no longer
     seen from here. None when there is no such folder."""
-    from config.store.local_store import project_directory
-
-    enclosing = project_directory(written.parent.parent)
+    enclosing = _enclosing_project(written.parent.parent)
     if enclosing is None:
         return None
     return (

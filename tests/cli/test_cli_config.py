@@ -219,4 +219,16 @@ def test_init_in_a_subfolder_of_a_project_says_what_it_changes(
     assert f"{workdir} is a project already" in written.stderr
     assert f"write {workdir / 'autoops.toml'} instead" in written.stderr
     alone = cli("config", "init", "--path", str(workdir / "autoops.toml"))
-    assert alone.exit_code == 0 and "is a project already" not in alone.stderr
+    assert alone.exit_code == 0 and f"{workdir} is a project already" not in alone.stderr
+    # A home that once ran autoops (its .autoops/) is no project of every folder below it,
+    # and with AUTOOPS_HOME the store stays where it is: nothing to say.
+    home = workdir.parent / "home"
+    (home / ".autoops").mkdir(parents=True)
+    (home / "new").mkdir()
+    monkeypatch.chdir(home / "new")
+    assert "is a project already" not in cli("config", "init").stderr
+    nested = sub / "nested"
+    nested.mkdir()
+    monkeypatch.chdir(nested)
+    monkeypatch.setenv("AUTOOPS_HOME", str(workdir / "fixed"))
+    assert "is a project already" not in cli("config", "init").stderr

@@ -677,6 +677,14 @@ def test_set_in_a_subfolder_writes_the_projects_file_and_keeps_its_store(
     from config.store.local_store import default_store_path
 
     assert default_store_path() == workdir / ".autoops" / "traces.db"
+    # Not the home folder's (.autoops/ left there by a run in it): that would configure
+    # every folder below it.
+    home = workdir.parent / "home"
+    (home / ".autoops").mkdir(parents=True)
+    (home / "new").mkdir()
+    monkeypatch.chdir(home / "new")
+    created = cli("--json", "sampling", "set", "0.5")
+    assert json.loads(created.stdout)["file"] == str(home / "new" / "autoops.toml")
 
 
 @pytest.mark.parametrize(
