@@ -388,14 +388,20 @@ def _foreign_fields(span: SpanRecord, observation_type: str) -> dict[str, Any]:
 
 
 def _parent_id(span: SpanRecord) -> str | None:
-    """The span's parent observation: none for a span marked as its trace's root (the
-    Langfuse SDK marks a span it starts in a chosen trace, under a parent it invented and
-    never sends), as Langfuse compares ``String(as_root) === "true"``."""
+    """The span's parent observation: none for a span marked as its trace's root, as
+    Langfuse compares ``String(as_root) === "true"``: the Langfuse SDK marks a span it starts
+    in a chosen trace, under a parent it invented and never sends (``as_root``), and the
+    first of its spans under a parent it does not export, such as a web framework's span
+    (``is_app_root``). Langfuse keeps that parent's id and counts the span a root all the
+    same (its trace's name, ``isRootObservation``); the store keeps no parent that never
+    arrives, so that both readers see the root a trace has."""
     parent = span.parent_span_id
     if parent is not None:
-        as_root = span.attributes.get(la.AS_ROOT)  # absent on nearly every span: no str()
-        if as_root is not None and str(as_root).lower() == "true":
-            return None
+        attributes = span.attributes
+        for marker in (la.AS_ROOT, la.IS_APP_ROOT):
+            marked = attributes.get(marker)  # absent on nearly every span: no str()
+            if marked is not None and str(marked).lower() == "true":
+                return None
     return parent
 
 

@@ -45,6 +45,9 @@ VERSION: Final = "langfuse.version"
 # A span the SDK starts in a chosen trace (``trace_context={"trace_id": ...}``) gets an
 # invented remote parent and this mark: Langfuse takes it for the trace's root.
 AS_ROOT: Final = "langfuse.internal.as_root"
+# The SDK's first span under a parent span it does not export (a web framework's): its
+# application's root, a root of the trace to Langfuse.
+IS_APP_ROOT: Final = "langfuse.internal.is_app_root"
 
 # Prefixes of the per-key metadata attributes.
 OBSERVATION_METADATA_PREFIX: Final = OBSERVATION_METADATA + "."

@@ -76,5 +76,5 @@ def test_the_attribute_names_are_the_sdks() -> None:
         for name, value in vars(la).items()
         if name.isupper() and isinstance(value, str) and hasattr(Sdk, name)
     }
-    assert len(names) == 23
+    assert len(names) == 24
     assert names == {name: getattr(Sdk, name) for name in names}

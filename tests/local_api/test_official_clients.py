@@ -208,6 +208,43 @@ def test_python_sdk_root_in_a_chosen_trace_is_the_traces_root(served: ServeHandl
         client.shutdown()
 
 
+def test_python_sdk_app_root_under_a_span_it_does_not_export_is_the_traces_root(
+    served: ServeHandle,
+) -> None:
+    """A web framework's span (another instrumentation, filtered out by the SDK) around the
+    application's first observation: the SDK marks that one ``langfuse.internal.is_app_root``
+    and Langfuse counts it a root. It had a parent that never arrives, so the trace had no
+    root: no name, no isRootObservation, and `autoops traces list` left it out."""
+    from opentelemetry import trace as otel
+
+    client = sdk(served)
+    try:
+        with (
+            otel.get_tracer("my.web.framework").start_as_current_span("HTTP GET /chat"),
+            client.start_as_current_observation(name="handle-chat") as app,
+            client.start_as_current_observation(name="answer"),
+        ):
+            trace_id = app.trace_id
+        client.flush()
+        found = {
+            o.name: o
+            for o in client.api.observations.get_many(trace_id=trace_id, fields=ALL_GROUPS).data
+        }
+        assert set(found) == {"handle-chat", "answer"}  # the framework's span is not sent
+        assert found["handle-chat"].parent_observation_id is None
+        roots = client.api.observations.get_many(trace_id=trace_id, is_root_observation=True)
+        assert [o.name for o in roots.data] == ["handle-chat"]
+        import httpx
+
+        trace = httpx.get(
+            f"{served.url}/api/public/traces/{trace_id}",
+            auth=(served.public_key, served.secret_key),
+        ).json()
+        assert trace["name"] == "handle-chat"
+    finally:
+        client.shutdown()
+
+
 def test_a_trace_with_two_roots_is_one_row_and_one_id_for_autoops(
     served: ServeHandle, tmp_path: Path
 ) -> None:
