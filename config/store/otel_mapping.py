@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_string
@@ -90,6 +91,26 @@ def _timestamp_text(value: Any) -> str | None:
 
 # What SQLite binds as it is; an int past 64 bits overflows it.
 _SQLITE_INT_RANGE = range(-(2**63), 2**63)
+
+
+def _numeric_details(row: dict[str, Any]) -> None:
+    """Usage details as whole numbers and cost details as numbers, the rest dropped, as the
+    ingestion API takes them and the reads answer them. Stored as sent ("12", 10.7), the
+    observation reads showed {} or 10 where the metrics summed 12 and 10.7."""
+    for column, kind in (("usage_details", int), ("cost_details", float)):
+        text = row.get(column)
+        if text is None:
+            continue
+        parsed = _parse(text) if isinstance(text, str) else text
+        kept = {
+            str(key): kind(value)
+            for key, value in (parsed.items() if isinstance(parsed, dict) else ())
+            if isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and abs(value) < 2**63  # what SQLite's JSON functions sum as integers
+        }
+        row[column] = la.to_json(kept) if kept else None
 
 
 def _bindable(row: dict[str, Any]) -> None:
@@ -446,6 +467,7 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
             else:
                 row.update(_NO_GENERATION_FIELDS)
         if not span.trusted_json:  # another client's attributes may be of any type
+            _numeric_details(row)
             _bindable(row)
             untrusted = True
         batch.observations.append(row)

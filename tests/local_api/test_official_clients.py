@@ -133,8 +133,8 @@ def test_python_sdk_round_trip_every_type_every_score_and_deletion(served: Serve
         generation = by_id[sent["observations"]["generation"]]
         assert generation.model == "gpt-py"
         assert generation.model_parameters == {"temperature": 0.3, "max_tokens": 64}
-        assert generation.usage_details == {"input": 11, "output": 7}
-        assert generation.cost_details == {"input": 0.011, "output": 0.007}
+        assert generation.usage_details == {"input": 11, "output": 7, "total": 18}
+        assert generation.cost_details == {"input": 0.011, "output": 0.007, "total": 0.018}
         assert generation.total_cost == pytest.approx(0.018)
         event = by_id[sent["observations"]["event"]]
         assert (event.level, json.loads(event.input)) == ("WARNING", {"tick": 1})

@@ -103,7 +103,12 @@ def test_genai_chat_span_becomes_a_generation_with_its_fields(
     assert chat.type == "GENERATION"
     assert chat.model == "gpt-4o-mini-2024-07-18"  # the response model wins, as in Langfuse
     # input excludes the cached tokens, which get their own key
-    assert chat.usage_details == {"input": 100, "output": 30, "input_cached_tokens": 20}
+    assert chat.usage_details == {
+        "input": 100,
+        "output": 30,
+        "input_cached_tokens": 20,
+        "total": 150,
+    }
     assert chat.cost_details == {"total": pytest.approx(0.0042)}
     assert chat.total_cost == pytest.approx(0.0042)
     assert chat.model_parameters == {
@@ -181,7 +186,7 @@ def test_messages_tools_and_types_of_the_genai_conventions(served: ServeHandle, 
     assert by_name["invoke_agent pricing"].type == "AGENT"
     chat = by_name["chat"]
     assert chat.type == "GENERATION" and chat.model == "claude"
-    assert chat.usage_details == {"input": 7, "output": 2}
+    assert chat.usage_details == {"input": 7, "output": 2, "total": 9}
     assert json.loads(chat.input) == [
         {"role": "system", "content": [{"type": "text", "content": "Be brief."}]},
         {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
@@ -264,3 +269,30 @@ def test_a_langfuse_sdk_span_keeps_lean_metadata_with_its_trace_metadata(tmp_pat
 )
 def test_usage_is_normalised_as_langfuse_does(attributes: dict, expected: dict) -> None:
     assert usage_details(attributes) == expected
+
+
+def test_usage_and_cost_of_another_client_are_kept_as_every_reader_answers_them(
+    tmp_path: Any,
+) -> None:
+    """Usage sent as text ("12"), as a fraction (10.7) or past 64 bits, and a cost as text:
+    stored as sent, the observation reads answered {} and 10 where the metrics summed 12
+    and 10.7. They are kept as the ingestion API takes them and the reads answer them:
+    whole numbers for usage, numbers for costs, the rest dropped."""
+    store = LocalStore(tmp_path / "traces.db")
+    span = SpanRecord(
+        trace_id="e" * 32, span_id="f" * 16, parent_span_id=None, name="llm",
+        start_ns=1_764_700_000_000_000_000, end_ns=1_764_700_000_100_000_000,
+        attributes={
+            la.OBSERVATION_TYPE: "generation",
+            la.OBSERVATION_USAGE_DETAILS: json.dumps(
+                {"input": "12", "output": 10.7, "huge": 2**70, "cached": 3}
+            ),
+            la.OBSERVATION_COST_DETAILS: json.dumps({"input": "0.5", "output": 0.25}),
+        },
+        scope={"name": "langfuse-sdk"},
+    )  # fmt: skip
+    store.write([span])
+    (row,) = store.query("SELECT usage_details, cost_details FROM observations")
+    assert json.loads(row[0]) == {"output": 10, "cached": 3}
+    assert json.loads(row[1]) == {"output": 0.25}
+    store.close()

@@ -182,7 +182,7 @@ def test_every_event_type_of_the_batch_route_is_stored_and_read_back(served: Ser
     generation = by_id[ids["generation"]]
     assert generation["type"] == "GENERATION" and generation["model"] == "gpt-x"
     assert generation["parentObservationId"] == ids["span"]
-    assert generation["usageDetails"] == {"input": 10, "output": 6}
+    assert generation["usageDetails"] == {"input": 10, "output": 6, "total": 16}
     assert generation["costDetails"] == {"total": 0.5, "input": 0.1}
     assert generation["metadata"] == {"late": 1}
     assert generation["modelParameters"] == {"temperature": 0.1, "stop": ["x"]}

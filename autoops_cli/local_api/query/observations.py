@@ -355,15 +355,20 @@ _V2_GROUPS: dict[str, Callable[[Row, frozenset[str]], dict[str, Any]]] = {
 
 
 def _details(text: str | None, kind: type[int] | type[float]) -> dict[str, Any]:
-    """Usage or cost details: the numeric entries of the stored JSON object."""
+    """Usage or cost details: the numeric entries of the stored JSON object, with ``total``
+    as the spec has it: "the sum of all (non-total) usage metrics or the total value
+    ingested"."""
     parsed = json_value(text)
     if not isinstance(parsed, dict):
         return {}
-    return {
+    details = {
         key: kind(value)
         for key, value in parsed.items()
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     }
+    if details and "total" not in details:
+        details["total"] = sum(details.values())
+    return details
 
 
 def _reduce(details: dict[str, Any]) -> tuple[Any, Any, Any]:
