@@ -40,6 +40,13 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
 }
 
 
+# The exit code of a run a stop ended, by the signal's name (a summary's ``stopped_early``).
+STOP_EXIT_CODES: dict[str, ExitCode] = {
+    "SIGINT": ExitCode.INTERRUPTED,
+    "SIGTERM": ExitCode.TERMINATED,
+}
+
+
 class AutoopsError(Exception):
     """Base of every expected error; carries the exit code the CLI ends with."""
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from config.errors import ConfigurationError, ExitCode, UsageError
+from config.errors import STOP_EXIT_CODES, ConfigurationError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -171,9 +171,6 @@ def flush_outbox(
         config.host, stats, remaining, exporter.undeletable, wait, in_flight=in_flight
     )
     return result, code
-
-
-STOP_EXIT_CODES = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
 
 
 class _FlushStops:

@@ -33,7 +33,7 @@ from autoops_cli.simulation.engine import (
 )
 from autoops_cli.simulation.events import EventReader
 from autoops_cli.simulation.partition import available_cpus
-from config.errors import ExitCode, LocalFileError, UsageError
+from config.errors import STOP_EXIT_CODES, ExitCode, LocalFileError, UsageError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 REJECTIONS_SHOWN = 50  # bad lines printed one by one; the rest are counted
 COMMIT_POINTS_ONLY = 1_000_000  # the tracer's batch size: never reached between commit points
-STOP_SIGNALS = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
 
 
 # The run id is the Langfuse session id: US-ASCII, at most 200 characters (the Langfuse SDKs
@@ -461,7 +460,7 @@ class StopSignals:
         elif self.pending is None:
             self.pending = name
         else:  # a second stop while the run is still being set up: give that up now
-            raise SystemExit(int(STOP_SIGNALS[self.pending]))
+            raise SystemExit(int(STOP_EXIT_CODES[self.pending]))
 
     def attach(self, runner: ReplayEngine | WorkerPool) -> None:
         self.runner = runner
@@ -544,7 +543,7 @@ def _exit_code(
             "the next run or `autoops buffer flush` sends them"
             + (f" (last error: {reason})" if reason else "")
         )
-    stopped_by = STOP_SIGNALS.get(summary.stopped_early or "")
+    stopped_by = STOP_EXIT_CODES.get(summary.stopped_early or "")
     if stopped_by is not None:
         out.warning(
             f"stopped by {summary.stopped_early} at line {summary.lines_read}: "

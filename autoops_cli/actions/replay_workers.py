@@ -59,7 +59,7 @@ from autoops_cli.simulation.events import (
     SimulationEvent,
 )
 from autoops_cli.simulation.partition import placement
-from config.errors import ExitCode, LocalFileError
+from config.errors import STOP_EXIT_CODES, ExitCode, LocalFileError
 from config.tracing.ids import event_trace_id
 
 if TYPE_CHECKING:
@@ -97,7 +97,6 @@ TRACING_COUNTS = (
 )
 # A worker's exit code passed on as the run's: autoops's own errors (usage to local file).
 AUTOOPS_ERROR_CODES = frozenset(range(int(ExitCode.FAILURE), int(ExitCode.LOCAL_FILE) + 1))
-STOP_SIGNAL_NAMES = frozenset({"SIGINT", "SIGTERM"})  # a worker's stopped_early after a stop
 WORKER_EXIT_WAIT_S = 0.1  # how often the parent looks up from waiting (signals run between)
 PIPE_BYTES = 1 << 20  # a worker's input pipe: about 3,000 events
 # The longest line a worker reads: a file's longest re-written by ``worker_line``, whose
@@ -349,7 +348,7 @@ class WorkerPool:
             for thread in worker.threads:
                 thread.join()
         stopped = (worker.final or {}).get("stopped_early")
-        if self.stop_reason is None and stopped in STOP_SIGNAL_NAMES:
+        if self.stop_reason is None and stopped in STOP_EXIT_CODES:
             self.request_stop(str(stopped))
 
     def _count_unreported(self, worker: _Worker) -> None:
