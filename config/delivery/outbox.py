@@ -187,10 +187,6 @@ class Outbox:
         )
         return [OutboxEntry(*row) for row in rows]
 
-    def delivered(self, seq: int) -> bool:
-        """The server accepted the batch: forget it. False when it was gone already."""
-        return bool(self.delivered_many([seq]))
-
     def delivered_many(self, seqs: Sequence[int]) -> set[int]:
         """The server accepted these batches (one request): forget them; the ones that were
         here (another process sharing the file may have removed some already)."""

@@ -789,10 +789,7 @@ class OutboxExporter:
             # One of the merged batches is bad: send them one by one to find it.
             self._split_until = entries[-1].seq
             return SendOutcome.SPLIT
-        return self._dead_letter(entries[0], status, server_message(response, limit=500))
-
-    def _dead_letter(self, entry: OutboxEntry, status: int, message: str) -> str:
-        return self._dead_letters([entry], status, message)
+        return self._dead_letters(entries, status, server_message(response, limit=500))
 
     def _dead_letters(
         self,

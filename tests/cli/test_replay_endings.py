@@ -416,23 +416,21 @@ def test_outputs_into_a_pipe_are_written_in_place_or_refused_without_a_reader(
         refused = cli(*command)
         assert refused.exit_code == 6, refused.both
         assert f"{fifo}: no process reads that pipe" in refused.stderr
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader is there now
-    try:
-        written = cli("events", "generate", "-n", "3", "-o", str(fifo))
-        received = os.read(reader, 1 << 16)
-    finally:
-        os.close(reader)
-    assert written.exit_code == 0, written.both
+
+    def generated_into(pipe: Path) -> bytes:
+        """``events generate -n 3 -o PIPE`` with a reader there; what the reader got."""
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            written = cli("events", "generate", "-n", "3", "-o", str(pipe))
+            received = os.read(reader, 1 << 16)
+        finally:
+            os.close(reader)
+        assert written.exit_code == 0, written.both
+        return received
+
+    assert len(generated_into(fifo).decode().splitlines()) == 3
     assert stat.S_ISFIFO(fifo.stat().st_mode)
-    assert len(received.decode().splitlines()) == 3
     # A pipe named *.gz gets what its name says (it got plain text).
     gz_fifo = workdir / "out.jsonl.gz"
     os.mkfifo(gz_fifo)
-    reader = os.open(gz_fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        written = cli("events", "generate", "-n", "3", "-o", str(gz_fifo))
-        received = os.read(reader, 1 << 16)
-    finally:
-        os.close(reader)
-    assert written.exit_code == 0, written.both
-    assert len(gzip.decompress(received).decode().splitlines()) == 3
+    assert len(gzip.decompress(generated_into(gz_fifo)).decode().splitlines()) == 3

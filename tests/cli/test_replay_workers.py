@@ -615,6 +615,19 @@ def test_more_workers_than_products_is_fine(tmp_path: Path) -> None:
     assert (summary["workers"], summary["events_processed"]) == (3, 3)
 
 
+def replay_two_workers(
+    directory: Path, events: Path, orchestrator: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``autoops --json replay EVENTS --workers 2 --orchestrator SPEC`` run in ``directory``
+    (where the orchestrator's module is), its store in ``directory/home``."""
+    return subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", orchestrator],
+        check=False, capture_output=True, text=True, cwd=directory, timeout=300,
+        stdin=subprocess.DEVNULL, env=clean_env(AUTOOPS_HOME=str(directory / "home"), **env),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("death", "said"),
     [
@@ -637,12 +650,7 @@ def test_a_worker_that_dies_fails_the_run_with_the_others_summary(
         "        return super().handle(event)\n",
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
-         "--orchestrator", "dying:Dying"],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
-        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home"), DIE_IN_WORKER="1"),
-    )  # fmt: skip
+    done = replay_two_workers(tmp_path, events, "dying:Dying", DIE_IN_WORKER="1")
     assert done.returncode == 1, done.stderr
     assert "replay worker" in done.stderr
     assert said in done.stderr
@@ -677,12 +685,7 @@ def test_a_stop_sent_to_one_worker_stops_the_run(
         "        return super().handle(event)\n",
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
-         "--orchestrator", "stopping:Stopping"],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
-        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
-    )  # fmt: skip
+    done = replay_two_workers(tmp_path, events, "stopping:Stopping")
     assert done.returncode == code, done.stderr
     assert f"stopped by {signal_name} at line" in done.stderr
     summary = json.loads(done.stdout)

@@ -31,10 +31,12 @@ def _utc_cell(stamp: str) -> str:
     """MM-DD HH:MM:SS in UTC (the year and ms are noise here): a time with another offset
     (``07:30:00+05:30``) was shown as it was written, under "time (UTC)". What does not
     parse is shown as it came."""
-    from datetime import UTC, datetime
+    from datetime import UTC
+
+    from autoops_cli.timespec import parse_iso
 
     try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        moment = parse_iso(stamp)
         if moment.tzinfo is not None:
             moment = moment.astimezone(UTC)  # OverflowError at the ends of the calendar
     except (ValueError, OverflowError):
