@@ -58,8 +58,11 @@ class AutoopsGroup(TyperGroup):
         except AutoopsError as exc:
             _report_expected(ctx, exc)
             ctx.exit(int(exc.exit_code))
-        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
-            raise  # BrokenPipeError: stdout's reader left (| head); click exits quietly
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except BrokenPipeError:  # stdout's reader left (| head) while data streamed out
+            discard_stdout()
+            ctx.exit(int(ExitCode.OK))
         except StdoutError as exc:  # a help text (printed by click) that stdout refused
             discard_stdout()
             _report_expected(

@@ -52,7 +52,7 @@ def writing_stdout() -> Iterator[None]:
 
     A full disk behind ``> file``, or stdout closed (``>&-``: Python then has no
     ``sys.stdout``), was an internal error with the run's own exit code lost. A reader that
-    left (``| head``) is not a failure: BrokenPipeError keeps its quiet handling.
+    left (``| head``) is not a failure (``GuardedStdout``).
     """
     from config.errors import LocalFileError
 
@@ -74,7 +74,12 @@ class StdoutError(OSError):
 class GuardedStdout:
     """``sys.stdout`` for the CLI's process, whose write and flush failures are
     ``StdoutError``: what click and Typer print themselves (a help text) can then be told
-    from a command's own ``OSError`` at the error boundary."""
+    from a command's own ``OSError`` at the error boundary.
+
+    A reader that left (``| head``) is not a failure: the rest of the output is discarded
+    and the command ends with its own exit code. Rich and click answered a broken pipe with
+    a silent exit 1, so a replay's 0, a failed check's 1 and a success looked alike.
+    """
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -83,7 +88,8 @@ class GuardedStdout:
         try:
             return int(self._stream.write(text))
         except BrokenPipeError:
-            raise
+            discard_stdout()
+            return len(text)
         except OSError as exc:
             raise StdoutError(exc.errno, exc.strerror) from None
 
@@ -91,7 +97,7 @@ class GuardedStdout:
         try:
             self._stream.flush()
         except BrokenPipeError:
-            raise
+            discard_stdout()
         except OSError as exc:
             raise StdoutError(exc.errno, exc.strerror) from None
 

@@ -201,3 +201,54 @@ def test_a_stdout_that_cannot_be_written_is_one_line_and_exit_6(
         store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
         with sqlite3.connect(store) as db:
             assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("command", "exit_code"),
+    [
+        ("replay {events}", 0),
+        ("--json replay {events}", 0),
+        ("events generate --count 50000", 0),
+        ("config show", 0),
+        ("--help", 0),
+        ("replay --help", 0),
+        ("completions show bash", 0),
+        ("health-check --timeout 1", 4),  # a failed check keeps its own code
+    ],
+)
+def test_a_reader_that_left_ends_the_output_and_the_command_keeps_its_exit_code(
+    workdir: Path, command: str, exit_code: int
+) -> None:
+    """``autoops ... | head``: Rich and click answered the broken pipe with a silent exit 1,
+    the same code as a failed check. The rest of the output is discarded, quietly, and the
+    command ends as it would have (a replay's traces all on disk)."""
+    events = workdir / "events.jsonl"
+    events.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    env = {
+        "PATH": f"{Path(autoops_executable()).parent}:/usr/bin:/bin",
+        "HOME": os.environ["HOME"],
+        "AUTOOPS_HOME": os.environ["AUTOOPS_HOME"],
+    }
+    if command.startswith("health-check"):  # nothing listens at port 9
+        env |= {
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-pipe",
+            "LANGFUSE_SECRET_KEY": "sk-lf-pipe",
+            "LANGFUSE_HOST": "http://127.0.0.1:9",
+        }
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before the first byte: every write breaks the pipe
+    try:
+        done = subprocess.run(
+            [autoops_executable(), *command.format(events=events).split()],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+            env=env,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == exit_code, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert "internal error" not in done.stderr and "cannot write" not in done.stderr
+    if "{events}" in command:
+        store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 200
