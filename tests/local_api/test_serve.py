@@ -408,3 +408,50 @@ def test_a_sum_beyond_the_largest_float_answers_null_not_500(served: ServeHandle
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"] == [{"sum_value": None}]
+
+
+def test_a_sum_beyond_64_bit_integers_is_a_422_not_a_500(served: ServeHandle) -> None:
+    """Usage details of 6e18 tokens each (every one a 64-bit integer) sum past 2^63: SQLite
+    raises "integer overflow", and every metrics query over them answered 500."""
+    trace_id = uuid.uuid4().hex
+    usage = {"input": 6 * 10**18, "output": 6 * 10**18}
+    batch = [
+        {
+            "id": uuid.uuid4().hex,
+            "type": "generation-create",
+            "timestamp": "2026-12-01T00:00:00Z",
+            "body": {
+                "id": uuid.uuid4().hex,
+                "traceId": trace_id,
+                "name": "huge-usage",
+                "startTime": "2026-12-01T00:00:00Z",
+                "usageDetails": usage,
+            },
+        }
+        for _ in range(2)
+    ]
+    done = httpx.post(
+        served.url + "/api/public/ingestion", json={"batch": batch}, auth=served.auth, timeout=30
+    )
+    assert done.status_code == 207 and not done.json()["errors"], done.text
+    for measure in ("inputTokens", "totalTokens"):
+        query = {
+            "view": "observations",
+            "metrics": [{"measure": measure, "aggregation": "sum"}],
+            "filters": [
+                {"column": "traceId", "operator": "=", "value": trace_id, "type": "string"}
+            ],
+            "fromTimestamp": "2000-01-01T00:00:00Z",
+            "toTimestamp": "2100-01-01T00:00:00Z",
+        }
+        answer = httpx.get(
+            served.url + "/api/public/v2/metrics",
+            params={"query": json.dumps(query)},
+            auth=served.auth,
+            timeout=30,
+        )
+        assert answer.status_code == 422, answer.text
+        assert "64-bit" in answer.json()["message"]
+    # The observations themselves stay readable.
+    read = get(served, "/api/public/v2/observations", traceId=trace_id)
+    assert len(read["data"]) == 2

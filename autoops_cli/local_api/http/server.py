@@ -277,6 +277,17 @@ def _sqlite_problem(exc: sqlite3.Error) -> JSONResponse | None:
                 "error": "InvalidRequestError",
             },
         )
+    if "integer overflow" in text:
+        # SUM over stored whole numbers (usage, latencies in microseconds) beyond 64 bits: a
+        # hostile client's usage of 6e18 tokens, twice, made every metrics query a 500.
+        return _json(
+            422,
+            {
+                "message": "A sum asked for exceeds the range of 64-bit integers: some stored "
+                "values are out of range; narrow the query's filters or time range",
+                "error": "UnprocessableEntityError",
+            },
+        )
     return None
 
 
