@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from config.json_values import unicode_text
 from config.tracing.span_records import SpanRecord
 
 SCOPE_NAME = "langfuse-sdk"
@@ -55,8 +56,10 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 
 
 def _text(value: str) -> bytes:
-    # A lone surrogate cannot be UTF-8; replaced rather than failing the whole batch.
-    return value.encode("utf-8", "replace")
+    try:
+        return value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: U+FFFD, as the local store writes it
+        return unicode_text(value).encode()
 
 
 def _any_value_bytes(value: Any) -> bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import LocalFileError
+from config.json_values import unicode_text
 from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
@@ -391,6 +392,10 @@ def check_store_tables(db: sqlite3.Connection, path: Path) -> None:
             )
 
 
+def _unicode_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(unicode_text(value) if type(value) is str else value for value in row)
+
+
 def write_error(path: Path, exc: Exception) -> LocalFileError:
     """What a failed write to the store at ``path`` is: its ``LocalFileError``, or any other
     exception (a closed connection, a value SQLite cannot bind) said as one."""
@@ -457,15 +462,27 @@ class LocalStore:
         scores in one transaction: a trace row merges into the stored one (non-null values
         win, metadata is patched), an observation row replaces the stored one."""
         now_us = time.time_ns() // 1000
-        trace_rows = [(*_trace_values(row), now_us) for row in traces]
-        observation_rows = [_observation_values(row) for row in observations]
-        score_rows = [_score_row(score) for score in scores]
+        tables = (
+            (TRACE_UPSERT, [(*_trace_values(row), now_us) for row in traces]),
+            (OBSERVATION_UPSERT, [_observation_values(row) for row in observations]),
+            (SCORE_UPSERT, [_score_row(score) for score in scores]),
+        )
+        try:
+            self._write_tables(tables)
+        except UnicodeEncodeError:
+            # Text that is not Unicode (a lone surrogate: a file name from os.fsdecode, a
+            # JSON escape) cannot be bound; it failed the whole batch, and every batch after
+            # it. Checked only then: the batch again, such text as U+FFFD, as OTLP sends it.
+            self._write_tables(
+                tuple((sql, [_unicode_row(row) for row in rows]) for sql, rows in tables)
+            )
+
+    def _write_tables(self, tables: tuple[tuple[str, list[tuple[Any, ...]]], ...]) -> None:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(TRACE_UPSERT, trace_rows)
-                self._db.executemany(OBSERVATION_UPSERT, observation_rows)
-                self._db.executemany(SCORE_UPSERT, score_rows)
+                for sql, rows in tables:
+                    self._db.executemany(sql, rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()

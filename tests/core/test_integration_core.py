@@ -758,3 +758,39 @@ def test_a_confidence_that_is_not_a_number_from_0_to_1_is_a_tracing_error(
     service.flush()
     assert [s for s in capture.scores if s.name == "decision_confidence"] == []
     assert service.get_performance_metrics()["tracing_errors"] == 1
+
+
+def test_text_that_is_not_unicode_is_stored_as_u_fffd_and_stops_nothing(workdir: Path) -> None:
+    """A lone surrogate (``os.fsdecode`` of a file name that is not UTF-8) cannot be bound by
+    SQLite: the batch failed, and the store took nothing more of the process (traces finished
+    before it in the batch included). Now it is U+FFFD, as the OTLP encoder sends it."""
+    import os
+    import sqlite3
+
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig())
+    )
+    odd = os.fsdecode(b"rapport-\xe9t\xe9.csv")
+
+    @observe("read_report", as_type="tool")
+    def read_report(name: str) -> str:
+        return name
+
+    for event_type in ("before", "odd", "after"):
+        trace_id = service.create_simulation_trace({**EVENT, "event_type": event_type})
+        if event_type == "odd":
+            read_report(odd)
+            span_id = service.start_agent_span("inventory_agent", "assess", {"file": odd})
+            service.log_agent_decision(
+                span_id, {"decision_type": odd}, confidence=0.5, reasoning=odd
+            )
+            service.end_agent_span(span_id, {"file": odd})
+        service.finalize_trace(trace_id, {"file": odd} if event_type == "odd" else {})
+    assert service.flush()
+    store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+    with sqlite3.connect(store) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM traces")}
+        outputs = [row[0] for row in db.execute("SELECT output FROM observations")]
+    assert names == {"simulation.before", "simulation.odd", "simulation.after"}
+    assert "rapport-\ufffdt\ufffd.csv" in outputs  # the tool's plain-string output
+    assert service.get_performance_metrics()["spans_failed"] == 0

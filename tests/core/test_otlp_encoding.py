@@ -136,6 +136,15 @@ def test_equal_values_of_other_types_are_not_confused_by_the_cache() -> None:
     assert [type(span.attributes["k"]) for span in decoded] == [bool, int, float, list, list]
 
 
+def test_text_that_is_not_unicode_is_sent_as_u_fffd_as_the_store_keeps_it() -> None:
+    """A lone surrogate was sent as "?" while the local store now keeps U+FFFD."""
+    odd = "rapport-\udce9t\udce9.csv"
+    span = SpanRecord("ef" * 16, "0" * 15 + "2", None, odd, 1, 2, {"file": odd, "list": [odd]})
+    (decoded,) = decode_spans(encode_spans([span], resource={}, scope_version="5"))
+    assert decoded.name == decoded.attributes["file"] == "rapport-\ufffdt\ufffd.csv"
+    assert decoded.attributes["list"] == ["rapport-\ufffdt\ufffd.csv"]
+
+
 def test_a_moved_batch_carries_the_new_public_key() -> None:
     span = SpanRecord("cd" * 16, "0" * 15 + "1", None, "s", 1, 2, {"a": "b"})
     body = gzip.compress(

@@ -9,6 +9,7 @@ import zlib
 from typing import Any
 
 from autoops_cli.local_api.query.errors import ApiProblem
+from config.json_values import unicode_text
 
 INFLATE_CHUNK = 1024 * 1024
 GZIP_MIN_SIZE = 18  # a 10-byte header and an 8-byte trailer
@@ -91,22 +92,6 @@ def decompress(
     if not output:
         raise error("Failed to decompress request body")
     return output
-
-
-def unicode_text(text: str) -> str:
-    """``text`` with lone surrogates (JSON's ``\\ud800``) replaced by U+FFFD.
-
-    JSON can escape half a surrogate pair; JavaScript keeps it, but it is not Unicode and
-    SQLite cannot take it (it would fail the whole write). U+FFFD is what the text becomes
-    once a JavaScript server writes it as UTF-8.
-    """
-    if text.isascii():
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 def storable(value: Any) -> Any:

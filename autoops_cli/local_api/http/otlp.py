@@ -18,13 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import (
-    INT64,
-    decompress,
-    error,
-    unicode_text,
-)
+from autoops_cli.local_api.http.bodies import INT64, decompress, error
 from autoops_cli.local_api.query.errors import ApiProblem
+from config.json_values import unicode_text
 from config.store.local_store import LocalStore
 from config.store.otel_mapping import map_spans
 from config.tracing.span_records import SpanRecord
