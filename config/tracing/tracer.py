@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 import threading
 import time
@@ -226,6 +227,37 @@ class Observation:
         """Attach a score to this observation (and its trace)."""
         if self.trace.sampled:
             self.trace.tracer._score(self, name, value, comment, metadata, data_type)
+
+
+def _score_value(name: str, value: Any, data_type: str) -> float | str:
+    """``value`` as Langfuse takes it for ``data_type``, or ValueError/TypeError saying why.
+
+    Langfuse refuses the whole batch for a NaN (400) and the score for a value of the wrong
+    type (207): the valid scores sent with it were lost, and the local store, which took
+    them, disagreed with Langfuse. An int past the float range stopped the store's writes.
+    """
+    if data_type == "CATEGORICAL":
+        if not isinstance(value, str):
+            raise TypeError(
+                f"score {name!r}: a CATEGORICAL score's value is a string, "
+                f"got {type(value).__name__}"
+            )
+        return _text(value)
+    if isinstance(value, bool):  # a BOOLEAN score's value is 1 or 0 in Langfuse
+        value = float(value)
+    if not isinstance(value, int | float):
+        raise TypeError(
+            f"score {name!r}: a {data_type} score's value is a number, got {type(value).__name__}"
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"score {name!r}: its value is not a finite number")
+    if data_type == "BOOLEAN" and number not in (0.0, 1.0):
+        raise ValueError(f"score {name!r}: a BOOLEAN score's value is 0 or 1, got {value!r}")
+    return value
 
 
 class Tracer:
@@ -477,17 +509,14 @@ class Tracer:
         if not isinstance(name, str | enum.Enum):
             raise TypeError(f"a score's name is a string, got {type(name).__name__}")
         name = _text(name)
-        if isinstance(value, bool):  # a BOOLEAN score's value is 1 or 0 in Langfuse
-            value = float(value)
-        if not isinstance(value, int | float | str):
-            raise TypeError(
-                f"score {name!r}: its value is a number or a string, got {type(value).__name__}"
-            )
+        if not name.strip():
+            raise ValueError("a score's name is empty")
         if data_type not in SCORE_DATA_TYPES:
             raise ValueError(
                 f"score {name!r}: data type {data_type!r} is not one of NUMERIC, "
                 "CATEGORICAL, BOOLEAN"
             )
+        value = _score_value(name, value, data_type)
         if comment and type(comment) is not str:  # a dict or list: written as its JSON
             comment = la.to_json(comment)
         score = ScoreRecord(

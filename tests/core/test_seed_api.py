@@ -284,6 +284,43 @@ def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: 
     assert (metrics["tracing_errors"], metrics["spans_failed"]) == (2, 0)
 
 
+@pytest.mark.parametrize(
+    ("value", "data_type"),
+    [
+        (float("nan"), "NUMERIC"),
+        (float("inf"), "NUMERIC"),
+        (10**400, "NUMERIC"),
+        ("abc", "NUMERIC"),
+        (0.5, "BOOLEAN"),
+        (3, "CATEGORICAL"),
+    ],
+    ids=["nan", "inf", "10**400", "text-numeric", "boolean-0.5", "number-categorical"],
+)
+def test_a_score_langfuse_would_refuse_is_a_tracing_error_and_the_others_are_kept(
+    workdir: Path, value: Any, data_type: str
+) -> None:
+    """A NaN score made Langfuse refuse its whole batch (the valid decision_confidence sent
+    with it lost), a string as a NUMERIC score's value or a number as a CATEGORICAL one was
+    refused there and stored here, and an int past the float range stopped the local store's
+    writes. Each is now refused where it is scored, as a tracing error."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    span = service.start_agent_span("inventory_agent", "assess", parent_trace_id=trace_id)
+    service.log_agent_decision("inventory_agent", {"decision_type": "d", "confidence": 0.7})
+    with service.trace_operation("block") as observation:
+        observation.score("odd", value, data_type=data_type)
+        observation.score("", 1)  # no name
+        observation.score("fine", "high", data_type="CATEGORICAL")
+    service.end_agent_span(span)
+    service.finalize_trace(trace_id)
+    assert service.flush()
+    scores = {r["name"]: r for r in rows(workdir, "SELECT * FROM scores")}
+    assert set(scores) == {"decision_confidence", "fine"}
+    assert scores["fine"]["string_value"] == "high"
+    metrics = service.get_performance_metrics()
+    assert (metrics["tracing_errors"], metrics["spans_failed"]) == (2, 0)
+
+
 def test_a_collaboration_is_plain_data_and_its_end_outcome_is_recorded(workdir: Path) -> None:
     """``asdict`` of the handle raised (it held the service and its SQLite connection); the
     outcome given to ``end()`` was kept on the handle only; the guide's keyword order given
