@@ -455,3 +455,44 @@ def test_a_sum_beyond_64_bit_integers_is_a_422_not_a_500(served: ServeHandle) ->
     # The observations themselves stay readable.
     read = get(served, "/api/public/v2/observations", traceId=trace_id)
     assert len(read["data"]) == 2
+
+
+def test_a_create_event_for_a_stored_observation_merges_into_it(served: ServeHandle) -> None:
+    """A create of an id an earlier request stored replaced the row: name, model, input,
+    usage, and what an update sent before it had set, were gone (in one batch, the same two
+    events merged), and every event was answered 201."""
+    trace_id, generation, span = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+
+    def send(event_type: str, body: dict[str, Any]) -> None:
+        event = {"id": uuid.uuid4().hex, "type": event_type,
+                 "timestamp": "2026-05-05T00:00:00Z", "body": {**body, "traceId": trace_id}}  # fmt: skip
+        done = httpx.post(
+            served.url + "/api/public/ingestion",
+            json={"batch": [event]},
+            auth=served.auth,
+            timeout=30,
+        )
+        assert done.status_code == 207 and not done.json()["errors"], done.text
+
+    send("generation-create", {"id": generation, "name": "llm", "model": "gpt", "input": "prompt",
+                               "usageDetails": {"input": 10}, "startTime": "2026-05-05T00:00:00Z"})  # fmt: skip
+    send("generation-create", {"id": generation, "output": "answer",
+                               "endTime": "2026-05-05T00:00:01Z"})  # fmt: skip
+    send("span-update", {"id": span, "output": "late", "endTime": "2026-05-05T00:00:02Z"})
+    send("span-create", {"id": span, "name": "step", "input": "early",
+                         "startTime": "2026-05-05T00:00:00Z"})  # fmt: skip
+    merged = get(
+        served, f"/api/public/observations/{generation}", "/api/public/observations/{observationId}"
+    )
+    assert (merged["name"], merged["model"], merged["input"], merged["output"]) == (
+        "llm",
+        "gpt",
+        "prompt",
+        "answer",
+    )
+    assert merged["usageDetails"]["input"] == 10 and merged["type"] == "GENERATION"
+    step = get(
+        served, f"/api/public/observations/{span}", "/api/public/observations/{observationId}"
+    )
+    assert (step["name"], step["input"], step["output"]) == ("step", "early", "late")
+    assert step["endTime"] is not None

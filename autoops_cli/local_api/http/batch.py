@@ -320,7 +320,8 @@ def _merge(stored: dict[str, Any] | None, fields: dict[str, Any], event: _Event)
         row.update(level="DEFAULT", environment="default")
     else:
         row = dict(stored)
-        fields = {**fields, "type": row["type"]}  # an update keeps what it updates
+        if event.type in UPDATES:  # an update keeps the type of what it updates
+            fields = {**fields, "type": row["type"]}
     for column, value in fields.items():
         if value is None:
             continue
@@ -338,7 +339,7 @@ def _merge(stored: dict[str, Any] | None, fields: dict[str, Any], event: _Event)
 
 
 def _stored_observations(store: LocalStore, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Stored rows of observations an update event names, objects parsed."""
+    """Stored rows of the observations ``ids`` names, objects parsed."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -444,8 +445,11 @@ def ingest_batch(
 def _apply(
     store: LocalStore, events: list[_Event], errors: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    updated = [e.body.get("id") for e in events if e.type in UPDATES]
-    observations = _stored_observations(store, [i for i in updated if isinstance(i, str)])
+    # Creates too: an observation stored by an earlier request is merged into, whatever the
+    # event (a create of a stored id replaced the row: what the earlier batch or an update
+    # set was lost, depending on how the client had batched its events).
+    named = [e.body.get("id") for e in events if e.type in OBSERVATION_EVENTS]
+    observations = _stored_observations(store, list({i for i in named if isinstance(i, str)}))
     traces: list[dict[str, Any]] = []
     scores: list[ScoreRecord] = []
     successes: list[dict[str, Any]] = []
