@@ -119,7 +119,9 @@ def run_replay(
         # or an outbox is created for it. A worker's lines come from its parent, which made
         # the event ids of the whole file unique and re-wrote each event's line
         # (``worker_line``).
-        reader = _worker_reader(source) if worker else EventReader(source)
+        reader = _open_input(stops, source, worker=worker)
+        if isinstance(reader, StoppedWhileWaiting):
+            return _stopped_before_input(state, run_id, reader.signal_name)
         progress_out = _open_progress_file(progress_file, reader, source)
         # Built here rather than by initialize_langfuse_integration(), which would carry on
         # untraced: a replay that cannot record must say so (a bad store exits 6).
@@ -260,6 +262,34 @@ def _report_input(state: AppState, reader: EventReader, shown: int) -> None:
             f"{reader.events_renamed} event(s) repeated an earlier event_id: each was "
             "replayed as a trace of its own, its id followed by #2, #3, ..."
         )
+
+
+def _open_input(
+    stops: StopSignals, source: str | Path, *, worker: bool
+) -> EventReader | StoppedWhileWaiting:
+    """The run's reader, or the stop that came while its input's first bytes were awaited."""
+    try:
+        with stops.abandoning_waits():
+            return _worker_reader(source) if worker else EventReader(source)
+    except StoppedWhileWaiting as stop:
+        return stop
+
+
+def _stopped_before_input(
+    state: AppState, run_id: str, signal_name: str
+) -> tuple[ReplaySummary, int]:
+    """The summary and exit code of a run stopped before its input's first bytes came."""
+    summary = ReplaySummary(
+        run_id=run_id,
+        destination="none (stopped before any input)",
+        lines_not_read=None,
+        stopped_early=signal_name,
+    )
+    state.output.warning(
+        f"stopped by {signal_name} while waiting for the input's first line: nothing was read "
+        "or recorded"
+    )
+    return summary, int(STOP_EXIT_CODES[signal_name])
 
 
 def _worker_reader(source: str | Path) -> EventReader:
@@ -441,17 +471,28 @@ def _to_parent(
     return report
 
 
+class StoppedWhileWaiting(BaseException):
+    """A stop that came while the replay waited for its input's first bytes (a BaseException:
+    nothing on the way catches it as an error)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 class StopSignals:
     """SIGINT and SIGTERM stop the run cleanly, from the start of the command.
 
     A stop that comes before the run exists (while the settings load and the store or the
     outbox opens) is kept and handed to the run when it is attached: it then ends before its
-    first event, with its summary and exit code, rather than dying by the signal.
+    first event, with its summary and exit code, rather than dying by the signal. One that
+    comes while the input is awaited (``abandoning_waits``) ends that wait at once.
     """
 
     def __init__(self) -> None:
         self.runner: ReplayEngine | WorkerPool | None = None
         self.pending: str | None = None
+        self._abandon_waits = False
 
     def __call__(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
@@ -459,8 +500,22 @@ class StopSignals:
             self.runner.request_stop(name)
         elif self.pending is None:
             self.pending = name
+            if self._abandon_waits:
+                raise StoppedWhileWaiting(name)
         else:  # a second stop while the run is still being set up: give that up now
             raise SystemExit(int(STOP_EXIT_CODES[self.pending]))
+
+    @contextmanager
+    def abandoning_waits(self) -> Iterator[None]:
+        """Around the opening of the input: a FIFO with no writer yet, or standard input of a
+        feed that has not started, blocks in a system call that Python resumes after the
+        handler, so a first stop there was ignored (a second one ended the run without a
+        summary). There, a stop raises ``StoppedWhileWaiting``."""
+        self._abandon_waits = True
+        try:
+            yield
+        finally:
+            self._abandon_waits = False
 
     def attach(self, runner: ReplayEngine | WorkerPool) -> None:
         self.runner = runner

@@ -312,6 +312,52 @@ def test_a_stop_while_the_replay_sets_up_ends_it_before_its_first_event(
     assert traces_in_store_at(workdir / "home") == 0
 
 
+def blocked_on_input(pid: int) -> bool:
+    """Whether the process sleeps in the kernel waiting on a pipe or for a FIFO's writer."""
+    try:
+        channel = Path(f"/proc/{pid}/wchan").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(word in channel for word in ("pipe", "partner", "fifo"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("source", ["fifo", "stdin"])
+@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_while_waiting_for_the_first_input_ends_the_run_at_once(
+    workdir: Path, source: str, stop: str, code: int
+) -> None:
+    """A FIFO with no writer yet, or standard input of a feed that has not started: the
+    replay waits in a system call Python resumes after the signal handler, so a first stop
+    was ignored (docker stop then killed it) and a second ended it with no summary."""
+    fifo = workdir / "feed"
+    os.mkfifo(fifo)
+    feed = subprocess.Popen(["sleep", "120"], stdout=subprocess.PIPE)  # writes nothing
+    replay = None
+    try:
+        replay = subprocess.Popen(
+            [autoops_executable(), "--json", "replay", str(fifo) if source == "fifo" else "-"],
+            stdin=feed.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60  # only a hang reaches it
+        while not blocked_on_input(replay.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replay.send_signal(getattr(signal, stop))
+        stdout, stderr = replay.communicate(timeout=60)
+    finally:
+        for process in (feed, replay):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert replay.returncode == code, stderr
+    summary = json.loads(stdout)
+    assert (summary["stopped_early"], summary["lines_read"]) == (stop, 0)
+    assert f"stopped by {stop} while waiting for the input's first line" in stderr
+    assert "Traceback" not in stderr
+    assert traces_in_store_at(workdir / "home") == 0
+
+
 def traces_in_store_at(directory: Path) -> int:
     if not (directory / "traces.db").exists():
         return 0
