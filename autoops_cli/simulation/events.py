@@ -553,7 +553,8 @@ def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = Fal
 
     Judged from the first few KB: a file with a line there that is one JSON object is JSON
     Lines (its bad lines, if any, are rejected one by one); so is one starting with a long
-    line that opens an object. Anything else (nothing at all, a JSON array or a document over
+    line that opens an object, with only blank lines so far, or with several lines that are
+    each a whole JSON value. Anything else (nothing at all, a JSON array or a document over
     several lines, CSV, other text, binary data) is refused before any event is read.
     """
     try:
@@ -564,17 +565,22 @@ def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = Fal
         ) from exc
     text = head.removeprefix(codecs.BOM_UTF8)
     lines = [line.strip() for line in text.split(b"\n")]
+    complete = len(head) < _SNIFF_BYTES  # the head is the whole input
+    if not any(lines) and not complete:
+        return  # only blank lines so far: what follows is judged line by line
     if not any(lines) and allow_empty:  # a replay worker given no events: nothing to do
         return
     if not any(lines):
         raise EventFileFormatError(f"{name}: no events (the file is empty)")
-    whole = lines[:-1] if len(head) >= _SNIFF_BYTES else lines  # the last may be cut off
+    whole = lines if complete else lines[:-1]  # the last may be cut off
     if any(line.startswith(b"{") and line.endswith(b"}") for line in whole):
         return
     if any(line.startswith(b"{") and line != b"{" for line in lines):
         return  # a long line that opens an object, or a broken event: judged line by line
     if not text.replace(b"\x00", b"").strip():
         return  # only NUL bytes so far (a block a crash left zeroed): judged line by line
+    if sum(_is_json(line) for line in whole) >= 2:
+        return  # JSON Lines of values that are not events: each rejected on its own
     first_line = next(line for line in lines if line)
     if first_line.startswith(b"["):
         raise EventFileFormatError(
@@ -600,6 +606,17 @@ def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = Fal
         f"{name}: text, not JSON Lines (line 1 starts {shown!r}); each line must be one JSON "
         "event (docs/events.md)"
     )
+
+
+def _is_json(line: bytes) -> bool:
+    """Whether ``line`` is one whole JSON value (``[1, 2]``, ``"text"``, ``3``)."""
+    if not line:
+        return False
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _os_reason(exc: BaseException) -> str:

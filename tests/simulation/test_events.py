@@ -788,6 +788,30 @@ def test_a_bad_first_line_before_a_long_event_is_judged_line_by_line(tmp_path: P
     assert isinstance(items[1], SimulationEvent)
 
 
+@pytest.mark.parametrize(
+    "prefix",
+    [b"\n" * 4100, (b" " * 100 + b"\n") * 50, b"[1, 2, 3]\n" * 700],
+    ids=["blank-lines", "lines-of-spaces", "json-lines-of-arrays"],
+)
+def test_what_fills_the_first_4_kb_before_the_events_does_not_refuse_the_file(
+    tmp_path: Path, prefix: bytes
+) -> None:
+    """4 KB of blank lines first made the file "empty" (docs/events.md: blank lines are
+    skipped), and 4 KB of whole JSON values that are not events a "JSON array": the events
+    after them were never read."""
+    events = b"".join(line(event_id=f"e{n}") + b"\n" for n in range(3))
+    for name, data in (
+        ("f.jsonl", prefix + events),
+        ("f.jsonl.gz", gzip.compress(prefix + events)),
+    ):
+        items = list(read_events(write(tmp_path / name, data)))
+        assert [item.event_id for item in items if isinstance(item, SimulationEvent)] == [
+            "e0", "e1", "e2"
+        ]  # fmt: skip
+        rejected = [item for item in items if isinstance(item, RejectedLine)]
+        assert len(rejected) == (700 if prefix.startswith(b"[") else 0)
+
+
 def test_gzip_stream_breaking_mid_file_keeps_what_was_read(tmp_path: Path) -> None:
     whole = tmp_path / "whole.jsonl.gz"
     write_events(whole, generate_events(3000, seed=1))
