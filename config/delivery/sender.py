@@ -676,7 +676,15 @@ class OutboxExporter:
                     # Woken by the writer's next commit; the poll finds rows of other processes.
                     self._changed.wait(0.25)
                 continue
-            self._send(self._next_request(entries))
+            request = self._next_request(entries)
+            try:
+                self._send(request)
+            except Exception as exc:
+                # An answer nothing here foresaw: the rows stay and are tried again later; a
+                # dead sender thread left them unsent and the run's counts untrue.
+                error = f"unexpected answer handling ({type(exc).__name__}: {exc})"
+                logger.error("sending failed: %s; the batches stay in the outbox", error)
+                self._retry(request, error, None)
 
     def _next_request(self, entries: list[OutboxEntry]) -> list[OutboxEntry]:
         """The rows the next request carries: the oldest row and the rows of its kind after
@@ -1028,6 +1036,17 @@ def _acknowledged(kind: str, response: httpx.Response) -> bool:
     return isinstance(body, dict)
 
 
+def _count(value: Any) -> int:
+    """A JSON count, where an int64 may come as a string; one past any count (1e400 parses as
+    infinity) is all of them. ValueError/TypeError/OverflowError for what is not a count."""
+    number = value if isinstance(value, int) else float(value)
+    return _ALL if number == float("inf") else int(number)
+
+
+# More than any request carries: ``_refusal`` bounds a count by the items sent.
+_ALL = 2**63 - 1
+
+
 def _refusal(kind: str, response: httpx.Response, items: int) -> tuple[int, str] | None:
     """(how many of the request's ``items`` a 2xx refused, the server's message), or None.
 
@@ -1048,7 +1067,7 @@ def _refusal(kind: str, response: httpx.Response, items: int) -> tuple[int, str]
             message = answer.partial_success.error_message
         elif kind == SPANS:
             partial = response.json().get("partialSuccess") or {}
-            refused = int(partial.get("rejectedSpans") or 0)
+            refused = _count(partial.get("rejectedSpans") or 0)
             message = str(partial.get("errorMessage") or "")
         elif response.status_code == 207:
             errors = [e for e in response.json().get("errors") or [] if isinstance(e, dict)]
@@ -1056,7 +1075,7 @@ def _refusal(kind: str, response: httpx.Response, items: int) -> tuple[int, str]
             message = "; ".join(
                 str(e.get("message") or e.get("error") or e.get("status")) for e in errors[:3]
             )
-    except (ValueError, AttributeError, TypeError, RecursionError):
+    except (ValueError, AttributeError, TypeError, RecursionError, OverflowError):
         return None  # acknowledged already: an odd body part is no refusal
     if refused <= 0:
         return None

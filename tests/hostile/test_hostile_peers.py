@@ -216,6 +216,31 @@ def test_a_2xx_refusing_part_of_a_batch_keeps_it_as_a_dead_letter(
     assert "refused: too old" in status["last_dead_letter_message"]
 
 
+@pytest.mark.parametrize("count", [b"1e400", b"Infinity"])
+def test_a_refusal_of_more_spans_than_any_count_refuses_them_all(
+    cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer], count: bytes
+) -> None:
+    """``rejectedSpans`` of 1e400 (strict JSON, infinity to Python): OverflowError killed the
+    sender thread with a traceback; the replay exited 4 with its summary saying "ok", and
+    `buffer flush` exited 0 saying another process held the batches."""
+
+    def refusing(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        if handler.path.endswith("/v1/traces"):
+            reply(handler, 200, b'{"partialSuccess": {"rejectedSpans": ' + count + b"}}")
+        else:
+            reply(handler, 200, b"{}")
+
+    peer = peer_with(refusing)
+    env = env_for(peer)
+    result = cli("replay", str(EXAMPLE), "--limit", "20", "--json", env=env)
+    assert result.exit_code == 5, result.both
+    assert "Traceback" not in result.both and "Exception in thread" not in result.both
+    status = json.loads(cli("--json", "buffer", "status", env=env).stdout)
+    assert status["dead_letters"] >= 1 and status["pending_batches"] == 0
+    summary = json.loads(result.stdout)
+    assert summary["tracing"]["dead_letters"] == status["dead_letters"]
+
+
 HEALTH_ANSWERS = {
     "projects not a list": {"/api/public/projects": {"data": "abc"}},
     "projects of numbers": {"/api/public/projects": {"data": [1]}},
