@@ -341,12 +341,18 @@ class Tracer:
                 TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
             )
         propagated: dict[str, Any] = {la.TRACE_NAME: _text(name), la.ENVIRONMENT: self.environment}
+        # Ids keep their value (a masked session or user would no longer group anything) but
+        # never carry a secret; tags are labels made from the data (an event's trigger
+        # source, its severity), masked as the data is.
         if session_id:
-            propagated[la.TRACE_SESSION_ID] = session_id
+            propagated[la.TRACE_SESSION_ID] = redact_secrets(_text(session_id))
         if user_id:
-            propagated[la.TRACE_USER_ID] = user_id
+            propagated[la.TRACE_USER_ID] = redact_secrets(_text(user_id))
         if tags:
-            propagated[la.TRACE_TAGS] = list(tags)
+            masked = self.mask(list(tags))
+            propagated[la.TRACE_TAGS] = [
+                redact_secrets(_text(tag)) for tag in (masked if type(masked) is list else [masked])
+            ]
         if self.release:
             propagated[la.RELEASE] = self.release
         state = TraceState(self, trace_id, True, session_id, propagated)

@@ -321,6 +321,29 @@ def test_a_score_langfuse_would_refuse_is_a_tracing_error_and_the_others_are_kep
     assert (metrics["tracing_errors"], metrics["spans_failed"]) == (2, 0)
 
 
+def test_tags_and_ids_of_a_trace_never_carry_a_secret_and_tags_are_masked(workdir: Path) -> None:
+    """Tags are made from the event (its trigger source, its severity) and were stored and
+    sent as they were, the configured secret key and an e-mail included, while the same
+    values were masked in the trace's metadata and input."""
+    secret = "sk-lf-0123456789abcdef"
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(
+        {**EVENT, "trigger_source": f"webhook?token={secret}", "severity": "bob@example.com"},
+        session_id=f"run-{secret}",
+        tags=["card 4111111111111111"],
+    )
+    service.finalize_trace(trace_id)
+    assert service.flush()
+    (trace,) = rows(workdir, "SELECT tags, session_id FROM traces")
+    stored = json.dumps(trace)
+    assert secret not in stored
+    for leaked in ("bob@example.com", "4111111111111111"):
+        assert leaked not in stored
+    tags = json.loads(trace["tags"])
+    assert "[EMAIL]" in tags and "card [CARD]" in tags
+    assert trace["session_id"].startswith("run-sk-lf-****")
+
+
 def test_a_collaboration_is_plain_data_and_its_end_outcome_is_recorded(workdir: Path) -> None:
     """``asdict`` of the handle raised (it held the service and its SQLite connection); the
     outcome given to ``end()`` was kept on the handle only; the guide's keyword order given
