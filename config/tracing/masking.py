@@ -23,6 +23,7 @@ names are classified once (cached), and strings that cannot hold a match skip th
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import re
 from collections.abc import Mapping
@@ -299,6 +300,18 @@ _CARD_INT_MIN: Final = 10 ** (_CARD_MIN_DIGITS - 1)
 _CARD_INT_LIMIT: Final = 10**_CARD_MAX_DIGITS
 
 
+class _MaskedKey:
+    """A dict key that holds personal data, masked (``{"bob@example.com": 2}`` becomes
+    ``{"[EMAIL]": 2}``; two keys masked alike keep the last value), and the label of the
+    values under it."""
+
+    __slots__ = ("key", "label")
+
+    def __init__(self, key: str, label: str | None) -> None:
+        self.key = key
+        self.label = label
+
+
 class DataMasker:
     """Masks trace data according to a ``DataMaskingConfig``; one instance serves all calls."""
 
@@ -332,7 +345,7 @@ class DataMasker:
             labels.append(label)
         self._key_labels: tuple[str | None, ...] = tuple(labels)
         # The final label per key name: one dict lookup per key on the hot path.
-        self._labels_by_key: dict[str, str | None] = {}
+        self._labels_by_key: dict[str, str | _MaskedKey | None] = {}
         # Short strings masked before (agent names, ids, event types repeat in every trace).
         self._masked_texts: dict[str, str] = {}
 
@@ -423,6 +436,11 @@ class DataMasker:
                     )
                 label = self._label_for_key(key)
             if label is not None:
+                if type(label) is _MaskedKey:  # a key holding personal data: masked too
+                    masked[label.key] = (
+                        self._mask_value(item, depth + 1) if label.label is None else label.label
+                    )
+                    continue
                 masked[key] = label
             # The common leaves are handled inline: a call per value shows up at this rate.
             elif type(item) is str:
@@ -433,11 +451,15 @@ class DataMasker:
                 masked[key] = self._mask_value(item, depth + 1)
         return masked
 
-    def _label_for_key(self, key: Any) -> str | None:
+    def _label_for_key(self, key: Any) -> Any:
+        """The mask of the values under ``key`` (None: masked as any value), or a
+        ``_MaskedKey`` when the key itself holds personal data (an e-mail address as a key)."""
         name = key if type(key) is str else str(key)
         label = self._labels_by_key.get(name, _UNKNOWN)
         if label is _UNKNOWN:
             label = self._key_labels[_classify_key(name)]
+            if self._text and type(key) is str and self.mask_text(key) != key:
+                label = _MaskedKey(self.mask_text(key), label)
             # Bounded: keys built from data (ids as keys) must not grow the cache forever.
             if len(self._labels_by_key) < _KEY_CACHE_SIZE:
                 self._labels_by_key[name] = label
@@ -488,8 +510,15 @@ class DataMasker:
             model_dump = getattr(type(value), "model_dump", None)
             if callable(model_dump):
                 return self._mask_value(model_dump(value), depth + 1)
+            if isinstance(value, datetime.date):  # written as its isoformat(): no free text
+                return value
+            # The rest as attributes._json_default writes it: an object by its public
+            # attributes, anything else (bytes, Decimal, UUID) by its str(). Passed on as
+            # they were, they were written whole: an e-mail in bytes, a card in an object.
+            if hasattr(value, "__dict__"):
+                public = {k: v for k, v in vars(value).items() if not k.startswith("_")}
+                return self._mask_mapping(public, depth + 1)
+            return self.mask_text(str(value)) if self._text else value
         except Exception:
             # A broken object must not break tracing, and must not leak what it holds.
             return REDACTED_MASK
-        # Anything else (datetime, Decimal, UUID, enums, bytes) is passed on as it is.
-        return value

@@ -530,3 +530,37 @@ def test_enums_and_array_likes_are_masked_as_the_values_they_are_written_as() ->
         "owner": "[EMAIL]",
         "cards": ["[EMAIL]"],
     }
+
+
+def test_keys_bytes_and_plain_objects_are_masked_as_they_are_written() -> None:
+    """A dict key, bytes (written as their str()) and an object that is neither a dataclass
+    nor a model (written as its public attributes) were passed by and written whole: an
+    e-mail address as a key, a card number in bytes or in an object's attribute."""
+    from config.tracing.attributes import serialize_io
+
+    class Customer:
+        def __init__(self) -> None:
+            self.email = "bob@example.com"
+            self.note = "card 4111111111111111"
+            self._secret = "never written"
+
+    value = {
+        "raw": b"from eve@example.com",
+        "counts": {"frank@example.com": 2, "plain": 1},
+        "buyer": Customer(),
+    }
+    masked = masker().mask(value)
+    assert masked == {
+        "raw": "b'from [EMAIL]'",
+        "counts": {"[EMAIL]": 2, "plain": 1},
+        "buyer": {"email": "[REDACTED]", "note": "card [CARD]"},
+    }
+    written = serialize_io(masked)
+    for leaked in ("eve@", "frank@", "bob@", "4111111111111111"):
+        assert leaked not in written
+    # Twice: the second time from the key cache.
+    assert masker().mask({"frank@example.com": {"x": "y"}}) == {"[EMAIL]": {"x": "y"}}
+    repeated = masker()
+    assert repeated.mask({"a@b.co": 1}) == repeated.mask({"a@b.co": 1}) == {"[EMAIL]": 1}
+    # What is not masked is written as before.
+    assert serialize_io(masker().mask({"k": b"plain"})) == serialize_io({"k": b"plain"})
