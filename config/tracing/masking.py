@@ -357,10 +357,11 @@ class DataMasker:
     def mask(self, value: Any) -> Any:
         """Return a masked deep copy of a JSON-like value; the input is never modified.
 
-        Dict keys are kept (those JSON cannot write, such as tuples, as their ``str()``)
-        and their values masked; lists and sets come back as lists,
-        tuples as tuples; dataclasses and pydantic models as masked dicts. Containers nested
-        deeper than ``MAX_DEPTH`` become ``"[TRUNCATED]"``. Never raises.
+        Dict keys are kept (those JSON cannot write, such as tuples, as their ``str()``;
+        text keys masked as text is) and their values masked; lists and sets come back as
+        lists, tuples as tuples; dataclasses, pydantic models and other objects as masked
+        dicts; bytes and the like as their masked ``str()``. Containers nested deeper than
+        ``MAX_DEPTH`` become ``"[TRUNCATED]"``. Never raises.
         """
         try:
             return self._mask_value(value, 0)
