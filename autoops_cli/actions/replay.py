@@ -182,7 +182,7 @@ def run_replay(
                 return summary, 0
             if service.store_path is not None and not dry_run:
                 _record_sampling(service, summary)
-            _report_input(state, reader, shown)
+            _report_input(state, reader, shown, sharded=shard is not None)
             code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
             if progress_out is not None:
                 # The time since the run started, as on every line before (delivery included).
@@ -250,14 +250,22 @@ def _progress_file_outcome(state: AppState, progress: ProgressFile, code: int) -
     return code or int(ExitCode.LOCAL_FILE)
 
 
-def _report_input(state: AppState, reader: EventReader, shown: int) -> None:
+def _report_input(state: AppState, reader: EventReader, shown: int, *, sharded: bool) -> None:
     """What the run's messages left out about the input: more bad lines, renamed events."""
     if shown > REJECTIONS_SHOWN:
         listed = "all" if shown <= MAX_REJECTIONS_KEPT else f"the first {MAX_REJECTIONS_KEPT}"
         state.output.error(
             f"... and {shown - REJECTIONS_SHOWN} more bad lines ({listed} listed in --json)"
         )
-    if reader.events_renamed:
+    if reader.events_renamed and sharded:
+        # Renamed over the whole file (every shard names them alike); this run replayed
+        # only those of its own products.
+        state.output.warning(
+            f"{reader.events_renamed} event(s) of the file repeated an earlier event_id: "
+            "those of this shard were replayed as traces of their own, their id followed by "
+            "#2, #3, ..."
+        )
+    elif reader.events_renamed:
         state.output.warning(
             f"{reader.events_renamed} event(s) repeated an earlier event_id: each was "
             "replayed as a trace of its own, its id followed by #2, #3, ..."

@@ -168,11 +168,32 @@ def test_a_repeated_event_id_gets_a_trace_of_its_own_so_the_counts_are_what_is_s
         == summary["observations_recorded"]
     )
     assert query(workdir, "SELECT COUNT(*) FROM scores")[0][0] == summary["scores_recorded"]
+
     # Replayed again with the same run id: the same ids (renamed ones too), stored once.
     again = cli("replay", str(path), "--json", "--run-id", summary["run_id"])
     assert again.exit_code == 0
     assert json.loads(again.stdout)["traces_recorded"] == 8
     assert query(workdir, "SELECT COUNT(*) FROM traces")[0][0] == 8
+
+
+def test_with_shard_the_repeated_event_ids_are_not_said_to_be_replayed_here(
+    cli: Cli, workdir: Path
+) -> None:
+    """Renamed over the whole file, so that every shard names them alike: the warning said
+    the repeats of other shards' products had been replayed by this run."""
+    from autoops_cli.simulation.partition import shard_of
+
+    event = {"event_id": "x", "timestamp": "2026-11-20T08:15:00Z", "event_type": "demand_spike"}
+    product = "PROD_001"
+    elsewhere = 1 + shard_of(product, 2) % 2  # the other shard of two
+    path = write_jsonl(
+        workdir / "repeats.jsonl", [json.dumps({**event, "product_id": product})] * 2
+    )
+    result = cli("replay", str(path), "--shard", f"{elsewhere}/2", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["events_processed"] == 0
+    assert "each was replayed" not in result.stderr
+    assert "those of this shard were replayed" in result.stderr
 
 
 def test_strict_stops_at_the_first_bad_line_keeping_what_was_recorded(
