@@ -896,10 +896,16 @@ def observe(
     from the first item to the last and never current, since between items the caller
     runs); an exception marks the observation ERROR and propagates.
     """
-    if callable(name):  # ``@observe`` without parentheses, as the guide writes it
+    if callable(name) or isinstance(name, classmethod | staticmethod):
+        # ``@observe`` without parentheses, as the guide writes it
         return observe(as_type=as_type, capture_input=capture_input)(name)
 
     def decorator(function: F) -> F:
+        if isinstance(function, classmethod | staticmethod):
+            # Above @classmethod or @staticmethod (not callable themselves): the function
+            # they wrap is traced and wrapped again. A classmethod was taken for the name, and
+            # the method then returned the decorator instead of running.
+            return cast("F", type(function)(decorator(function.__func__)))
         label = name or function.__name__
 
         def operation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Operation | None:

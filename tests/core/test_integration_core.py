@@ -794,3 +794,36 @@ def test_text_that_is_not_unicode_is_stored_as_u_fffd_and_stops_nothing(workdir:
     assert names == {"simulation.before", "simulation.odd", "simulation.after"}
     assert "rapport-\ufffdt\ufffd.csv" in outputs  # the tool's plain-string output
     assert service.get_performance_metrics()["spans_failed"] == 0
+
+
+@pytest.mark.parametrize("parentheses", [False, True])
+def test_observe_above_classmethod_and_staticmethod_traces_the_method(
+    workdir: Path, parentheses: bool
+) -> None:
+    """A classmethod is not callable: ``@observe`` above ``@classmethod`` took it for the
+    name, and the method returned the decorator instead of running."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    traced = observe() if parentheses else observe
+
+    class Pricing:
+        factor = 2
+
+        @traced  # type: ignore[arg-type]
+        @classmethod
+        def scaled(cls, price: float) -> float:
+            return price * cls.factor
+
+        @traced  # type: ignore[arg-type]
+        @staticmethod
+        def rounded(price: float) -> float:
+            return round(price, 1)
+
+    trace_id = service.create_simulation_trace(EVENT)
+    assert Pricing.scaled(3) == 6
+    assert Pricing().rounded(2.26) == 2.3
+    service.finalize_trace(trace_id)
+    service.flush()
+    assert {"scaled", "rounded"} <= {span.name for span in capture.spans}
