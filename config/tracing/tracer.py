@@ -298,6 +298,8 @@ class Tracer:
         # is recorded after it: an application's last traces must not wait in memory for
         # the next one (or die with the process). A batch filling up is handed over at once.
         self._stopped = threading.Event()
+        self._released = False  # shutdown() released the exporter: nothing more is recorded
+        self._told_shut = False
         self._start_flush_thread()
         _TRACERS.add(self)
 
@@ -333,7 +335,11 @@ class Tracer:
         the decision is made here, once, for the whole trace.
         """
         trace_id = trace_id or random_trace_id()
-        sampled = self.sampler.keep(trace_id, subject)
+        if self._released:  # after shutdown(): nowhere to record it (see export_pending)
+            self._after_shutdown("a trace started")
+            sampled = False
+        else:
+            sampled = self.sampler.keep(trace_id, subject)
         self.stats.traces_started += 1
         if not sampled:
             self.stats.traces_sampled_out += 1
@@ -549,10 +555,20 @@ class Tracer:
                 spans, scores = self._spans, self._scores
                 self._spans, self._scores = [], []
                 self._last_export = time.monotonic()
-            if spans or scores:
+            if (spans or scores) and self._released:
+                # Finished by another thread after shutdown() released the exporter: handed
+                # over, they failed as a closed store ("tracing keeps nothing more").
+                self._after_shutdown(f"{len(spans)} span(s) and {len(scores)} score(s)")
+            elif spans or scores:
                 logger.debug("handing over %d span(s) and %d score(s)", len(spans), len(scores))
                 self.exporter.export(spans, scores)
                 self.stats.batches_exported += 1
+
+    def _after_shutdown(self, what: str) -> None:
+        """What comes after ``shutdown()`` is not recorded: said once, as a warning."""
+        if not self._told_shut:
+            self._told_shut = True
+            logger.warning("tracing was shut down: %s after it not recorded", what)
 
     def commit(self) -> int:
         """Hand over everything recorded so far; the ticket ``committed()`` reaches once it
@@ -583,6 +599,8 @@ class Tracer:
         """Flush (as ``flush``) and release the exporter."""
         self._stopped.set()
         self.export_pending()
+        with self._export_lock:  # a hand-over under way ends first
+            self._released = True
         self.exporter.shutdown(timeout)
 
     def _hand_over_if_due(self) -> None:

@@ -446,3 +446,28 @@ def test_get_carries_on_untraced_when_the_configuration_is_invalid(
     assert service.mode == "disabled"
     assert "could not start" in caplog.text
     service.shutdown()
+
+
+def test_tracing_after_shutdown_is_not_recorded_and_fails_nothing(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Calls after shutdown() (a thread still tracing at exit) were handed to the closed
+    store: an ERROR "cannot write to the local store ... closed database", the spans counted
+    as failed and the health degraded. They are now not recorded, said once."""
+    service = local_service(workdir)
+    kept = service.create_simulation_trace({**EVENT, "event_id": "kept"})
+    service.finalize_trace(kept)
+    service.shutdown()
+    with caplog.at_level("WARNING"):
+        for n in range(3):
+            late = service.create_simulation_trace({**EVENT, "event_id": f"late-{n}"})
+            span = service.start_agent_span("inventory_agent", "assess", parent_trace_id=late)
+            service.end_agent_span(span)
+            service.finalize_trace(late)
+        service.flush()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "tracing was shut down" in caplog.records[0].getMessage()
+    metrics = service.get_performance_metrics()
+    assert (metrics["spans_failed"], metrics["tracing_errors"]) == (0, 0)
+    assert service.health_check()["status"] == "healthy"
+    assert [r["id"] for r in rows(workdir, "SELECT id FROM traces")] == [kept]
