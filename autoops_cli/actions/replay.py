@@ -121,7 +121,9 @@ def run_replay(
         # (``worker_line``).
         reader = _open_input(stops, source, worker=worker)
         if isinstance(reader, StoppedWhileWaiting):
-            return _stopped_before_input(state, run_id, reader.signal_name)
+            return _stopped_before_input(
+                state, run_id, reader.signal_name, workers=workers, worker=worker
+            )
         progress_out = _open_progress_file(progress_file, reader, source)
         # Built here rather than by initialize_langfuse_integration(), which would carry on
         # untraced: a replay that cannot record must say so (a bad store exits 6).
@@ -276,23 +278,35 @@ def _open_input(
     stops: StopSignals, source: str | Path, *, worker: bool
 ) -> EventReader | StoppedWhileWaiting:
     """The run's reader, or the stop that came while its input's first bytes were awaited."""
+    may_block = source == "-" or _is_fifo(source)  # a file opens and reads at once
     try:
-        with stops.abandoning_waits():
+        with stops.abandoning_waits(may_block=may_block):
             return _worker_reader(source) if worker else EventReader(source)
     except StoppedWhileWaiting as stop:
         return stop
 
 
+def _is_fifo(path: str | Path) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _stopped_before_input(
-    state: AppState, run_id: str, signal_name: str
+    state: AppState, run_id: str, signal_name: str, *, workers: int, worker: bool
 ) -> tuple[ReplaySummary, int]:
-    """The summary and exit code of a run stopped before its input's first bytes came."""
+    """The summary and exit code of a run stopped before its input's first bytes came (a
+    worker's parent reports)."""
     summary = ReplaySummary(
         run_id=run_id,
         destination="none (stopped before any input)",
+        workers=workers,
         lines_not_read=None,
         stopped_early=signal_name,
     )
+    if worker:
+        return summary, 0
     state.output.warning(
         f"stopped by {signal_name} while waiting for the input's first line: nothing was read "
         "or recorded"
@@ -514,11 +528,15 @@ class StopSignals:
             raise SystemExit(int(STOP_EXIT_CODES[self.pending]))
 
     @contextmanager
-    def abandoning_waits(self) -> Iterator[None]:
+    def abandoning_waits(self, *, may_block: bool) -> Iterator[None]:
         """Around the opening of the input: a FIFO with no writer yet, or standard input of a
         feed that has not started, blocks in a system call that Python resumes after the
         handler, so a first stop there was ignored (a second one ended the run without a
-        summary). There, a stop raises ``StoppedWhileWaiting``."""
+        summary). There, a stop raises ``StoppedWhileWaiting``; so does one already pending
+        when the input ``may_block`` (a file opens at once: its stop waits for the run,
+        whose summary then counts the file's lines not read)."""
+        if self.pending is not None and may_block:  # it came before (the settings loading)
+            raise StoppedWhileWaiting(self.pending)
         self._abandon_waits = True
         try:
             yield

@@ -312,6 +312,33 @@ def test_a_stop_while_the_replay_sets_up_ends_it_before_its_first_event(
     assert traces_in_store_at(workdir / "home") == 0
 
 
+@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_during_set_up_ends_a_run_whose_input_would_block(
+    workdir: Path, stop: str, code: int
+) -> None:
+    """A stop while the orchestrator loaded was held for the run, which then waited on a
+    FIFO with no writer for ever (a second stop ended it with no summary)."""
+    (workdir / "stopping_orchestrator.py").write_text(
+        "import os, signal\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        f"os.kill(os.getpid(), signal.{stop})\n\n"
+        "def factory():\n"
+        "    return RetailOrchestrator()\n",
+        encoding="utf-8",
+    )
+    fifo = workdir / "feed"
+    os.mkfifo(fifo)
+    replay = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(fifo),
+         "--orchestrator", "stopping_orchestrator:factory"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.returncode == code, replay.stderr
+    assert json.loads(replay.stdout)["stopped_early"] == stop
+    assert f"stopped by {stop} while waiting for the input's first line" in replay.stderr
+
+
 def blocked_on_input(pid: int) -> bool:
     """Whether the process sleeps in the kernel waiting on a pipe or for a FIFO's writer."""
     try:
