@@ -186,6 +186,7 @@ def run_replay(
                 _record_sampling(service, summary)
             _report_input(state, reader, shown, sharded=shard is not None)
             code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
+            code = _blank_input(state, reader, code)
             if progress_out is not None:
                 # The time since the run started, as on every line before (delivery included).
                 _write_progress_line(
@@ -250,6 +251,14 @@ def _progress_file_outcome(state: AppState, progress: ProgressFile, code: int) -
         "last whole line (the run went on, and the summary counts all of it)"
     )
     return code or int(ExitCode.LOCAL_FILE)
+
+
+def _blank_input(state: AppState, reader: EventReader, code: int) -> int:
+    """``code``, or 6 for an input of blank lines only (as an empty one): said so."""
+    if code != ExitCode.OK or not reader.only_blank_lines:
+        return code
+    state.output.error(f"{reader.name}: no events (only blank lines)")
+    return int(ExitCode.LOCAL_FILE)
 
 
 def _report_input(state: AppState, reader: EventReader, shown: int, *, sharded: bool) -> None:

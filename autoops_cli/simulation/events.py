@@ -228,15 +228,29 @@ class EventReader:
         self.lines_read = 0
         self.events_renamed = 0  # events whose event_id repeated an earlier one's
         self.finished = False  # the end of the input was reached
+        self._content_seen = False  # a line that is not blank was read
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
         self._pipe = _descriptor(sys.stdin) if source == "-" else None
         self._event_ids = EventIds() if check_event_ids else None
         try:
-            _check_format(self._stream, self.name, allow_empty=allow_empty)
+            _check_format(
+                self._stream,
+                self.name,
+                allow_empty=allow_empty,
+                # A regular file's head, or one read ahead to its end, is all there is when
+                # short; a pipe's peek gives what has come so far (a feed may pause).
+                short_is_whole=self.size is not None or isinstance(self._stream, _Prefixed),
+            )
         except BaseException:
             self.close()
             raise
+
+    @property
+    def only_blank_lines(self) -> bool:
+        """The whole input was read and held blank lines only: no events, as an empty file
+        (one short enough for the format check is refused there, before anything is made)."""
+        return self.finished and not self._content_seen
 
     @property
     def may_block(self) -> bool:
@@ -306,6 +320,7 @@ class EventReader:
                 continue
             if not line.strip(BLANK):
                 continue
+            self._content_seen = True
             item: SimulationEvent | RejectedLine
             try:
                 item = _parse_content(line, self.lines_read, byte_offset=bom)
@@ -548,7 +563,9 @@ def _open(source: str | Path, name: str) -> tuple[_PeekableSource, IO[bytes] | N
     return raw, file, owned
 
 
-def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = False) -> None:
+def _check_format(
+    stream: _PeekableSource, name: str, *, allow_empty: bool = False, short_is_whole: bool = True
+) -> None:
     """Refuse, with what the file looks like and how to convert it, what is not JSON Lines.
 
     Judged from the first few KB: a file with a line there that is one JSON object is JSON
@@ -565,9 +582,10 @@ def _check_format(stream: _PeekableSource, name: str, *, allow_empty: bool = Fal
         ) from exc
     text = head.removeprefix(codecs.BOM_UTF8)
     lines = [line.strip() for line in text.split(b"\n")]
-    complete = len(head) < _SNIFF_BYTES  # the head is the whole input
+    # The head is the whole input (nothing at all is the end of a pipe too).
+    complete = not head or (len(head) < _SNIFF_BYTES and short_is_whole)
     if not any(lines) and not complete:
-        return  # only blank lines so far: what follows is judged line by line
+        return  # only blank lines so far: judged line by line (and "no events" at the end)
     if not any(lines) and allow_empty:  # a replay worker given no events: nothing to do
         return
     if not any(lines):

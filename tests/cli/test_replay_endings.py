@@ -339,6 +339,41 @@ def test_a_stop_during_set_up_ends_a_run_whose_input_would_block(
     assert f"stopped by {stop} while waiting for the input's first line" in replay.stderr
 
 
+def test_an_input_of_blank_lines_only_has_no_events_whatever_its_length(workdir: Path) -> None:
+    """Longer than the 4 KB the format check reads, blank lines were a run of 0 events,
+    exit 0 (a short file of them: "no events", exit 6)."""
+    path = workdir / "blank.jsonl"
+    path.write_bytes(b"\n" * 5000)
+    replay = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(path)],
+        check=False, capture_output=True, text=True, timeout=120,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.returncode == 6, replay.stderr
+    assert f"{path}: no events (only blank lines)" in replay.stderr
+    assert json.loads(replay.stdout)["lines_read"] == 5000
+
+
+def test_a_feed_that_pauses_after_a_blank_line_is_read_on(workdir: Path) -> None:
+    """The format check took the blank line a pipe had so far for the whole input: "no
+    events (the file is empty)", exit 6, and the events that came next never read."""
+    replay = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.stdin is not None
+    replay.stdin.write("\n")
+    replay.stdin.flush()
+    deadline = time.monotonic() + 60  # until it waits for more (a hang only reaches this)
+    while not blocked_on_input(replay.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stdout, stderr = replay.communicate("\n".join(event_lines(5)) + "\n", timeout=120)
+    assert replay.returncode == 0, stderr
+    assert json.loads(stdout)["events_processed"] == 5
+    assert traces_in_store_at(workdir / "home") == 5
+
+
 def blocked_on_input(pid: int) -> bool:
     """Whether the process sleeps in the kernel waiting on a pipe or for a FIFO's writer."""
     try:
