@@ -502,8 +502,14 @@ class LocalStore:
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query (parameters always bound, never formatted into the SQL)."""
+        values = tuple(params)
         with self._lock:
-            cursor = self._db.execute(sql, tuple(params))
+            try:
+                cursor = self._db.execute(sql, values)
+            except UnicodeEncodeError:
+                # Text that is not Unicode (``--session $'\xff'``): as the store keeps such
+                # text, U+FFFD (``write_rows``); it was an internal error.
+                cursor = self._db.execute(sql, _unicode_row(values))
             cursor.row_factory = sqlite3.Row
             return cursor.fetchall()
 

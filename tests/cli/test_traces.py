@@ -281,3 +281,23 @@ def test_since_and_until_keep_their_milliseconds(cli: Cli) -> None:
     assert sorted(row["timestamp"] for row in listed) == [s for s in stamps if s >= cut]
     window = cli("traces", "list", "--local", "--since", stamps[0], "--until", stamps[-1])
     assert window.exit_code == 0, window.both
+
+
+def test_a_filter_that_is_not_utf_8_matches_nothing_instead_of_an_internal_error(
+    cli: Cli, workdir: Path
+) -> None:
+    """An argument that is not UTF-8 reaches Python as lone surrogates, which SQLite cannot
+    bind: `traces list --local --session $'ab\\xff'` was an internal error (exit 1)."""
+    import subprocess
+
+    from tests.support.serve_process import autoops_executable
+
+    assert cli("replay", str(EXAMPLE)).exit_code == 0
+    for option in ("--session", "--event-type", "--tag"):
+        done = subprocess.run(
+            [autoops_executable(), "traces", "list", "--local", option, b"ab\xff"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "no traces matching these filters" in done.stderr
+        assert "internal error" not in done.stderr
