@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import TextIO, cast
 
 from autoops_cli.stop_signals import exit_quietly_on_stops
 
@@ -48,9 +49,19 @@ def main() -> None:
 
         completion_init()
     from autoops_cli.app import app
-    from autoops_cli.output import ClosedStdout, GuardedStdout, StdoutError, discard_stdout
+    from autoops_cli.output import (
+        ClosedStdout,
+        GuardedStdout,
+        QuietStderr,
+        StdoutError,
+        discard_stdout,
+    )
 
     sys.stdout = GuardedStdout(sys.stdout if sys.stdout is not None else ClosedStdout())
+    # Started with stderr closed (``2>&-``), Python has none: messages go nowhere, quietly
+    # (its isatty() was an internal error, exit 1, for a replay that recorded everything).
+    stderr = sys.stderr if sys.stderr is not None else open(os.devnull, "w")  # noqa: SIM115
+    sys.stderr = cast("TextIO", QuietStderr(stderr))
 
     try:
         app(prog_name="autoops")

@@ -105,6 +105,34 @@ class GuardedStdout:
         return getattr(self._stream, name)
 
 
+class QuietStderr:
+    """``sys.stderr`` for the CLI's process: a write that fails (its reader left, as in
+    ``autoops replay ... 2>&1 | head -1``, or a full disk) discards the rest of it.
+
+    Messages are not the work: a broken pipe there ended a replay before its first event,
+    nothing recorded, exit 1. The command now goes on and ends with its own exit code.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except (OSError, ValueError):  # ValueError: written after it was closed
+            _discard(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            _discard(self._stream)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer, ...
+        return getattr(self._stream, name)
+
+
 class ClosedStdout:
     """What ``sys.stdout`` is when the process started with it closed (``>&-``: Python then
     has none): every write fails as a closed descriptor does, so a help text printed by
@@ -129,9 +157,13 @@ def discard_stdout() -> None:
     """Point stdout at /dev/null once writing it failed: the interpreter flushes it again at
     exit, and that second failure printed "Exception ignored ..." and made the exit code 120.
     """
+    _discard(sys.stdout)
+
+
+def _discard(stream: Any) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
 
 

@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -252,3 +253,33 @@ def test_a_reader_that_left_ends_the_output_and_the_command_keeps_its_exit_code(
         store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
         with sqlite3.connect(store) as db:
             assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 200
+
+
+@pytest.mark.parametrize("stderr", ["reader left", "closed"])
+def test_a_stderr_no_one_reads_costs_the_replay_nothing(workdir: Path, stderr: str) -> None:
+    """``autoops replay ... 2>&1 | head -1``: the broken pipe at the first bad line's message
+    ended the replay before its first event, nothing recorded, exit 1; with stderr closed
+    (``2>&-``) its isatty() was an internal error. Messages are now dropped and the run is
+    the same: its events recorded, its own exit code (6: a bad line)."""
+    good = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    events = workdir / "events.jsonl"
+    events.write_text("\n".join([good[0], *["bad"] * 300, *good[1:]]) + "\n", encoding="utf-8")
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"],
+           "AUTOOPS_HOME": os.environ["AUTOOPS_HOME"]}  # fmt: skip
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    # Closed: the child closes its fd 2 before it runs autoops (what ``2>&-`` does).
+    where: dict[str, Any] = (
+        {"stderr": write_end} if stderr == "reader left" else {"preexec_fn": lambda: os.close(2)}
+    )
+    try:
+        done = subprocess.run(
+            [autoops_executable(), "replay", str(events)],
+            stdout=subprocess.DEVNULL, timeout=120, check=False, env=env, **where,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 6
+    store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 200
