@@ -79,6 +79,10 @@ class GuardedStdout:
     A reader that left (``| head``) is not a failure: the rest of the output is discarded
     and the command ends with its own exit code. Rich and click answered a broken pipe with
     a silent exit 1, so a replay's 0, a failed check's 1 and a success looked alike.
+
+    Everything written is passed through ``redact_secrets`` (so is stderr, ``QuietStderr``):
+    the last guard, under the masking each command does, for text no command wrote itself
+    (click's usage errors echo the argument given: ``autoops "$LANGFUSE_SECRET_KEY"``).
     """
 
     def __init__(self, stream: Any) -> None:
@@ -86,12 +90,17 @@ class GuardedStdout:
 
     def write(self, text: str) -> int:
         try:
-            return int(self._stream.write(text))
+            self._stream.write(redact_secrets(text))
+            return len(text)
         except BrokenPipeError:
             discard_stdout()
             return len(text)
         except OSError as exc:
             raise StdoutError(exc.errno, exc.strerror) from None
+
+    def write_unredacted(self, text: str) -> None:
+        """``write`` without the redaction: see ``write_generated_secret``."""
+        self._stream.write(text)
 
     def flush(self) -> None:
         try:
@@ -111,6 +120,7 @@ class QuietStderr:
 
     Messages are not the work: a broken pipe there ended a replay before its first event,
     nothing recorded, exit 1. The command now goes on and ends with its own exit code.
+    Secrets are masked in all of it, as on stdout (``GuardedStdout``).
     """
 
     def __init__(self, stream: Any) -> None:
@@ -118,7 +128,8 @@ class QuietStderr:
 
     def write(self, text: str) -> int:
         try:
-            return int(self._stream.write(text))
+            self._stream.write(redact_secrets(text))
+            return len(text)
         except (OSError, ValueError):  # ValueError: written after it was closed
             _discard(self._stream)
             return len(text)
@@ -151,6 +162,16 @@ class ClosedStdout:
 
     def fileno(self) -> int:
         raise OSError(errno.EBADF, "it is closed")
+
+
+def write_generated_secret(text: str) -> None:
+    """Write ``text`` to stdout as it is, secrets included: only for a secret made for the
+    user to copy (the keys ``autoops serve`` generates for its run), never a configured one.
+    Everything else written to stdout has its secrets masked (``GuardedStdout``)."""
+    with writing_stdout():
+        write = getattr(sys.stdout, "write_unredacted", sys.stdout.write)
+        write(text)
+        sys.stdout.flush()
 
 
 def discard_stdout() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +57,7 @@ def serve(
     **Example:** autoops serve --port 3000, then in another terminal: export LANGFUSE_HOST=http://127.0.0.1:3000 LANGFUSE_PUBLIC_KEY=pk-lf-... LANGFUSE_SECRET_KEY=sk-lf-... (the values it printed) and autoops replay examples/events.jsonl
     """
     from autoops_cli.actions.serve import serve as run_serve
+    from autoops_cli.output import write_generated_secret
     from config.settings import is_loopback_host
 
     state: AppState = ctx.obj
@@ -66,19 +66,16 @@ def serve(
 
     def announce(info: ServeInfo) -> None:
         if out.json_mode:
-            # Written directly, not through emit_json: its secret redaction would mask a key
-            # generated for this server run, which the client needs.
-            sys.stdout.write(json.dumps(info.as_dict()) + "\n")
-            sys.stdout.flush()
+            # Not through emit_json: its secret redaction would mask a key generated for this
+            # server run, which the client needs.
+            write_generated_secret(json.dumps(info.as_dict()) + "\n")
             return
         out.info(f"autoops serve: Langfuse-compatible API on {info.host} (store {info.store})")
         out.line(f"export LANGFUSE_HOST={info.host}")
         out.line(f"export LANGFUSE_PUBLIC_KEY={info.public_key}")
         if info.secret_key:
             # Generated for this server run: the client cannot work without it.
-            out.stdout.print(
-                f"export LANGFUSE_SECRET_KEY={info.secret_key}", markup=False, highlight=False
-            )
+            write_generated_secret(f"export LANGFUSE_SECRET_KEY={info.secret_key}\n")
         else:
             out.line("# LANGFUSE_SECRET_KEY: the configured secret key")
         if not is_loopback_host(host):

@@ -136,6 +136,26 @@ def test_real_process_error_paths_never_print_the_secret(run_autoops) -> None:  
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [KNOWN_SECRET],
+        ["health-check", f"--{KNOWN_SECRET}"],
+        ["metrics", "--by", KNOWN_SECRET],
+        ["completions", "show", KNOWN_SECRET],
+        ["replay", "--run-id", KNOWN_SECRET, "--dry-run", "--limit", "1", str(EXAMPLE)],
+    ],
+    ids=["command", "option", "choice", "shell", "run-id in the summary"],
+)
+def test_what_a_command_echoes_back_never_shows_the_secret(run_autoops, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """click's usage errors echo the argument given, and the replay's summary table its run
+    id: a secret pasted there was printed whole (the --json documents masked it)."""
+    env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET}
+    result = run_autoops(*argv, env=env)
+    assert KNOWN_SECRET not in result.both
+    assert "sk-lf-****cdef" in result.both  # masked, not dropped
+
+
 def test_serve_never_prints_a_configured_secret(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
