@@ -188,6 +188,16 @@ class LangfuseConfig(LayeredSettings):
             raise ValueError("must not carry credentials; use the key settings")
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
+        # The port as httpx reads it: one it cannot (":abc"), or past 65535 (which urllib
+        # wraps round to another port), failed every command with an internal error.
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("must have a port from 1 to 65535 (or none)")
+        if any(ord(char) < 0x20 or ord(char) == 0x7F or char.isspace() for char in value):
+            raise ValueError("must not contain spaces or control characters")
         return value.rstrip("/")
 
     @field_validator("sample_rate")
