@@ -708,3 +708,19 @@ def test_set_then_reset_gives_the_file_back_byte_for_byte(
         assert b"\n" not in written.replace(b"\r\n", b"")
     assert cli("sampling", "reset", *rule).exit_code == 0
     assert path.read_bytes() == original
+
+
+def test_show_prints_rule_names_from_a_file_as_they_are_written(cli: Cli, workdir: Path) -> None:
+    """The table printed rule names and origins raw: Rich markup was applied ("[bold]evil"
+    shown as "evil"), an ESC reached the terminal, a secret pasted as a name was shown
+    whole (the notes and --json masked all three)."""
+    (workdir / "autoops.toml").write_text(
+        '[sampling.agent]\n"[bold]evil[/bold]" = 0.5\n"a\\u001b[31mgent" = 0.5\n'
+        f'"{KNOWN_SECRET}" = 0.4\n',
+        encoding="utf-8",
+    )
+    shown = cli("sampling", "show")
+    assert shown.exit_code == 0, shown.both
+    assert "agent = [bold]evil[/bold] (unknown)" in shown.stdout
+    assert "a\\x1b[31mgent" in shown.stdout and "\x1b" not in shown.stdout
+    assert KNOWN_SECRET not in shown.both

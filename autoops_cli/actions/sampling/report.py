@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.actions.files import replace_file
+from autoops_cli.output import escape
 from autoops_cli.simulation.catalog import sampling_rule_names
 from config.sampling_rules import RULE_KINDS
 
@@ -227,10 +228,12 @@ def sampling_table(report: dict[str, Any]) -> Table:
     table.add_column("rate")
     table.add_column("from", overflow="fold")
     glob = report["global"]
-    table.add_row("global", show_value(glob["rate"]), glob["origin"])
+    table.add_row("global", show_value(glob["rate"]), escape(glob["origin"]))
     for rule in report["rules"]:
-        name = rule["name"] if rule["known"] else f"{rule['name']} (unknown)"
-        table.add_row(f"{rule['kind']} = {name}", show_value(rule["rate"]), rule["origin"])
+        # Names and origins come from files and the environment: escaped as such (markup,
+        # control characters, a secret pasted as a rule's name).
+        name = escape(rule["name"]) if rule["known"] else f"{escape(rule['name'])} (unknown)"
+        table.add_row(f"{rule['kind']} = {name}", show_value(rule["rate"]), escape(rule["origin"]))
     return table
 
 
