@@ -132,17 +132,19 @@ def _encode(fast: Any, encoder: json.JSONEncoder, finite: json.JSONEncoder, valu
     try:
         return "".join(fast(value, 0)) if fast is not None else encoder.encode(value)
     except (ValueError, RecursionError):
-        return finite.encode(_finite(value))
+        return finite.encode(nonfinite_as_text(value))
 
 
-def _finite(value: Any) -> Any:
-    # JSON has no NaN/Infinity; the SDK's serializer writes them as strings too.
+def nonfinite_as_text(value: Any) -> Any:
+    """``value`` with NaN and infinities (anywhere in its dicts and lists) as the strings
+    ``"nan"``, ``"inf"``: JSON has no literal for them, and the SDK's serializer writes them
+    as strings too."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: nonfinite_as_text(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):  # a tuple is a JSON array too
-        return [_finite(v) for v in value]
+        return [nonfinite_as_text(v) for v in value]
     return value
 
 

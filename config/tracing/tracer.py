@@ -542,7 +542,9 @@ class Tracer:
             data_type=data_type,
             comment=self.mask(comment) if comment else None,
             environment=self.environment,
-            metadata=self.mask(dict(metadata)) if metadata else None,
+            # NaN as "nan", as the store writes it: sent as NaN, Langfuse refused the batch
+            # (400) and with it every score sent along.
+            metadata=la.nonfinite_as_text(self.mask(dict(metadata))) if metadata else None,
         )
         with self._lock:
             self._scores.append(score)

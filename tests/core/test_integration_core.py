@@ -827,3 +827,21 @@ def test_observe_above_classmethod_and_staticmethod_traces_the_method(
     service.finalize_trace(trace_id)
     service.flush()
     assert {"scaled", "rounded"} <= {span.name for span in capture.spans}
+
+
+def test_a_score_whose_metadata_holds_nan_is_sent_as_strict_json(workdir: Path) -> None:
+    """A NaN in a score's metadata was sent as JSON's NaN: Langfuse refused the request
+    (400), and with it the valid scores sent along; the local store wrote "nan"."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT)
+    with service.trace_operation("block") as observation:
+        observation.score("good", 0.5)
+        observation.score("odd", 0.7, metadata={"ratio": float("nan"), "top": [float("inf")]})
+    service.finalize_trace(trace_id)
+    service.flush()
+    (odd,) = [score for score in capture.scores if score.name == "odd"]
+    assert odd.metadata == {"ratio": "nan", "top": ["inf"]}
+    json.dumps([score.as_request() for score in capture.scores], allow_nan=False)
