@@ -134,9 +134,10 @@ def flush_outbox(
         before = outbox.count(config.host)
         with _FlushStops() as stops:  # before the exporter: its sender starts at once
             exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
+            flushed = False
             try:
                 stops.interrupting(exporter)
-                exporter.flush(wait, on_progress=on_progress)
+                flushed = exporter.flush(wait, on_progress=on_progress)
             finally:
                 in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
                 exporter.shutdown(0)
@@ -168,7 +169,13 @@ def flush_outbox(
         )
         return result, int(STOP_EXIT_CODES[stopped])
     result["message"], code = _flush_outcome(
-        config.host, stats, remaining, exporter.undeletable, wait, in_flight=in_flight
+        config.host,
+        stats,
+        remaining,
+        exporter.undeletable,
+        wait,
+        in_flight=in_flight,
+        flushed=flushed,
     )
     return result, code
 
@@ -215,8 +222,10 @@ def _flush_outcome(
     wait: float,
     *,
     in_flight: bool,
+    flushed: bool,
 ) -> tuple[str, int]:
-    """What a flush says at the end, and its exit code."""
+    """What a flush says at the end, and its exit code (``flushed``: every row there was
+    when it started was delivered, by it or by another process)."""
     count, delete_failure = undeletable
     if stats.state == "credentials_rejected":
         message = (
@@ -235,9 +244,13 @@ def _flush_outcome(
             "be sent again by a later flush (Langfuse stores them once)"
         )
         return message, int(ExitCode.LOCAL_FILE)
-    if remaining and stats.last_error is None and stats.state == "ok" and not in_flight:
-        # Nothing failed and no request of this flush hangs: the rows came after its last
-        # look, from another process (a replay running) that writes or sends them.
+    if remaining and stats.last_error is None and stats.state == "ok" and (
+        flushed or not in_flight
+    ):
+        # Nothing failed, and what it had to deliver is delivered (a request of its own for
+        # newer rows may be under way: it was a "nothing delivered" exit 4 after a second),
+        # or none of its requests hangs: the rows came after its last look, from another
+        # process (a replay running) that writes or sends them.
         message = (
             f"{remaining} batch(es) for {host} are in the outbox still: another autoops "
             f"process is adding or sending them; {stats.batches_delivered} delivered here"

@@ -646,6 +646,41 @@ def test_two_flushes_of_one_outbox_count_each_batch_once(
     assert sum(delivered) == backlog > 0, results
 
 
+def test_a_flush_beside_a_running_replay_is_no_network_error(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """A buffer flush while a langfuse-mode replay writes and sends the same outbox: once
+    the rows it found were delivered, its own request for the replay's newer rows was still
+    under way, and it exited 4 after a second ("nothing delivered for 60 s") against a
+    healthy server. It now says another process is adding rows, exit 0."""
+    env = clean_env(**served_env(served), AUTOOPS_HOME=str(workdir / "shared"),
+                    AUTOOPS_FLUSH_DEADLINE="60")  # fmt: skip
+    events = generated(workdir, 1500, seed=21)
+    replay = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", str(events)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        store = workdir / "shared" / "traces.db"
+        deadline = time.monotonic() + 120  # until the outbox has rows (only a hang reaches it)
+        while time.monotonic() < deadline and replay.poll() is None:
+            if store.exists() and outbox_rows(store)[0] > 0:
+                break
+            time.sleep(0.05)
+        flushes = [run("--json", "buffer", "flush", *PATIENT, env=env) for _ in range(2)]
+    finally:
+        replayed, _ = replay.communicate(timeout=300)
+    assert replay.returncode == 0
+    for flush in flushes:
+        assert flush.returncode == 0, flush.stderr
+        assert "nothing delivered" not in flush.stderr
+    assert outbox_rows(store) == (0, 0)
+    summary = json.loads(replayed)
+    traces = httpx.get(served.url + "/api/public/traces", params={"limit": 1},
+                       auth=served.auth, timeout=30).json()  # fmt: skip
+    assert traces["meta"]["totalItems"] == summary["traces_recorded"] == 1500
+
+
 # --- a full disk ----------------------------------------------------------------------------
 
 
