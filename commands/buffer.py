@@ -67,6 +67,7 @@ def flush(
         kept_host,
         other_hosts_note,
     )
+    from config.errors import UsageError
 
     state: AppState = ctx.obj
     config, _ = state.settings()
@@ -75,6 +76,12 @@ def flush(
         from_host = kept_host(from_host)
     if from_host is not None and from_host != config.host:
         backlog = host_backlog(from_host)
+        if not backlog["batches"] and not backlog["dead_letters"]:
+            # Said before asking to send nothing (flush_outbox says the same, with --yes).
+            raise UsageError(
+                f"--from {from_host}: no batches are kept for that host "
+                "(`autoops buffer status` lists the hosts)"
+            )
         _confirm(
             state,
             yes,

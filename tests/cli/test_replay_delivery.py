@@ -447,6 +447,12 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     assert unconfirmed.returncode == 2
     assert "give --yes to confirm" in unconfirmed.stderr
     assert outbox_status(right)["hosts"].get(wrong)
+    # A host nothing is kept for is said so before any question (it asked to send 0).
+    for nothing in ("", other + "x"):
+        asked = run("buffer", "flush", "--from", nothing, env=right)
+        assert asked.returncode == 2
+        assert "no batches are kept for that host" in asked.stderr
+        assert "give --yes" not in asked.stderr
 
     # Written with a trailing slash and in capitals, it is that host (it was "no batches
     # are kept for that host").
