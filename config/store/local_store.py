@@ -315,6 +315,8 @@ def open_store_file(
         if not folder.is_dir():
             raise LocalFileError(f"cannot open {what} {path}: {folder} is not a directory")
         raise FileNotFoundError(path)
+    if not read_only and os.path.isdir(path):  # SQLite says "unable to open database file"
+        raise LocalFileError(f"cannot open {what} {path}: it is a directory, not a file")
     try:
         if read_only:
             db = _connect_read_only(path)

@@ -216,3 +216,16 @@ def test_a_store_another_process_holds_locked_is_an_error_not_stale_counts(
     assert reader is not None
     assert reader.counts()["observations"] == 0  # what the holder left, not the old count
     reader.close()
+
+
+def test_a_folder_where_the_store_should_be_is_named_so_by_the_writers(tmp_path: Path) -> None:
+    """`serve --store DIR`, a replay into an AUTOOPS_HOME whose traces.db is a folder: the
+    writers said SQLite's "unable to open database file" where the readers said why."""
+    from config.delivery.outbox import Outbox
+
+    folder = tmp_path / "traces.db"
+    folder.mkdir()
+    for opener in (LocalStore, Outbox):
+        with pytest.raises(LocalFileError) as info:
+            opener(folder)
+        assert info.value.message.endswith(f"{folder}: it is a directory, not a file")
