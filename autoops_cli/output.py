@@ -379,7 +379,9 @@ def fitted_table(
     result = build()
     if width is None:
         return result
-    measuring = Console(width=10_000, no_color=True)
+    # A height too: without one, Rich sizes a console on a dumb terminal (TERM=dumb) at 80
+    # columns whatever width it is given, and nothing was ever dropped (every cell was cut).
+    measuring = Console(width=10_000, height=25, no_color=True)
     droppable = sorted((c.priority, -i, i) for i, c in enumerate(columns) if c.priority > 0)
     while droppable and Measurement.get(measuring, measuring.options, result).maximum > width:
         kept.remove(droppable.pop(0)[2])

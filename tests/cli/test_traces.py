@@ -7,6 +7,8 @@ import os
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from config.store.local_store import LocalStore
 from config.tracing import attributes as la
 from config.tracing.span_records import SpanRecord
@@ -301,3 +303,30 @@ def test_a_filter_that_is_not_utf_8_matches_nothing_instead_of_an_internal_error
         assert done.returncode == 0, done.stderr
         assert "no traces matching these filters" in done.stderr
         assert "internal error" not in done.stderr
+
+
+def test_on_a_dumb_terminal_columns_are_dropped_before_cells_are_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TERM=dumb: Rich sized the measuring console at 80 columns whatever width it was
+    given, so no column was ever dropped and every cell was cut (``66e…``)."""
+    import io
+
+    from rich.console import Console
+
+    from autoops_cli.output import Column, fitted_table
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.setattr("sys.stdout", Terminal())
+    columns = [Column("id", 0), Column("name", 0), Column("detail", 1), Column("more", 2)]
+    rows = [["0123456789abcdef", "inventory_low", "x" * 50, "y" * 50]]
+    table = fitted_table(columns, rows, width=80)  # what Rich gives a dumb terminal
+    shown = Console(file=io.StringIO(), width=80, height=25)
+    shown.print(table)
+    text = shown.file.getvalue()  # type: ignore[attr-defined]
+    assert "0123456789abcdef" in text and "inventory_low" in text and "…" not in text
+    assert "detail" not in text and "more" not in text  # dropped whole
