@@ -244,8 +244,11 @@ def _flush_outcome(
             "be sent again by a later flush (Langfuse stores them once)"
         )
         return message, int(ExitCode.LOCAL_FILE)
-    if remaining and stats.last_error is None and stats.state == "ok" and (
-        flushed or not in_flight
+    if (
+        remaining
+        and stats.last_error is None
+        and stats.state == "ok"
+        and (flushed or not in_flight)
     ):
         # Nothing failed, and what it had to deliver is delivered (a request of its own for
         # newer rows may be under way: it was a "nothing delivered" exit 4 after a second),
