@@ -208,15 +208,17 @@ class Outbox:
                 [(error[:500], seq) for seq in numbers],
             )
 
-    def dead_letter(self, seq: int, status: int | None, message: str) -> None:
-        """Move a batch the server rejected as bad out of the way, with the server's message."""
+    def dead_letter(self, seq: int, status: int | None, message: str) -> bool:
+        """Move a batch the server rejected as bad out of the way, with the server's message;
+        False when it is no longer in the outbox (another sender delivered it meanwhile)."""
         with self._transaction("keeping a dead letter") as db:
             db.execute(
                 "INSERT OR REPLACE INTO dead_letters (seq, kind, host, created_us, failed_us, items, status, "
                 "message, body) SELECT seq, kind, host, created_us, ?, items, ?, ?, body FROM outbox WHERE seq = ?",
                 (time.time_ns() // 1000, status, message[:2000], seq),
             )
-            db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            removed = db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+        return bool(removed)
 
     def requeue_dead_letters(self, host: str) -> int:
         """Put the dead letters of ``host`` back in the outbox (keeping their order); how many."""

@@ -816,7 +816,8 @@ class OutboxExporter:
             moved: list[OutboxEntry] = []
             for entry in entries:
                 try:
-                    self._outbox.dead_letter(entry.seq, status, message)
+                    if not self._outbox.dead_letter(entry.seq, status, message):
+                        continue  # delivered by another sender meanwhile: no dead letter
                 except LocalFileError as exc:
                     failure = exc
                     break

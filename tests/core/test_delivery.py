@@ -585,3 +585,18 @@ def test_a_frozen_sender_sends_nothing_more_and_changes_nothing(workdir: Path) -
         exporter.shutdown(timeout=0)
         outbox.close()
         server.close()
+
+
+def test_a_dead_letter_of_a_batch_another_sender_delivered_is_none(workdir: Path) -> None:
+    """Two senders of one outbox: a refusal answered to one for a batch the other had
+    delivered (and removed) meanwhile was counted as a dead letter that did not exist."""
+    from config.delivery.outbox import NewBatch, Outbox
+
+    outbox = Outbox(workdir / "traces.db")
+    kept, delivered = outbox.add_many([NewBatch("spans", "http://h", b"x", 5)] * 2)
+    outbox.delivered_many([delivered])  # the other sender's
+    assert outbox.dead_letter(kept, 400, "bad") is True
+    assert outbox.dead_letter(delivered, 400, "bad") is False
+    status = outbox.status()
+    assert status["dead_letters"] == 1
+    outbox.close()
