@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_string
@@ -46,6 +47,9 @@ SESSION_KEYS = (la.TRACE_SESSION_ID, "langfuse.session.id", "session.id", "gen_a
 USER_KEYS = (la.TRACE_USER_ID, "langfuse.user.id", "user.id")
 TAG_KEYS = (la.TRACE_TAGS, "langfuse.tags")
 ENVIRONMENT_KEYS = (la.ENVIRONMENT, "deployment.environment.name", "deployment.environment")
+PROMPT_NAME_KEYS = (la.OBSERVATION_PROMPT_NAME, "langfuse.prompt.name")
+PROMPT_VERSION_KEYS = (la.OBSERVATION_PROMPT_VERSION, "langfuse.prompt.version")
+PUBLIC_KEYS = (la.TRACE_PUBLIC, "langfuse.public")
 TRACE_INPUT = "langfuse.trace.input"
 TRACE_OUTPUT = "langfuse.trace.output"
 
@@ -154,10 +158,36 @@ def _tags(value: Any) -> list[str] | None:
         return None
     if isinstance(value, str):
         decoded = _decode(value)
-        value = decoded if isinstance(decoded, list) else [value]
+        if isinstance(decoded, list):
+            value = decoded
+        else:  # "a,b" is two tags, as Langfuse splits them
+            value = [tag.strip() for tag in value.split(",")] if "," in value else [value]
     if isinstance(value, (list, tuple)):
         return [str(tag) for tag in value]
     return [str(value)]
+
+
+def _environment(attributes: dict[str, Any], resource: dict[str, Any]) -> str:
+    """The span's environment: each of ``ENVIRONMENT_KEYS`` in turn, on the span and then on
+    its resource (Langfuse's order), normalized as Langfuse does."""
+    for key in ENVIRONMENT_KEYS:
+        value = attributes.get(key) or resource.get(key)
+        if value:
+            return _normal_environment(value if isinstance(value, str) else str(value))
+    return "default"
+
+
+_ENVIRONMENT_PREFIX = re.compile(r"^(?:langfuse[-_]?)+")
+_ENVIRONMENT_NAME = re.compile(r"[a-z0-9_-]+")
+
+
+@functools.lru_cache(maxsize=256)
+def _normal_environment(value: str) -> str:
+    """Langfuse's ``PublicEnvironmentName``: lowercased, its reserved ``langfuse`` prefixes
+    removed, cut to 40 characters; "default" for what is then not ``[a-z0-9_-]+``. Kept as
+    sent, "Production" was a value the API's own filters and ingestion refuse."""
+    name = _ENVIRONMENT_PREFIX.sub("", value.lower())[:40]
+    return name if _ENVIRONMENT_NAME.fullmatch(name) else "default"
 
 
 def _json_text(value: Any) -> str | None:
@@ -256,7 +286,7 @@ TRACE_ATTRIBUTE_COLUMNS: dict[str, tuple[str, int]] = {
     **{key: ("user_id", rank) for rank, key in enumerate(USER_KEYS)},
     **{key: ("session_id", rank) for rank, key in enumerate(SESSION_KEYS)},
     **{key: ("tags", rank) for rank, key in enumerate(TAG_KEYS)},
-    la.TRACE_PUBLIC: ("public", 0),
+    **{key: ("public", rank) for rank, key in enumerate(PUBLIC_KEYS)},
     la.VERSION: ("version", 0),
     TRACE_INPUT: ("input", 0),
     TRACE_OUTPUT: ("output", 0),
@@ -328,6 +358,8 @@ def _merge_trace(
         updates["tags"] = _tags(updates["tags"])
     updates["environment"] = environment
     updates["release"] = release
+    if "version" not in updates:  # else the resource's service.version, as Langfuse does
+        updates["version"] = span.resource.get("service.version")
     for column, value in updates.items():
         if value is not None:
             row[column] = value
@@ -351,8 +383,8 @@ def _generation_fields(attributes: dict[str, Any]) -> dict[str, Any]:
         "completion_start_time": _timestamp_text(
             attributes.get(la.OBSERVATION_COMPLETION_START_TIME)
         ),
-        "prompt_name": attributes.get(la.OBSERVATION_PROMPT_NAME),
-        "prompt_version": attributes.get(la.OBSERVATION_PROMPT_VERSION),
+        "prompt_name": _first(attributes, PROMPT_NAME_KEYS),
+        "prompt_version": _first(attributes, PROMPT_VERSION_KEYS),
     }
 
 
@@ -403,8 +435,8 @@ def _foreign_fields(span: SpanRecord, observation_type: str) -> dict[str, Any]:
             attributes.get(la.OBSERVATION_COMPLETION_START_TIME)
         ),
         # Prompts link to generations only (Langfuse's canLinkPrompt).
-        "prompt_name": attributes.get(la.OBSERVATION_PROMPT_NAME) if generation else None,
-        "prompt_version": attributes.get(la.OBSERVATION_PROMPT_VERSION) if generation else None,
+        "prompt_name": _first(attributes, PROMPT_NAME_KEYS) if generation else None,
+        "prompt_version": _first(attributes, PROMPT_VERSION_KEYS) if generation else None,
     }
 
 
@@ -432,9 +464,7 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
     untrusted = False
     for span in spans:
         attributes = span.attributes
-        environment = attributes.get(la.ENVIRONMENT) or _first(attributes, ENVIRONMENT_KEYS)
-        environment = environment or _first(span.resource, ENVIRONMENT_KEYS)
-        environment = str(environment) if environment else "default"
+        environment = _environment(attributes, span.resource)
         release = attributes.get(la.RELEASE) or span.resource.get(la.RELEASE)
         version = attributes.get(la.VERSION) or span.resource.get("service.version")
         sdk = from_langfuse_sdk(span)
@@ -477,7 +507,7 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
         row["input"] = _json_text(row["input"])
         row["output"] = _json_text(row["output"])
         if row["public"] is not None:
-            row["public"] = 1 if row["public"] in (True, "true", "True", 1) else 0
+            row["public"] = 1 if row["public"] is True or row["public"] == "true" else 0
         if untrusted:
             _bindable(row)
     return batch

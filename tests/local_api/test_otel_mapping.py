@@ -296,3 +296,36 @@ def test_usage_and_cost_of_another_client_are_kept_as_every_reader_answers_them(
     assert json.loads(row[0]) == {"output": 10, "cached": 3}
     assert json.loads(row[1]) == {"output": 0.25}
     store.close()
+
+
+def test_trace_fields_of_another_client_are_read_as_langfuse_reads_them() -> None:
+    """Found by comparing with Langfuse's OtelIngestionProcessor: an environment kept as
+    sent ("Production", which the API's own filters and ingestion refuse), a span's
+    deployment.environment winning over its resource's langfuse.environment, no trace
+    version from the resource's service.version, "a,b" as one tag, a generation's
+    langfuse.prompt.name unread, langfuse.public unread and "True" taken for true."""
+    from config.store.otel_mapping import map_spans
+
+    now = time.time_ns()
+
+    def mapped(attributes: dict[str, Any], resource: dict[str, Any] | None = None) -> Any:
+        span = SpanRecord("c" * 32, "3" * 16, None, "root", now, now + 1000, attributes,
+                          resource=resource or {}, scope={"name": "some.instrumentation"})  # fmt: skip
+        batch = map_spans([span])
+        return batch.traces["c" * 32], batch.observations[0]
+
+    for sent, kept in (("Production", "production"), ("my env", "default"),
+                       ("langfuse-x", "x"), ("Staging-EU", "staging-eu")):  # fmt: skip
+        trace, observation = mapped({la.ENVIRONMENT: sent})
+        assert trace["environment"] == observation["environment"] == kept
+    trace, _ = mapped({"deployment.environment": "staging"}, {la.ENVIRONMENT: "prod"})
+    assert trace["environment"] == "prod"
+    trace, observation = mapped({}, {"service.version": "9.9.9"})
+    assert trace["version"] == observation["version"] == "9.9.9"
+    trace, _ = mapped({la.TRACE_TAGS: "a, b"})
+    assert json.loads(trace["tags"]) == ["a", "b"]
+    _, generation = mapped({la.OBSERVATION_TYPE: "generation", "langfuse.prompt.name": "p1",
+                            "langfuse.prompt.version": 3})  # fmt: skip
+    assert (generation["prompt_name"], generation["prompt_version"]) == ("p1", 3)
+    assert mapped({"langfuse.public": True})[0]["public"] == 1
+    assert mapped({la.TRACE_PUBLIC: "True"})[0]["public"] == 0
