@@ -300,9 +300,21 @@ _CARD_INT_MIN: Final = 10 ** (_CARD_MIN_DIGITS - 1)
 _CARD_INT_LIMIT: Final = 10**_CARD_MAX_DIGITS
 
 
+def _free_key(key: str, masked: dict[Any, Any], original: Mapping[Any, Any]) -> str:
+    """``key``, or ``key (2)``, ``key (3)``, ... when a value is already kept under it or the
+    mapping has that key itself: two e-mail addresses as keys both became "[EMAIL]", and
+    the second value replaced the first."""
+    if key not in masked and key not in original:
+        return key
+    number = 2
+    while f"{key} ({number})" in masked or f"{key} ({number})" in original:
+        number += 1
+    return f"{key} ({number})"
+
+
 class _MaskedKey:
     """A dict key that holds personal data, masked (``{"bob@example.com": 2}`` becomes
-    ``{"[EMAIL]": 2}``; two keys masked alike keep the last value), and the label of the
+    ``{"[EMAIL]": 2}``; see ``_free_key`` for two keys masked alike), and the label of the
     values under it."""
 
     __slots__ = ("key", "label")
@@ -438,7 +450,7 @@ class DataMasker:
                 label = self._label_for_key(key)
             if label is not None:
                 if type(label) is _MaskedKey:  # a key holding personal data: masked too
-                    masked[label.key] = (
+                    masked[_free_key(label.key, masked, value)] = (
                         self._mask_value(item, depth + 1) if label.label is None else label.label
                     )
                     continue
@@ -459,8 +471,10 @@ class DataMasker:
         label = self._labels_by_key.get(name, _UNKNOWN)
         if label is _UNKNOWN:
             label = self._key_labels[_classify_key(name)]
-            if self._text and type(key) is str and self.mask_text(key) != key:
-                label = _MaskedKey(self.mask_text(key), label)
+            # The key as JSON writes it (an int as its digits): a card number as an int key
+            # was written whole, and a text key equal to it then found its "not masked".
+            if self._text and self.mask_text(name) != name:
+                label = _MaskedKey(self.mask_text(name), label)
             # Bounded: keys built from data (ids as keys) must not grow the cache forever.
             if len(self._labels_by_key) < _KEY_CACHE_SIZE:
                 self._labels_by_key[name] = label
@@ -519,7 +533,12 @@ class DataMasker:
             if hasattr(value, "__dict__"):
                 public = {k: v for k, v in vars(value).items() if not k.startswith("_")}
                 return self._mask_mapping(public, depth + 1)
-            return self.mask_text(str(value)) if self._text else value
+            if not self._text:
+                return value
+            text = str(value)
+            if isinstance(value, bytes):  # b'...': its quotes are no part of an address
+                return text[:2] + self.mask_text(text[2:-1]) + text[-1]
+            return self.mask_text(text)
         except Exception:
             # A broken object must not break tracing, and must not leak what it holds.
             return REDACTED_MASK

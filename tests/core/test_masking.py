@@ -564,3 +564,22 @@ def test_keys_bytes_and_plain_objects_are_masked_as_they_are_written() -> None:
     assert repeated.mask({"a@b.co": 1}) == repeated.mask({"a@b.co": 1}) == {"[EMAIL]": 1}
     # What is not masked is written as before.
     assert serialize_io(masker().mask({"k": b"plain"})) == serialize_io({"k": b"plain"})
+
+
+def test_masked_keys_never_lose_a_value_and_int_keys_are_masked_as_written() -> None:
+    """Two e-mail addresses as keys both became "[EMAIL]", the second value replacing the
+    first; a card number as an int key was written whole (JSON writes it as its digits),
+    and once seen, the same number as a text key was then kept whole too."""
+    shared = masker()
+    assert shared.mask({4111111111111111: "int key"}) == {"[CARD]": "int key"}
+    assert shared.mask({"4111111111111111": "text key"}) == {"[CARD]": "text key"}
+    assert masker().mask({"alice@example.com": 1, "bob@example.com": 2}) == {
+        "[EMAIL]": 1,
+        "[EMAIL] (2)": 2,
+    }
+    assert masker().mask({"note": "x", "carol@example.com": 1, "[EMAIL] (2)": 0}) == {
+        "note": "x",
+        "[EMAIL]": 1,
+        "[EMAIL] (2)": 0,
+    }
+    assert masker().mask({"raw": b"x@y.com"}) == {"raw": "b'[EMAIL]'"}
