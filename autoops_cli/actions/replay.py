@@ -34,6 +34,7 @@ from autoops_cli.simulation.engine import (
 from autoops_cli.simulation.events import EventReader
 from autoops_cli.simulation.partition import available_cpus
 from config.errors import STOP_EXIT_CODES, ExitCode, LocalFileError, UsageError
+from config.redaction import redact_secrets
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -743,7 +744,7 @@ def _write_progress_line(
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "elapsed_s": round(elapsed_s, 3),
         "phase": phase,
-        "run_id": summary.run_id,
+        "run_id": redact_secrets(summary.run_id),  # masked as in the summary and the store
         "events_total": summary.events_total,
         "events_processed": summary.events_processed,
         "events_failed": summary.events_failed,

@@ -156,6 +156,18 @@ def test_what_a_command_echoes_back_never_shows_the_secret(run_autoops, argv: li
     assert "sk-lf-****cdef" in result.both  # masked, not dropped
 
 
+def test_a_secret_as_run_id_is_masked_in_the_progress_file(run_autoops, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    """The summary and the store masked it; every line of --progress-file had it whole."""
+    progress = workdir / "progress.jsonl"
+    result = run_autoops(
+        "replay", str(EXAMPLE), "--limit", "3", "--run-id", KNOWN_SECRET,
+        "--progress-file", str(progress),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    written = progress.read_text(encoding="utf-8")
+    assert written.count("sk-lf-****cdef") >= 2 and KNOWN_SECRET not in written
+
+
 def test_serve_never_prints_a_configured_secret(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
