@@ -49,7 +49,11 @@ class AutoopsGroup(TyperGroup):
     """
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_output_flags(args))
+        try:
+            return super().parse_args(ctx, hoist_output_flags(args))
+        except Exception as exc:
+            _redact_usage_error(exc)
+            raise
 
     def invoke(self, ctx: ClickContext) -> Any:
         interrupt_as_exception()  # start-up is over (``stop_signals``)
@@ -71,9 +75,27 @@ class AutoopsGroup(TyperGroup):
             ctx.exit(int(ExitCode.LOCAL_FILE))
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):  # click's own exceptions
+                _redact_usage_error(exc)
                 raise
             _report_unexpected(ctx, exc)
             ctx.exit(int(ExitCode.FAILURE))
+
+
+def _redact_usage_error(exc: BaseException) -> None:
+    """Mask secrets in a usage error's message before Typer lays it out in its box: click
+    echoes the argument given (``autoops "$LANGFUSE_SECRET_KEY"``: "No such command ...").
+    Masked after the layout, a secret cut over two lines of the box showed in part."""
+    from config.redaction import redact_secrets
+
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        exc.message = redact_secrets(message)  # type: ignore[attr-defined]
+    for name in ("option_name", "possibilities"):  # NoSuchOption builds its text from these
+        value = getattr(exc, name, None)
+        if isinstance(value, str):
+            setattr(exc, name, redact_secrets(value))
+        elif isinstance(value, list | tuple):
+            setattr(exc, name, [redact_secrets(str(item)) for item in value])
 
 
 OUTPUT_FLAGS = frozenset({"--json", "--quiet", "-q", "--verbose", "-v"})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.actions.files import refuse_foreign_file
+from autoops_cli.output import escape
 from autoops_cli.output_files import open_writer
 from autoops_cli.simulation.engine import (
     MAX_REJECTIONS_KEPT,
@@ -908,5 +909,7 @@ def summary_table(summary: ReplaySummary) -> Table:
     if summary.stopped_early:
         rows.append(("stopped_early", summary.stopped_early))
     for name, value in rows:
-        table.add_row(name, str(value))
+        # Escaped before Rich lays it out (a run id, a file name, a reason: markup, control
+        # characters, a secret): masked after, a secret cut over two lines showed in part.
+        table.add_row(escape(name), escape(str(value)))
     return table

@@ -154,6 +154,12 @@ def test_what_a_command_echoes_back_never_shows_the_secret(run_autoops, argv: li
     result = run_autoops(*argv, env=env)
     assert KNOWN_SECRET not in result.both
     assert "sk-lf-****cdef" in result.both  # masked, not dropped
+    # Masked before the layout: in a narrow box or table, a secret cut over two lines was
+    # masked line by line, and its middle showed.
+    narrow = run_autoops(*argv, env={**env, "COLUMNS": "24"})
+    body = KNOWN_SECRET.removeprefix("sk-lf-")
+    pieces = {body[start : start + 6] for start in range(len(body) - 5)}
+    assert not [piece for piece in pieces if piece in narrow.both]
 
 
 def test_a_secret_as_run_id_is_masked_in_the_progress_file(run_autoops, workdir: Path) -> None:  # type: ignore[no-untyped-def]
