@@ -100,7 +100,12 @@ class GuardedStdout:
 
     def write_unredacted(self, text: str) -> None:
         """``write`` without the redaction: see ``write_generated_secret``."""
-        self._stream.write(text)
+        try:
+            self._stream.write(text)
+        except BrokenPipeError:
+            discard_stdout()
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from None
 
     def flush(self) -> None:
         try:

@@ -496,3 +496,34 @@ def test_a_create_event_for_a_stored_observation_merges_into_it(served: ServeHan
     )
     assert (step["name"], step["input"], step["output"]) == ("step", "early", "late")
     assert step["endTime"] is not None
+
+
+def test_serve_whose_stdout_reader_left_keeps_serving(workdir: Path) -> None:
+    """Unbuffered (PYTHONUNBUFFERED=1), the announcement of the generated keys hit the broken
+    pipe at once, and the server ended, exit 0, having said nothing."""
+    import signal
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    server = subprocess.Popen(
+        [autoops_executable(), "--json", "serve", "--port", str(port)],
+        stdout=write_end, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "AUTOOPS_HOME": str(workdir / "home")},
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        deadline = time.monotonic() + 60  # until it answers (only a hang reaches this)
+        healthy = False
+        while not healthy and server.poll() is None and time.monotonic() < deadline:
+            try:
+                healthy = httpx.get(f"http://127.0.0.1:{port}/api/public/health").is_success
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert healthy, server.stderr.read() if server.poll() is not None else "no answer"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
