@@ -335,14 +335,17 @@ class Tracer:
         the decision is made here, once, for the whole trace.
         """
         trace_id = trace_id or random_trace_id()
-        if self._released:  # after shutdown(): nowhere to record it (see export_pending)
+        if self._released:
+            # After shutdown(): nowhere to record it (see export_pending). Not counted: no
+            # sampler dropped it, and the sample rate's figures are of the run before.
             self._after_shutdown("a trace started")
             sampled = False
         else:
             sampled = self.sampler.keep(trace_id, subject)
-        self.stats.traces_started += 1
+            self.stats.traces_started += 1
+            if not sampled:
+                self.stats.traces_sampled_out += 1
         if not sampled:
-            self.stats.traces_sampled_out += 1
             return Observation(
                 TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
             )

@@ -469,5 +469,7 @@ def test_tracing_after_shutdown_is_not_recorded_and_fails_nothing(
     assert "tracing was shut down" in caplog.records[0].getMessage()
     metrics = service.get_performance_metrics()
     assert (metrics["spans_failed"], metrics["tracing_errors"]) == (0, 0)
+    # Not recorded, and not sampled out either (no sampler dropped them).
+    assert (metrics["traces_sampled_out"], metrics["effective_sample_rate"]) == (0, 1.0)
     assert service.health_check()["status"] == "healthy"
     assert [r["id"] for r in rows(workdir, "SELECT id FROM traces")] == [kept]
