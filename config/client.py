@@ -10,7 +10,9 @@ cheap probe of the destination.
 from __future__ import annotations
 
 import logging
+import os
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +73,11 @@ class LangfuseClient:
             if exporter is not None
             else self._connect(store_path, retention_days, writer_process)
         )
+        if exporter is None and not writer_process and mode != "disabled":
+            _CLIENTS.add(self)  # connected again in a forked child (``_after_fork_in_child``)
 
     def _connect(
-        self, store_path: Path | None, retention_days: int, writer_process: bool
+        self, store_path: Path | None, retention_days: int | None, writer_process: bool
     ) -> SpanExporter:
         """The exporter the mode asks for (the store file is opened, or created, here)."""
         from config.delivery.exporters import LocalStoreExporter, NullExporter, resource_attributes
@@ -93,7 +97,8 @@ class LangfuseClient:
                 on_unreachable=self.error_handler.handle_connection_error,
             )
         store = LocalStore(self.store_path, cache_kib=WRITER_CACHE_KIB)
-        store.prune(retention_days)
+        if retention_days is not None:
+            store.prune(retention_days)
         if writer_process:
             from config.delivery.store_process import StoreProcessExporter
 
@@ -161,6 +166,17 @@ class LangfuseClient:
         freeze = getattr(self.exporter, "freeze", None)
         if callable(freeze):
             freeze()
+
+    def reconnect_after_fork(self) -> None:
+        """In a forked child: a destination of its own. The outbox's writer and sender
+        threads did not follow it there (its batches stayed in memory: a multiprocessing
+        worker's traces were lost), and SQLite connections must not cross a fork. What the
+        parent had handed over is the parent's to deliver; the old exporter is left as it
+        is (closing its connection here could disturb the parent's)."""
+        try:
+            self.exporter = self._connect(self.store_path, None, writer_process=False)
+        except Exception as exc:
+            self.error_handler.handle_connection_error(exc, where="fork")
 
     def shutdown(self, timeout: float) -> None:
         """Flush (``timeout`` s without progress ends it) and release the destination."""
@@ -330,3 +346,15 @@ class LangfuseClient:
 
         LocalStore(self.store_path).close()  # opens (and checks) the file as a writer would
         return f"store {self.store_path} opens"
+
+
+# Every live client that opened its own destination, for the fork hook below.
+_CLIENTS: weakref.WeakSet[LangfuseClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client.reconnect_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

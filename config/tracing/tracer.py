@@ -640,6 +640,9 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     for tracer in _HELD_OVER_FORK:
         tracer._export_lock.release()
+        # What was recorded before the fork is the parent's to hand over (sent by both, it
+        # was stored once, but counted twice).
+        tracer._spans, tracer._scores = [], []
         tracer._start_flush_thread()  # threads do not survive a fork
     _HELD_OVER_FORK.clear()
 

@@ -6,9 +6,12 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -600,3 +603,53 @@ def test_a_dead_letter_of_a_batch_another_sender_delivered_is_none(workdir: Path
     status = outbox.status()
     assert status["dead_letters"] == 1
     outbox.close()
+
+
+FORKED_WORKERS = """
+import json, multiprocessing
+from config.langfuse_integration import get_langfuse_integration
+
+def trace(tag):
+    service = get_langfuse_integration()
+    trace_id = service.create_simulation_trace(
+        {"event_type": "demand_spike", "product_id": tag, "event_id": tag}
+    )
+    service.finalize_trace(trace_id)
+    return trace_id
+
+def child(tag):
+    return trace(tag), get_langfuse_integration().flush(60)
+
+if __name__ == "__main__":
+    parent = trace("parent")
+    assert get_langfuse_integration().flush(60)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        children = pool.map(child, ["c1", "c2", "c3"])
+    print(json.dumps({"parent": parent, "children": children}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["langfuse", "local"])
+def test_workers_forked_by_multiprocessing_record_their_traces(
+    workdir: Path, served: Any, mode: str
+) -> None:
+    """Langfuse mode: a forked child's outbox threads did not follow it, so its batches
+    stayed in memory, its flush returned False, and a multiprocessing worker's traces were
+    lost when it ended. Each child now opens a destination of its own."""
+    script = workdir / "forked.py"
+    script.write_text(FORKED_WORKERS, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    if mode == "langfuse":
+        env.update(served.client_env())
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+        env=env, cwd=workdir, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [flushed for _, flushed in result["children"]] == [True, True, True]
+    expected = {result["parent"], *(trace_id for trace_id, _ in result["children"])}
+    store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+    with sqlite3.connect(store) as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM traces")}
+    assert stored == expected
