@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,13 +68,26 @@ class LangfuseClient:
         self.store_path: Path | None = None
         self._handed = 0  # batches given to an exporter that keeps no count of its own
         self._write_failure: LocalFileError | None = None
-        self.exporter: SpanExporter = (
+        self._exporter: SpanExporter = (
             exporter
             if exporter is not None
             else self._connect(store_path, retention_days, writer_process)
         )
-        if exporter is None and not writer_process and mode != "disabled":
-            _CLIENTS.add(self)  # connected again in a forked child (``_after_fork_in_child``)
+        # A forked child connects again on its first use (``exporter``); not in an at-fork
+        # hook, which also runs in the child of a subprocess started with preexec_fn.
+        self._pid = os.getpid()
+        self._reconnects = exporter is None and not writer_process and mode != "disabled"
+        self._reconnecting = threading.Lock()
+
+    @property
+    def exporter(self) -> SpanExporter:
+        """The destination; in a forked child, one of its own (``reconnect_after_fork``)."""
+        if self._pid != os.getpid() and self._reconnects:
+            with self._reconnecting:  # the child's threads: one connects, the others wait
+                if self._pid != os.getpid():
+                    self.reconnect_after_fork()
+                    self._pid = os.getpid()
+        return self._exporter
 
     def _connect(
         self, store_path: Path | None, retention_days: int | None, writer_process: bool
@@ -174,7 +187,7 @@ class LangfuseClient:
         parent had handed over is the parent's to deliver; the old exporter is left as it
         is (closing its connection here could disturb the parent's)."""
         try:
-            self.exporter = self._connect(self.store_path, None, writer_process=False)
+            self._exporter = self._connect(self.store_path, None, writer_process=False)
         except Exception as exc:
             self.error_handler.handle_connection_error(exc, where="fork")
 
@@ -346,15 +359,3 @@ class LangfuseClient:
 
         LocalStore(self.store_path).close()  # opens (and checks) the file as a writer would
         return f"store {self.store_path} opens"
-
-
-# Every live client that opened its own destination, for the fork hook below.
-_CLIENTS: weakref.WeakSet[LangfuseClient] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_CLIENTS):
-        client.reconnect_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
