@@ -232,8 +232,10 @@ class LangfuseIntegrationService:
         )
         self.trace_manager: TraceManager = TraceManager(self.tracer)
         self.error_handler.attach(connection=self.client, trace_manager=self.trace_manager)
-        # Collaborations entered with ``with``: their span id -> the tokens to restore.
-        self._collaboration_tokens: dict[str, list[Any]] = {}
+        # Collaborations entered with ``with``: the handle (its id(), alive while inside:
+        # untraced handles all have the span id "", and threads took each other's tokens)
+        # -> the tokens to restore.
+        self._collaboration_tokens: dict[int, list[Any]] = {}
         self._closed = False
         logger.debug(
             "integration started: mode %s, destination %s, sample rate %g, masking %s, "
@@ -539,17 +541,17 @@ class LangfuseIntegrationService:
     def enter_collaboration(self, collaboration: CollaborationSpan) -> None:
         """Make a collaboration current (``with`` calls this)."""
         tokens = self.trace_manager.enter_collaboration(collaboration)
-        self._collaboration_tokens.setdefault(collaboration.span_id, []).append(tokens)
+        self._collaboration_tokens.setdefault(id(collaboration), []).append(tokens)
 
     def exit_collaboration(
         self, collaboration: CollaborationSpan, error: BaseException | None = None
     ) -> None:
         """Leave a collaboration's ``with`` block and end it (ERROR when the block raised)."""
-        stack = self._collaboration_tokens.get(collaboration.span_id)
+        stack = self._collaboration_tokens.get(id(collaboration))
         if stack:
             tokens = stack.pop()
             if not stack:
-                del self._collaboration_tokens[collaboration.span_id]
+                del self._collaboration_tokens[id(collaboration)]
             self._guard("track_collaboration", self.trace_manager.leave_collaboration, tokens)
         self.end_collaboration(collaboration, error=error)
 

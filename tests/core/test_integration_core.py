@@ -845,3 +845,52 @@ def test_a_score_whose_metadata_holds_nan_is_sent_as_strict_json(workdir: Path) 
     (odd,) = [score for score in capture.scores if score.name == "odd"]
     assert odd.metadata == {"ratio": "nan", "top": ["inf"]}
     json.dumps([score.as_request() for score in capture.scores], allow_nan=False)
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_collaborations_of_two_threads_keep_their_own_messages(
+    workdir: Path, enabled: bool
+) -> None:
+    """Tracing off, every collaboration handle has the span id "": the ``with`` blocks of two
+    threads shared one stack of tokens, a thread leaving its block took the other's, and
+    its messages after the block still went into the collaboration it had left."""
+    import threading
+
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(
+            LangfuseConfig(enabled=enabled), DataMaskingConfig(), exporter=Capture()
+        )
+    )
+    handles: dict[str, Any] = {}
+    first_inside, second_inside, first_left = (threading.Event() for _ in range(3))
+
+    def first() -> None:
+        trace_id = service.create_simulation_trace(EVENT)
+        with service.track_collaboration("w0", ["a", "b"]) as handle:
+            handles["first"] = handle
+            service.log_coordination_message("a", "b", "inside-first", {})
+            first_inside.set()
+            second_inside.wait(30)
+        first_left.set()
+        service.log_coordination_message("a", "b", "after-first", {})
+        service.finalize_trace(trace_id)
+
+    def second() -> None:
+        first_inside.wait(30)
+        trace_id = service.create_simulation_trace(EVENT)
+        with service.track_collaboration("w1", ["a", "b"]) as handle:
+            handles["second"] = handle
+            service.log_coordination_message("a", "b", "inside-second", {})
+            second_inside.set()
+            first_left.wait(30)
+        service.log_coordination_message("a", "b", "after-second", {})
+        service.finalize_trace(trace_id)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    kept = {name: [m["message_type"] for m in handle.coordination_messages]
+            for name, handle in handles.items()}  # fmt: skip
+    assert kept == {"first": ["inside-first"], "second": ["inside-second"]}
