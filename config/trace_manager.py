@@ -117,7 +117,7 @@ class TraceRecord:
 
     trace_id: str
     root_span_id: str | None = None
-    # The counters when the trace opened: its share of the tracing cost, for adaptive sampling.
+    # The counters when the trace opened; set: a trace whose cost adaptive sampling weighs.
     mark: tuple[int, int] | None = None
     open: dict[str, OpenObservation] = field(default_factory=dict)  # span id -> entry
     # agent id -> its open operations (span id -> observation), the latest last.
@@ -141,6 +141,8 @@ class TraceManager:
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
         self.counters = TracingCounters()
+        # The counters when the last trace finished (``finalize_trace``'s cost).
+        self._cost_mark = (0, 0)
         self._traces: dict[str, TraceRecord] = {}
         self._spans: dict[str, tuple[TraceRecord, OpenObservation]] = {}
         self._lock = threading.Lock()
@@ -548,8 +550,9 @@ class TraceManager:
     ) -> tuple[tuple[int, int] | None, SimulationTrace | None] | None:
         """Close a trace: end what is still open in it, score its conflicts, end its root.
 
-        Returns the trace's tracing cost, ``(nanoseconds, agent operations)`` since it opened
-        (what adaptive sampling weighs), with the finished ``SimulationTrace``; None when the
+        Returns the tracing cost, ``(nanoseconds, agent operations)`` since the last trace
+        finished (what adaptive sampling weighs: over a window of traces, each nanosecond
+        once), with the finished ``SimulationTrace``; None when the
         trace is not open. Should this fail half way, the root is still registered:
         ``cleanup_failed_trace`` can end it.
         """
@@ -580,7 +583,13 @@ class TraceManager:
             record.finalized = True
         cost = None
         if mark is not None:
-            cost = (self.counters.tracing_ns - mark[0], self.counters.operations - mark[1])
+            # Since the last trace finished, not since this one opened: with traces open at
+            # the same time (threads), each counted the others' tracing too, and 8 threads
+            # made a cost of 0.05 ms an operation look like 400 (and the rate fell).
+            with self._lock:
+                now = (self.counters.tracing_ns, self.counters.operations)
+                cost = (now[0] - self._cost_mark[0], now[1] - self._cost_mark[1])
+                self._cost_mark = now
         self._score_conflict_outcomes(operations, outcomes)
         agents = record.simulation.participating_agents if record.simulation else []
         if agents and not (outcome and "agents" in outcome):

@@ -59,9 +59,13 @@ class AdaptiveSampling:
         self._window_operations += operations
         if self._traces % WINDOW_TRACES:
             return
-        overhead_ms = self._window_ns / max(self._window_operations, 1) / 1e6
+        window_ns, window_operations = self._window_ns, self._window_operations
         self._window_ns = self._window_operations = 0
-        self.evaluate(overhead_ms)
+        if window_operations == 0:
+            # No agent operation to weigh it against: its whole tracing time was taken for
+            # the cost of one operation, and traces of collaborations alone lowered the rate.
+            return
+        self.evaluate(window_ns / window_operations / 1e6)
 
     def evaluate(self, overhead_ms: float) -> None:
         """Lower or restore the rate for the measured overhead (ms per agent operation)."""

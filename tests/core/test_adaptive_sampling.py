@@ -73,3 +73,44 @@ def test_replay_shows_the_changes_and_keeps_traces_whole(cli: Cli, workdir: Path
     assert all(agents == EXPECTED_ROUTES[event_type][0] for event_type, agents in rows)
     table = cli("replay", str(EXAMPLE), "--limit", "60", env=env).stdout
     assert "sample rate 1 -> 0.5" in table
+
+
+def test_traces_without_agent_operations_never_lower_the_rate() -> None:
+    """A window with no agent operation took its whole tracing time for the cost of one
+    operation: traces of collaborations alone (more so in 8 threads, each counting the
+    others' tracing) fell to a quarter of their rate, a trace dropped in three."""
+    sampler = TraceSampler(1.0)
+    adaptive = AdaptiveSampling(sampler, base_rate=1.0, max_latency_ms=1.0)
+    for _ in range(WINDOW_TRACES * 3):
+        adaptive.trace_finished(tracing_ns=50_000_000, operations=0)
+    assert sampler.rate == 1.0 and adaptive.changes == []
+
+
+def test_threads_tracing_at_once_keep_the_rate(workdir: Path) -> None:
+    """Eight threads tracing collaborations (no agent operation): each trace's cost was the
+    counters' change since it opened (the tracing of the traces open beside it too), taken
+    as the cost of one operation: "tracing adds 402 ms per agent operation", a quarter of
+    the traces kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from config.delivery.exporters import NullExporter
+    from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    service = LangfuseIntegrationService(
+        LangfuseConfig(max_latency_ms=5.0), DataMaskingConfig(), exporter=NullExporter()
+    )
+
+    def handle(number: int) -> None:
+        trace_id = service.create_simulation_trace(
+            {"event_type": "demand_spike", "product_id": f"P{number}", "event_id": str(number)}
+        )
+        with service.track_collaboration("sync", ["a", "b"]):
+            for step in range(3):
+                service.log_coordination_message("a", "b", "m", {"step": step})
+        service.finalize_trace(trace_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(handle, range(400)))
+    metrics = service.get_performance_metrics()
+    assert (metrics["effective_sample_rate"], metrics["traces_sampled_out"]) == (1.0, 0)
