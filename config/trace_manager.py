@@ -29,7 +29,7 @@ from config.models import AgentDecision, AgentSpan, CollaborationSpan, Simulatio
 from config.sampling_rules import SamplingSubject
 
 if TYPE_CHECKING:
-    from config.tracing.tracer import Observation, Tracer
+    from config.tracing.tracer import CurrentToken, Observation, Tracer
 
 logger = logging.getLogger("autoops.tracing")
 
@@ -104,7 +104,7 @@ class OpenObservation:
     """An observation started and not ended yet."""
 
     observation: Observation
-    token: Token[Observation | None] | None  # set when it was made current
+    token: CurrentToken | None  # set when it was made current
     started_ns: int
     agent_id: str | None = None  # set on an agent operation
     agent_span: AgentSpan | None = None  # the seed's record of an agent operation
@@ -732,7 +732,7 @@ class TraceManager:
 
     def enter_collaboration(
         self, collaboration: CollaborationSpan
-    ) -> tuple[Token[Observation | None] | None, Token[CollaborationSpan | None]]:
+    ) -> tuple[CurrentToken | None, Token[CollaborationSpan | None]]:
         """Make the collaboration current (its span, and the one ``log_*`` calls keep on).
 
         An untraced one (tracing off, or its span gone) still keeps what is logged in it:
@@ -743,7 +743,7 @@ class TraceManager:
         return current, _collaboration.set(collaboration)
 
     def leave_collaboration(
-        self, tokens: tuple[Token[Observation | None] | None, Token[CollaborationSpan | None]]
+        self, tokens: tuple[CurrentToken | None, Token[CollaborationSpan | None]]
     ) -> None:
         """Undo ``enter_collaboration``."""
         with suppress(ValueError):  # left in another context than entered

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from config.redaction import redact_secrets
 from config.sampling_rules import SamplingSubject
@@ -57,7 +57,19 @@ def _text(value: Any) -> str:
 
 
 SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
-_current: ContextVar[Observation | None] = ContextVar("autoops_observation", default=None)
+
+
+class _Made(NamedTuple):
+    """What a thread or task made current, and what was current there before it: the chain
+    ``Tracer.current`` walks back when an observation has ended."""
+
+    observation: Observation
+    before: _Made | None
+
+
+_current: ContextVar[_Made | None] = ContextVar("autoops_observation", default=None)
+# What ``Tracer.set_current`` returns, for ``Tracer.reset_current``.
+CurrentToken = Token[_Made | None]
 
 
 @dataclass
@@ -414,7 +426,7 @@ class Tracer:
     @contextmanager
     def use(self, observation: Observation) -> Iterator[Observation]:
         """Make ``observation`` current inside the block (nesting follows it)."""
-        token = _current.set(observation)
+        token = self.set_current(observation)
         try:
             yield observation
         finally:
@@ -435,7 +447,7 @@ class Tracer:
         then propagates unchanged.
         """
         observation = self.start_observation(name, as_type=as_type, input=input, metadata=metadata)
-        token = _current.set(observation)
+        token = self.set_current(observation)
         try:
             yield observation
         except BaseException as exc:
@@ -447,25 +459,35 @@ class Tracer:
 
     @staticmethod
     def current() -> Observation | None:
-        """The current observation of this thread or task, if any: the nearest one still
-        open (one ended out of order, or by another thread, is no parent any more)."""
-        observation = _current.get()
-        while observation is not None and observation.ended:
-            observation = observation.parent
-        return observation
+        """The current observation of this thread or task, if any: the latest one it made
+        current that is still open (one ended out of order, or by another thread, is no
+        parent any more). Walked back through what this thread or task made current, not
+        through parents: a pool thread whose agent span the orchestrator ended found that
+        span's trace root, which it had never entered, and nested the next event's tool
+        calls in the earlier trace."""
+        made = _current.get()
+        while made is not None and made.observation.ended:
+            made = made.before
+        return made.observation if made is not None else None
 
     @staticmethod
     def made_current() -> Observation | None:
         """What this thread or task last made current, ended or not."""
-        return _current.get()
+        made = _current.get()
+        return made.observation if made is not None else None
 
     @staticmethod
-    def set_current(observation: Observation | None) -> Token[Observation | None]:
-        """Make ``observation`` current until the returned token is reset."""
-        return _current.set(observation)
+    def set_current(observation: Observation | None) -> CurrentToken:
+        """Make ``observation`` current until the returned token is reset (None: nothing)."""
+        if observation is None:
+            return _current.set(None)
+        before = _current.get()
+        while before is not None and before.observation.ended:  # no chain of ended ones
+            before = before.before
+        return _current.set(_Made(observation, before))
 
     @staticmethod
-    def reset_current(token: Token[Observation | None]) -> None:
+    def reset_current(token: CurrentToken) -> None:
         """Undo ``set_current``: the observation current before it is current again.
 
         A generator that traces a block may be resumed in another context than the one it

@@ -894,3 +894,38 @@ def test_collaborations_of_two_threads_keep_their_own_messages(
     kept = {name: [m["message_type"] for m in handle.coordination_messages]
             for name, handle in handles.items()}  # fmt: skip
     assert kept == {"first": ["inside-first"], "second": ["inside-second"]}
+
+
+def test_a_pool_thread_whose_span_was_ended_elsewhere_nests_nothing_in_that_trace(
+    workdir: Path,
+) -> None:
+    """The orchestrator ends the agent span a pool thread started: that thread's current
+    observation had ended, and ``current()`` walked up to its parent, the earlier trace's
+    root, which the thread had never entered: the next event's tool call landed there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+
+    def agent(trace_id: str, product: str) -> str:
+        span_id = service.start_agent_span("pricing_agent", "price", parent_trace_id=trace_id)
+        lookup(product)
+        return span_id
+
+    first = service.create_simulation_trace({**EVENT, "event_id": "e1", "product_id": "P0"})
+    second = service.create_simulation_trace({**EVENT, "event_id": "e2", "product_id": "P1"})
+    with ThreadPoolExecutor(1) as pool:
+        service.end_agent_span(pool.submit(agent, first, "P0").result())
+        service.end_agent_span(pool.submit(agent, second, "P1").result())
+    service.finalize_trace(first)
+    service.finalize_trace(second)
+    service.flush()
+    agents = {s.trace_id: s for s in capture.spans if s.name == "pricing_agent.price"}
+    tools = [s for s in capture.spans if s.name.endswith("lookup")]
+    assert len(tools) == 2
+    for tool in tools:
+        assert tool.name == "pricing_agent.lookup"
+        assert tool.parent_span_id == agents[tool.trace_id].span_id
+    assert {tool.trace_id for tool in tools} == {first, second}
