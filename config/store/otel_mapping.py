@@ -358,7 +358,9 @@ def _merge_trace(
         updates["tags"] = _tags(updates["tags"])
     updates["environment"] = environment
     updates["release"] = release
-    if "version" not in updates:  # else the resource's service.version, as Langfuse does
+    if is_root and "version" not in updates:
+        # The root's resource's service.version, as Langfuse's trace-create takes it (a
+        # child's is no trace update: it replaced the version the root had set).
         updates["version"] = span.resource.get("service.version")
     for column, value in updates.items():
         if value is not None:

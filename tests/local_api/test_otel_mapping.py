@@ -322,6 +322,14 @@ def test_trace_fields_of_another_client_are_read_as_langfuse_reads_them() -> Non
     assert trace["environment"] == "prod"
     trace, observation = mapped({}, {"service.version": "9.9.9"})
     assert trace["version"] == observation["version"] == "9.9.9"
+    # Only the root's: a child without langfuse.version is no trace update.
+    resource = {"service.version": "1.0"}
+    root = SpanRecord("d" * 32, "4" * 16, None, "root", now, now + 1000,
+                      {la.VERSION: "v2"}, resource=resource, scope={"name": "x"})  # fmt: skip
+    child = SpanRecord("d" * 32, "5" * 16, "4" * 16, "child", now, now + 1000, {},
+                       resource=resource, scope={"name": "x"})  # fmt: skip
+    assert map_spans([root, child]).traces["d" * 32]["version"] == "v2"
+    assert map_spans([child]).traces["d" * 32]["version"] is None
     trace, _ = mapped({la.TRACE_TAGS: "a, b"})
     assert json.loads(trace["tags"]) == ["a", "b"]
     _, generation = mapped({la.OBSERVATION_TYPE: "generation", "langfuse.prompt.name": "p1",
