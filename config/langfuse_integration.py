@@ -21,6 +21,8 @@ import atexit
 import functools
 import inspect
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -825,6 +827,41 @@ def _shutdown_at_exit() -> None:
     # Delivers while Langfuse makes progress; AUTOOPS_FLUSH_DEADLINE s without any ends it.
     if _service is not None:
         _service.shutdown(_service.config.flush_deadline)
+
+
+# A multiprocessing worker forked from a traced process ends with os._exit: no atexit, and
+# what it traced last waited in memory and was lost. Its exit runs multiprocessing's
+# finalizers: one hands its traces over there. Armed through register_after_fork, because
+# a worker clears the finalizers it inherits before it runs the after-fork functions.
+class _ForkAnchor:
+    """What ``multiprocessing.util.register_after_fork`` holds (it keeps objects weakly)."""
+
+
+_FORK_ANCHOR = _ForkAnchor()
+_fork_hook_registered = False
+
+
+def _before_fork() -> None:
+    global _fork_hook_registered  # noqa: PLW0603  (once per process)
+    mp_util = sys.modules.get("multiprocessing.util")
+    if _fork_hook_registered or mp_util is None or _service is None:
+        return
+    _fork_hook_registered = True
+    mp_util.register_after_fork(_FORK_ANCHOR, _arm_worker_exit)
+
+
+def _arm_worker_exit(_anchor: _ForkAnchor) -> None:
+    sys.modules["multiprocessing.util"].Finalize(None, _flush_at_worker_exit, exitpriority=10)
+
+
+def _flush_at_worker_exit() -> None:
+    # Hand over and deliver, not shut down: the traces still open here are copies of the
+    # parent's, which ends them itself.
+    if _service is not None:
+        _service.flush(_service.config.flush_deadline)
+
+
+os.register_at_fork(before=_before_fork)
 
 
 # --- decorators for agent code ------------------------------------------------------------

@@ -617,14 +617,16 @@ def trace(tag):
     service.finalize_trace(trace_id)
     return trace_id
 
-def child(tag):
-    return trace(tag), get_langfuse_integration().flush(60)
+def child(tag):  # ends with os._exit, without a flush of its own
+    return trace(tag)
 
 if __name__ == "__main__":
     parent = trace("parent")
     assert get_langfuse_integration().flush(60)
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        children = pool.map(child, ["c1", "c2", "c3"])
+    pool = multiprocessing.get_context("fork").Pool(2)
+    children = pool.map(child, ["c1", "c2", "c3"])
+    pool.close()  # the workers end as they do by themselves (terminate() kills them)
+    pool.join()
     print(json.dumps({"parent": parent, "children": children}))
 """
 
@@ -635,7 +637,9 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
 ) -> None:
     """Langfuse mode: a forked child's outbox threads did not follow it, so its batches
     stayed in memory, its flush returned False, and a multiprocessing worker's traces were
-    lost when it ended. Each child now opens a destination of its own."""
+    lost when it ended. Each child now opens a destination of its own. And in both modes a
+    worker (which ends with os._exit, no atexit) lost what it traced last unless it
+    flushed: its exit hands it over."""
     script = workdir / "forked.py"
     script.write_text(FORKED_WORKERS, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -647,8 +651,7 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert [flushed for _, flushed in result["children"]] == [True, True, True]
-    expected = {result["parent"], *(trace_id for trace_id, _ in result["children"])}
+    expected = {result["parent"], *result["children"]}
     store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
     with sqlite3.connect(store) as db:
         stored = {row[0] for row in db.execute("SELECT id FROM traces")}
