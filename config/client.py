@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,7 @@ class LangfuseClient:
         self._pid = os.getpid()
         self._reconnects = exporter is None and not writer_process and mode != "disabled"
         self._reconnecting = threading.Lock()
+        _CLIENTS.add(self)
 
     @property
     def exporter(self) -> SpanExporter:
@@ -359,3 +361,18 @@ class LangfuseClient:
 
         LocalStore(self.store_path).close()  # opens (and checks) the file as a writer would
         return f"store {self.store_path} opens"
+
+
+# Every live client, for the fork hook below.
+_CLIENTS: weakref.WeakSet[LangfuseClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at the fork (a child connecting while one of its
+    # threads forked a grandchild) would be held for ever in the child: a new one. Nothing
+    # else is done here (see ``LangfuseClient.exporter``).
+    for client in list(_CLIENTS):
+        client._reconnecting = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

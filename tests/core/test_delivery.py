@@ -656,3 +656,51 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
     with sqlite3.connect(store) as db:
         stored = {row[0] for row in db.execute("SELECT id FROM traces")}
     assert stored == expected
+
+
+GRANDCHILD_DURING_RECONNECT = """
+import os, threading, time
+from config.client import LangfuseClient
+from config.langfuse_integration import get_langfuse_integration
+
+service = get_langfuse_integration()
+connect = LangfuseClient._connect
+
+def slow_connect(self, *args, **kwargs):
+    time.sleep(1.0)  # a slow open widens the window a real fork can fall into
+    return connect(self, *args, **kwargs)
+
+LangfuseClient._connect = slow_connect
+child = os.fork()
+if child == 0:
+    first_use = threading.Thread(target=service.get_performance_metrics)  # connects
+    first_use.start()
+    time.sleep(0.3)
+    grandchild = os.fork()
+    if grandchild == 0:
+        trace_id = service.create_simulation_trace(
+            {"event_type": "demand_spike", "product_id": "g", "event_id": "g"}
+        )
+        service.finalize_trace(trace_id)
+        print("grandchild flushed", service.flush(30), flush=True)
+        os._exit(0)
+    first_use.join()
+    os.waitpid(grandchild, 0)
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+
+def test_a_grandchild_forked_while_its_parent_connects_is_not_stuck(workdir: Path) -> None:
+    """The child holds its connecting lock while it opens its destination: a grandchild
+    forked by another of its threads meanwhile inherited the lock held, and hung at its
+    first trace for ever."""
+    script = workdir / "grandchild.py"
+    script.write_text(GRANDCHILD_DURING_RECONNECT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        env=env, cwd=workdir, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "grandchild flushed True" in done.stdout
