@@ -527,3 +527,50 @@ def test_serve_whose_stdout_reader_left_keeps_serving(workdir: Path) -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.communicate(timeout=60)
+
+
+def test_a_scores_timestamp_is_kept_and_the_numeric_view_counts_numbers_only(
+    served: ServeHandle,
+) -> None:
+    """POST /api/public/scores dropped the ``timestamp`` the SDK sends (every score "now":
+    time filters and buckets placed it wrongly), and the scores-numeric metrics view counted
+    TEXT and CORRECTION scores (as value 0 in histograms)."""
+    trace_id = uuid.uuid4().hex
+    scores = [
+        {"id": f"{trace_id}-n", "name": "n", "value": 0.9, "dataType": "NUMERIC",
+         "timestamp": "2025-01-02T03:04:05.000Z"},
+        {"id": f"{trace_id}-b", "name": "b", "value": 1, "dataType": "BOOLEAN"},
+        {"id": f"{trace_id}-t", "name": "t", "value": "some text", "dataType": "TEXT"},
+        {"id": f"{trace_id}-c", "name": "c", "value": "fixed", "dataType": "CORRECTION"},
+    ]  # fmt: skip
+    for score in scores:
+        done = httpx.post(
+            served.url + "/api/public/scores",
+            json={**score, "traceId": trace_id},
+            auth=served.auth,
+            timeout=30,
+        )
+        assert done.status_code == 200, done.text
+    old = get(served, "/api/public/v3/scores", id=f"{trace_id}-n")["data"]
+    assert [s["timestamp"] for s in old] == ["2025-01-02T03:04:05.000Z"]
+    before = get(
+        served, "/api/public/v3/scores", traceId=trace_id, toTimestamp="2025-06-01T00:00:00Z"
+    )
+    assert [s["name"] for s in before["data"]] == ["n"]
+    query = {
+        "view": "scores-numeric",
+        "metrics": [{"measure": "count", "aggregation": "count"}],
+        "dimensions": [{"field": "dataType"}],
+        "filters": [{"column": "traceId", "operator": "=", "value": trace_id, "type": "string"}],
+        "fromTimestamp": "2000-01-01T00:00:00Z",
+        "toTimestamp": "2100-01-01T00:00:00Z",
+    }
+    rows = get(served, "/api/public/v2/metrics", query=json.dumps(query))["data"]
+    assert {row["dataType"]: row["count_count"] for row in rows} == {"NUMERIC": 1, "BOOLEAN": 1}
+    bad = httpx.post(
+        served.url + "/api/public/scores",
+        json={"traceId": trace_id, "name": "x", "value": 1, "timestamp": "yesterday"},
+        auth=served.auth,
+        timeout=30,
+    )
+    assert bad.status_code == 400 and "timestamp" in bad.text

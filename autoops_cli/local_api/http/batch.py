@@ -30,10 +30,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import storable
+from autoops_cli.local_api.http.bodies import ISO_OFFSET, iso_micros, storable
 from autoops_cli.local_api.http.scores import validated_score
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
@@ -68,9 +67,6 @@ V4_ONLY_REMEDIATION = (
     "Upgrade the client or integration to a v4-compatible SDK or OTLP ingestion path. "
     "Docs: https://langfuse.com/self-hosting/upgrade/upgrade-guides/upgrade-v3-to-v4"
 )
-_ISO_OFFSET = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$"
-)
 _ENVIRONMENT = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
 
@@ -89,23 +85,15 @@ class _Event:
 # --- field checks ---------------------------------------------------------------------
 
 
-def _micros(text: str) -> int:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND
-
-
-_MICROSECOND = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _datetime(body: dict[str, Any], key: str) -> int | None:
     """An ISO 8601 date-time with an offset (zod's ``datetime({offset: true})``), or None."""
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not _ISO_OFFSET.match(value):
+    if not isinstance(value, str) or not ISO_OFFSET.match(value):
         raise Invalid(f"body.{key}: Invalid ISO datetime")
     try:
-        return _micros(value)
+        return iso_micros(value)
     except (ValueError, OverflowError):
         raise Invalid(f"body.{key}: Invalid ISO datetime") from None
 
@@ -380,13 +368,13 @@ def _envelope(raw: Any) -> _Event:
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise Invalid(f"type: Invalid input: unknown event type {json.dumps(event_type)}")
     stamp = raw.get("timestamp")
-    if not isinstance(stamp, str) or not _ISO_OFFSET.match(stamp):
+    if not isinstance(stamp, str) or not ISO_OFFSET.match(stamp):
         raise Invalid("timestamp: Invalid ISO datetime")
     body = raw.get("body")
     if not isinstance(body, dict):
         raise Invalid("body: Expected object")
     try:
-        micros = _micros(stamp)
+        micros = iso_micros(stamp)
     except (ValueError, OverflowError):
         raise Invalid("timestamp: Invalid ISO datetime") from None
     return _Event(event_id, str(event_type), micros, body)

@@ -5,7 +5,9 @@ Shared by the OTLP route, the scores route and the batch ingestion route.
 
 from __future__ import annotations
 
+import re
 import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 from autoops_cli.local_api.query.errors import ApiProblem
@@ -118,3 +120,18 @@ def _as_float(value: int) -> float | None:
         return float(value)
     except OverflowError:
         return None
+
+
+# An ISO 8601 date-time with an offset, as Langfuse's schemas take it (zod's
+# ``datetime({offset: true})``).
+ISO_OFFSET = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$"
+)
+_MICROSECOND = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_micros(text: str) -> int:
+    """Microseconds since the epoch of a date-time ``ISO_OFFSET`` matched (ValueError or
+    OverflowError for one that does not exist)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import storable
+from autoops_cli.local_api.http.bodies import ISO_OFFSET, iso_micros, storable
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
 from config.tracing.ids import random_id
@@ -47,7 +47,8 @@ def validated_score(
 ) -> tuple[ScoreRecord | None, list[dict[str, Any]]]:
     """A score record from a ``CreateScoreRequest`` body, or the validation issues.
 
-    ``timestamp_ns``: when the score was made (default now).
+    ``timestamp_ns``: when the score was made when the body says nothing (its ``timestamp``,
+    the time an update sends again with the same id; default now).
     """
     if not isinstance(body, dict):
         return None, [_issue("", "Expected object")]
@@ -77,6 +78,14 @@ def validated_score(
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         issues.append(_issue("metadata", "Expected object"))
+    stamp = body.get("timestamp")
+    if stamp is not None:  # the SDK sends it; it was dropped (the score stamped "now")
+        try:
+            if not isinstance(stamp, str) or not ISO_OFFSET.match(stamp):
+                raise ValueError(stamp)
+            timestamp_ns = iso_micros(stamp) * 1000
+        except (ValueError, OverflowError):
+            issues.append(_issue("timestamp", "Invalid ISO datetime"))
     if not any(body.get(k) for k in ("traceId", "observationId", "sessionId", "datasetRunId")):
         issues.append(
             _issue("traceId", "A score needs a traceId, observationId, sessionId or datasetRunId")

@@ -294,7 +294,7 @@ VIEWS: dict[str, ViewDef] = {
     ),
     "scores-numeric": _score_view(
         "scores-numeric",
-        "s.data_type <> 'CATEGORICAL'",
+        "s.data_type IN ('NUMERIC', 'BOOLEAN')",  # not TEXT, CORRECTION: "numeric and boolean"
         {"value": _f(SCORE_VALUE_SQL, NUMBER)},
         True,
     ),
