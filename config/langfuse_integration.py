@@ -745,6 +745,7 @@ def get_langfuse_integration() -> LangfuseIntegrationService:
         if _service is None:
             _service = _create_or_fallback(None, None, {})[0]
             atexit.register(_shutdown_at_exit)
+            _arm_if_worker()
         return _service
 
 
@@ -785,6 +786,7 @@ def install_langfuse_integration(service: LangfuseIntegrationService) -> Langfus
         previous, _service = _service, service
         if previous is None:
             atexit.register(_shutdown_at_exit)
+            _arm_if_worker()
     if previous is not None and previous is not service:
         previous.shutdown()
         object.__setattr__(previous, "__class__", _ReplacedService)
@@ -844,14 +846,23 @@ _fork_hook_registered = False
 def _before_fork() -> None:
     global _fork_hook_registered  # noqa: PLW0603  (once per process)
     mp_util = sys.modules.get("multiprocessing.util")
-    if _fork_hook_registered or mp_util is None or _service is None:
+    if _fork_hook_registered or mp_util is None:
         return
     _fork_hook_registered = True
     mp_util.register_after_fork(_FORK_ANCHOR, _arm_worker_exit)
 
 
-def _arm_worker_exit(_anchor: _ForkAnchor) -> None:
+def _arm_worker_exit(_anchor: object = None) -> None:
     sys.modules["multiprocessing.util"].Finalize(None, _flush_at_worker_exit, exitpriority=10)
+
+
+def _arm_if_worker() -> None:
+    """A service made in a multiprocessing worker (any start method: spawn and forkserver
+    workers start without the parent's service, and a forked one may make its own): its
+    exit hands the traces over too."""
+    mp_process = sys.modules.get("multiprocessing.process")
+    if mp_process is not None and mp_process.parent_process() is not None:
+        _arm_worker_exit()
 
 
 def _flush_at_worker_exit() -> None:

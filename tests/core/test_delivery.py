@@ -606,7 +606,7 @@ def test_a_dead_letter_of_a_batch_another_sender_delivered_is_none(workdir: Path
 
 
 FORKED_WORKERS = """
-import json, multiprocessing
+import json, multiprocessing, sys
 from config.langfuse_integration import get_langfuse_integration
 
 def trace(tag):
@@ -621,9 +621,11 @@ def child(tag):  # ends with os._exit, without a flush of its own
     return trace(tag)
 
 if __name__ == "__main__":
-    parent = trace("parent")
-    assert get_langfuse_integration().flush(60)
-    pool = multiprocessing.get_context("fork").Pool(2)
+    method, parent_traces = sys.argv[1], sys.argv[2] == "yes"
+    parent = [trace("parent")] if parent_traces else []
+    if parent:
+        assert get_langfuse_integration().flush(60)
+    pool = multiprocessing.get_context(method).Pool(2)
     children = pool.map(child, ["c1", "c2", "c3"])
     pool.close()  # the workers end as they do by themselves (terminate() kills them)
     pool.join()
@@ -631,27 +633,37 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("mode", ["langfuse", "local"])
+@pytest.mark.parametrize(
+    ("mode", "method", "parent_traces"),
+    [
+        ("langfuse", "fork", "yes"),
+        ("local", "fork", "yes"),
+        ("local", "fork", "no"),
+        ("local", "spawn", "no"),
+        ("local", "forkserver", "yes"),
+    ],
+)
 def test_workers_forked_by_multiprocessing_record_their_traces(
-    workdir: Path, served: Any, mode: str
+    workdir: Path, served: Any, mode: str, method: str, parent_traces: str
 ) -> None:
     """Langfuse mode: a forked child's outbox threads did not follow it, so its batches
     stayed in memory, its flush returned False, and a multiprocessing worker's traces were
     lost when it ended. Each child now opens a destination of its own. And in both modes a
     worker (which ends with os._exit, no atexit) lost what it traced last unless it
-    flushed: its exit hands it over."""
+    flushed: its exit hands it over, whatever the start method, and whether or not the
+    parent traced before it forked."""
     script = workdir / "forked.py"
     script.write_text(FORKED_WORKERS, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     if mode == "langfuse":
         env.update(served.client_env())
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-        env=env, cwd=workdir, check=False,
+        [sys.executable, str(script), method, parent_traces], capture_output=True, text=True,
+        timeout=300, env=env, cwd=workdir, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    expected = {result["parent"], *result["children"]}
+    expected = {*result["parent"], *result["children"]}
     store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
     with sqlite3.connect(store) as db:
         stored = {row[0] for row in db.execute("SELECT id FROM traces")}
