@@ -134,4 +134,7 @@ def iso_micros(text: str) -> int:
     """Microseconds since the epoch of a date-time ``ISO_OFFSET`` matched (ValueError or
     OverflowError for one that does not exist)."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # In UTC too, or the reads cannot show it again (9999-12-31T23:59:59-01:00 is in year
+    # 10000 there: every later listing of scores answered 500).
+    moment.astimezone(UTC)
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND
