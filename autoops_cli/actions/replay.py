@@ -665,8 +665,12 @@ def _exit_code(
     if waiting:
         return int(ExitCode.NETWORK)
     if summary.events_failed:
+        failed = summary.events_failed
         out.error(
-            f"{summary.events_failed} event(s) failed inside the agents (recorded as ERROR traces)"
+            f"{failed} event(s) failed inside the agents (recorded as ERROR traces, those the "
+            "sample rate kept)"
+            if summary.events_sampled_out
+            else f"{failed} event(s) failed inside the agents (recorded as ERROR traces)"
         )
         return int(ExitCode.FAILURE)
     return 0

@@ -21,6 +21,7 @@ summary then counts what is on disk and ``write_error`` says what failed.
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 import time
 from collections import Counter
@@ -126,11 +127,15 @@ def load_orchestrator(spec: str | None) -> Orchestrator:
         raise UsageError(f"--orchestrator {spec!r}: expected module:factory")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: the user's own modules
+    # SystemExit and KeyboardInterrupt too: a sys.exit() in the plugin ended the replay with
+    # exit 0 and nothing said (a stop signal never raises here: see StopSignals).
     try:
         module = importlib.import_module(module_name)
         factory = getattr(module, factory_name)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"--orchestrator {spec!r}: cannot load it ({exc})") from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        raise UsageError(
+            f"--orchestrator {spec!r}: cannot load it ({type(exc).__name__}: {exc})"
+        ) from None
     if not callable(factory) or isinstance(factory, ModuleType):
         raise UsageError(
             f"--orchestrator {spec!r}: {factory_name} is {_kind(factory)}, not a factory "
@@ -139,7 +144,7 @@ def load_orchestrator(spec: str | None) -> Orchestrator:
         )
     try:
         orchestrator = factory()
-    except Exception as exc:  # the user's factory: its failure is theirs, said in one line
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the user's factory's, in a line
         raise UsageError(
             f"--orchestrator {spec!r}: calling {factory_name}() failed: {type(exc).__name__}: {exc}"
         ) from None
@@ -173,6 +178,35 @@ def _outcome_dict(outcome: Any) -> dict[str, Any]:
     if isinstance(outcome, Mapping):
         return dict(outcome)
     return {"result": outcome}
+
+
+def _outcome_counts(result: Mapping[str, Any]) -> tuple[list[str], int, int]:
+    """The agents that decided, and the conflicts detected and resolved, of an outcome;
+    ValueError saying what is not a count (or not a mapping of agent to decision)."""
+    decisions = result.get("decisions") or {}
+    if not isinstance(decisions, Mapping):
+        raise ValueError(
+            f"the orchestrator's outcome: its decisions are {_kind(decisions)}, not a mapping "
+            "of agent to decision"
+        )
+    return (
+        [str(agent) for agent in decisions],
+        _outcome_count(result, "conflicts_detected"),
+        _outcome_count(result, "conflicts_resolved"),
+    )
+
+
+def _outcome_count(result: Mapping[str, Any], key: str) -> int:
+    value = result.get(key) or 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or value != int(value)
+    ):
+        raise ValueError(f"the orchestrator's outcome: its {key} is {value!r:.60}, not a count")
+    return int(value)
 
 
 @dataclass
@@ -397,17 +431,20 @@ class ReplayEngine:
         )
         try:
             outcome = self.orchestrator.handle(event)
+            # An outcome the run cannot count (an as_dict() that raises, "two" conflicts, a
+            # decision per letter of a string) is the event's failure too: it ended the run.
+            result = _outcome_dict(outcome)
+            agents, detected, resolved = _outcome_counts(result)
         except AGENT_FAILURES as exc:  # agent code's bug: recorded on the trace, the run goes on
             counts.events_failed += 1
             service.finalize_trace(trace_id, {"event_id": event.event_id}, error=exc)
             return
-        result = _outcome_dict(outcome)
         service.finalize_trace(trace_id, result)
         counts.events_processed += 1
-        for agent in result.get("decisions", {}) or {}:
+        for agent in agents:
             counts.decisions[agent] += 1
-        counts.conflicts_detected += int(result.get("conflicts_detected", 0) or 0)
-        counts.conflicts_resolved += int(result.get("conflicts_resolved", 0) or 0)
+        counts.conflicts_detected += detected
+        counts.conflicts_resolved += resolved
 
     def _routed_agents(self, event: SimulationEvent) -> tuple[str, ...]:
         """The orchestrator's route for the event, for agent sampling rules (none if unknown)."""

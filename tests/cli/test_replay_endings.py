@@ -136,6 +136,8 @@ def test_a_file_that_is_not_json_lines_creates_no_store(
         ("os:getcwd", "the factory's result has no handle(event) method"),
         ("nowhere:build", "cannot load it"),
         ("no_colon", "expected module:factory"),
+        # sys.exit() in the factory ended the replay, exit 0, nothing said.
+        ("sys:exit", "calling exit() failed: SystemExit"),
     ],
 )
 def test_an_orchestrator_that_is_not_one_is_a_usage_error(
@@ -147,6 +149,53 @@ def test_an_orchestrator_that_is_not_one_is_a_usage_error(
     assert said in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
     assert not home().exists()
+
+
+ODD_OUTCOMES = """
+class Odd:
+    def __init__(self):
+        self.n = 0
+
+    def handle(self, event):
+        self.n += 1
+        outcomes = [
+            {"decisions": {"a": {}}, "conflicts_detected": "two"},
+            {"decisions": "abc"},
+            {"decisions": {"a": {}}, "conflicts_resolved": float("nan")},
+            {"decisions": {3: {}, None: {}, ("a", "b"): {}}},
+            {"decisions": {"pricing_agent": {}}, "conflicts_detected": 1},
+        ]
+        return outcomes[(self.n - 1) % len(outcomes)]
+"""
+
+
+def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -> None:
+    """ "two" conflicts, NaN, a string of decisions (counted letter by letter), keys that do
+    not sort: the run ended with an internal error (the rest of the file never replayed),
+    or at its summary, and the decisions counted were untrue."""
+    (workdir / "odd_outcomes.py").write_text(ODD_OUTCOMES, encoding="utf-8")
+    events = write_lines(workdir / "events.jsonl", event_lines(10))
+    replay = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events), "--orchestrator", "odd_outcomes:Odd"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.returncode == 1, replay.stderr  # events failed in the agents
+    assert "internal error" not in replay.stderr and "Traceback" not in replay.stderr
+    summary = json.loads(replay.stdout)
+    assert (summary["events_failed"], summary["events_processed"]) == (6, 4)
+    assert summary["decisions"] == {"3": 2, "None": 2, "('a', 'b')": 2, "pricing_agent": 2}
+    assert summary["conflicts_detected"] == 2
+    assert traces_in_store_at(workdir / "home") == summary["traces_recorded"] == 10
+    # Sampled out, the failed events are no ERROR traces: the message said they all were.
+    sampled = subprocess.run(
+        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd",
+         "--sample-rate", "0"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "sampled")),
+    )  # fmt: skip
+    assert sampled.returncode == 1, sampled.stderr
+    assert "(recorded as ERROR traces, those the sample rate kept)" in sampled.stderr
 
 
 def progress(done: int, elapsed: float, read: int | None, total: int | None) -> str:
