@@ -74,7 +74,12 @@ def unknown_rule_names(loaded: LoadedSettings) -> list[SettingProblem]:
                 SettingProblem(
                     setting,
                     loaded.origin_of(setting).describe(),
-                    f"no known {kind.replace('_', ' ')} {name!r}: the rule matches nothing "
+                    # An orchestrator of your own routes to agents of its own (agents_for):
+                    # "matches nothing" was untrue for those, which the rule does sample.
+                    f"no built-in agent {name!r}: the rule matches only an agent your own "
+                    f"orchestrator routes to (built in: {', '.join(known[kind])})"
+                    if kind == "agent"
+                    else f"no known {kind.replace('_', ' ')} {name!r}: the rule matches nothing "
                     f"(known: {', '.join(known[kind])})",
                 )
             )
