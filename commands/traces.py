@@ -92,7 +92,9 @@ def list_traces(
 @app.command()
 def show(
     ctx: typer.Context,
-    trace_id: str = typer.Argument(..., help="The trace id (32 hex characters)."),
+    trace_id: str = typer.Argument(
+        ..., help="The trace id (32 hex characters), or a unique prefix of 6 or more."
+    ),
     local: bool = LOCAL_OPTION,
     timeout: float = TIMEOUT_OPTION,
 ) -> None:
