@@ -84,7 +84,7 @@ class LangfuseClient:
     @property
     def exporter(self) -> SpanExporter:
         """The destination; in a forked child, one of its own (``reconnect_after_fork``)."""
-        if self._pid != os.getpid() and self._reconnects:
+        if self._reconnects and self._pid != os.getpid():
             with self._reconnecting:  # the child's threads: one connects, the others wait
                 if self._pid != os.getpid():
                     self.reconnect_after_fork()
