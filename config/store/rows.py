@@ -23,7 +23,13 @@ OBSERVATION_COLUMNS = (
 
 @functools.lru_cache(maxsize=4096)
 def _iso_second(second: int) -> str:
-    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: glibc's %Y does not pad a year below 1000 ("999-01-01", which the SDK's
+    # models refuse, and with them the whole page); JavaScript's toISOString pads to four.
+    moment = datetime.fromtimestamp(second, tz=UTC)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 def iso_from_ns(ns: int) -> str:

@@ -578,3 +578,14 @@ def test_a_scores_timestamp_is_kept_and_the_numeric_view_counts_numbers_only(
         )
         assert bad.status_code == 400 and "timestamp" in bad.text, stamp
     assert len(get(served, "/api/public/v2/scores", limit=100)["data"]) >= 4
+    # A year below 1000 keeps its four digits ("999-01-01..." failed the SDK's whole page).
+    early = httpx.post(
+        served.url + "/api/public/scores",
+        json={"id": f"{trace_id}-e", "traceId": trace_id, "name": "early", "value": 1,
+              "timestamp": "0999-01-01T00:00:00Z"},
+        auth=served.auth,
+        timeout=30,
+    )  # fmt: skip
+    assert early.status_code == 200, early.text
+    shown = get(served, "/api/public/v3/scores", id=f"{trace_id}-e")["data"]
+    assert [s["timestamp"] for s in shown] == ["0999-01-01T00:00:00.000Z"]
