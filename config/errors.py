@@ -106,3 +106,9 @@ class LocalFileError(AutoopsError):
     """A local file is missing, unreadable, or holds bad input."""
 
     exit_code = ExitCode.LOCAL_FILE
+
+
+class StopNow(SystemExit):
+    """A second stop (SIGINT, SIGTERM) while a command sets up: give up at once, with the
+    stop's exit code. Its own class: code that catches what a plugin raises (``sys.exit()``
+    in an orchestrator's factory) must let it through (a second Ctrl-C was exit 2)."""

@@ -34,7 +34,7 @@ from autoops_cli.simulation.engine import (
 )
 from autoops_cli.simulation.events import EventReader
 from autoops_cli.simulation.partition import available_cpus
-from config.errors import STOP_EXIT_CODES, ExitCode, LocalFileError, UsageError
+from config.errors import STOP_EXIT_CODES, ExitCode, LocalFileError, StopNow, UsageError
 from config.redaction import redact_secrets
 
 if TYPE_CHECKING:
@@ -536,7 +536,7 @@ class StopSignals:
             if self._abandon_waits:
                 raise StoppedWhileWaiting(name)
         else:  # a second stop while the run is still being set up: give that up now
-            raise SystemExit(int(STOP_EXIT_CODES[self.pending]))
+            raise StopNow(int(STOP_EXIT_CODES[self.pending]))
 
     @contextmanager
     def abandoning_waits(self, *, may_block: bool) -> Iterator[None]:
@@ -666,12 +666,15 @@ def _exit_code(
         return int(ExitCode.NETWORK)
     if summary.events_failed:
         failed = summary.events_failed
-        out.error(
-            f"{failed} event(s) failed inside the agents (recorded as ERROR traces, those the "
-            "sample rate kept)"
-            if summary.events_sampled_out
-            else f"{failed} event(s) failed inside the agents (recorded as ERROR traces)"
-        )
+        if dry_run or tracing.get("mode") == "disabled":  # nothing is recorded at all
+            out.error(f"{failed} event(s) failed inside the agents (nothing recorded)")
+        elif summary.events_sampled_out:
+            out.error(
+                f"{failed} event(s) failed inside the agents (recorded as ERROR traces, those "
+                "the sample rate kept)"
+            )
+        else:
+            out.error(f"{failed} event(s) failed inside the agents (recorded as ERROR traces)")
         return int(ExitCode.FAILURE)
     return 0
 

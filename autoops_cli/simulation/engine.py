@@ -26,7 +26,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from autoops_cli.simulation.events import EventReader, RejectedLine, SimulationEvent
 from autoops_cli.simulation.orchestrator import Orchestrator, RetailOrchestrator
 from autoops_cli.simulation.partition import shard_of
-from config.errors import LocalFileError, UsageError
+from config.errors import LocalFileError, StopNow, UsageError
 
 if TYPE_CHECKING:
     from config.delivery.sender import DeliveryProgress
@@ -127,12 +127,14 @@ def load_orchestrator(spec: str | None) -> Orchestrator:
         raise UsageError(f"--orchestrator {spec!r}: expected module:factory")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: the user's own modules
-    # SystemExit and KeyboardInterrupt too: a sys.exit() in the plugin ended the replay with
-    # exit 0 and nothing said (a stop signal never raises here: see StopSignals).
+    # Whatever the plugin raises (a sys.exit() ended the replay, exit 0, nothing said; a
+    # CancelledError printed a traceback), but a second stop signal (StopNow): that one ends it.
     try:
         module = importlib.import_module(module_name)
         factory = getattr(module, factory_name)
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+    except StopNow:
+        raise
+    except BaseException as exc:
         raise UsageError(
             f"--orchestrator {spec!r}: cannot load it ({type(exc).__name__}: {exc})"
         ) from None
@@ -144,7 +146,9 @@ def load_orchestrator(spec: str | None) -> Orchestrator:
         )
     try:
         orchestrator = factory()
-    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the user's factory's, in a line
+    except StopNow:
+        raise
+    except BaseException as exc:  # the user's factory's failure, said in one line
         raise UsageError(
             f"--orchestrator {spec!r}: calling {factory_name}() failed: {type(exc).__name__}: {exc}"
         ) from None
@@ -177,6 +181,8 @@ def _outcome_dict(outcome: Any) -> dict[str, Any]:
         return dict(outcome.as_dict())
     if isinstance(outcome, Mapping):
         return dict(outcome)
+    if is_dataclass(outcome) and not isinstance(outcome, type):
+        return asdict(outcome)  # its fields, counted as a mapping's would be
     return {"result": outcome}
 
 
@@ -197,16 +203,18 @@ def _outcome_counts(result: Mapping[str, Any]) -> tuple[list[str], int, int]:
 
 
 def _outcome_count(result: Mapping[str, Any], key: str) -> int:
+    """A count as any number type gives it (int, float, Decimal, numpy): whole, finite, not
+    negative; ValueError otherwise (text and bools are no counts)."""
     value = result.get(key) or 0
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or value != int(value)
-    ):
+    try:
+        if isinstance(value, str | bytes | bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or number != int(number):
         raise ValueError(f"the orchestrator's outcome: its {key} is {value!r:.60}, not a count")
-    return int(value)
+    return int(number)
 
 
 @dataclass

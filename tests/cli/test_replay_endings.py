@@ -152,6 +152,13 @@ def test_an_orchestrator_that_is_not_one_is_a_usage_error(
 
 
 ODD_OUTCOMES = """
+import asyncio, dataclasses, decimal
+
+@dataclasses.dataclass
+class Outcome:
+    decisions: dict
+    conflicts_detected: int = 0
+
 class Odd:
     def __init__(self):
         self.n = 0
@@ -164,8 +171,13 @@ class Odd:
             {"decisions": {"a": {}}, "conflicts_resolved": float("nan")},
             {"decisions": {3: {}, None: {}, ("a", "b"): {}}},
             {"decisions": {"pricing_agent": {}}, "conflicts_detected": 1},
+            {"decisions": {"x": {}}, "conflicts_detected": decimal.Decimal(2)},
+            Outcome({"y": {}}, 1),
         ]
         return outcomes[(self.n - 1) % len(outcomes)]
+
+def cancelled():
+    raise asyncio.CancelledError("gone")
 """
 
 
@@ -174,7 +186,7 @@ def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -
     not sort: the run ended with an internal error (the rest of the file never replayed),
     or at its summary, and the decisions counted were untrue."""
     (workdir / "odd_outcomes.py").write_text(ODD_OUTCOMES, encoding="utf-8")
-    events = write_lines(workdir / "events.jsonl", event_lines(10))
+    events = write_lines(workdir / "events.jsonl", event_lines(14))
     replay = subprocess.run(
         [autoops_executable(), "--json", "replay", str(events), "--orchestrator", "odd_outcomes:Odd"],
         check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
@@ -183,10 +195,28 @@ def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -
     assert replay.returncode == 1, replay.stderr  # events failed in the agents
     assert "internal error" not in replay.stderr and "Traceback" not in replay.stderr
     summary = json.loads(replay.stdout)
-    assert (summary["events_failed"], summary["events_processed"]) == (6, 4)
-    assert summary["decisions"] == {"3": 2, "None": 2, "('a', 'b')": 2, "pricing_agent": 2}
-    assert summary["conflicts_detected"] == 2
-    assert traces_in_store_at(workdir / "home") == summary["traces_recorded"] == 10
+    assert (summary["events_failed"], summary["events_processed"]) == (6, 8)
+    assert summary["decisions"] == {
+        "3": 2, "None": 2, "('a', 'b')": 2, "pricing_agent": 2, "x": 2, "y": 2
+    }  # fmt: skip
+    assert summary["conflicts_detected"] == 8  # a Decimal and a dataclass's counts too
+    assert traces_in_store_at(workdir / "home") == summary["traces_recorded"] == 14
+    # A factory raising CancelledError: a usage error, not a traceback.
+    cancelled = subprocess.run(
+        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:cancelled"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "cancelled")),
+    )  # fmt: skip
+    assert cancelled.returncode == 2, cancelled.stderr
+    assert "calling cancelled() failed: CancelledError" in cancelled.stderr
+    # A dry run records nothing: the message said the failures were ERROR traces.
+    dry = subprocess.run(
+        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd",
+         "--dry-run"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "dry")),
+    )  # fmt: skip
+    assert "6 event(s) failed inside the agents (nothing recorded)" in dry.stderr
     # Sampled out, the failed events are no ERROR traces: the message said they all were.
     sampled = subprocess.run(
         [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd",
@@ -421,6 +451,32 @@ def test_a_feed_that_pauses_after_a_blank_line_is_read_on(workdir: Path) -> None
     assert replay.returncode == 0, stderr
     assert json.loads(stdout)["events_processed"] == 5
     assert traces_in_store_at(workdir / "home") == 5
+
+
+def test_a_second_stop_while_a_plugin_loads_is_the_stops_exit_code(workdir: Path) -> None:
+    """A second Ctrl-C while a slow plugin imported: the run gives up at once, as
+    documented, with 130; the loader took its SystemExit for the plugin's and exited 2."""
+    (workdir / "slow_plugin.py").write_text(
+        "import pathlib, time\npathlib.Path('importing').touch()\ntime.sleep(60)\n",
+        encoding="utf-8",
+    )
+    events = write_lines(workdir / "events.jsonl", event_lines(3))
+    replay = subprocess.Popen(
+        [autoops_executable(), "replay", str(events), "--orchestrator", "slow_plugin:make"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60  # until the plugin imports (only a hang reaches this)
+    while not (workdir / "importing").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The first is held for the run; the next gives up. Sent until it ends: two signals
+    # close together may arrive as one.
+    while replay.poll() is None and time.monotonic() < deadline:
+        replay.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    _, stderr = replay.communicate(timeout=60)
+    assert replay.returncode == 130, stderr
+    assert "cannot load it" not in stderr
 
 
 def blocked_on_input(pid: int) -> bool:
