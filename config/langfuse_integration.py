@@ -840,26 +840,43 @@ class _ForkAnchor:
 
 
 _FORK_ANCHOR = _ForkAnchor()
-_fork_hook_registered = False
+# The process that registered the after-fork arming, and the one whose exit is armed (pids:
+# a forked child inherits both, and must do each once for itself).
+_registered_in: int | None = None
+_armed_in: int | None = None
 
 
-def _before_fork() -> None:
-    global _fork_hook_registered  # noqa: PLW0603  (once per process)
+def _register_for_workers() -> None:
+    """Once per process, with multiprocessing loaded: every worker started after this (a
+    forked one, or this very process when it is a spawn or forkserver worker importing the
+    application before it starts) arms its exit when it starts, after multiprocessing has
+    cleared the finalizers it inherited."""
+    global _registered_in  # noqa: PLW0603  (once per process)
     mp_util = sys.modules.get("multiprocessing.util")
-    if _fork_hook_registered or mp_util is None:
+    if mp_util is None or _registered_in == os.getpid():
         return
-    _fork_hook_registered = True
+    _registered_in = os.getpid()
     mp_util.register_after_fork(_FORK_ANCHOR, _arm_worker_exit)
 
 
+def _before_fork() -> None:
+    _register_for_workers()
+
+
 def _arm_worker_exit(_anchor: object = None) -> None:
+    global _armed_in  # noqa: PLW0603  (once per process)
+    if _armed_in == os.getpid():  # armed twice, a worker waited twice for an unreachable host
+        return
+    _armed_in = os.getpid()
     sys.modules["multiprocessing.util"].Finalize(None, _flush_at_worker_exit, exitpriority=10)
 
 
 def _arm_if_worker() -> None:
-    """A service made in a multiprocessing worker (any start method: spawn and forkserver
-    workers start without the parent's service, and a forked one may make its own): its
-    exit hands the traces over too."""
+    """A service made in a multiprocessing worker (spawn and forkserver workers start without
+    the parent's service, and a forked one may make its own): its exit hands the traces over
+    too. Made while the worker imports the application, before it starts, the arming
+    waits for its start (``_register_for_workers``)."""
+    _register_for_workers()
     mp_process = sys.modules.get("multiprocessing.process")
     if mp_process is not None and mp_process.parent_process() is not None:
         _arm_worker_exit()

@@ -609,6 +609,9 @@ FORKED_WORKERS = """
 import json, multiprocessing, sys
 from config.langfuse_integration import get_langfuse_integration
 
+if sys.argv[3:] == ["at-import"]:  # the application's service, made when it is imported
+    get_langfuse_integration()
+
 def trace(tag):
     service = get_langfuse_integration()
     trace_id = service.create_simulation_trace(
@@ -634,17 +637,18 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize(
-    ("mode", "method", "parent_traces"),
+    ("mode", "method", "parent_traces", "service"),
     [
-        ("langfuse", "fork", "yes"),
-        ("local", "fork", "yes"),
-        ("local", "fork", "no"),
-        ("local", "spawn", "no"),
-        ("local", "forkserver", "yes"),
+        ("langfuse", "fork", "yes", "lazy"),
+        ("local", "fork", "yes", "lazy"),
+        ("local", "fork", "no", "lazy"),
+        ("local", "spawn", "no", "lazy"),
+        ("local", "forkserver", "yes", "lazy"),
+        ("local", "forkserver", "no", "at-import"),
     ],
 )
 def test_workers_forked_by_multiprocessing_record_their_traces(
-    workdir: Path, served: Any, mode: str, method: str, parent_traces: str
+    workdir: Path, served: Any, mode: str, method: str, parent_traces: str, service: str
 ) -> None:
     """Langfuse mode: a forked child's outbox threads did not follow it, so its batches
     stayed in memory, its flush returned False, and a multiprocessing worker's traces were
@@ -658,7 +662,8 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
     if mode == "langfuse":
         env.update(served.client_env())
     done = subprocess.run(
-        [sys.executable, str(script), method, parent_traces], capture_output=True, text=True,
+        [sys.executable, str(script), method, parent_traces, service], capture_output=True,
+        text=True,
         timeout=300, env=env, cwd=workdir, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
