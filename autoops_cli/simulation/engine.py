@@ -21,12 +21,12 @@ summary then counts what is on disk and ``write_error`` says what failed.
 from __future__ import annotations
 
 import importlib
-import math
+import operator
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -182,7 +182,9 @@ def _outcome_dict(outcome: Any) -> dict[str, Any]:
     if isinstance(outcome, Mapping):
         return dict(outcome)
     if is_dataclass(outcome) and not isinstance(outcome, type):
-        return asdict(outcome)  # its fields, counted as a mapping's would be
+        # Its fields as they are, as a mapping's items are (asdict deep-copies: a lock or a
+        # connection in a field failed the event).
+        return {item.name: getattr(outcome, item.name) for item in fields(outcome)}
     return {"result": outcome}
 
 
@@ -203,18 +205,22 @@ def _outcome_counts(result: Mapping[str, Any]) -> tuple[list[str], int, int]:
 
 
 def _outcome_count(result: Mapping[str, Any], key: str) -> int:
-    """A count as any number type gives it (int, float, Decimal, numpy): whole, finite, not
-    negative; ValueError otherwise (text and bools are no counts)."""
+    """A count as any number type gives it (int, numpy, Decimal, a whole float), exactly: not
+    negative; ValueError otherwise (text, bytes and bools are no counts)."""
     value = result.get(key) or 0
-    try:
-        if isinstance(value, str | bytes | bool):
-            raise TypeError
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if not math.isfinite(number) or number < 0 or number != int(number):
+    count: int | None = None
+    if not isinstance(value, str | bytes | bytearray | memoryview | bool):
+        try:
+            count = operator.index(value)  # int, numpy integers: exact however large
+        except TypeError:
+            try:
+                whole = int(value)  # Decimal, Fraction, float: NaN and infinity raise
+                count = whole if whole == value else None
+            except (TypeError, ValueError, OverflowError):
+                count = None
+    if count is None or count < 0:
         raise ValueError(f"the orchestrator's outcome: its {key} is {value!r:.60}, not a count")
-    return int(number)
+    return count
 
 
 @dataclass

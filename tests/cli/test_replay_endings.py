@@ -152,12 +152,13 @@ def test_an_orchestrator_that_is_not_one_is_a_usage_error(
 
 
 ODD_OUTCOMES = """
-import asyncio, dataclasses, decimal
+import asyncio, dataclasses, decimal, threading
 
 @dataclasses.dataclass
 class Outcome:
     decisions: dict
     conflicts_detected: int = 0
+    lock: object = dataclasses.field(default_factory=threading.Lock)
 
 class Odd:
     def __init__(self):
@@ -172,7 +173,7 @@ class Odd:
             {"decisions": {3: {}, None: {}, ("a", "b"): {}}},
             {"decisions": {"pricing_agent": {}}, "conflicts_detected": 1},
             {"decisions": {"x": {}}, "conflicts_detected": decimal.Decimal(2)},
-            Outcome({"y": {}}, 1),
+            Outcome({"y": {}}, 2**53 + 1),  # exact, and its lock is no reason to fail
         ]
         return outcomes[(self.n - 1) % len(outcomes)]
 
@@ -199,7 +200,8 @@ def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -
     assert summary["decisions"] == {
         "3": 2, "None": 2, "('a', 'b')": 2, "pricing_agent": 2, "x": 2, "y": 2
     }  # fmt: skip
-    assert summary["conflicts_detected"] == 8  # a Decimal and a dataclass's counts too
+    # A Decimal and a dataclass's counts too, exactly (through float, 2**53 + 1 was not).
+    assert summary["conflicts_detected"] == 2 * (1 + 2 + 2**53 + 1)
     assert traces_in_store_at(workdir / "home") == summary["traces_recorded"] == 14
     # A factory raising CancelledError: a usage error, not a traceback.
     cancelled = subprocess.run(
