@@ -831,10 +831,10 @@ def _shutdown_at_exit() -> None:
         _service.shutdown(_service.config.flush_deadline)
 
 
-# A multiprocessing worker forked from a traced process ends with os._exit: no atexit, and
-# what it traced last waited in memory and was lost. Its exit runs multiprocessing's
-# finalizers: one hands its traces over there. Armed through register_after_fork, because
-# a worker clears the finalizers it inherits before it runs the after-fork functions.
+# A multiprocessing worker (any start method) ends with os._exit: no atexit, and what it
+# traced last waited in memory and was lost. Its exit runs multiprocessing's finalizers: one
+# hands its traces over there. Armed through register_after_fork, because a worker clears
+# the finalizers it inherits (or made while it imported) before it runs those functions.
 class _ForkAnchor:
     """What ``multiprocessing.util.register_after_fork`` holds (it keeps objects weakly)."""
 
