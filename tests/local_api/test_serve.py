@@ -36,6 +36,16 @@ def get(served: ServeHandle, path: str, template: str | None = None, **params: A
     return body
 
 
+def metrics_answer(served: ServeHandle, query: dict[str, Any]) -> httpx.Response:
+    """``GET /api/public/v2/metrics`` of ``query``, whatever it answers."""
+    return httpx.get(
+        served.url + "/api/public/v2/metrics",
+        params={"query": json.dumps(query)},
+        auth=served.auth,
+        timeout=30,
+    )
+
+
 def otlp_json_export(trace_id: str = "a" * 32, span_id: str = "b" * 16) -> dict[str, Any]:
     return {
         "resourceSpans": [
@@ -400,12 +410,7 @@ def test_a_sum_beyond_the_largest_float_answers_null_not_500(served: ServeHandle
         "fromTimestamp": "2000-01-01T00:00:00Z",
         "toTimestamp": "2100-01-01T00:00:00Z",
     }
-    answer = httpx.get(
-        served.url + "/api/public/v2/metrics",
-        params={"query": json.dumps(query)},
-        auth=served.auth,
-        timeout=30,
-    )
+    answer = metrics_answer(served, query)
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"] == [{"sum_value": None}]
 
@@ -444,12 +449,7 @@ def test_a_sum_beyond_64_bit_integers_is_a_422_not_a_500(served: ServeHandle) ->
             "fromTimestamp": "2000-01-01T00:00:00Z",
             "toTimestamp": "2100-01-01T00:00:00Z",
         }
-        answer = httpx.get(
-            served.url + "/api/public/v2/metrics",
-            params={"query": json.dumps(query)},
-            auth=served.auth,
-            timeout=30,
-        )
+        answer = metrics_answer(served, query)
         assert answer.status_code == 422, answer.text
         assert "64-bit" in answer.json()["message"]
     # The observations themselves stay readable.

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import ISO_OFFSET, iso_micros, storable
+from autoops_cli.local_api.http.bodies import iso_micros, storable
 from autoops_cli.local_api.http.scores import validated_score
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
@@ -90,11 +90,9 @@ def _datetime(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not ISO_OFFSET.match(value):
-        raise Invalid(f"body.{key}: Invalid ISO datetime")
     try:
         return iso_micros(value)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise Invalid(f"body.{key}: Invalid ISO datetime") from None
 
 
@@ -367,16 +365,13 @@ def _envelope(raw: Any) -> _Event:
     event_type = raw.get("type")
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise Invalid(f"type: Invalid input: unknown event type {json.dumps(event_type)}")
-    stamp = raw.get("timestamp")
-    if not isinstance(stamp, str) or not ISO_OFFSET.match(stamp):
-        raise Invalid("timestamp: Invalid ISO datetime")
+    try:
+        micros = iso_micros(raw.get("timestamp"))
+    except ValueError:
+        raise Invalid("timestamp: Invalid ISO datetime") from None
     body = raw.get("body")
     if not isinstance(body, dict):
         raise Invalid("body: Expected object")
-    try:
-        micros = iso_micros(stamp)
-    except (ValueError, OverflowError):
-        raise Invalid("timestamp: Invalid ISO datetime") from None
     return _Event(event_id, str(event_type), micros, body)
 
 

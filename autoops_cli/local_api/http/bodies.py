@@ -124,17 +124,22 @@ def _as_float(value: int) -> float | None:
 
 # An ISO 8601 date-time with an offset, as Langfuse's schemas take it (zod's
 # ``datetime({offset: true})``).
-ISO_OFFSET = re.compile(
+_ISO_OFFSET = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$"
 )
 _MICROSECOND = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def iso_micros(text: str) -> int:
-    """Microseconds since the epoch of a date-time ``ISO_OFFSET`` matched (ValueError or
-    OverflowError for one that does not exist)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    # In UTC too, or the reads cannot show it again (9999-12-31T23:59:59-01:00 is in year
-    # 10000 there: every later listing of scores answered 500).
-    moment.astimezone(UTC)
+def iso_micros(value: Any) -> int:
+    """Microseconds since the epoch of an ISO 8601 date-time with an offset; ValueError for
+    anything else (not text, another format, a time that does not exist)."""
+    if not isinstance(value, str) or not _ISO_OFFSET.match(value):
+        raise ValueError(f"not an ISO 8601 date-time with an offset: {value!r:.40}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # In UTC too, or the reads cannot show it again (9999-12-31T23:59:59-01:00 is in
+        # year 10000 there: every later listing of scores answered 500).
+        moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(str(exc)) from None
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND
