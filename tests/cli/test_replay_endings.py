@@ -362,14 +362,8 @@ def test_a_stop_while_the_cli_starts_exits_quietly(
     assert not (workdir / "home" / "traces.db").exists()
 
 
-@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_stop_while_the_replay_sets_up_ends_it_before_its_first_event(
-    workdir: Path, stop: str, code: int
-) -> None:
-    """A stop while the replay loads its settings, orchestrator and store (here: while the
-    orchestrator's module is imported) killed it by the signal, or gave KeyboardInterrupt's
-    exit with no summary. It is now held until the run exists, which ends at once: the
-    summary, the documented code, nothing recorded and the whole file not read."""
+def write_stopping_orchestrator(workdir: Path, stop: str) -> None:
+    """``stopping_orchestrator:factory``, whose import sends the replay ``stop``."""
     (workdir / "stopping_orchestrator.py").write_text(
         "import os, signal\n"
         "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
@@ -378,6 +372,17 @@ def test_a_stop_while_the_replay_sets_up_ends_it_before_its_first_event(
         "    return RetailOrchestrator()\n",
         encoding="utf-8",
     )
+
+
+@pytest.mark.parametrize(("stop", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_while_the_replay_sets_up_ends_it_before_its_first_event(
+    workdir: Path, stop: str, code: int
+) -> None:
+    """A stop while the replay loads its settings, orchestrator and store (here: while the
+    orchestrator's module is imported) killed it by the signal, or gave KeyboardInterrupt's
+    exit with no summary. It is now held until the run exists, which ends at once: the
+    summary, the documented code, nothing recorded and the whole file not read."""
+    write_stopping_orchestrator(workdir, stop)
     events = write_lines(workdir / "events.jsonl", event_lines(5))
     replay = subprocess.run(
         [autoops_executable(), "--json", "replay", str(events),
@@ -399,14 +404,7 @@ def test_a_stop_during_set_up_ends_a_run_whose_input_would_block(
 ) -> None:
     """A stop while the orchestrator loaded was held for the run, which then waited on a
     FIFO with no writer for ever (a second stop ended it with no summary)."""
-    (workdir / "stopping_orchestrator.py").write_text(
-        "import os, signal\n"
-        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
-        f"os.kill(os.getpid(), signal.{stop})\n\n"
-        "def factory():\n"
-        "    return RetailOrchestrator()\n",
-        encoding="utf-8",
-    )
+    write_stopping_orchestrator(workdir, stop)
     fifo = workdir / "feed"
     os.mkfifo(fifo)
     replay = subprocess.run(
