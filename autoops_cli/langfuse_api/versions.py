@@ -3,10 +3,13 @@ self-hosted server), remembered per host for a day in the API cache.
 
 A client must read v2 first and fall back to v1, never the other way round (API-NOTES.md
 section 0): v2 observations and v2 metrics come with Langfuse v4 and are the only reads left
-on Langfuse Cloud. A host that answered 404 on a v2 read is remembered as v1-only, so the
-next command goes to v1 directly instead of spending a request (metrics requests are
-counted by the day on Cloud's free plan). ``autoops traces`` and ``autoops metrics`` share
-the memory: both v2 APIs appear together.
+on Langfuse Cloud. A host whose v2 read answered 404 and whose v1 read then answered is
+remembered as v1-only, so the next command goes to v1 directly instead of spending a
+request (metrics requests are counted by the day on Cloud's free plan). Only an answer is
+remembered: a 404 from a proxy or a rolling deploy must not send a v4 server's reads to a
+v1 it no longer has for a day; and a remembered v1 that answers 404 (the host was upgraded)
+sends the command back to v2. ``autoops traces`` and ``autoops metrics`` share the memory:
+both v2 APIs appear together.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def read_api(cache: ApiCache, host: str) -> str:
     return "v1" if remembered == "v1" else "v2"
 
 
-def remember_v1_only(cache: ApiCache, host: str) -> None:
-    """``host`` answered 404 on a v2 read: use v1 there for the next day."""
-    cache.put(cache_key("read-api-version", host), "v1")
+def remember_read_api(cache: ApiCache, host: str, api: str) -> None:
+    """``host`` answered a read of ``api`` after the other one answered 404: use it there
+    for the next day (``v2`` ends a remembered ``v1``)."""
+    cache.put(cache_key("read-api-version", host), api)

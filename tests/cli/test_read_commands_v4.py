@@ -132,6 +132,49 @@ def test_a_server_without_v2_is_read_through_v1_and_remembered(
     assert tree_v1 == as_json(cli("traces", "show", trace_id, "--json", env=served.client_env()))
 
 
+def test_only_an_answer_is_remembered_and_an_upgraded_host_is_read_through_v2_again(
+    cli: Cli, served: ServeHandle
+) -> None:
+    """A 404 on v2 pinned the host to v1 for a day even when v1 answered 404 too (a proxy's
+    blip before a v4 server, whose v1 is gone); and a v1 host upgraded to v4 stayed on the
+    v1 it no longer has."""
+    deliver_all = {**served.client_env(), "AUTOOPS_FLUSH_DEADLINE": "60"}  # a loaded machine
+    assert cli("replay", str(EXAMPLE), "--limit", "6", env=deliver_all).exit_code == 0
+    faults = ProxyFaults(v2_not_found=True, v1_not_found=True)
+    proxy = CountingProxy(served.url, faults)
+    try:
+        env = {**served.client_env(), "LANGFUSE_HOST": proxy.url}
+        # Both 404: said as such; nothing remembered.
+        blip = cli("traces", "list", "--json", env=env)
+        assert blip.exit_code == 5
+        assert "/api/public/v2/observations and /api/public/traces answered 404" in blip.stderr
+        metrics_blip = cli("metrics", "--json", "--refresh", env=env)
+        assert metrics_blip.exit_code == 5
+        assert "/api/public/v2/metrics and /api/public/metrics answered 404" in metrics_blip.stderr
+        faults.v2_not_found = False  # the v4 server again: v2 read, not the missing v1
+        assert len(as_json(cli("traces", "list", "--json", env=env))["traces"]) == 6
+        assert as_json(cli("metrics", "--json", "--refresh", env=env))["source"]["api"] == "v2"
+
+        faults.v2_not_found, faults.v1_not_found = True, False  # a v1-only server: remembered
+        on_v1 = as_json(cli("traces", "list", "--json", env=env))
+        trace_id = on_v1["traces"][0]["id"]
+        asked = len(proxy.seen.paths)
+        faults.v2_not_found, faults.v1_not_found = False, True  # upgraded to v4
+        upgraded = as_json(cli("traces", "list", "--json", env=env))
+        assert proxy.seen.paths[asked : asked + 2] == [
+            "/api/public/traces",
+            "/api/public/v2/observations",
+        ]
+        shown = as_json(cli("traces", "show", trace_id, "--json", env=env))
+        assert as_json(cli("metrics", "--json", "--refresh", env=env))["source"]["api"] == "v2"
+    finally:
+        proxy.close()
+    assert upgraded == on_v1
+    assert shown["id"] == trace_id and shown["observations"]
+    # Remembered again once v2 answered: the show and the metrics went to v2 straight away.
+    assert "/api/public/metrics" not in proxy.seen.paths[asked + 2 :]
+
+
 def test_show_takes_a_decision_confidence_from_the_scores(cli: Cli) -> None:
     """An agent observation whose metadata lacks the confidence shows its score's."""
     trace = "e" * 32

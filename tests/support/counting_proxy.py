@@ -23,10 +23,13 @@ V2_NOT_FOUND = {
     "error": "LangfuseNotFoundError",
 }
 
+V1_READS = ("/api/public/traces", "/api/public/metrics", "/api/public/observations")
+
 
 @dataclass
 class ProxyFaults:
     v2_not_found: bool = False
+    v1_not_found: bool = False  # the v1 reads answer 404, as on Langfuse Cloud today
     rate_limited: int = 0  # answer this many requests with 429 first
     retry_after: str = "1"
 
@@ -84,6 +87,11 @@ class CountingProxy:
                 if faults_.v2_not_found and self.path.startswith("/api/public/v2/"):
                     body = json.dumps(V2_NOT_FOUND).encode()
                     self._reply(404, body, {"Content-Type": "application/json"})
+                    return
+                if faults_.v1_not_found and self.path.startswith(V1_READS):
+                    self._reply(
+                        404, b'{"message":"Not Found"}', {"Content-Type": "application/json"}
+                    )
                     return
                 upstream_answer = client.get(
                     self.path, headers={"Authorization": self.headers.get("Authorization", "")}

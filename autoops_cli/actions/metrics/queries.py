@@ -214,7 +214,7 @@ def fetch_remote(
     """
     from autoops_cli.langfuse_api.cache import ApiCache, cache_key
     from autoops_cli.langfuse_api.client import ApiClient
-    from autoops_cli.langfuse_api.versions import read_api, remember_v1_only
+    from autoops_cli.langfuse_api.versions import read_api, remember_read_api
 
     cache = ApiCache(store_path)
     try:
@@ -226,22 +226,27 @@ def fetch_remote(
         if cached is not None:
             return cached
         api = read_api(cache, config.host)
+        paths = {"v2": V2_PATH, "v1": V1_PATH}
         rows: dict[str, list[dict[str, Any]]] = {}
         with ApiClient(config, timeout=timeout) as client:
             for name, query in queries.items():
                 params = [("query", json.dumps(query, separators=(",", ":")))]
-                path = V2_PATH if api == "v2" else V1_PATH
-                body = client.get(path, params, allow=(404,))
-                if body is None and api == "v2":  # a server without the v2 metrics API
-                    api, path = "v1", V1_PATH
-                    remember_v1_only(cache, config.host)
-                    body = client.get(path, params, allow=(404,))
+                body = client.get(paths[api], params, allow=(404,))
+                if body is None and not rows:
+                    # A server without this API (v1 only, or upgraded past a remembered v1):
+                    # the other one, remembered for the host once it answers.
+                    api = "v1" if api == "v2" else "v2"
+                    body = client.get(paths[api], params, allow=(404,))
+                    if body is not None:
+                        remember_read_api(cache, config.host, api)
                 if body is None:
+                    if rows:  # it answered the queries before this one
+                        raise ApiError(f"{config.host}{paths[api]} answered 404", status=404)
                     raise ApiError(
                         f"{config.host} has no metrics API ({V2_PATH} and {V1_PATH} answered 404)",
                         status=404,
                     )
-                rows[name] = _rows(body, f"{config.host}{path}")
+                rows[name] = _rows(body, f"{config.host}{paths[api]}")
             requests = client.requests
         cache.put(
             key,

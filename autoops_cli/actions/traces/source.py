@@ -81,6 +81,8 @@ class TraceSource:
         self._store: LocalStore | None = None
         self._no_store = False  # local mode and nothing recorded here yet
         self.api = "v2"
+        self._answered_404: set[str] = set()  # the read APIs that answered 404 in this run
+        self._switched = False  # remember ``api`` for the host once it answers
         if not self.local:
             from autoops_cli.langfuse_api.cache import ApiCache
             from autoops_cli.langfuse_api.versions import read_api
@@ -108,13 +110,16 @@ class TraceSource:
             return f"the local store {default_store_path()}"
         return self.config.host
 
-    def use_v1(self) -> None:
-        """The host has no v2 API: read v1, and remember it for the host."""
-        from autoops_cli.langfuse_api.versions import remember_v1_only
-
-        self.api = "v1"
-        if self._cache is not None:
-            remember_v1_only(self._cache, self.config.host)
+    def switch_api(self) -> bool:
+        """The read API in use answered 404: use the other one (remembered for the host
+        once it answers), unless it answered 404 in this run too (False)."""
+        self._answered_404.add(self.api)
+        other = "v1" if self.api == "v2" else "v2"
+        if other in self._answered_404:
+            return False
+        self.api = other
+        self._switched = True
+        return True
 
     def get(self, path: str, params: list[tuple[str, str]], *, allow_404: bool = False) -> Any:
         """GET a read path: a JSON object; None for a 404 when ``allow_404``."""
@@ -129,6 +134,11 @@ class TraceSource:
             raise ApiError(
                 f"{self.config.host}{path} answered JSON that is not an object", status=200
             )
+        if body is not None and self._switched and self._cache is not None:
+            from autoops_cli.langfuse_api.versions import remember_read_api
+
+            remember_read_api(self._cache, self.config.host, self.api)
+            self._switched = False
         return body
 
     def local_store(self) -> LocalStore | None:
@@ -213,16 +223,30 @@ def list_traces(
 
     Each trace is a dict of the v1 trace fields the rows use (``rows.trace_row``).
     """
-    if source.api == "v2":
-        found = _roots(source, filters, skip=(page - 1) * size, wanted=wanted)
-        if found is not None:
-            roots, more = found
-            following = None
-            if more:  # the page (of ``size``) the next trace is on
-                following = {"page": ((page - 1) * size + len(roots)) // size + 1, "limit": size}
-            return [root_as_trace(root) for root in roots], following
-        source.use_v1()
-    return _v1_traces(source, filters, wanted=wanted, page=page, size=min(size, V1_PAGE_MAX))
+    while True:
+        if source.api == "v2":
+            found = _roots(source, filters, skip=(page - 1) * size, wanted=wanted)
+            if found is not None:
+                roots, more = found
+                following = None
+                if more:  # the page (of ``size``) the next trace is on
+                    following = {
+                        "page": ((page - 1) * size + len(roots)) // size + 1,
+                        "limit": size,
+                    }
+                return [root_as_trace(root) for root in roots], following
+        else:
+            listed = _v1_traces(
+                source, filters, wanted=wanted, page=page, size=min(size, V1_PAGE_MAX)
+            )
+            if listed is not None:
+                return listed
+        if not source.switch_api():
+            raise ApiError(
+                f"{source.where} has no traces API ({V2_OBSERVATIONS} and {V1_TRACES} "
+                "answered 404)",
+                status=404,
+            )
 
 
 def v2_query(filters: TraceFilters) -> list[tuple[str, str]]:
@@ -325,17 +349,23 @@ V1_STALE_PAGES = 3  # v1 pages in a row with nothing new: the server repeats its
 
 def _v1_traces(
     source: TraceSource, filters: TraceFilters, *, wanted: int, page: int, size: int
-) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+) -> tuple[list[dict[str, Any]], dict[str, int] | None] | None:
     """The v1 pages (a server without v2): pages of one size, so page numbers stay offsets;
-    when ``wanted`` ended inside a page, ``next`` is that page (its first traces again)."""
+    when ``wanted`` ended inside a page, ``next`` is that page (its first traces again).
+    None when the server has no v1 traces API (404)."""
     from autoops_cli.langfuse_api.client import count
 
     params = v1_query(filters)
     traces: list[dict[str, Any]] = []
     ids: set[str] = set()
     stale = 0  # pages in a row that brought no trace not listed already
+    first = True
     while True:
-        body = source.get(V1_TRACES, [*params, ("page", str(page)), ("limit", str(size))])
+        query = [*params, ("page", str(page)), ("limit", str(size))]
+        body = source.get(V1_TRACES, query, allow_404=first)
+        if body is None:
+            return None
+        first = False
         page_items = _data(source, body, V1_TRACES, "traces")
         # Offset pages shift when traces arrive meanwhile: a trace listed already is not again.
         # A page may then hold only traces listed already, even a page's worth of arrivals
@@ -428,15 +458,19 @@ def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
     ``trace_id`` may be a unique prefix (``resolve_trace_id``).
     """
     trace_id = resolve_trace_id(source, trace_id)
-    if source.api == "v2":
-        found = _trace_v2(source, trace_id)
-        if found is not None:
-            return found
-        source.use_v1()
     path = f"{V1_TRACES}/{trace_id}"
-    body = source.get(path, [], allow_404=True)
-    if body is None:
-        raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
+    while True:
+        if source.api == "v2":
+            found = _trace_v2(source, trace_id)
+            if found is not None:
+                return found
+        else:
+            body = source.get(path, [], allow_404=True)
+            if body is not None:
+                break
+        # v1's 404 is also what a missing trace gets: v2, when not asked yet, tells which.
+        if not source.switch_api():
+            raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
     if not isinstance(body.get("id"), str) or not body["id"]:
         raise ApiError(f"{source.where}{path} answered a trace without an id", status=200)
     observations = body.get("observations")
