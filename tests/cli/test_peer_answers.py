@@ -143,6 +143,23 @@ def test_v2_pages_repeated_under_new_cursors_are_an_api_error(
     assert peer.requests == 2
 
 
+def test_v2_pages_of_roots_without_ids_repeated_are_an_api_error(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    """Only items with an id were compared: pages of id-less roots were read until the
+    timeout, which was then blamed on the network (exit 4)."""
+    roots = [{"id": None, "traceId": f"{n:032x}", "startTime": "2026-11-20T08:00:00Z"}
+             for n in range(5)]  # fmt: skip
+    fresh = iter(range(10**9))
+    peer.routes["/api/public/v2/observations"] = lambda query: json_reply(
+        {"data": roots, "meta": {"cursor": f"c{next(fresh)}"}}
+    )
+    result = cli("traces", "list", "--limit", "20", "--timeout", "30", env=peer.env(workdir))
+    assert result.exit_code == 5, result.stderr
+    assert "answered a page of items it gave before: its pages repeat" in one_error(result)
+    assert peer.requests == 2
+
+
 def test_v1_pages_that_repeat_are_an_api_error(cli: Cli, workdir: Path, peer: Peer) -> None:
     traces = [{"id": f"{n:032x}", "timestamp": "2026-11-20T08:00:00Z"} for n in range(5)]
     peer.routes["/api/public/traces"] = lambda query: json_reply(

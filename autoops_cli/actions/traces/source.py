@@ -187,14 +187,19 @@ def _data(source: TraceSource, body: dict[str, Any], path: str, what: str) -> li
 def _remember(source: TraceSource, path: str, data: list[dict[str, Any]], ids: set[str]) -> None:
     """Add the ids of a page's items to ``ids``; an ``ApiError`` for a page whose every item
     was on an earlier page (a server that repeats its pages under new cursors or page
-    numbers would be read until the timeout, and blamed on the network)."""
-    found = {item["id"] for item in data if isinstance(item.get("id"), str)}
+    numbers would be read until the timeout, and blamed on the network). An item without
+    an id is known by its whole content."""
+    found = {item["id"] if isinstance(item.get("id"), str) else _content_key(item) for item in data}
     if found and found <= ids:
         raise ApiError(
             f"{source.where}{path} answered a page of items it gave before: its pages repeat",
             status=200,
         )
     ids |= found
+
+
+def _content_key(item: dict[str, Any]) -> str:
+    return "\0" + json.dumps(item, sort_keys=True, default=str)  # never equal to an id
 
 
 def _cursor(body: dict[str, Any], seen: set[str], source: TraceSource, path: str) -> str | None:
