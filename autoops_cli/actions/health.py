@@ -135,10 +135,20 @@ def check_health(
             what="a JUnit report of health-check",
         )
     give_up = time.monotonic() + wait
+    read_path: Check | None = None
     while True:
-        report = run_checks(loaded, timeout=timeout)
+        report = run_checks(loaded, timeout=timeout, read_path=read_path)
         if report.healthy(strict=strict) or time.monotonic() + 1.0 > give_up:
             break
+        failing = {
+            c.name for c in report.checks if c.status == FAIL or (strict and c.status == WARN)
+        }
+        if not failing & WAITED_FOR:  # local findings: waiting for the server changes nothing
+            break
+        # Asked once: its metrics request counts against the host's daily quota on Cloud.
+        read_path = next(
+            (c for c in report.checks if c.name == "read path" and c.status != FAIL), None
+        )
         if on_retry is not None:
             on_retry()
         time.sleep(1.0)
@@ -175,8 +185,14 @@ def health_table(report: HealthReport) -> Table:
     return table
 
 
-def run_checks(loaded: LoadedSettings, *, timeout: float) -> HealthReport:
-    """Run every check once."""
+# The checks a server that is still starting can fail: ``--wait`` retries only for them.
+WAITED_FOR = frozenset({"endpoint", "credentials", "latency", "read path"})
+
+
+def run_checks(
+    loaded: LoadedSettings, *, timeout: float, read_path: Check | None = None
+) -> HealthReport:
+    """Run every check once; ``read_path`` is that check's outcome from an earlier run."""
     deadline = Deadline(timeout)
     config = loaded.langfuse
     report = HealthReport(
@@ -188,7 +204,7 @@ def run_checks(loaded: LoadedSettings, *, timeout: float) -> HealthReport:
     if loaded.mode == "local":
         report.checks.append(_local_store())
     else:
-        report.checks.extend(_remote(config, deadline))
+        report.checks.extend(_remote(config, deadline, read_path))
     report.checks.append(_outbox(config.buffer_size))
     report.checks.append(_sampling(loaded))
     return report
@@ -245,7 +261,7 @@ def _local_store() -> Check:
     )
 
 
-def _remote(config: Any, deadline: Deadline) -> list[Check]:
+def _remote(config: Any, deadline: Deadline, read_path: Check | None) -> list[Check]:
     from autoops_cli.langfuse_api.client import deadline_client
 
     checks = [_transport_security(config)]
@@ -267,7 +283,7 @@ def _remote(config: Any, deadline: Deadline) -> list[Check]:
             )
         )
         if checks[-2].status != FAIL:
-            checks.append(_read_path(client, auth, deadline))
+            checks.append(read_path or _read_path(client, auth, deadline))
     return checks
 
 
@@ -396,6 +412,24 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
         ):
             response = _get(client, path, deadline, params=params, auth=auth)
             found[name] = response.status_code
+            if response.status_code in (401, 403):
+                return Check(
+                    "read path",
+                    FAIL,
+                    response.status_code,
+                    f"v2 {name} answered {response.status_code}: the keys may not read "
+                    f"({server_message(response, 100)})",
+                    int(ExitCode.CONFIG),
+                )
+            if response.status_code not in (200, 404):  # 429 (a daily quota), 5xx
+                return Check(
+                    "read path",
+                    FAIL,
+                    response.status_code,
+                    f"v2 {name} answered {response.status_code}: "
+                    f"{server_message(response, 100)}; traces and metrics would fail",
+                    int(ExitCode.API),
+                )
             body = _json(response)
             if response.status_code == 200 and not (
                 isinstance(body, dict) and isinstance(body.get("data"), list)

@@ -125,6 +125,66 @@ def test_a_read_path_answering_a_login_page_fails(cli: Cli, workdir: Path, peer:
     assert "v2 observations answered 200 without a JSON body (text/html)" in read_path["message"]
 
 
+@pytest.mark.parametrize(
+    ("status", "exit_code"), [(401, 3), (403, 3), (429, 1), (500, 1), (503, 1)]
+)
+def test_a_read_path_refusing_the_reads_fails_instead_of_promising_v1(
+    cli: Cli, workdir: Path, peer: Peer, status: int, exit_code: int
+) -> None:
+    """Only a 404 sends the read commands to v1: any other refusal of a v2 read was a
+    warning ("the v1 fallbacks will be used"), health-check exited 0, and traces and
+    metrics then failed."""
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.routes["/api/public/projects"] = lambda query: PROJECTS
+    peer.routes["/api/public/v2/observations"] = lambda query: EMPTY
+    peer.routes["/api/public/v2/metrics"] = lambda query: json_reply(
+        {"message": "Rate limit exceeded" if status == 429 else "no"}, status
+    )
+    result = cli("--json", "health-check", "--timeout", "5", env=peer.env(workdir))
+    assert result.exit_code == exit_code, result.stdout
+    read_path = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["read path"]
+    assert read_path["status"] == "fail"
+    assert read_path["message"].startswith(f"v2 metrics answered {status}")
+
+
+def test_waiting_retries_only_for_the_server_and_asks_its_metrics_once(
+    cli: Cli, workdir: Path, peer: Peer
+) -> None:
+    """``--wait`` reran every check every second, a v2 metrics request each time (a daily
+    quota on Cloud), also when only a local check failed, which waiting cannot mend."""
+    asked: list[str] = []
+
+    def count(answer: Reply) -> Route:
+        def route(query: dict[str, list[str]]) -> Reply:
+            asked.append("x")
+            return answer
+
+        return route
+
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.routes["/api/public/projects"] = lambda query: PROJECTS
+    peer.routes["/api/public/v2/observations"] = lambda query: EMPTY
+    peer.routes["/api/public/v2/metrics"] = count(json_reply({"data": []}))
+    env = peer.env(workdir)
+    # A local warning (every trace sampled out): --strict fails on it, and waiting would
+    # not change it.
+    env["LANGFUSE_SAMPLE_RATE"] = "0"
+    started = time.monotonic()
+    result = cli("--json", "health-check", "--strict", "--wait", "5", env=env)
+    assert result.exit_code == 1, result.stdout
+    failing = [c["name"] for c in json.loads(result.stdout)["checks"] if c["status"] != "ok"]
+    assert set(failing) == {"configuration", "sampling"}
+    assert len(asked) == 1 and peer.requests == 4
+    assert time.monotonic() - started < 5  # it did not wait: the failure is local
+
+    # The server's own failure is waited for; its read path is asked once all the same.
+    peer.routes["/api/public/health"] = lambda query: json_reply({"status": "starting"}, 503)
+    asked.clear()
+    result = cli("--json", "health-check", "--wait", "3", env=env)
+    assert result.exit_code == 1, result.stdout
+    assert not asked
+
+
 # --- traces: pages that repeat, traces without ids ------------------------------------------
 
 
