@@ -150,11 +150,22 @@ def _run_canary(
     service.finalize_trace(trace_id, {"canary": True})
     sent_at = time.monotonic()
     delivered = service.flush(timeout=max(0.1, deadline - time.monotonic()))
-    state = service.get_performance_metrics()["delivery_state"]
+    metrics = service.get_performance_metrics()
+    state = metrics["delivery_state"]
     result.canary = {"trace_id": trace_id, "event_id": event["event_id"], "delivered": delivered}
     if state == "credentials_rejected":
         result.step("canary", "fail", "Langfuse rejected the keys")
         result.exit_code = int(ExitCode.CONFIG)
+        return
+    refused = bool(metrics["dead_letters"])  # flush() is done with those: True
+    if refused or not delivered:
+        # Polling for a trace that was never delivered would end in "not visible", and a
+        # longer --canary-timeout would be the wrong advice.
+        result.step("canary", "fail", _undelivered(service, trace_id, timeout, refused=refused))
+        # As replay says it: refused or not Langfuse's API 5, not reached (yet) 4.
+        result.exit_code = int(
+            ExitCode.API if refused or state == "host_misconfigured" else ExitCode.NETWORK
+        )
         return
     visible, problem = _poll_until_visible(service, trace_id, deadline)
     if visible is None:
@@ -167,6 +178,22 @@ def _run_canary(
     delay = round(visible - sent_at, 3)
     result.canary["ingestion_delay_s"] = delay
     result.step("canary", "ok", f"trace {trace_id} visible after {delay:.2f} s")
+
+
+def _undelivered(
+    service: LangfuseIntegrationService, trace_id: str, timeout: float, *, refused: bool
+) -> str:
+    """Why the canary is not at its destination, and where it is instead."""
+    progress = service.client.delivery_progress()
+    error = progress.last_error if progress is not None else None
+    if refused:
+        kept = "refused and kept as a dead letter: see `autoops buffer status`"
+    elif progress is not None:
+        kept = "kept in the outbox: the next run or `autoops buffer flush` sends it"
+    else:
+        kept = "not written"
+    because = f" ({error})" if error else ""
+    return f"trace {trace_id} not delivered to {service.destination} within {timeout:g} s{because}; {kept}"
 
 
 @dataclass

@@ -42,7 +42,8 @@ class Peer:
         self.routes: dict[str, Route] = {}
         self.fallback: Route = lambda query: (404, "application/json", b'{"message": "no"}')
         self.requests = 0
-        self.posted = False  # an OTLP request arrived (answered 200)
+        self.posted = False  # an OTLP request arrived (answered ``post_answer``)
+        self.post_answer: Reply = (200, "application/json", b"{}")
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,7 +60,8 @@ class Peer:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 peer.posted = True
-                reply(self, 200, b"{}")
+                status, content_type, body = peer.post_answer
+                reply(self, status, body, content_type)
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url
@@ -303,6 +305,32 @@ def test_deploy_says_what_the_read_api_answered_instead_of_the_canary(
     canary = json.loads(result.stdout)["steps"][-1]
     assert canary["status"] == "fail"
     assert "not visible within 3 s" in canary["detail"] and said in canary["detail"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "said"),
+    [
+        (json_reply({"message": "busy"}, 503), 4, "kept in the outbox"),
+        (LOGIN_PAGE, 5, "kept in the outbox"),
+        (json_reply({"message": "bad span"}, 400), 5, "refused and kept as a dead letter"),
+    ],
+)
+def test_deploy_says_a_canary_that_was_not_delivered_was_not_delivered(
+    cli: Cli, workdir: Path, peer: Peer, answer: Reply, code: int, said: str
+) -> None:
+    """A canary the ingestion refused (or never took) was polled for, then reported as
+    "not visible within N s" (exit 1), whose advice is a longer --canary-timeout."""
+    peer.routes["/api/public/health"] = lambda query: HEALTH
+    peer.routes["/api/public/projects"] = lambda query: PROJECTS
+    peer.fallback = lambda query: EMPTY
+    peer.post_answer = answer
+    result = cli("--json", "deploy", "--canary-timeout", "3", env=peer.env(workdir))
+    assert peer.posted
+    assert result.exit_code == code, result.stdout + result.stderr
+    canary = json.loads(result.stdout)["steps"][-1]
+    assert canary["status"] == "fail"
+    assert "not delivered to" in canary["detail"] and said in canary["detail"]
+    assert "not visible" not in canary["detail"]
 
 
 def test_v1_pages_that_overlap_list_each_trace_once(cli: Cli, workdir: Path, peer: Peer) -> None:
