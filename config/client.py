@@ -41,6 +41,7 @@ class ConnectionCheck:
     destination: str
     detail: str
     round_trip_ms: float | None = None
+    keys_rejected: bool = False  # Langfuse answered 401/403 to the keys
 
 
 class LangfuseClient:
@@ -314,8 +315,15 @@ class LangfuseClient:
                 self._probe_langfuse(timeout) if self.mode == "langfuse" else self._probe_store()
             )
         except Exception as exc:
+            from config.errors import CredentialsError
+
             self.error_handler.handle_connection_error(exc)
-            return ConnectionCheck(False, self.destination, f"{type(exc).__name__}: {exc}")
+            return ConnectionCheck(
+                False,
+                self.destination,
+                f"{type(exc).__name__}: {exc}",
+                keys_rejected=isinstance(exc, CredentialsError),
+            )
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return ConnectionCheck(True, self.destination, detail, elapsed_ms)
 

@@ -682,15 +682,16 @@ class LangfuseIntegrationService:
         the keys were rejected. The rest is the service's own view: tracing errors, delivery
         state, batches waiting (``degraded`` when some failed or the keys were rejected).
         """
+        probe = self.client.check_connection(self.config.timeout if timeout is None else timeout)
         metrics = self.get_performance_metrics()
         failed = metrics["spans_failed"] + metrics["scores_failed"]
-        rejected = metrics["delivery_state"] == "credentials_rejected"
+        # Refused by a batch, or by the probe just now (before any batch was sent).
+        rejected = metrics["delivery_state"] == "credentials_rejected" or probe.keys_rejected
         status = (
             "disabled"
             if self.mode == "disabled"
             else ("degraded" if failed or metrics["tracing_errors"] or rejected else "healthy")
         )
-        probe = self.client.check_connection(self.config.timeout if timeout is None else timeout)
         available = probe.available and not rejected
         return {
             "available": available,

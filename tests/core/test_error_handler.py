@@ -92,6 +92,31 @@ def test_a_refused_connection_means_fallback_mode_and_nothing_lost(workdir: Path
         service.shutdown(timeout=0)
 
 
+def test_keys_the_probe_finds_rejected_make_the_health_degraded(workdir: Path) -> None:
+    """health_check() said "healthy" with its own detail saying the keys were rejected:
+    only a batch refused for them counted, and the probe runs before any batch."""
+    server = FakeLangfuse()
+    try:
+        settings = LangfuseConfig(
+            public_key=KNOWN_PUBLIC,
+            secret_key="sk-lf-wrong-0000000000000000",
+            host=server.url,
+        )
+        service = LangfuseIntegrationService(
+            settings, DataMaskingConfig(), store_path=workdir / "traces.db", batch_size=1
+        )
+        try:
+            for _ in range(2):  # the second call, in fallback mode, the same
+                health = service.health_check()
+                assert health["available"] is False
+                assert "rejected the keys (401" in health["detail"]
+                assert health["status"] == "degraded"
+        finally:
+            service.shutdown(timeout=0)
+    finally:
+        server.close()
+
+
 def test_unreachable_after_max_retries_is_reported_through_the_handler(
     workdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
