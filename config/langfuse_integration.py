@@ -682,7 +682,13 @@ class LangfuseIntegrationService:
         the keys were rejected. The rest is the service's own view: tracing errors, delivery
         state, batches waiting (``degraded`` when some failed or the keys were rejected).
         """
-        probe = self.client.check_connection(self.config.timeout if timeout is None else timeout)
+        from config.client import ConnectionCheck
+
+        if self._closed:  # what is traced now is not recorded: nothing reaches anything
+            probe = ConnectionCheck(False, self.destination, "tracing was shut down (shutdown())")
+        else:
+            timeout = self.config.timeout if timeout is None else timeout
+            probe = self.client.check_connection(timeout)
         metrics = self.get_performance_metrics()
         failed = metrics["spans_failed"] + metrics["scores_failed"]
         # Refused by a batch, or by the probe just now (before any batch was sent).

@@ -600,7 +600,8 @@ class TraceManager:
                 {"participating_agents": list(agents), "decision_count": record.decisions}
             )
         entry.observation.end(output=outcome, level=level, status_message=message)
-        self.counters.traces_finalized += 1
+        if entry.observation.trace.counted:
+            self.counters.traces_finalized += 1
         logger.debug("trace %s finalized (%s)", trace_id, level or "DEFAULT")
         if error is not None:
             self.counters.traces_failed += 1

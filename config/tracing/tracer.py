@@ -86,7 +86,15 @@ class TracerStats:
 class TraceState:
     """What all observations of one trace share."""
 
-    __slots__ = ("next_sequence", "propagated", "sampled", "session_id", "trace_id", "tracer")
+    __slots__ = (
+        "counted",
+        "next_sequence",
+        "propagated",
+        "sampled",
+        "session_id",
+        "trace_id",
+        "tracer",
+    )
 
     def __init__(
         self,
@@ -95,9 +103,13 @@ class TraceState:
         sampled: bool,
         session_id: str | None,
         propagated: dict[str, Any],
+        counted: bool = True,
     ) -> None:
         self.tracer = tracer
         self.trace_id = trace_id
+        # False for a trace started after shutdown(): neither recorded nor counted, as
+        # started or as finalized.
+        self.counted = counted
         self.sampled = sampled
         self.session_id = session_id
         self.propagated = propagated
@@ -351,13 +363,17 @@ class Tracer:
             # After shutdown(): nowhere to record it (see export_pending). Not counted: no
             # sampler dropped it, and the sample rate's figures are of the run before.
             self._after_shutdown("a trace started")
-            sampled = False
-        else:
-            sampled = self.sampler.keep(trace_id, subject)
-            self.stats.traces_started += 1
-            if not sampled:
-                self.stats.traces_sampled_out += 1
+            return Observation(
+                TraceState(self, trace_id, False, session_id, {}, counted=False),
+                root_name,
+                root_type,
+                None,
+                {},
+            )
+        sampled = self.sampler.keep(trace_id, subject)
+        self.stats.traces_started += 1
         if not sampled:
+            self.stats.traces_sampled_out += 1
             return Observation(
                 TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
             )

@@ -471,5 +471,10 @@ def test_tracing_after_shutdown_is_not_recorded_and_fails_nothing(
     assert (metrics["spans_failed"], metrics["tracing_errors"]) == (0, 0)
     # Not recorded, and not sampled out either (no sampler dropped them).
     assert (metrics["traces_sampled_out"], metrics["effective_sample_rate"]) == (0, 1.0)
-    assert service.health_check()["status"] == "healthy"
+    # Neither started nor finalized (finalized counted them: 1 started, 4 finalized).
+    assert (metrics["traces_started"], metrics["traces_finalized"]) == (1, 1)
+    health = service.health_check()
+    assert health["status"] == "healthy"
+    # Nothing traced now reaches the destination: not available (it said True).
+    assert health["available"] is False and "shut down" in health["detail"]
     assert [r["id"] for r in rows(workdir, "SELECT id FROM traces")] == [kept]
