@@ -591,7 +591,14 @@ class TraceManager:
                 cost = (now[0] - self._cost_mark[0], now[1] - self._cost_mark[1])
                 self._cost_mark = now
         self._score_conflict_outcomes(operations, outcomes)
-        agents = record.simulation.participating_agents if record.simulation else []
+        if record.simulation is not None:
+            agents = record.simulation.participating_agents
+        elif entry.agent_span is not None:  # a trace of one agent operation
+            agents = [entry.agent_span.agent_id]
+        elif entry.collaboration is not None:  # a collaboration outside any trace
+            agents = entry.collaboration.participating_agents
+        else:
+            agents = []
         if agents and not (outcome and "agents" in outcome):
             # Who took part and how many decisions, for `autoops traces list`, when the
             # outcome does not say it (the replay's orchestrator does; the guide's examples

@@ -263,10 +263,17 @@ def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, work
     service.log_agent_decision(span_id, {"decision_type": "restock", "qty": 3}, confidence=0.9)
     service.end_agent_span(span_id, {"reorder": 3})
     service.finalize_trace(trace_id, {"status": "done"})
+    # A trace of one agent operation, and a collaboration outside any trace, showed none.
+    with service.trace_operation("price_optimization", agent_id="pricing_agent") as operation:
+        operation_trace = operation.trace_id
+    with service.track_collaboration(["inventory_agent", "pricing_agent"], "sync") as together:
+        collaboration_trace = together.trace_id
     service.shutdown()
     listed = json.loads(cli("--json", "traces", "list", "--local").stdout)["traces"]
-    row = next(row for row in listed if row["id"] == trace_id)
-    assert (row["agents"], row["decisions"]) == (["inventory_agent"], 1)
+    by_id = {row["id"]: row for row in listed}
+    assert (by_id[trace_id]["agents"], by_id[trace_id]["decisions"]) == (["inventory_agent"], 1)
+    assert by_id[operation_trace]["agents"] == ["pricing_agent"]
+    assert by_id[collaboration_trace]["agents"] == ["inventory_agent", "pricing_agent"]
 
 
 def test_since_and_until_keep_their_milliseconds(cli: Cli) -> None:
