@@ -573,7 +573,9 @@ def test_a_frozen_sender_sends_nothing_more_and_changes_nothing(workdir: Path) -
     from config.delivery.sender import OutboxExporter
     from config.settings import LangfuseConfig
 
-    server = FakeLangfuse(faults=Faults(always_status=400))
+    # Answered late: the sender starts at once, and on a busy machine a quick refusal could
+    # land (a dead letter) before freeze() below.
+    server = FakeLangfuse(faults=Faults(always_status=400, delay_s=0.5))
     config = LangfuseConfig(public_key=KNOWN_PUBLIC, secret_key=KNOWN_SECRET, host=server.url)
     outbox = Outbox(workdir / "traces.db")
     outbox.add_many([NewBatch("spans", server.url, b"x", 5) for _ in range(3)])
