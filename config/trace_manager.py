@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -109,6 +110,9 @@ class OpenObservation:
     agent_id: str | None = None  # set on an agent operation
     agent_span: AgentSpan | None = None  # the seed's record of an agent operation
     collaboration: CollaborationSpan | None = None  # the seed's record of a collaboration
+    # The process that opened it: a forked child inherits its parent's open observations,
+    # which are the parent's to end (the child's exit must not record them as left open).
+    pid: int = field(default_factory=os.getpid)
 
 
 @dataclass
@@ -636,11 +640,13 @@ class TraceManager:
         entry.observation.end(status_message=reason)
 
     def end_open_traces(self, reason: str = "still open at shutdown") -> int:
-        """End everything still open, in every trace (at shutdown: recorded, not lost).
+        """End everything this process opened and is still open, in every trace (at
+        shutdown: recorded, not lost).
 
         In each trace the latest first and the root last; nothing counts as finalized.
         Returns how many observations were ended.
         """
+        pid = os.getpid()
         with self._lock:
             records = list(self._traces.values())
             ordered = [
@@ -648,6 +654,7 @@ class TraceManager:
                 + [e for e in r.open.values() if e.observation.span_id == r.root_span_id]
                 for r in records
             ]
+            ordered = [[e for e in entries if e.pid == pid] for entries in ordered]
         ended = 0
         for entries in ordered:
             for entry in entries:

@@ -677,6 +677,51 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
     assert stored == expected
 
 
+PLAIN_FORK_OF_AN_OPEN_TRACE = """
+import os, sys
+from config.langfuse_integration import get_langfuse_integration
+
+service = get_langfuse_integration()
+parent = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "p"})
+span = service.start_agent_span("inventory_agent", "assess", parent_trace_id=parent)
+child = os.fork()
+if child == 0:
+    own = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "c"})
+    print(own, flush=True)
+    sys.exit(0)  # a normal exit: atexit shuts its service down (``own`` left open)
+os.waitpid(child, 0)
+print(parent, flush=True)
+os._exit(0)  # the parent dies before it ends its trace: what the child wrote is what is left
+"""
+
+
+def test_a_plainly_forked_child_leaves_its_parents_open_traces_to_the_parent(
+    workdir: Path,
+) -> None:
+    """A child of os.fork() that exits normally shut its inherited service down, which
+    ended the parent's open trace and agent span as "still open at shutdown" (stored, and
+    kept when the parent died before finishing them). It ends only what it opened."""
+    script = workdir / "plain_fork.py"
+    script.write_text(PLAIN_FORK_OF_AN_OPEN_TRACE, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+        env=env, cwd=workdir, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    child_trace, parent_trace = done.stdout.split()
+    store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+    with sqlite3.connect(store) as db:
+        messages = dict(
+            db.execute(
+                "SELECT trace_id || ':' || name, COALESCE(status_message, '') FROM observations"
+            ).fetchall()
+        )
+    assert messages[f"{child_trace}:orchestrator.process_event"] == "still open at shutdown"
+    # Never ended by the parent: not recorded as ended by its child either.
+    assert not [key for key in messages if key.startswith(parent_trace)]
+
+
 GRANDCHILD_DURING_RECONNECT = """
 import os, threading, time
 from config.client import LangfuseClient
