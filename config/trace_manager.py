@@ -134,6 +134,17 @@ class TraceRecord:
     simulation: SimulationTrace | None = None  # the seed's record of the trace
 
 
+def _participants(record: TraceRecord, root: OpenObservation) -> list[str]:
+    """The agents a trace's metadata names (``autoops traces list`` shows them)."""
+    if record.simulation is not None:
+        return list(record.simulation.participating_agents)
+    if root.agent_span is not None:  # a trace of one agent operation
+        return [root.agent_span.agent_id]
+    if root.collaboration is not None:  # a collaboration outside any trace
+        return list(root.collaboration.participating_agents)
+    return []
+
+
 class TraceManager:
     """Trace lifecycle coordination: open, update and finalize traces, and clean up failed ones.
 
@@ -595,14 +606,7 @@ class TraceManager:
                 cost = (now[0] - self._cost_mark[0], now[1] - self._cost_mark[1])
                 self._cost_mark = now
         self._score_conflict_outcomes(operations, outcomes)
-        if record.simulation is not None:
-            agents = record.simulation.participating_agents
-        elif entry.agent_span is not None:  # a trace of one agent operation
-            agents = [entry.agent_span.agent_id]
-        elif entry.collaboration is not None:  # a collaboration outside any trace
-            agents = entry.collaboration.participating_agents
-        else:
-            agents = []
+        agents = _participants(record, entry)
         if agents and not (outcome and "agents" in outcome):
             # Who took part and how many decisions, for `autoops traces list`, when the
             # outcome does not say it (the replay's orchestrator does; the guide's examples
