@@ -94,6 +94,18 @@ class HostBacklog:
         return self.spans + self.scores
 
 
+BACKLOG_QUERY = (
+    "SELECT kind, COUNT(*), COALESCE(SUM(items), 0) FROM outbox WHERE host = ? GROUP BY kind"
+)
+
+
+def _backlog(rows: list[Any]) -> HostBacklog:
+    """A ``HostBacklog`` from the rows of ``BACKLOG_QUERY``."""
+    found = {kind: (int(count), int(items)) for kind, count, items in rows}
+    spans, scores = found.get(SPANS, (0, 0)), found.get(SCORES, (0, 0))
+    return HostBacklog(spans[0] + scores[0], spans[1], scores[1])
+
+
 class Outbox:
     """The outbox tables of one store file; safe to share between threads."""
 
@@ -241,8 +253,10 @@ class Outbox:
         ``rewrite(kind, body)`` may change a body on the way (the public key recorded in a
         span batch, when the keys differ). One transaction: all move or none.
         """
-        moved = self.backlog(from_host)
         with self._transaction(f"moving batches to {to_host}") as db:
+            # Counted inside the transaction: a drop or a delivery by another process
+            # between a count and the move made the count untrue.
+            moved = _backlog(db.execute(BACKLOG_QUERY, (from_host,)).fetchall())
             if rewrite is not None:
                 for table in ("outbox", "dead_letters"):
                     rows = db.execute(
@@ -260,8 +274,8 @@ class Outbox:
 
     def drop(self, host: str) -> tuple[HostBacklog, int]:
         """Delete the batches and dead letters of ``host``; what was dropped (and dead letters)."""
-        dropped = self.backlog(host)
         with self._transaction(f"dropping the batches of {host}") as db:
+            dropped = _backlog(db.execute(BACKLOG_QUERY, (host,)).fetchall())  # see readdress
             db.execute("DELETE FROM outbox WHERE host = ?", (host,))
             dead = db.execute("DELETE FROM dead_letters WHERE host = ?", (host,)).rowcount
         return dropped, int(dead)
@@ -270,13 +284,7 @@ class Outbox:
 
     def backlog(self, host: str) -> HostBacklog:
         """Batches, spans and scores waiting for ``host``."""
-        rows = self._read(
-            "SELECT kind, COUNT(*), COALESCE(SUM(items), 0) FROM outbox WHERE host = ? GROUP BY kind",
-            (host,),
-        )
-        found = {kind: (int(count), int(items)) for kind, count, items in rows}
-        spans, scores = found.get(SPANS, (0, 0)), found.get(SCORES, (0, 0))
-        return HostBacklog(spans[0] + scores[0], spans[1], scores[1])
+        return _backlog(self._read(BACKLOG_QUERY, (host,)))
 
     def count(self, host: str, up_to: int | None = None) -> int:
         """Batches waiting for ``host``; with ``up_to``, only those added up to that sequence

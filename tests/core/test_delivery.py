@@ -607,6 +607,37 @@ def test_a_dead_letter_of_a_batch_another_sender_delivered_is_none(workdir: Path
     outbox.close()
 
 
+@pytest.mark.parametrize("action", ["drop", "readdress"])
+def test_drop_and_readdress_count_what_they_deleted_or_moved(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """The counts were read before the transaction: a flush (or another drop) of the
+    same batches in between, and `buffer drop` said it dropped 80 batches that the
+    server had received."""
+    from config.delivery import outbox as outbox_module
+    from config.delivery.outbox import NewBatch, Outbox
+
+    path = workdir / "traces.db"
+    outbox = Outbox(path)
+    delivered, *_ = outbox.add_many([NewBatch("spans", "http://old", b"x", 5)] * 3)
+    other = Outbox(path)  # another process's connection: it delivers one just then
+    begin = outbox_module.Outbox._transaction
+
+    def late(self: Outbox, doing: str) -> Any:
+        if self is outbox:
+            other.delivered_many([delivered])
+        return begin(self, doing)
+
+    monkeypatch.setattr(outbox_module.Outbox, "_transaction", late)
+    if action == "drop":
+        counted, _ = outbox.drop("http://old")
+    else:
+        counted = outbox.readdress("http://old", "http://new")
+    assert (counted.batches, counted.spans) == (2, 10)
+    outbox.close()
+    other.close()
+
+
 FORKED_WORKERS = """
 import json, multiprocessing, sys
 from config.langfuse_integration import get_langfuse_integration
