@@ -52,6 +52,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -738,6 +739,13 @@ class OutboxExporter:
             headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
         else:
             path, headers = SCORES_PATH, {"Content-Type": "application/json"}
+        try:
+            body = _merged_body(entries)
+        except (OSError, EOFError, zlib.error):
+            # A row that is no whole gzip body (a damaged file): one by one, each is sent as
+            # stored and only that one is refused (a dead letter), not the rows beside it.
+            self._split_until = entries[-1].seq
+            return SendOutcome.SPLIT
         self._activity = self._in_flight_since = started = time.monotonic()
         self._in_flight_items = sum(entry.items for entry in entries)
         try:
@@ -746,7 +754,7 @@ class OutboxExporter:
                 "POST",
                 path,
                 limit=SHORT_ANSWER_BYTES,
-                content=_merged_body(entries),
+                content=body,
                 headers=headers,
             )
         except httpx.HTTPError as exc:

@@ -513,6 +513,32 @@ def test_buffer_flush_fails_fast_when_refused_and_waits_when_asked(workdir: Path
     assert len({span.trace_id for span in server.received.spans}) == 50
 
 
+def test_a_damaged_span_batch_in_the_outbox_holds_back_no_other(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """A row whose body is no whole gzip failed the merging of every request it was in:
+    the rows beside it stayed, retried as a network failure (exit 4), and the refusal was
+    blamed on another row. It is sent alone and refused alone; the others are delivered."""
+    events = generated(workdir, 200, seed=5)
+    home = workdir / "damaged"
+    env = clean_env(**served_env(served, refused_url()), AUTOOPS_HOME=str(home))
+    assert run("-q", "replay", str(events), env=env).returncode == 4
+    with sqlite3.connect(home / "traces.db") as db:
+        rows = [row[0] for row in db.execute("SELECT seq FROM outbox WHERE kind = 'spans'")]
+        assert len(rows) >= 3, rows
+        damaged = rows[len(rows) // 2]
+        db.execute("UPDATE outbox SET host = ?", (served.url,))
+        db.execute("UPDATE outbox SET body = X'1f8b0800' WHERE seq = ?", (damaged,))
+        kept = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    flushed = run("--json", "buffer", "flush", *PATIENT, env={**env, "LANGFUSE_HOST": served.url})
+    assert flushed.returncode == 5, flushed.stderr
+    with sqlite3.connect(home / "traces.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+        dead = db.execute("SELECT seq, status FROM dead_letters").fetchall()
+    assert [seq for seq, _ in dead] == [damaged] and dead[0][1] == 400
+    assert json.loads(flushed.stdout)["delivered_batches"] == kept - 1
+
+
 class SilentPeer:
     """A loopback peer that takes connections and never answers: a request to it is in
     flight until the client gives up. ``connected`` counts the connections taken."""
