@@ -198,7 +198,13 @@ class LangfuseConfig(LayeredSettings):
             raise ValueError("must have a port from 1 to 65535 (or none)")
         if any(ord(char) < 0x20 or ord(char) == 0x7F or char.isspace() for char in value):
             raise ValueError("must not contain spaces or control characters")
-        return value.rstrip("/")
+        # One spelling per server (the outbox keeps batches by host): the scheme and the
+        # address in lower case (both are case-insensitive), no default port, no trailing
+        # slash. HTTP://Host:80/ kept batches that http://host never sent.
+        netloc = parts.netloc.lower()
+        default_port = {"http": ":80", "https": ":443"}[parts.scheme.lower()]
+        netloc = netloc.removesuffix(default_port) if parts.port is not None else netloc
+        return f"{parts.scheme.lower()}://{netloc}{parts.path}".rstrip("/")
 
     @field_validator("sample_rate")
     @classmethod

@@ -163,6 +163,27 @@ def test_base_url_alias_and_host_preference(workdir: Path, monkeypatch: pytest.M
     assert loaded.langfuse is not None and loaded.langfuse.host == "https://us.example.com"
 
 
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("HTTPS://Cloud.Langfuse.com/", "https://cloud.langfuse.com"),
+        ("https://cloud.langfuse.com:443", "https://cloud.langfuse.com"),
+        ("http://LOCALHOST:80/", "http://localhost"),
+        ("http://127.0.0.1:3000//", "http://127.0.0.1:3000"),
+        ("http://[::1]:3000/Langfuse/", "http://[::1]:3000/Langfuse"),
+        ("https://h.example.com:8443", "https://h.example.com:8443"),
+    ],
+)
+def test_the_host_has_one_spelling_per_server(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, written: str, kept: str
+) -> None:
+    """The outbox keeps batches by host: a host spelled in another case, or with its
+    default port, was another backlog, which the next run neither sent nor mentioned."""
+    monkeypatch.setenv("LANGFUSE_HOST", written)
+    loaded = load_settings()
+    assert loaded.langfuse is not None and loaded.langfuse.host == kept
+
+
 def test_precedence_flag_env_dotenv_project_user_default(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
