@@ -126,8 +126,9 @@ class DeliveryStats:
 
     @property
     def spans_failed(self) -> int:
-        """Spans that will never reach Langfuse: those the outbox file could not take."""
-        return self.spans_lost
+        """Spans refused by an OTLP partial success (kept as dead letters), and those the
+        outbox file could not take: as ``scores_failed`` counts scores."""
+        return self.spans_refused + self.spans_lost
 
     @property
     def scores_failed(self) -> int:

@@ -214,6 +214,10 @@ def test_a_2xx_refusing_part_of_a_batch_keeps_it_as_a_dead_letter(
     status = json.loads(cli("--json", "buffer", "status", env=env_for(peer)).stdout)
     assert status["dead_letters"] >= 1
     assert "refused: too old" in status["last_dead_letter_message"]
+    # Counted as failed, spans as scores (refused spans were counted nowhere the summary
+    # shows).
+    tracing = json.loads(result.stdout)["tracing"]
+    assert tracing[f"{refusing}_failed"] >= (5 if refusing == "spans" else 1)
 
 
 @pytest.mark.parametrize("count", [b"1e400", b"Infinity"])
