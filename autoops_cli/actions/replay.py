@@ -658,10 +658,6 @@ def _exit_code(
             f"{tracing['dead_letters']} batch(es) refused by {host}; see `autoops buffer status`"
         )
         return int(ExitCode.API)
-    rejected_scores = tracing.get("scores_failed", 0)
-    if rejected_scores:
-        out.error(f"{rejected_scores} score(s) rejected by {host}")
-        return int(ExitCode.API)
     if waiting:
         return int(ExitCode.NETWORK)
     if summary.events_failed:
