@@ -15,8 +15,9 @@ def mask_secret(value: str) -> str:
     return f"{prefix}****{tail}"
 
 
-# Langfuse secret keys; also catches one embedded in a URL, header or exception message.
-SECRET_KEY_PATTERN = re.compile(r"sk-lf-[A-Za-z0-9_\-]+")
+# Langfuse secret keys; also catches one embedded in a URL, header or exception message,
+# and one a peer echoes in upper case or with its hyphens percent-encoded.
+SECRET_KEY_PATTERN = re.compile(r"(?i)sk(?:-|%2d)lf(?:-|%2d)(?:[a-z0-9_]|-|%2d)+")
 # HTTP Basic credentials carry the secret base64-encoded.
 BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")
 
@@ -44,12 +45,23 @@ def register_credentials(public_key: str, secret_key: str) -> None:
         base64.b64encode(pair.encode()).decode(): "****",
         secret_key: mask_secret(secret_key),
     }
+    # As a peer may echo them: in upper or lower case, percent-encoded (every character
+    # that is not a letter or digit, as some encoders do).
+    for form, mask in list(forms.items()):
+        forms.setdefault(form.upper(), mask)
+        forms.setdefault(form.lower(), mask)
+        forms.setdefault("".join(c if c.isalnum() else f"%{ord(c):02X}" for c in form), mask)
     _KNOWN_SECRETS.update(forms)
 
 
 def contains_secret(text: str) -> bool:
     """Whether ``redact_secrets`` could change ``text`` by a key (a quick test)."""
-    return SECRET_KEY_PREFIX in text or any(secret in text for secret in _KNOWN_SECRETS)
+    return (
+        SECRET_KEY_PREFIX in text
+        or "SK-LF-" in text
+        or "%2" in text
+        or any(secret in text for secret in _KNOWN_SECRETS)
+    )
 
 
 def redact_secrets(text: str) -> str:
