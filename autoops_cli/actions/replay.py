@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -194,7 +195,7 @@ def run_replay(
                 _write_progress_line(
                     progress_out, "done", summary, None, round(time.monotonic() - started, 3), code
                 )
-                code = _progress_file_outcome(state, progress_out, code)
+                code = _progress_file_outcome(state, summary, progress_out, code)
         finally:
             if progress_out is not None:
                 progress_out.close()
@@ -210,6 +211,12 @@ def _open_progress_file(
     try:
         if source != "-" and _same_file(path, Path(source)):
             raise UsageError(f"--progress-file {path}: it is the event file being replayed")
+        if _is_stdout(path):
+            # The summary goes there: the two interleaved made neither readable.
+            raise UsageError(
+                f"--progress-file {path}: it is the command's standard output, where the "
+                "summary goes; name another file (or /dev/stderr)"
+            )
         store = _store_file_named(path)
         if store is not None:
             # Checked by name: a store not created yet is no file to recognise, and SQLite
@@ -236,6 +243,16 @@ def _store_file_named(path: Path) -> Path | None:
     return None
 
 
+def _is_stdout(path: Path) -> bool:
+    """``path`` is where standard output goes, a pipe or a file that something reads (a
+    terminal is left to the user: stderr is often the same one)."""
+    try:
+        out = sys.stdout.fileno()
+        return not os.isatty(out) and os.path.samestat(path.stat(), os.fstat(out))
+    except (OSError, ValueError, AttributeError):  # not there yet; no stdout (a test's)
+        return False
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.samefile(b)
@@ -243,14 +260,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _progress_file_outcome(state: AppState, progress: ProgressFile, code: int) -> int:
+def _progress_file_outcome(
+    state: AppState, summary: ReplaySummary, progress: ProgressFile, code: int
+) -> int:
     """The exit code once the progress file is accounted for: one it could not be written
-    to all along is a local file that failed (6), unless the run failed otherwise."""
+    to all along is a local file that failed (6), unless the run failed otherwise; the
+    summary says why (``progress_file_error``)."""
     if progress.failure is None:
         return code
+    summary.progress_file_error = (
+        f"cannot write the progress file {progress.path}: {progress.failure}"
+    )
     state.output.error(
-        f"cannot write the progress file {progress.path}: {progress.failure}; it ends at its "
-        "last whole line (the run went on, and the summary counts all of it)"
+        f"{summary.progress_file_error}; it ends at its last whole line (the run went on, "
+        "and the summary counts all of it)"
     )
     return code or int(ExitCode.LOCAL_FILE)
 

@@ -95,6 +95,7 @@ class ReplaySummary:
     stopped_early: str | None = None
     read_error: str | None = None  # the input failed part-way (a truncated gzip, an I/O error)
     write_error: str | None = None  # the local file that failed; the counts are what it holds
+    progress_file_error: str | None = None  # --progress-file could not be written (exit 6)
     delivery: dict[str, Any] = field(default_factory=dict)
     sampling_changes: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)

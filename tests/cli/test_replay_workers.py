@@ -382,6 +382,21 @@ def test_a_progress_file_on_a_full_disk_ends_the_run_with_its_summary(
     assert len(ids(tmp_path / f"home-{workers}" / "traces.db")["traces"]) == 120
     assert "cannot write the progress file /dev/full: No space left on device" in stderr
     assert "Traceback" not in stderr
+    # Said in the summary too: a job that reads only --json got exit 6 and no reason.
+    assert summary["progress_file_error"] == (
+        "cannot write the progress file /dev/full: No space left on device"
+    )
+
+
+def test_the_standard_output_as_progress_file_is_refused(tmp_path: Path) -> None:
+    """--progress-file /dev/stdout with --json mixed the progress lines into the summary
+    (no longer one JSON document) and exited 0."""
+    events = events_file(tmp_path, 5, seed=4)
+    done = run("--json", "replay", str(events), "--progress-file", "/dev/stdout", timeout=60,
+               env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")))  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--progress-file /dev/stdout: it is the command's standard output" in done.stderr
+    assert not (tmp_path / "home").exists()
 
 
 def test_a_named_pipe_no_one_reads_as_progress_file_is_refused_at_once(tmp_path: Path) -> None:
