@@ -168,7 +168,13 @@ def run_replay(
                 state, service, reader, options, workers, sample_rate, orchestrator_spec, dry_run
             )
         else:
-            runner = ReplayEngine(service, orchestrator, options, reader=reader)
+            runner = ReplayEngine(
+                service,
+                orchestrator,
+                options,
+                reader=reader,
+                on_long_wait=_long_wait_warning(state, source, speed),
+            )
         runner.on_rejected = report_rejected
         runner.summary.destination = destination
         try:
@@ -241,6 +247,30 @@ def _store_file_named(path: Path) -> Path | None:
         if named == os.path.realpath(f"{store}{suffix}"):
             return store
     return None
+
+
+def _long_wait_warning(
+    state: AppState, source: str | Path, speed: float | None
+) -> Callable[[int, float], None]:
+    def warn(line: int, seconds: float) -> None:
+        state.output.warning(
+            f"{source}:{line}: waiting {_duration_text(seconds)} for this event's time at "
+            f"--speed {speed or 1:g} (its timestamp is that far after the events before); "
+            "Ctrl-C stops the run, what was replayed is kept"
+        )
+
+    return warn
+
+
+def _duration_text(seconds: float) -> str:
+    """``seconds`` the way a person reads a wait: 90 s, 25 min, 3.5 h, 2,922 days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:,.0f} days"
 
 
 def _is_stdout(path: Path) -> bool:

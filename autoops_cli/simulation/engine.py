@@ -47,6 +47,7 @@ COMMIT_INTERVAL_S = 0.2
 # replayed to be durable and reported (a slower disk's rest is reported with the next event).
 SETTLE_WAIT_S = 5.0
 DELIVERY_POLL_S = 0.5  # how often the progress asks the outbox how much waits
+LONG_WAIT_S = 60.0  # a --speed wait longer than this is announced
 
 
 class StopReplay(Exception):
@@ -311,6 +312,7 @@ class ReplayEngine:
         on_rejected: Callable[[RejectedLine], None] | None = None,
         on_progress: Callable[[ReplayProgress], None] | None = None,
         reader: EventReader | None = None,
+        on_long_wait: Callable[[int, float], None] | None = None,
     ) -> None:
         self.service = service
         self.reader = reader  # opened by the caller to refuse a bad file before recording
@@ -318,6 +320,9 @@ class ReplayEngine:
         self.options = options
         self.on_rejected = on_rejected
         self.on_progress = on_progress
+        # Told (line, seconds) before a --speed wait of over LONG_WAIT_S: an event dated far
+        # after the one before (a mistyped year) otherwise looked like a hang.
+        self.on_long_wait = on_long_wait
         self.summary = ReplaySummary(
             run_id=options.run_id,
             destination=service.destination,
@@ -429,6 +434,9 @@ class ReplayEngine:
         if first is None:
             return moment
         due = self._started + (moment - first) / (self.options.speed or 1.0)
+        wait = due - time.perf_counter()
+        if wait > LONG_WAIT_S and self.on_long_wait is not None:
+            self.on_long_wait(event.line_number, wait)
         while self.stop_reason is None:
             delay = due - time.perf_counter()
             if delay <= 0:

@@ -369,6 +369,45 @@ def test_speed_follows_the_recorded_pace(cli: Cli, workdir: Path) -> None:
     assert summary["duration_s"] >= 0.39
 
 
+def test_a_long_paced_wait_is_announced_and_a_stop_keeps_what_was_replayed(
+    workdir: Path,
+) -> None:
+    """An event dated years after the one before (a mistyped year) made --speed sleep for
+    years without a word: it looked like a hang."""
+    import select
+    import signal
+    import subprocess
+
+    from tests.support.replay_runs import clean_env
+    from tests.support.serve_process import autoops_executable
+
+    events = list(generate_events(2, seed=1))
+    events[0]["timestamp"] = "2026-11-20T08:00:00Z"
+    events[1]["timestamp"] = "9999-12-31T23:59:59Z"
+    path = write_jsonl(workdir / "outlier.jsonl", events)
+    process = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", str(path), "--speed", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "paced")),
+    )  # fmt: skip
+    assert process.stderr is not None
+    said = ""
+    try:
+        while "waiting" not in said:
+            ready, _, _ = select.select([process.stderr], [], [], 60)
+            line = process.stderr.readline() if ready else ""
+            assert line, f"no word of the wait within 60 s: {said!r}"
+            said += line
+    except AssertionError:
+        process.kill()
+        raise
+    assert f"{path}:2: waiting 2," in said and "days for this event's time at --speed 1000" in said
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert json.loads(stdout)["traces_recorded"] == 1
+
+
 def test_another_file_under_the_same_run_id_gets_traces_of_its_own(cli: Cli, workdir: Path) -> None:
     """A nightly job with a fixed ``--run-id`` and a new file whose event ids start again at
     evt-000001: the trace ids came from the run id and the event id alone, so the second
