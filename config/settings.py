@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -31,6 +32,50 @@ SECRET_KEY_PREFIX = "sk-lf-"
 # Langfuse's rule for environment names (API-NOTES.md section 9).
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _is_header_text(value: str) -> bool:
+    """Visible ASCII only: what an HTTP header (and Basic credentials) can carry."""
+    return all(0x21 <= ord(char) <= 0x7E for char in value)
+
+
+# A host name's labels as DNS and the HTTP client take them (letters, digits, hyphens; the
+# underscore of container names too), each 1 to 63 characters.
+_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def _address_problem(netloc: str, hostname: str) -> str | None:
+    """Why the URL's address cannot be connected to, or None. ``urlsplit`` lets through what
+    the HTTP client then failed on with an internal error: text after an IPv6 address's
+    ``]``, empty or over-long labels, names IDNA cannot encode."""
+    if netloc.startswith("["):
+        address, _, rest = netloc[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(address.split("%", 1)[0])
+        except ValueError:
+            return f"has no valid IPv6 address in [{address}]"
+        if rest and not re.fullmatch(r":\d+", rest):
+            return "must have only a :port after the IPv6 address's ']'"
+        return None
+    name = hostname.removesuffix(".")  # a fully qualified name may end with a dot
+    if not name.isascii():
+        try:
+            import idna
+
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except (ImportError, UnicodeError, ValueError):
+            return f"has a host name that cannot be encoded for DNS ({hostname})"
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        return f"has an invalid host name ({hostname}): labels of 1 to 63 letters, digits or '-'"
+    if any(label.lower().startswith("xn--") for label in labels):
+        try:
+            import idna
+
+            idna.decode(name)
+        except (ImportError, UnicodeError, ValueError):
+            return f"has an invalid IDNA host name ({hostname})"
+    return None
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -69,6 +114,16 @@ class LayeredSettings(BaseSettings):
                 raise TypeError(f"{name}() got multiple values for argument {field_name!r}")
             values[field_name] = value
         super().__init__(**values)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, with ``update``'s values checked as the constructor checks them (the
+        README's stand-in for ``dataclasses.replace``): pydantic's copy took them as given,
+        a secret key as plain text (shown in full, and no key for the client) or a
+        sample rate of 5. Nothing is read from the environment or the files."""
+        if not update:
+            return super().model_copy(deep=deep)
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return self.model_validate({**values, **update})
 
     @classmethod
     def settings_customise_sources(
@@ -164,6 +219,8 @@ class LangfuseConfig(LayeredSettings):
             return None
         if not value.startswith(PUBLIC_KEY_PREFIX) or len(value) <= len(PUBLIC_KEY_PREFIX):
             raise ValueError(f"must look like {PUBLIC_KEY_PREFIX}...")
+        if not _is_header_text(value):
+            raise ValueError("must be printable ASCII without spaces (it goes into HTTP headers)")
         return value
 
     @field_validator("secret_key")
@@ -175,6 +232,8 @@ class LangfuseConfig(LayeredSettings):
         if not secret.startswith(SECRET_KEY_PREFIX) or len(secret) <= len(SECRET_KEY_PREFIX):
             # The value itself is never echoed: it is a secret.
             raise ValueError(f"must look like {SECRET_KEY_PREFIX}...")
+        if not _is_header_text(secret):
+            raise ValueError("must be printable ASCII without spaces (it goes into HTTP headers)")
         return value
 
     @field_validator("host")
@@ -198,6 +257,9 @@ class LangfuseConfig(LayeredSettings):
             raise ValueError("must have a port from 1 to 65535 (or none)")
         if any(ord(char) < 0x20 or ord(char) == 0x7F or char.isspace() for char in value):
             raise ValueError("must not contain spaces or control characters")
+        problem = _address_problem(parts.netloc.rpartition("@")[2], parts.hostname)
+        if problem is not None:
+            raise ValueError(problem)
         # One spelling per server (the outbox keeps batches by host): the scheme and the
         # address in lower case (both are case-insensitive), no default port, no trailing
         # slash. HTTP://Host:80/ kept batches that http://host never sent.

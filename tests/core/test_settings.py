@@ -184,6 +184,59 @@ def test_the_host_has_one_spelling_per_server(
     assert loaded.langfuse is not None and loaded.langfuse.host == kept
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://[::1]x",
+        "https://[::1]]",
+        "https://[nope]:3000",
+        "https://h..example.com",
+        "https://-bad.example.com",
+        "https://xn--zz.com",
+        "https://\u2603.example",
+        "https://" + "a" * 70 + ".com",
+    ],
+)
+def test_a_host_the_http_client_cannot_reach_is_a_configuration_problem(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    """urlsplit let these through: `config validate` said valid, and every network command
+    then failed with an internal error (InvalidURL, IDNAError, UnicodeError)."""
+    monkeypatch.setenv("LANGFUSE_HOST", host)
+    (problem,) = load_settings().problems
+    assert problem.setting == "langfuse.host"
+
+
+@pytest.mark.parametrize("key", ["public", "secret"])
+@pytest.mark.parametrize("tail", ["\u00e4\u00f6\u00fc", "abc\nX-Evil: 1", "a b"])
+def test_a_key_that_cannot_go_into_a_header_is_a_configuration_problem(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, key: str, tail: str
+) -> None:
+    """Accepted, it failed the first request with an internal error (UnicodeEncodeError)
+    or an illegal header blamed on the network (exit 4)."""
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-" + (tail if key == "public" else "abc"))
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-" + (tail if key == "secret" else "abc1"))
+    problems = load_settings().problems
+    assert [p.setting for p in problems] == [f"langfuse.{key}_key"]
+    assert "printable ASCII" in problems[0].message
+    assert tail not in problems[0].line()
+
+
+def test_model_copy_checks_what_it_changes() -> None:
+    """The README's stand-in for dataclasses.replace took the values as given: a secret key
+    stayed plain text (shown in full by repr, and no key for the client), a sample rate of
+    5 passed."""
+    config = LangfuseConfig(KNOWN_PUBLIC, "sk-lf-old-0123456789", "http://127.0.0.1:9")
+    copied = config.model_copy(update={"secret_key": "sk-lf-new-0123456789"})
+    assert copied.secret_key is not None
+    assert copied.secret_key.get_secret_value() == "sk-lf-new-0123456789"
+    assert "sk-lf-new" not in repr(copied)
+    assert copied.host == config.host and copied.public_key == KNOWN_PUBLIC
+    with pytest.raises(ValueError, match="must be between 0 and 1"):
+        config.model_copy(update={"sample_rate": 5})
+    assert config.model_copy().sample_rate == config.sample_rate
+
+
 def test_precedence_flag_env_dotenv_project_user_default(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
