@@ -254,7 +254,11 @@ class Output:
     def line(self, text: str) -> None:
         """Write a plain line of data to stdout (no markup; control characters visible)."""
         with writing_stdout():
-            self.stdout.print(visible(redact_secrets(text)), markup=False, highlight=False)
+            # Never wrapped: piped, a long line split at 80 columns broke grep, and the
+            # `export` lines of `serve` for eval.
+            self.stdout.print(
+                visible(redact_secrets(text)), markup=False, highlight=False, soft_wrap=True
+            )
 
     def info(self, text: str) -> None:
         """A status line on stderr; silent with --quiet."""

@@ -65,6 +65,17 @@ def test_validate_valid_configurations(cli: Cli) -> None:
     assert {w["setting"] for w in report["warnings"]} == {"langfuse.sample_rate"}
 
 
+def test_a_long_line_piped_is_never_wrapped(run_autoops) -> None:  # type: ignore[no-untyped-def]
+    """Piped, a plain line was wrapped at 80 columns: grep missed it, and eval of serve's
+    `export` lines failed."""
+    host = "https://langfuse.observability.internal." + "x" * 60 + ".example.com"
+    keys = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET,
+            "LANGFUSE_HOST": host, "COLUMNS": ""}  # fmt: skip
+    result = run_autoops("config", "validate", env=keys)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"configuration valid: langfuse mode (Langfuse at {host})\n"
+
+
 def test_validate_config_option_and_missing_file(cli: Cli, workdir: Path) -> None:
     bad = workdir / "bad.toml"
     bad.write_text("[langfuse]\nsample_rate = 7\n")
