@@ -107,6 +107,30 @@ def test_golden_list_and_tree(cli: Cli) -> None:
     }
 
 
+def test_show_gives_durations_to_the_microsecond_as_list_does(
+    cli: Cli, served: ServeHandle
+) -> None:
+    """The tree computed durations from start and end times cut to the millisecond: 0.531 ms
+    showed as 1.0 and 0.187 as 0.0, where traces list and metrics gave the latency."""
+    trace = "d" * 32
+    spans = [
+        SpanRecord(trace, "1" * 16, None, "orchestrator.process_event", T0, T0 + 1_522_000,
+                   {la.OBSERVATION_TYPE: "chain"}, trusted_json=True),
+        SpanRecord(trace, "2" * 16, "1" * 16, "inventory_agent.assess", T0 + 900_000,
+                   T0 + 1_087_000, {la.OBSERVATION_TYPE: "agent"}, trusted_json=True),
+    ]  # fmt: skip
+    for path in (Path(os.environ["AUTOOPS_HOME"]) / "traces.db", served.store):
+        store = LocalStore(path)
+        store.write(spans)
+        store.close()
+    for env in ({}, served.client_env()):
+        tree = json.loads(cli("traces", "show", trace, "--json", env=env).stdout)
+        (root,) = tree["observations"]
+        assert (root["duration_ms"], root["children"][0]["duration_ms"]) == (1.522, 0.187)
+        listed = json.loads(cli("traces", "list", "--json", env=env).stdout)["traces"]
+        assert [t["duration_s"] for t in listed if t["id"] == trace] == [0.001522]
+
+
 def test_tables_read_well_at_any_width_and_piped(cli: Cli) -> None:
     """Piped: every cell whole. On a terminal: the least important columns go first."""
     fixed_store()

@@ -38,8 +38,9 @@ V2_PAGE_MAX = 1000  # the v2 observations API's largest page
 MAX_TREE_OBSERVATIONS = 100_000
 V1_PAGE_MAX = 100  # the v1 traces API's largest page
 SCORES_PAGE_MAX = 100  # the v3 scores API's largest page
-LIST_FIELDS = "core,basic,io,metadata,metrics,trace_context"
-TREE_FIELDS = "core,basic,io,metadata,trace_context"
+# The v2 field groups both the list and the tree read (``metrics``: the latency, to the
+# microsecond, where the start and end times come to the millisecond).
+FIELDS = "core,basic,io,metadata,metrics,trace_context"
 TRACE_PREFIX = "simulation."
 CONFIDENCE_SCORE = "decision_confidence"
 
@@ -260,7 +261,7 @@ def v2_query(filters: TraceFilters) -> list[tuple[str, str]]:
     The trace name and tags are trace fields: they go into ``filter`` (conditions that
     replace only the simple parameters of their own columns).
     """
-    params = [("isRootObservation", "true"), ("fields", LIST_FIELDS)]
+    params = [("isRootObservation", "true"), ("fields", FIELDS)]
     if filters.since:
         params.append(("fromStartTime", filters.since))
     if filters.until:
@@ -503,7 +504,7 @@ def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
     seen: set[str] = set()
     ids: set[str] = set()
     while True:
-        params = [("traceId", trace_id), ("fields", TREE_FIELDS), ("limit", str(V2_PAGE_MAX))]
+        params = [("traceId", trace_id), ("fields", FIELDS), ("limit", str(V2_PAGE_MAX))]
         if cursor:
             params.append(("cursor", cursor))
         body = source.get(V2_OBSERVATIONS, params, allow_404=not observations and not cursor)
