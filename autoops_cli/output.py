@@ -354,6 +354,8 @@ class Column:
     header: str
     priority: int = 0
     justify: str = "left"
+    # Never cut below this many characters (an id to copy), whatever else is cut.
+    min_width: int | None = None
 
 
 def fitted_table(
@@ -374,7 +376,12 @@ def fitted_table(
         built = Table(**table)
         for index in kept:
             column = columns[index]
-            built.add_column(column.header, justify=column.justify, no_wrap=True)  # type: ignore[arg-type]
+            built.add_column(
+                column.header,
+                justify=column.justify,  # type: ignore[arg-type]
+                no_wrap=True,
+                min_width=column.min_width,
+            )
         for row in rows:
             built.add_row(*(row[index] for index in kept))
         return built

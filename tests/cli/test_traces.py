@@ -144,6 +144,12 @@ def test_tables_read_well_at_any_width_and_piped(cli: Cli) -> None:
         assert "…" not in text  # columns were dropped, no cell was cut
     piped = cli("traces", "list", env={"COLUMNS": "60"}).stdout
     assert piped == (GOLDEN / "traces_list.txt").read_text(encoding="utf-8")  # all columns
+    # Narrower than the essential columns: the id keeps the prefix traces show takes (it
+    # was cut first: "f3…" at 40 columns, nothing at 30).
+    for columns in (20, 30, 40):
+        terminal = {"TTY_COMPATIBLE": "1", "COLUMNS": str(columns)}
+        text = without_escapes(cli("traces", "list", env=terminal).stdout)
+        assert "| ffffffff |" in text or "| ffffffff " in text, text
 
 
 def without_escapes(text: str) -> str:

@@ -67,7 +67,7 @@ def traces_table(rows: list[dict[str, Any]], *, width: int | None = None) -> Tab
     ids = [str(row["id"] or "") for row in rows]
     length = short_ids(ids)
     columns = [
-        Column("id"),
+        Column("id", min_width=length),  # the prefix traces show takes, whole
         Column("time (UTC)"),
         Column("event type"),
         Column("product", priority=5),
