@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from typer._click.core import Context as ClickContext  # typer vendors click since 0.29
 from typer._click.core import ParameterSource
+from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 
 from autoops_cli import __version__
@@ -51,6 +52,9 @@ class AutoopsGroup(TyperGroup):
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, hoist_output_flags(args))
+        except ClickUsageError as exc:
+            _report_usage_error(ctx, exc)
+            raise  # not reached: the report exits
         except Exception as exc:
             _redact_usage_error(exc)
             raise
@@ -67,6 +71,8 @@ class AutoopsGroup(TyperGroup):
         except BrokenPipeError:  # stdout's reader left (| head) while data streamed out
             discard_stdout()
             ctx.exit(int(ExitCode.OK))
+        except ClickUsageError as exc:  # a subcommand's bad option, value or argument
+            _report_usage_error(ctx, exc)
         except StdoutError as exc:  # a help text (printed by click) that stdout refused
             discard_stdout()
             _report_expected(
@@ -79,6 +85,16 @@ class AutoopsGroup(TyperGroup):
                 raise
             _report_unexpected(ctx, exc)
             ctx.exit(int(ExitCode.FAILURE))
+
+
+def _report_usage_error(ctx: ClickContext, exc: ClickUsageError) -> None:
+    """A bad command line as every expected error is said: one ``error:`` line (and a
+    hint), exit 2, instead of Typer's usage block and boxed message (five lines and more,
+    piped and with --json too)."""
+    _redact_usage_error(exc)
+    used = exc.ctx if exc.ctx is not None else ctx
+    _output_of(ctx).error(exc.format_message(), f"`{used.command_path} --help` shows the usage")
+    ctx.exit(int(ExitCode.USAGE))
 
 
 def _redact_usage_error(exc: BaseException) -> None:

@@ -67,11 +67,30 @@ def test_version(cli: Cli) -> None:
     assert result.stdout.startswith(f"autoops {__version__} (langfuse SDK 5.")
 
 
-def test_usage_error_exits_2(cli: Cli) -> None:
-    result = cli("config", "validate", "--no-such-flag")
+@pytest.mark.parametrize(
+    ("args", "said", "usage_of"),
+    [
+        (("config", "validate", "--no-such-flag"), "No such option: --no-such-flag",
+         "autoops config validate"),
+        (("nope",), "No such command 'nope'.", "autoops"),
+        (("--json", "traces", "list", "--limit", "0"), "Invalid value for '--limit'",
+         "autoops traces list"),
+        (("replay", "events.jsonl", "--limit", "abc"), "Invalid value for '--limit'",
+         "autoops replay"),
+        (("buffer", "drop"), "Missing option '--host'", "autoops buffer drop"),
+    ],
+)  # fmt: skip
+def test_a_usage_error_is_one_error_line_and_a_hint_exit_2(
+    cli: Cli, args: tuple[str, ...], said: str, usage_of: str
+) -> None:
+    """As every expected error: Typer printed a usage block and a boxed message (5 lines
+    and more, wrapped further on a narrow terminal), piped and with --json too."""
+    result = cli(*args, env={"COLUMNS": "20"})
     assert result.exit_code == 2
-    assert "No such option" in result.stderr
-    assert cli("nope").exit_code == 2
+    assert result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error.startswith("error: ") and said in error
+    assert hint == f"hint: `{usage_of} --help` shows the usage"
 
 
 def test_output_flags_work_after_the_command() -> None:
