@@ -140,11 +140,8 @@ def check_health(
         report = run_checks(loaded, timeout=timeout, read_path=read_path)
         if report.healthy(strict=strict) or time.monotonic() + 1.0 > give_up:
             break
-        failing = {
-            c.name for c in report.checks if c.status == FAIL or (strict and c.status == WARN)
-        }
-        if not failing & WAITED_FOR:  # local findings: waiting for the server changes nothing
-            break
+        if not any(_waited_for(c, strict) for c in report.checks):
+            break  # local findings, or answers waiting does not change: say them now
         # Asked once: its metrics request counts against the host's daily quota on Cloud.
         read_path = next(
             (c for c in report.checks if c.name == "read path" and c.status != FAIL), None
@@ -187,6 +184,16 @@ def health_table(report: HealthReport) -> Table:
 
 # The checks a server that is still starting can fail: ``--wait`` retries only for them.
 WAITED_FOR = frozenset({"endpoint", "credentials", "latency", "read path"})
+
+
+def _waited_for(check: Check, strict: bool) -> bool:
+    """A failing check that waiting for the server may mend. A read path that answered
+    401/403 (the keys), 429 (a daily quota) or 5xx is not: each retry would spend another
+    metrics request."""
+    failing = check.status == FAIL or (strict and check.status == WARN)
+    if not failing or check.name not in WAITED_FOR:
+        return False
+    return check.name != "read path" or check.exit_code == int(ExitCode.NETWORK)
 
 
 def run_checks(

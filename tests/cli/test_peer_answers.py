@@ -139,14 +139,20 @@ def test_a_read_path_refusing_the_reads_fails_instead_of_promising_v1(
     peer.routes["/api/public/health"] = lambda query: HEALTH
     peer.routes["/api/public/projects"] = lambda query: PROJECTS
     peer.routes["/api/public/v2/observations"] = lambda query: EMPTY
-    peer.routes["/api/public/v2/metrics"] = lambda query: json_reply(
-        {"message": "Rate limit exceeded" if status == 429 else "no"}, status
-    )
-    result = cli("--json", "health-check", "--timeout", "5", env=peer.env(workdir))
+    asked: list[str] = []
+
+    def metrics(query: dict[str, list[str]]) -> Reply:
+        asked.append("metrics")
+        return json_reply({"message": "Rate limit exceeded" if status == 429 else "no"}, status)
+
+    peer.routes["/api/public/v2/metrics"] = metrics
+    result = cli("--json", "health-check", "--wait", "3", env=peer.env(workdir))
     assert result.exit_code == exit_code, result.stdout
     read_path = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["read path"]
     assert read_path["status"] == "fail"
     assert read_path["message"].startswith(f"v2 metrics answered {status}")
+    # Not waited for: each retry spent a metrics request (a used-up daily quota, worse).
+    assert asked == ["metrics"]
 
 
 def test_waiting_retries_only_for_the_server_and_asks_its_metrics_once(
