@@ -56,9 +56,9 @@ def register_credentials(public_key: str, secret_key: str) -> None:
 
 def contains_secret(text: str) -> bool:
     """Whether ``redact_secrets`` could change ``text`` by a key (a quick test)."""
+    # Any case (a peer may echo a key in upper or mixed case), or percent-encoded.
     return (
-        SECRET_KEY_PREFIX in text
-        or "SK-LF-" in text
+        SECRET_KEY_PREFIX in text.lower()
         or "%2" in text
         or any(secret in text for secret in _KNOWN_SECRETS)
     )

@@ -510,6 +510,14 @@ def test_a_secret_key_inside_any_string_is_masked() -> None:
         {"note": "retry with sk-lf-1234567890abcdef", "raw": "key=plain-secret-0123456789"}
     )
     assert masked == {"note": "retry with sk-lf-****cdef", "raw": "key=****6789"}
+    # In any case, or percent-encoded: the pattern masked them, but the quick test before
+    # it let mixed case through (stored unmasked).
+    for written in (
+        "Sk-Lf-1234abcd5678efgh",
+        "SK-LF-1234ABCD5678EFGH",
+        "sk%2Dlf%2D1234abcd5678efgh",
+    ):
+        assert "1234" not in str(masker().mask({"note": f"token {written}"})), written
     assert masker(pii=False).mask({"note": "sk-lf-1234567890abcdef"}) == {
         "note": "sk-lf-1234567890abcdef"  # masking switched off: the user's choice
     }
