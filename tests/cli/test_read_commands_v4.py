@@ -158,21 +158,37 @@ def test_only_an_answer_is_remembered_and_an_upgraded_host_is_read_through_v2_ag
         faults.v2_not_found, faults.v1_not_found = True, False  # a v1-only server: remembered
         on_v1 = as_json(cli("traces", "list", "--json", env=env))
         trace_id = on_v1["traces"][0]["id"]
-        asked = len(proxy.seen.paths)
+        upgraded_at = len(proxy.seen.paths)
         faults.v2_not_found, faults.v1_not_found = False, True  # upgraded to v4
         upgraded = as_json(cli("traces", "list", "--json", env=env))
-        assert proxy.seen.paths[asked : asked + 2] == [
+        assert proxy.seen.paths[upgraded_at : upgraded_at + 2] == [
             "/api/public/traces",
             "/api/public/v2/observations",
         ]
         shown = as_json(cli("traces", "show", trace_id, "--json", env=env))
         assert as_json(cli("metrics", "--json", "--refresh", env=env))["source"]["api"] == "v2"
+        after_upgrade = len(proxy.seen.paths)
+
+        # Remembered v1, then neither answers: the next call starts from v2 again.
+        faults.v2_not_found, faults.v1_not_found = True, False
+        as_json(cli("traces", "list", "--json", env=env))
+        as_json(cli("metrics", "--json", "--refresh", env=env))
+        faults.v1_not_found = True
+        assert cli("traces", "list", "--json", env=env).exit_code == 5
+        assert cli("metrics", "--json", "--refresh", env=env).exit_code == 5
+        faults.v2_not_found = False
+        asked = len(proxy.seen.paths)
+        as_json(cli("traces", "list", "--json", env=env))
+        assert proxy.seen.paths[asked] == "/api/public/v2/observations"
+        asked = len(proxy.seen.paths)
+        as_json(cli("metrics", "--json", "--refresh", env=env))
+        assert proxy.seen.paths[asked] == "/api/public/v2/metrics"
     finally:
         proxy.close()
     assert upgraded == on_v1
     assert shown["id"] == trace_id and shown["observations"]
     # Remembered again once v2 answered: the show and the metrics went to v2 straight away.
-    assert "/api/public/metrics" not in proxy.seen.paths[asked + 2 :]
+    assert "/api/public/metrics" not in proxy.seen.paths[upgraded_at + 2 : after_upgrade]
 
 
 def test_show_takes_a_decision_confidence_from_the_scores(cli: Cli) -> None:

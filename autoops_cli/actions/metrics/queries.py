@@ -242,6 +242,7 @@ def fetch_remote(
                 if body is None:
                     if rows:  # it answered the queries before this one
                         raise ApiError(f"{config.host}{paths[api]} answered 404", status=404)
+                    remember_read_api(cache, config.host, "v2")  # the next call: v2 first
                     raise ApiError(
                         f"{config.host} has no metrics API ({V2_PATH} and {V1_PATH} answered 404)",
                         status=404,

@@ -122,6 +122,14 @@ class TraceSource:
         self._switched = True
         return True
 
+    def forget_api(self) -> None:
+        """Neither API answered: the next command starts from v2 again (a remembered v1
+        would be asked first for a day)."""
+        if self._cache is not None:
+            from autoops_cli.langfuse_api.versions import remember_read_api
+
+            remember_read_api(self._cache, self.config.host, "v2")
+
     def get(self, path: str, params: list[tuple[str, str]], *, allow_404: bool = False) -> Any:
         """GET a read path: a JSON object; None for a 404 when ``allow_404``."""
         if self.local:
@@ -248,6 +256,7 @@ def list_traces(
             if listed is not None:
                 return listed
         if not source.switch_api():
+            source.forget_api()
             raise ApiError(
                 f"{source.where} has no traces API ({V2_OBSERVATIONS} and {V1_TRACES} "
                 "answered 404)",
