@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -76,6 +76,27 @@ def _address_problem(netloc: str, hostname: str) -> str | None:
         except (ImportError, UnicodeError, ValueError):
             return f"has an invalid IDNA host name ({hostname})"
     return None
+
+
+def _one_spelling(parts: SplitResult) -> str:
+    """The URL as the outbox keys its batches: one spelling per server. HTTP://Host:80/
+    kept batches that http://host never sent. The scheme and the name in lower case (an
+    IPv6 zone, an interface name, kept as written), IDNA-encoded, without a trailing dot;
+    the port as a number, left out when it is the scheme's; no trailing slash."""
+    scheme = parts.scheme.lower()
+    host = parts.netloc.rpartition("@")[2]
+    if host.startswith("["):
+        address, _, zone = host[1 : host.index("]")].partition("%")
+        name = f"[{address.lower()}{'%' + zone if zone else ''}]"
+    else:
+        name = (parts.hostname or "").removesuffix(".")
+        if not name.isascii():
+            import idna
+
+            name = idna.encode(name, uts46=True).decode("ascii")
+    port = parts.port
+    shown_port = "" if port is None or port == {"http": 80, "https": 443}[scheme] else f":{port}"
+    return f"{scheme}://{name}{shown_port}{parts.path}".rstrip("/")
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -260,13 +281,7 @@ class LangfuseConfig(LayeredSettings):
         problem = _address_problem(parts.netloc.rpartition("@")[2], parts.hostname)
         if problem is not None:
             raise ValueError(problem)
-        # One spelling per server (the outbox keeps batches by host): the scheme and the
-        # address in lower case (both are case-insensitive), no default port, no trailing
-        # slash. HTTP://Host:80/ kept batches that http://host never sent.
-        netloc = parts.netloc.lower()
-        default_port = {"http": ":80", "https": ":443"}[parts.scheme.lower()]
-        netloc = netloc.removesuffix(default_port) if parts.port is not None else netloc
-        return f"{parts.scheme.lower()}://{netloc}{parts.path}".rstrip("/")
+        return _one_spelling(parts)
 
     @field_validator("sample_rate")
     @classmethod

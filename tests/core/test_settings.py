@@ -172,6 +172,12 @@ def test_base_url_alias_and_host_preference(workdir: Path, monkeypatch: pytest.M
         ("http://127.0.0.1:3000//", "http://127.0.0.1:3000"),
         ("http://[::1]:3000/Langfuse/", "http://[::1]:3000/Langfuse"),
         ("https://h.example.com:8443", "https://h.example.com:8443"),
+        ("https://host.example:0443", "https://host.example"),
+        ("https://h.example.com:08443/Path/", "https://h.example.com:8443/Path"),
+        ("https://host.example.", "https://host.example"),
+        ("https://B\u00dcCHER.example", "https://xn--bcher-kva.example"),
+        ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
+        ("https://[FE80::1%25ETH0]:443/", "https://[fe80::1%25ETH0]"),  # the zone as written
     ],
 )
 def test_the_host_has_one_spelling_per_server(
