@@ -679,8 +679,9 @@ class LangfuseIntegrationService:
         ``available`` comes from a cheap probe: Langfuse's public health route and a read the
         keys must pass in langfuse mode (each at most ``timeout`` s, default
         ``LANGFUSE_TIMEOUT``), the store file in local mode; False when tracing is disabled or
-        the keys were rejected. The rest is the service's own view: tracing errors, delivery
-        state, batches waiting (``degraded`` when some failed or the keys were rejected).
+        shut down, or the keys were rejected. The rest is the service's own view: tracing
+        errors, delivery state, batches waiting (``degraded`` when some failed or the keys
+        were rejected; ``disabled`` after ``shutdown()`` too).
         """
         from config.client import ConnectionCheck
 
@@ -694,8 +695,8 @@ class LangfuseIntegrationService:
         # Refused by a batch, or by the probe just now (before any batch was sent).
         rejected = metrics["delivery_state"] == "credentials_rejected" or probe.keys_rejected
         status = (
-            "disabled"
-            if self.mode == "disabled"
+            "disabled"  # shut down: nothing traced now is recorded
+            if self.mode == "disabled" or self._closed
             else ("degraded" if failed or metrics["tracing_errors"] or rejected else "healthy")
         )
         available = probe.available and not rejected

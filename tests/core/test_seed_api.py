@@ -474,7 +474,8 @@ def test_tracing_after_shutdown_is_not_recorded_and_fails_nothing(
     # Neither started nor finalized (finalized counted them: 1 started, 4 finalized).
     assert (metrics["traces_started"], metrics["traces_finalized"]) == (1, 1)
     health = service.health_check()
-    assert health["status"] == "healthy"
-    # Nothing traced now reaches the destination: not available (it said True).
+    # Nothing traced now is recorded: not available (it said True), and disabled rather
+    # than healthy (nothing failed: not degraded).
     assert health["available"] is False and "shut down" in health["detail"]
+    assert health["status"] == "disabled"
     assert [r["id"] for r in rows(workdir, "SELECT id FROM traces")] == [kept]
