@@ -136,6 +136,9 @@ def _run_canary(
     service: LangfuseIntegrationService, event: dict[str, Any], timeout: float, result: DeployResult
 ) -> None:
     deadline = time.monotonic() + timeout
+    # Batches an earlier run left for this host go first: a refusal, or a flush cut short,
+    # may then be theirs and not the canary's.
+    backlog = service.client.pending()
     trace_id = service.create_simulation_trace(
         event, session_id="autoops-deploy", tags=[CANARY_TAG]
     )
@@ -158,16 +161,23 @@ def _run_canary(
         result.exit_code = int(ExitCode.CONFIG)
         return
     refused = bool(metrics["dead_letters"])  # flush() is done with those: True
-    if refused or not delivered:
-        # Polling for a trace that was never delivered would end in "not visible", and a
-        # longer --canary-timeout would be the wrong advice.
-        result.step("canary", "fail", _undelivered(service, trace_id, timeout, refused=refused))
+    # Polling for a trace that was never delivered would end in "not visible", and a longer
+    # --canary-timeout would be the wrong advice; with older batches sent first, only the
+    # read API can tell whether the canary itself arrived.
+    failed = refused or not delivered
+    visible, problem = (
+        (None, None) if failed and not backlog else _poll_until_visible(service, trace_id, deadline)
+    )
+    if visible is None and failed:
+        detail = _undelivered(service, trace_id, timeout, refused=refused)
+        if backlog:
+            detail += f" ({backlog} older batch(es) for this host went before it)"
+        result.step("canary", "fail", detail)
         # As replay says it: refused or not Langfuse's API 5, not reached (yet) 4.
         result.exit_code = int(
             ExitCode.API if refused or state == "host_misconfigured" else ExitCode.NETWORK
         )
         return
-    visible, problem = _poll_until_visible(service, trace_id, deadline)
     if visible is None:
         detail = f"trace {trace_id} not visible within {timeout:g} s"
         if problem is not None:  # what the read API said instead, last

@@ -168,6 +168,26 @@ def test_deploy_canary_found_on_serve(cli: Cli, served: ServeHandle) -> None:
     assert len(trace["observations"]) >= 3
 
 
+def test_a_refused_older_batch_is_not_blamed_on_the_canary(cli: Cli, served: ServeHandle) -> None:
+    """The outbox holds batches of an earlier run, and the first of them is refused: the
+    deploy said its canary was refused (exit 5), though the canary itself arrived."""
+    from tests.support.fault_proxy import FaultProxy, ProxyFaults
+
+    proxy = FaultProxy(served.url, ProxyFaults(post_statuses=[503] * 10_000))
+    try:
+        env = {**served.client_env(), "LANGFUSE_HOST": proxy.url, "AUTOOPS_FLUSH_DEADLINE": "1"}
+        assert cli("replay", str(EXAMPLE), "--limit", "2", env=env).exit_code == 4
+        proxy.faults.post_statuses = [400]  # the oldest batch left, sent first and alone
+        result = cli("deploy", "--json", "--canary-timeout", "30", env=env)
+    finally:
+        proxy.close()
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert report["steps"][-1]["status"] == "ok"
+    status = json.loads(cli("--json", "buffer", "status", env=env).stdout)
+    assert status["dead_letters"] == 1  # the older batch's refusal, kept
+
+
 def test_deploy_fails_when_the_read_path_lags(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
     """The fake accepts spans but never shows them: the canary times out, exit 1."""
     started = time.monotonic()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +25,8 @@ class ProxyFaults:
     delay_s: float = 0.0  # before forwarding each POST
     reset_every: int = 0  # every Nth POST: forwarded, then the connection closed unanswered
     html: bool = False  # answer 200 text/html to everything, forward nothing
+    # The next POSTs are answered these statuses, one each, and not forwarded.
+    post_statuses: list[int] = field(default_factory=list)
 
 
 class FaultProxy:
@@ -56,6 +58,15 @@ class FaultProxy:
                         reset = bool(faults.reset_every) and proxy.posts % faults.reset_every == 0
                 if faults.html:
                     self._reply(200, PORTAL_PAGE, "text/html; charset=utf-8")
+                    return
+                with proxy._lock:
+                    injected = (
+                        faults.post_statuses.pop(0)
+                        if method == "POST" and faults.post_statuses
+                        else None
+                    )
+                if injected is not None:
+                    self._reply(injected, b'{"message": "injected"}', "application/json")
                     return
                 if method == "POST" and faults.delay_s:
                     time.sleep(faults.delay_s)
