@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -117,6 +118,34 @@ def metrics_json(cli: Cli, *args: str, env: dict[str, str] | None = None) -> dic
 
 
 # --- definitions, on a fixed store ----------------------------------------------------------
+
+
+def test_a_window_ends_before_its_end_and_unmeasured_operations_weigh_nothing(
+    cli: Cli,
+) -> None:
+    """The end was inclusive (as Langfuse's toTimestamp is): a workflow at exactly 12:00
+    counted in 11:00-12:00 and in 12:00-13:00, and --by hour then lost the previous
+    window's events. And a group of operations without an end time (no latency) was read
+    as 0 ms with its count: every mean fell."""
+    b = _Spans()
+    b.event(-1_000_000, 100)  # 10:50:00, the previous window
+    b.event(0, 100)  # 11:06:40
+    b.event(1_000_000, 300)  # 11:23:20
+    b.event(2_000_000, 100, failed=True)  # 11:40:00, never ended (below)
+    b.event(3_200_000, 100)  # 12:00:00 exactly: the next window's
+    b.write(store_path())
+    with sqlite3.connect(store_path()) as db:
+        db.execute("UPDATE observations SET end_us = NULL WHERE level = 'ERROR'")
+    hour = ("--since", "2026-11-18T11:00:00Z", "--until", "2026-11-18T12:00:00Z")
+    first = metrics_json(cli, *hour)
+    second = metrics_json(cli, "--since", "2026-11-18T12:00:00Z", "--until", "2026-11-18T13:00:00Z")
+    assert first["system"]["total_events_processed"] == 3
+    assert second["system"]["total_events_processed"] == 1
+    assert first["system"]["average_workflow_duration"] == 200.0
+    assert first["agents"]["pricing_agent"]["average_response_time"] == 100.0
+    by_hour = metrics_json(cli, *hour, "--by", "hour")
+    assert by_hour["system"]["previous_window_events"] == 1
+    assert [b["average_workflow_duration"] for b in by_hour["series"]] == [200.0]
 
 
 def test_numbers_on_a_fixed_store(cli: Cli) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,16 @@ class Window:
     @property
     def seconds(self) -> float:
         return (parse_iso(self.end) - parse_iso(self.start)).total_seconds()
+
+    @property
+    def last_instant(self) -> str:
+        """The microsecond before ``end``: the query's ``toTimestamp``. Langfuse's bound is
+        inclusive (``<=``), so a workflow at exactly the end counted in this window and in
+        the next one (consecutive windows counted it twice), where traces list ends a
+        window before its end. Langfuse keeps milliseconds: at its precision this is the
+        end, left out."""
+        moment = parse_iso(self.end) - timedelta(microseconds=1)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
     def as_dict(self) -> dict[str, str]:
         return {"from": self.start, "to": self.end}
@@ -108,7 +118,7 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
             "filters": rest.get("filters", []),
             "timeDimension": rest.get("time_dimension"),
             "fromTimestamp": rest.get("start", window.start),
-            "toTimestamp": window.end,
+            "toTimestamp": window.last_instant,
             "orderBy": [],
             "config": {"row_limit": ROW_LIMIT},
         }

@@ -70,6 +70,9 @@ class _Group:
     avg: float
     p50: float
     p95: float
+    # Whether its latency was measured: a group of observations without an end time has
+    # none (null), and read as 0 with its count it dragged every mean down.
+    measured: bool = True
 
 
 def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
@@ -82,13 +85,18 @@ def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
             number(row.get("avg_latency")),
             number(row.get("p50_latency")),
             number(row.get("p95_latency")),
+            _measured(row.get("avg_latency")),
         )
         for row in rows
     ]
 
 
+def _measured(value: Any) -> bool:
+    return value is not None and not isinstance(value, bool)
+
+
 def _weighted(groups: list[_Group], attribute: str) -> float:
-    return weighted_mean([(getattr(g, attribute), g.count) for g in groups])
+    return weighted_mean([(getattr(g, attribute), g.count) for g in groups if g.measured])
 
 
 def _percentile(groups: list[_Group], attribute: str) -> float:
@@ -97,7 +105,7 @@ def _percentile(groups: list[_Group], attribute: str) -> float:
     Percentiles of different groups cannot be merged exactly; the successful operations
     of an agent with one operation name are one group (docs/metrics.md).
     """
-    counted = [g for g in groups if g.count]  # a group of no operations measured nothing
+    counted = [g for g in groups if g.count and g.measured]  # the groups that measured
     succeeded = [g for g in counted if g.level != "ERROR"] or counted
     if not succeeded:
         return 0.0
@@ -307,23 +315,25 @@ def _series(
     from autoops_cli.actions.metrics.queries import BUCKET_SECONDS
 
     start = parse_iso(fetched.window.start).timestamp()
-    buckets: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
+    buckets: dict[str, list[tuple[str, int, float | None]]] = defaultdict(list)
     for bucket, epoch, row in workflow_rows:
         if epoch + BUCKET_SECONDS[by] <= start:
             continue  # wholly in the previous window
         level = (_text(row.get("level")) or "DEFAULT").upper()
+        latency = row.get("avg_latency")
         buckets[bucket].append(
-            (level, count(row.get("count_count")), number(row.get("avg_latency")))
+            (level, count(row.get("count_count")), number(latency) if _measured(latency) else None)
         )
     series = []
     for stamp in sorted(buckets):
         rows = buckets[stamp]
+        measured = [(avg, n) for _, n, avg in rows if avg is not None]
         series.append(
             {
                 "time": stamp,
                 "events": sum(n for _, n, _ in rows),
                 "failed_events": sum(n for level, n, _ in rows if level == "ERROR"),
-                "average_workflow_duration": weighted_mean([(avg, n) for _, n, avg in rows]),
+                "average_workflow_duration": weighted_mean(measured),
             }
         )
     return series
