@@ -222,6 +222,19 @@ def test_show_takes_a_decision_confidence_from_the_scores(cli: Cli) -> None:
         [
             ScoreRecord("c1", trace, "1" * 16, "decision_confidence", 0.9, T0),
             ScoreRecord("c2", trace, "2" * 16, "decision_confidence", 0.1, T0),
+            # Of that name but no confidence: was shown as one ("confidence": true).
+            ScoreRecord(
+                "c0", trace, "1" * 16, "decision_confidence", 1.0, T0 + 10**6, data_type="BOOLEAN"
+            ),
+            ScoreRecord(
+                "c3",
+                trace,
+                "1" * 16,
+                "decision_confidence",
+                "high",
+                T0 + 2 * 10**6,
+                data_type="CATEGORICAL",
+            ),
         ],
     )
     store.close()

@@ -170,8 +170,15 @@ def test_show_takes_a_unique_prefix_and_names_the_store(cli: Cli, workdir: Path)
     assert missing.exit_code == 1
     assert f"no trace id starts with 0123456789 in the local store {store}" in missing.stderr
     assert "authorized project" not in missing.stderr
+    # Shorter than a prefix may be: a whole id (of another client), asked as it is.
     short = cli("traces", "show", "fff")
-    assert short.exit_code == 2 and "at least 6 characters" in short.stderr
+    assert short.exit_code == 1 and "trace fff not found" in short.stderr
+    assert "(a prefix of an id needs at least 6 characters)" in short.stderr
+    written = LocalStore(store)
+    written.write([span("t2", "9" * 16, None, "their.root", "span", 0, 3)])
+    written.close()
+    shown = json.loads(cli("traces", "show", "t2", "--json").stdout)
+    assert shown["id"] == "t2" and shown["observations"][0]["name"] == "their.root"
 
 
 def test_list_filters_and_json(cli: Cli) -> None:

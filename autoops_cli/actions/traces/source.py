@@ -432,10 +432,9 @@ def resolve_trace_id(source: TraceSource, given: str) -> str:
     if len(wanted) >= FULL_ID_LENGTH:
         return given.strip()
     if len(wanted) < MIN_PREFIX:
-        raise UsageError(
-            f"trace id {given!r}: give the full id, or a prefix of at least {MIN_PREFIX} "
-            "characters as traces list shows it"
-        )
+        # A whole id of another client (ids need not be 32 hex characters): asked as it is;
+        # "not found" says to give more of an id that was meant as a prefix.
+        return given.strip()
     if source.local:
         store = source.local_store()
         # A range on the primary key: the ids starting with the prefix, any characters in it
@@ -485,7 +484,7 @@ def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
                 break
         # v1's 404 is also what a missing trace gets: v2, when not asked yet, tells which.
         if not source.switch_api():
-            raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
+            raise _not_found(source, trace_id)
     if not isinstance(body.get("id"), str) or not body["id"]:
         raise ApiError(f"{source.where}{path} answered a trace without an id", status=200)
     observations = body.get("observations")
@@ -496,6 +495,12 @@ def fetch_trace(source: TraceSource, trace_id: str) -> dict[str, Any]:
             )
         _check_ids(source, path, observations)
     return dict(body)
+
+
+def _not_found(source: TraceSource, trace_id: str) -> CheckFailedError:
+    short = len(trace_id) < MIN_PREFIX
+    hint = f" (a prefix of an id needs at least {MIN_PREFIX} characters)" if short else ""
+    return CheckFailedError(f"trace {trace_id} not found at {source.where}{hint}")
 
 
 def _check_ids(source: TraceSource, path: str, observations: list[Any]) -> None:
@@ -533,7 +538,7 @@ def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
         if not cursor or not data:
             break
     if not observations:
-        raise CheckFailedError(f"trace {trace_id} not found at {source.where}")
+        raise _not_found(source, trace_id)
     confidence = _confidence_scores(source, trace_id)
     for observation in observations:
         metadata = observation.get("metadata")
@@ -575,7 +580,15 @@ def _confidence_scores(source: TraceSource, trace_id: str) -> dict[str, Any]:
         _remember(source, V3_SCORES, scores, ids)
         for score in scores:
             subject = score.get("subject")
-            if isinstance(subject, dict) and subject.get("kind") == "observation":
-                found.setdefault(str(subject.get("id")), score.get("value"))
+            value = score.get("value")
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            # A confidence is a number: a BOOLEAN or CATEGORICAL score of that name is not one.
+            if (
+                isinstance(subject, dict)
+                and subject.get("kind") == "observation"
+                and numeric
+                and score.get("dataType", "NUMERIC") == "NUMERIC"
+            ):
+                found.setdefault(str(subject.get("id")), value)
         if not cursor or not scores:  # an empty page is the last, whatever its cursor says
             return found
