@@ -411,6 +411,25 @@ def test_show_reports_the_adaptive_lowering(cli: Cli, workdir: Path) -> None:
     assert "- last replay slow (" in text and "rate 1 -> 0.5 after 50 traces" in text
 
 
+@pytest.mark.parametrize(
+    "kept", ['{"changes": [{}]}', '{"changes": 5}', '{"changes": [5]}', "[1]", "{bad"]
+)
+def test_a_damaged_record_of_the_last_replay_is_no_record(
+    cli: Cli, workdir: Path, kept: str
+) -> None:
+    """`sampling show` was an internal error (KeyError) on it, and `sampling set` exited 1
+    after writing the file."""
+    from config.store.local_store import default_store_path
+
+    record = default_store_path().parent / "last-replay-sampling.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(kept, encoding="utf-8")
+    assert show(cli, {})["adaptive"]["last_replay"] is None
+    shown = cli("sampling", "show")
+    assert shown.exit_code == 0 and "internal error" not in shown.stderr
+    assert cli("sampling", "set", "0.5").exit_code == 0
+
+
 def test_show_says_the_outbox_lowers_nothing(cli: Cli, workdir: Path) -> None:
     """A full outbox is delivery's business (backpressure, kept batches), not sampling's."""
     from config.delivery.outbox import SPANS, Outbox

@@ -272,9 +272,33 @@ def record_replay_sampling(directory: Path, document: dict[str, Any]) -> None:
 
 
 def read_last_replay(directory: Path) -> dict[str, Any] | None:
-    """What ``record_replay_sampling`` kept, or None."""
+    """What ``record_replay_sampling`` kept, or None (also for a file of another shape: a
+    damaged record was an internal error of `sampling show`, and of `set` after writing)."""
     try:
         data = json.loads((directory / LAST_REPLAY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if _is_replay_record(data) else None
+
+
+def _is_replay_record(data: Any) -> bool:
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    def change(item: Any) -> bool:
+        return (
+            isinstance(item, dict)
+            and number(item.get("from"))
+            and number(item.get("to"))
+            and number(item.get("after_traces"))
+            and isinstance(item.get("reason"), str)
+        )
+
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("run_id"), str)
+        and isinstance(data.get("finished_at"), str)
+        and number(data.get("final_rate"))
+        and isinstance(data.get("changes"), list)
+        and all(change(item) for item in data["changes"])
+    )
