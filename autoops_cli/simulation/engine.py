@@ -475,7 +475,10 @@ class ReplayEngine:
         if not callable(route):
             return ()
         try:
-            return tuple(str(agent) for agent in route(event))
+            routed = route(event)
+            if isinstance(routed, str):  # one agent: not its letters, one agent each
+                return (routed,)
+            return tuple(str(agent) for agent in routed)
         except AGENT_FAILURES:  # a custom orchestrator's bug surfaces in handle(); sampling goes on
             return ()
 

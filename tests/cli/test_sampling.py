@@ -396,6 +396,26 @@ def test_agent_rules_apply_to_the_events_routed_to_the_agent(cli: Cli, workdir: 
     assert summary["traces_recorded"] == len(routed)
 
 
+def test_an_orchestrator_routing_to_one_agent_by_name_is_matched_by_its_rule(
+    cli: Cli, workdir: Path
+) -> None:
+    """agents_for returning "promotion_agent" (a string, not a tuple) was read letter by
+    letter: the agent rules matched nothing, silently."""
+    (workdir / "one_agent.py").write_text(
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "class OneAgent(RetailOrchestrator):\n"
+        "    @staticmethod\n"
+        "    def agents_for(event):\n"
+        "        return 'promotion_agent'\n",
+        encoding="utf-8",
+    )
+    project(workdir, "[sampling.agent]\npromotion_agent = 0.0\n")
+    result = cli("replay", str(EXAMPLE), "--limit", "20", "--orchestrator", "one_agent:OneAgent",
+                 "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["events_sampled_out"] == 20
+
+
 def test_show_reports_the_adaptive_lowering(cli: Cli, workdir: Path) -> None:
     env = {"LANGFUSE_MAX_LATENCY_MS": "0.000001"}
     replayed = json.loads(cli("replay", str(EXAMPLE), "--run-id", "slow", "--json", env=env).stdout)
