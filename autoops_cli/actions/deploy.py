@@ -136,9 +136,10 @@ def _run_canary(
     service: LangfuseIntegrationService, event: dict[str, Any], timeout: float, result: DeployResult
 ) -> None:
     deadline = time.monotonic() + timeout
-    # Batches an earlier run left for this host go first: a refusal, or a flush cut short,
-    # may then be theirs and not the canary's.
+    # Batches an earlier run left for this host go first (from the start-up on): a refusal,
+    # or a flush cut short, may then be theirs and not the canary's.
     backlog = service.client.pending()
+    refused_before = service.get_performance_metrics()["dead_letters"]
     trace_id = service.create_simulation_trace(
         event, session_id="autoops-deploy", tags=[CANARY_TAG]
     )
@@ -160,7 +161,7 @@ def _run_canary(
         result.step("canary", "fail", "Langfuse rejected the keys")
         result.exit_code = int(ExitCode.CONFIG)
         return
-    refused = bool(metrics["dead_letters"])  # flush() is done with those: True
+    refused = metrics["dead_letters"] > refused_before  # flush() is done with those: True
     # Polling for a trace that was never delivered would end in "not visible", and a longer
     # --canary-timeout would be the wrong advice; with older batches sent first, only the
     # read API can tell whether the canary itself arrived.
