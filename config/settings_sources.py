@@ -147,6 +147,27 @@ def _validate(
         return None
 
 
+def rate_zero_effect(rules: SamplingRules | None) -> str:
+    """What a global sample rate of 0 does: drop every trace, unless a rule keeps some (the
+    rate covers only the traces no rule matches)."""
+    keeping = [name for _, name, rate in rules.items() if rate > 0] if rules else []
+    if not keeping:
+        return "sample rate 0 drops every trace"
+    return (
+        "sample rate 0 drops every trace that no sampling rule keeps "
+        f"({len(keeping)} rule(s) keep some: {', '.join(keeping[:3])}"
+        f"{' ...' if len(keeping) > 3 else ''})"
+    )
+
+
+def rules_or_none(loaded_values: dict[str, RawValue]) -> SamplingRules | None:
+    """The sampling rules of these values; None when one is bad (reported on its own)."""
+    try:
+        return rules_from_settings(sampling_values(loaded_values))
+    except (ValueError, TypeError):  # a bad rule is reported as a problem of its own
+        return None
+
+
 def _warnings_for(
     config: LangfuseConfig, loaded_values: dict[str, RawValue], files: SettingsFiles
 ) -> list[SettingProblem]:
@@ -163,7 +184,7 @@ def _warnings_for(
             SettingProblem(
                 "langfuse.sample_rate",
                 source("langfuse.sample_rate"),
-                "sample rate 0 drops every trace",
+                rate_zero_effect(rules_or_none(loaded_values)),
             )
         )
     host = loaded_values.get("langfuse.host")

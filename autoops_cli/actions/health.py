@@ -486,7 +486,10 @@ def _sampling(loaded: LoadedSettings) -> Check:
     rate = config.effective_sample_rate
     origin = loaded.origin_of("langfuse.sample_rate").describe()
     if rate == 0:
-        return Check("sampling", WARN, rate, f"sample rate 0 from {origin}: every trace is dropped")
+        from config.settings_sources import rate_zero_effect, rules_or_none
+
+        effect = rate_zero_effect(rules_or_none(loaded.values))
+        return Check("sampling", WARN, rate, f"{effect} ({origin})")
     return Check("sampling", OK, rate, f"sample rate {rate:g} ({origin})")
 
 

@@ -386,7 +386,15 @@ def test_replay_keeps_every_critical_event_and_a_tenth_of_the_rest(
 
 def test_agent_rules_apply_to_the_events_routed_to_the_agent(cli: Cli, workdir: Path) -> None:
     project(workdir, "[langfuse]\nsample_rate = 0.0\n[sampling.agent]\npromotion_agent = 1.0\n")
-    summary = json.loads(cli("replay", str(EXAMPLE), "--json").stdout)
+    replayed = cli("replay", str(EXAMPLE), "--json")
+    summary = json.loads(replayed.stdout)
+    # Not "drops every trace": the rule keeps some (said so by replay, validate and health).
+    kept_by_rule = "sample rate 0 drops every trace that no sampling rule keeps (1 rule(s) keep some: promotion_agent)"
+    assert kept_by_rule in replayed.stderr
+    assert kept_by_rule in cli("config", "validate").stderr
+    health = json.loads(cli("--json", "health-check").stdout)
+    (sampling,) = [c for c in health["checks"] if c["name"] == "sampling"]
+    assert sampling["message"].startswith(kept_by_rule)
     events = [json.loads(line) for line in EXAMPLE.read_text().splitlines() if line.strip()]
     routed = {e["event_id"] for e in events if e["event_type"] in PROMOTION_TYPES}
     stored = {
