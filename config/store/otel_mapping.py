@@ -330,7 +330,7 @@ def _merge_trace(
     conventions found them); a root span seeds the trace's with it.
     """
     attributes = span.attributes
-    is_root = _parent_id(span) is None
+    is_root = _is_trace_root(span)
     start_us = span.start_ns // 1000
     row = batch.traces.get(span.trace_id)
     if row is not None and span.trusted_json and not is_root:
@@ -442,22 +442,23 @@ def _foreign_fields(span: SpanRecord, observation_type: str) -> dict[str, Any]:
     }
 
 
-def _parent_id(span: SpanRecord) -> str | None:
-    """The span's parent observation: none for a span marked as its trace's root, as
-    Langfuse compares ``String(as_root) === "true"``: the Langfuse SDK marks a span it starts
-    in a chosen trace, under a parent it invented and never sends (``as_root``), and the
-    first of its spans under a parent it does not export, such as a web framework's span
-    (``is_app_root``). Langfuse keeps that parent's id and counts the span a root all the
-    same (its trace's name, ``isRootObservation``); the store keeps no parent that never
-    arrives, so that both readers see the root a trace has."""
-    parent = span.parent_span_id
-    if parent is not None:
-        attributes = span.attributes
-        for marker in (la.AS_ROOT, la.IS_APP_ROOT):
-            marked = attributes.get(marker)  # absent on nearly every span: no str()
-            if marked is not None and str(marked).lower() == "true":
-                return None
-    return parent
+def _is_trace_root(span: SpanRecord) -> bool:
+    """Whether the span seeds its trace (name, input, output): one without a parent, or one
+    marked as its trace's root, as Langfuse compares ``String(as_root) === "true"``: the
+    Langfuse SDK marks a span it starts in a chosen trace, under a parent it invented and
+    never sends (``as_root``), and the first of its spans under a parent it does not export,
+    such as a web framework's span or another service's (``is_app_root``). Its parent id is
+    kept all the same, as Langfuse keeps it (a service continuing another's trace stays
+    under that one's span); readers count an observation whose parent is not stored as a
+    root (``IS_ROOT_SQL``)."""
+    if span.parent_span_id is None:
+        return True
+    attributes = span.attributes
+    for marker in (la.AS_ROOT, la.IS_APP_ROOT):
+        marked = attributes.get(marker)  # absent on nearly every span: no str()
+        if marked is not None and str(marked).lower() == "true":
+            return True
+    return False
 
 
 def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
@@ -477,7 +478,7 @@ def map_spans(spans: Iterable[SpanRecord]) -> MappedBatch:
         row = {
             "id": span.span_id,
             "trace_id": span.trace_id,
-            "parent_observation_id": _parent_id(span),
+            "parent_observation_id": span.parent_span_id,
             "type": observation_type,
             "name": span.name,
             "start_us": span.start_ns // 1000,

@@ -202,8 +202,41 @@ def test_python_sdk_root_in_a_chosen_trace_is_the_traces_root(served: ServeHandl
             o.name: o
             for o in client.api.observations.get_many(trace_id=trace_id, fields=ALL_GROUPS).data
         }
-        assert found["chosen-root"].parent_observation_id is None
+        # As Langfuse: the invented parent's id is kept, and the span is a root all the same.
+        invented = found["chosen-root"].parent_observation_id
+        assert invented is not None and invented not in {o.id for o in found.values()}
+        assert found["chosen-root"].is_root_observation is True
         assert found["chosen-child"].parent_observation_id == found["chosen-root"].id
+        roots = client.api.observations.get_many(trace_id=trace_id, is_root_observation=True)
+        assert [o.name for o in roots.data] == ["chosen-root"]
+    finally:
+        client.shutdown()
+
+
+def test_python_sdk_span_continuing_another_services_trace_keeps_its_parent(
+    served: ServeHandle,
+) -> None:
+    """A second service continues a trace under the first one's span (the SDK's
+    ``trace_context`` with ``parent_span_id``, as a ``traceparent`` header carries it). The
+    store dropped the parent of every span marked as a root: a trace of two roots, and a
+    ``parentObservationId`` filter that missed the child."""
+    client = sdk(served)
+    try:
+        with client.start_as_current_observation(name="svcA-root") as first:
+            trace_id, parent_id = first.trace_id, first.id
+        client.flush()
+        context = {"trace_id": trace_id, "parent_span_id": parent_id}
+        with (
+            client.start_as_current_observation(name="svcB", trace_context=context),
+            client.start_as_current_observation(name="svcB-child"),
+        ):
+            pass
+        client.flush()
+        found = {o.name: o for o in client.api.observations.get_many(trace_id=trace_id).data}
+        assert found["svcB"].parent_observation_id == parent_id
+        assert found["svcB-child"].parent_observation_id == found["svcB"].id
+        under = client.api.observations.get_many(parent_observation_id=parent_id).data
+        assert [o.name for o in under] == ["svcB"]
     finally:
         client.shutdown()
 
@@ -231,7 +264,9 @@ def test_python_sdk_app_root_under_a_span_it_does_not_export_is_the_traces_root(
             for o in client.api.observations.get_many(trace_id=trace_id, fields=ALL_GROUPS).data
         }
         assert set(found) == {"handle-chat", "answer"}  # the framework's span is not sent
-        assert found["handle-chat"].parent_observation_id is None
+        # As Langfuse: the framework span's id is kept as the parent, never stored.
+        parent = found["handle-chat"].parent_observation_id
+        assert parent is not None and parent not in {o.id for o in found.values()}
         roots = client.api.observations.get_many(trace_id=trace_id, is_root_observation=True)
         assert [o.name for o in roots.data] == ["handle-chat"]
         import httpx

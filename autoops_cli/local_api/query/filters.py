@@ -41,6 +41,7 @@ from autoops_cli.local_api.query.metrics_views import (
     ARRAY,
     BOOLEAN,
     DATETIME,
+    IS_ROOT_SQL,
     NUMBER,
     STRING,
     observation_measures,
@@ -237,9 +238,7 @@ OBSERVATION_COLUMNS: dict[str, FilterColumn] = {
     "version": FilterColumn("o.version", replaces=("version",)),
     "userId": FilterColumn("t.user_id", replaces=("userId",)),
     "sessionId": FilterColumn("t.session_id", replaces=("sessionId",)),
-    "isRootObservation": FilterColumn(
-        "(o.parent_observation_id IS NULL)", BOOLEAN, ("isRootObservation",)
-    ),
+    "isRootObservation": FilterColumn(IS_ROOT_SQL, BOOLEAN, ("isRootObservation",)),
     "parentObservationId": FilterColumn(
         "o.parent_observation_id", replaces=("parentObservationId",)
     ),

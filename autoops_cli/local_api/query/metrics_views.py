@@ -19,6 +19,15 @@ from dataclasses import dataclass, field
 STRING, NUMBER, BOOLEAN, ARRAY, DATETIME = "string", "number", "boolean", "array", "datetime"
 TRACES, OBSERVATIONS = "traces", "observations"  # tables a field may need joined
 
+# A root observation (``isRootObservation``): one without a parent, or whose parent is not
+# stored. The parent id is kept as sent, as Langfuse keeps it: a span the Langfuse SDK
+# starts in a chosen trace or under a framework's span has a parent that never arrives,
+# and a service continuing another's trace one that does (svcB under svcA's span).
+IS_ROOT_SQL = (
+    "(o.parent_observation_id IS NULL OR NOT EXISTS "
+    "(SELECT 1 FROM observations AS parent WHERE parent.id = o.parent_observation_id))"
+)
+
 
 def _iso_text_us(column: str) -> str:
     """Microseconds since the epoch of an ISO text column, exactly: SQLite's date functions
@@ -185,7 +194,7 @@ _OBSERVATION_DIMENSIONS = {
     "traceRelease": _f("t.release", joins=(TRACES,)),
     "traceVersion": _f("t.version", joins=(TRACES,)),
     "startTimeMonth": _f(_month("o.start_us")),
-    "isRootObservation": _f("(o.parent_observation_id IS NULL)", BOOLEAN, versions=(2,)),
+    "isRootObservation": _f(IS_ROOT_SQL, BOOLEAN, versions=(2,)),
 }
 
 # Boolean scores are stored by the local store as string_value "True"/"False" (value NULL);

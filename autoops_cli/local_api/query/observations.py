@@ -39,6 +39,7 @@ from autoops_cli.local_api.query.common import (
 )
 from autoops_cli.local_api.query.errors import QueryParams, invalid_request, not_found
 from autoops_cli.local_api.query.filters import OBSERVATION_COLUMNS, structured_filter
+from autoops_cli.local_api.query.metrics_views import IS_ROOT_SQL
 
 if TYPE_CHECKING:
     from config.store.local_store import LocalStore
@@ -59,7 +60,7 @@ _FROM = "FROM observations AS o LEFT JOIN traces AS t ON t.id = o.trace_id"
 _SELECT = (
     "SELECT o.*, t.user_id AS trace_user_id, t.session_id AS trace_session_id, "
     "t.name AS trace_name, t.tags AS trace_tags, t.release AS trace_release, "
-    f"t.public AS trace_public {_FROM}"
+    f"t.public AS trace_public, {IS_ROOT_SQL} AS is_root {_FROM}"
 )
 
 
@@ -151,9 +152,7 @@ def _filters(params: QueryParams, *, v2: bool) -> Where:
         where.equal("t.session_id", text_param(params, "sessionId"))
         root = bool_param(params, "isRootObservation")
         if root is not None:
-            where.add(
-                "o.parent_observation_id IS NULL" if root else "o.parent_observation_id IS NOT NULL"
-            )
+            where.add(IS_ROOT_SQL if root else f"NOT {IS_ROOT_SQL}")
     return where
 
 
@@ -262,8 +261,7 @@ def _basic(row: Row, expand: frozenset[str]) -> dict[str, Any]:
         "public": bool(row["trace_public"]),
         "userId": row["trace_user_id"],
         "sessionId": row["trace_session_id"],
-        # The store keeps no app-root marker: a root is an observation without a parent.
-        "isRootObservation": row["parent_observation_id"] is None,
+        "isRootObservation": bool(row["is_root"]),
     }
 
 
