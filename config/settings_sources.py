@@ -169,7 +169,10 @@ def rules_or_none(loaded_values: dict[str, RawValue]) -> SamplingRules | None:
 
 
 def _warnings_for(
-    config: LangfuseConfig, loaded_values: dict[str, RawValue], files: SettingsFiles
+    config: LangfuseConfig,
+    loaded_values: dict[str, RawValue],
+    files: SettingsFiles,
+    shadowed: Mapping[str, list[RawValue]],
 ) -> list[SettingProblem]:
     def source(setting: str) -> str:
         raw = loaded_values.get(setting)
@@ -198,21 +201,36 @@ def _warnings_for(
                 "local mode, traces go to the local store (set both keys to send to that host)",
             )
         )
+    # Every file that holds the key, the one it is taken from or one a higher source
+    # overrides: a key left in a world-readable autoops.toml leaks all the same.
     secret = loaded_values.get("langfuse.secret_key")
+    holding = [secret, *shadowed.get("langfuse.secret_key", [])] if secret is not None else []
     for path in (files.project, files.user, files.dotenv):
-        if secret is None or path is None or secret.origin.path != path:
-            continue
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            found.append(
-                SettingProblem(
-                    "langfuse.secret_key",
-                    secret.origin.describe(),
-                    f"file holding the secret key is readable by others (mode {stat.S_IMODE(mode):o}); "
-                    f"run chmod 600 {path}, or move the key to the environment or .env",
-                )
-            )
+        found.extend(
+            _exposed_secret(path, value)
+            for value in holding
+            if path is not None and value.origin.path == path and _open_to_others(path)
+        )
     return found
+
+
+def _open_to_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        return False
+
+
+def _exposed_secret(path: Path, value: RawValue) -> SettingProblem:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    readable = mode & (stat.S_IRGRP | stat.S_IROTH)
+    elsewhere = "the environment" if path.name == ".env" else "the environment or .env"
+    return SettingProblem(
+        "langfuse.secret_key",
+        value.origin.describe(),
+        f"file holding the secret key is {'readable' if readable else 'writable'} by others "
+        f"(mode {mode:o}); run chmod 600 {path}, or move the key to {elsewhere}",
+    )
 
 
 def load_settings(
@@ -234,7 +252,7 @@ def load_settings(
     masking = _validate(DataMaskingConfig, layers.values, problems)
     warnings = list(layers.warnings)
     if langfuse is not None:
-        warnings.extend(_warnings_for(langfuse, layers.values, layers.files))
+        warnings.extend(_warnings_for(langfuse, layers.values, layers.files, layers.shadowed))
     return LoadedSettings(
         langfuse=langfuse,
         masking=masking,

@@ -344,6 +344,29 @@ def test_secret_in_readable_project_file_warns(workdir: Path) -> None:
     assert load_settings().warnings == []
 
 
+def test_a_secret_left_in_an_open_file_warns_when_another_source_overrides_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the file the key was taken from was checked: a key in a world-readable
+    autoops.toml, overridden by the environment or .env, leaked without a word."""
+    project = workdir / "autoops.toml"
+    project.write_text(
+        f"[langfuse]\npublic_key = '{KNOWN_PUBLIC}'\nsecret_key = 'sk-lf-file-0123456789'\n"
+    )
+    project.chmod(0o644)
+    dotenv = workdir / ".env"
+    dotenv.write_text("LANGFUSE_SECRET_KEY=sk-lf-dotenv-0123456789\n")
+    dotenv.chmod(0o620)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", KNOWN_SECRET)
+    warnings = {w.source.split(" (")[0]: w.message for w in load_settings().warnings}
+    assert set(warnings) == {str(project), str(dotenv)}, warnings
+    assert "readable by others (mode 644)" in warnings[str(project)]
+    assert "or move the key to the environment or .env" in warnings[str(project)]
+    # Group-writable only: said as such; and from .env, the environment is the way out.
+    assert warnings[str(dotenv)].startswith("file holding the secret key is writable")
+    assert warnings[str(dotenv)].endswith("or move the key to the environment")
+
+
 def test_plain_constructor_reads_the_same_layers(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
