@@ -638,6 +638,19 @@ def _stop_on_signals() -> Iterator[StopSignals]:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def _note_other_hosts(state: AppState, host: str) -> None:
+    """Batches kept for other hosts (LANGFUSE_HOST changed since): a run sends only its
+    own host's backlog, and said nothing of the rest (only `buffer flush` did)."""
+    from autoops_cli.actions.buffer import other_hosts, other_hosts_note, outbox_status
+
+    try:
+        note = other_hosts_note(other_hosts(outbox_status(host), host), host)
+    except LocalFileError:  # the outbox could not be read: the run's own messages say why
+        return
+    if note is not None:
+        state.output.warning(note)
+
+
 def _exit_code(
     state: AppState,
     summary: ReplaySummary,
@@ -646,6 +659,8 @@ def _exit_code(
     dry_run: bool = False,
 ) -> int:
     out = state.output
+    if summary.delivery.get("host") and not dry_run:
+        _note_other_hosts(state, str(summary.delivery["host"]))
     if worker_failure is not None:  # a worker died or lost events (--workers): its error is above
         code, message = worker_failure
         out.error(f"{message}; {recorded_text(summary)}")

@@ -426,6 +426,8 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     second = run("-q", "replay", str(events), "--limit", "20", "--run-id", "other",
                  env=clean_env(**keys(other), **home))  # fmt: skip
     assert second.returncode == 4, second.stderr
+    # A run sends its own host's backlog only, and says what waits for the others.
+    assert f"batch(es) for other hosts remain in the outbox: {wrong} (" in second.stderr
     right = clean_env(**served_env(served), **home)
 
     status = outbox_status(right)
