@@ -147,6 +147,35 @@ def _validate(
         return None
 
 
+def _overridden_problems(
+    model: type[BaseSettings],
+    values: dict[str, RawValue],
+    shadowed: Mapping[str, list[RawValue]],
+) -> list[SettingProblem]:
+    """Bad values a higher source overrides (``config validate`` checks every source): a
+    committed ``autoops.toml`` with ``max_retries = -4`` broke the first run without the
+    environment variable that hid it. Each one is validated in place of the value used."""
+    section = section_of(model)
+    found: list[SettingProblem] = []
+    for setting, hidden in shadowed.items():
+        if setting.split(".", 1)[0] != section:
+            continue
+        for raw in hidden:
+            problems: list[SettingProblem] = []
+            _validate(model, {**values, setting: raw}, problems)
+            used = values[setting].origin.describe() if setting in values else "the default"
+            found.extend(
+                SettingProblem(
+                    problem.setting,
+                    problem.source,
+                    f"{problem.message} (overridden by {used}: it applies where that is not set)",
+                )
+                for problem in problems
+                if problem.setting == setting
+            )
+    return found
+
+
 def rate_zero_effect(rules: SamplingRules | None) -> str:
     """What a global sample rate of 0 does: drop every trace, unless a rule keeps some (the
     rate covers only the traces no rule matches)."""
@@ -251,6 +280,8 @@ def load_settings(
     langfuse = _validate(LangfuseConfig, layers.values, problems)
     masking = _validate(DataMaskingConfig, layers.values, problems)
     warnings = list(layers.warnings)
+    for model in (LangfuseConfig, DataMaskingConfig):
+        warnings.extend(_overridden_problems(model, layers.values, layers.shadowed))
     if langfuse is not None:
         warnings.extend(_warnings_for(langfuse, layers.values, layers.files, layers.shadowed))
     return LoadedSettings(

@@ -367,6 +367,27 @@ def test_a_secret_left_in_an_open_file_warns_when_another_source_overrides_it(
     assert warnings[str(dotenv)].endswith("or move the key to the environment")
 
 
+def test_a_bad_value_another_source_overrides_is_still_reported(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config validate said valid: the committed file broke the first run without the
+    environment variables that hid its values."""
+    (workdir / ".env").write_text("LANGFUSE_SAMPLE_RATE=abc\n")
+    (workdir / "autoops.toml").write_text("[langfuse]\nmax_retries = -4\n")
+    monkeypatch.setenv("LANGFUSE_SAMPLE_RATE", "0.5")
+    monkeypatch.setenv("LANGFUSE_MAX_RETRIES", "2")
+    loaded = load_settings()
+    assert loaded.valid and loaded.require()[0].max_retries == 2
+    hidden = {w.setting: w for w in loaded.warnings}
+    assert set(hidden) == {"langfuse.sample_rate", "langfuse.max_retries"}
+    assert hidden["langfuse.max_retries"].source.startswith(str(workdir / "autoops.toml"))
+    assert "must be a positive integer, got -4" in hidden["langfuse.max_retries"].message
+    assert "overridden by environment variable LANGFUSE_MAX_RETRIES" in (
+        hidden["langfuse.max_retries"].message
+    )
+    assert hidden["langfuse.sample_rate"].source.startswith(str(workdir / ".env"))
+
+
 def test_plain_constructor_reads_the_same_layers(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
