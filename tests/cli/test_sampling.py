@@ -220,6 +220,24 @@ def test_user_and_project_files_layer_per_rule(cli: Cli, workdir: Path) -> None:
     assert tomllib.loads(path.read_text())["sampling"] == {"event_type": {"demand_spike": 0.6}}
 
 
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        ("[langfuse]  # team-wide sampling, see ticket OPS-12\nsample_rate = 0.2\n", ()),
+        ("[sampling.severity]  # keep\nlow = 0.1\n", ("--severity", "low")),
+    ],
+)
+def test_reset_keeps_a_table_with_a_comment_on_its_header(
+    cli: Cli, workdir: Path, text: str, args: tuple[str, ...]
+) -> None:
+    """docs/sampling.md: an emptied table stays when it holds a comment; one on the
+    header's line was deleted with the table (the file emptied)."""
+    path = workdir / "autoops.toml"
+    path.write_text(text, encoding="utf-8")
+    assert cli("sampling", "reset", *args).exit_code == 0
+    assert path.read_text(encoding="utf-8") == text.splitlines(keepends=True)[0]
+
+
 def test_reset_removes_a_rule_or_the_global_rate(cli: Cli, workdir: Path) -> None:
     path = project(workdir)
     original = path.read_bytes()

@@ -224,6 +224,8 @@ def _bare(table: Any) -> bool:
 
     if not isinstance(table, Table) or len(table):
         return False
+    if table.trivia.comment:  # on its header line: `[langfuse]  # see ticket OPS-12`
+        return False
     return not any(isinstance(item, Comment) for _, item in table.value.body)
 
 
