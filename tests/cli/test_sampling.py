@@ -338,6 +338,9 @@ def test_sampling_disabled_keeps_every_trace(cli: Cli, workdir: Path) -> None:
     assert report["sampling_enabled"] is False
     assert report["sampling_enabled_origin"] == "environment variable LANGFUSE_ENABLE_SAMPLING"
     assert "every trace is kept" in report["global"]["effect"]
+    # The rules said what they would do: "traces of low-severity events are dropped".
+    rule = rules_of(report)["sampling.severity.low"]
+    assert rule["effect"].startswith("not applied (sampling is off)")
     assert report["adaptive"]["active"] is False
     written = cli("sampling", "set", "0.1", env=env)
     assert "sampling is off (LANGFUSE_ENABLE_SAMPLING=false in the environment)" in " ".join(

@@ -92,9 +92,13 @@ def _who(kind: str, name: str) -> str:
     }[kind]
 
 
-def rule_effect(kind: str, name: str, rate: float, global_rate: float) -> str:
-    """What one rule does, in words."""
+def rule_effect(
+    kind: str, name: str, rate: float, global_rate: float, inactive: str | None = None
+) -> str:
+    """What one rule does, in words (``inactive``: why no rule applies now)."""
     who = _who(kind, name)
+    if inactive is not None:
+        return f"not applied ({inactive}): every trace of {who} is treated as all others"
     if rate >= 1.0:
         return f"every trace of {who} is kept, also while adaptive sampling lowers the rates"
     if rate <= 0.0:
@@ -102,7 +106,8 @@ def rule_effect(kind: str, name: str, rate: float, global_rate: float) -> str:
     text = f"about {_percent(rate)} of the traces of {who} are kept"
     if rate < global_rate:
         text += f" (below the global {show_value(global_rate)}: for them this rule wins over the global rate)"
-    return text
+    # A trace matching several rules takes the highest rate: this one may not decide.
+    return text + ", unless another rule they match keeps more"
 
 
 def sampling_report(loaded: LoadedSettings) -> dict[str, Any]:
@@ -110,6 +115,13 @@ def sampling_report(loaded: LoadedSettings) -> dict[str, Any]:
     config, _ = loaded.require()
     active = config.enable_sampling and config.enabled and config.tracing_enabled
     global_rate = config.sample_rate
+    inactive = (
+        None
+        if active
+        else "tracing is disabled"
+        if not (config.enabled and config.tracing_enabled)
+        else "sampling is off"
+    )
     rules = []
     known = sampling_rule_names()
     ordered = sorted(loaded.sampling_rules.items(), key=lambda r: (RULE_KINDS.index(r[0]), r[1]))
@@ -125,7 +137,7 @@ def sampling_report(loaded: LoadedSettings) -> dict[str, Any]:
                 "overrides": _overrides(loaded, setting),
                 "note": override_note(loaded, setting),
                 "known": name in known[kind],
-                "effect": rule_effect(kind, name, rate, global_rate),
+                "effect": rule_effect(kind, name, rate, global_rate, inactive),
             }
         )
     if not (config.enabled and config.tracing_enabled):
