@@ -170,6 +170,9 @@ def test_show_takes_a_unique_prefix_and_names_the_store(cli: Cli, workdir: Path)
     assert missing.exit_code == 1
     assert f"no trace id starts with 0123456789 in the local store {store}" in missing.stderr
     assert "authorized project" not in missing.stderr
+    for blank in ("", " "):  # no id: every trace's observations were shown as one tree
+        empty = cli("traces", "show", blank)
+        assert empty.exit_code == 2 and "trace id ''" in empty.stderr
     # Shorter than a prefix may be: a whole id (of another client), asked as it is.
     short = cli("traces", "show", "fff")
     assert short.exit_code == 1 and "trace fff not found" in short.stderr

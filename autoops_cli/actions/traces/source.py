@@ -431,6 +431,8 @@ def resolve_trace_id(source: TraceSource, given: str) -> str:
     wanted = given.strip().lower()
     if len(wanted) >= FULL_ID_LENGTH:
         return given.strip()
+    if not wanted:  # no filter at all: every trace's observations, shown as one tree
+        raise UsageError("trace id '': give the full id, or a prefix as traces list shows it")
     if len(wanted) < MIN_PREFIX:
         # A whole id of another client (ids need not be 32 hex characters): asked as it is;
         # "not found" says to give more of an id that was meant as a prefix.
