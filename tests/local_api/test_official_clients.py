@@ -237,6 +237,15 @@ def test_python_sdk_span_continuing_another_services_trace_keeps_its_parent(
         assert found["svcB-child"].parent_observation_id == found["svcB"].id
         under = client.api.observations.get_many(parent_observation_id=parent_id).data
         assert [o.name for o in under] == ["svcB"]
+        # Under a span of another trace (a follow-up trace linked to its cause): the root of
+        # its own trace all the same (its parent is in no observation of this trace).
+        followup = client.create_trace_id()
+        context = {"trace_id": followup, "parent_span_id": parent_id}
+        with client.start_as_current_observation(name="follow-up", trace_context=context):
+            pass
+        client.flush()
+        roots = client.api.observations.get_many(trace_id=followup, is_root_observation=True)
+        assert [o.name for o in roots.data] == ["follow-up"]
     finally:
         client.shutdown()
 

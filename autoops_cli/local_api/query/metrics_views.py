@@ -20,12 +20,13 @@ STRING, NUMBER, BOOLEAN, ARRAY, DATETIME = "string", "number", "boolean", "array
 TRACES, OBSERVATIONS = "traces", "observations"  # tables a field may need joined
 
 # A root observation (``isRootObservation``): one without a parent, or whose parent is not
-# stored. The parent id is kept as sent, as Langfuse keeps it: a span the Langfuse SDK
-# starts in a chosen trace or under a framework's span has a parent that never arrives,
-# and a service continuing another's trace one that does (svcB under svcA's span).
+# stored in its trace (a span started with ``trace_context`` under another trace's span).
+# The parent id is kept as sent, as Langfuse keeps it: a span the Langfuse SDK starts in a
+# chosen trace or under a framework's span has a parent that never arrives, and a service
+# continuing another's trace one that does (svcB under svcA's span).
 IS_ROOT_SQL = (
-    "(o.parent_observation_id IS NULL OR NOT EXISTS "
-    "(SELECT 1 FROM observations AS parent WHERE parent.id = o.parent_observation_id))"
+    "(o.parent_observation_id IS NULL OR NOT EXISTS (SELECT 1 FROM observations AS parent "
+    "WHERE parent.id = o.parent_observation_id AND parent.trace_id = o.trace_id))"
 )
 
 
