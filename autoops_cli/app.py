@@ -91,6 +91,8 @@ def _report_usage_error(ctx: ClickContext, exc: ClickUsageError) -> None:
     """A bad command line as every expected error is said: one ``error:`` line (and a
     hint), exit 2, instead of Typer's usage block and boxed message (five lines and more,
     piped and with --json too)."""
+    if not exc.format_message().strip():  # a group run bare: its help is the answer
+        raise exc
     _redact_usage_error(exc)
     used = exc.ctx if exc.ctx is not None else ctx
     _output_of(ctx).error(exc.format_message(), f"`{used.command_path} --help` shows the usage")

@@ -67,6 +67,16 @@ def test_version(cli: Cli) -> None:
     assert result.stdout.startswith(f"autoops {__version__} (langfuse SDK 5.")
 
 
+@pytest.mark.parametrize("group", [(), ("traces",), ("config",), ("--json", "buffer")])
+def test_a_group_run_bare_prints_its_help_and_no_empty_error(
+    cli: Cli, group: tuple[str, ...]
+) -> None:
+    result = cli(*group)
+    assert result.exit_code == 2
+    assert "Usage" in result.stdout + result.stderr
+    assert "error:" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "said", "usage_of"),
     [
