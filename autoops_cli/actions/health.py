@@ -187,13 +187,15 @@ WAITED_FOR = frozenset({"endpoint", "credentials", "latency", "read path"})
 
 
 def _waited_for(check: Check, strict: bool) -> bool:
-    """A failing check that waiting for the server may mend. A read path that answered
-    401/403 (the keys), 429 (a daily quota) or 5xx is not: each retry would spend another
-    metrics request."""
+    """A failing check that waiting for the server may mend: not a read path that answered
+    401/403 (the keys) or 429 (a daily quota, which each retry would spend more of), nor the
+    v1 fallback's warning; a 5xx is (a backend still starting behind its health route)."""
     failing = check.status == FAIL or (strict and check.status == WARN)
     if not failing or check.name not in WAITED_FOR:
         return False
-    return check.name != "read path" or check.exit_code == int(ExitCode.NETWORK)
+    if check.name != "read path" or check.exit_code == int(ExitCode.NETWORK):
+        return True
+    return check.status == FAIL and isinstance(check.value, int) and check.value >= 500
 
 
 def run_checks(
