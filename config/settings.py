@@ -78,6 +78,19 @@ def _address_problem(netloc: str, hostname: str) -> str | None:
     return None
 
 
+def canonical_host(url: str) -> str:
+    """``url`` spelled as LANGFUSE_HOST is kept (``_one_spelling``); as written (without a
+    trailing slash) when it is no http(s) URL with a host."""
+    written = url.strip()
+    try:
+        parts = urlsplit(written)
+        if parts.scheme.lower() in ("http", "https") and parts.hostname:
+            return _one_spelling(parts)
+    except (ValueError, UnicodeError):  # a bad port, a name IDNA refuses
+        pass
+    return written.rstrip("/")
+
+
 def _one_spelling(parts: SplitResult) -> str:
     """The URL as the outbox keys its batches: one spelling per server. HTTP://Host:80/
     kept batches that http://host never sent. The scheme and the name in lower case (an

@@ -334,28 +334,17 @@ def drop_batches(host: str) -> dict[str, Any]:
 
 
 def kept_host(host: str) -> str:
-    """``host`` (``--from``, ``drop --host``) as the outbox spells it: written as
-    LANGFUSE_HOST is kept (no trailing slash), and the kept host whose scheme and address
-    differ only in case (a URL's are case-insensitive). A trailing slash was "no batches
-    are kept for that host"."""
-    from urllib.parse import urlsplit
+    """``host`` (``--from``, ``drop --host``) as the outbox spells it: as LANGFUSE_HOST is
+    kept (``canonical_host``: lower case, IDNA, no default port, no trailing dot or slash),
+    or the kept host of an older autoops spelled otherwise that means the same. A trailing
+    slash was "no batches are kept for that host"."""
+    from config.settings import canonical_host
 
-    written = host.strip().rstrip("/")
-
-    def address(url: str) -> tuple[str, str, str] | None:
-        try:
-            parts = urlsplit(url)
-        except ValueError:  # "http://[bad": no address, so no match
-            return None
-        return parts.scheme.lower(), parts.netloc.lower(), parts.path
-
+    written = canonical_host(host)
     kept = [entry["host"] for entry in outbox_status(None)["by_host"]]
     if written in kept:
         return written
-    wanted = address(written)
-    if wanted is None:
-        return written
-    return next((other for other in kept if address(other) == wanted), written)
+    return next((other for other in kept if canonical_host(other) == written), written)
 
 
 def host_backlog(host: str) -> dict[str, Any]:

@@ -413,6 +413,24 @@ def test_a_host_answering_html_keeps_every_batch_and_says_so(
 # --- batches of other hosts ----------------------------------------------------------------
 
 
+def test_a_host_named_as_written_finds_the_batches_kept_for_it(workdir: Path) -> None:
+    """The outbox keeps a host as LANGFUSE_HOST is kept (IDNA, no trailing dot, no default
+    port): `buffer drop --host` and `flush --from` with the host as the user wrote it
+    found nothing for it."""
+    from config.delivery.outbox import SPANS, Outbox
+
+    home = workdir / "spelled"
+    home.mkdir()
+    outbox = Outbox(home / "traces.db")
+    outbox.add(SPANS, "https://xn--bcher-kva.invalid", b"batch", 3)
+    outbox.close()
+    env = clean_env(AUTOOPS_HOME=str(home))
+    dropped = run("--json", "buffer", "drop", "--host", "https://B\u00dcCHER.invalid.:443/",
+                  "--yes", env=env)  # fmt: skip
+    assert dropped.returncode == 0, dropped.stderr
+    assert json.loads(dropped.stdout)["dropped_batches"] == 1
+
+
 def test_batches_of_another_host_are_listed_sent_and_dropped(
     workdir: Path, served: ServeHandle
 ) -> None:
