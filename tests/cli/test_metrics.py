@@ -146,6 +146,14 @@ def test_a_window_ends_before_its_end_and_unmeasured_operations_weigh_nothing(
     by_hour = metrics_json(cli, *hour, "--by", "hour")
     assert by_hour["system"]["previous_window_events"] == 1
     assert [b["average_workflow_duration"] for b in by_hour["series"]] == [200.0]
+    # Every bucket of the window, empty ones too (the last one was left out).
+    quiet = metrics_json(
+        cli, "--since", "2026-11-18T13:00:00Z", "--until", "2026-11-18T15:00:00Z", "--by", "hour"
+    )
+    assert [(b["time"], b["events"]) for b in quiet["series"]] == [
+        ("2026-11-18T13:00:00.000Z", 0),
+        ("2026-11-18T14:00:00.000Z", 0),
+    ]
 
 
 def test_numbers_on_a_fixed_store(cli: Cli) -> None:

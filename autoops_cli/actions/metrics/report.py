@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from autoops_cli.actions.metrics.queries import WORKFLOW, Fetched
@@ -324,6 +325,15 @@ def _series(
         buckets[bucket].append(
             (level, count(row.get("count_count")), number(latency) if _measured(latency) else None)
         )
+    # Every bucket overlapping the window, an empty one too: the server fills the gaps only
+    # up to the bucket its toTimestamp falls in (the one before --until on a boundary, and
+    # the current bucket was left out when it had no workflow yet).
+    size = BUCKET_SECONDS[by]
+    end = parse_iso(fetched.window.end).timestamp()
+    moment = math.floor(start / size) * size
+    while moment < end:
+        buckets.setdefault(iso(datetime.fromtimestamp(moment, UTC)), [])
+        moment += size
     series = []
     for stamp in sorted(buckets):
         rows = buckets[stamp]
