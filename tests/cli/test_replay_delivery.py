@@ -431,6 +431,26 @@ def test_a_host_named_as_written_finds_the_batches_kept_for_it(workdir: Path) ->
     assert json.loads(dropped.stdout)["dropped_batches"] == 1
 
 
+def test_batches_kept_under_an_older_spelling_of_the_host_are_its_own(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """An older autoops kept LANGFUSE_HOST as written: HTTP://127.0.0.1:PORT/ is the same
+    server, whose batches no run sent, each naming it as another host."""
+    events = generated(workdir, 20, seed=9)
+    home = workdir / "respelled"
+    env = clean_env(**served_env(served, refused_url()), AUTOOPS_HOME=str(home))
+    assert run("-q", "replay", str(events), env=env).returncode == 4
+    with sqlite3.connect(home / "traces.db") as db:
+        kept = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        db.execute("UPDATE outbox SET host = ?", (served.url.replace("http://", "HTTP://") + "/",))
+    env = clean_env(**served_env(served), AUTOOPS_HOME=str(home))
+    flushed = run("--json", "buffer", "flush", *PATIENT, env=env)
+    assert flushed.returncode == 0, flushed.stderr
+    assert json.loads(flushed.stdout)["delivered_batches"] == kept
+    assert "other hosts" not in flushed.stderr
+    assert outbox_status(env)["pending_batches"] == 0
+
+
 def test_batches_of_another_host_are_listed_sent_and_dropped(
     workdir: Path, served: ServeHandle
 ) -> None:
@@ -716,8 +736,11 @@ def test_a_flush_beside_a_running_replay_is_no_network_error(
         store = workdir / "shared" / "traces.db"
         deadline = time.monotonic() + 120  # until the outbox has rows (only a hang reaches it)
         while time.monotonic() < deadline and replay.poll() is None:
-            if store.exists() and outbox_rows(store)[0] > 0:
-                break
+            try:
+                if store.exists() and outbox_rows(store)[0] > 0:
+                    break
+            except sqlite3.OperationalError:  # the file made, its tables not yet (or locked)
+                pass
             time.sleep(0.05)
         flushes = [run("--json", "buffer", "flush", *PATIENT, env=env) for _ in range(2)]
     finally:
