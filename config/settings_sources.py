@@ -243,9 +243,13 @@ def _warnings_for(
     return found
 
 
+# Reading or writing it (execute bits let no one read a file).
+_OPEN_BITS = stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH
+
+
 def _open_to_others(path: Path) -> bool:
     try:
-        return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+        return bool(path.stat().st_mode & _OPEN_BITS)
     except OSError:
         return False
 

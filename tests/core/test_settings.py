@@ -365,6 +365,10 @@ def test_a_secret_left_in_an_open_file_warns_when_another_source_overrides_it(
     # Group-writable only: said as such; and from .env, the environment is the way out.
     assert warnings[str(dotenv)].startswith("file holding the secret key is writable")
     assert warnings[str(dotenv)].endswith("or move the key to the environment")
+    # Execute bits let no one read it: no warning (it said "writable" for mode 610).
+    project.chmod(0o611)
+    dotenv.chmod(0o600)
+    assert load_settings().warnings == []
 
 
 def test_a_bad_value_another_source_overrides_is_still_reported(
