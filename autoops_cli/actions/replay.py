@@ -254,23 +254,12 @@ def _long_wait_warning(
 ) -> Callable[[int, float], None]:
     def warn(line: int, seconds: float) -> None:
         state.output.warning(
-            f"{source}:{line}: waiting {_duration_text(seconds)} for this event's time at "
+            f"{source}:{line}: waiting {_duration(seconds)} for this event's time at "
             f"--speed {speed or 1:g} (its timestamp is that far after the events before); "
             "Ctrl-C stops the run, what was replayed is kept"
         )
 
     return warn
-
-
-def _duration_text(seconds: float) -> str:
-    """``seconds`` the way a person reads a wait: 90 s, 25 min, 3.5 h, 2,922 days."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:,.0f} days"
 
 
 def _is_stdout(path: Path) -> bool:
@@ -927,13 +916,16 @@ def _size(size: int) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """``7 s``, ``2 min 05 s``, ``1 h 02 min``: a time left, to a useful precision."""
+    """``7 s``, ``2 min 05 s``, ``1 h 02 min``, ``2,922 days``: a time left, to a useful
+    precision."""
     whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    if whole < 172_800:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{whole // 86_400:,} days"
 
 
 def summary_table(summary: ReplaySummary) -> Table:

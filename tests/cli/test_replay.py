@@ -387,17 +387,17 @@ def test_a_long_paced_wait_is_announced_and_a_stop_keeps_what_was_replayed(
     path = write_jsonl(workdir / "outlier.jsonl", events)
     process = subprocess.Popen(
         [autoops_executable(), "--json", "replay", str(path), "--speed", "1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         env=clean_env(AUTOOPS_HOME=str(workdir / "paced")),
     )  # fmt: skip
     assert process.stderr is not None
     said = ""
     try:
-        while "waiting" not in said:
+        while "waiting" not in said:  # read as it comes (a buffered readline hid lines)
             ready, _, _ = select.select([process.stderr], [], [], 60)
-            line = process.stderr.readline() if ready else ""
-            assert line, f"no word of the wait within 60 s: {said!r}"
-            said += line
+            chunk = os.read(process.stderr.fileno(), 65536) if ready else b""
+            assert chunk, f"no word of the wait within 60 s: {said!r}"
+            said += chunk.decode()
     except AssertionError:
         process.kill()
         raise
