@@ -257,7 +257,8 @@ class Outbox:
         returns (``<host> [project <key>]``), as batches of another host: sent with these
         keys they went to this project (its scores), and Langfuse dropped the spans, whose
         scope names the other key. ``buffer flush --from`` sends them here, re-keyed, once
-        the user says so; ``buffer drop --host`` drops them. None when nothing was set aside."""
+        the user says so; ``buffer drop --host`` drops them; the keys of that project back,
+        they are its own again. None when nothing was set aside."""
         aside = None
         with self._transaction(f"recording the project of {host}") as db:
             row = db.execute("SELECT public_key FROM outbox_keys WHERE host = ?", (host,))
@@ -274,6 +275,11 @@ class Outbox:
                 "ON CONFLICT(host) DO UPDATE SET public_key = excluded.public_key",
                 (host, public_key),
             )
+            # This project's own batches, set aside while another's keys were in use: its
+            # again (keys changed A -> B -> A).
+            own = f"{host} [project {public_key}]"
+            for table in ("outbox", "dead_letters"):
+                db.execute(f"UPDATE {table} SET host = ? WHERE host = ?", (host, own))
         return aside
 
     def readdress(

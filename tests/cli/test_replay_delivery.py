@@ -482,6 +482,12 @@ def test_a_backlog_of_another_project_on_the_same_host_is_set_aside_not_sent(
         assert [entry["host"] for entry in result["other_hosts"]] == [aside]
         said = run("buffer", "status", env=env).stdout  # named where the user looks
         assert aside in said
+        # That project's keys back: its batches are its own again (sent with its keys:
+        # refused here, as serve has other keys, and kept).
+        back = clean_env(**recording, AUTOOPS_HOME=str(home))
+        assert run("buffer", "flush", env=back).returncode == 3
+        assert {entry["host"] for entry in outbox_status(back)["by_host"]} == {proxy.url}
+        assert run("--json", "buffer", "flush", *PATIENT, env=env).returncode == 0  # aside again
         assert ids(served.store)["traces"] == set()  # nothing sent with these keys
         moved = run("--json", "buffer", "flush", "--from", aside, "--yes", *PATIENT, env=env)
         assert moved.returncode == 0, moved.stderr
