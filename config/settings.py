@@ -82,8 +82,6 @@ def canonical_host(url: str) -> str:
     """``url`` spelled as LANGFUSE_HOST is kept (``_one_spelling``); as written (without a
     trailing slash) when it is no http(s) URL with a host."""
     written = url.strip()
-    if any(char.isspace() for char in written):  # no URL: a name the outbox gave (a project's)
-        return written
     try:
         parts = urlsplit(written)
         if parts.scheme.lower() in ("http", "https") and parts.hostname:

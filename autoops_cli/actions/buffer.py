@@ -119,9 +119,6 @@ def flush_outbox(
     outbox = Outbox(path)
     try:
         moved = None
-        # Another project's backlog on this host goes aside before anything is moved here
-        # (re-keyed, the moved batches are this project's).
-        outbox.claim(config.host, config.public_key)
         if from_host is not None and from_host != config.host:
             if not outbox.backlog(from_host).batches and not _has_dead_letters(outbox, from_host):
                 raise UsageError(

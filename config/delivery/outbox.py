@@ -51,12 +51,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     message TEXT,
     body BLOB NOT NULL
 );
--- The project (public key) the batches kept for a host were recorded with: the keys may
--- change between runs, and a backlog is sent with the keys of the run that sends it.
-CREATE TABLE IF NOT EXISTS outbox_keys (
-    host TEXT PRIMARY KEY,
-    public_key TEXT NOT NULL
-);
 """
 
 SPANS = "spans"
@@ -250,37 +244,6 @@ class Outbox:
         return int(moved)
 
     # --- batches of other hosts -----------------------------------------------------------
-
-    def claim(self, host: str, public_key: str) -> str | None:
-        """Record that ``host``'s batches are ``public_key``'s project from now on. Those kept
-        for it under another project's key are set aside first, under the name this
-        returns (``<host> [project <key>]``), as batches of another host: sent with these
-        keys they went to this project (its scores), and Langfuse dropped the spans, whose
-        scope names the other key. ``buffer flush --from`` sends them here, re-keyed, once
-        the user says so; ``buffer drop --host`` drops them; the keys of that project back,
-        they are its own again. None when nothing was set aside."""
-        aside = None
-        with self._transaction(f"recording the project of {host}") as db:
-            row = db.execute("SELECT public_key FROM outbox_keys WHERE host = ?", (host,))
-            recorded = row.fetchone()
-            if recorded is not None and recorded[0] != public_key:
-                waiting = _backlog(db.execute(BACKLOG_QUERY, (host,)).fetchall()).batches
-                dead = db.execute("SELECT COUNT(*) FROM dead_letters WHERE host = ?", (host,))
-                if waiting or dead.fetchone()[0]:
-                    aside = f"{host} [project {recorded[0]}]"
-                    for table in ("outbox", "dead_letters"):
-                        db.execute(f"UPDATE {table} SET host = ? WHERE host = ?", (aside, host))
-            db.execute(
-                "INSERT INTO outbox_keys (host, public_key) VALUES (?, ?) "
-                "ON CONFLICT(host) DO UPDATE SET public_key = excluded.public_key",
-                (host, public_key),
-            )
-            # This project's own batches, set aside while another's keys were in use: its
-            # again (keys changed A -> B -> A).
-            own = f"{host} [project {public_key}]"
-            for table in ("outbox", "dead_letters"):
-                db.execute(f"UPDATE {table} SET host = ? WHERE host = ?", (host, own))
-        return aside
 
     def readdress(
         self, from_host: str, to_host: str, rewrite: Callable[[str, bytes], bytes] | None = None

@@ -183,7 +183,6 @@ class OutboxExporter:
         self._outbox = outbox
         self._host = config.host
         _adopt_other_spellings(outbox, config.host)
-        _claim_for_these_keys(outbox, config)
         # The rows this sender answers for: the backlog when it started and the rows it
         # adds. Another process sharing the file (a shard, a second replay) may add rows
         # while this one flushes: they are that process's to deliver and to report, and
@@ -1004,23 +1003,6 @@ def _adopt_other_spellings(outbox: Outbox, host: str) -> None:
                 outbox.readdress(kept, host)
     except LocalFileError:  # a file that cannot be written: they wait there, named
         pass
-
-
-def _claim_for_these_keys(outbox: Outbox, config: LangfuseConfig) -> None:
-    """The backlog of another project on this host is set aside, not sent with these keys
-    (``Outbox.claim``)."""
-    if config.public_key is None:
-        return
-    try:
-        aside = outbox.claim(config.host, config.public_key)
-    except LocalFileError:  # a file that cannot be written: nothing is sent from it either
-        return
-    if aside is not None:
-        logger.warning(
-            "batches kept for %s were recorded with another project's keys: set aside as %s, "
-            "not sent with these keys (`autoops buffer flush --from` sends them here)",
-            config.host, aside,
-        )  # fmt: skip
 
 
 def _merged_body(entries: list[OutboxEntry]) -> bytes:

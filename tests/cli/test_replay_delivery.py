@@ -451,52 +451,6 @@ def test_batches_kept_under_an_older_spelling_of_the_host_are_its_own(
     assert outbox_status(env)["pending_batches"] == 0
 
 
-def test_a_backlog_of_another_project_on_the_same_host_is_set_aside_not_sent(
-    workdir: Path, served: ServeHandle
-) -> None:
-    """The outbox kept batches by host only: after the keys changed to another project on
-    the same host, the backlog recorded with the first project's key was sent with the
-    second's (its scores landed there, and Langfuse drops spans whose scope names another
-    key). It is set aside now, named, and sent here re-keyed only when asked."""
-    from tests.support.fault_proxy import FaultProxy, ProxyFaults
-
-    events = generated(workdir, 30, seed=12)
-    home = workdir / "projects"
-    proxy = FaultProxy(served.url, ProxyFaults(post_statuses=[503] * 10_000))
-    try:
-        other_project = {"LANGFUSE_PUBLIC_KEY": "pk-lf-other-project",
-                         "LANGFUSE_SECRET_KEY": "sk-lf-other-project-secret"}  # fmt: skip
-        recording = {**served_env(served, proxy.url), **other_project}
-        first = run("--json", "replay", str(events),
-                    env=clean_env(**recording, AUTOOPS_HOME=str(home),
-                                  AUTOOPS_FLUSH_DEADLINE="1"))  # fmt: skip
-        assert first.returncode == 4, first.stderr
-        recorded = json.loads(first.stdout)["traces_recorded"]
-        proxy.faults.post_statuses = []
-        env = clean_env(**served_env(served, proxy.url), AUTOOPS_HOME=str(home))
-        flushed = run("--json", "buffer", "flush", *PATIENT, env=env)
-        assert flushed.returncode == 0, flushed.stderr
-        aside = f"{proxy.url} [project pk-lf-other-project]"
-        result = json.loads(flushed.stdout)
-        assert result["delivered_batches"] == 0
-        assert [entry["host"] for entry in result["other_hosts"]] == [aside]
-        said = run("buffer", "status", env=env).stdout  # named where the user looks
-        assert aside in said
-        # That project's keys back: its batches are its own again (sent with its keys:
-        # refused here, as serve has other keys, and kept).
-        back = clean_env(**recording, AUTOOPS_HOME=str(home))
-        assert run("buffer", "flush", env=back).returncode == 3
-        assert {entry["host"] for entry in outbox_status(back)["by_host"]} == {proxy.url}
-        assert run("--json", "buffer", "flush", *PATIENT, env=env).returncode == 0  # aside again
-        assert ids(served.store)["traces"] == set()  # nothing sent with these keys
-        moved = run("--json", "buffer", "flush", "--from", aside, "--yes", *PATIENT, env=env)
-        assert moved.returncode == 0, moved.stderr
-    finally:
-        proxy.close()
-    assert len(ids(served.store)["traces"]) == recorded
-    assert outbox_status(env)["pending_batches"] == 0
-
-
 def test_batches_of_another_host_are_listed_sent_and_dropped(
     workdir: Path, served: ServeHandle
 ) -> None:
