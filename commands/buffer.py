@@ -66,6 +66,7 @@ def flush(
         host_backlog,
         kept_host,
         other_hosts_note,
+        other_projects_note,
     )
     from config.errors import UsageError
 
@@ -99,13 +100,17 @@ def flush(
             from_host=from_host,
             on_progress=(lambda progress: show(flush_progress_text(progress))) if show else None,
         )
-    note = other_hosts_note(result["other_hosts"], config.host)
+    notes = [
+        other_hosts_note(result["other_hosts"], config.host),
+        other_projects_note(result["other_projects"], config.host),
+    ]
     if out.json_mode:
         out.emit_json(result)
     elif exit_code == 0:
         out.success(result["message"])
-    if note and not out.json_mode:
-        out.warning(note)
+    for note in notes:
+        if note and not out.json_mode:
+            out.warning(note)
     if exit_code:
         out.error(result["message"])
         raise typer.Exit(exit_code)

@@ -127,11 +127,14 @@ def flush_outbox(
                 )
             public_key = config.public_key
             backlog = outbox.readdress(
-                from_host, config.host, lambda kind, body: rekey_body(kind, body, public_key)
+                from_host,
+                config.host,
+                lambda kind, body: rekey_body(kind, body, public_key),
+                public_key=public_key,  # re-keyed: this project's now
             )
             moved = {"host": from_host, "batches": backlog.batches}
         requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
-        before = outbox.count(config.host)
+        before = outbox.count(config.host, public_key=config.public_key)
         with _FlushStops() as stops:  # before the exporter: its sender starts at once
             exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))
             flushed = False
@@ -142,8 +145,9 @@ def flush_outbox(
                 in_flight = exporter.request_in_flight  # before shutdown(0) abandons it
                 exporter.shutdown(0)
         stopped = stops.names[0] if stops.names else None
-        remaining = outbox.count(config.host)
+        remaining = outbox.count(config.host, public_key=config.public_key)
         others = other_hosts(outbox.status(), config.host)
+        projects = outbox.other_projects(config.host, config.public_key)
     finally:
         outbox.close()
     stats = exporter.stats
@@ -159,6 +163,7 @@ def flush_outbox(
         "new_dead_letters": stats.dead_letters,
         "state": stats.state,
         "other_hosts": others,
+        "other_projects": [{"public_key": key, "batches": n} for key, n in projects.items()],
         "stopped": stopped,
         "message": "",
     }
@@ -288,6 +293,7 @@ def _nothing_to_flush(host: str) -> dict[str, Any]:
         "new_dead_letters": 0,
         "state": "ok",
         "other_hosts": [],
+        "other_projects": [],
         "message": f"no batch waits for {host}: 0 batch(es) delivered",
     }
 
@@ -295,6 +301,18 @@ def _nothing_to_flush(host: str) -> dict[str, Any]:
 def _has_dead_letters(outbox: Outbox, host: str) -> bool:
     return any(
         entry["host"] == host and entry["dead_letters"] for entry in outbox.status()["by_host"]
+    )
+
+
+def other_projects_note(projects: list[dict[str, Any]], host: str) -> str | None:
+    """What to say of batches kept for ``host`` under another project's keys."""
+    if not projects:
+        return None
+    listed = ", ".join(f"{entry['public_key']} ({entry['batches']})" for entry in projects)
+    return (
+        f"batch(es) for {host} recorded with another project's keys remain in the outbox: "
+        f"{listed}; they are sent only with their own keys (`autoops buffer flush` with "
+        f"them), `autoops buffer drop --host {host}` drops every batch of the host"
     )
 
 

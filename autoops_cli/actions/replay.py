@@ -630,14 +630,31 @@ def _stop_on_signals() -> Iterator[StopSignals]:
 def _note_other_hosts(state: AppState, host: str) -> None:
     """Batches kept for other hosts (LANGFUSE_HOST changed since): a run sends only its
     own host's backlog, and said nothing of the rest (only `buffer flush` did)."""
-    from autoops_cli.actions.buffer import other_hosts, other_hosts_note, outbox_status
+    from autoops_cli.actions.buffer import (
+        other_hosts,
+        other_hosts_note,
+        other_projects_note,
+        outbox_status,
+    )
+    from config.delivery.outbox import Outbox
+    from config.store.local_store import default_store_path
 
     try:
-        note = other_hosts_note(other_hosts(outbox_status(host), host), host)
+        notes = [other_hosts_note(other_hosts(outbox_status(host), host), host)]
+        key = state.settings()[0].public_key
+        outbox = Outbox.existing(default_store_path())
+        if outbox is not None and key is not None:
+            try:
+                projects = outbox.other_projects(host, key)
+            finally:
+                outbox.close()
+            listed = [{"public_key": k, "batches": n} for k, n in projects.items()]
+            notes.append(other_projects_note(listed, host))
     except LocalFileError:  # the outbox could not be read: the run's own messages say why
         return
-    if note is not None:
-        state.output.warning(note)
+    for note in notes:
+        if note is not None:
+            state.output.warning(note)
 
 
 def _exit_code(

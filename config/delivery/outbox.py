@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     items INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    public_key TEXT
 );
 -- The sender reads the oldest rows of one host: without this, rows kept for another host
 -- would be scanned on every pass.
@@ -49,7 +50,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     items INTEGER NOT NULL,
     status INTEGER,
     message TEXT,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    public_key TEXT
 );
 """
 
@@ -78,6 +80,8 @@ class NewBatch:
     host: str
     body: bytes
     items: int
+    # The project it was recorded for: sent only with that project's keys (None: any).
+    public_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,17 @@ class HostBacklog:
     def items(self) -> int:
         """Spans and scores together."""
         return self.spans + self.scores
+
+
+# The rows a sender with one project's keys sends: that project's, and those of no known
+# project (kept by an older autoops). Another project's are sent only with its own keys:
+# sent with these, its scores landed in this project, and Langfuse drops spans whose scope
+# names another key. None (no key given): every row.
+def _of_project(public_key: str | None) -> tuple[str, tuple[str, ...]]:
+    """The condition on the rows of ``public_key``'s project, and its parameter."""
+    if public_key is None:
+        return "", ()
+    return " AND (public_key IS NULL OR public_key = ?)", (public_key,)
 
 
 BACKLOG_QUERY = (
@@ -120,6 +135,19 @@ class Outbox:
             path, SCHEMA, "the outbox in", read_only=read_only, cache_kib=WRITER_CACHE_KIB
         )
         self._lock = threading.Lock()
+        if not read_only:
+            self._add_key_columns()
+
+    def _add_key_columns(self) -> None:
+        """The ``public_key`` column in a file an older autoops made (its rows keep NULL:
+        their project is not known, and any keys send them, as before)."""
+        for table in ("outbox", "dead_letters"):
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if "public_key" not in columns:
+                with self._transaction(f"adding the project column to {table}") as db:
+                    columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                    if "public_key" not in columns:  # another process may have added it
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN public_key TEXT")
 
     @classmethod
     def existing(cls, path: Path) -> Outbox | None:
@@ -184,18 +212,23 @@ class Outbox:
         with self._transaction("adding batches") as db:
             for batch in batches:
                 cursor = db.execute(
-                    "INSERT INTO outbox (kind, host, created_us, items, body) VALUES (?, ?, ?, ?, ?)",
-                    (batch.kind, batch.host, created, batch.items, batch.body),
+                    "INSERT INTO outbox (kind, host, created_us, items, body, public_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (batch.kind, batch.host, created, batch.items, batch.body, batch.public_key),
                 )
                 seqs.append(int(cursor.lastrowid or 0))
         return seqs
 
-    def pending(self, host: str, limit: int = 8, after: int = 0) -> list[OutboxEntry]:
-        """The oldest batches for ``host`` (after sequence number ``after``), in order."""
+    def pending(
+        self, host: str, limit: int = 8, after: int = 0, public_key: str | None = None
+    ) -> list[OutboxEntry]:
+        """The oldest batches for ``host`` (after sequence number ``after``), in order; with
+        ``public_key``, those of that project (and of no known project)."""
+        project, key = _of_project(public_key)
         rows = self._read(
             "SELECT seq, kind, host, created_us, items, attempts, body FROM outbox "
-            "WHERE host = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (host, after, limit),
+            f"WHERE host = ? AND seq > ?{project} ORDER BY seq LIMIT ?",
+            (host, after, *key, limit),
         )
         return [OutboxEntry(*row) for row in rows]
 
@@ -226,7 +259,8 @@ class Outbox:
         with self._transaction("keeping a dead letter") as db:
             db.execute(
                 "INSERT OR REPLACE INTO dead_letters (seq, kind, host, created_us, failed_us, items, status, "
-                "message, body) SELECT seq, kind, host, created_us, ?, items, ?, ?, body FROM outbox WHERE seq = ?",
+                "message, body, public_key) SELECT seq, kind, host, created_us, ?, items, ?, ?, body, "
+                "public_key FROM outbox WHERE seq = ?",
                 (time.time_ns() // 1000, status, message[:2000], seq),
             )
             removed = db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
@@ -236,8 +270,8 @@ class Outbox:
         """Put the dead letters of ``host`` back in the outbox (keeping their order); how many."""
         with self._transaction("re-queueing dead letters") as db:
             moved = db.execute(
-                "INSERT INTO outbox (kind, host, created_us, items, body) SELECT kind, host, created_us, "
-                "items, body FROM dead_letters WHERE host = ? ORDER BY seq",
+                "INSERT INTO outbox (kind, host, created_us, items, body, public_key) SELECT kind, host, "
+                "created_us, items, body, public_key FROM dead_letters WHERE host = ? ORDER BY seq",
                 (host,),
             ).rowcount
             db.execute("DELETE FROM dead_letters WHERE host = ?", (host,))
@@ -246,12 +280,17 @@ class Outbox:
     # --- batches of other hosts -----------------------------------------------------------
 
     def readdress(
-        self, from_host: str, to_host: str, rewrite: Callable[[str, bytes], bytes] | None = None
+        self,
+        from_host: str,
+        to_host: str,
+        rewrite: Callable[[str, bytes], bytes] | None = None,
+        public_key: str | None = None,
     ) -> HostBacklog:
         """Address the batches (and dead letters) of ``from_host`` to ``to_host``; what moved.
 
         ``rewrite(kind, body)`` may change a body on the way (the public key recorded in a
-        span batch, when the keys differ). One transaction: all move or none.
+        span batch, when the keys differ); ``public_key``: the project they are for now.
+        One transaction: all move or none.
         """
         with self._transaction(f"moving batches to {to_host}") as db:
             # Counted inside the transaction: a drop or a delivery by another process
@@ -269,7 +308,11 @@ class Outbox:
                                 f"UPDATE {table} SET body = ? WHERE seq = ?", (new_body, seq)
                             )
             for table in ("outbox", "dead_letters"):
-                db.execute(f"UPDATE {table} SET host = ? WHERE host = ?", (to_host, from_host))
+                db.execute(
+                    f"UPDATE {table} SET host = ?, public_key = COALESCE(?, public_key) "
+                    "WHERE host = ?",
+                    (to_host, public_key, from_host),
+                )
         return moved
 
     def drop(self, host: str) -> tuple[HostBacklog, int]:
@@ -286,18 +329,34 @@ class Outbox:
         """Batches, spans and scores waiting for ``host``."""
         return _backlog(self._read(BACKLOG_QUERY, (host,)))
 
-    def count(self, host: str, up_to: int | None = None) -> int:
+    def count(self, host: str, up_to: int | None = None, public_key: str | None = None) -> int:
         """Batches waiting for ``host``; with ``up_to``, only those added up to that sequence
-        number (what a sender was given: see ``Sender.pending``)."""
-        if up_to is None:
-            return int(self._read("SELECT COUNT(*) FROM outbox WHERE host = ?", (host,))[0][0])
-        rows = self._read("SELECT COUNT(*) FROM outbox WHERE host = ? AND seq <= ?", (host, up_to))
+        number (what a sender was given: see ``Sender.pending``); with ``public_key``, those
+        a sender with that project's keys sends."""
+        limit = "" if up_to is None else " AND seq <= ?"
+        bound = () if up_to is None else (up_to,)
+        project, key = _of_project(public_key)
+        rows = self._read(
+            f"SELECT COUNT(*) FROM outbox WHERE host = ?{limit}{project}", (host, *bound, *key)
+        )
         return int(rows[0][0])
 
-    def last_seq(self, host: str) -> int:
+    def last_seq(self, host: str, public_key: str | None = None) -> int:
         """The sequence number of the newest batch waiting for ``host`` (0: none)."""
-        rows = self._read("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE host = ?", (host,))
+        project, key = _of_project(public_key)
+        rows = self._read(
+            f"SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE host = ?{project}", (host, *key)
+        )
         return int(rows[0][0])
+
+    def other_projects(self, host: str, public_key: str) -> dict[str, int]:
+        """Batches waiting for ``host`` recorded for another project: key -> batches."""
+        rows = self._read(
+            "SELECT public_key, COUNT(*) FROM outbox WHERE host = ? AND public_key IS NOT NULL "
+            "AND public_key != ? GROUP BY public_key ORDER BY public_key",
+            (host, public_key),
+        )
+        return {str(key): int(count) for key, count in rows}
 
     def status(self) -> dict[str, Any]:
         """Pending batches, spans, scores, bytes, oldest age and dead letters, per host too.

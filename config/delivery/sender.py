@@ -187,7 +187,10 @@ class OutboxExporter:
         # adds. Another process sharing the file (a shard, a second replay) may add rows
         # while this one flushes: they are that process's to deliver and to report, and
         # counting them here made a run that delivered everything exit 4.
-        self._answers_up_to = outbox.last_seq(config.host)
+        # The rows of this project (keys): another project's, on the same host, wait for a
+        # sender with its own keys (``Outbox.pending``).
+        self._project = config.public_key
+        self._answers_up_to = outbox.last_seq(config.host, self._project)
         self._resource = resource
         self._scope_version = sdk_version()
         self._client = httpx.Client(
@@ -379,7 +382,11 @@ class OutboxExporter:
                 # Rows delivered but not removable are not waiting for anything.
                 undeletable = len(self._undeletable)
                 waiting = (
-                    max(0, self._outbox.count(self._host, self._answers_up_to) - undeletable)
+                    max(
+                        0,
+                        self._outbox.count(self._host, self._answers_up_to, self._project)
+                        - undeletable,
+                    )
                     + unsaved
                 )
                 if on_progress is not None:
@@ -457,7 +464,7 @@ class OutboxExporter:
     def pending(self) -> int:
         """Batches not delivered yet: in the outbox for this host (the backlog this sender
         started with, and its own), or not written yet."""
-        return len(self._queue) + self._outbox.count(self._host, self._answers_up_to)
+        return len(self._queue) + self._outbox.count(self._host, self._answers_up_to, self._project)
 
     def delivery_progress(self) -> DeliveryProgress:
         """Where delivery stands (counts the outbox: not for every trace)."""
@@ -649,11 +656,11 @@ class OutboxExporter:
                 ),
                 compresslevel=GZIP_LEVEL,
             )
-            rows.append(NewBatch(SPANS, self._host, body, len(part)))
+            rows.append(NewBatch(SPANS, self._host, body, len(part), self._project))
         if scores:
             # A list, as the SDK 5 sends scores: one request per group.
             body = json.dumps([score.as_request() for score in scores]).encode()
-            rows.append(NewBatch(SCORES, self._host, body, len(scores)))
+            rows.append(NewBatch(SCORES, self._host, body, len(scores), self._project))
         return rows
 
     # --- the sender thread --------------------------------------------------------------
@@ -667,7 +674,9 @@ class OutboxExporter:
                     self._changed.wait(self._wait_s())
                     continue
             try:
-                entries = self._outbox.pending(self._host, SEND_AHEAD + len(self._undeletable))
+                entries = self._outbox.pending(
+                    self._host, SEND_AHEAD + len(self._undeletable), public_key=self._project
+                )
             except LocalFileError as exc:
                 self._note_local_error(exc)
                 continue

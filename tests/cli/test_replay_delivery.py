@@ -451,6 +451,46 @@ def test_batches_kept_under_an_older_spelling_of_the_host_are_its_own(
     assert outbox_status(env)["pending_batches"] == 0
 
 
+def test_a_backlog_of_another_project_on_the_same_host_waits_for_its_own_keys(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """The outbox kept batches by host only: after the keys changed to another project on
+    the same host, the backlog recorded with the first project's key was sent with the
+    second's (its scores landed there; Langfuse drops spans whose scope names another key).
+    Each batch records its project now and is sent only with its keys."""
+    from tests.support.fault_proxy import FaultProxy, ProxyFaults
+
+    events = generated(workdir, 30, seed=12)
+    home = workdir / "projects"
+    proxy = FaultProxy(served.url, ProxyFaults(post_statuses=[503] * 10_000))
+    other = {"LANGFUSE_PUBLIC_KEY": "pk-lf-other-project",
+             "LANGFUSE_SECRET_KEY": "sk-lf-other-project-secret"}  # fmt: skip
+    try:
+        theirs = clean_env(**{**served_env(served, proxy.url), **other}, AUTOOPS_HOME=str(home),
+                           AUTOOPS_FLUSH_DEADLINE="1")  # fmt: skip
+        assert run("-q", "replay", str(events), env=theirs).returncode == 4
+        kept = outbox_status(theirs)["pending_batches"]
+        proxy.faults.post_statuses = []
+        ours = clean_env(**served_env(served, proxy.url), AUTOOPS_HOME=str(home))
+        flushed = run("--json", "buffer", "flush", *PATIENT, env=ours)
+        assert flushed.returncode == 0, flushed.stderr
+        result = json.loads(flushed.stdout)
+        assert result["delivered_batches"] == 0
+        assert result["other_projects"] == [{"public_key": "pk-lf-other-project", "batches": kept}]
+        assert ids(served.store)["traces"] == set()  # nothing sent with these keys
+        # This project's own run is sent, theirs still waits, and is named at the end.
+        replayed = run("--json", "replay", str(events), "--limit", "5", "--run-id", "ours",
+                       env=ours)  # fmt: skip
+        assert replayed.returncode == 0, replayed.stderr
+        assert "recorded with another project's keys remain in the outbox: " in replayed.stderr
+        assert len(ids(served.store)["traces"]) == 5
+        assert outbox_status(ours)["pending_batches"] == kept
+        # Their keys send theirs (refused here: serve has the other keys).
+        assert run("buffer", "flush", env=theirs).returncode == 3
+    finally:
+        proxy.close()
+
+
 def test_batches_of_another_host_are_listed_sent_and_dropped(
     workdir: Path, served: ServeHandle
 ) -> None:

@@ -638,6 +638,37 @@ def test_drop_and_readdress_count_what_they_deleted_or_moved(
     other.close()
 
 
+def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_rows(
+    workdir: Path,
+) -> None:
+    """Rows kept before batches recorded their project have none: any keys send them, as
+    before; the rows of a known project only its own."""
+    from config.delivery.outbox import NewBatch, Outbox
+
+    path = workdir / "traces.db"
+    with sqlite3.connect(path) as db:  # the outbox tables as an older autoops made them
+        db.executescript(
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+            "host TEXT NOT NULL, created_us INTEGER NOT NULL, items INTEGER NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, body BLOB NOT NULL);"
+            "CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+            "host TEXT NOT NULL, created_us INTEGER NOT NULL, failed_us INTEGER NOT NULL, "
+            "items INTEGER NOT NULL, status INTEGER, message TEXT, body BLOB NOT NULL);"
+            "INSERT INTO outbox (kind, host, created_us, items, body) "
+            "VALUES ('spans', 'http://h', 1, 5, x'00');"
+        )
+    outbox = Outbox(path)
+    (theirs,) = outbox.add_many([NewBatch("spans", "http://h", b"x", 3, "pk-lf-theirs")])
+    assert [e.items for e in outbox.pending("http://h", public_key="pk-lf-ours")] == [5]
+    assert [e.items for e in outbox.pending("http://h", public_key="pk-lf-theirs")] == [5, 3]
+    assert outbox.count("http://h", public_key="pk-lf-ours") == 1
+    assert outbox.other_projects("http://h", "pk-lf-ours") == {"pk-lf-theirs": 1}
+    assert outbox.dead_letter(theirs, 400, "bad") is True
+    assert outbox.requeue_dead_letters("http://h") == 1  # its project kept on the way
+    assert outbox.other_projects("http://h", "pk-lf-ours") == {"pk-lf-theirs": 1}
+    outbox.close()
+
+
 FORKED_WORKERS = """
 import json, multiprocessing, sys
 from config.langfuse_integration import get_langfuse_integration
