@@ -133,7 +133,9 @@ def flush_outbox(
                 public_key=public_key,  # re-keyed: this project's now
             )
             moved = {"host": from_host, "batches": backlog.batches}
-        requeued = outbox.requeue_dead_letters(config.host) if dead_letters else 0
+        requeued = (
+            outbox.requeue_dead_letters(config.host, config.public_key) if dead_letters else 0
+        )
         before = outbox.count(config.host, public_key=config.public_key)
         with _FlushStops() as stops:  # before the exporter: its sender starts at once
             exporter = OutboxExporter(config, outbox, resource=resource_attributes(config))

@@ -266,15 +266,18 @@ class Outbox:
             removed = db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
         return bool(removed)
 
-    def requeue_dead_letters(self, host: str) -> int:
-        """Put the dead letters of ``host`` back in the outbox (keeping their order); how many."""
+    def requeue_dead_letters(self, host: str, public_key: str | None = None) -> int:
+        """Put the dead letters of ``host`` back in the outbox (keeping their order); how many.
+        With ``public_key``, only those of that project (another's wait for its keys)."""
+        project, key = _of_project(public_key)
         with self._transaction("re-queueing dead letters") as db:
             moved = db.execute(
                 "INSERT INTO outbox (kind, host, created_us, items, body, public_key) SELECT kind, host, "
-                "created_us, items, body, public_key FROM dead_letters WHERE host = ? ORDER BY seq",
-                (host,),
+                f"created_us, items, body, public_key FROM dead_letters WHERE host = ?{project} "
+                "ORDER BY seq",
+                (host, *key),
             ).rowcount
-            db.execute("DELETE FROM dead_letters WHERE host = ?", (host,))
+            db.execute(f"DELETE FROM dead_letters WHERE host = ?{project}", (host, *key))
         return int(moved)
 
     # --- batches of other hosts -----------------------------------------------------------
@@ -325,9 +328,14 @@ class Outbox:
 
     # --- what waits -----------------------------------------------------------------------
 
-    def backlog(self, host: str) -> HostBacklog:
-        """Batches, spans and scores waiting for ``host``."""
-        return _backlog(self._read(BACKLOG_QUERY, (host,)))
+    def backlog(self, host: str, public_key: str | None = None) -> HostBacklog:
+        """Batches, spans and scores waiting for ``host`` (with ``public_key``: those a
+        sender with that project's keys sends)."""
+        if public_key is None:
+            return _backlog(self._read(BACKLOG_QUERY, (host,)))
+        project, key = _of_project(public_key)
+        query = BACKLOG_QUERY.replace(" GROUP BY", f"{project} GROUP BY")
+        return _backlog(self._read(query, (host, *key)))
 
     def count(self, host: str, up_to: int | None = None, public_key: str | None = None) -> int:
         """Batches waiting for ``host``; with ``up_to``, only those added up to that sequence

@@ -210,7 +210,7 @@ class OutboxExporter:
         self._exported = 0  # tickets handed out
         self._committed = 0  # every ticket up to this one is in the outbox
         self._write_failure: LocalFileError | None = None
-        backlog = outbox.backlog(self._host)
+        backlog = outbox.backlog(self._host, self._project)
         self._backlog_items = backlog.items  # in the outbox for this host (approximate)
         self._in_flight_items = 0  # of those, in the request being sent
         self._in_flight_since: float | None = None  # when that request was sent
@@ -553,7 +553,7 @@ class OutboxExporter:
                 return
         # Confirm with the file (another process may have sent rows of ours).
         try:
-            items = self._outbox.backlog(self._host).items
+            items = self._outbox.backlog(self._host, self._project).items
         except LocalFileError:
             return
         with self._changed:
@@ -572,7 +572,7 @@ class OutboxExporter:
         Once the backlog shrinks again, waiting resumes."""
         while not (self._finishing or self._stop):
             try:
-                items = self._outbox.backlog(self._host).items
+                items = self._outbox.backlog(self._host, self._project).items
             except LocalFileError:
                 return
             now = time.monotonic()

@@ -481,7 +481,9 @@ def test_writers_of_another_sender_wait_out_its_stall_once_not_per_group(
     writer = OutboxExporter(config, outbox, resource={}, sending=False)
     looks: list[int] = []
     real_backlog = outbox.backlog
-    monkeypatch.setattr(outbox, "backlog", lambda h: looks.append(1) or real_backlog(h))
+    monkeypatch.setattr(
+        outbox, "backlog", lambda h, key=None: looks.append(1) or real_backlog(h, key)
+    )
     try:
         writer._wait_for_other_sender()
         assert len(looks) > 2  # it waited, looking again and again
@@ -663,8 +665,14 @@ def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_row
     assert [e.items for e in outbox.pending("http://h", public_key="pk-lf-theirs")] == [5, 3]
     assert outbox.count("http://h", public_key="pk-lf-ours") == 1
     assert outbox.other_projects("http://h", "pk-lf-ours") == {"pk-lf-theirs": 1}
+    # The backlog a sender with our keys waits on (its stream bound): ours, not theirs.
+    assert outbox.backlog("http://h", "pk-lf-ours").items == 5
+    assert outbox.backlog("http://h").items == 8
     assert outbox.dead_letter(theirs, 400, "bad") is True
-    assert outbox.requeue_dead_letters("http://h") == 1  # its project kept on the way
+    # Our flush --dead-letters re-queues ours only: theirs wait for their keys, as dead
+    # letters (it re-queued every project's, counted them, and left theirs to be retried).
+    assert outbox.requeue_dead_letters("http://h", "pk-lf-ours") == 0
+    assert outbox.requeue_dead_letters("http://h", "pk-lf-theirs") == 1  # project kept
     assert outbox.other_projects("http://h", "pk-lf-ours") == {"pk-lf-theirs": 1}
     outbox.close()
 
