@@ -109,6 +109,44 @@ def _of_project(public_key: str | None) -> tuple[str, tuple[str, ...]]:
     return " AND (public_key IS NULL OR public_key = ?)", (public_key,)
 
 
+def _fill_keys(db: sqlite3.Connection, table: str) -> None:
+    """Each row's project, from the span batch it is (its scope's key) or follows."""
+    last: dict[str, str] = {}  # host -> the key of its latest span batch
+    rows = db.execute(f"SELECT seq, kind, host, body FROM {table} ORDER BY seq").fetchall()
+    for seq, kind, host, body in rows:
+        key = _scope_key(body) if kind == SPANS else last.get(host)
+        if kind == SPANS and key is not None:
+            last[host] = key
+        if key is not None:
+            db.execute(f"UPDATE {table} SET public_key = ? WHERE seq = ?", (key, seq))
+
+
+def _scope_key(body: bytes) -> str | None:
+    """The public key a span batch's Langfuse scope names, or None."""
+    import gzip
+    import zlib
+
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from config.delivery.otlp import SCOPE_NAME
+
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(gzip.decompress(body))
+    except (OSError, EOFError, zlib.error, ValueError, DecodeError):  # damaged: not known
+        return None
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            if scope_spans.scope.name == SCOPE_NAME:
+                for attribute in scope_spans.scope.attributes:
+                    if attribute.key == "public_key" and attribute.value.string_value:
+                        return str(attribute.value.string_value)
+    return None
+
+
 BACKLOG_QUERY = (
     "SELECT kind, COUNT(*), COALESCE(SUM(items), 0) FROM outbox WHERE host = ? GROUP BY kind"
 )
@@ -139,8 +177,10 @@ class Outbox:
             self._add_key_columns()
 
     def _add_key_columns(self) -> None:
-        """The ``public_key`` column in a file an older autoops made (its rows keep NULL:
-        their project is not known, and any keys send them, as before)."""
+        """The ``public_key`` column in a file an older autoops made, filled from what its
+        rows say: a span batch names its project's key in its Langfuse scope, and the
+        scores written with it (the rows after it, written together) are that project's.
+        A row that says nothing keeps NULL: any keys send it, as before."""
         for table in ("outbox", "dead_letters"):
             columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if "public_key" not in columns:
@@ -148,6 +188,7 @@ class Outbox:
                     columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                     if "public_key" not in columns:  # another process may have added it
                         db.execute(f"ALTER TABLE {table} ADD COLUMN public_key TEXT")
+                        _fill_keys(db, table)
 
     @classmethod
     def existing(cls, path: Path) -> Outbox | None:

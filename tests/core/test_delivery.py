@@ -640,6 +640,24 @@ def test_drop_and_readdress_count_what_they_deleted_or_moved(
     other.close()
 
 
+def scope_body(public_key: str) -> bytes:
+    """A span batch body whose Langfuse scope names ``public_key``, as the sender writes it."""
+    import gzip
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from config.delivery.otlp import SCOPE_NAME
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add().scope
+    scope.name = SCOPE_NAME
+    attribute = scope.attributes.add()
+    attribute.key, attribute.value.string_value = "public_key", public_key
+    return gzip.compress(request.SerializeToString())
+
+
 def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_rows(
     workdir: Path,
 ) -> None:
@@ -659,7 +677,22 @@ def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_row
             "INSERT INTO outbox (kind, host, created_us, items, body) "
             "VALUES ('spans', 'http://h', 1, 5, x'00');"
         )
+        # A span batch naming its project's key, and the scores written with it: that
+        # project's, told from the body when the column is added.
+        db.execute(
+            "INSERT INTO outbox (kind, host, created_us, items, body) VALUES (?, ?, 2, ?, ?)",
+            ("spans", "http://k", 1, scope_body("pk-lf-theirs")),
+        )
+        db.execute(
+            "INSERT INTO outbox (kind, host, created_us, items, body) VALUES (?, ?, 2, ?, ?)",
+            ("scores", "http://k", 1, b"[]"),
+        )
     outbox = Outbox(path)
+    assert outbox.pending("http://k", public_key="pk-lf-ours") == []
+    assert [e.kind for e in outbox.pending("http://k", public_key="pk-lf-theirs")] == [
+        "spans",
+        "scores",
+    ]
     (theirs,) = outbox.add_many([NewBatch("spans", "http://h", b"x", 3, "pk-lf-theirs")])
     assert [e.items for e in outbox.pending("http://h", public_key="pk-lf-ours")] == [5]
     assert [e.items for e in outbox.pending("http://h", public_key="pk-lf-theirs")] == [5, 3]
