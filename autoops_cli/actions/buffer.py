@@ -148,8 +148,7 @@ def flush_outbox(
                 exporter.shutdown(0)
         stopped = stops.names[0] if stops.names else None
         remaining = outbox.count(config.host, public_key=config.public_key)
-        others = other_hosts(outbox.status(), config.host)
-        projects = outbox.other_projects(config.host, config.public_key)
+        others, projects = waiting_elsewhere(outbox, config.host, config.public_key)
     finally:
         outbox.close()
     stats = exporter.stats
@@ -165,7 +164,7 @@ def flush_outbox(
         "new_dead_letters": stats.dead_letters,
         "state": stats.state,
         "other_hosts": others,
-        "other_projects": [{"public_key": key, "batches": n} for key, n in projects.items()],
+        "other_projects": projects,
         "stopped": stopped,
         "message": "",
     }
@@ -304,6 +303,35 @@ def _has_dead_letters(outbox: Outbox, host: str) -> bool:
     return any(
         entry["host"] == host and entry["dead_letters"] for entry in outbox.status()["by_host"]
     )
+
+
+def waiting_elsewhere(
+    outbox: Outbox, host: str, public_key: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What waits that a sender of ``host`` with ``public_key``'s keys does not send: the
+    batches of other hosts (``[{"host", "batches"}]``) and of other projects on this host
+    (``[{"public_key", "batches"}]``)."""
+    others = other_hosts(outbox.status(), host)
+    if public_key is None:
+        return others, []
+    projects = outbox.other_projects(host, public_key)
+    return others, [{"public_key": key, "batches": n} for key, n in projects.items()]
+
+
+def waiting_elsewhere_notes(host: str, public_key: str | None) -> list[str]:
+    """The warnings for what waits elsewhere in the store's outbox (none without one)."""
+    from config.delivery.outbox import Outbox
+    from config.store.local_store import default_store_path
+
+    outbox = Outbox.existing(default_store_path())
+    if outbox is None:
+        return []
+    try:
+        others, projects = waiting_elsewhere(outbox, host, public_key)
+    finally:
+        outbox.close()
+    notes = (other_hosts_note(others, host), other_projects_note(projects, host))
+    return [note for note in notes if note is not None]
 
 
 def other_projects_note(projects: list[dict[str, Any]], host: str) -> str | None:

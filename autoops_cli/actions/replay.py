@@ -194,7 +194,13 @@ def run_replay(
             if service.store_path is not None and not dry_run:
                 _record_sampling(service, summary)
             _report_input(state, reader, shown, sharded=shard is not None)
-            code = _exit_code(state, summary, getattr(runner, "failure", None), dry_run=dry_run)
+            code = _exit_code(
+                state,
+                summary,
+                getattr(runner, "failure", None),
+                dry_run=dry_run,
+                public_key=config.public_key,
+            )
             code = _blank_input(state, reader, code)
             if progress_out is not None:
                 # The time since the run started, as on every line before (delivery included).
@@ -627,34 +633,17 @@ def _stop_on_signals() -> Iterator[StopSignals]:
             signal.signal(sig, signal.SIG_IGN)
 
 
-def _note_other_hosts(state: AppState, host: str) -> None:
-    """Batches kept for other hosts (LANGFUSE_HOST changed since): a run sends only its
-    own host's backlog, and said nothing of the rest (only `buffer flush` did)."""
-    from autoops_cli.actions.buffer import (
-        other_hosts,
-        other_hosts_note,
-        other_projects_note,
-        outbox_status,
-    )
-    from config.delivery.outbox import Outbox
-    from config.store.local_store import default_store_path
+def _note_other_hosts(state: AppState, host: str, public_key: str | None) -> None:
+    """Batches kept for other hosts (LANGFUSE_HOST changed since) or another project's keys:
+    a run sends only its own, and said nothing of the rest (only `buffer flush` did)."""
+    from autoops_cli.actions.buffer import waiting_elsewhere_notes
 
     try:
-        notes = [other_hosts_note(other_hosts(outbox_status(host), host), host)]
-        key = state.settings()[0].public_key
-        outbox = Outbox.existing(default_store_path())
-        if outbox is not None and key is not None:
-            try:
-                projects = outbox.other_projects(host, key)
-            finally:
-                outbox.close()
-            listed = [{"public_key": k, "batches": n} for k, n in projects.items()]
-            notes.append(other_projects_note(listed, host))
+        notes = waiting_elsewhere_notes(host, public_key)
     except LocalFileError:  # the outbox could not be read: the run's own messages say why
         return
     for note in notes:
-        if note is not None:
-            state.output.warning(note)
+        state.output.warning(note)
 
 
 def _exit_code(
@@ -663,10 +652,11 @@ def _exit_code(
     worker_failure: tuple[int, str] | None = None,
     *,
     dry_run: bool = False,
+    public_key: str | None = None,
 ) -> int:
     out = state.output
     if summary.delivery.get("host") and not dry_run:
-        _note_other_hosts(state, str(summary.delivery["host"]))
+        _note_other_hosts(state, str(summary.delivery["host"]), public_key)
     if worker_failure is not None:  # a worker died or lost events (--workers): its error is above
         code, message = worker_failure
         out.error(f"{message}; {recorded_text(summary)}")
