@@ -285,6 +285,16 @@ def test_junit_xml_carries_control_characters_from_the_server_escaped(
 # --- deploy ----------------------------------------------------------------------------------
 
 
+def failed_canary(cli: Cli, workdir: Path, peer: Peer, code: int) -> dict[str, Any]:
+    """``deploy`` against the peer: the canary was posted, the run exited ``code``; its step."""
+    result = cli("--json", "deploy", "--canary-timeout", "3", env=peer.env(workdir))
+    assert peer.posted
+    assert result.exit_code == code, result.stdout + result.stderr
+    canary: dict[str, Any] = json.loads(result.stdout)["steps"][-1]
+    assert canary["status"] == "fail"
+    return canary
+
+
 @pytest.mark.parametrize(
     ("reads", "code", "said"),
     [
@@ -308,11 +318,7 @@ def test_deploy_says_what_the_read_api_answered_instead_of_the_canary(
     peer.routes["/api/public/v2/observations"] = healthy_until_sent
     peer.routes["/api/public/v2/metrics"] = healthy_until_sent
     peer.fallback = healthy_until_sent
-    result = cli("--json", "deploy", "--canary-timeout", "3", env=peer.env(workdir))
-    assert peer.posted
-    assert result.exit_code == code, result.stdout + result.stderr
-    canary = json.loads(result.stdout)["steps"][-1]
-    assert canary["status"] == "fail"
+    canary = failed_canary(cli, workdir, peer, code)
     assert "not visible within 3 s" in canary["detail"] and said in canary["detail"]
 
 
@@ -333,11 +339,7 @@ def test_deploy_says_a_canary_that_was_not_delivered_was_not_delivered(
     peer.routes["/api/public/projects"] = lambda query: PROJECTS
     peer.fallback = lambda query: EMPTY
     peer.post_answer = answer
-    result = cli("--json", "deploy", "--canary-timeout", "3", env=peer.env(workdir))
-    assert peer.posted
-    assert result.exit_code == code, result.stdout + result.stderr
-    canary = json.loads(result.stdout)["steps"][-1]
-    assert canary["status"] == "fail"
+    canary = failed_canary(cli, workdir, peer, code)
     assert "not delivered to" in canary["detail"] and said in canary["detail"]
     assert "not visible" not in canary["detail"]
 

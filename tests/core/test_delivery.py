@@ -35,6 +35,22 @@ def keys_for(url: str, secret: str = KNOWN_SECRET) -> dict[str, str]:
     }
 
 
+def run_script(
+    workdir: Path, code: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``code`` run as a script of its own (a process to fork from), this repository on its
+    path; it must exit 0."""
+    script = workdir / "script.py"
+    script.write_text(code, encoding="utf-8")
+    environ = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env or {})}
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+        env=environ, cwd=workdir, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def span_ids(received: Received) -> set[str]:
     return {span.span_id for span in received.spans}
 
@@ -761,17 +777,8 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
     worker (which ends with os._exit, no atexit) lost what it traced last unless it
     flushed: its exit hands it over, whatever the start method, and whether or not the
     parent traced before it forked."""
-    script = workdir / "forked.py"
-    script.write_text(FORKED_WORKERS, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    if mode == "langfuse":
-        env.update(served.client_env())
-    done = subprocess.run(
-        [sys.executable, str(script), method, parent_traces, service], capture_output=True,
-        text=True,
-        timeout=300, env=env, cwd=workdir, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    extra = served.client_env() if mode == "langfuse" else {}
+    done = run_script(workdir, FORKED_WORKERS, method, parent_traces, service, env=extra)
     result = json.loads(done.stdout)
     expected = {*result["parent"], *result["children"]}
     store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
@@ -804,14 +811,7 @@ def test_a_plainly_forked_child_leaves_its_parents_open_traces_to_the_parent(
     """A child of os.fork() that exits normally shut its inherited service down, which
     ended the parent's open trace and agent span as "still open at shutdown" (stored, and
     kept when the parent died before finishing them). It ends only what it opened."""
-    script = workdir / "plain_fork.py"
-    script.write_text(PLAIN_FORK_OF_AN_OPEN_TRACE, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-        env=env, cwd=workdir, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = run_script(workdir, PLAIN_FORK_OF_AN_OPEN_TRACE)
     child_trace, parent_trace = done.stdout.split()
     store = Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
     with sqlite3.connect(store) as db:
@@ -862,12 +862,5 @@ def test_a_grandchild_forked_while_its_parent_connects_is_not_stuck(workdir: Pat
     """The child holds its connecting lock while it opens its destination: a grandchild
     forked by another of its threads meanwhile inherited the lock held, and hung at its
     first trace for ever."""
-    script = workdir / "grandchild.py"
-    script.write_text(GRANDCHILD_DURING_RECONNECT, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-        env=env, cwd=workdir, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = run_script(workdir, GRANDCHILD_DURING_RECONNECT)
     assert "grandchild flushed True" in done.stdout
