@@ -194,13 +194,13 @@ def test_waiting_retries_only_for_the_server_and_asks_its_metrics_once(
     # A local warning (every trace sampled out): --strict fails on it, and waiting would
     # not change it.
     env["LANGFUSE_SAMPLE_RATE"] = "0"
-    started = time.monotonic()
     result = cli("--json", "health-check", "--strict", "--wait", "5", env=env)
     assert result.exit_code == 1, result.stdout
     failing = [c["name"] for c in json.loads(result.stdout)["checks"] if c["status"] != "ok"]
     assert set(failing) == {"configuration", "sampling"}
+    # One attempt (health, projects, observations, metrics): it did not wait, the failure
+    # is local.
     assert len(asked) == 1 and peer.requests == 4
-    assert time.monotonic() - started < 5  # it did not wait: the failure is local
 
     # The server's own failure is waited for; its read path is asked once all the same.
     peer.routes["/api/public/health"] = lambda query: json_reply({"status": "starting"}, 503)
