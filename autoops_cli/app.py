@@ -59,6 +59,16 @@ class AutoopsGroup(TyperGroup):
             _redact_usage_error(exc)
             raise
 
+    def resolve_command(self, ctx: ClickContext, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, TyperGroup) and not rest and ctx.params.get("json_output"):
+            # A group run bare answers with its help: not for --json, whose reader takes
+            # stdout as JSON (and whose errors are one line on stderr).
+            names = ", ".join(command.list_commands(ctx))
+            group_ctx = ClickContext(command, parent=ctx, info_name=name)  # for its hint
+            raise ClickUsageError(f"a command is needed: {names}", ctx=group_ctx)
+        return name, command, rest
+
     def invoke(self, ctx: ClickContext) -> Any:
         interrupt_as_exception()  # start-up is over (``stop_signals``)
         try:

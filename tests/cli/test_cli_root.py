@@ -67,7 +67,7 @@ def test_version(cli: Cli) -> None:
     assert result.stdout.startswith(f"autoops {__version__} (langfuse SDK 5.")
 
 
-@pytest.mark.parametrize("group", [(), ("traces",), ("config",), ("--json", "buffer")])
+@pytest.mark.parametrize("group", [(), ("traces",), ("config",), ("buffer",)])
 def test_a_group_run_bare_prints_its_help_and_no_empty_error(
     cli: Cli, group: tuple[str, ...]
 ) -> None:
@@ -75,6 +75,24 @@ def test_a_group_run_bare_prints_its_help_and_no_empty_error(
     assert result.exit_code == 2
     assert "Usage" in result.stdout + result.stderr
     assert "error:" not in result.stderr
+
+
+COMMANDS_OF = {"buffer": "status, flush, drop", "sampling": "show, set, reset"}
+
+
+@pytest.mark.parametrize("args", [("buffer", "--json"), ("--json", "sampling")])
+def test_a_group_run_bare_with_json_is_a_usage_error_not_a_help_text_on_stdout(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    """A job reading stdout as JSON got the group's help text there (exit 2, no error)."""
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    group = next(arg for arg in args if arg != "--json")
+    assert result.stderr.splitlines() == [
+        f"error: a command is needed: {COMMANDS_OF[group]}",
+        f"hint: `autoops {group} --help` shows the usage",
+    ]
 
 
 @pytest.mark.parametrize(
