@@ -109,16 +109,60 @@ def _of_project(public_key: str | None) -> tuple[str, tuple[str, ...]]:
     return " AND (public_key IS NULL OR public_key = ?)", (public_key,)
 
 
-def _fill_keys(db: sqlite3.Connection, table: str) -> None:
-    """Each row's project, from the span batch it is (its scope's key) or follows."""
-    last: dict[str, str] = {}  # host -> the key of its latest span batch
-    rows = db.execute(f"SELECT seq, kind, host, body FROM {table} ORDER BY seq").fetchall()
+# An older autoops's file gets the ``public_key`` column, and its rows their project, a page
+# of rows per transaction: one transaction over a long outage's backlog held the file's write
+# lock for many seconds (another autoops starting then failed, "database is locked") and
+# read every body into memory at once. What is left to fill (per table: from ``next_seq`` to
+# the last row the older autoops wrote) is kept in the file, so every process opening it
+# fills a page in turn until none is left, and a stop loses nothing.
+KEY_FILL_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbox_key_fill "
+    "(tbl TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, end_seq INTEGER NOT NULL)"
+)
+PAGE_ROWS = 200  # rows read at once with their bodies: a few tens of ms of work, bounded memory
+
+
+def _fill_key_page(db: sqlite3.Connection) -> bool:
+    """Fill in the project of the next page of rows; False when nothing is left to fill.
+
+    A span batch names its project's key in its Langfuse scope; the scores written after it
+    (for the same host) are that project's.
+    """
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox_key_fill'").fetchone() is None:
+        return False
+    pending = db.execute("SELECT tbl, next_seq, end_seq FROM outbox_key_fill LIMIT 1").fetchone()
+    if pending is None:
+        db.execute("DROP TABLE outbox_key_fill")
+        return False
+    table, next_seq, end_seq = pending
+    rows = db.execute(
+        f"SELECT seq, kind, host, body FROM {table} WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+        (next_seq, end_seq, PAGE_ROWS),
+    ).fetchall()
+    last: dict[str, str | None] = {}  # host -> the key of its latest span batch naming one
     for seq, kind, host, body in rows:
-        key = _scope_key(body) if kind == SPANS else last.get(host)
-        if kind == SPANS and key is not None:
-            last[host] = key
+        if kind == SPANS:
+            key = _scope_key(body)
+            if key is not None:
+                last[host] = key
+        else:
+            if host not in last:  # the latest before this page (filled already)
+                found = db.execute(
+                    f"SELECT public_key FROM {table} WHERE host = ? AND kind = ? AND seq < ? "
+                    "AND public_key IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                    (host, SPANS, seq),
+                ).fetchone()
+                last[host] = found[0] if found is not None else None
+            key = last[host]
         if key is not None:
             db.execute(f"UPDATE {table} SET public_key = ? WHERE seq = ?", (key, seq))
+    if len(rows) < PAGE_ROWS:
+        db.execute("DELETE FROM outbox_key_fill WHERE tbl = ?", (table,))
+    else:
+        db.execute(
+            "UPDATE outbox_key_fill SET next_seq = ? WHERE tbl = ?", (rows[-1][0] + 1, table)
+        )
+    return True
 
 
 def _scope_key(body: bytes) -> str | None:
@@ -178,9 +222,8 @@ class Outbox:
 
     def _add_key_columns(self) -> None:
         """The ``public_key`` column in a file an older autoops made, filled from what its
-        rows say: a span batch names its project's key in its Langfuse scope, and the
-        scores written with it (the rows after it, written together) are that project's.
-        A row that says nothing keeps NULL: any keys send it, as before."""
+        rows say (``_fill_key_page``). A row that says nothing keeps NULL: any keys send it,
+        as before."""
         for table in ("outbox", "dead_letters"):
             columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if "public_key" not in columns:
@@ -188,7 +231,17 @@ class Outbox:
                     columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                     if "public_key" not in columns:  # another process may have added it
                         db.execute(f"ALTER TABLE {table} ADD COLUMN public_key TEXT")
-                        _fill_keys(db, table)
+                        db.execute(KEY_FILL_SCHEMA)
+                        db.execute(
+                            f"INSERT INTO outbox_key_fill SELECT ?, MIN(seq), MAX(seq) FROM {table} "
+                            "HAVING COUNT(*) > 0",
+                            (table,),
+                        )
+        if self._read("SELECT 1 FROM sqlite_master WHERE name = 'outbox_key_fill'"):
+            while True:
+                with self._transaction("filling in the project of the older rows") as db:
+                    if not _fill_key_page(db):
+                        break
 
     @classmethod
     def existing(cls, path: Path) -> Outbox | None:
@@ -342,15 +395,19 @@ class Outbox:
             moved = _backlog(db.execute(BACKLOG_QUERY, (from_host,)).fetchall())
             if rewrite is not None:
                 for table in ("outbox", "dead_letters"):
-                    rows = db.execute(
-                        f"SELECT seq, kind, body FROM {table} WHERE host = ?", (from_host,)
-                    ).fetchall()
-                    for seq, kind, body in rows:
-                        new_body = rewrite(kind, body)
-                        if new_body != body:
-                            db.execute(
-                                f"UPDATE {table} SET body = ? WHERE seq = ?", (new_body, seq)
-                            )
+                    after = -1
+                    while rows := db.execute(  # a page at a time: a backlog can be gigabytes
+                        f"SELECT seq, kind, body FROM {table} WHERE host = ? AND seq > ? "
+                        "ORDER BY seq LIMIT ?",
+                        (from_host, after, PAGE_ROWS),
+                    ).fetchall():
+                        for seq, kind, body in rows:
+                            new_body = rewrite(kind, body)
+                            if new_body != body:
+                                db.execute(
+                                    f"UPDATE {table} SET body = ? WHERE seq = ?", (new_body, seq)
+                                )
+                        after = rows[-1][0]
             for table in ("outbox", "dead_letters"):
                 db.execute(
                     f"UPDATE {table} SET host = ?, public_key = COALESCE(?, public_key) "
@@ -358,6 +415,18 @@ class Outbox:
                     (to_host, public_key, from_host),
                 )
         return moved
+
+    def adopt_spellings(self, host: str) -> None:
+        """Address to ``host`` (as ``canonical_host`` spells it) the batches an older autoops
+        kept under another spelling of it (upper case, a default port, a trailing dot):
+        this host's, to send, count and drop; else no run sent them, and each named the
+        server as another host."""
+        from config.settings import canonical_host
+
+        for entry in self.status()["by_host"]:
+            kept = entry["host"]
+            if kept != host and canonical_host(kept) == host:
+                self.readdress(kept, host)
 
     def drop(self, host: str) -> tuple[HostBacklog, int]:
         """Delete the batches and dead letters of ``host``; what was dropped (and dead letters)."""

@@ -674,6 +674,16 @@ def scope_body(public_key: str) -> bytes:
     return gzip.compress(request.SerializeToString())
 
 
+OLDER_OUTBOX_SCHEMA = (
+    "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+    "host TEXT NOT NULL, created_us INTEGER NOT NULL, items INTEGER NOT NULL, "
+    "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, body BLOB NOT NULL);"
+    "CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+    "host TEXT NOT NULL, created_us INTEGER NOT NULL, failed_us INTEGER NOT NULL, "
+    "items INTEGER NOT NULL, status INTEGER, message TEXT, body BLOB NOT NULL);"
+)
+
+
 def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_rows(
     workdir: Path,
 ) -> None:
@@ -684,13 +694,7 @@ def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_row
     path = workdir / "traces.db"
     with sqlite3.connect(path) as db:  # the outbox tables as an older autoops made them
         db.executescript(
-            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
-            "host TEXT NOT NULL, created_us INTEGER NOT NULL, items INTEGER NOT NULL, "
-            "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, body BLOB NOT NULL);"
-            "CREATE TABLE dead_letters (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
-            "host TEXT NOT NULL, created_us INTEGER NOT NULL, failed_us INTEGER NOT NULL, "
-            "items INTEGER NOT NULL, status INTEGER, message TEXT, body BLOB NOT NULL);"
-            "INSERT INTO outbox (kind, host, created_us, items, body) "
+            OLDER_OUTBOX_SCHEMA + "INSERT INTO outbox (kind, host, created_us, items, body) "
             "VALUES ('spans', 'http://h', 1, 5, x'00');"
         )
         # A span batch naming its project's key, and the scores written with it: that
@@ -724,6 +728,58 @@ def test_an_outbox_of_an_older_autoops_gets_the_project_column_and_keeps_its_row
     assert outbox.requeue_dead_letters("http://h", "pk-lf-theirs") == 1  # project kept
     assert outbox.other_projects("http://h", "pk-lf-ours") == {"pk-lf-theirs": 1}
     outbox.close()
+
+
+def test_an_older_outbox_is_given_its_projects_a_page_per_transaction_and_a_stop_loses_nothing(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transaction filled every row's project: it read every body into memory at once
+    and held the file's write lock throughout (another autoops opening the file meanwhile
+    failed, "database is locked"). A page at a time now, each committed (seen by another
+    connection as it goes); a stop part-way leaves the rest for the next process."""
+    from config.delivery import outbox as outbox_module
+    from config.delivery.outbox import Outbox
+
+    path = workdir / "traces.db"
+    # Two hosts side by side: each score row is the project of its host's span batch before
+    # it, across page boundaries; a damaged span batch names none (its scores: the one before).
+    rows = [
+        ("spans", "http://a", scope_body("pk-a1")), ("spans", "http://b", scope_body("pk-b")),
+        ("scores", "http://a", b"[]"), ("scores", "http://b", b"[]"),
+        ("spans", "http://a", b"damaged"), ("scores", "http://a", b"[]"),
+        ("spans", "http://a", scope_body("pk-a2")), ("scores", "http://b", b"[]"),
+        ("scores", "http://a", b"[]"),
+    ]  # fmt: skip
+    expected = ["pk-a1", "pk-b", "pk-a1", "pk-b", None, "pk-a1", "pk-a2", "pk-b", "pk-a2"]
+    with sqlite3.connect(path) as db:
+        db.executescript(OLDER_OUTBOX_SCHEMA)
+        db.executemany(
+            "INSERT INTO outbox (kind, host, created_us, items, body) VALUES (?, ?, 1, 1, ?)",
+            rows,
+        )
+    monkeypatch.setattr(outbox_module, "PAGE_ROWS", 2)
+    fill_page, seen = outbox_module._fill_key_page, []
+
+    def watched_page(db: sqlite3.Connection) -> bool:
+        with sqlite3.connect(path) as other:  # what another process sees meanwhile
+            seen.append(other.execute("SELECT COUNT(public_key) FROM outbox").fetchone()[0])
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # a Ctrl-C in the third page
+        return fill_page(db)
+
+    monkeypatch.setattr(outbox_module, "_fill_key_page", watched_page)
+    with pytest.raises(KeyboardInterrupt):
+        Outbox(path)
+    assert seen == [0, 2, 4]  # two pages committed, the third rolled back
+    monkeypatch.setattr(outbox_module, "_fill_key_page", fill_page)
+    Outbox(path).close()  # the next process fills the rest
+    with sqlite3.connect(path) as db:
+        assert [key for (key,) in db.execute("SELECT public_key FROM outbox ORDER BY seq")] == (
+            expected
+        )
+        assert (
+            db.execute("SELECT name FROM sqlite_master WHERE name LIKE '%fill%'").fetchall() == []
+        )
 
 
 FORKED_WORKERS = """
