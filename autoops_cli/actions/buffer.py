@@ -118,8 +118,11 @@ def flush_outbox(
         return _nothing_to_flush(config.host), 0
     outbox = Outbox(path)
     try:
+        # Before counting: the sender adopts them as it starts ("0 before, 4 delivered").
+        outbox.adopt_spellings(config.host)
         moved = None
         if from_host is not None and from_host != config.host:
+            outbox.adopt_spellings(from_host)
             if not outbox.backlog(from_host).batches and not _has_dead_letters(outbox, from_host):
                 raise UsageError(
                     f"--from {from_host}: no batches are kept for that host "
@@ -369,6 +372,7 @@ def drop_batches(host: str) -> dict[str, Any]:
                 "dropped_dead_letters": 0}  # fmt: skip
     outbox = Outbox(path)
     try:
+        outbox.adopt_spellings(host)  # every spelling of the server: all of them dropped
         dropped, dead = outbox.drop(host)
     finally:
         outbox.close()
@@ -382,28 +386,31 @@ def drop_batches(host: str) -> dict[str, Any]:
 
 
 def kept_host(host: str) -> str:
-    """``host`` (``--from``, ``drop --host``) as the outbox spells it: as LANGFUSE_HOST is
-    kept (``canonical_host``: lower case, IDNA, no default port, no trailing dot or slash),
-    or the kept host of an older autoops spelled otherwise that means the same. A trailing
-    slash was "no batches are kept for that host"."""
+    """``host`` (``--from``, ``drop --host``) as the outbox keeps it (``canonical_host``:
+    lower case, IDNA, no default port, no trailing dot or slash; a trailing slash was "no
+    batches are kept for that host"). Batches an older autoops kept under another spelling
+    are counted with it (``host_backlog``) and moved or dropped with it."""
     from config.settings import canonical_host
 
-    written = canonical_host(host)
-    kept = [entry["host"] for entry in outbox_status(None)["by_host"]]
-    if written in kept:
-        return written
-    return next((other for other in kept if canonical_host(other) == written), written)
+    return canonical_host(host)
 
 
 def host_backlog(host: str) -> dict[str, Any]:
-    """What waits for ``host`` (batches, spans, scores, dead letters): for a confirmation."""
+    """What waits for ``host`` under any of its spellings (batches, spans, scores, dead
+    letters): for a confirmation."""
+    from config.settings import canonical_host
+
     report = outbox_status(None)
+    found = {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0}
+    kept_for = []
     for entry in report["by_host"]:
-        if entry["host"] == host:
-            return dict(entry)
-    kept_for = [entry["host"] for entry in report["by_host"]]
-    return {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0,
-            "kept_for": kept_for}  # fmt: skip
+        kept_for.append(entry["host"])
+        if canonical_host(entry["host"]) == host:
+            for field in ("batches", "spans", "scores", "dead_letters"):
+                found[field] += entry[field]
+    if not found["batches"] and not found["dead_letters"]:
+        found["kept_for"] = kept_for
+    return found
 
 
 def flush_progress_text(progress: DeliveryProgress) -> str:

@@ -46,6 +46,7 @@ backlog, which the parent's sender drains.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -182,7 +183,10 @@ class OutboxExporter:
         self._config = config
         self._outbox = outbox
         self._host = config.host
-        _adopt_other_spellings(outbox, config.host)
+        # Batches kept under another spelling of the host are this sender's (in a file that
+        # cannot be written they wait there, named).
+        with contextlib.suppress(LocalFileError):
+            outbox.adopt_spellings(config.host)
         # The rows this sender answers for: the backlog when it started and the rows it
         # adds. Another process sharing the file (a shard, a second replay) may add rows
         # while this one flushes: they are that process's to deliver and to report, and
@@ -997,21 +1001,6 @@ def rekey_body(kind: str, body: bytes, public_key: str) -> bytes:
     if not changed:
         return body
     return gzip.compress(request.SerializeToString(), compresslevel=GZIP_LEVEL)
-
-
-def _adopt_other_spellings(outbox: Outbox, host: str) -> None:
-    """Batches an older autoops kept under another spelling of this host (upper case, a
-    default port, a trailing dot): this host's, to send; else no run sent them and the end
-    of each named the server as another host."""
-    from config.settings import canonical_host
-
-    try:
-        for entry in outbox.status()["by_host"]:
-            kept = entry["host"]
-            if kept != host and canonical_host(kept) == host:
-                outbox.readdress(kept, host)
-    except LocalFileError:  # a file that cannot be written: they wait there, named
-        pass
 
 
 def _merged_body(entries: list[OutboxEntry]) -> bytes:
