@@ -38,6 +38,26 @@ def span_id_for(trace_id: str, sequence: int) -> str:
     return digest if digest != "0" * 16 else "0" * 15 + "1"
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def usable_trace_id(trace_id: object) -> str:
+    """``trace_id`` as OTLP and Langfuse take it: 32 lowercase hex characters, not all zero.
+
+    A caller's id in another case is lowered (Langfuse stored it lowered: the id returned
+    found nothing); any other (``"order-42"``, an int) is the seed of a stable id, as the
+    Langfuse SDK's ``create_trace_id(seed=...)`` makes one: it could not be encoded, and the
+    whole batch it was in was lost with it. None or empty: a random one.
+    """
+    if trace_id is None or trace_id == "":
+        return random_trace_id()
+    text = str(trace_id)
+    lowered = text.lower()
+    if len(lowered) == 32 and _HEX.issuperset(lowered) and lowered != "0" * 32:
+        return lowered
+    return trace_id_for("trace id", text)
+
+
 def random_trace_id() -> str:
     """A random 32-hex trace id (for traces not tied to a replay)."""
     return os.urandom(16).hex()

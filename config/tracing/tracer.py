@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from config.redaction import redact_secrets
 from config.sampling_rules import SamplingSubject
 from config.tracing import attributes as la
-from config.tracing.ids import random_trace_id, span_id_for, trace_id_for
+from config.tracing.ids import random_trace_id, span_id_for, trace_id_for, usable_trace_id
 from config.tracing.sampling import TraceSampler
 from config.tracing.span_records import (
     STATUS_ERROR,
@@ -358,7 +358,14 @@ class Tracer:
         ``subject`` (event type, severity, routed agents) is what the sampling rules match;
         the decision is made here, once, for the whole trace.
         """
-        trace_id = trace_id or random_trace_id()
+        if trace_id is None:
+            trace_id = random_trace_id()
+        else:
+            given, trace_id = trace_id, usable_trace_id(trace_id)
+            if trace_id != given and trace_id != str(given).lower():
+                logger.warning(
+                    "trace id %r is not 32 hex characters: recorded as %s", given, trace_id
+                )
         if self._released:
             # After shutdown(): nowhere to record it (see export_pending). Not counted: no
             # sampler dropped it, and the sample rate's figures are of the run before.

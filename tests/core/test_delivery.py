@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -841,6 +842,45 @@ def test_workers_forked_by_multiprocessing_record_their_traces(
     with sqlite3.connect(store) as db:
         stored = {row[0] for row in db.execute("SELECT id FROM traces")}
     assert stored == expected
+
+
+CALLERS_TRACE_IDS = """
+import json
+from config.langfuse_integration import get_langfuse_integration
+
+service = get_langfuse_integration()
+returned = []
+for given in [None, "order-42", "ABCDEF0123456789ABCDEF0123456789", 42, None]:
+    event = {"event_type": "demand_spike", "product_id": str(given)}
+    trace_id = service.create_simulation_trace(event, trace_id=given)
+    service.finalize_trace(trace_id)
+    returned.append(trace_id)
+print(json.dumps({"flushed": service.flush(30), "returned": returned}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["langfuse", "local"])
+def test_a_callers_trace_id_that_is_not_32_hex_is_made_one_and_loses_nothing(
+    workdir: Path, served: Any, mode: str
+) -> None:
+    """``create_simulation_trace(trace_id=...)`` took any id: in langfuse mode one that was
+    not 32 hex characters could not be encoded, and the batch it was in (the good traces
+    around it too) was lost. An id in upper case was stored lowered, and the id returned
+    found nothing. Each is now an id Langfuse takes (a stable one from the caller's), and
+    the id returned is the trace's."""
+    extra = served.client_env() if mode == "langfuse" else {}
+    done = run_script(workdir, CALLERS_TRACE_IDS, env=extra)
+    result = json.loads(done.stdout)
+    assert result["flushed"] is True
+    returned = result["returned"]
+    assert all(re.fullmatch("[0-9a-f]{32}", trace_id) for trace_id in returned)
+    assert returned[2] == "abcdef0123456789abcdef0123456789"
+    assert len(set(returned)) == 5
+    assert "'order-42' is not 32 hex characters" in done.stderr
+    store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
+    with sqlite3.connect(store) as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM traces")}
+    assert stored == set(returned)
 
 
 PLAIN_FORK_OF_AN_OPEN_TRACE = """
