@@ -21,6 +21,7 @@ import atexit
 import functools
 import inspect
 import logging
+import math
 import os
 import sys
 import threading
@@ -688,8 +689,7 @@ class LangfuseIntegrationService:
         if self._closed:  # what is traced now is not recorded: nothing reaches anything
             probe = ConnectionCheck(False, self.destination, "tracing was shut down (shutdown())")
         else:
-            timeout = self.config.timeout if timeout is None else timeout
-            probe = self.client.check_connection(timeout)
+            probe = self.client.check_connection(_seconds(timeout, self.config.timeout))
         metrics = self.get_performance_metrics()
         failed = metrics["spans_failed"] + metrics["scores_failed"]
         # Refused by a batch, or by the probe just now (before any batch was sent).
@@ -716,7 +716,7 @@ class LangfuseIntegrationService:
     def flush(self, timeout: float = 5.0) -> bool:
         """Export everything batched and wait up to ``timeout`` s for delivery."""
         try:
-            return self.tracer.flush(timeout)
+            return self.tracer.flush(_seconds(timeout, 5.0))
         except Exception as exc:
             self.error_handler.handle_tracing_error("flush", exc)
             return False
@@ -731,9 +731,26 @@ class LangfuseIntegrationService:
         except Exception as exc:
             self.error_handler.handle_tracing_error("shutdown", exc)
         try:
-            self.tracer.shutdown(timeout)
+            self.tracer.shutdown(_seconds(timeout, 5.0))
         except Exception as exc:
             self.error_handler.handle_tracing_error("shutdown", exc)
+
+
+def _seconds(timeout: Any, default: float) -> float:
+    """A wait given to ``flush``, ``shutdown`` or ``health_check`` in seconds: None (or NaN,
+    or what is no number) is the default, a negative one 0, and at most a day. Compared
+    as given, None failed inside the sender: ``shutdown(None)`` lost what was batched."""
+    from config.limits import MAX_SECONDS
+
+    if timeout is None or isinstance(timeout, bool):
+        return default
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        return default
+    if math.isnan(seconds):
+        return default
+    return min(max(seconds, 0.0), float(MAX_SECONDS))
 
 
 # --- the process-wide service (the seed's accessors) ----------------------------------

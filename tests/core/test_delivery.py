@@ -883,6 +883,38 @@ def test_a_callers_trace_id_that_is_not_32_hex_is_made_one_and_loses_nothing(
     assert stored == set(returned)
 
 
+WAITS_OF_NONE = """
+import json
+from config.langfuse_integration import get_langfuse_integration
+
+service = get_langfuse_integration()
+ids = []
+for wait in [None, "soon"]:
+    ids.append(service.create_simulation_trace({"event_type": "demand_spike"}))
+    service.finalize_trace(ids[-1])
+    flushed = service.flush(wait)
+print(json.dumps({"ids": ids, "flushed": flushed, "health": service.health_check(None)["status"]}))
+ids.append(service.create_simulation_trace({"event_type": "demand_spike"}))
+service.finalize_trace(ids[-1])
+service.shutdown(None)
+print(json.dumps(ids))
+"""
+
+
+def test_flush_and_shutdown_of_none_wait_as_by_default(workdir: Path, served: Any) -> None:
+    """``shutdown(None)`` failed inside the sender (None compared with 0) before the batch
+    was kept: the trace was neither delivered nor in the outbox; ``flush(None)`` said a
+    connection failed."""
+    done = run_script(workdir, WAITS_OF_NONE, env=served.client_env())
+    first, last = done.stdout.splitlines()
+    assert json.loads(first)["flushed"] is True
+    assert json.loads(first)["health"] == "healthy"
+    with sqlite3.connect(served.store) as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM traces")}
+    assert stored == set(json.loads(last))
+    assert "failed" not in done.stderr
+
+
 PLAIN_FORK_OF_AN_OPEN_TRACE = """
 import os, sys
 from config.langfuse_integration import get_langfuse_integration
