@@ -85,6 +85,9 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 FALLBACK_COOLDOWN_S = 30.0
 BASE_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 10.0
+# A Retry-After asking for longer (a year, 1e400, a date far ahead) is waited this long: a
+# peer's bad header stopped delivery for the life of the process.
+MAX_RETRY_AFTER_S = 60.0
 ROW_MAX_ITEMS = 1000  # spans per outbox row
 # gzip level 1: half the CPU of level 5 for bodies about a quarter larger (113 against 88
 # bytes a span); the CPU is the scarce part, shared with the agents and, on one machine,
@@ -948,7 +951,9 @@ class OutboxExporter:
             stats.state = RETRYING
             backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** min(self._failures_in_a_row - 1, 8))
             delay = (
-                retry_after if retry_after is not None else backoff + random.uniform(0, backoff / 2)
+                min(retry_after, MAX_RETRY_AFTER_S)
+                if retry_after is not None
+                else backoff + random.uniform(0, backoff / 2)
             )
             self._next_attempt = time.monotonic() + delay
             self._changed.notify_all()

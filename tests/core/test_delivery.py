@@ -144,6 +144,27 @@ def test_429_retry_after_is_honoured_and_nothing_is_lost(
     reliability.missing(recorded - len(span_ids(fake_langfuse.received)))
 
 
+def test_a_retry_after_past_all_reason_is_waited_only_so_long(
+    cli: Cli, fake_langfuse: FakeLangfuse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One 429 asking to wait 1e400 s (inf) stopped delivery for the rest of the process:
+    the server, taking everything after it, got one request. The wait is capped (its cap
+    made short here, the point being that sending starts again)."""
+    from config.delivery import sender
+
+    monkeypatch.setattr(sender, "MAX_RETRY_AFTER_S", 0.5)
+    fake_langfuse.faults.statuses = [429]
+    fake_langfuse.faults.retry_after = "1e400"
+    result = cli(
+        "replay", str(EXAMPLE), "--limit", "20", "--json",
+        env={**keys_for(fake_langfuse.url), "AUTOOPS_FLUSH_DEADLINE": "30"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (
+        len(span_ids(fake_langfuse.received)) == json.loads(result.stdout)["observations_recorded"]
+    )
+
+
 def test_unavailable_server_bounded_exit_then_flush(
     cli: Cli, fake_langfuse: FakeLangfuse, reliability: Figures
 ) -> None:
