@@ -29,7 +29,7 @@ json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(allow_nan=False)  # 1e400 is JSON, and reads as infinity
     | st.text(max_size=12),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
@@ -94,6 +94,67 @@ def test_any_batch_is_answered_event_by_event(
     store.write([])  # the store stays writable
 
 
+class Params(dict[str, str]):
+    """Query parameters as the readers take them."""
+
+    def getlist(self, key: str) -> list[str]:
+        return [self[key]] if key in self else []
+
+
+def test_a_number_past_the_float_range_is_stored_as_null_and_the_store_stays_readable(
+    tmp_path: Path,
+) -> None:
+    """``1e400`` is JSON and reads as infinity: it was stored as ``Infinity``, which is no
+    JSON, and from then on every metadata filter of the store answered 500 (until the trace
+    was deleted). Stored as JavaScript writes it: null."""
+    store = LocalStore(tmp_path / "traces.db")
+    batch = json.loads(
+        '[{"id": "e1", "type": "trace-create", "timestamp": "2026-12-03T10:00:00Z", "body": '
+        '{"id": "t-inf", "name": "n", "metadata": {"k": 1e400, "env": "prod"}, "input": [1e400]}},'
+        '{"id": "e2", "type": "span-create", "timestamp": "2026-12-03T10:00:00Z", "body": '
+        '{"id": "o-inf", "traceId": "t-inf", "name": "n", "startTime": "2026-12-03T10:00:00Z", '
+        '"metadata": {"k": -1e400, "env": "prod"}, "output": 1e400}}]'
+    )
+    answer = ingest_batch(store, {"batch": batch}, v4_only=False)
+    assert answer["errors"] == []
+    metadata = json.dumps(
+        [{"type": "stringObject", "column": "metadata", "key": "env", "operator": "=",
+          "value": "prod"}]
+    )  # fmt: skip
+    (trace,) = list_traces(store, Params(filter=metadata))["data"]
+    assert trace["metadata"]["k"] is None and trace["input"] == [None]
+    observations = list_observations_v2(store, Params(filter=metadata, fields="core,io,metadata"))
+    assert [o["output"] for o in observations["data"] if o["id"] == "o-inf"] == [None]
+    store.close()
+
+
+def test_json_nested_past_the_limit_is_refused_with_400_and_the_rest_stored(
+    tmp_path: Path,
+) -> None:
+    """About 500 levels deep, storing a body recursed past Python's stack: a 500 for the
+    whole batch (retried by an SDK for ever) or the score."""
+    from autoops_cli.local_api.http.bodies import MAX_JSON_DEPTH
+    from autoops_cli.local_api.http.scores import create_scores
+
+    store = LocalStore(tmp_path / "traces.db")
+    deep: Any = 1
+    for _ in range(MAX_JSON_DEPTH + 200):
+        deep = {"a": deep}
+    batch = [
+        {"id": "deep", "type": "trace-create", "timestamp": "2026-12-03T10:00:00Z",
+         "body": {"id": "t-deep", "metadata": deep}},
+        {"id": "fine", "type": "trace-create", "timestamp": "2026-12-03T10:00:00Z",
+         "body": {"id": "t-fine"}},
+    ]  # fmt: skip
+    answer = ingest_batch(store, {"batch": batch}, v4_only=False)
+    assert [(e["id"], e["status"]) for e in answer["errors"]] == [("deep", 400)]
+    assert [s["id"] for s in answer["successes"]] == ["fine"]
+    with pytest.raises(ApiProblem) as refused:
+        create_scores(store, {"name": "deep", "value": 1, "traceId": "t", "metadata": deep})
+    assert refused.value.status == 400
+    store.close()
+
+
 @settings(
     max_examples=examples(200),
     deadline=None,
@@ -146,11 +207,6 @@ def test_any_filter_is_answered_or_refused_with_400(
     store: LocalStore, condition: Any, as_text: bool
 ) -> None:
     raw = json.dumps([condition]) if as_text else json.dumps(condition)
-
-    class Params(dict[str, str]):
-        def getlist(self, key: str) -> list[str]:
-            return [self[key]] if key in self else []
-
     for read in (list_observations_v2, list_traces):
         try:
             body = read(store, Params(filter=raw))

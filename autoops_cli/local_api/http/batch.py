@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import iso_micros, storable
+from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, storable
 from autoops_cli.local_api.http.scores import validated_score
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
@@ -395,10 +395,14 @@ def ingest_batch(
         raise ApiProblem(
             400, {"message": "Invalid request data", "errors": ["batch: Expected array"]}
         )
-    payload = storable(payload)
     errors: list[dict[str, Any]] = []
     events: list[_Event] = []
-    for raw in payload["batch"]:
+    for given in payload["batch"]:
+        try:
+            raw = storable(given)
+        except TooDeep as problem:  # this event refused, the others stored
+            errors.append(_error(_raw_id(given), 400, "Invalid request data", str(problem)))
+            continue
         raw_type = raw.get("type") if isinstance(raw, dict) else None
         raw_type = raw_type if isinstance(raw_type, str) else None
         if v4_only and raw_type not in ALWAYS_ACCEPTED:

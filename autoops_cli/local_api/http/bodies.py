@@ -5,6 +5,7 @@ Shared by the OTLP route, the scores route and the batch ingestion route.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from datetime import UTC, datetime
@@ -96,22 +97,41 @@ def decompress(
     return output
 
 
-def storable(value: Any) -> Any:
-    """A parsed JSON value whose text is Unicode and whose integers fit SQLite's 64 bits.
+# Deeper JSON is refused (400): storing it recursed past Python's stack (a 500 at about 500
+# levels, and an SDK retries a 500 for ever).
+MAX_JSON_DEPTH = 300
+
+
+class TooDeep(ValueError):
+    """A JSON value nested deeper than ``MAX_JSON_DEPTH``."""
+
+    def __init__(self) -> None:
+        super().__init__(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """A parsed JSON value whose text is Unicode and whose numbers SQLite and JSON can hold.
 
     An integer beyond 64 bits becomes a float (what it is to JavaScript), or None past the
-    float range; the store could not bind it otherwise.
+    float range; a float past it (``1e400`` reads as infinity) None, as JavaScript writes
+    it: the store could not bind the integer, and wrote the infinity as ``Infinity``, which
+    is no JSON (every metadata filter of the store failed on it). ``TooDeep`` past
+    ``MAX_JSON_DEPTH``.
     """
     if isinstance(value, str):
         return unicode_text(value)
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, int):
         return value if INT64[0] <= value <= INT64[1] else _as_float(value)
+    if depth >= MAX_JSON_DEPTH:
+        raise TooDeep
     if isinstance(value, list):
-        return [storable(item) for item in value]
+        return [storable(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return {unicode_text(str(key)): storable(item) for key, item in value.items()}
+        return {unicode_text(str(key)): storable(item, depth + 1) for key, item in value.items()}
     return value
 
 

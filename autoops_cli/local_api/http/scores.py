@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import iso_micros, storable
+from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, storable
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
 from config.tracing.ids import random_id
@@ -113,7 +113,10 @@ def create_scores(store: LocalStore, body: Any) -> tuple[int, dict[str, Any]]:
     sends: the valid ones are stored; 202 ``{"message": "Accepted"}`` when all were, else 207
     with ``accepted``, ``rejected`` and one error per rejected score. Idempotent on ids.
     """
-    body = storable(body)
+    try:
+        body = storable(body)
+    except TooDeep as problem:
+        raise ApiProblem(400, {"message": "Invalid request data", "error": str(problem)}) from None
     if isinstance(body, list):
         records: list[ScoreRecord] = []
         errors: list[dict[str, str]] = []
