@@ -74,7 +74,7 @@ def flush(
     config, _ = state.settings()
     out = state.output
     if from_host is not None:
-        from_host = kept_host(from_host)
+        from_host = kept_host(from_host, "--from")
     if from_host is not None and from_host != config.host:
         backlog = host_backlog(from_host)
         if not backlog["batches"] and not backlog["dead_letters"]:
@@ -131,7 +131,7 @@ def drop(
     from autoops_cli.actions.buffer import drop_batches, host_backlog, kept_host
 
     state: AppState = ctx.obj
-    host = kept_host(host)
+    host = kept_host(host, "--host")
     backlog = host_backlog(host)
     if not backlog["batches"] and not backlog["dead_letters"]:
         # Nothing to drop is done (a clean-up script may run twice), but a mistyped host
@@ -172,7 +172,7 @@ def _confirm(state: AppState, yes: bool, question: str) -> None:
 
     if yes:
         return
-    if not sys.stdin.isatty() or state.output.json_mode:
+    if sys.stdin is None or not sys.stdin.isatty() or state.output.json_mode:  # None: closed
         raise UsageError(f"{question[:-1]}: give --yes to confirm (not asked: no terminal)")
     if not typer.confirm(question, default=False, err=True):
         raise typer.Exit(1)

@@ -385,13 +385,18 @@ def drop_batches(host: str) -> dict[str, Any]:
     }
 
 
-def kept_host(host: str) -> str:
+def kept_host(host: str, option: str) -> str:
     """``host`` (``--from``, ``drop --host``) as the outbox keeps it (``canonical_host``:
     lower case, IDNA, no default port, no trailing dot or slash; a trailing slash was "no
     batches are kept for that host"). Batches an older autoops kept under another spelling
-    are counted with it (``host_backlog``) and moved or dropped with it."""
+    are counted with it (``host_backlog``) and moved or dropped with it. UsageError for
+    bytes that are not UTF-8 (SQLite cannot take them: an internal error)."""
     from config.settings import canonical_host
 
+    try:
+        host.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{option} {host!r}: not UTF-8 text") from None
     return canonical_host(host)
 
 

@@ -8,6 +8,7 @@ around a fixed catalogue of products, so one product keeps its price and cost ac
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -336,13 +337,20 @@ def write_events(path_or_dash: str | Path, events: Iterable[dict[str, Any]]) -> 
             os.fsync(raw.fileno())
         os.replace(temporary, target)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
         reason = exc.strerror or str(exc)
         raise LocalFileError(f"cannot write events to {target}: {reason}") from exc
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
         raise
     return count
+
+
+def _remove(temporary: Path) -> None:
+    """Remove a temporary file if it was made (on a read-only filesystem removing what does
+    not exist fails too, EROFS: that hid the reason of the failure)."""
+    with contextlib.suppress(OSError):
+        temporary.unlink()
 
 
 def _write_file(raw: IO[bytes], name: str, events: Iterable[dict[str, Any]]) -> int:

@@ -95,6 +95,62 @@ def test_a_group_run_bare_with_json_is_a_usage_error_not_a_help_text_on_stdout(
     ]
 
 
+def test_a_confirmation_with_standard_input_closed_is_refused_as_without_a_terminal(
+    workdir: Path,
+) -> None:
+    """``buffer drop`` with stdin closed (``<&-``: ``sys.stdin`` is None) was an internal
+    error (exit 1)."""
+    done = subprocess.run(
+        [autoops_executable(), "buffer", "drop", "--host", "http://127.0.0.1:9"],
+        capture_output=True, text=True, check=False, timeout=60,
+        preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # nothing kept: nothing to confirm
+    assert "nothing is kept" in done.stderr
+    from config.delivery.outbox import SPANS, Outbox
+
+    outbox = Outbox(Path(os.environ["AUTOOPS_HOME"]) / "traces.db")
+    outbox.add(SPANS, "http://127.0.0.1:9", b"batch", 1)
+    outbox.close()
+    done = subprocess.run(
+        [autoops_executable(), "buffer", "drop", "--host", "http://127.0.0.1:9"],
+        capture_output=True, text=True, check=False, timeout=60,
+        preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "give --yes to confirm (not asked: no terminal)" in done.stderr
+
+
+def test_a_host_that_is_not_utf8_is_a_usage_error(cli: Cli) -> None:
+    """``buffer drop --host $'h\\xff'`` reached SQLite: an internal error (exit 1)."""
+    for args in (("buffer", "drop", "--yes", "--host", "h\udcff"),
+                 ("buffer", "flush", "--from", "h\udcff")):  # fmt: skip
+        result = cli(
+            *args, env={"LANGFUSE_PUBLIC_KEY": "pk-lf-1", "LANGFUSE_SECRET_KEY": "sk-lf-1"}
+        )
+        assert result.exit_code == 2, result.both
+        assert "not UTF-8 text" in result.stderr
+
+
+def test_events_that_cannot_be_written_say_why_even_where_nothing_can_be_removed(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only filesystem removing the temporary file that was never made failed too
+    (EROFS, not "not found"): an internal error hid the reason (exit 1)."""
+    import errno
+
+    from autoops_cli.simulation import generator
+
+    def read_only(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(generator.os, "open", read_only)
+    monkeypatch.setattr(generator.Path, "unlink", read_only)
+    result = cli("events", "generate", "--count", "2", "--output", "out.jsonl")
+    assert result.exit_code == 6, result.both
+    assert "cannot write events to out.jsonl: Read-only file system" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "said", "usage_of"),
     [
