@@ -543,13 +543,14 @@ class TraceManager:
         if entry is None:
             return None
         self.counters.operation_ns += time.perf_counter_ns() - entry.started_ns
+        # None keeps the output the block set (``trace_operation``'s ``update(output=...)``):
+        # ended with None, it was written over.
+        given = {"output": output} if output is not None else {}
         if error is not None:
             self.counters.operations_failed += 1
-            entry.observation.end(
-                output=output, level="ERROR", status_message=describe_error(error)
-            )
+            entry.observation.end(**given, level="ERROR", status_message=describe_error(error))
         else:
-            entry.observation.end(output=output)
+            entry.observation.end(**given)
         span = entry.agent_span
         if span is not None:
             span.end_time = _now()
@@ -614,7 +615,8 @@ class TraceManager:
             entry.observation.update_trace_metadata(
                 {"participating_agents": list(agents), "decision_count": record.decisions}
             )
-        entry.observation.end(output=outcome, level=level, status_message=message)
+        given = {"output": outcome} if outcome is not None else {}  # as in end_agent_span
+        entry.observation.end(**given, level=level, status_message=message)
         if entry.observation.trace.counted:
             self.counters.traces_finalized += 1
         logger.debug("trace %s finalized (%s)", trace_id, level or "DEFAULT")

@@ -236,6 +236,31 @@ def test_trace_operation_opens_its_own_trace_and_records_an_error(workdir: Path)
     assert trace_names[trace_info.trace_id] == "price_optimization"
 
 
+def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
+    workdir: Path,
+) -> None:
+    """The developer guide sets an operation's output with ``update(output=...)``: the end
+    of the block wrote it over with None for an agent operation and a trace of its own
+    (a plain span kept it), an error too."""
+    service = local_service(workdir)
+    with service.trace_operation("quote", agent_id="pricing_agent") as own:
+        own.update(output={"price": 1})
+    trace_id = service.create_simulation_trace(EVENT)
+    with service.trace_operation("assess", agent_id="inventory_agent") as nested:
+        nested.update(output={"price": 2})
+    with pytest.raises(KeyError), service.trace_operation("fail", agent_id="promotion_agent") as o:
+        o.update(output={"price": 3})
+        raise KeyError("sku")
+    with service.trace_operation("plain") as plain:
+        plain.update(output={"price": 4})
+    service.finalize_trace(trace_id)
+    service.flush()
+    outputs = {r["id"]: r["output"] for r in rows(workdir, "SELECT id, output FROM observations")}
+    assert [json.loads(outputs[o.span_id]) for o in (own, nested, o, plain)] == [
+        {"price": n} for n in (1, 2, 3, 4)
+    ]
+
+
 def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
     """A decision's reasoning as a list (its score's comment), an enum as an operation's
     name: SQLite could not bind them, and the store took nothing more of the process, the
