@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
 from config.sampling_rules import SamplingSubject
+from config.tracing.ids import random_trace_id, usable_trace_id
 
 if TYPE_CHECKING:
     from config.tracing.tracer import CurrentToken, Observation, Tracer
@@ -195,6 +196,35 @@ class TraceManager:
                         agents.append(agent_id)
         return entry
 
+    def _claim(self, trace_id: str) -> str:
+        """``trace_id`` for a trace about to open, or a random id while a trace of that id is
+        open (the same event processed twice at once, a caller's id given twice): opened
+        again, the two traces' observations took the same ids and mixed (one's input with
+        the other's output). Claimed under the lock, so two threads cannot both open it."""
+        key = usable_trace_id(trace_id)
+        with self._lock:
+            record = self._traces.get(key)
+            if record is None:
+                self._traces[key] = TraceRecord(key)  # claimed: filled by _register
+                return trace_id
+            if record.finalized:
+                return trace_id  # the same trace again, after it ended (a replayed event)
+        fresh = random_trace_id()
+        logger.warning(
+            "trace %s is open already (the same event processed twice at once?): "
+            "this one is recorded as trace %s",
+            key,
+            fresh,
+        )
+        return fresh
+
+    def _unclaim(self, trace_id: str) -> None:
+        key = usable_trace_id(trace_id)
+        with self._lock:
+            record = self._traces.get(key)
+            if record is not None and record.root_span_id is None and not record.open:
+                del self._traces[key]
+
     def _forget(self, span_id: str) -> OpenObservation | None:
         """Drop an open observation and make its parent current again; None when unknown."""
         with self._lock:
@@ -312,22 +342,28 @@ class TraceManager:
         for key, value in event.items():
             if key not in EVENT_IDENTITY_FIELDS and key != "data" and key not in metadata:
                 metadata[key] = value
-        root = self.tracer.start_trace(
-            f"simulation.{event_type}",
-            root_name=WORKFLOW_NAME,
-            root_type="chain",
-            trace_id=trace_id,
-            session_id=session_id,
-            tags=tags,
-            metadata=metadata,
-            input=dict(event),
-            root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
-            subject=SamplingSubject(
-                event_type=event_type,
-                severity=str(event["severity"]) if event.get("severity") else None,
-                agents=tuple(agents or ()),
-            ),
-        )
+        claimed = self._claim(trace_id) if trace_id is not None else None
+        try:
+            root = self.tracer.start_trace(
+                f"simulation.{event_type}",
+                root_name=WORKFLOW_NAME,
+                root_type="chain",
+                trace_id=claimed,
+                session_id=session_id,
+                tags=tags,
+                metadata=metadata,
+                input=dict(event),
+                root_metadata={"event_type": event_type, "product_id": event.get("product_id")},
+                subject=SamplingSubject(
+                    event_type=event_type,
+                    severity=str(event["severity"]) if event.get("severity") else None,
+                    agents=tuple(agents or ()),
+                ),
+            )
+        except BaseException:
+            if claimed is not None:  # the claim of a trace that never opened
+                self._unclaim(claimed)
+            raise
         self._register(root, root=True)
         data = event.get("data")
         self._traces[root.trace_id].simulation = SimulationTrace(

@@ -236,6 +236,37 @@ def test_trace_operation_opens_its_own_trace_and_records_an_error(workdir: Path)
     assert trace_names[trace_info.trace_id] == "price_optimization"
 
 
+def test_the_same_event_opened_twice_at_once_gets_two_traces_that_do_not_mix(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trace id of an event in a session is derived from both: processed twice at once,
+    the second opened the same id while the first was open, its operations took the first
+    one's ids (one row with the first's output and the second's input, an operation lost).
+    The second is a trace of its own; after the first ended, the same id is used again (a
+    replayed event is the same trace)."""
+    service = local_service(workdir)
+    first = service.create_simulation_trace(EVENT, session_id="run1")
+    a = service.start_agent_span("pricing_agent", "first", {"n": 1}, parent_trace_id=first)
+    second = service.create_simulation_trace(EVENT, session_id="run1")
+    b = service.start_agent_span("pricing_agent", "second", {"n": 2}, parent_trace_id=second)
+    assert second != first and b != a
+    assert f"trace {first} is open already" in caplog.text
+    service.end_agent_span(a, {"o": 1})
+    service.end_agent_span(b, {"o": 2})
+    service.finalize_trace(first)
+    service.finalize_trace(second)
+    assert service.create_simulation_trace(EVENT, session_id="run1") == first
+    service.flush()
+    stored = {
+        r["name"]: (r["trace_id"], json.loads(r["input"]), json.loads(r["output"]))
+        for r in rows(workdir, "SELECT * FROM observations WHERE type = 'AGENT'")
+    }
+    assert stored == {
+        "pricing_agent.first": (first, {"n": 1}, {"o": 1}),
+        "pricing_agent.second": (second, {"n": 2}, {"o": 2}),
+    }
+
+
 def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
     workdir: Path,
 ) -> None:
