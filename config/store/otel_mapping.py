@@ -317,6 +317,13 @@ def _trace_attributes(attributes: dict[str, Any]) -> tuple[dict[str, Any], dict[
     return {column: value for column, (_, value) in found.items()}, metadata
 
 
+def _sets_trace_metadata(span: SpanRecord) -> bool:
+    """Whether a span carries trace metadata: the root does, and an observation the
+    application called ``update_trace_metadata`` on (its keys were dropped past the first
+    span of a trace in a batch)."""
+    return any(key.startswith(la.TRACE_METADATA) for key in span.attributes)
+
+
 def _merge_trace(
     batch: MappedBatch,
     span: SpanRecord,
@@ -333,7 +340,7 @@ def _merge_trace(
     is_root = _is_trace_root(span)
     start_us = span.start_ns // 1000
     row = batch.traces.get(span.trace_id)
-    if row is not None and span.trusted_json and not is_root:
+    if row is not None and span.trusted_json and not is_root and not _sets_trace_metadata(span):
         # The core puts the same trace-level attributes on every span of a trace: past the
         # first one only the trace's start time can change (the root carries the rest).
         row["timestamp_us"] = min(row["timestamp_us"], start_us)

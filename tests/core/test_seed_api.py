@@ -267,6 +267,24 @@ def test_the_same_event_opened_twice_at_once_gets_two_traces_that_do_not_mix(
     }
 
 
+def test_trace_metadata_set_on_any_observation_is_the_traces_in_the_local_store(
+    workdir: Path,
+) -> None:
+    """``update_trace_metadata`` on the second and later observations of a trace (in one
+    batch) was dropped by the local store; Langfuse (and serve) keep every one."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    with service.trace_operation("child", agent_id="inventory_agent") as child:
+        child.update_trace_metadata({"tm_child": 1})
+    with service.trace_operation("plain") as plain:
+        plain.update_trace_metadata({"tm_plain": 2})
+    service.finalize_trace(trace_id)
+    service.flush()
+    (stored,) = rows(workdir, f"SELECT metadata FROM traces WHERE id = '{trace_id}'")
+    metadata = json.loads(stored["metadata"])
+    assert (metadata["tm_child"], metadata["tm_plain"]) == (1, 2)
+
+
 def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
     workdir: Path,
 ) -> None:
