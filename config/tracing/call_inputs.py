@@ -46,10 +46,15 @@ def plain(value: Any) -> Any:
     return as_dict(value) if callable(as_dict) else value
 
 
+# The first parameter of a method and of a classmethod: the object or class, not an input
+# (a classmethod's recorded the whole class, its attributes and methods).
+_RECEIVERS = frozenset({"self", "cls"})
+
+
 def call_input(
     function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    """The call's arguments by parameter name, ``self`` left out.
+    """The call's arguments by parameter name, a first ``self`` or ``cls`` left out.
 
     When the signature is unknown or does not bind them: ``{"args": [...], "kwargs": {...}}``.
     """
@@ -69,7 +74,7 @@ def call_input(
                 value = kwargs[name]
             else:
                 continue
-            if name != "self":
+            if name not in _RECEIVERS or index:
                 found[name] = plain(value)
         return found
     signature = _signature(function)
@@ -82,4 +87,8 @@ def call_input(
             "args": [plain(a) for a in args],
             "kwargs": {k: plain(v) for k, v in kwargs.items()},
         }
-    return {k: plain(v) for k, v in bound.arguments.items() if k != "self"}
+    return {
+        k: plain(v)
+        for index, (k, v) in enumerate(bound.arguments.items())
+        if k not in _RECEIVERS or index
+    }

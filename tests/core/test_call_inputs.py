@@ -14,6 +14,14 @@ def method(self: Any, event: Any, context: Any = None, limit: int = 3) -> None:
     """An agent method's shape: plain parameters only."""
 
 
+def class_method(cls: Any, size: int, *extra: Any) -> None:
+    """A classmethod's function: its class is no input (it recorded the whole class)."""
+
+
+def classified(value: Any, cls: Any = None) -> None:
+    """A parameter named ``cls`` that is not the first: an input as any other."""
+
+
 def flexible(first: Any, *rest: Any, flag: bool = False, **options: Any) -> None:
     """Every other kind of parameter."""
 
@@ -35,6 +43,9 @@ class Event:
         (method, ("agent", 1, 2, 3, 4), {}, {"args": ["agent", 1, 2, 3, 4], "kwargs": {}}),
         (method, ("agent", 1), {"event": 2}, {"args": ["agent", 1], "kwargs": {"event": 2}}),
         (method, ("agent",), {"unknown": 1}, {"args": ["agent"], "kwargs": {"unknown": 1}}),
+        (class_method, (Event, 2, 3), {}, {"size": 2, "extra": (3,)}),
+        (class_method, (Event,), {"size": 2}, {"size": 2}),
+        (classified, (1, 2), {}, {"value": 1, "cls": 2}),
         (
             flexible,
             (1, 2, 3),
