@@ -223,6 +223,9 @@ def _open_progress_file(
     try:
         if source != "-" and _same_file(path, Path(source)):
             raise UsageError(f"--progress-file {path}: it is the event file being replayed")
+        if source == "-" and _is_descriptor(path, 0):
+            # Written to, the pipe being read never ended: the run waited for ever.
+            raise UsageError(f"--progress-file {path}: it is the standard input being replayed")
         if _is_stdout(path):
             # The summary goes there: the two interleaved made neither readable.
             raise UsageError(
@@ -269,12 +272,23 @@ def _long_wait_warning(
 
 
 def _is_stdout(path: Path) -> bool:
-    """``path`` is where standard output goes, a pipe or a file that something reads (a
-    terminal is left to the user: stderr is often the same one)."""
+    """``path`` is where standard output goes, a pipe or a file that something reads. A
+    terminal and a device (``/dev/null``) are left to the user, and so is standard output
+    that is standard error too (``2>&1``: ``/dev/stderr`` was refused, as the error advised)."""
     try:
-        out = sys.stdout.fileno()
-        return not os.isatty(out) and os.path.samestat(path.stat(), os.fstat(out))
-    except (OSError, ValueError, AttributeError):  # not there yet; no stdout (a test's)
+        out = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no stdout (a test's)
+        return False
+    if stat.S_ISCHR(out.st_mode):
+        return False
+    return _is_descriptor(path, sys.stdout.fileno()) and not _is_descriptor(path, 2)
+
+
+def _is_descriptor(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` is the file open as ``descriptor`` (False when either is not there)."""
+    try:
+        return os.path.samestat(path.stat(), os.fstat(descriptor))
+    except (OSError, ValueError):
         return False
 
 

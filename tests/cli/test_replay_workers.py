@@ -399,6 +399,30 @@ def test_the_standard_output_as_progress_file_is_refused(tmp_path: Path) -> None
     assert not (tmp_path / "home").exists()
 
 
+def test_progress_to_standard_error_or_a_device_is_taken_and_to_the_input_pipe_refused(
+    tmp_path: Path,
+) -> None:
+    """``/dev/stderr`` was refused when stderr was stdout too (``2>&1``, what the refusal
+    itself advised), ``/dev/null`` when stdout was /dev/null; the standard input being
+    replayed (``- --progress-file /dev/stdin``) was written to, and the run never ended."""
+    events = events_file(tmp_path, 5, seed=4)
+    env = clean_env(AUTOOPS_HOME=str(tmp_path / "home"))
+    command = [autoops_executable(), "--json", "replay", str(events), "--progress-file"]
+    both = subprocess.run([*command, "/dev/stderr"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, env=env, timeout=60, check=False)  # fmt: skip
+    assert both.returncode == 0, both.stdout
+    assert b'"phase": "done"' in both.stdout or b'"phase":"done"' in both.stdout
+    silent = subprocess.run([*command, "/dev/null"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env, timeout=60, check=False)  # fmt: skip
+    assert silent.returncode == 0, silent.stderr
+    piped = subprocess.run(
+        [autoops_executable(), "replay", "-", "--progress-file", "/dev/stdin"],
+        input=events.read_bytes(), capture_output=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 2, piped.stderr
+    assert b"it is the standard input being replayed" in piped.stderr
+
+
 def test_a_named_pipe_no_one_reads_as_progress_file_is_refused_at_once(tmp_path: Path) -> None:
     """Opening a FIFO without a reader blocks; the replay would hang before its stop handlers
     exist. It is refused instead (exit 6, one line, no store), and works once read."""
