@@ -720,6 +720,9 @@ def _exit_code(
             f"{recorded_text(summary, dry_run=dry_run)}"
         )
         return int(stopped_by)
+    # Each of these is said (a rejected line hid the failed events and the refused batches);
+    # the exit code is the first one's.
+    codes: list[int] = []
     if summary.events_rejected:
         if summary.stopped_early:  # --strict
             out.warning(
@@ -730,27 +733,31 @@ def _exit_code(
             rejected, handled = summary.events_rejected, summary.events_handled
             what = what_became(summary, dry_run=dry_run)
             out.warning(f"{rejected} line(s) rejected; the other {handled} event(s) were {what}")
-        return int(ExitCode.LOCAL_FILE)
+        codes.append(int(ExitCode.LOCAL_FILE))
     if tracing.get("dead_letters"):
         out.error(
             f"{tracing['dead_letters']} batch(es) refused by {host}; see `autoops buffer status`"
         )
-        return int(ExitCode.API)
+        codes.append(int(ExitCode.API))
     if waiting:
-        return int(ExitCode.NETWORK)
+        codes.append(int(ExitCode.NETWORK))
     if summary.events_failed:
-        failed = summary.events_failed
-        if dry_run or tracing.get("mode") == "disabled":  # nothing is recorded at all
-            out.error(f"{failed} event(s) failed inside the agents (nothing recorded)")
-        elif summary.events_sampled_out:
-            out.error(
-                f"{failed} event(s) failed inside the agents (recorded as ERROR traces, those "
-                "the sample rate kept)"
-            )
-        else:
-            out.error(f"{failed} event(s) failed inside the agents (recorded as ERROR traces)")
-        return int(ExitCode.FAILURE)
-    return 0
+        _report_failed_events(state, summary, dry_run=dry_run)
+        codes.append(int(ExitCode.FAILURE))
+    return codes[0] if codes else 0
+
+
+def _report_failed_events(state: AppState, summary: ReplaySummary, *, dry_run: bool) -> None:
+    failed = summary.events_failed
+    if dry_run or summary.tracing.get("mode") == "disabled":  # nothing is recorded at all
+        state.output.error(f"{failed} event(s) failed inside the agents (nothing recorded)")
+    elif summary.events_sampled_out:
+        state.output.error(
+            f"{failed} event(s) failed inside the agents (recorded as ERROR traces, those "
+            "the sample rate kept)"
+        )
+    else:
+        state.output.error(f"{failed} event(s) failed inside the agents (recorded as ERROR traces)")
 
 
 # --- progress -----------------------------------------------------------------------------

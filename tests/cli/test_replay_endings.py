@@ -228,6 +228,17 @@ def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -
     )  # fmt: skip
     assert sampled.returncode == 1, sampled.stderr
     assert "(recorded as ERROR traces, those the sample rate kept)" in sampled.stderr
+    # A rejected line as well: its exit code, and the failures still said (they were not).
+    with events.open("a", encoding="utf-8") as file:
+        file.write("not an event\n")
+    both = subprocess.run(
+        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "both")),
+    )  # fmt: skip
+    assert both.returncode == 6, both.stderr
+    assert "1 line(s) rejected" in both.stderr
+    assert "6 event(s) failed inside the agents (recorded as ERROR traces)" in both.stderr
 
 
 def progress(done: int, elapsed: float, read: int | None, total: int | None) -> str:
