@@ -125,7 +125,7 @@ OBSERVATION_UPSERT = (
 )
 SCORE_COLUMNS = (
     "id", "trace_id", "observation_id", "session_id", "name", "value", "string_value",
-    "data_type", "comment", "metadata", "environment", "timestamp_us",
+    "data_type", "comment", "metadata", "environment", "timestamp_us", "source",
 )  # fmt: skip
 SCORE_UPSERT = (
     f"INSERT OR REPLACE INTO scores ({', '.join(SCORE_COLUMNS)}) "
@@ -178,6 +178,7 @@ def _score_row(score: ScoreRecord) -> tuple[Any, ...]:
         to_json(score.metadata) if score.metadata else None,
         score.environment,
         score.timestamp_ns // 1000,
+        score.source,
     )
 
 
@@ -369,7 +370,7 @@ def _table_columns(db: sqlite3.Connection, table: str) -> list[str]:
 EXPECTED_COLUMNS = {
     "traces": (*TRACE_COLUMNS, "updated_us"),
     "observations": OBSERVATION_COLUMNS,
-    "scores": (*SCORE_COLUMNS, "source"),
+    "scores": SCORE_COLUMNS,
 }
 
 

@@ -55,6 +55,7 @@ class ScoreRecord:
     session_id: str | None = None
     environment: str | None = None
     metadata: dict[str, Any] | None = None
+    source: str = "API"  # or ANNOTATION (a score a client says a person gave)
 
     def as_request(self) -> dict[str, Any]:
         """The JSON body of ``POST /api/public/scores``."""
@@ -69,6 +70,8 @@ class ScoreRecord:
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         body["dataType"] = self.data_type
+        if self.source != "API":  # Langfuse's default: the core's own scores say nothing
+            body["source"] = self.source
         return body
 
 

@@ -529,6 +529,37 @@ def test_serve_whose_stdout_reader_left_keeps_serving(workdir: Path) -> None:
         server.communicate(timeout=60)
 
 
+def test_a_scores_source_is_kept_and_a_score_of_a_dataset_run_alone_is_refused(
+    served: ServeHandle,
+) -> None:
+    """``source: ANNOTATION`` was dropped (read back as API, no source filter found it); a
+    score whose only subject was a dataset run was acknowledged and stored with none."""
+    trace_id = uuid.uuid4().hex
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(served.url + "/api/public/scores", json=body, auth=served.auth,
+                          timeout=30)  # fmt: skip
+
+    assert post({"id": f"{trace_id}-a", "name": "ann", "value": 1, "traceId": trace_id,
+                 "source": "ANNOTATION"}).status_code == 200  # fmt: skip
+    assert (
+        post({"id": f"{trace_id}-p", "name": "api", "value": 1, "traceId": trace_id}).status_code
+        == 200
+    )
+    (annotated,) = get(served, "/api/public/v3/scores", traceId=trace_id, source="ANNOTATION")[
+        "data"
+    ]
+    assert (annotated["id"], annotated["source"]) == (f"{trace_id}-a", "ANNOTATION")
+    sources = {
+        s["id"]: s["source"] for s in get(served, "/api/public/v2/scores", traceId=trace_id)["data"]
+    }
+    assert sources == {f"{trace_id}-a": "ANNOTATION", f"{trace_id}-p": "API"}
+    for body in ({"name": "run", "value": 1, "datasetRunId": "run-1"},
+                 {"name": "eval", "value": 1, "traceId": trace_id, "source": "EVAL"}):  # fmt: skip
+        refused = post(body)
+        assert refused.status_code == 400, refused.text
+
+
 def test_a_scores_timestamp_is_kept_and_the_numeric_view_counts_numbers_only(
     served: ServeHandle,
 ) -> None:

@@ -19,6 +19,8 @@ from config.tracing.ids import random_id
 from config.tracing.span_records import ScoreRecord
 
 SCORE_DATA_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL", "CORRECTION", "TEXT"})
+# What the public API takes (``CreateScoreSource``; EVAL is Langfuse's evaluators' own).
+SCORE_SOURCES = ("API", "ANNOTATION")
 
 
 def _issue(path: str, message: str) -> dict[str, Any]:
@@ -84,9 +86,18 @@ def validated_score(
             timestamp_ns = iso_micros(stamp) * 1000
         except ValueError:
             issues.append(_issue("timestamp", "Invalid ISO datetime"))
-    if not any(body.get(k) for k in ("traceId", "observationId", "sessionId", "datasetRunId")):
+    source = body.get("source", "API")
+    if source not in SCORE_SOURCES:
+        issues.append(_issue("source", f"Invalid enum value, expected one of {SCORE_SOURCES}"))
+    if not any(body.get(k) for k in ("traceId", "observationId", "sessionId")):
+        # Dataset runs are not kept: a score of a run alone was acknowledged, then no read
+        # could find it (its run dropped, no subject left).
         issues.append(
-            _issue("traceId", "A score needs a traceId, observationId, sessionId or datasetRunId")
+            _issue(
+                "traceId",
+                "A score needs a traceId, observationId or sessionId"
+                + (" (autoops serve keeps no dataset runs)" if body.get("datasetRunId") else ""),
+            )
         )
     if issues:
         return None, issues
@@ -102,6 +113,7 @@ def validated_score(
         session_id=body.get("sessionId"),
         environment=body.get("environment") or "default",
         metadata=metadata,
+        source=str(source),
     )
     return record, []
 
