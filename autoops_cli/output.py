@@ -100,6 +100,11 @@ class GuardedStdout:
             discard_stdout()
         except OSError as exc:
             raise StdoutError(exc.errno, exc.strerror) from None
+        except UnicodeEncodeError:
+            # An ASCII-only stdout (LC_ALL=C with PYTHONUTF8=0, PYTHONIOENCODING=ascii):
+            # what it cannot hold is shown as "?" (the help's bullets made it a traceback).
+            encoding = getattr(self._stream, "encoding", None) or "ascii"
+            self.write_unredacted(text.encode(encoding, "replace").decode(encoding))
 
     def flush(self) -> None:
         try:

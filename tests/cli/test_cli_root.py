@@ -265,6 +265,21 @@ def test_langfuse_debug_turns_on_debug_logging(run_autoops) -> None:  # type: ig
     assert KNOWN_SECRET not in loud.both and "Traceback" not in loud.both
 
 
+@pytest.mark.parametrize("args", [("--help",), ("config", "show"), ("sampling", "show")])
+def test_an_ascii_only_stdout_gets_question_marks_not_a_traceback(
+    workdir: Path, args: tuple[str, ...]
+) -> None:
+    """With stdout's encoding ASCII (LC_ALL=C and PYTHONUTF8=0), ``autoops --help`` was a
+    traceback (the bullets of its exit codes)."""
+    done = subprocess.run(
+        [autoops_executable(), *args], capture_output=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONIOENCODING": "ascii", "PYTHONUTF8": "0", "LC_ALL": "C"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert done.stdout.isascii() and done.stdout
+
+
 @pytest.mark.parametrize("stdout", ["> /dev/full", ">&-"])
 @pytest.mark.parametrize(
     "command",
