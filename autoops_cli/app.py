@@ -105,7 +105,9 @@ def _report_usage_error(ctx: ClickContext, exc: ClickUsageError) -> None:
         raise exc
     _redact_usage_error(exc)
     used = exc.ctx if exc.ctx is not None else ctx
-    _output_of(ctx).error(exc.format_message(), f"`{used.command_path} --help` shows the usage")
+    # On one line: click lays out some messages over several ("Choose from:\n\tbash,...").
+    message = " ".join(exc.format_message().split())
+    _output_of(ctx).error(message, f"`{used.command_path} --help` shows the usage")
     ctx.exit(int(ExitCode.USAGE))
 
 
