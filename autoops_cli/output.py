@@ -209,7 +209,10 @@ class Output:
         if self._stdout is None:
             from rich.console import Console
 
-            self._stdout = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+            width, height = _dumb_terminal_size()
+            self._stdout = Console(
+                file=sys.stdout, highlight=False, soft_wrap=False, width=width, height=height
+            )
         return self._stdout
 
     @property
@@ -361,6 +364,23 @@ class Column:
     justify: str = "left"
     # Never cut below this many characters (an id to copy), whatever else is cut.
     min_width: int | None = None
+
+
+def _dumb_terminal_size() -> tuple[int | None, int | None]:
+    """The width and height of a dumb terminal (TERM=dumb: Emacs' shell, some CI systems):
+    Rich takes one as 80x25, whatever COLUMNS or the terminal say, unless it is given both
+    (tables were cut at 80 columns on a wide one, and overflowed a narrow one)."""
+    if os.environ.get("TERM", "").lower() not in ("dumb", "unknown"):
+        return None, None  # Rich's own
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+        width, height = size.columns, size.lines
+    except (OSError, ValueError, AttributeError):  # not a terminal: Rich's own answer stands
+        width, height = 80, 25
+    columns, lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else width
+    height = int(lines) if lines.isdigit() and int(lines) > 0 else height
+    return width, height
 
 
 def fitted_table(

@@ -352,6 +352,26 @@ def test_a_filter_that_is_not_utf_8_matches_nothing_instead_of_an_internal_error
         assert "internal error" not in done.stderr
 
 
+@pytest.mark.parametrize("columns", ["300", "40"])
+def test_on_a_dumb_terminal_tables_take_the_width_columns_says(
+    monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    """TERM=dumb: Rich took the terminal as 80 columns whatever COLUMNS said (tables cut
+    on a wide one, overflowing a narrow one)."""
+    import io
+
+    from autoops_cli.output import Output
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert Output().table_width() == int(columns)
+
+
 def test_on_a_dumb_terminal_columns_are_dropped_before_cells_are_cut(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
