@@ -540,3 +540,21 @@ def test_the_deploy_canary_is_tagged_and_left_out(cli: Cli) -> None:
     report = metrics_json(cli, "--since", "1h")
     assert report["system"]["total_events_processed"] == 0  # the canary is no workflow event
     assert report["agents"] == {} and report["has_data"] is False
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-12-03T10:00:00Z", "2026-12-03T10:00:00Z"),
+        # Under a millisecond apart: the same window at Langfuse's precision (the query's
+        # last instant fell before its first, and the engine refused it: exit 5).
+        ("2026-12-03T10:00:00Z", "2026-12-03T10:00:00.000001Z"),
+    ],
+)
+def test_a_window_that_holds_no_millisecond_is_a_usage_error(
+    cli: Cli, since: str, until: str
+) -> None:
+    fixed_store(store_path())  # with data: the engine is asked
+    result = cli("metrics", "--local", "--since", since, "--until", until)
+    assert result.exit_code == 2, result.both
+    assert f"--since {since!r} is not before --until {until!r}" in result.stderr

@@ -76,8 +76,11 @@ def make_window(since: str, until: str | None, *, now: datetime | None = None) -
     now = now or datetime.now(UTC)
     end = parse_moment(until, "--until", now=now) if until else now
     start = parse_moment(since, "--since", now=now)
-    if start >= end:
-        raise UsageError(f"--since {since!r} is not before --until {until or 'now'!r}")
+    if iso(start) >= iso(end):  # at the window's precision, milliseconds (as Langfuse's)
+        raise UsageError(
+            f"--since {since!r} is not before --until {until or 'now'!r}"
+            + (" (the window is counted in milliseconds)" if start < end else "")
+        )
     # Nothing is older than EARLIEST: a window reaching before it holds what the whole
     # window before would (and a long one would leave datetime's range).
     previous = start - (end - start) if start - EARLIEST >= end - start else EARLIEST
