@@ -746,6 +746,8 @@ def _seconds(timeout: Any, default: float) -> float:
         return default
     try:
         seconds = float(timeout)
+    except OverflowError:  # an int past the float range: as long as a wait may be
+        return float(MAX_SECONDS)
     except (TypeError, ValueError):
         return default
     if math.isnan(seconds):

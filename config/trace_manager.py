@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
 from config.sampling_rules import SamplingSubject
-from config.tracing.ids import random_trace_id, usable_trace_id
+from config.tracing.ids import random_trace_id, trace_key
 
 if TYPE_CHECKING:
     from config.tracing.tracer import CurrentToken, Observation, Tracer
@@ -201,7 +201,7 @@ class TraceManager:
         open (the same event processed twice at once, a caller's id given twice): opened
         again, the two traces' observations took the same ids and mixed (one's input with
         the other's output). Claimed under the lock, so two threads cannot both open it."""
-        key = usable_trace_id(trace_id)
+        key = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(key)
             if record is None:
@@ -219,7 +219,7 @@ class TraceManager:
         return fresh
 
     def _unclaim(self, trace_id: str) -> None:
-        key = usable_trace_id(trace_id)
+        key = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(key)
             if record is not None and record.root_span_id is None and not record.open:
@@ -258,6 +258,7 @@ class TraceManager:
 
     def root(self, trace_id: str) -> Observation | None:
         """The open root (orchestrator workflow) of a trace."""
+        trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
             entry = record.open.get(record.root_span_id or "") if record is not None else None
@@ -265,6 +266,7 @@ class TraceManager:
 
     def agent_operation(self, trace_id: str, agent_id: str) -> Observation | None:
         """The agent's latest open operation in the trace."""
+        trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
             operations = record.open_by_agent.get(agent_id) if record is not None else None
@@ -272,6 +274,7 @@ class TraceManager:
 
     def open_observations(self, trace_id: str) -> list[Observation]:
         """The trace's open observations, in the order they started."""
+        trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
             return [e.observation for e in record.open.values()] if record is not None else []
@@ -283,6 +286,7 @@ class TraceManager:
 
     def simulation_trace(self, trace_id: str) -> SimulationTrace | None:
         """The seed's record of an open simulation trace."""
+        trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
             return record.simulation if record is not None else None
@@ -302,6 +306,7 @@ class TraceManager:
         """Where an operation of ``trace_id`` goes: under the current observation when the
         calling context is in that trace, else under the trace's root; and whether it may
         become current (not when the caller sits in another trace)."""
+        trace_id = trace_key(trace_id)
         current = self.tracer.current()
         if current is not None and current.trace_id == trace_id:
             return current, True
@@ -342,7 +347,7 @@ class TraceManager:
         for key, value in event.items():
             if key not in EVENT_IDENTITY_FIELDS and key != "data" and key not in metadata:
                 metadata[key] = value
-        claimed = self._claim(trace_id) if trace_id is not None else None
+        claimed = self._claim(trace_id) if trace_id else None  # "": a random one, as None
         try:
             root = self.tracer.start_trace(
                 f"simulation.{event_type}",
@@ -608,6 +613,7 @@ class TraceManager:
         trace is not open. Should this fail half way, the root is still registered:
         ``cleanup_failed_trace`` can end it.
         """
+        trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
             entry = record.open.get(record.root_span_id or "") if record is not None else None
@@ -714,6 +720,7 @@ class TraceManager:
         to end one does not stop the others. An open root counts the trace as failed. Returns
         how many observations were ended.
         """
+        trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
             if record is None:

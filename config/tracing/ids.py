@@ -58,6 +58,14 @@ def usable_trace_id(trace_id: object) -> str:
     return trace_id_for("trace id", text)
 
 
+def trace_key(trace_id: object) -> str:
+    """The id a trace a caller names is kept under: ``usable_trace_id`` of it (the caller's
+    own id, as given, found nothing once it was lowered or seeded); "" for none."""
+    if type(trace_id) is str and len(trace_id) == 32 and _HEX.issuperset(trace_id):
+        return trace_id  # the usual case: an id this process returned
+    return usable_trace_id(trace_id) if trace_id else ""
+
+
 def random_trace_id() -> str:
     """A random 32-hex trace id (for traces not tied to a replay)."""
     return os.urandom(16).hex()

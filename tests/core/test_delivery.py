@@ -871,11 +871,15 @@ from config.langfuse_integration import get_langfuse_integration
 
 service = get_langfuse_integration()
 returned = []
-for given in [None, "order-42", "ABCDEF0123456789ABCDEF0123456789", 42, None]:
+for given in [None, "order-42", "ABCDEF0123456789ABCDEF0123456789", 42, ""]:
     event = {"event_type": "demand_spike", "product_id": str(given)}
     trace_id = service.create_simulation_trace(event, trace_id=given)
-    service.finalize_trace(trace_id)
+    # The caller's own id reaches its trace (it found nothing once the id was lowered).
+    named = given or trace_id
+    assert service.start_agent_span("pricing_agent", "quote", parent_trace_id=named)
+    assert service.finalize_trace(named) is not None
     returned.append(trace_id)
+assert not service.trace_manager._traces, service.trace_manager._traces  # no claim left
 print(json.dumps({"flushed": service.flush(30), "returned": returned}))
 """
 
@@ -898,6 +902,7 @@ def test_a_callers_trace_id_that_is_not_32_hex_is_made_one_and_loses_nothing(
     assert returned[2] == "abcdef0123456789abcdef0123456789"
     assert len(set(returned)) == 5
     assert "'order-42' is not 32 hex characters" in done.stderr
+    assert "trace id ''" not in done.stderr  # "" is no id: a random one, as None
     store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"
     with sqlite3.connect(store) as db:
         stored = {row[0] for row in db.execute("SELECT id FROM traces")}
@@ -910,14 +915,15 @@ from config.langfuse_integration import get_langfuse_integration
 
 service = get_langfuse_integration()
 ids = []
-for wait in [None, "soon"]:
+for wait in [None, "soon", 10**400]:
     ids.append(service.create_simulation_trace({"event_type": "demand_spike"}))
     service.finalize_trace(ids[-1])
     flushed = service.flush(wait)
-print(json.dumps({"ids": ids, "flushed": flushed, "health": service.health_check(None)["status"]}))
+health = service.health_check(10**400)["status"]  # past the float range: the longest wait
+print(json.dumps({"ids": ids, "flushed": flushed, "health": health}))
 ids.append(service.create_simulation_trace({"event_type": "demand_spike"}))
 service.finalize_trace(ids[-1])
-service.shutdown(None)
+service.shutdown(10**400)
 print(json.dumps(ids))
 """
 
@@ -925,7 +931,7 @@ print(json.dumps(ids))
 def test_flush_and_shutdown_of_none_wait_as_by_default(workdir: Path, served: Any) -> None:
     """``shutdown(None)`` failed inside the sender (None compared with 0) before the batch
     was kept: the trace was neither delivered nor in the outbox; ``flush(None)`` said a
-    connection failed."""
+    connection failed. A wait past the float range is the longest (OverflowError: lost)."""
     done = run_script(workdir, WAITS_OF_NONE, env=served.client_env())
     first, last = done.stdout.splitlines()
     assert json.loads(first)["flushed"] is True
