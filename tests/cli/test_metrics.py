@@ -156,6 +156,26 @@ def test_a_window_ends_before_its_end_and_unmeasured_operations_weigh_nothing(
     ]
 
 
+def test_means_over_levels_weigh_only_the_operations_that_have_a_duration(cli: Cli) -> None:
+    """A group's mean was weighed by all its rows, those without an end time too: merged
+    with another level's group, the agent's and the workflows' means were off."""
+    b = _Spans()
+    for i, duration in enumerate((100, 300, 500)):
+        b.event(i * 60_000, duration)  # 11:00 and on
+    b.event(200_000, 40, failed=True)
+    b.write(store_path())
+    with sqlite3.connect(store_path()) as db:  # the 500 ms workflow and its pricing never ended
+        db.execute("UPDATE observations SET end_us = NULL WHERE end_us - start_us IN "
+                   "(500000, 250000)")  # fmt: skip
+    report = metrics_json(cli, "--since", "2026-11-18T11:00:00Z", "--until", "2026-11-18T12:00:00Z",
+                          "--by", "hour")  # fmt: skip
+    assert report["system"]["average_workflow_duration"] == pytest.approx((100 + 300 + 40) / 3)
+    assert report["series"][0]["average_workflow_duration"] == pytest.approx((100 + 300 + 40) / 3)
+    assert report["agents"]["pricing_agent"]["average_response_time"] == pytest.approx(
+        (50 + 150 + 20) / 3
+    )
+
+
 def test_numbers_on_a_fixed_store(cli: Cli) -> None:
     fixed_store(store_path())
     report = metrics_json(cli, *WINDOW)

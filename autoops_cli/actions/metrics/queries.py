@@ -126,7 +126,9 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
             "config": {"row_limit": ROW_LIMIT},
         }
 
-    latency = [("latency", "avg"), ("latency", "p50"), ("latency", "p95")]
+    # count_latency: the operations that have a latency (an end time), the weight of their
+    # mean when groups are merged (count_count counts the others too).
+    latency = [("latency", "avg"), ("latency", "count"), ("latency", "p50"), ("latency", "p95")]
     return {
         "operations": query(
             "observations",
@@ -151,7 +153,7 @@ def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
         "workflows": query(
             "observations",
             ["level"],
-            [("count", "count"), ("latency", "avg")],
+            [("count", "count"), ("latency", "avg"), ("latency", "count")],
             filters=[
                 simulation,
                 not_canary,

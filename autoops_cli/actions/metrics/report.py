@@ -74,6 +74,9 @@ class _Group:
     # Whether its latency was measured: a group of observations without an end time has
     # none (null), and read as 0 with its count it dragged every mean down.
     measured: bool = True
+    # Of ``count``, those with a latency: the weight of ``avg`` (the others, weighed in
+    # too, pulled a mean of groups at several levels off).
+    timed: int = 0
 
 
 def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
@@ -87,9 +90,17 @@ def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
             number(row.get("p50_latency")),
             number(row.get("p95_latency")),
             _measured(row.get("avg_latency")),
+            _measured_count(row),
         )
         for row in rows
     ]
+
+
+def _measured_count(row: dict[str, Any]) -> int:
+    """How many of a group's rows have a latency (the weight of its mean): ``count_latency``,
+    or all of them from a server that does not answer it."""
+    measured = row.get("count_latency")
+    return count(measured if measured is not None else row.get("count_count"))
 
 
 def _measured(value: Any) -> bool:
@@ -97,7 +108,7 @@ def _measured(value: Any) -> bool:
 
 
 def _weighted(groups: list[_Group], attribute: str) -> float:
-    return weighted_mean([(getattr(g, attribute), g.count) for g in groups if g.measured])
+    return weighted_mean([(getattr(g, attribute), g.timed) for g in groups if g.measured])
 
 
 def _percentile(groups: list[_Group], attribute: str) -> float:
@@ -106,7 +117,7 @@ def _percentile(groups: list[_Group], attribute: str) -> float:
     Percentiles of different groups cannot be merged exactly; the successful operations
     of an agent with one operation name are one group (docs/metrics.md).
     """
-    counted = [g for g in groups if g.count and g.measured]  # the groups that measured
+    counted = [g for g in groups if g.timed and g.measured]  # the groups that measured
     succeeded = [g for g in counted if g.level != "ERROR"] or counted
     if not succeeded:
         return 0.0
@@ -316,14 +327,19 @@ def _series(
     from autoops_cli.actions.metrics.queries import BUCKET_SECONDS
 
     start = parse_iso(fetched.window.start).timestamp()
-    buckets: dict[str, list[tuple[str, int, float | None]]] = defaultdict(list)
+    # (level, workflows, (mean latency, how many have one) or None)
+    buckets: dict[str, list[tuple[str, int, tuple[float, int] | None]]] = defaultdict(list)
     for bucket, epoch, row in workflow_rows:
         if epoch + BUCKET_SECONDS[by] <= start:
             continue  # wholly in the previous window
         level = (_text(row.get("level")) or "DEFAULT").upper()
         latency = row.get("avg_latency")
         buckets[bucket].append(
-            (level, count(row.get("count_count")), number(latency) if _measured(latency) else None)
+            (
+                level,
+                count(row.get("count_count")),
+                (number(latency), _measured_count(row)) if _measured(latency) else None,
+            )
         )
     # Every bucket overlapping the window, an empty one too: the server fills the gaps only
     # up to the bucket its toTimestamp falls in (the one before --until on a boundary, and
@@ -337,7 +353,7 @@ def _series(
     series = []
     for stamp in sorted(buckets):
         rows = buckets[stamp]
-        measured = [(avg, n) for _, n, avg in rows if avg is not None]
+        measured = [timed for _, _, timed in rows if timed is not None]
         series.append(
             {
                 "time": stamp,
