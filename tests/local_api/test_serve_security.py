@@ -856,3 +856,32 @@ def test_no_answer_reveals_the_keys(
     assert "sk-lf-" not in everything
     assert "Traceback" not in everything
     reliability.missing(0)
+
+
+def test_a_body_with_a_length_and_a_transfer_encoding_is_reserved_as_chunked() -> None:
+    """``Content-Length: 1`` with ``Transfer-Encoding: chunked`` reserved one byte of the
+    upload budget for a chunked body of any size (read by its chunks, as HTTP says): six of
+    them held 180 MB at once, past the server's bound."""
+    from starlette.requests import Request
+
+    from autoops_cli.local_api.http.server import declared_length
+
+    both = [(b"content-length", b"1"), (b"transfer-encoding", b"chunked")]
+    assert declared_length(Request({"type": "http", "headers": both}), 4096) == 4096
+    honest = [(b"content-length", b"10")]
+    assert declared_length(Request({"type": "http", "headers": honest}), 4096) == 10
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_server_error(workdir: Path) -> None:
+    """A client leaving mid-upload (a timed-out SDK) was logged as an unexpected error with
+    a traceback, and after three of them every real 500 was "not shown"."""
+    handle = start_serve(workdir / "served" / "traces.db")
+    try:
+        for path in (OTLP, SCORES, "/api/public/ingestion"):
+            sock = _raw_post(handle, path, {"Content-Length": "1000"}, b'{"a":')
+            time.sleep(0.2)
+            sock.close()
+        time.sleep(0.5)
+    finally:
+        _, stderr = stop_serve(handle)
+    assert "unexpected error" not in stderr and "ClientDisconnect" not in stderr

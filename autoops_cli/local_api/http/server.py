@@ -54,7 +54,7 @@ from urllib.parse import unquote
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -193,8 +193,15 @@ def _too_large(limit: int) -> ApiProblem:
 
 
 def declared_length(request: Request, limit: int) -> int:
-    """The body size ``Content-Length`` announces, capped at ``limit`` (the limit without one)."""
+    """The body size ``Content-Length`` announces, capped at ``limit`` (the limit without one).
+
+    A request with a ``Transfer-Encoding`` too is read by it, whatever its length says (HTTP
+    1.1): ``Content-Length: 1`` reserved one byte for a chunked body of any size, and such
+    bodies, in memory at once, went past the server's bound.
+    """
     declared = request.headers.get("content-length")
+    if "transfer-encoding" in request.headers:
+        return limit
     if declared is not None and declared.isascii() and declared.isdigit():
         return min(int(declared), limit)
     return limit
@@ -324,6 +331,11 @@ def guarded(
             return _json(400, {"message": BAD_TEXT, "error": "InvalidRequestError"})
         except LocalFileError as exc:
             return _store_unavailable(exc.message)
+        except ClientDisconnect:
+            # The client hung up mid-body (a timed-out or killed SDK): nobody to answer, and
+            # no server error (logged as one, three of them hid every real 500 after them).
+            logger.debug("client left during %s", request.url.path)
+            return _json(400, {"message": "Client disconnected", "error": "ClientDisconnect"})
         except sqlite3.Error as exc:
             answer = _sqlite_problem(exc)
             if answer is not None:
