@@ -232,9 +232,9 @@ class Outbox:
                     if "public_key" not in columns:  # another process may have added it
                         db.execute(f"ALTER TABLE {table} ADD COLUMN public_key TEXT")
                         db.execute(KEY_FILL_SCHEMA)
-                        db.execute(
-                            f"INSERT INTO outbox_key_fill SELECT ?, MIN(seq), MAX(seq) FROM {table} "
-                            "HAVING COUNT(*) > 0",
+                        db.execute(  # (no HAVING without GROUP BY: SQLite before 3.39)
+                            "INSERT INTO outbox_key_fill SELECT ?, low, high FROM (SELECT "
+                            f"MIN(seq) AS low, MAX(seq) AS high FROM {table}) WHERE low IS NOT NULL",
                             (table,),
                         )
         if self._read("SELECT 1 FROM sqlite_master WHERE name = 'outbox_key_fill'"):
