@@ -39,6 +39,7 @@ def span_id_for(trace_id: str, sequence: int) -> str:
 
 
 _HEX = frozenset("0123456789abcdef")
+_NO_TRACE_ID = "0" * 32  # OTel's invalid trace id
 
 
 def usable_trace_id(trace_id: object) -> str:
@@ -53,7 +54,7 @@ def usable_trace_id(trace_id: object) -> str:
         return random_trace_id()
     text = str(trace_id)
     lowered = text.lower()
-    if len(lowered) == 32 and _HEX.issuperset(lowered) and lowered != "0" * 32:
+    if len(lowered) == 32 and _HEX.issuperset(lowered) and lowered != _NO_TRACE_ID:
         return lowered
     return trace_id_for("trace id", text)
 
@@ -61,7 +62,12 @@ def usable_trace_id(trace_id: object) -> str:
 def trace_key(trace_id: object) -> str:
     """The id a trace a caller names is kept under: ``usable_trace_id`` of it (the caller's
     own id, as given, found nothing once it was lowered or seeded); "" for none."""
-    if type(trace_id) is str and len(trace_id) == 32 and _HEX.issuperset(trace_id):
+    if (
+        type(trace_id) is str
+        and len(trace_id) == 32
+        and _HEX.issuperset(trace_id)
+        and trace_id != _NO_TRACE_ID
+    ):
         return trace_id  # the usual case: an id this process returned
     return usable_trace_id(trace_id) if trace_id else ""
 
