@@ -133,6 +133,7 @@ class Observation:
         "name",
         "parent",
         "parent_id",
+        "scored",
         "span_id",
         "start_ns",
         "status_message",
@@ -157,6 +158,8 @@ class Observation:
         self.level: str | None = None
         self.status_message: str | None = None
         self.ended = False
+        # Score name -> how many of that name this observation was given (their ids).
+        self.scored: dict[str, int] | None = None
         # The parent itself: when it has ended, the current observation is its nearest
         # open ancestor (``Tracer.current``).
         self.parent: Observation | None = None
@@ -579,9 +582,15 @@ class Tracer:
         value = _score_value(name, value, data_type)
         if comment and type(comment) is not str:  # a dict or list: written as its JSON
             comment = la.to_json(comment)
+        with self._lock:
+            scored = observation.scored = observation.scored or {}
+            number = scored[name] = scored.get(name, 0) + 1
+        # Stable per observation, name and number: a score re-sent (the same replay again)
+        # is stored once, and a second of one name on an observation (two decisions in one
+        # operation) is one more, not the first written over while both were counted.
+        parts = (observation.trace.trace_id, observation.span_id, name)
         score = ScoreRecord(
-            # Stable per observation and name: a score re-sent is stored once.
-            id=trace_id_for(observation.trace.trace_id, observation.span_id, name),
+            id=trace_id_for(*parts) if number == 1 else trace_id_for(*parts, str(number)),
             trace_id=observation.trace.trace_id,
             observation_id=observation.span_id,
             name=name,

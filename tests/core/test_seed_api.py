@@ -285,6 +285,33 @@ def test_trace_metadata_set_on_any_observation_is_the_traces_in_the_local_store(
     assert (metadata["tm_child"], metadata["tm_plain"]) == (1, 2)
 
 
+def test_two_scores_of_one_name_on_an_observation_are_both_kept_and_counted(
+    workdir: Path,
+) -> None:
+    """Score ids came from the trace, the observation and the name: two decisions in one
+    operation gave two ``decision_confidence`` scores of one id, the second written over
+    the first, while ``scores_recorded`` counted both."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT, session_id="s")
+    span = service.start_agent_span("pricing_agent", "price", parent_trace_id=trace_id)
+    for confidence in (0.2, 0.9):
+        service.log_agent_decision(
+            "pricing_agent", {"decision_type": "a", "confidence": confidence}
+        )
+    service.end_agent_span(span, {"x": 1})
+    with service.trace_operation("check") as check:
+        check.score("quality", 0.2)
+        check.score("quality", 0.8)
+    service.finalize_trace(trace_id)
+    service.flush()
+    stored = rows(workdir, "SELECT name, value FROM scores ORDER BY name, value")
+    assert [(r["name"], r["value"]) for r in stored] == [
+        ("decision_confidence", 0.2), ("decision_confidence", 0.9),
+        ("quality", 0.2), ("quality", 0.8),
+    ]  # fmt: skip
+    assert service.get_performance_metrics()["scores_recorded"] == len(stored)
+
+
 def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
     workdir: Path,
 ) -> None:
