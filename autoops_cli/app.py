@@ -5,6 +5,7 @@ Command groups live in ``commands/`` and are registered at the bottom of this mo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,7 @@ def _escape(text: str) -> str:
     return escape(redact_secrets(text))
 
 
-def _version_callback(value: bool) -> None:
+def _version_callback(ctx: typer.Context, value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -202,7 +203,11 @@ def _version_callback(value: bool) -> None:
         py = ".".join(str(part) for part in sys.version_info[:3])
         try:
             with writing_stdout():
-                typer.echo(f"autoops {__version__} (langfuse SDK {sdk}, Python {py})")
+                if ctx.params.get("json_output"):  # eager as --version, and hoisted before it
+                    document = {"autoops": __version__, "langfuse_sdk": sdk, "python": py}
+                    typer.echo(json.dumps(document, indent=2))
+                else:
+                    typer.echo(f"autoops {__version__} (langfuse SDK {sdk}, Python {py})")
         except AutoopsError as exc:  # parsed before the command's error boundary
             Output().error(exc.message)
             raise typer.Exit(int(exc.exit_code)) from None
@@ -225,7 +230,10 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     json_output: bool = typer.Option(
-        False, "--json", help="Write machine-readable JSON to stdout instead of tables."
+        False,
+        "--json",
+        is_eager=True,  # known to --version's callback
+        help="Write machine-readable JSON to stdout instead of tables.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and data; no progress."),
     verbose: bool = typer.Option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -65,6 +66,10 @@ def test_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.exit_code == 0
     assert result.stdout.startswith(f"autoops {__version__} (langfuse SDK 5.")
+    # With --json, a JSON document (it was the plain line, a JSON reader's error).
+    for args in (("--json", "--version"), ("--version", "--json")):
+        document = json.loads(cli(*args).stdout)
+        assert document["autoops"] == __version__ and document["langfuse_sdk"].startswith("5.")
 
 
 @pytest.mark.parametrize("group", [(), ("traces",), ("config",), ("buffer",)])
