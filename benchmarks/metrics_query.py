@@ -103,11 +103,13 @@ def _copy_trace(
         (ids[o[0]], trace_id, ids.get(o[2]), o[3], o[4], o[5] + shift, o[6] + shift, *o[7:])
         for o in observations[:keep]
     ]
-    # SCORE_COLUMNS: id, trace_id, observation_id, ..., timestamp_us
+    # SCORE_COLUMNS: id, trace_id, observation_id, ..., timestamp_us (by name: more follow)
+    stamp = SCORE_COLUMNS.index("timestamp_us")
     score_rows = [
-        (f"{rnd.getrandbits(128):032x}", trace_id, ids.get(s[2]), *s[3:-1], s[-1] + shift)
+        (f"{rnd.getrandbits(128):032x}", trace_id, ids.get(s[2]), *s[3:stamp], s[stamp] + shift,
+         *s[stamp + 1 :])
         for s in scores
-    ]
+    ]  # fmt: skip
     return trace_row, observation_rows, score_rows
 
 
