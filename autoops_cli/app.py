@@ -6,6 +6,7 @@ Command groups live in ``commands/`` and are registered at the bottom of this mo
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,9 @@ class AutoopsGroup(TyperGroup):
             ctx.exit(int(ExitCode.FAILURE))
 
 
+_LINE_BREAKS = re.compile(r"\s*\n\s*")
+
+
 def _report_usage_error(ctx: ClickContext, exc: ClickUsageError) -> None:
     """A bad command line as every expected error is said: one ``error:`` line (and a
     hint), exit 2, instead of Typer's usage block and boxed message (five lines and more,
@@ -106,8 +110,9 @@ def _report_usage_error(ctx: ClickContext, exc: ClickUsageError) -> None:
         raise exc
     _redact_usage_error(exc)
     used = exc.ctx if exc.ctx is not None else ctx
-    # On one line: click lays out some messages over several ("Choose from:\n\tbash,...").
-    message = " ".join(exc.format_message().split())
+    # On one line: click lays out some messages over several ("Choose from:\n\tbash,...");
+    # only the line breaks go (the value given is quoted as it was).
+    message = _LINE_BREAKS.sub(" ", exc.format_message()).strip()
     _output_of(ctx).error(message, f"`{used.command_path} --help` shows the usage")
     ctx.exit(int(ExitCode.USAGE))
 

@@ -372,11 +372,13 @@ def _dumb_terminal_size() -> tuple[int | None, int | None]:
     (tables were cut at 80 columns on a wide one, and overflowed a narrow one)."""
     if os.environ.get("TERM", "").lower() not in ("dumb", "unknown"):
         return None, None  # Rich's own
+    width, height = 80, 25  # Rich's own answer
     try:
         size = os.get_terminal_size(sys.stdout.fileno())
-        width, height = size.columns, size.lines
-    except (OSError, ValueError, AttributeError):  # not a terminal: Rich's own answer stands
-        width, height = 80, 25
+        # A terminal that reports 0x0 (some do) made tables and lines vanish.
+        width, height = size.columns or width, size.lines or height
+    except (OSError, ValueError, AttributeError):  # not a terminal
+        pass
     columns, lines = os.environ.get("COLUMNS", ""), os.environ.get("LINES", "")
     width = int(columns) if columns.isdigit() and int(columns) > 0 else width
     height = int(lines) if lines.isdigit() and int(lines) > 0 else height

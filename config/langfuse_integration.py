@@ -297,7 +297,7 @@ class LangfuseIntegrationService:
         """
         started = time.perf_counter_ns()
         try:
-            if trace_id is None and session_id and event.get("event_id"):
+            if (trace_id is None or trace_id == "") and session_id and event.get("event_id"):
                 from config.tracing.ids import event_trace_id
 
                 trace_id = event_trace_id(session_id, event)
@@ -746,8 +746,8 @@ def _seconds(timeout: Any, default: float) -> float:
         return default
     try:
         seconds = float(timeout)
-    except OverflowError:  # an int past the float range: as long as a wait may be
-        return float(MAX_SECONDS)
+    except OverflowError:  # a number past the float range: the longest wait, or none
+        return 0.0 if timeout < 0 else float(MAX_SECONDS)
     except (TypeError, ValueError):
         return default
     if math.isnan(seconds):

@@ -347,7 +347,8 @@ class TraceManager:
         for key, value in event.items():
             if key not in EVENT_IDENTITY_FIELDS and key != "data" and key not in metadata:
                 metadata[key] = value
-        claimed = self._claim(trace_id) if trace_id else None  # "": a random one, as None
+        # "" is no id (a random one, as None); 0 is one (a stable id seeded by it).
+        claimed = None if trace_id is None or trace_id == "" else self._claim(trace_id)
         try:
             root = self.tracer.start_trace(
                 f"simulation.{event_type}",

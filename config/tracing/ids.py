@@ -69,7 +69,7 @@ def trace_key(trace_id: object) -> str:
         and trace_id != _NO_TRACE_ID
     ):
         return trace_id  # the usual case: an id this process returned
-    return usable_trace_id(trace_id) if trace_id else ""
+    return "" if trace_id is None or trace_id == "" else usable_trace_id(trace_id)
 
 
 def random_trace_id() -> str:

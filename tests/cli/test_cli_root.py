@@ -170,6 +170,7 @@ def test_events_that_cannot_be_written_say_why_even_where_nothing_can_be_removed
         # click's message over several lines, shown as escapes (\x0a\x09): one line
         (("completions", "show"), "Missing argument 'shell'. Choose from: bash, zsh, fish",
          "autoops completions show"),
+        (("metrics", "--by", "hour  "), "'hour  ' is not one of", "autoops metrics"),
     ],
 )  # fmt: skip
 def test_a_usage_error_is_one_error_line_and_a_hint_exit_2(

@@ -352,13 +352,17 @@ def test_a_filter_that_is_not_utf_8_matches_nothing_instead_of_an_internal_error
         assert "internal error" not in done.stderr
 
 
-@pytest.mark.parametrize("columns", ["300", "40"])
+@pytest.mark.parametrize(("columns", "size", "width"), [
+    ("300", (0, 0), 300), ("40", (0, 0), 40), ("", (120, 40), 120),
+    ("", (0, 0), 80),  # a terminal that says 0x0: Rich's 80 (its tables vanished)
+])  # fmt: skip
 def test_on_a_dumb_terminal_tables_take_the_width_columns_says(
-    monkeypatch: pytest.MonkeyPatch, columns: str
+    monkeypatch: pytest.MonkeyPatch, columns: str, size: tuple[int, int], width: int
 ) -> None:
     """TERM=dumb: Rich took the terminal as 80 columns whatever COLUMNS said (tables cut
     on a wide one, overflowing a narrow one)."""
     import io
+    import os
 
     from autoops_cli.output import Output
 
@@ -366,10 +370,15 @@ def test_on_a_dumb_terminal_tables_take_the_width_columns_says(
         def isatty(self) -> bool:
             return True
 
+        def fileno(self) -> int:
+            return 1
+
     monkeypatch.setenv("TERM", "dumb")
     monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.delenv("LINES", raising=False)
     monkeypatch.setattr("sys.stdout", Terminal())
-    assert Output().table_width() == int(columns)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=1: os.terminal_size(size))
+    assert Output().table_width() == width
 
 
 def test_on_a_dumb_terminal_columns_are_dropped_before_cells_are_cut(

@@ -871,11 +871,11 @@ from config.langfuse_integration import get_langfuse_integration
 
 service = get_langfuse_integration()
 returned = []
-for given in [None, "order-42", "ABCDEF0123456789ABCDEF0123456789", 42, "", "0" * 32]:
+for given in [None, "order-42", "ABCDEF0123456789ABCDEF0123456789", 42, "", "0" * 32, 0]:
     event = {"event_type": "demand_spike", "product_id": str(given)}
     trace_id = service.create_simulation_trace(event, trace_id=given)
     # The caller's own id reaches its trace (it found nothing once the id was lowered).
-    named = given or trace_id
+    named = trace_id if given is None or given == "" else given
     assert service.start_agent_span("pricing_agent", "quote", parent_trace_id=named)
     assert service.finalize_trace(named) is not None
     returned.append(trace_id)
@@ -900,7 +900,7 @@ def test_a_callers_trace_id_that_is_not_32_hex_is_made_one_and_loses_nothing(
     returned = result["returned"]
     assert all(re.fullmatch("[0-9a-f]{32}", trace_id) for trace_id in returned)
     assert returned[2] == "abcdef0123456789abcdef0123456789"
-    assert len(set(returned)) == 6
+    assert len(set(returned)) == 7
     assert "'order-42' is not 32 hex characters" in done.stderr
     assert "trace id ''" not in done.stderr  # "" is no id: a random one, as None
     store = served.store if mode == "langfuse" else Path(os.environ["AUTOOPS_HOME"]) / "traces.db"

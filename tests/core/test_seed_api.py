@@ -236,6 +236,35 @@ def test_trace_operation_opens_its_own_trace_and_records_an_error(workdir: Path)
     assert trace_names[trace_info.trace_id] == "price_optimization"
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(None, 5.0), ("soon", 5.0), (float("nan"), 5.0), (True, 5.0), (-1, 0.0), (2.5, 2.5),
+     (10**400, 86_400.0), (-(10**400), 0.0), (float("inf"), 86_400.0)],
+    ids=["none", "text", "nan", "bool", "negative", "seconds", "past-float", "past-float-negative",
+         "inf"],
+)  # fmt: skip
+def test_a_wait_given_to_flush_or_shutdown_is_seconds_within_a_day(
+    given: Any, expected: float
+) -> None:
+    """None failed in the sender (shutdown(None) lost what was batched); a number past the
+    float range raised; a negative one past it waited a day instead of not at all."""
+    assert li._seconds(given, 5.0) == expected
+
+
+def test_an_empty_trace_id_is_none_and_zero_is_an_id(workdir: Path) -> None:
+    """``trace_id=""`` gave a random id where None derives one from the session and the
+    event (a replay was no longer repeatable); 0 is an id, seeded, and found by itself."""
+    service = local_service(workdir)
+    derived = service.create_simulation_trace(EVENT, session_id="run-1")
+    service.finalize_trace(derived)
+    assert service.create_simulation_trace(EVENT, session_id="run-1", trace_id="") == derived
+    service.finalize_trace(derived)
+    zero = service.create_simulation_trace(EVENT, trace_id=0)
+    assert service.start_agent_span("pricing_agent", "quote", parent_trace_id=0)
+    assert service.finalize_trace(0) is not None
+    assert service.create_simulation_trace(EVENT, trace_id=0) == zero
+
+
 def test_the_same_event_opened_twice_at_once_gets_two_traces_that_do_not_mix(
     workdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
