@@ -536,6 +536,23 @@ def test_wrong_keys_and_unreachable_host(cli: Cli, served: ServeHandle) -> None:
     assert unreachable.exit_code == 4 and "Traceback" not in unreachable.both
 
 
+def test_answers_cached_for_other_queries_are_not_read_as_these(
+    cli: Cli, served: ServeHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key said nothing of the queries asked: after the queries gained
+    count_latency, an answer cached by the version before (without it) was read within the
+    TTL, and the means came out weighed the old way."""
+    from autoops_cli.actions.metrics import queries
+
+    fixed_store(served.store)
+    args = ("--since", "2026-11-18T11:00:00Z", "--until", "2026-11-18T13:00:00Z",
+            "--cache-ttl", "3600")  # fmt: skip
+    assert metrics_json(cli, *args, env=served.client_env())["source"]["cached"] is False
+    assert metrics_json(cli, *args, env=served.client_env())["source"]["cached"] is True
+    monkeypatch.setattr(queries, "QUERIES_VERSION", "another")
+    assert metrics_json(cli, *args, env=served.client_env())["source"]["cached"] is False
+
+
 def test_a_cache_entry_of_another_shape_is_ignored() -> None:
     from autoops_cli.actions.metrics.queries import _from_cache
 

@@ -87,6 +87,11 @@ def make_window(since: str, until: str | None, *, now: datetime | None = None) -
     return Window(iso(start), iso(end), iso(previous))
 
 
+# The shape of the queries ``build_queries`` asks: in the cache key, so an answer cached for
+# other queries (an older autoops's, without count_latency) is not read as this one's.
+QUERIES_VERSION = "2"
+
+
 def build_queries(window: Window, by: str | None) -> dict[str, dict[str, Any]]:
     """The three metrics queries (Langfuse's query language) for a window."""
     if by is not None:
@@ -236,7 +241,9 @@ def fetch_remote(
         # The whole key pair: an answer the project's keys were given is no answer for a
         # wrong secret (the key is a SHA-256 digest: the secret is not in the file).
         secret = config.secret_key.get_secret_value() if config.secret_key else None
-        key = cache_key("metrics", config.host, config.public_key, secret, *cache_parts)
+        key = cache_key(
+            "metrics", QUERIES_VERSION, config.host, config.public_key, secret, *cache_parts
+        )
         cached = _from_cache(cache.get(key, cache_ttl))
         if cached is not None:
             return cached
