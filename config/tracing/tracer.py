@@ -149,7 +149,9 @@ class Observation:
         attributes: dict[str, Any],
     ) -> None:
         self.trace = trace
-        self.name = _text(name)
+        # Masked as any text (a name made from data held a secret key or an e-mail, stored
+        # and sent whole while the same text in the input was masked).
+        self.name = trace.tracer.mask(_text(name))
         self.as_type = as_type
         self.parent_id = parent_id
         self.span_id = trace.new_span_id()
@@ -387,7 +389,10 @@ class Tracer:
             return Observation(
                 TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
             )
-        propagated: dict[str, Any] = {la.TRACE_NAME: _text(name), la.ENVIRONMENT: self.environment}
+        propagated: dict[str, Any] = {
+            la.TRACE_NAME: self.mask(_text(name)),  # as an observation's name
+            la.ENVIRONMENT: self.environment,
+        }
         # Ids keep their value (a masked session or user would no longer group anything) but
         # never carry a secret; tags are labels made from the data (an event's trigger
         # source, its severity), masked as the data is.
@@ -571,7 +576,7 @@ class Tracer:
         # What the store and Langfuse take (a list as the value stopped the store's writes).
         if not isinstance(name, str | enum.Enum):
             raise TypeError(f"a score's name is a string, got {type(name).__name__}")
-        name = _text(name)
+        name = self.mask(_text(name))  # as an observation's name
         if not name.strip():
             raise ValueError("a score's name is empty")
         if data_type not in SCORE_DATA_TYPES:

@@ -38,6 +38,7 @@ def sensitive(draw: st.DrawFn) -> dict[str, Any]:
         "customer": f"CUST-{draw(st.integers(10_000, 99_999_999))}",
         # A distinctive money value: nothing else in a trace prints these digits.
         "money": draw(st.integers(100_000, 999_999)) + 0.987,
+        "secret": f"sk-lf-{draw(st.uuids())}",
         "before": draw(WORDS),
         "after": draw(WORDS),
     }
@@ -45,10 +46,11 @@ def sensitive(draw: st.DrawFn) -> dict[str, Any]:
 
 def record_one_trace(service: LangfuseIntegrationService, s: dict[str, Any]) -> None:
     """Put every sensitive value everywhere the AutoOps system can put data."""
-    text = f"{s['before']} {s['email']} {s['card']} {s['customer']} {s['after']}"
+    text = f"{s['before']} {s['email']} {s['card']} {s['customer']} {s['secret']} {s['after']}"
     event = {
         "event_id": "evt-1",
-        "event_type": "demand_spike",
+        # Names made from data too (the trace's, an operation's, a score's: stored whole).
+        "event_type": f"demand_spike {s['email']} {s['secret']}",
         "product_id": "PROD_001",
         "severity": "high",
         "trigger_source": "crm",
@@ -78,11 +80,13 @@ def record_one_trace(service: LangfuseIntegrationService, s: dict[str, Any]) -> 
         )
         service.log_conflict("price_vs_discount", ["pricing_agent", "promotion_agent"],
                              {"customer_email": s["email"], "profit": s["money"]})  # fmt: skip
+    with service.trace_operation(f"lookup {s['card']} {s['customer']}") as lookup:
+        lookup.score(f"quality {s['email']}", 0.5)
     service.finalize_trace(trace_id, {"summary": text, "customer": s["customer"]})
 
 
 def leaks(text: str, s: dict[str, Any]) -> list[str]:
-    found = [k for k in ("email", "card", "card_digits", "customer") if s[k] in text]
+    found = [k for k in ("email", "card", "card_digits", "customer", "secret") if s[k] in text]
     if repr(s["money"]) in text:
         found.append("money")
     return found
