@@ -152,6 +152,11 @@ _EMAIL_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
 # The lookbehind makes a match start only where a local part starts: inside a long word the
 # search would otherwise rescan the word from every position.
 _EMAIL: Final = re.compile(rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# Percent-encoded, in a URL's query: its local part stops at the URL's own punctuation
+# (``?email=``), and may hold other escapes (``bob%2Bnews%40example.com``).
+_EMAIL_PERCENT_ENCODED: Final = re.compile(
+    r"(?<![\w.%+-])[\w.%+-]+%40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
 _CUSTOMER_ID: Final = re.compile(
     r"(?<![A-Za-z0-9])(?:cust[-_]?[0-9]+|c-[0-9]{5,})", re.IGNORECASE | re.ASCII
 )
@@ -400,6 +405,8 @@ class DataMasker:
             text = redact_secrets(text)
         if self._pii and "@" in text:
             text = _EMAIL.sub(EMAIL_MASK, text)
+        if self._pii and "%40" in text:  # in a URL (?email=bob%40example.com)
+            text = _EMAIL_PERCENT_ENCODED.sub(EMAIL_MASK, text)
         if not self._text or not _has_digit(text):
             return text
         if self._customer:
@@ -421,8 +428,10 @@ class DataMasker:
             return self._mask_mapping(value, depth)
         if kind is list:
             return self._mask_items(value, depth)
-        if value is None or kind is float or kind is bool:
+        if value is None or kind is bool:
             return value
+        if kind is float:
+            return self._mask_float(value)
         if kind is int:
             return self._mask_int(value)
         return self._mask_other(value, depth)
@@ -458,7 +467,11 @@ class DataMasker:
             # The common leaves are handled inline: a call per value shows up at this rate.
             elif type(item) is str:
                 masked[key] = item if mask_text is None else mask_text(item)
-            elif item is None or type(item) is float or type(item) is bool:
+            elif (
+                item is None
+                or type(item) is bool
+                or (type(item) is float and -_CARD_INT_MIN < item < _CARD_INT_MIN)
+            ):
                 masked[key] = item
             else:
                 masked[key] = self._mask_value(item, depth + 1)
@@ -495,12 +508,21 @@ class DataMasker:
             return CARD_MASK
         return value
 
+    def _mask_float(self, value: float) -> Any:
+        # A card number held as a float (``4.111111111111111e15``) is written with its
+        # digits (``4111111111111111.0``): masked as that int would be.
+        if _CARD_INT_MIN <= abs(value) < _CARD_INT_LIMIT and value.is_integer():
+            return CARD_MASK if self._mask_int(int(value)) == CARD_MASK else value
+        return value
+
     def _mask_other(self, value: Any, depth: int) -> Any:
         """Subclasses of the JSON types, other containers, dataclasses and pydantic models."""
         if isinstance(value, str):
             return self.mask_text(value) if self._text else value
-        if isinstance(value, bool | float):
+        if isinstance(value, bool):
             return value
+        if isinstance(value, float):
+            return self._mask_float(value)
         if isinstance(value, int):
             return self._mask_int(value)
         if isinstance(value, Mapping):
@@ -510,12 +532,14 @@ class DataMasker:
             return tuple(masked) if isinstance(masked, list) else masked
         if isinstance(value, list | set | frozenset):
             return self._mask_items(value, depth)
-        if not self._enabled or isinstance(value, type):
+        if not self._enabled:
             return value
         try:
             # Written as their value and their list (attributes._json_default): masked as such.
             if isinstance(value, enum.Enum):
                 return self._mask_value(value.value, depth + 1)
+            if isinstance(value, memoryview):  # its bytes (as a list of numbers, readable)
+                return self._mask_other(value.tobytes(), depth)
             if callable(getattr(type(value), "tolist", None)):
                 return self._mask_value(value.tolist(), depth + 1)
             if dataclasses.is_dataclass(value) and not isinstance(value, type):

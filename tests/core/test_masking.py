@@ -574,6 +574,41 @@ def test_keys_bytes_and_plain_objects_are_masked_as_they_are_written() -> None:
     assert serialize_io(masker().mask({"k": b"plain"})) == serialize_io({"k": b"plain"})
 
 
+def test_classes_float_cards_encoded_emails_and_memoryviews_are_masked_as_written() -> None:
+    """Written with what they hold, these were passed by whole: a class (by its public
+    attributes), a card number as a float (``4111111111111111.0``), an e-mail address
+    percent-encoded in a URL, a memoryview (as its list of byte values)."""
+    from config.tracing.attributes import serialize_io
+
+    class Settings:
+        admin_email = "leak.person@example.com"
+        note = "card 4111 1111 1111 1111"
+
+    value = {
+        "settings": Settings,
+        "card": 4.111111111111111e15,
+        "cards": [4111111111111111.0],
+        "price": 19.99,
+        "large": 1e20,
+        "link": "https://shop.example/unsubscribe?email=leak.person%40example.com&list=2",
+        "raw": memoryview(b"from eve@example.com"),
+    }
+    masked = ALL_ON.mask(value)
+    assert masked == {
+        "settings": {"admin_email": "[REDACTED]", "note": "card [CARD]"},
+        "card": "[CARD]",
+        "cards": ["[CARD]"],
+        "price": 19.99,
+        "large": 1e20,
+        "link": "https://shop.example/unsubscribe?email=[EMAIL]&list=2",
+        "raw": "b'from [EMAIL]'",
+    }
+    written = serialize_io(masked)
+    for leaked in ("leak.person", "eve@", "4111111111111111", "1111 1111"):
+        assert leaked not in written
+    assert ALL_ON.mask("100%40 of them") == "100%40 of them"
+
+
 def test_masked_keys_never_lose_a_value_and_int_keys_are_masked_as_written() -> None:
     """Two e-mail addresses as keys both became "[EMAIL]", the second value replacing the
     first; a card number as an int key was written whole (JSON writes it as its digits),
