@@ -17,7 +17,12 @@ def mask_secret(value: str) -> str:
 
 # Langfuse secret keys; also catches one embedded in a URL, header or exception message,
 # and one a peer echoes in upper case or with its hyphens percent-encoded.
-SECRET_KEY_PATTERN = re.compile(r"(?i)sk(?:-|%2d)lf(?:-|%2d)(?:[a-z0-9_]|-|%2d)+")
+# Its hyphens may be percent-encoded or JSON-escaped (``\u002d``); what follows runs on
+# through base64's and URLs' characters and their escapes, so a key of another alphabet
+# (``sk-lf-Ab/Cd+Ef=``) is masked whole, not up to its first ``/``.
+SECRET_KEY_PATTERN = re.compile(
+    r"(?i)sk(?:-|%2d|\\u002d)lf(?:-|%2d|\\u002d)(?:[a-z0-9_+/=.-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2})+"
+)
 # HTTP Basic credentials carry the secret base64-encoded.
 BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")
 
@@ -43,23 +48,31 @@ def register_credentials(public_key: str, secret_key: str) -> None:
     forms = {
         pair: "****",
         base64.b64encode(pair.encode()).decode(): "****",
+        base64.b64encode(secret_key.encode()).decode(): "****",
         secret_key: mask_secret(secret_key),
     }
     # As a peer may echo them: in upper or lower case, percent-encoded (every character
-    # that is not a letter or digit, as some encoders do).
+    # that is not a letter or digit, as some encoders do, or every character), JSON-escaped.
     for form, mask in list(forms.items()):
         forms.setdefault(form.upper(), mask)
         forms.setdefault(form.lower(), mask)
-        forms.setdefault("".join(c if c.isalnum() else f"%{ord(c):02X}" for c in form), mask)
+        for hex_form in ("{:02X}", "{:02x}"):
+            forms.setdefault(
+                "".join(c if c.isalnum() else "%" + hex_form.format(ord(c)) for c in form), mask
+            )
+            forms.setdefault("".join("%" + hex_form.format(ord(c)) for c in form), mask)
+        forms.setdefault("".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in form), mask)
     _KNOWN_SECRETS.update(forms)
 
 
 def contains_secret(text: str) -> bool:
     """Whether ``redact_secrets`` could change ``text`` by a key (a quick test)."""
     # Any case (a peer may echo a key in upper or mixed case), or percent-encoded.
+    lowered = text.lower()
     return (
-        SECRET_KEY_PREFIX in text.lower()
+        SECRET_KEY_PREFIX in lowered
         or "%2" in text
+        or "\\u002d" in lowered
         or any(secret in text for secret in _KNOWN_SECRETS)
     )
 

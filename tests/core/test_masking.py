@@ -523,6 +523,34 @@ def test_a_secret_key_inside_any_string_is_masked() -> None:
     }
 
 
+def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
+    """Base64 of the secret alone, every character percent-encoded, JSON-escaped hyphens,
+    and a key of another alphabet (``/``, ``+``, ``=``: masked up to its first ``/`` only,
+    the rest stored) got through."""
+    import base64
+    import urllib.parse
+
+    from config.redaction import register_credentials
+
+    plain, odd = "sk-lf-local-ed909fb2-1234", "sk-lf-Ab/Cd+Ef=Gh.Zq98765"
+    register_credentials("pk-lf-forms", plain)
+    register_credentials("pk-lf-odd", odd)
+    forms = [
+        base64.b64encode(plain.encode()).decode(),
+        "".join(f"%{ord(c):02X}" for c in plain),
+        "".join(f"%{ord(c):02x}" for c in plain),
+        plain.replace("-", "\\u002d"),
+        urllib.parse.quote(odd, safe=""),
+        "sk-lf-aB/cD+eF=gH.zQ98765",
+        "SK-LF-LOCAL-ED909FB2-1234",
+    ]
+    for form in forms:
+        masked = str(masker().mask({"note": f"key {form} end"}))
+        assert form not in masked and masked.endswith(" end'}"), masked
+        assert "ed909fb2" not in masked.lower() and "zq98765" not in masked.lower(), masked
+        assert "cd+ef" not in masked.lower() and "Cd%2BEf" not in masked, masked
+
+
 def test_enums_and_array_likes_are_masked_as_the_values_they_are_written_as() -> None:
     """They are recorded as their value and their list; masking passed them by unmasked."""
     import enum
