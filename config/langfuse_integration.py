@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
 
 from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
 from config.tracing.call_inputs import call_input
@@ -339,6 +339,15 @@ class LangfuseIntegrationService:
             inputs if inputs is not None else input_data,
             parent_trace_id=parent_trace_id,
             metadata=metadata,
+        )
+
+    @_guarded("")
+    def _start_agent_span_beside(self, agent_id: str, operation: str, inputs: Any) -> str:
+        """An agent operation that is never current (``agent_operation`` on a generator)."""
+        if not self.tracing_enabled:
+            return ""
+        return self.trace_manager.start_agent_span(
+            agent_id, operation, inputs, may_be_current=False
         )
 
     @_guarded(None)
@@ -1076,6 +1085,17 @@ class _Operation:
 _OperationOf = Callable[[tuple[Any, ...], dict[str, Any]], "_Operation | None"]
 
 
+class _EndsItems(Protocol):
+    """What traces a generator: an observation beside the caller, ended with the items."""
+
+    def alongside(self) -> Any: ...
+
+    def end_items(self, observation: Any, items: list[Any], error: Any = None) -> None: ...
+
+
+_ItemsOf = Callable[[tuple[Any, ...], dict[str, Any]], "_EndsItems | None"]
+
+
 def _traced_call(function: Callable[..., Any], operation: _OperationOf) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         opened = operation(args, kwargs)
@@ -1102,7 +1122,7 @@ def _traced_coroutine(function: Callable[..., Any], operation: _OperationOf) -> 
     return wrapper
 
 
-def _traced_generator(function: Callable[..., Any], operation: _OperationOf) -> Callable[..., Any]:
+def _traced_generator(function: Callable[..., Any], operation: _ItemsOf) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         opened = operation(args, kwargs)
         if opened is None:
@@ -1123,7 +1143,7 @@ def _traced_generator(function: Callable[..., Any], operation: _OperationOf) -> 
 
 
 def _traced_async_generator(
-    function: Callable[..., Any], operation: _OperationOf
+    function: Callable[..., Any], operation: _ItemsOf
 ) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         opened = operation(args, kwargs)
@@ -1158,6 +1178,24 @@ def _traced_async_generator(
             opened.end_items(observation, items)
 
     return wrapper
+
+
+@dataclass
+class _AgentItems:
+    """The agent operation of a generator method, for ``_traced_generator``: started beside
+    the caller, ended by its span id with the items yielded (or the error that ended it)."""
+
+    service: LangfuseIntegrationService
+    span_id: str
+
+    def alongside(self) -> _NoopObservation:
+        return NOOP  # the operation is reached by its span id
+
+    def end_items(self, observation: Any, items: list[Any], error: Any = None) -> None:
+        if error is None or isinstance(error, GeneratorExit):  # a caller stopping early
+            self.service.end_agent_span(self.span_id, output=items)
+        else:
+            self.service.end_agent_span(self.span_id, error=error)
 
 
 def _agent_names(agents: Any) -> list[str]:
@@ -1196,6 +1234,32 @@ def agent_operation(operation: str) -> Callable[[F], F]:
                 service.end_agent_span(span_id, output=result.as_dict())
             else:
                 service.end_agent_span(span_id, output=result)
+
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            # Its operation runs from the first item to the last, beside the caller (which
+            # runs between items: as observe does it); its output, the items. Ended at once,
+            # it recorded the generator object as output.
+            def operation_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _AgentItems | None:
+                from config.tracing.tracer import Tracer
+
+                if Tracer.current() is None:
+                    return None
+                service = get_langfuse_integration()
+                try:
+                    agent_id = args[0].agent_id
+                except Exception as exc:  # no agent_id: the method runs as it would untraced
+                    service.error_handler.handle_tracing_error("agent_operation", exc)
+                    return None
+                inputs = _call_input(service, function, args, kwargs)
+                span_id = service._start_agent_span_beside(agent_id, operation, inputs)
+                return _AgentItems(service, span_id) if span_id else None
+
+            traced = (
+                _traced_async_generator(function, operation_of)
+                if inspect.isasyncgenfunction(function)
+                else _traced_generator(function, operation_of)
+            )
+            return cast("F", functools.wraps(function)(traced))
 
         if inspect.iscoroutinefunction(function):
 

@@ -441,6 +441,7 @@ class TraceManager:
         *,
         parent_trace_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        may_be_current: bool = True,
     ) -> str:
         """Start ``<agent_id>.<operation>``; its span id (``""`` outside any trace).
 
@@ -448,7 +449,8 @@ class TraceManager:
         current. With it, it goes into that trace even when another trace is current (several
         may be open at once): under the current observation if that is in the trace, else
         under the trace's workflow; it becomes current only when the caller is in no other
-        trace. ``LookupError`` for a trace that is not open.
+        trace. ``may_be_current=False``: never current (a generator's, between whose items the
+        caller runs). ``LookupError`` for a trace that is not open.
         """
         if parent_trace_id:
             parent, make_current = self._parent_in(parent_trace_id)
@@ -465,7 +467,9 @@ class TraceManager:
             metadata={"agent_id": agent_id, "operation": operation, **(metadata or {})},
         )
         observation.agent_id = agent_id
-        entry = self._register(observation, agent_id=agent_id, make_current=make_current)
+        entry = self._register(
+            observation, agent_id=agent_id, make_current=make_current and may_be_current
+        )
         entry.agent_span = self._new_agent_span(observation, agent_id, operation, inputs)
         self.counters.operations += 1
         return observation.span_id

@@ -701,6 +701,58 @@ def test_an_observed_async_generator_passes_asend_and_athrow_on(
     assert ("echo" in {s.name for s in capture.spans}) is traced
 
 
+class Streaming:
+    agent_id = "promotion_agent"
+
+    @agent_operation("stream")
+    def stream(self, count: int) -> Iterator[int]:
+        for item in range(count):
+            if item == 3:
+                raise ValueError("no stock")
+            yield item * 10
+
+    @agent_operation("astream")
+    async def astream(self, count: int) -> AsyncIterator[int]:
+        for item in range(count):
+            yield item
+
+
+def test_an_agent_operation_on_a_generator_records_its_items_and_its_error(
+    workdir: Path,
+) -> None:
+    """Ended as the method returned, the operation's output was the generator object's repr
+    (``<generator object ...>``) and nothing of what it yielded or raised."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-17")
+    agent = Streaming()
+    assert list(agent.stream(2)) == [0, 10]
+    with pytest.raises(ValueError, match="no stock"):
+        list(agent.stream(5))
+
+    async def drive() -> list[int]:
+        return [item async for item in agent.astream(3)]
+
+    assert asyncio.run(drive()) == [0, 1, 2]
+    service.finalize_trace(trace_id)
+    service.flush()
+    operations = [s for s in capture.spans if s.name.startswith("promotion_agent.")]
+    outputs = [
+        (s.name, s.attributes.get("langfuse.observation.output"),
+         s.attributes.get("langfuse.observation.level"))
+        for s in operations
+    ]  # fmt: skip
+    assert outputs == [
+        ("promotion_agent.stream", "[0, 10]", None),
+        ("promotion_agent.stream", None, "ERROR"),
+        ("promotion_agent.astream", "[0, 1, 2]", None),
+    ]
+    assert all(s.trace_id == trace_id for s in operations)
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
 def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: Path) -> None:
     """A dict with a tuple key dropped the whole observation (a tracing error); an enum
     was recorded as {} and an array-like object (``tolist()``) as its private fields."""
