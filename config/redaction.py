@@ -16,12 +16,13 @@ def mask_secret(value: str) -> str:
 
 
 # Langfuse secret keys; also catches one embedded in a URL, header or exception message,
-# and one a peer echoes in upper case or with its hyphens percent-encoded.
-# Its hyphens may be percent-encoded or JSON-escaped (``\u002d``); what follows runs on
-# through base64's and URLs' characters and their escapes, so a key of another alphabet
-# (``sk-lf-Ab/Cd+Ef=``) is masked whole, not up to its first ``/``.
+# and one a peer echoes in upper case. Its hyphens may be percent-encoded or JSON-escaped
+# (``\u002d``); what follows runs on through base64's and URLs' characters and their escapes
+# (JSON's ``\/`` too), so a key of another alphabet (``sk-lf-Ab/Cd+Ef=``) is masked whole,
+# not up to its first ``/``.
 SECRET_KEY_PATTERN = re.compile(
-    r"(?i)sk(?:-|%2d|\\u002d)lf(?:-|%2d|\\u002d)(?:[a-z0-9_+/=.-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2})+"
+    r"(?i)sk(?:-|%2d|\\u002d)lf(?:-|%2d|\\u002d)"
+    r"(?:[a-z0-9_+/=.-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2}|\\/)+"
 )
 # HTTP Basic credentials carry the secret base64-encoded.
 BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")
@@ -62,6 +63,7 @@ def register_credentials(public_key: str, secret_key: str) -> None:
             )
             forms.setdefault("".join("%" + hex_form.format(ord(c)) for c in form), mask)
         forms.setdefault("".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in form), mask)
+        forms.setdefault(form.replace("/", "\\/"), mask)  # JSON's optional escape of /
     _KNOWN_SECRETS.update(forms)
 
 

@@ -26,6 +26,7 @@ import dataclasses
 import datetime
 import enum
 import re
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
@@ -46,6 +47,10 @@ TRUNCATED_MASK: Final = "[TRUNCATED]"
 # Containers nested deeper than this are replaced rather than walked: a self-referencing or
 # pathological payload must not cost unbounded time or hit the recursion limit.
 MAX_DEPTH: Final = 64
+# Objects masked by their attributes in one value (see DataMasker._mask_attributes).
+MAX_OBJECTS: Final = 1000
+# The objects being masked by their attributes, per thread: the path to the current one.
+_OBJECTS = threading.local()
 
 # --- key names -----------------------------------------------------------------------------
 
@@ -155,7 +160,7 @@ _EMAIL: Final = re.compile(rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@[A-Za-z0-9-]+(?
 # Percent-encoded, in a URL's query: its local part stops at the URL's own punctuation
 # (``?email=``), and may hold other escapes (``bob%2Bnews%40example.com``).
 _EMAIL_PERCENT_ENCODED: Final = re.compile(
-    r"(?<![\w.%+-])[\w.%+-]+%40[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+    r"(?<![\w.%+-])[\w.%+-]+%40[A-Za-z0-9-]+(?:(?:\.|%2[Ee])[A-Za-z0-9-]+)+"
 )
 _CUSTOMER_ID: Final = re.compile(
     r"(?<![A-Za-z0-9])(?:cust[-_]?[0-9]+|c-[0-9]{5,})", re.IGNORECASE | re.ASCII
@@ -301,6 +306,7 @@ def _mask_phone(match: re.Match[str]) -> str:
     return PHONE_MASK if minimum <= digits <= 15 else text
 
 
+_FLOAT_DIGITS_LIMIT: Final = 1e16  # repr() writes floats below this with all their digits
 _CARD_INT_MIN: Final = 10 ** (_CARD_MIN_DIGITS - 1)
 _CARD_INT_LIMIT: Final = 10**_CARD_MAX_DIGITS
 
@@ -508,10 +514,41 @@ class DataMasker:
             return CARD_MASK
         return value
 
+    def _mask_memoryview(self, value: memoryview, depth: int) -> Any:
+        """Written as its list of items (as the SDK writes it), unless its bytes hold what is
+        masked: a list of byte values is still readable (an e-mail, byte by byte), so it
+        is then written as masked bytes."""
+        text = str(value.tobytes())
+        masked = self.mask_text(text[2:-1]) if self._text else text[2:-1]
+        if masked != text[2:-1]:
+            return text[:2] + masked + text[-1]
+        return self._mask_value(value.tolist(), depth + 1)
+
+    def _mask_attributes(self, value: Any, depth: int) -> Any:
+        """An object (or a class) by its public attributes, as the serializer writes it.
+
+        Objects link to each other (a logger to its manager, the manager to every logger):
+        one already being masked on the way here is ``[TRUNCATED]``, and so is every object
+        past ``MAX_OBJECTS`` in one value, or masking such a value never ended.
+        """
+        path = _OBJECTS.__dict__.setdefault("path", set())
+        if not path:
+            _OBJECTS.count = 0
+        if id(value) in path or _OBJECTS.count >= MAX_OBJECTS:
+            return TRUNCATED_MASK
+        _OBJECTS.count += 1
+        path.add(id(value))
+        try:
+            public = {k: v for k, v in vars(value).items() if not k.startswith("_")}
+            return self._mask_mapping(public, depth + 1)
+        finally:
+            path.discard(id(value))
+
     def _mask_float(self, value: float) -> Any:
         # A card number held as a float (``4.111111111111111e15``) is written with its
-        # digits (``4111111111111111.0``): masked as that int would be.
-        if _CARD_INT_MIN <= abs(value) < _CARD_INT_LIMIT and value.is_integer():
+        # digits (``4111111111111111.0``): masked as that int would be. From 1e16 on a
+        # float is written with an exponent (``2.99792458e+17``): no card to be read there.
+        if _CARD_INT_MIN <= abs(value) < _FLOAT_DIGITS_LIMIT and value.is_integer():
             return CARD_MASK if self._mask_int(int(value)) == CARD_MASK else value
         return value
 
@@ -538,8 +575,8 @@ class DataMasker:
             # Written as their value and their list (attributes._json_default): masked as such.
             if isinstance(value, enum.Enum):
                 return self._mask_value(value.value, depth + 1)
-            if isinstance(value, memoryview):  # its bytes (as a list of numbers, readable)
-                return self._mask_other(value.tobytes(), depth)
+            if isinstance(value, memoryview):
+                return self._mask_memoryview(value, depth)
             if callable(getattr(type(value), "tolist", None)):
                 return self._mask_value(value.tolist(), depth + 1)
             if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -555,8 +592,7 @@ class DataMasker:
             # attributes, anything else (bytes, Decimal, UUID) by its str(). Passed on as
             # they were, they were written whole: an e-mail in bytes, a card in an object.
             if hasattr(value, "__dict__"):
-                public = {k: v for k, v in vars(value).items() if not k.startswith("_")}
-                return self._mask_mapping(public, depth + 1)
+                return self._mask_attributes(value, depth)
             if not self._text:
                 return value
             text = str(value)

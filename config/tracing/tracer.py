@@ -151,7 +151,7 @@ class Observation:
         self.trace = trace
         # Masked as any text (a name made from data held a secret key or an e-mail, stored
         # and sent whole while the same text in the input was masked).
-        self.name = trace.tracer.mask(_text(name))
+        self.name = trace.tracer.mask_name(_text(name))
         self.as_type = as_type
         self.parent_id = parent_id
         self.span_id = trace.new_span_id()
@@ -369,7 +369,9 @@ class Tracer:
             given, trace_id = trace_id, usable_trace_id(trace_id)
             if trace_id != given and trace_id != str(given).lower():
                 logger.warning(
-                    "trace id %r is not 32 hex characters: recorded as %s", given, trace_id
+                    "trace id %r is not 32 hex characters (not all zero): recorded as %s",
+                    given,
+                    trace_id,
                 )
         if self._released:
             # After shutdown(): nowhere to record it (see export_pending). Not counted: no
@@ -390,7 +392,7 @@ class Tracer:
                 TraceState(self, trace_id, False, session_id, {}), root_name, root_type, None, {}
             )
         propagated: dict[str, Any] = {
-            la.TRACE_NAME: self.mask(_text(name)),  # as an observation's name
+            la.TRACE_NAME: self.mask_name(_text(name)),
             la.ENVIRONMENT: self.environment,
         }
         # Ids keep their value (a masked session or user would no longer group anything) but
@@ -576,7 +578,7 @@ class Tracer:
         # What the store and Langfuse take (a list as the value stopped the store's writes).
         if not isinstance(name, str | enum.Enum):
             raise TypeError(f"a score's name is a string, got {type(name).__name__}")
-        name = self.mask(_text(name))  # as an observation's name
+        name = self.mask_name(_text(name))
         if not name.strip():
             raise ValueError("a score's name is empty")
         if data_type not in SCORE_DATA_TYPES:
@@ -595,7 +597,8 @@ class Tracer:
         # operation) is one more, not the first written over while both were counted.
         parts = (observation.trace.trace_id, observation.span_id, name)
         score = ScoreRecord(
-            id=trace_id_for(*parts) if number == 1 else trace_id_for(*parts, str(number)),
+            # (A leading part no trace id can be: no name can give another's id.)
+            id=trace_id_for(*parts) if number == 1 else trace_id_for("nth", *parts, str(number)),
             trace_id=observation.trace.trace_id,
             observation_id=observation.span_id,
             name=name,
@@ -652,6 +655,21 @@ class Tracer:
         """
         committed = getattr(self.exporter, "committed_batches", None)
         return int(committed()) if callable(committed) else self.stats.batches_exported
+
+    def mask_name(self, name: str) -> str:
+        """A name of a trace, observation or score, masked as text is; its first part (the
+        schema's ``simulation.``, ``conflict.``, an agent's ``<agent>.``) kept when what
+        comes after it holds what is masked (an e-mail swallowed ``conflict.`` with it, and
+        ``autoops metrics``, which counts by those prefixes, lost the observation)."""
+        masked = self.mask(name)
+        if masked == name:
+            return name
+        head, dot, rest = name.partition(".")
+        if dot:
+            parts = f"{self.mask(head)}.{self.mask(rest)}"
+            if self.mask(parts) == parts:  # nothing left that spans the two
+                return parts
+        return str(masked)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Export what is batched and deliver it, waiting while delivery makes progress

@@ -541,6 +541,7 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
         "".join(f"%{ord(c):02x}" for c in plain),
         plain.replace("-", "\\u002d"),
         urllib.parse.quote(odd, safe=""),
+        odd.replace("/", "\\/"),  # JSON's optional escape (PHP's json_encode writes it)
         "sk-lf-aB/cD+eF=gH.zQ98765",
         "SK-LF-LOCAL-ED909FB2-1234",
     ]
@@ -620,6 +621,8 @@ def test_classes_float_cards_encoded_emails_and_memoryviews_are_masked_as_writte
         "large": 1e20,
         "link": "https://shop.example/unsubscribe?email=leak.person%40example.com&list=2",
         "raw": memoryview(b"from eve@example.com"),
+        "view": memoryview(b"hello"),  # nothing masked: its items, as the SDK writes it
+        "exponent": 2.99792458e17,  # written 2.99792458e+17: no card to read there
     }
     masked = ALL_ON.mask(value)
     assert masked == {
@@ -630,11 +633,38 @@ def test_classes_float_cards_encoded_emails_and_memoryviews_are_masked_as_writte
         "large": 1e20,
         "link": "https://shop.example/unsubscribe?email=[EMAIL]&list=2",
         "raw": "b'from [EMAIL]'",
+        "view": [104, 101, 108, 108, 111],
+        "exponent": 2.99792458e17,
     }
     written = serialize_io(masked)
     for leaked in ("leak.person", "eve@", "4111111111111111", "1111 1111"):
         assert leaked not in written
     assert ALL_ON.mask("100%40 of them") == "100%40 of them"
+    assert ALL_ON.mask("?email=bob%40example%2Ecom") == "?email=[EMAIL]"
+
+
+def test_objects_that_link_to_each_other_are_masked_in_bounded_time() -> None:
+    """Masked by their attributes without a bound, a class holding a logger (the logger, its
+    manager, every other logger, ...) or a class referring to itself twice never finished:
+    the traced call never returned."""
+    import logging
+
+    for index in range(30):
+        logging.getLogger(f"masking-test-{index}")
+
+    class Agent:
+        log = logging.getLogger("masking-test")
+        contact = "ann@example.com"
+
+    class Loop:
+        pass
+
+    Loop.x = Loop  # type: ignore[attr-defined]
+    Loop.y = Loop  # type: ignore[attr-defined]
+    masked = ALL_ON.mask({"agent": Agent, "loop": Loop, "logger": logging.getLogger("x")})
+    assert masked["loop"] == {"x": "[TRUNCATED]", "y": "[TRUNCATED]"}
+    assert masked["agent"]["contact"] == "[EMAIL]"
+    assert "ann@example.com" not in json.dumps(masked, default=str)
 
 
 def test_masked_keys_never_lose_a_value_and_int_keys_are_masked_as_written() -> None:

@@ -341,6 +341,27 @@ def test_two_scores_of_one_name_on_an_observation_are_both_kept_and_counted(
     assert service.get_performance_metrics()["scores_recorded"] == len(stored)
 
 
+def test_a_masked_name_keeps_its_schema_prefix(workdir: Path) -> None:
+    """Masked whole, an e-mail in a conflict type swallowed ``conflict.`` with it (the
+    local part takes dots): ``autoops metrics``, which counts by those prefixes, lost the
+    conflict, and ``simulation.`` went from the trace's name."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace({**EVENT, "event_type": "ann@shop.example.com"})
+    service.log_conflict("owner@shop.example.com", ["pricing_agent", "promotion_agent"], {})
+    with service.trace_operation("check", agent_id="pricing_agent") as check:
+        check.score("quality", 0.2)
+        check.score("quality", 0.5)
+        check.score("quality\x1f2", 0.9)  # its id was the second "quality"'s: one lost
+    service.finalize_trace(trace_id)
+    service.flush()
+    names = {r["name"] for r in rows(workdir, "SELECT name FROM observations")}
+    assert "conflict.[EMAIL]" in names and "pricing_agent.check" in names
+    (trace,) = rows(workdir, "SELECT name FROM traces")
+    assert trace["name"] == "simulation.[EMAIL]"
+    quality = rows(workdir, "SELECT value FROM scores WHERE name LIKE 'quality%'")
+    assert sorted(r["value"] for r in quality) == [0.2, 0.5, 0.9]
+
+
 def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
     workdir: Path,
 ) -> None:
