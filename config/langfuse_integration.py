@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
@@ -950,24 +950,30 @@ class _Recorded:
     """A generator's items recorded as they pass; ``send``, ``throw`` and ``close`` reach it
     unchanged (``yield from`` delegates them here), and its return value comes back."""
 
-    def __init__(self, generator: Any, items: list[Any]) -> None:
+    def __init__(self, generator: Any, items: list[Any], running: Any = None) -> None:
         self._generator = generator
         self._items = items
+        # A context the body runs in, step by step (an agent operation current in it).
+        self._running = running or nullcontext
 
     def __iter__(self) -> _Recorded:
         return self
 
     def __next__(self) -> Any:
-        return self._kept(next(self._generator))
+        with self._running():
+            return self._kept(next(self._generator))
 
     def send(self, value: Any) -> Any:
-        return self._kept(self._generator.send(value))
+        with self._running():
+            return self._kept(self._generator.send(value))
 
     def throw(self, *error: Any) -> Any:
-        return self._kept(self._generator.throw(*error))
+        with self._running():
+            return self._kept(self._generator.throw(*error))
 
     def close(self) -> None:
-        self._generator.close()
+        with self._running():
+            self._generator.close()
 
     def _kept(self, item: Any) -> Any:
         self._items.append(item)
@@ -1067,6 +1073,10 @@ class _Operation:
             self.name, as_type=self.as_type, input=self.input, metadata=self.metadata
         )
 
+    def running(self) -> None:
+        """An observed generator's body runs in its caller's context (its observation is
+        never current: between items the caller runs)."""
+
     def end_items(
         self, observation: Observation | _NoopObservation, items: list[Any], error: Any = None
     ) -> None:
@@ -1089,6 +1099,9 @@ class _EndsItems(Protocol):
     """What traces a generator: an observation beside the caller, ended with the items."""
 
     def alongside(self) -> Any: ...
+
+    def running(self) -> Any:
+        """What the generator's body runs in, item by item (None: the caller's context)."""
 
     def end_items(self, observation: Any, items: list[Any], error: Any = None) -> None: ...
 
@@ -1132,7 +1145,7 @@ def _traced_generator(function: Callable[..., Any], operation: _ItemsOf) -> Call
         try:
             # ``yield from`` hands send(), throw() and close() to the generator, and gives
             # back its return value, as the undecorated one would.
-            result = yield from _Recorded(function(*args, **kwargs), items)
+            result = yield from _Recorded(function(*args, **kwargs), items, opened.running())
         except BaseException as exc:
             opened.end_items(observation, items, exc)
             raise
@@ -1153,10 +1166,12 @@ def _traced_async_generator(
         try:
             # Async generators have no ``yield from``: asend(), athrow() and aclose() are
             # handed on by hand, so the caller drives it as the undecorated one.
+            running = (opened.running() if opened is not None else None) or nullcontext
             step = generator.asend(None)
             while True:
                 try:
-                    item = await step
+                    with running():
+                        item = await step
                 except StopAsyncIteration:
                     break
                 if opened is not None:
@@ -1164,7 +1179,8 @@ def _traced_async_generator(
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    await generator.aclose()
+                    with running():
+                        await generator.aclose()
                     raise
                 except BaseException as exc:
                     step = generator.athrow(exc)
@@ -1190,6 +1206,25 @@ class _AgentItems:
 
     def alongside(self) -> _NoopObservation:
         return NOOP  # the operation is reached by its span id
+
+    def running(self) -> Callable[[], Any]:
+        """The operation is current while the generator's body runs (a decision logged
+        there is its own, not its caller's or another generator's of the same agent)."""
+        service, span_id = self.service, self.span_id
+
+        @contextmanager
+        def current() -> Iterator[None]:
+            observation = service.trace_manager.observation(span_id)
+            if observation is None:  # ended (its trace ended first)
+                yield
+                return
+            token = service.tracer.set_current(observation)
+            try:
+                yield
+            finally:
+                service.tracer.reset_current(token)
+
+        return current
 
     def end_items(self, observation: Any, items: list[Any], error: Any = None) -> None:
         if error is None or isinstance(error, GeneratorExit):  # a caller stopping early

@@ -63,7 +63,8 @@ def register_credentials(public_key: str, secret_key: str) -> None:
             )
             forms.setdefault("".join("%" + hex_form.format(ord(c)) for c in form), mask)
         forms.setdefault("".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in form), mask)
-        forms.setdefault(form.replace("/", "\\/"), mask)  # JSON's optional escape of /
+    for form, mask in list(forms.items()):  # JSON's optional escape of /, in every case
+        forms.setdefault(form.replace("/", "\\/"), mask)
     _KNOWN_SECRETS.update(forms)
 
 

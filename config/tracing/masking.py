@@ -386,6 +386,7 @@ class DataMasker:
         dicts; bytes and the like as their masked ``str()``. Containers nested deeper than
         ``MAX_DEPTH`` become ``"[TRUNCATED]"``. Never raises.
         """
+        _OBJECTS.count = 0  # MAX_OBJECTS is per value
         try:
             return self._mask_value(value, 0)
         except Exception:
@@ -532,11 +533,10 @@ class DataMasker:
         past ``MAX_OBJECTS`` in one value, or masking such a value never ended.
         """
         path = _OBJECTS.__dict__.setdefault("path", set())
-        if not path:
-            _OBJECTS.count = 0
-        if id(value) in path or _OBJECTS.count >= MAX_OBJECTS:
+        count = _OBJECTS.__dict__.get("count", 0)
+        if id(value) in path or count >= MAX_OBJECTS:
             return TRUNCATED_MASK
-        _OBJECTS.count += 1
+        _OBJECTS.count = count + 1
         path.add(id(value))
         try:
             public = {k: v for k, v in vars(value).items() if not k.startswith("_")}

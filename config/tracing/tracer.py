@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from config.redaction import redact_secrets
 from config.sampling_rules import SamplingSubject
@@ -287,6 +287,12 @@ def _score_value(name: str, value: Any, data_type: str) -> float | str:
     if data_type == "BOOLEAN" and number not in (0.0, 1.0):
         raise ValueError(f"score {name!r}: a BOOLEAN score's value is 0 or 1, got {value!r}")
     return value
+
+
+# The first part of the names the core makes from data (``simulation.<event type>``, ...).
+SCHEMA_PREFIXES: Final = frozenset(
+    {"simulation", "collaboration", "coordination", "conflict", "conflict_resolution"}
+)
 
 
 class Tracer:
@@ -657,18 +663,17 @@ class Tracer:
         return int(committed()) if callable(committed) else self.stats.batches_exported
 
     def mask_name(self, name: str) -> str:
-        """A name of a trace, observation or score, masked as text is; its first part (the
-        schema's ``simulation.``, ``conflict.``, an agent's ``<agent>.``) kept when what
-        comes after it holds what is masked (an e-mail swallowed ``conflict.`` with it, and
-        ``autoops metrics``, which counts by those prefixes, lost the observation)."""
+        """A name of a trace, observation or score, masked as text is; the schema's prefix
+        (``simulation.``, ``conflict.``, ...) kept before a masked rest (an e-mail took
+        ``conflict.`` with it, and ``autoops metrics``, which counts by those prefixes, lost
+        the conflict). Any other name is masked whole: what comes before its first dot may
+        be part of what is masked (``john.doe@example.com``)."""
         masked = self.mask(name)
         if masked == name:
             return name
         head, dot, rest = name.partition(".")
-        if dot:
-            parts = f"{self.mask(head)}.{self.mask(rest)}"
-            if self.mask(parts) == parts:  # nothing left that spans the two
-                return parts
+        if dot and head in SCHEMA_PREFIXES:
+            return f"{head}.{self.mask(rest)}"
         return str(masked)
 
     def flush(self, timeout: float = 5.0) -> bool:

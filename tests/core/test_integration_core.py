@@ -753,6 +753,52 @@ def test_an_agent_operation_on_a_generator_records_its_items_and_its_error(
     assert service.get_performance_metrics()["tracing_errors"] == 0
 
 
+class Deciding:
+    agent_id = "pricing_agent"
+
+    @agent_operation("stream")
+    def stream(self, label: str, count: int) -> Iterator[int]:
+        for item in range(count):
+            service = get_langfuse_integration()
+            service.log_agent_decision(
+                "pricing_agent", {"decision_type": label, "confidence": 0.1 * (item + 1)}
+            )
+            yield item
+
+    @agent_operation("run")
+    def run(self) -> list[int]:
+        return list(self.stream("inner", 2))
+
+
+def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -> None:
+    """Never current, a generator's operation did not get the decisions its body logged:
+    they went to the caller's operation of the same agent, or to another generator of the
+    agent open at the same time."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-18")
+    agent = Deciding()
+    agent.run()
+    assert list(zip(agent.stream("first", 2), agent.stream("second", 2), strict=True))
+    service.finalize_trace(trace_id)
+    service.flush()
+    by_id = {s.span_id: s for s in capture.spans}
+    decisions = [s for s in capture.spans if s.name == "pricing_agent.decision"]
+    placed = sorted(
+        (json.loads(s.attributes["langfuse.observation.metadata.decision_type"]),
+         by_id[s.parent_span_id].name,
+         json.loads(by_id[s.parent_span_id].attributes["langfuse.observation.input"]).get("label"))
+        for s in decisions
+    )  # fmt: skip
+    assert placed == [
+        ("first", "pricing_agent.stream", "first"), ("first", "pricing_agent.stream", "first"),
+        ("inner", "pricing_agent.stream", "inner"), ("inner", "pricing_agent.stream", "inner"),
+        ("second", "pricing_agent.stream", "second"), ("second", "pricing_agent.stream", "second"),
+    ]  # fmt: skip
+
+
 def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: Path) -> None:
     """A dict with a tuple key dropped the whole observation (a tracing error); an enum
     was recorded as {} and an array-like object (``tolist()``) as its private fields."""

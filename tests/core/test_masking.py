@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from config.settings import DataMaskingConfig
-from config.tracing.masking import MAX_DEPTH, DataMasker
+from config.tracing.masking import MAX_DEPTH, MAX_OBJECTS, DataMasker
 from tests.conftest import Figures
 from tests.support.property_budget import examples
 
@@ -542,6 +542,7 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
         plain.replace("-", "\\u002d"),
         urllib.parse.quote(odd, safe=""),
         odd.replace("/", "\\/"),  # JSON's optional escape (PHP's json_encode writes it)
+        odd.upper().replace("/", "\\/"),
         "sk-lf-aB/cD+eF=gH.zQ98765",
         "SK-LF-LOCAL-ED909FB2-1234",
     ]
@@ -663,6 +664,9 @@ def test_objects_that_link_to_each_other_are_masked_in_bounded_time() -> None:
     Loop.y = Loop  # type: ignore[attr-defined]
     masked = ALL_ON.mask({"agent": Agent, "loop": Loop, "logger": logging.getLogger("x")})
     assert masked["loop"] == {"x": "[TRUNCATED]", "y": "[TRUNCATED]"}
+    # The bound is per value, whatever holds the objects (it was per top-level object).
+    plain = [Loop() for _ in range(MAX_OBJECTS + 10)]
+    assert ALL_ON.mask(plain).count("[TRUNCATED]") == 10
     assert masked["agent"]["contact"] == "[EMAIL]"
     assert "ann@example.com" not in json.dumps(masked, default=str)
 

@@ -360,6 +360,13 @@ def test_a_masked_name_keeps_its_schema_prefix(workdir: Path) -> None:
     assert trace["name"] == "simulation.[EMAIL]"
     quality = rows(workdir, "SELECT value FROM scores WHERE name LIKE 'quality%'")
     assert sorted(r["value"] for r in quality) == [0.2, 0.5, 0.9]
+    # Only the schema's own prefixes are kept: before any other first dot may stand part
+    # of what is masked (an address's local part, a phone's country code).
+    mask_name = service.trace_manager.tracer.mask_name
+    for name, masked in [("john.doe@example.com", "[EMAIL]"), ("+1.555.123.4567", "[PHONE]"),
+                         ("jane.doe%40example.com", "[EMAIL]"),
+                         ("pricing_agent.plain", "pricing_agent.plain")]:  # fmt: skip
+        assert mask_name(name) == masked
 
 
 def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
