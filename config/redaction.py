@@ -22,7 +22,7 @@ def mask_secret(value: str) -> str:
 # not up to its first ``/``.
 SECRET_KEY_PATTERN = re.compile(
     r"(?i)sk(?:-|%2d|\\u002d)lf(?:-|%2d|\\u002d)"
-    r"(?:[a-z0-9_+/=.-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2}|\\/)+"
+    r"(?:[a-z0-9_+/=-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2}|\\/)+"
 )
 # HTTP Basic credentials carry the secret base64-encoded.
 BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")
@@ -42,6 +42,7 @@ _KNOWN_SECRETS: dict[str, str] = {}
 def register_credentials(public_key: str, secret_key: str) -> None:
     """Mask these credentials in everything ``redact_secrets`` sees from now on."""
     import base64
+    from urllib.parse import quote
 
     if len(secret_key) < 8:  # a shorter "secret" would mask ordinary words
         return
@@ -62,6 +63,7 @@ def register_credentials(public_key: str, secret_key: str) -> None:
                 "".join(c if c.isalnum() else "%" + hex_form.format(ord(c)) for c in form), mask
             )
             forms.setdefault("".join("%" + hex_form.format(ord(c)) for c in form), mask)
+        forms.setdefault(quote(form, safe=""), mask)  # as URLs encode it (".", "_", "~" kept)
         forms.setdefault("".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in form), mask)
     for form, mask in list(forms.items()):  # JSON's optional escape of /, in every case
         forms.setdefault(form.replace("/", "\\/"), mask)

