@@ -1209,19 +1209,23 @@ class _AgentItems:
 
     def running(self) -> Callable[[], Any]:
         """The operation is current while the generator's body runs (a decision logged
-        there is its own, not its caller's or another generator's of the same agent)."""
+        there is its own, not its caller's or another generator's of the same agent), and
+        what the body makes current (a ``with`` block around a ``yield``) stays current for
+        it from one item to the next; the caller, between items, sees none of it."""
         service, span_id = self.service, self.span_id
+        body: list[Any] = []  # what was current in the body when it last yielded
 
         @contextmanager
         def current() -> Iterator[None]:
-            observation = service.trace_manager.observation(span_id)
-            if observation is None:  # ended (its trace ended first)
+            inside = body[0] if body else service.trace_manager.observation(span_id)
+            if inside is None:  # ended (its trace ended first)
                 yield
                 return
-            token = service.tracer.set_current(observation)
+            token = service.tracer.set_current(inside)
             try:
                 yield
             finally:
+                body[:] = [service.tracer.made_current()]
                 service.tracer.reset_current(token)
 
         return current

@@ -47,8 +47,10 @@ TRUNCATED_MASK: Final = "[TRUNCATED]"
 # Containers nested deeper than this are replaced rather than walked: a self-referencing or
 # pathological payload must not cost unbounded time or hit the recursion limit.
 MAX_DEPTH: Final = 64
-# Objects masked by their attributes in one value (see DataMasker._mask_attributes).
-MAX_OBJECTS: Final = 1000
+# Objects masked by their attributes in one value (see DataMasker._mask_attributes): far
+# more than data holds (a list of 1,500 items lost its last 500 at 1,000), far fewer than a
+# graph of linked objects reaches (a logger: its manager, every logger, their handlers).
+MAX_OBJECTS: Final = 10_000
 # The objects being masked by their attributes, per thread: the path to the current one.
 _OBJECTS = threading.local()
 

@@ -769,6 +769,16 @@ class Deciding:
     def run(self) -> list[int]:
         return list(self.stream("inner", 2))
 
+    @agent_operation("quoting")
+    def quoting(self) -> Iterator[int]:
+        service = get_langfuse_integration()
+        with service.trace_operation("quote", agent_id="pricing_agent"):
+            for item in range(2):  # the block stays current from one item to the next
+                service.log_agent_decision(
+                    "pricing_agent", {"decision_type": "quoted", "confidence": 0.5}
+                )
+                yield item
+
 
 def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -> None:
     """Never current, a generator's operation did not get the decisions its body logged:
@@ -782,6 +792,7 @@ def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -
     agent = Deciding()
     agent.run()
     assert list(zip(agent.stream("first", 2), agent.stream("second", 2), strict=True))
+    assert list(agent.quoting()) == [0, 1]
     service.finalize_trace(trace_id)
     service.flush()
     by_id = {s.span_id: s for s in capture.spans}
@@ -789,12 +800,14 @@ def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -
     placed = sorted(
         (json.loads(s.attributes["langfuse.observation.metadata.decision_type"]),
          by_id[s.parent_span_id].name,
-         json.loads(by_id[s.parent_span_id].attributes["langfuse.observation.input"]).get("label"))
+         json.loads(by_id[s.parent_span_id].attributes.get("langfuse.observation.input") or "{}")
+         .get("label"))
         for s in decisions
     )  # fmt: skip
     assert placed == [
         ("first", "pricing_agent.stream", "first"), ("first", "pricing_agent.stream", "first"),
         ("inner", "pricing_agent.stream", "inner"), ("inner", "pricing_agent.stream", "inner"),
+        ("quoted", "pricing_agent.quote", None), ("quoted", "pricing_agent.quote", None),
         ("second", "pricing_agent.stream", "second"), ("second", "pricing_agent.stream", "second"),
     ]  # fmt: skip
 

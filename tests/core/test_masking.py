@@ -668,6 +668,7 @@ def test_objects_that_link_to_each_other_are_masked_in_bounded_time() -> None:
     # The bound is per value, whatever holds the objects (it was per top-level object).
     plain = [Loop() for _ in range(MAX_OBJECTS + 10)]
     assert ALL_ON.mask(plain).count("[TRUNCATED]") == 10
+    assert "[TRUNCATED]" not in ALL_ON.mask([Loop() for _ in range(1500)])  # data is whole
     assert masked["agent"]["contact"] == "[EMAIL]"
     assert "ann@example.com" not in json.dumps(masked, default=str)
 
