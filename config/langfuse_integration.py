@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -342,12 +342,15 @@ class LangfuseIntegrationService:
         )
 
     @_guarded("")
-    def _start_agent_span_beside(self, agent_id: str, operation: str, inputs: Any) -> str:
-        """An agent operation that is never current (``agent_operation`` on a generator)."""
+    def _start_agent_span_beside(
+        self, agent_id: str, operation: str, inputs: Any, items: list[Any]
+    ) -> str:
+        """An agent operation that is never current (``agent_operation`` on a generator,
+        whose ``items`` are its output)."""
         if not self.tracing_enabled:
             return ""
         return self.trace_manager.start_agent_span(
-            agent_id, operation, inputs, may_be_current=False
+            agent_id, operation, inputs, may_be_current=False, items=items
         )
 
     @_guarded(None)
@@ -1058,6 +1061,7 @@ class _Operation:
     as_type: str
     input: Any
     metadata: dict[str, Any] | None
+    items: list[Any] = field(default_factory=list)  # a generator's, as they pass
 
     @contextmanager
     def around(self) -> Iterator[GuardedObservation]:
@@ -1097,6 +1101,8 @@ _OperationOf = Callable[[tuple[Any, ...], dict[str, Any]], "_Operation | None"]
 
 class _EndsItems(Protocol):
     """What traces a generator: an observation beside the caller, ended with the items."""
+
+    items: list[Any]  # what the generator yielded so far
 
     def alongside(self) -> Any: ...
 
@@ -1141,7 +1147,7 @@ def _traced_generator(function: Callable[..., Any], operation: _ItemsOf) -> Call
         if opened is None:
             return (yield from function(*args, **kwargs))
         observation = opened.alongside()
-        items: list[Any] = []
+        items = opened.items
         try:
             # ``yield from`` hands send(), throw() and close() to the generator, and gives
             # back its return value, as the undecorated one would.
@@ -1162,7 +1168,7 @@ def _traced_async_generator(
         opened = operation(args, kwargs)
         generator = function(*args, **kwargs)
         observation = opened.alongside() if opened is not None else NOOP
-        items: list[Any] = []
+        items: list[Any] = opened.items if opened is not None else []
         try:
             # Async generators have no ``yield from``: asend(), athrow() and aclose() are
             # handed on by hand, so the caller drives it as the undecorated one.
@@ -1203,6 +1209,9 @@ class _AgentItems:
 
     service: LangfuseIntegrationService
     span_id: str
+    # Shared with the trace manager: ended with its trace before the generator closed, the
+    # operation still has what was yielded (its output was lost).
+    items: list[Any]
 
     def alongside(self) -> _NoopObservation:
         return NOOP  # the operation is reached by its span id
@@ -1290,8 +1299,9 @@ def agent_operation(operation: str) -> Callable[[F], F]:
                     service.error_handler.handle_tracing_error("agent_operation", exc)
                     return None
                 inputs = _call_input(service, function, args, kwargs)
-                span_id = service._start_agent_span_beside(agent_id, operation, inputs)
-                return _AgentItems(service, span_id) if span_id else None
+                items: list[Any] = []
+                span_id = service._start_agent_span_beside(agent_id, operation, inputs, items)
+                return _AgentItems(service, span_id, items) if span_id else None
 
             traced = (
                 _traced_async_generator(function, operation_of)

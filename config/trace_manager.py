@@ -111,6 +111,7 @@ class OpenObservation:
     agent_id: str | None = None  # set on an agent operation
     agent_span: AgentSpan | None = None  # the seed's record of an agent operation
     collaboration: CollaborationSpan | None = None  # the seed's record of a collaboration
+    items: list[Any] | None = None  # a generator operation's items so far (its output)
     # The process that opened it: a forked child inherits its parent's open observations,
     # which are the parent's to end (the child's exit must not record them as left open).
     pid: int = field(default_factory=os.getpid)
@@ -442,6 +443,7 @@ class TraceManager:
         parent_trace_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         may_be_current: bool = True,
+        items: list[Any] | None = None,
     ) -> str:
         """Start ``<agent_id>.<operation>``; its span id (``""`` outside any trace).
 
@@ -450,7 +452,8 @@ class TraceManager:
         may be open at once): under the current observation if that is in the trace, else
         under the trace's workflow; it becomes current only when the caller is in no other
         trace. ``may_be_current=False``: never current (a generator's, between whose items the
-        caller runs). ``LookupError`` for a trace that is not open.
+        caller runs); ``items``, what it yielded so far (its output, should its trace end
+        it). ``LookupError`` for a trace that is not open.
         """
         if parent_trace_id:
             parent, make_current = self._parent_in(parent_trace_id)
@@ -471,6 +474,7 @@ class TraceManager:
             observation, agent_id=agent_id, make_current=make_current and may_be_current
         )
         entry.agent_span = self._new_agent_span(observation, agent_id, operation, inputs)
+        entry.items = items
         self.counters.operations += 1
         return observation.span_id
 
@@ -688,6 +692,8 @@ class TraceManager:
             return
         if entry.collaboration is not None:
             entry.observation.update(output=self._collaboration_output(entry.collaboration))
+        if entry.items is not None:  # a generator's operation: what it yielded so far
+            entry.observation.update(output=list(entry.items))
         if entry.agent_span is not None:
             entry.agent_span.end_time = _now()
         entry.observation.end(status_message=reason)

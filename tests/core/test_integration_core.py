@@ -753,6 +753,24 @@ def test_an_agent_operation_on_a_generator_records_its_items_and_its_error(
     assert service.get_performance_metrics()["tracing_errors"] == 0
 
 
+def test_an_agent_generator_ended_with_its_trace_keeps_what_it_yielded(workdir: Path) -> None:
+    """Its trace finalized before the caller closed it, the operation was ended with the
+    trace and had no output: the items taken were lost (an observed generator kept them)."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-19")
+    generator = Streaming().stream(3)
+    assert [next(generator), next(generator)] == [0, 10]
+    service.finalize_trace(trace_id)
+    generator.close()
+    service.flush()
+    (operation,) = [s for s in capture.spans if s.name == "promotion_agent.stream"]
+    assert operation.attributes["langfuse.observation.output"] == "[0, 10]"
+    assert operation.attributes["langfuse.observation.status_message"] == "ended with its trace"
+
+
 class Deciding:
     agent_id = "pricing_agent"
 
