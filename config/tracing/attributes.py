@@ -132,7 +132,12 @@ def _encode(fast: Any, encoder: json.JSONEncoder, finite: json.JSONEncoder, valu
     try:
         return "".join(fast(value, 0)) if fast is not None else encoder.encode(value)
     except (ValueError, RecursionError):
-        return finite.encode(nonfinite_as_text(value))
+        try:
+            return finite.encode(nonfinite_as_text(value))
+        except (ValueError, RecursionError):
+            # A cycle through objects, which masking cuts (``[TRUNCATED]``): with masking
+            # off, the observation was dropped ("Circular reference detected"). Its text.
+            return finite.encode(str(value))
 
 
 def nonfinite_as_text(value: Any) -> Any:

@@ -830,6 +830,36 @@ def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -
     ]  # fmt: skip
 
 
+def test_a_value_that_refers_to_itself_is_recorded_with_masking_off(workdir: Path) -> None:
+    """With masking off nothing cuts a cycle through objects: the serializer's "Circular
+    reference detected" dropped the observation (a tracing error)."""
+    capture = Capture()
+    off = DataMaskingConfig(mask_pii=False, mask_financial_data=False, mask_customer_data=False)
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), off, exporter=capture)
+    )
+
+    class Node:
+        pass
+
+    node = Node()
+    node.me = node  # type: ignore[attr-defined]
+    loop: list[Any] = []
+    loop.append(loop)
+
+    @observe()
+    def handle(item: Any, items: list[Any]) -> str:
+        return "done"
+
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-20")
+    assert handle(node, loop) == "done"
+    service.finalize_trace(trace_id)
+    service.flush()
+    (handled,) = [s for s in capture.spans if s.name == "handle"]
+    assert "Node object" in handled.attributes["langfuse.observation.input"]
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
 def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: Path) -> None:
     """A dict with a tuple key dropped the whole observation (a tracing error); an enum
     was recorded as {} and an array-like object (``tolist()``) as its private fields."""
