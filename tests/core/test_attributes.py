@@ -53,18 +53,14 @@ def test_property_the_encodings_are_json_dumps_byte_for_byte(value: Any) -> None
     assert la.to_json(value) == json.dumps(finite(value), separators=(",", ":"), ensure_ascii=False)
 
 
-def test_a_cycle_still_fails_as_a_recursion_error() -> None:
-    """No cycle check in the shared encoder: a cyclic value fails as it did (the tracer's guard
-    counts it), it does not hang or crash."""
+def test_a_cycle_is_written_as_its_text() -> None:
+    """No cycle check in the shared encoder: a cyclic value (which masking cuts, but not
+    with masking off) does not hang or crash, and is written as its text (it failed, and the
+    observation holding it was dropped)."""
     cyclic: list[Any] = []
     cyclic.append(cyclic)
     for encode in (la.serialize_io, la.to_json):
-        try:
-            encode(cyclic)
-        except RecursionError:
-            pass
-        else:
-            raise AssertionError("a cycle was encoded")
+        assert json.loads(encode(cyclic)) == "[[...]]"
 
 
 def test_the_attribute_names_are_the_sdks() -> None:
