@@ -1226,16 +1226,22 @@ class _AgentItems:
 
         @contextmanager
         def current() -> Iterator[None]:
-            inside = body[0] if body else service.trace_manager.observation(span_id)
-            if inside is None:  # ended (its trace ended first)
+            operation = service.trace_manager.observation(span_id)
+            if operation is None:  # ended (its trace ended first)
                 yield
                 return
-            token = service.tracer.set_current(inside)
+            # The operation, then what the body had made current on top of it (which may
+            # have ended since: the operation is current again then, not the caller's).
+            tokens = [service.tracer.set_current(operation)]
+            inside = body[0] if body else None
+            if inside is not None and inside is not operation and not inside.ended:
+                tokens.append(service.tracer.set_current(inside))
             try:
                 yield
             finally:
                 body[:] = [service.tracer.made_current()]
-                service.tracer.reset_current(token)
+                for token in reversed(tokens):
+                    service.tracer.reset_current(token)
 
         return current
 

@@ -18,11 +18,12 @@ def mask_secret(value: str) -> str:
 # Langfuse secret keys; also catches one embedded in a URL, header or exception message,
 # and one a peer echoes in upper case. Its hyphens may be percent-encoded or JSON-escaped
 # (``\u002d``); what follows runs on through base64's and URLs' characters and their escapes
-# (JSON's ``\/`` too), so a key of another alphabet (``sk-lf-Ab/Cd+Ef=``) is masked whole,
-# not up to its first ``/``.
+# (JSON's ``\/`` too), so a key of another alphabet (``sk-lf-my.project/key+1``) is masked
+# whole, not up to its first ``/`` or ``.``; ``sk-lf-...`` (a placeholder in hints and
+# help) is no key.
 SECRET_KEY_PATTERN = re.compile(
-    r"(?i)sk(?:-|%2d|\\u002d)lf(?:-|%2d|\\u002d)"
-    r"(?:[a-z0-9_+/=-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2}|\\/)+"
+    r"(?i)sk(?:-|%2d|\\u002d)lf(?:-|%2d|\\u002d)(?!\.\.\.)"
+    r"(?:[a-z0-9_+/=.-]|%[0-9a-f]{2}|\\u00[0-9a-f]{2}|\\/)+"
 )
 # HTTP Basic credentials carry the secret base64-encoded.
 BASIC_AUTH_PATTERN = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?basic\s+)[A-Za-z0-9+/=]+")

@@ -787,6 +787,16 @@ class Deciding:
     def run(self) -> list[int]:
         return list(self.stream("inner", 2))
 
+    @agent_operation("ending")
+    def ending(self, label: str) -> Iterator[int]:
+        service = get_langfuse_integration()
+        with service.trace_operation("quote") as quote:
+            yield 0
+            quote.end()  # what the body made current has ended: its operation is current
+            yield 1
+            service.log_agent_decision("pricing_agent", {"decision_type": label})
+            yield 2
+
     @agent_operation("quoting")
     def quoting(self) -> Iterator[int]:
         service = get_langfuse_integration()
@@ -811,6 +821,7 @@ def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -
     agent.run()
     assert list(zip(agent.stream("first", 2), agent.stream("second", 2), strict=True))
     assert list(agent.quoting()) == [0, 1]
+    assert list(zip(agent.ending("one"), agent.ending("two"), strict=True))
     service.finalize_trace(trace_id)
     service.flush()
     by_id = {s.span_id: s for s in capture.spans}
@@ -825,8 +836,10 @@ def test_decisions_logged_inside_an_agent_generator_are_its_own(workdir: Path) -
     assert placed == [
         ("first", "pricing_agent.stream", "first"), ("first", "pricing_agent.stream", "first"),
         ("inner", "pricing_agent.stream", "inner"), ("inner", "pricing_agent.stream", "inner"),
+        ("one", "pricing_agent.ending", "one"),
         ("quoted", "pricing_agent.quote", None), ("quoted", "pricing_agent.quote", None),
         ("second", "pricing_agent.stream", "second"), ("second", "pricing_agent.stream", "second"),
+        ("two", "pricing_agent.ending", "two"),
     ]  # fmt: skip
 
 

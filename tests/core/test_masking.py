@@ -552,6 +552,12 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
         assert "ed909fb2" not in masked.lower() and "zq98765" not in masked.lower(), masked
         assert "cd+ef" not in masked.lower() and "Cd%2BEf" not in masked, masked
     assert redact_secrets("must look like sk-lf-...") == "must look like sk-lf-..."
+    # A key with a dot (a self-hosted Langfuse's own): masked whole in the forms above too.
+    dotted = "sk-lf-my.project/secret+1"
+    register_credentials("pk-lf-dotted", dotted)
+    for form in (urllib.parse.quote(dotted), dotted.title(), dotted.replace("-", "\\u002d"),
+                 urllib.parse.quote(dotted, safe="").lower()):  # fmt: skip
+        assert "project" not in redact_secrets(f"key {form} end").lower(), form
 
 
 def test_enums_and_array_likes_are_masked_as_the_values_they_are_written_as() -> None:
