@@ -18,13 +18,27 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from config.json_values import unicode_text
 from config.tracing.span_records import SpanRecord
 
 SCOPE_NAME = "langfuse-sdk"
+
+
+def scope_key_attributes(request: Any) -> Iterator[Any]:
+    """The ``public_key`` attributes of the Langfuse scopes of a parsed
+    ``ExportTraceServiceRequest``: the project a span batch was recorded for (read by the
+    outbox for an older file's rows, rewritten by ``buffer flush --from``)."""
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            if scope_spans.scope.name == SCOPE_NAME:
+                for attribute in scope_spans.scope.attributes:
+                    if attribute.key == "public_key":
+                        yield attribute
+
+
 SPAN_KIND_INTERNAL = 1
 
 _pack_double = struct.Struct("<d").pack

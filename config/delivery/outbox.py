@@ -175,20 +175,15 @@ def _scope_key(body: bytes) -> str | None:
         ExportTraceServiceRequest,
     )
 
-    from config.delivery.otlp import SCOPE_NAME
+    from config.delivery.otlp import scope_key_attributes
 
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(gzip.decompress(body))
     except (OSError, EOFError, zlib.error, ValueError, DecodeError):  # damaged: not known
         return None
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            if scope_spans.scope.name == SCOPE_NAME:
-                for attribute in scope_spans.scope.attributes:
-                    if attribute.key == "public_key" and attribute.value.string_value:
-                        return str(attribute.value.string_value)
-    return None
+    keys = (str(a.value.string_value) for a in scope_key_attributes(request))
+    return next((key for key in keys if key), None)
 
 
 BACKLOG_QUERY = (
@@ -441,9 +436,7 @@ class Outbox:
     def backlog(self, host: str, public_key: str | None = None) -> HostBacklog:
         """Batches, spans and scores waiting for ``host`` (with ``public_key``: those a
         sender with that project's keys sends)."""
-        if public_key is None:
-            return _backlog(self._read(BACKLOG_QUERY, (host,)))
-        project, key = _of_project(public_key)
+        project, key = _of_project(public_key)  # no condition without a key
         query = BACKLOG_QUERY.replace(" GROUP BY", f"{project} GROUP BY")
         return _backlog(self._read(query, (host, *key)))
 

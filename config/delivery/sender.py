@@ -990,19 +990,15 @@ def rekey_body(kind: str, body: bytes, public_key: str) -> bytes:
         ExportTraceServiceRequest,
     )
 
-    from config.delivery.otlp import SCOPE_NAME
+    from config.delivery.otlp import scope_key_attributes
 
     request = ExportTraceServiceRequest()
     request.ParseFromString(gzip.decompress(body))
     changed = False
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            if scope_spans.scope.name != SCOPE_NAME:
-                continue
-            for attribute in scope_spans.scope.attributes:
-                if attribute.key == "public_key" and attribute.value.string_value != public_key:
-                    attribute.value.string_value = public_key
-                    changed = True
+    for attribute in scope_key_attributes(request):
+        if attribute.value.string_value != public_key:
+            attribute.value.string_value = public_key
+            changed = True
     if not changed:
         return body
     return gzip.compress(request.SerializeToString(), compresslevel=GZIP_LEVEL)
