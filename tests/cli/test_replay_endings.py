@@ -188,11 +188,19 @@ def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -
     or at its summary, and the decisions counted were untrue."""
     (workdir / "odd_outcomes.py").write_text(ODD_OUTCOMES, encoding="utf-8")
     events = write_lines(workdir / "events.jsonl", event_lines(14))
-    replay = subprocess.run(
-        [autoops_executable(), "--json", "replay", str(events), "--orchestrator", "odd_outcomes:Odd"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
-    )  # fmt: skip
+
+    def replay_with(
+        home: str, orchestrator: str, *options: str, output: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """A replay of ``events`` by ``orchestrator``, in a home of its own."""
+        return subprocess.run(
+            [autoops_executable(), *output, "replay", str(events), "--orchestrator", orchestrator,
+             *options],
+            check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+            env=clean_env(AUTOOPS_HOME=str(workdir / home)),
+        )  # fmt: skip
+
+    replay = replay_with("home", "odd_outcomes:Odd", output=("--json",))
     assert replay.returncode == 1, replay.stderr  # events failed in the agents
     assert "internal error" not in replay.stderr and "Traceback" not in replay.stderr
     summary = json.loads(replay.stdout)
@@ -204,38 +212,20 @@ def test_an_outcome_the_run_cannot_count_is_that_events_failure(workdir: Path) -
     assert summary["conflicts_detected"] == 2 * (1 + 2 + 2**53 + 1)
     assert traces_in_store_at(workdir / "home") == summary["traces_recorded"] == 14
     # A factory raising CancelledError: a usage error, not a traceback.
-    cancelled = subprocess.run(
-        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:cancelled"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "cancelled")),
-    )  # fmt: skip
+    cancelled = replay_with("cancelled", "odd_outcomes:cancelled")
     assert cancelled.returncode == 2, cancelled.stderr
     assert "calling cancelled() failed: CancelledError" in cancelled.stderr
     # A dry run records nothing: the message said the failures were ERROR traces.
-    dry = subprocess.run(
-        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd",
-         "--dry-run"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "dry")),
-    )  # fmt: skip
+    dry = replay_with("dry", "odd_outcomes:Odd", "--dry-run")
     assert "6 event(s) failed inside the agents (nothing recorded)" in dry.stderr
     # Sampled out, the failed events are no ERROR traces: the message said they all were.
-    sampled = subprocess.run(
-        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd",
-         "--sample-rate", "0"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "sampled")),
-    )  # fmt: skip
+    sampled = replay_with("sampled", "odd_outcomes:Odd", "--sample-rate", "0")
     assert sampled.returncode == 1, sampled.stderr
     assert "(recorded as ERROR traces, those the sample rate kept)" in sampled.stderr
     # A rejected line as well: its exit code, and the failures still said (they were not).
     with events.open("a", encoding="utf-8") as file:
         file.write("not an event\n")
-    both = subprocess.run(
-        [autoops_executable(), "replay", str(events), "--orchestrator", "odd_outcomes:Odd"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "both")),
-    )  # fmt: skip
+    both = replay_with("both", "odd_outcomes:Odd")
     assert both.returncode == 6, both.stderr
     assert "1 line(s) rejected" in both.stderr
     assert "6 event(s) failed inside the agents (recorded as ERROR traces)" in both.stderr
