@@ -223,8 +223,9 @@ def _open_progress_file(
     try:
         if source != "-" and _same_file(path, Path(source)):
             raise UsageError(f"--progress-file {path}: it is the event file being replayed")
-        if source == "-" and _is_descriptor(path, 0):
-            # Written to, the pipe being read never ended: the run waited for ever.
+        if source == "-" and _is_descriptor(path, 0) and not _is_terminal(0):
+            # Written to, the pipe being read never ended: the run waited for ever. A
+            # terminal is stdin and stderr at once: writing to it is the user's choice.
             raise UsageError(f"--progress-file {path}: it is the standard input being replayed")
         if _is_stdout(path):
             # The summary goes there: the two interleaved made neither readable.
@@ -282,6 +283,14 @@ def _is_stdout(path: Path) -> bool:
     if stat.S_ISCHR(out.st_mode):
         return False
     return _is_descriptor(path, sys.stdout.fileno()) and not _is_descriptor(path, 2)
+
+
+def _is_terminal(descriptor: int) -> bool:
+    """Whether ``descriptor`` is a character device (a terminal, ``/dev/null``)."""
+    try:
+        return stat.S_ISCHR(os.fstat(descriptor).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _is_descriptor(path: Path, descriptor: int) -> bool:

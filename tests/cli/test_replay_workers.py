@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -421,6 +422,35 @@ def test_progress_to_standard_error_or_a_device_is_taken_and_to_the_input_pipe_r
     )  # fmt: skip
     assert piped.returncode == 2, piped.stderr
     assert b"it is the standard input being replayed" in piped.stderr
+
+
+def test_progress_to_the_terminal_replayed_from_is_taken(tmp_path: Path) -> None:
+    """At a terminal, stdin and stderr are one device: ``replay - --progress-file /dev/stderr``
+    typed in a shell was refused as "the standard input being replayed"."""
+    events = events_file(tmp_path, 2, seed=4)
+    controller, terminal = pty.openpty()
+    try:
+        replay = subprocess.Popen(
+            [autoops_executable(), "replay", "-", "--progress-file", "/dev/stderr"],
+            stdin=terminal, stdout=terminal, stderr=terminal,
+            env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
+        )  # fmt: skip
+        os.close(terminal)
+        os.write(controller, events.read_bytes() + b"\x04")  # the lines, then end of input
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal's other end is closed: the replay has ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert replay.wait(timeout=60) == 0, seen
+    finally:
+        os.close(controller)
+    assert b"standard input being replayed" not in seen
+    assert b'"phase": "done"' in seen or b'"phase":"done"' in seen
 
 
 def test_a_named_pipe_no_one_reads_as_progress_file_is_refused_at_once(tmp_path: Path) -> None:
