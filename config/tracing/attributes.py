@@ -131,23 +131,32 @@ def _encode(fast: Any, encoder: json.JSONEncoder, finite: json.JSONEncoder, valu
     Infinity anywhere (and cycles) go to ``finite``, as strings."""
     try:
         return "".join(fast(value, 0)) if fast is not None else encoder.encode(value)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, TypeError):  # TypeError: a key JSON has no form for
         try:
             return finite.encode(nonfinite_as_text(value))
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError, TypeError):
             # A cycle through objects, which masking cuts (``[TRUNCATED]``): with masking
             # off, the observation was dropped ("Circular reference detected"). Its text.
             return finite.encode(str(value))
 
 
+# Keys JSON writes as they are (as strings); any other key is written as its str() (json
+# raises TypeError).
+JSON_KEY_TYPES: Final = (str, int, float, bool, type(None))
+
+
 def nonfinite_as_text(value: Any) -> Any:
     """``value`` with NaN and infinities (anywhere in its dicts and lists) as the strings
     ``"nan"``, ``"inf"``: JSON has no literal for them, and the SDK's serializer writes them
-    as strings too."""
+    as strings too. A key JSON cannot write (a tuple) becomes its ``str()``, as masking
+    writes it (with masking off, such a key dropped the whole observation)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {k: nonfinite_as_text(v) for k, v in value.items()}
+        return {
+            k if isinstance(k, JSON_KEY_TYPES) else str(k): nonfinite_as_text(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):  # a tuple is a JSON array too
         return [nonfinite_as_text(v) for v in value]
     return value

@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 from config.redaction import contains_secret, redact_secrets
+from config.tracing.attributes import JSON_KEY_TYPES
 
 if TYPE_CHECKING:
     from config.settings import DataMaskingConfig
@@ -133,8 +134,6 @@ _NON_ALNUM: Final = re.compile(r"[^a-z0-9]+")
 _KEY_CACHE_SIZE: Final = 4096
 _TEXT_CACHE_SIZE: Final = 4096
 _CACHED_TEXT_CHARS: Final = 256  # longer texts (reasoning, notes) are masked each time
-# Keys JSON writes as they are (as strings); any other key is written as its str().
-_JSON_KEY_TYPES: Final = (str, int, float, bool, type(None))
 # Marks a key not yet in a masker's cache (None is a cached "not masked").
 _UNKNOWN: Final = "\0unknown"
 
@@ -455,12 +454,12 @@ class DataMasker:
             # The cached label inline (a call per key shows at this rate); the rest classifies.
             label = labels.get(key, _UNKNOWN) if type(key) is str else _UNKNOWN
             if label is _UNKNOWN:
-                if type(key) is not str and not isinstance(key, _JSON_KEY_TYPES):
+                if type(key) is not str and not isinstance(key, JSON_KEY_TYPES):
                     # JSON has no tuple keys (one dropped the whole observation): the mapping
                     # again, such keys written as their str().
                     return self._mask_mapping(
                         {
-                            k if isinstance(k, _JSON_KEY_TYPES) else str(k): v
+                            k if isinstance(k, JSON_KEY_TYPES) else str(k): v
                             for k, v in value.items()
                         },
                         depth,

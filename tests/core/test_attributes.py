@@ -63,6 +63,21 @@ def test_a_cycle_is_written_as_its_text() -> None:
         assert json.loads(encode(cyclic)) == "[[...]]"
 
 
+def test_a_key_json_cannot_write_is_written_as_masking_writes_it() -> None:
+    """With masking off, a tuple key (``{("store", 7): 120}``) made the encoder raise
+    TypeError and the observation was dropped; it is written as its str(), as masking does."""
+    from config.settings import DataMaskingConfig
+    from config.tracing.masking import DataMasker
+
+    value = {("store", 7): 120, "nested": [{frozenset(): 1.5, 2: float("nan")}]}
+    masked = DataMasker(DataMaskingConfig.model_construct()).mask(value)
+    assert la.serialize_io(value) == la.serialize_io(masked)
+    assert json.loads(la.serialize_io(value)) == {
+        "('store', 7)": 120, "nested": [{"frozenset()": 1.5, "2": "nan"}]
+    }  # fmt: skip
+    assert json.loads(la.to_json(value)) == json.loads(la.serialize_io(value))
+
+
 def test_the_attribute_names_are_the_sdks() -> None:
     """Written out in the module (importing the SDK's costs half a second), checked here."""
     from langfuse._client.attributes import LangfuseOtelSpanAttributes as Sdk
