@@ -132,6 +132,7 @@ class TraceRecord:
     agent_operations: dict[str, Observation] = field(default_factory=dict)
     conflict_outcomes: dict[str, bool] = field(default_factory=dict)
     decisions: int = 0  # logged with log_agent_decision
+    conflicts: int = 0  # logged with log_conflict
     finalized: bool = False
     simulation: SimulationTrace | None = None  # the seed's record of the trace
 
@@ -658,14 +659,7 @@ class TraceManager:
                 cost = (now[0] - self._cost_mark[0], now[1] - self._cost_mark[1])
                 self._cost_mark = now
         self._score_conflict_outcomes(operations, outcomes)
-        agents = _participants(record, entry)
-        if agents and not (outcome and "agents" in outcome):
-            # Who took part and how many decisions, for `autoops traces list`, when the
-            # outcome does not say it (the replay's orchestrator does; the guide's examples
-            # do not).
-            entry.observation.update_trace_metadata(
-                {"participating_agents": list(agents), "decision_count": record.decisions}
-            )
+        self._describe_trace(record, entry, outcome)
         given = {"output": outcome} if outcome is not None else {}  # as in end_agent_span
         entry.observation.end(**given, level=level, status_message=message)
         if entry.observation.trace.counted:
@@ -686,10 +680,30 @@ class TraceManager:
             simulation.outcome = dict(outcome) if outcome is not None else None
         return cost, simulation
 
-    def _end_left_open(self, entry: OpenObservation, reason: str) -> None:
-        """End an observation its owner never ended (a collaboration handle, a lost span)."""
+    def _describe_trace(
+        self, record: TraceRecord, root: OpenObservation, outcome: Mapping[str, Any] | None
+    ) -> None:
+        """Who took part, how many decisions and conflicts, in the trace's metadata, for
+        `autoops traces list`, where the outcome does not say it (the replay's orchestrator
+        does; the guide's examples do not, nor does a trace ended at shutdown)."""
+        described: dict[str, Any] = {}
+        agents = _participants(record, root)
+        if agents and not (outcome and "agents" in outcome):
+            described.update(participating_agents=list(agents), decision_count=record.decisions)
+        if record.conflicts and not (outcome and "conflicts_detected" in outcome):
+            described["conflict_count"] = record.conflicts
+        if described:
+            root.observation.update_trace_metadata(described)
+
+    def _end_left_open(
+        self, entry: OpenObservation, reason: str, record: TraceRecord | None = None
+    ) -> None:
+        """End an observation its owner never ended (a collaboration handle, a lost span);
+        ``record``: its trace's, to describe the trace when this is its root."""
         if self._forget(entry.observation.span_id) is None or entry.observation.ended:
             return
+        if record is not None and entry.observation.span_id == record.root_span_id:
+            self._describe_trace(record, entry, None)
         if entry.collaboration is not None:
             entry.observation.update(output=self._collaboration_output(entry.collaboration))
         if entry.items is not None:  # a generator's operation: what it yielded so far
@@ -715,12 +729,12 @@ class TraceManager:
             ]
             ordered = [[e for e in entries if e.pid == pid] for entries in ordered]
         ended = 0
-        for entries in ordered:
+        for record, entries in zip(records, ordered, strict=True):
             for entry in entries:
                 if entry.observation.ended:
                     continue
                 with suppress(Exception):  # on with the others
-                    self._end_left_open(entry, reason)
+                    self._end_left_open(entry, reason, record)
                     ended += 1
         return ended
 
@@ -746,11 +760,12 @@ class TraceManager:
             observation = entry.observation
             if self._forget(observation.span_id) is None or observation.ended:
                 continue  # ended meanwhile by its owner
-            if observation.span_id == record.root_span_id:
-                self.counters.traces_finalized += 1
-                self.counters.traces_failed += 1
             ended += 1
             with suppress(Exception):  # nothing more to do for this one: on with the others
+                if observation.span_id == record.root_span_id:
+                    self.counters.traces_finalized += 1
+                    self.counters.traces_failed += 1
+                    self._describe_trace(record, entry, None)
                 observation.end(level="ERROR", status_message=reason)
         with self._lock:
             if self._traces.get(trace_id) is record:
@@ -918,7 +933,7 @@ class TraceManager:
     ) -> None:
         """Record a conflict between agents: a ``conflict.<type>`` event at level WARNING."""
         self._keep("conflicts", {"conflict_type": conflict_type, "agents": list(agents)})
-        self._note_conflict(agents)
+        self._note_conflict(agents, detected=True)
         self._event(
             f"conflict.{conflict_type}",
             input=dict(details),
@@ -953,8 +968,11 @@ class TraceManager:
             },
         )
 
-    def _note_conflict(self, agents: Sequence[str], overturned: str | None = None) -> None:
-        """Remember which agents of the current trace met a conflict, and who lost one."""
+    def _note_conflict(
+        self, agents: Sequence[str], overturned: str | None = None, *, detected: bool = False
+    ) -> None:
+        """Remember which agents of the current trace met a conflict, and who lost one;
+        ``detected``: a conflict logged (not a resolution), counted for the trace."""
         trace_id = self.current_trace_id()
         if trace_id is None:
             return
@@ -962,6 +980,7 @@ class TraceManager:
             record = self._traces.get(trace_id)
             if record is None:
                 record = self._traces[trace_id] = TraceRecord(trace_id)
+            record.conflicts += detected
             outcomes = record.conflict_outcomes
             for agent in agents:
                 outcomes[agent] = outcomes.get(agent, False) or agent == overturned

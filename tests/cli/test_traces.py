@@ -316,6 +316,43 @@ def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, work
     assert by_id[collaboration_trace]["agents"] == ["inventory_agent", "pricing_agent"]
 
 
+def test_a_guide_trace_lists_its_conflicts_and_one_ended_at_shutdown_its_agents(
+    cli: Cli, workdir: Path
+) -> None:
+    """Conflicts logged with the guide's API were listed as 0 (counted from the replay's
+    outcome only), the trace at level DEFAULT; a trace never finalized, ended at shutdown,
+    was listed with no agents and no decisions."""
+    from config.langfuse_integration import (
+        LangfuseIntegrationService,
+        install_langfuse_integration,
+    )
+    from config.settings import DataMaskingConfig, LangfuseConfig
+
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig())
+    )
+    conflicted = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P1"})
+    span_id = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
+    service.end_agent_span(span_id, {"price": 9})
+    with service.track_collaboration(["inventory_agent", "pricing_agent"], "sync"):
+        service.log_conflict("price_vs_stock", ["inventory_agent", "pricing_agent"], {"why": 1})
+        service.log_conflict("restock", ["inventory_agent", "promotion_agent"], {"why": 2})
+        service.log_conflict_resolution(
+            "restock", "stock first", {}, overturned_agent="promotion_agent"
+        )
+    service.finalize_trace(conflicted, {"status": "completed"})
+    left_open = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P2"})
+    span_id = service.start_agent_span("inventory_agent", "forecast", {"stock": 5})
+    service.log_agent_decision(span_id, {"decision_type": "restock"}, confidence=0.8)
+    service.end_agent_span(span_id, {"reorder": 3})
+    service.shutdown()  # ends the open trace: recorded, not lost
+    listed = json.loads(cli("--json", "traces", "list", "--local").stdout)["traces"]
+    by_id = {row["id"]: row for row in listed}
+    assert (by_id[conflicted]["conflicts"], by_id[conflicted]["level"]) == (2, "WARNING")
+    assert (by_id[left_open]["agents"], by_id[left_open]["decisions"]) == (["inventory_agent"], 1)
+    assert by_id[left_open]["conflicts"] == 0
+
+
 def test_since_and_until_keep_their_milliseconds(cli: Cli) -> None:
     """--since 13:31:33.400Z was sent as 13:31:33Z: the window took traces from before it,
     and a sub-second window was refused as empty."""

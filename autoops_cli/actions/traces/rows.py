@@ -74,7 +74,11 @@ def trace_row(trace: dict[str, Any]) -> dict[str, Any]:
     metadata = _mapping(trace.get("metadata"))
     output = _mapping(trace.get("output"))
     decisions = _mapping(output.get("decisions"))
-    conflicts = count(output.get("conflicts_detected"))
+    conflicts = count(
+        output["conflicts_detected"]
+        if "conflicts_detected" in output  # the replay's outcome; else the core's count
+        else metadata.get("conflict_count")
+    )
     raw_name = trace.get("name")
     name = raw_name if isinstance(raw_name, str) else ""
     declared = trace.get("level")  # the root observation's (v2); v1 traces have none
