@@ -133,6 +133,7 @@ class TraceRecord:
     conflict_outcomes: dict[str, bool] = field(default_factory=dict)
     decisions: int = 0  # logged with log_agent_decision
     conflicts: int = 0  # logged with log_conflict
+    finalizing: bool = False  # claimed by a finalize_trace call (one closes it)
     finalized: bool = False
     simulation: SimulationTrace | None = None  # the seed's record of the trace
 
@@ -186,7 +187,8 @@ class TraceManager:
             record.open[span_id] = entry
             self._spans[span_id] = (record, entry)
             if root:
-                record.finalized = False  # the same trace id opened again (a replayed event)
+                # The same trace id opened again (a replayed event).
+                record.finalized = record.finalizing = False
                 record.root_span_id = span_id
                 record.mark = (self.counters.tracing_ns, self.counters.operations)
             if agent_id is not None:
@@ -626,16 +628,15 @@ class TraceManager:
         trace_id = trace_key(trace_id)
         with self._lock:
             record = self._traces.get(trace_id)
-            entry = record.open.get(record.root_span_id or "") if record is not None else None
+            if record is None or record.finalizing:  # two threads at once: the first closes it
+                return None
+            entry = record.open.get(record.root_span_id or "")
+            if entry is None:
+                return None
+            record.finalizing = True
             # Operations and collaborations nobody ended: end them with the trace, latest
             # first, so what was started is recorded rather than lost.
-            left = (
-                [e for e in reversed(record.open.values()) if e is not entry]
-                if record is not None
-                else []
-            )
-        if record is None or entry is None:
-            return None
+            left = [e for e in reversed(record.open.values()) if e is not entry]
         if error is not None:
             level: str | None = "ERROR"
             message: str | None = describe_error(error)

@@ -92,6 +92,33 @@ def test_finalize_forgets_the_trace_and_reports_its_cost(workdir: Path) -> None:
     assert traces.counters.traces_finalized == 1
 
 
+def test_a_trace_finalized_by_two_threads_at_once_is_closed_once(workdir: Path) -> None:
+    """Two threads finalizing one trace (a watchdog and the worker) both got its record back
+    and counted it twice: the first to claim it closes it, the other gets None."""
+    traces = manager(workdir / "traces.db")
+    trace_id = traces.create_simulation_trace(EVENT, session_id="s")
+    traces.start_agent_span("pricing_agent", "optimize_price")
+    inside, release = threading.Event(), threading.Event()
+    describe = traces._describe_trace
+
+    def held_the_first_time(*args: object) -> None:
+        if not inside.is_set():
+            inside.set()
+            release.wait(10)
+        describe(*args)  # type: ignore[arg-type]
+
+    traces._describe_trace = held_the_first_time  # type: ignore[method-assign]
+    first: list[object] = []
+    closing = threading.Thread(target=lambda: first.append(traces.finalize_trace(trace_id)))
+    closing.start()
+    assert inside.wait(10)  # the first call is half way through
+    second = traces.finalize_trace(trace_id, {"ok": True})
+    release.set()
+    closing.join(10)
+    assert second is None and first[0] is not None
+    assert traces.counters.traces_finalized == 1
+
+
 def test_an_operation_left_open_ends_with_its_trace(workdir: Path) -> None:
     """Finalizing ends what nobody ended, so it is recorded; ending it later does nothing."""
     store = workdir / "traces.db"
