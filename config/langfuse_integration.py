@@ -474,6 +474,8 @@ class LangfuseIntegrationService:
         error: BaseException | None = None
         try:
             yield GuardedObservation(self, observation)
+        except GeneratorExit:  # a generator around the block, stopped early: no error
+            raise
         except BaseException as exc:
             error = exc
             raise

@@ -394,6 +394,31 @@ def test_an_output_set_inside_trace_operation_is_kept_when_the_block_ends(
     ]
 
 
+def test_a_generator_stopped_early_inside_trace_operation_is_no_error(workdir: Path) -> None:
+    """A generator whose body runs in ``trace_operation``, its caller breaking out: the
+    operation was recorded as ERROR ``GeneratorExit`` and counted failed (the decorators
+    treat the same early stop as no error)."""
+    service = local_service(workdir)
+
+    def candidates() -> Any:
+        with service.trace_operation("candidates", agent_id="pricing_agent") as operation:
+            spans.append(operation.span_id)
+            yield from (9.99, 10.49, 10.99)
+
+    spans: list[str] = []
+    trace_id = service.create_simulation_trace(EVENT)
+    for in_a_trace in (True, False):  # an operation of the trace, then a trace of its own
+        if not in_a_trace:
+            service.finalize_trace(trace_id)
+        for price in candidates():
+            if price > 10:
+                break
+    service.flush()
+    levels = {r["id"]: r["level"] for r in rows(workdir, "SELECT id, level FROM observations")}
+    assert [levels[span] for span in spans] == ["DEFAULT", "DEFAULT"]
+    assert service.get_performance_metrics()["operations_failed"] == 0
+
+
 def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
     """A decision's reasoning as a list (its score's comment), an enum as an operation's
     name: SQLite could not bind them, and the store took nothing more of the process, the
