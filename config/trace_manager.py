@@ -641,7 +641,8 @@ class TraceManager:
             level: str | None = "ERROR"
             message: str | None = describe_error(error)
         else:
-            level = "WARNING" if outcome and outcome.get("conflicts_unresolved") else None
+            unresolved = isinstance(outcome, Mapping) and outcome.get("conflicts_unresolved")
+            level = "WARNING" if unresolved else None
             message = None
         for open_entry in left:
             self._end_left_open(open_entry, "ended with its trace")
@@ -678,7 +679,7 @@ class TraceManager:
         simulation = record.simulation
         if simulation is not None:
             simulation.end_time = _now()
-            simulation.outcome = dict(outcome) if outcome is not None else None
+            simulation.outcome = _as_dict(outcome) if outcome is not None else None
         return cost, simulation
 
     def _describe_trace(
@@ -689,9 +690,10 @@ class TraceManager:
         does; the guide's examples do not, nor does a trace ended at shutdown)."""
         described: dict[str, Any] = {}
         agents = _participants(record, root)
-        if agents and not (outcome and "agents" in outcome):
+        said = outcome if isinstance(outcome, Mapping) else {}  # a text outcome says neither
+        if agents and "agents" not in said:
             described.update(participating_agents=list(agents), decision_count=record.decisions)
-        if record.conflicts and not (outcome and "conflicts_detected" in outcome):
+        if record.conflicts and "conflicts_detected" not in said:
             described["conflict_count"] = record.conflicts
         if described:
             root.observation.update_trace_metadata(described)
@@ -864,7 +866,7 @@ class TraceManager:
         """
         output = self._collaboration_output(collaboration)
         if outcome is not None:
-            collaboration.resolution_outcome = dict(outcome)
+            collaboration.resolution_outcome = _as_dict(outcome)
             output["outcome"] = collaboration.resolution_outcome  # what the caller ended it with
         with self._lock:
             found = self._spans.get(collaboration.span_id)

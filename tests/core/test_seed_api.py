@@ -419,6 +419,28 @@ def test_a_generator_stopped_early_inside_trace_operation_is_no_error(workdir: P
     assert service.get_performance_metrics()["operations_failed"] == 0
 
 
+def test_an_outcome_that_is_not_a_dict_is_the_traces_output_and_no_failure(
+    workdir: Path,
+) -> None:
+    """``finalize_trace(trace_id, "completed")``: the core read the outcome as a dict, failed,
+    and recorded a successful event as a failed trace (level ERROR, success rate down);
+    ending a collaboration with such an outcome failed alike."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    collaboration = service.track_collaboration(["inventory_agent", "pricing_agent"], "sync")
+    service.end_collaboration(collaboration, "agreed")  # type: ignore[arg-type]
+    finished = service.finalize_trace(trace_id, "completed")  # type: ignore[arg-type]
+    assert finished is not None and finished.outcome == {"value": "completed"}
+    assert collaboration.resolution_outcome == {"value": "agreed"}
+    service.flush()
+    (root,) = rows(
+        workdir, "SELECT level, output FROM observations WHERE parent_observation_id IS NULL"
+    )
+    assert (root["level"], root["output"]) == ("DEFAULT", "completed")
+    metrics = service.get_performance_metrics()
+    assert (metrics["success_rate"], metrics["tracing_errors"]) == (1.0, 0)
+
+
 def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
     """A decision's reasoning as a list (its score's comment), an enum as an operation's
     name: SQLite could not bind them, and the store took nothing more of the process, the
