@@ -24,6 +24,7 @@ from contextlib import suppress
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
@@ -541,7 +542,8 @@ class TraceManager:
         if confidence is not None:
             # A number in [0, 1] (docs/tracing-schema.md): "0.8" or True were taken for one,
             # and 1.5 went into the averages of `autoops metrics`.
-            if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
+            # A Decimal is a number too (a price-like value from a database), not a Real.
+            if isinstance(confidence, bool) or not isinstance(confidence, (numbers.Real, Decimal)):
                 raise TypeError(
                     f"decision confidence must be a number, got {type(confidence).__name__}"
                 )

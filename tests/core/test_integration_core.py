@@ -7,6 +7,8 @@ import inspect
 import json
 import random
 from collections.abc import AsyncIterator, Generator, Iterator
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -907,6 +909,25 @@ def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: 
         "color": "red",
         "vector": [1, 2],
     }
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
+@pytest.mark.parametrize("confidence", [Decimal("0.5"), Fraction(1, 2), 0.5, 1])
+def test_a_confidence_of_any_number_type_is_scored(workdir: Path, confidence: Any) -> None:
+    """A Decimal confidence (from a database) was refused: the whole decision was lost."""
+    capture = Capture()
+    service = install_langfuse_integration(
+        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
+    )
+    trace_id = service.create_simulation_trace(EVENT, session_id="run-18")
+    with service.trace_operation("optimize", agent_id="pricing_agent"):
+        service.log_agent_decision(
+            "pricing_agent", {"decision_type": "price"}, confidence=confidence
+        )
+    service.finalize_trace(trace_id, {"ok": True})
+    service.flush()
+    scored = [s.value for s in capture.scores if s.name == "decision_confidence"]
+    assert scored == [float(confidence)]
     assert service.get_performance_metrics()["tracing_errors"] == 0
 
 
