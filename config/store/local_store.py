@@ -106,7 +106,15 @@ CREATE INDEX IF NOT EXISTS scores_by_time ON scores (timestamp_us);
 _TRACE_MERGE = ", ".join(
     f"{c} = COALESCE(excluded.{c}, traces.{c})"
     for c in TRACE_COLUMNS
-    if c not in ("id", "timestamp_us", "metadata")
+    if c not in ("id", "timestamp_us", "metadata", "tags")
+)
+# Tags add up, as Langfuse merges them: the two lists' union, sorted (a span tagged "a" and
+# one tagged "b" made a trace tagged "b" only, not found by a filter on "a").
+_TAGS_MERGE = (
+    "tags = CASE WHEN excluded.tags IS NULL THEN traces.tags "
+    "WHEN traces.tags IS NULL THEN excluded.tags "
+    "ELSE (SELECT json_group_array(value) FROM (SELECT value FROM json_each(traces.tags) "
+    "UNION SELECT value FROM json_each(excluded.tags) ORDER BY value)) END"
 )
 TRACE_UPSERT = (
     f"INSERT INTO traces ({', '.join(TRACE_COLUMNS)}, updated_us) "
@@ -117,7 +125,7 @@ TRACE_UPSERT = (
     "metadata = CASE WHEN excluded.metadata IS NULL THEN traces.metadata "
     "WHEN traces.metadata IS NULL THEN excluded.metadata "
     "ELSE json_patch(traces.metadata, excluded.metadata) END, "
-    f"{_TRACE_MERGE}, updated_us = excluded.updated_us"
+    f"{_TAGS_MERGE}, {_TRACE_MERGE}, updated_us = excluded.updated_us"
 )
 OBSERVATION_UPSERT = (
     f"INSERT OR REPLACE INTO observations ({', '.join(OBSERVATION_COLUMNS)}) "

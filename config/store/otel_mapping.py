@@ -363,6 +363,9 @@ def _merge_trace(
         updates.setdefault("output", root_io[1])
     if "tags" in updates:
         updates["tags"] = _tags(updates["tags"])
+        if updates["tags"] is not None and row["tags"] is not None:
+            # Tags add up, as Langfuse merges them (and as the store merges batches).
+            updates["tags"] = sorted({*row["tags"], *updates["tags"]})
     updates["environment"] = environment
     updates["release"] = release
     if is_root and "version" not in updates:

@@ -128,7 +128,8 @@ class _Builder:
         observation = Obs(trace=trace_id, id=span_id, parent=parent, name=name, type=kind,
                           level=level, start_us=start_us, end_us=end_us,
                           environment=info["environment"], trace_name=info["name"],
-                          tags=info["tags"], metadata=metadata, usage=extra.get("usage"),
+                          # Every span carries the tags: merged, as Langfuse does, sorted.
+                          tags=sorted(info["tags"]), metadata=metadata, usage=extra.get("usage"),
                           cost=extra.get("cost"), model=extra.get("model"))  # fmt: skip
         self.truth.observations.append(observation)
         return span_id

@@ -322,6 +322,52 @@ def test_a_trace_with_two_roots_is_one_row_and_one_id_for_autoops(
     assert shown.returncode == 0, shown.stderr
 
 
+def test_trace_tags_from_several_spans_and_events_add_up_as_in_langfuse(
+    served: ServeHandle,
+) -> None:
+    """Tags propagated to two spans of a trace (in one export and in two), or sent by two
+    trace-create events: the last replaced the others, and a filter on the first missed the
+    trace. Langfuse merges them: the union, sorted."""
+    import httpx
+    from langfuse import propagate_attributes
+
+    auth = (served.public_key, served.secret_key)
+    client = sdk(served)
+    trace_ids = []
+    try:
+        for flush_between in (False, True):
+            with client.start_as_current_observation(name="root") as root:
+                with (
+                    propagate_attributes(tags=["tb"]),
+                    client.start_as_current_observation(name="child-b"),
+                ):
+                    pass
+                if flush_between:
+                    client.flush()
+                with (
+                    propagate_attributes(tags=["ta"]),
+                    client.start_as_current_observation(name="child-a"),
+                ):
+                    pass
+            trace_ids.append(root.trace_id)
+        client.flush()
+    finally:
+        client.shutdown()
+    legacy = uuid.uuid4().hex
+    batch = [
+        {"id": uuid.uuid4().hex, "type": "trace-create", "timestamp": "2026-12-01T10:00:00Z",
+         "body": {"id": legacy, "name": "legacy", "tags": tags}}
+        for tags in (["tb"], ["ta"])
+    ]  # fmt: skip
+    sent = httpx.post(f"{served.url}/api/public/ingestion", json={"batch": batch}, auth=auth)
+    assert sent.status_code == 207 and not sent.json()["errors"], sent.text
+    for trace_id in [*trace_ids, legacy]:
+        trace = httpx.get(f"{served.url}/api/public/traces/{trace_id}", auth=auth).json()
+        assert trace["tags"] == ["ta", "tb"], trace_id
+    found = httpx.get(f"{served.url}/api/public/traces", params={"tags": "ta"}, auth=auth)
+    assert {row["id"] for row in found.json()["data"]} >= {*trace_ids, legacy}
+
+
 def test_python_sdk_works_unchanged_against_v4_only(v4_only: ServeHandle) -> None:
     """The SDK 5 only uses v4's API: nothing it does is refused by a v4-only server."""
     client = sdk(v4_only)
