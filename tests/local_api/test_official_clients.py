@@ -368,6 +368,29 @@ def test_trace_tags_from_several_spans_and_events_add_up_as_in_langfuse(
     assert {row["id"] for row in found.json()["data"]} >= {*trace_ids, legacy}
 
 
+def test_a_score_whose_metadata_is_a_list_or_a_text_is_kept_as_langfuse_keeps_it(
+    served: ServeHandle,
+) -> None:
+    """The SDKs type a score's metadata as any value: a list or a text was refused (400 in
+    the 207), and the SDK dropped the score. Langfuse keeps it, under ``metadata``."""
+    client = sdk(served)
+    try:
+        trace_id = client.create_trace_id()
+        given = {"obj": {"a": 1}, "list": ["x", "y"], "text": "free text note"}
+        for kind, metadata in given.items():
+            client.create_score(name="md", value=1.0, trace_id=trace_id, score_id=f"md-{kind}",
+                                metadata=metadata)  # fmt: skip
+        client.flush()
+        stored = client.api.scores.get_many(trace_id=trace_id, fields="core,details").data
+    finally:
+        client.shutdown()
+    assert {score.id: score.metadata for score in stored} == {
+        "md-obj": {"a": 1},
+        "md-list": {"metadata": ["x", "y"]},
+        "md-text": {"metadata": "free text note"},
+    }
+
+
 def test_python_sdk_works_unchanged_against_v4_only(v4_only: ServeHandle) -> None:
     """The SDK 5 only uses v4's API: nothing it does is refused by a v4-only server."""
     client = sdk(v4_only)

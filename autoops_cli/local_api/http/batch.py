@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, storable
+from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, metadata_object, storable
 from autoops_cli.local_api.http.scores import validated_score
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
@@ -128,13 +128,6 @@ def _json_text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def _metadata(value: Any) -> dict[str, Any] | None:
-    """Metadata as an object (anything else is kept under ``metadata``, as Langfuse does)."""
-    if value is None:
-        return None
-    return value if isinstance(value, dict) else {"metadata": value}
 
 
 def _numbers(value: Any, key: str, kind: type) -> dict[str, Any]:
@@ -240,7 +233,7 @@ def _trace_row(event: _Event) -> dict[str, Any]:
         version=_string(body, "version"),
         environment=_environment(body),
         tags=json.dumps(tags) if tags is not None else None,
-        metadata=_json_text(_metadata(body.get("metadata"))),
+        metadata=_json_text(metadata_object(body.get("metadata"))),
         input=_json_text(body.get("input")),
         output=_json_text(body.get("output")),
         public=None if public is None else int(public),
@@ -283,7 +276,7 @@ def _observation_fields(event: _Event) -> dict[str, Any]:
         "status_message": _string(body, "statusMessage"),
         "input": _json_text(body.get("input")),
         "output": _json_text(body.get("output")),
-        "metadata": _metadata(body.get("metadata")),
+        "metadata": metadata_object(body.get("metadata")),
         "environment": _environment(body) if body.get("environment") is not None else None,
         "version": _string(body, "version"),
         "model": _string(body, "model"),

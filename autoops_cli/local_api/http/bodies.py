@@ -135,6 +135,14 @@ def storable(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def metadata_object(value: Any) -> dict[str, Any] | None:
+    """Metadata as an object: anything else (a list, a text) is kept under ``metadata``, as
+    Langfuse keeps it, for observations, traces and scores alike."""
+    if value is None:
+        return None
+    return value if isinstance(value, dict) else {"metadata": value}
+
+
 def _as_float(value: int) -> float | None:
     try:
         return float(value)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, storable
+from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, metadata_object, storable
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
 from config.tracing.ids import random_id
@@ -77,9 +77,9 @@ def validated_score(
     ):
         if body.get(key) is not None and not isinstance(body[key], str):
             issues.append(_issue(key, "Expected string"))
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        issues.append(_issue("metadata", "Expected object"))
+    # Any JSON value, as Langfuse's ingestion takes it (a list or a text was refused, and
+    # the SDKs dropped the score).
+    metadata = metadata_object(body.get("metadata"))
     stamp = body.get("timestamp")
     if stamp is not None:  # the SDK sends it; it was dropped (the score stamped "now")
         try:
