@@ -81,7 +81,8 @@ logger = logging.getLogger("autoops.delivery")
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 SCORES_PATH = "/api/public/scores"
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Any server error is retried (a 507, a CDN's 522 page: the batches are not at fault).
+RETRYABLE_STATUS = frozenset({408, 429, *range(500, 600)})
 FALLBACK_COOLDOWN_S = 30.0
 BASE_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 10.0

@@ -167,6 +167,26 @@ def test_a_retry_after_of_no_wait_does_not_undo_the_backoff(
     assert peer.posts <= 12, peer.posts
 
 
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [(507, "application/json", b'{"message": "storage"}'), (529, "application/json", b"{}"),
+     (522, "text/html", b"<html>origin timed out</html>")],
+)  # fmt: skip
+def test_any_server_error_is_retried_and_kept_in_the_outbox(
+    cli: Cli, peer_with: Callable[..., HostilePeer], status: int, content_type: str, body: bytes
+) -> None:
+    """A 5xx other than 500/502/503/504 (507, a CDN's 522 page) made the batches dead letters
+    (never retried on their own), or stopped sending as "not Langfuse": a server error is
+    retried, and what it did not take stays in the outbox (exit 4)."""
+    peer = peer_with(lambda handler, _body: reply(handler, status, body, content_type))
+    env = env_for(peer)
+    result = cli("replay", str(EXAMPLE), "--limit", "5", "--json", env=env)
+    assert result.exit_code == 4, result.both
+    assert "dead letter" not in result.stderr and "not Langfuse" not in result.stderr
+    kept = json.loads(cli("--json", "buffer", "status", env=env).stdout)
+    assert kept["dead_letters"] == 0 and kept["pending_batches"] > 0, kept
+
+
 def test_a_peer_refusing_every_batch_gives_a_few_lines_not_one_per_batch(
     cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer]
 ) -> None:
