@@ -702,19 +702,32 @@ def _exit_code(
             f"{recorded_text(summary)}"
         )
         return int(ExitCode.LOCAL_FILE)
+    # A signal's stop is said and its code wins over what delivery met (rejected keys, a
+    # host that is not Langfuse): the run was stopped, whatever else went wrong.
+    stopped_by = STOP_EXIT_CODES.get(summary.stopped_early or "")
+
+    def stopped_or(code: int) -> int:
+        if stopped_by is None:
+            return code
+        out.warning(
+            f"stopped by {summary.stopped_early} at line {summary.lines_read}: "
+            f"{recorded_text(summary, dry_run=dry_run)}"
+        )
+        return int(stopped_by)
+
     if delivery_state == "credentials_rejected":
         out.error(
             f"Langfuse at {host} rejected the keys; {waiting} batch(es) kept in the "
             "outbox: fix LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY, then run `autoops buffer flush`"
         )
-        return int(ExitCode.CONFIG)
+        return stopped_or(int(ExitCode.CONFIG))
     if delivery_state == "host_misconfigured":
         out.error(
             f"{delivery.get('last_error')}; sending stopped, {waiting} batch(es) kept in the outbox",
             hint="check LANGFUSE_HOST (the base URL of Langfuse, not a proxy or login page), "
             "then run `autoops buffer flush`",
         )
-        return int(ExitCode.API)
+        return stopped_or(int(ExitCode.API))
     if waiting:
         reason = delivery.get("last_error")
         out.warning(
@@ -722,13 +735,8 @@ def _exit_code(
             "the next run or `autoops buffer flush` sends them"
             + (f" (last error: {reason})" if reason else "")
         )
-    stopped_by = STOP_EXIT_CODES.get(summary.stopped_early or "")
     if stopped_by is not None:
-        out.warning(
-            f"stopped by {summary.stopped_early} at line {summary.lines_read}: "
-            f"{recorded_text(summary, dry_run=dry_run)}"
-        )
-        return int(stopped_by)
+        return stopped_or(0)
     # Each of these is said (a rejected line hid the failed events and the refused batches);
     # the exit code is the first one's.
     codes: list[int] = []

@@ -187,6 +187,48 @@ def test_any_server_error_is_retried_and_kept_in_the_outbox(
     assert kept["dead_letters"] == 0 and kept["pending_batches"] > 0, kept
 
 
+@pytest.mark.parametrize(
+    ("answer", "delivery_line"),
+    [((401, b'{"message": "Invalid credentials"}', "application/json"), "rejected the keys"),
+     ((200, b"<html>login</html>", "text/html"), "sending stopped")],
+)  # fmt: skip
+def test_a_stop_is_said_and_wins_over_rejected_keys_or_a_host_that_is_not_langfuse(
+    workdir: Path, peer_with: Callable[..., HostilePeer], answer: tuple[int, bytes, str],
+    delivery_line: str,
+) -> None:  # fmt: skip
+    """SIGTERM against a host rejecting the keys (or not Langfuse) exited 3 (or 5), and the
+    line saying where the run stopped and what was not read was never printed."""
+    import subprocess
+
+    from tests.support.replay_runs import clean_env
+    from tests.support.serve_process import autoops_executable
+
+    (workdir / "stops_at_ten.py").write_text(
+        "import os, signal\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "class StopsAtTen(RetailOrchestrator):\n"
+        "    handled = 0\n\n"
+        "    def handle(self, event):\n"
+        "        StopsAtTen.handled += 1\n"
+        "        if StopsAtTen.handled == 10:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        return super().handle(event)\n",
+        encoding="utf-8",
+    )
+    peer = peer_with(lambda handler, _body: reply(handler, *answer))
+    replay = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(EXAMPLE), "--orchestrator",
+         "stops_at_ten:StopsAtTen"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=workdir,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home"), **env_for(peer)),
+    )  # fmt: skip
+    assert replay.returncode == 143, replay.stderr
+    assert delivery_line in replay.stderr
+    last = replay.stderr.strip().splitlines()[-1]
+    assert last.startswith("warning: stopped by SIGTERM at line 10: 10 event(s)"), last
+    assert json.loads(replay.stdout)["stopped_early"] == "SIGTERM"
+
+
 def test_a_peer_refusing_every_batch_gives_a_few_lines_not_one_per_batch(
     cli: Cli, workdir: Path, peer_with: Callable[..., HostilePeer]
 ) -> None:
