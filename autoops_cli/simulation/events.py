@@ -231,7 +231,13 @@ class EventReader:
         self._content_seen = False  # a line that is not blank was read
         self._stream, self._file, self._owned = _open(source, self.name)
         self.size = _regular_file_size(self._file)
-        self._pipe = _descriptor(sys.stdin) if source == "-" else None
+        # What may block between events: standard input, or a named pipe (a FIFO, `<(cmd)`)
+        # or device given by name (a file of no size on disk); it was taken for a file, and
+        # the events read from it waited for the next to be committed and handed out.
+        if source == "-":
+            self._pipe = _descriptor(sys.stdin)
+        else:
+            self._pipe = _descriptor(self._file) if self.size is None else None
         self._event_ids = EventIds() if check_event_ids else None
         try:
             _check_format(
@@ -260,8 +266,8 @@ class EventReader:
         return self.size is None
 
     def input_waiting(self) -> bool:
-        """Whether there is input to read now: always for a file; for standard input, whether
-        its pipe holds something (or its end). False means the next read may wait for the
+        """Whether there is input to read now: always for a file; for standard input or a
+        named pipe, whether it holds something (or its end). False means the next read may wait for the
         writer of the pipe, which a replay of a live feed does between events: what was
         replayed is then made durable first (the engine), and handed to the workers (the
         pool). Lines already read ahead into a buffer count as nothing waiting: at worst a

@@ -558,31 +558,44 @@ def test_a_signal_stops_all_workers_with_one_summary(
     assert observations == summary["observations_recorded"]
 
 
-@pytest.mark.parametrize(("workers", "pace"), [("1", 0.0), ("2", 0.0), ("1", 0.25)])
-def test_a_live_feed_on_stdin_is_recorded_as_it_comes(
-    tmp_path: Path, workers: str, pace: float
+@pytest.mark.parametrize(
+    ("workers", "pace", "fifo"),
+    [("1", 0.0, False), ("2", 0.0, False), ("1", 0.25, False), ("1", 0.0, True),
+     ("2", 0.0, True)],
+)  # fmt: skip
+def test_a_live_feed_on_stdin_or_a_named_pipe_is_recorded_as_it_comes(
+    tmp_path: Path, workers: str, pace: float, fifo: bool
 ) -> None:
     """Lines read from a pipe that then goes quiet are replayed, made durable and reported
     at once (by the workers too: the parent hands them over), while the writer of the pipe
     still holds it open: not when the next line comes. ``pace``: the feed's seconds between
-    lines (then a commit by time comes between two of them, and must be reported too)."""
+    lines (then a commit by time comes between two of them, and must be reported too).
+    ``fifo``: the feed through a named pipe given by name, which was taken for a file (the
+    workers got nothing until the next line, and a stop lost what was read)."""
     lines = events_file(tmp_path, 60, seed=16).read_text(encoding="utf-8").splitlines()
     progress = tmp_path / "progress.jsonl"
+    source = str(tmp_path / "feed") if fifo else "-"
+    if fifo:
+        os.mkfifo(source)
     process = subprocess.Popen(
-        [autoops_executable(), "--json", "replay", "-", "--workers", workers,
+        [autoops_executable(), "--json", "replay", source, "--workers", workers,
          "--progress-file", str(progress)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL if fifo else subprocess.PIPE, text=True,
         env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")),
     )  # fmt: skip
-    assert process.stdin is not None
+    feed = open(source, "w", encoding="utf-8") if fifo else process.stdin  # noqa: SIM115
+    assert feed is not None
     first = lines[:5] if pace else lines[:50]
     for line in first if pace else ["\n".join(first)]:
-        process.stdin.write(line + "\n")
-        process.stdin.flush()
+        feed.write(line + "\n")
+        feed.flush()
         time.sleep(pace)
     wait_for_progress(progress, process, len(first))  # the pipe is open: nothing more comes
     lines = [*first, *lines[50:]] if pace else lines
-    process.stdin.write("".join(line + "\n" for line in lines[len(first) :]))
+    feed.write("".join(line + "\n" for line in lines[len(first) :]))
+    if fifo:
+        feed.close()
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     assert json.loads(stdout)["events_processed"] == len(lines)
