@@ -225,7 +225,8 @@ class EventReader:
             raise ValueError("max_line_bytes must be at least 1")
         self.name = "standard input" if source == "-" else str(source)
         self.max_line_bytes = max_line_bytes
-        self.lines_read = 0
+        self.lines_read = 0  # the lines handed out (or skipped: blank)
+        self._lines_seen = 0  # the lines read, some of them held back (see __iter__)
         self.events_renamed = 0  # events whose event_id repeated an earlier one's
         self.finished = False  # the end of the input was reached
         self._content_seen = False  # a line that is not blank was read
@@ -294,44 +295,54 @@ class EventReader:
         # Binary lines before any event are held back: a file that starts with a block of
         # zeros (what a crash leaves) passes the format check, and its first line is only
         # a bad line; but BINARY_LINES_REFUSED of them in a row (a disk image) is binary
-        # data, refused as one error rather than a rejection per line.
+        # data, refused as one error rather than a rejection per line. ``lines_read`` counts
+        # the lines handed out (a held line once it is): a run stopping at a held line (a
+        # --strict rejection) has not read the lines after it, whatever was read ahead.
         held: list[RejectedLine] = []
         judging = True  # no event yet: binary lines are held back
+
+        def hand_out(items: list[RejectedLine]) -> Iterator[RejectedLine]:
+            for rejected in items:
+                self.lines_read = rejected.line_number
+                yield rejected
+            items.clear()
+
         while True:
+            number = self._lines_seen
             try:
                 # Line 1 may carry a BOM on top of its longest length.
-                room = len(codecs.BOM_UTF8) if self.lines_read == 0 else 0
+                room = len(codecs.BOM_UTF8) if number == 0 else 0
                 line, too_long = _read_line(self._stream, self.max_line_bytes + room)
             except (OSError, EOFError, zlib.error) as exc:
+                yield from hand_out(held)  # read before the failure: reported, not lost
+                self.lines_read = number
                 raise LocalFileError(
-                    f"cannot read events from {self.name} at line {self.lines_read + 1}: "
-                    f"{_os_reason(exc)}"
+                    f"cannot read events from {self.name} at line {number + 1}: {_os_reason(exc)}"
                 ) from exc
             if line is None:
+                yield from hand_out(held)
+                self.lines_read = number
                 self.finished = True
-                yield from held
                 return
-            self.lines_read += 1
+            number = self._lines_seen = number + 1
+            if not held:
+                self.lines_read = number
             # A BOM (some Windows editors write one) is tolerated on the first line only.
-            bom = (
-                len(codecs.BOM_UTF8)
-                if self.lines_read == 1 and line.startswith(codecs.BOM_UTF8)
-                else 0
-            )
+            bom = len(codecs.BOM_UTF8) if number == 1 and line.startswith(codecs.BOM_UTF8) else 0
             line = line[bom:]
             if too_long or len(line) > self.max_line_bytes:
-                yield from held
-                held.clear()
-                yield RejectedLine(self.lines_read, f"line longer than {self.max_line_bytes} bytes")
+                yield from hand_out(held)
+                self.lines_read = number
+                yield RejectedLine(number, f"line longer than {self.max_line_bytes} bytes")
                 continue
             if not line.strip(BLANK):
                 continue
             self._content_seen = True
             item: SimulationEvent | RejectedLine
             try:
-                item = _parse_content(line, self.lines_read, byte_offset=bom)
+                item = _parse_content(line, number, byte_offset=bom)
             except EventValidationError as exc:
-                item = RejectedLine(self.lines_read, exc.reason)
+                item = RejectedLine(number, exc.reason)
                 if judging and _binary(line):
                     held.append(item)
                     if len(held) >= BINARY_LINES_REFUSED:
@@ -342,23 +353,30 @@ class EventReader:
                     continue
             else:
                 judging = False
-                if self._event_ids is not None:
-                    unique = self._event_ids.unique(item.event_id)
-                    if unique != item.event_id:
-                        item = replace(item, event_id=unique)
-                        self.events_renamed += 1
-            yield from held
-            held.clear()
+                item = self._with_unique_id(item)
+            yield from hand_out(held)
+            self.lines_read = number
             yield item
+
+    def _with_unique_id(self, event: SimulationEvent) -> SimulationEvent:
+        """The event, under ``<event_id>#<n>`` when an earlier line had its id."""
+        if self._event_ids is None:
+            return event
+        unique = self._event_ids.unique(event.event_id)
+        if unique == event.event_id:
+            return event
+        self.events_renamed += 1
+        return replace(event, event_id=unique)
 
     def count_lines_left(self) -> int | None:
         """The lines after the last one read, counted by reading on (None: unknown, for
         standard input, which is not the reader's to drain, or a file that fails to read)."""
+        ahead = self._lines_seen - self.lines_read  # read, held back, never handed out
         if self.finished:
-            return 0
+            return ahead
         if self._file is None or self.size is None:
             return None
-        left = 0
+        left = ahead
         last = b"\n"
         try:
             while chunk := self._stream.read(_COUNT_CHUNK):

@@ -905,6 +905,33 @@ def test_a_zeroed_block_before_the_events_is_one_bad_line(tmp_path: Path, zeroed
     assert [type(item) for item in items[1:]] == [SimulationEvent] * 3
 
 
+def test_lines_held_back_as_maybe_binary_count_as_read_only_once_handed_out(
+    tmp_path: Path,
+) -> None:
+    """Binary lines before the first event are held back until the file is judged: a run
+    stopping at the first (--strict) was told that the lines read ahead were read (neither
+    rejected nor left unread, an event among them lost); a read failure after them dropped
+    them unreported."""
+    events = [json.dumps(event).encode() for event in generate_events(3, seed=2)]
+    path = write(tmp_path / "f.jsonl", b"\x00" * 100 + b"\n\x00\x00\n\x00x\n" + b"\n".join(events))
+    reader = EventReader(path)
+    first = next(iter(reader))
+    assert isinstance(first, RejectedLine) and first.line_number == 1
+    assert (reader.lines_read, reader.count_lines_left()) == (1, 5)
+    reader.close()
+    import random
+
+    padded = {**json.loads(events[0]), "pad": random.Random(4).randbytes(50_000).hex()}
+    whole = gzip.compress(b"\x00\x00\n" * 3 + json.dumps(padded).encode() + b"\n")
+    cut = write(tmp_path / "cut.jsonl.gz", whole[: len(whole) // 2])  # inside line 4
+    reader = EventReader(cut)
+    handed: list[SimulationEvent | RejectedLine] = []
+    with pytest.raises(LocalFileError, match="at line"):
+        handed.extend(reader)
+    assert [item.line_number for item in handed if isinstance(item, RejectedLine)] == [1, 2, 3]
+    reader.close()
+
+
 def test_a_disk_image_starting_with_zeros_is_binary_data_not_a_rejection_per_line(
     tmp_path: Path,
 ) -> None:
