@@ -43,5 +43,8 @@ def iso(moment: datetime) -> str:
 
 
 def parse_iso(value: str) -> datetime:
-    """An ISO timestamp (``Z`` or an offset) as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """An ISO timestamp as an aware datetime; one without an offset is UTC (ClickHouse's
+    DateTime text, ``2026-12-03 14:00:00``, in Langfuse's metrics rows), not the machine's
+    time zone."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

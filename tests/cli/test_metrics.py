@@ -526,6 +526,49 @@ def test_answers_that_disagree_keep_rates_in_range_and_stray_buckets_out() -> No
     assert system.previous_window_events == 6
 
 
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "Asia/Kolkata"])
+def test_bucket_times_without_an_offset_are_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    """Langfuse's metrics rows are raw ClickHouse JSON: a bucket time ``2026-11-18
+    11:00:00`` has no offset. It was read in the machine's zone: in Los Angeles the series
+    was empty (every bucket outside the window), in Kolkata the events sat at 05:30."""
+    import time
+
+    from autoops_cli.actions.metrics.queries import Fetched, Window
+    from autoops_cli.actions.metrics.report import build_report
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        this_window = {
+            "name": "orchestrator.process_event",
+            "type": "CHAIN",
+            "level": "DEFAULT",
+            "count_count": 4,
+            "avg_latency": 10,
+            "p50_latency": 10,
+            "p95_latency": 10,
+        }
+        rows: dict[str, list[dict[str, Any]]] = {
+            "operations": [this_window],
+            "scores": [],
+            "workflows": [
+                {"time_dimension": "2026-11-18 10:00:00", "level": "DEFAULT", "count_count": 6},
+                {"time_dimension": "2026-11-18 11:00:00", "level": "DEFAULT", "count_count": 4},
+            ],
+        }
+        window = Window(
+            "2026-11-18T11:00:00.000Z", "2026-11-18T12:00:00.000Z", "2026-11-18T10:00:00.000Z"
+        )
+        report = build_report(Fetched(window, rows, "v2"), by="hour", agent=None, max_latency_ms=1)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert [(b["time"], b["events"]) for b in report.series] == [("2026-11-18T11:00:00.000Z", 4)]
+    assert report.system.previous_window_events == 6
+
+
 def test_wrong_keys_and_unreachable_host(cli: Cli, served: ServeHandle) -> None:
     assert cli("metrics", env=served.client_env()).exit_code == 0  # an answer in the cache
     wrong = {**served.client_env(), "LANGFUSE_SECRET_KEY": "sk-lf-wrong"}

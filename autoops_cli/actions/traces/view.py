@@ -36,9 +36,7 @@ def _utc_cell(stamp: str) -> str:
     from autoops_cli.timespec import parse_iso
 
     try:
-        moment = parse_iso(stamp)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC)  # OverflowError at the ends of the calendar
+        moment = parse_iso(stamp).astimezone(UTC)  # OverflowError at the ends of the calendar
     except (ValueError, OverflowError):
         return stamp[5:19].replace("T", " ")
     return moment.strftime("%m-%d %H:%M:%S")
