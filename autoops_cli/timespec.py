@@ -48,3 +48,14 @@ def parse_iso(value: str) -> datetime:
     time zone."""
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def moment_order(value: object) -> tuple[int, int, str]:
+    """A sort key putting ISO timestamps in the order of their instants (``05:00:02-05:00``
+    after ``10:00:01Z``, which their text sorts before), anything else after them by text."""
+    if isinstance(value, str):
+        try:
+            return 0, (parse_iso(value) - EARLIEST) // timedelta(microseconds=1), value
+        except (ValueError, OverflowError):
+            pass
+    return 1, 0, str(value)

@@ -131,6 +131,23 @@ def test_show_gives_durations_to_the_microsecond_as_list_does(
         assert [t["duration_s"] for t in listed if t["id"] == trace] == [0.001522]
 
 
+def test_the_tree_is_in_the_order_of_instants_whatever_offset_a_time_is_written_with() -> None:
+    """Children were sorted by the text of their start times: 10:00:02Z written as
+    05:00:02-05:00 came before 10:00:01Z."""
+    from autoops_cli.actions.traces.rows import observation_tree
+
+    def observation(span: str, parent: str | None, start: str) -> dict[str, object]:
+        return {"id": span, "parentObservationId": parent, "name": span, "startTime": start}
+
+    (root,) = observation_tree({"observations": [
+        observation("root", None, "2026-12-03T10:00:00.000Z"),
+        observation("second", "root", "2026-12-03T05:00:02.000-05:00"),
+        observation("first", "root", "2026-12-03T10:00:01.000Z"),
+        observation("unreadable", "root", "soon"),
+    ]})  # fmt: skip
+    assert [child["name"] for child in root["children"]] == ["first", "second", "unreadable"]
+
+
 def test_tables_read_well_at_any_width_and_piped(cli: Cli) -> None:
     """Piped: every cell whole. On a terminal: the least important columns go first."""
     fixed_store()

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from autoops_cli.langfuse_api.client import count
+from autoops_cli.timespec import moment_order
 
 # Deeper observations are listed flat under their ancestor at this depth: the traces of this
 # system are 4 levels deep, and an answer nesting hundreds could not be written as JSON.
@@ -176,7 +177,9 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
         nodes[observation["id"]] = node
     # By start time, then by the order they were recorded in (events logged within one
     # millisecond, such as a conflict and its resolution, share a timestamp).
-    ordered = sorted(nodes.values(), key=lambda n: (str(n["start_time"]), order[n["id"]], n["id"]))
+    ordered = sorted(
+        nodes.values(), key=lambda n: (moment_order(n["start_time"]), order[n["id"]], n["id"])
+    )
     roots: list[dict[str, Any]] = []
     for node in ordered:
         parent = nodes.get(node["parent"]) if isinstance(node["parent"], str) else None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from autoops_cli.actions.traces.rows import json_or_text
+from autoops_cli.timespec import moment_order
 from config.errors import ApiError, CheckFailedError, UsageError
 
 if TYPE_CHECKING:
@@ -554,7 +555,7 @@ def _trace_v2(source: TraceSource, trace_id: str) -> dict[str, Any] | None:
     return {
         "id": trace_id,
         "name": names[0] if names else None,
-        "timestamp": min(starts) if starts else None,
+        "timestamp": min(starts, key=moment_order) if starts else None,
         "observations": observations,
     }
 
