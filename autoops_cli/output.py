@@ -40,10 +40,20 @@ def to_json(document: Any) -> str:
     """The JSON text of a document, stable key order, secrets never included; a float JSON
     cannot carry (NaN, infinity: a server's odd answer) as null, so the text stays JSON."""
     try:
-        text = json.dumps(document, indent=2, default=_json_default, allow_nan=False)
-    except ValueError:
-        text = json.dumps(finite(document), indent=2, default=_json_default)
+        text = _dumps(document, indent=2)
+    except RecursionError:
+        # Indented, json encodes in Python code, several frames a level: a value nested as
+        # deep as the parser took (a trace's output, ~970 levels) failed as an internal
+        # error. Unindented, the C encoder writes it.
+        text = _dumps(document, indent=None)
     return redact_secrets(text)
+
+
+def _dumps(document: Any, indent: int | None) -> str:
+    try:
+        return json.dumps(document, indent=indent, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(document), indent=indent, default=_json_default)
 
 
 @contextmanager

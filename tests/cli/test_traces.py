@@ -148,6 +148,21 @@ def test_the_tree_is_in_the_order_of_instants_whatever_offset_a_time_is_written_
     assert [child["name"] for child in root["children"]] == ["first", "second", "unreadable"]
 
 
+@pytest.mark.parametrize("depth", [400, 500, 975, 990])
+def test_an_output_nested_about_as_deep_as_the_parser_takes_is_written_as_json(depth: int) -> None:
+    """An output nested ~975 deep parsed, then failed the indented encoder once in the tree:
+    `traces show --json` was an internal error (RecursionError). Deep values are written
+    by the C encoder; past MAX_VALUE_DEPTH they stay the text they came as."""
+    from autoops_cli.actions.traces.rows import MAX_VALUE_DEPTH, json_or_text
+    from autoops_cli.output import to_json
+
+    text = "[" * depth + "]" * depth
+    shown = json_or_text(text)
+    assert shown == (text if depth > MAX_VALUE_DEPTH else json.loads(text))
+    tree = {"observations": [{"children": [{"children": [{"output": shown}]}]}]}
+    assert json.loads(to_json(tree)) == tree
+
+
 def test_tables_read_well_at_any_width_and_piped(cli: Cli) -> None:
     """Piped: every cell whole. On a terminal: the least important columns go first."""
     fixed_store()

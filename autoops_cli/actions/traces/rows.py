@@ -19,6 +19,9 @@ from autoops_cli.timespec import moment_order
 # Deeper observations are listed flat under their ancestor at this depth: the traces of this
 # system are 4 levels deep, and an answer nesting hundreds could not be written as JSON.
 MAX_TREE_DEPTH = 64
+# An input or output nested deeper is shown as its text (with the tree around it, the JSON
+# encoder of --json must still reach its bottom).
+MAX_VALUE_DEPTH = 500
 
 
 def trace_document(trace: dict[str, Any], roots: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,13 +202,29 @@ def observation_tree(trace: dict[str, Any]) -> list[dict[str, Any]]:
 
 def json_or_text(value: Any) -> Any:
     """An input or output as data: v2 answers keep them as JSON text (parsed here when it is
-    JSON), v1 as values."""
+    JSON and nested at most ``MAX_VALUE_DEPTH`` deep), v1 as values."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            parsed = json.loads(value)
         except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
             return value
+        # Just within the parser's reach (~970 levels), it was beyond the encoder's once
+        # placed in the tree: `traces show --json` failed as an internal error.
+        return parsed if _nested_within(parsed, MAX_VALUE_DEPTH) else value
     return value
+
+
+def _nested_within(value: Any, limit: int) -> bool:
+    """Whether ``value``'s lists and dicts nest at most ``limit`` deep (no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth >= limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _what_happened(name: str, metadata: dict[str, Any], output: Any) -> dict[str, Any]:
