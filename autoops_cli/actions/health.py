@@ -439,7 +439,7 @@ def _read_path(client: httpx.Client, auth: tuple[str, str], deadline: Deadline) 
                     f"{server_message(response, 100)}; traces and metrics would fail",
                     int(ExitCode.API),
                 )
-            body = _json(response)
+            body = _json(response, as_the_reads_do=True)
             if response.status_code == 200 and not (
                 isinstance(body, dict) and isinstance(body.get("data"), list)
             ):
@@ -502,9 +502,14 @@ def _get(client: httpx.Client, path: str, deadline: Deadline, **kwargs: Any) -> 
     )
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: httpx.Response, *, as_the_reads_do: bool = False) -> Any:
+    """The answer's JSON, None when it is none; ``as_the_reads_do``: parsed as `traces` and
+    `metrics` parse it (NaN, Infinity and 1e400 are no JSON), so the read path check fails
+    where they would (it passed an answer both refused)."""
+    from autoops_cli.langfuse_api.client import parse_json
+
     try:
-        return response.json()
+        return parse_json(response.content) if as_the_reads_do else response.json()
     except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
         return None
 

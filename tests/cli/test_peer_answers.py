@@ -116,15 +116,23 @@ def test_a_peer_answering_200_pages_that_are_not_the_api_is_not_healthy(
     assert "projects answered 200 without" in credentials["message"]
 
 
-def test_a_read_path_answering_a_login_page_fails(cli: Cli, workdir: Path, peer: Peer) -> None:
+@pytest.mark.parametrize(
+    ("page", "said"),
+    [(LOGIN_PAGE, "without a JSON body (text/html)"),
+     # NaN: Python's parser takes it, traces and metrics refuse it; health-check passed it.
+     ((200, "application/json", b'{"data": [], "x": NaN}'), "without a JSON body")],
+)  # fmt: skip
+def test_a_read_path_answering_what_the_reads_refuse_fails(
+    cli: Cli, workdir: Path, peer: Peer, page: Reply, said: str
+) -> None:
     peer.routes["/api/public/health"] = lambda query: HEALTH
     peer.routes["/api/public/projects"] = lambda query: PROJECTS
-    peer.fallback = lambda query: LOGIN_PAGE
+    peer.fallback = lambda query: page
     result = cli("--json", "health-check", "--timeout", "5", env=peer.env(workdir))
     assert result.exit_code == 1, result.stdout
     read_path = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["read path"]
     assert read_path["status"] == "fail"
-    assert "v2 observations answered 200 without a JSON body (text/html)" in read_path["message"]
+    assert f"v2 observations answered 200 {said}" in read_path["message"]
 
 
 @pytest.mark.parametrize(
