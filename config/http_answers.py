@@ -96,7 +96,8 @@ def server_message(response: httpx.Response, limit: int = 200) -> str:
     """The server's error message on one line, at most ``limit`` characters.
 
     Langfuse's JSON ``message`` field; else its ``error`` field (the OTLP endpoint answers
-    ``{"error": ...}``); else the start of the body as sent. Credentials the peer echoes
+    ``{"error": ...}``); else the start of the body as sent; with no body, where a redirect
+    points (``a redirect to https://...``) or ``an empty answer``. Credentials the peer echoes
     are masked (``redact_secrets``: the configured keys in every form, anything shaped like a
     secret key or Basic credentials): the message is logged, shown and kept in the outbox.
     """
@@ -111,4 +112,9 @@ def server_message(response: httpx.Response, limit: int = 200) -> str:
             if isinstance(value, str) and value.strip():
                 text = value
                 break
-    return redact_secrets(" ".join(text.split()))[:limit]
+    message = " ".join(text.split())
+    if not message:  # "answered 302:" and nothing: say what the answer was
+        location = response.headers.get("location")
+        redirect = response.is_redirect and location
+        message = f"a redirect to {' '.join(location.split())}" if redirect else "an empty answer"
+    return redact_secrets(message)[:limit]

@@ -64,6 +64,13 @@ def test_the_message_field_wins_then_the_error_field_then_the_body() -> None:
     assert server_message(answer(400, {"detail": "x"})) == '{"detail": "x"}'
 
 
+def test_an_answer_without_a_body_says_where_it_redirects_or_that_it_is_empty() -> None:
+    """A 302 to a login page gave "answered 302:" and nothing after the colon."""
+    moved = answer(302, b"", {"Location": "https://elsewhere.example/login"})
+    assert server_message(moved) == "a redirect to https://elsewhere.example/login"
+    assert server_message(answer(500, b"  \n")) == "an empty answer"
+
+
 def test_the_message_is_cut_to_the_limit() -> None:
     assert server_message(answer(400, {"message": "m" * 900})) == "m" * 200
     assert server_message(answer(400, {"message": "m" * 900}), limit=500) == "m" * 500
