@@ -138,7 +138,7 @@ class ApiClient:
                     time.sleep(wait)
                     continue
                 asked = (
-                    f"asks to wait {wait:g} s"
+                    (f"asks to wait {wait:g} s" if math.isfinite(wait) else "asks to wait for ever")
                     if retry_after_seconds(response) is not None
                     else f"says not how long to wait ({wait:g} s would be waited)"
                 )

@@ -163,6 +163,37 @@ def test_an_output_nested_about_as_deep_as_the_parser_takes_is_written_as_json(d
     assert json.loads(to_json(tree)) == tree
 
 
+def test_numbers_past_the_float_range_are_never_shown_as_inf() -> None:
+    """A latency of 1e306 s showed "(inf ms)" in the tree (null in --json); a Retry-After of
+    1e400 was said as "asks to wait inf s"."""
+    from http.server import BaseHTTPRequestHandler
+
+    from autoops_cli.actions.traces.rows import observation_tree
+    from autoops_cli.langfuse_api.client import ApiClient
+    from config.errors import ApiError
+    from config.settings import LangfuseConfig
+    from tests.support.loopback import LoopbackServer, reply
+
+    (root,) = observation_tree({"observations": [{"id": "a", "name": "a", "latency": 1e306}]})
+    assert root["duration_ms"] is None
+
+    class Limited(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            reply(self, 429, b"{}", Retry_After="1e400")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = LoopbackServer(Limited)
+    config = LangfuseConfig(public_key="pk-lf-1", secret_key="sk-lf-1", host=server.url)
+    try:
+        with ApiClient(config, timeout=5) as client, pytest.raises(ApiError) as refused:
+            client.get("/api/public/traces", [])
+    finally:
+        server.close()
+    assert "asks to wait for ever" in str(refused.value) and "inf" not in str(refused.value)
+
+
 def test_tables_read_well_at_any_width_and_piped(cli: Cli) -> None:
     """Piped: every cell whole. On a terminal: the least important columns go first."""
     fixed_store()

@@ -115,7 +115,7 @@ def _observation_ms(observation: dict[str, Any], start: Any) -> float | None:
     times, which the API gives to the millisecond, only without one (0.53 ms showed as
     1.0 and 0.19 as 0.0, where `traces list` and `metrics` gave the latency)."""
     latency = _seconds(observation.get("latency"))
-    if latency is not None and latency >= 0:
+    if latency is not None and 0 <= latency * 1000 < math.inf:  # 1e306 s: no milliseconds
         return round(latency * 1000, 3)
     return _duration_ms(start, observation.get("endTime"))
 
