@@ -3,12 +3,13 @@ that holds something else."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from autoops_cli.output_files import is_special
@@ -45,6 +46,30 @@ def replace_file(path: Path, text: str, *, mode: int | None = None) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def editing(path: Path) -> Iterator[None]:
+    """Hold the lock on ``path``'s folder (its target's, for a link) while a command reads,
+    changes and writes the file: two ``autoops sampling set`` at once each read the file
+    before the other wrote it, and one rule was lost while both said it was set. The folder
+    is locked (``flock``), not the file, which each write replaces; where it cannot be
+    (a folder not there yet, or not readable), the edit goes on unlocked."""
+    import fcntl
+
+    folder = path.resolve().parent if path.is_symlink() else path.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # created by the write
+        folder = folder.parent
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def refuse_foreign_file(

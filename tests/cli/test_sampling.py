@@ -110,6 +110,35 @@ def test_set_then_show_round_trips_and_keeps_the_file(cli: Cli, workdir: Path) -
     assert "the highest rate among the rules it matches" in table
 
 
+def test_two_edits_at_once_keep_both_changes(workdir: Path) -> None:
+    """Two `sampling set` at once each read the file before the other wrote it: one rule was
+    lost while both said "set". One edit waits for the other (the folder is locked): here
+    an edit of this test's, holding the lock from its read to its write, and a `sampling
+    set` started in between."""
+    import contextlib
+    import subprocess
+
+    from autoops_cli.actions.files import editing
+    from tests.support.replay_runs import clean_env
+    from tests.support.serve_process import autoops_executable
+
+    path = project(workdir, '[langfuse]\nrelease = "r"\n')
+    with editing(path):
+        ours = path.read_text() + "\n[sampling.severity]\nlow = 0.1\n"
+        other = subprocess.Popen(
+            [autoops_executable(), "sampling", "set", "0.5", "--event-type", "demand_spike"],
+            cwd=workdir, env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        with contextlib.suppress(subprocess.TimeoutExpired):  # unlocked, it wrote meanwhile
+            other.wait(timeout=3)
+        path.write_text(ours)
+    assert other.wait(timeout=60) == 0, other.stderr.read() if other.stderr else ""
+    assert tomllib.loads(path.read_text())["sampling"] == {
+        "severity": {"low": 0.1}, "event_type": {"demand_spike": 0.5}
+    }  # fmt: skip
+
+
 def test_set_the_same_value_twice_leaves_the_file_alone(cli: Cli, workdir: Path) -> None:
     path = project(workdir, "[sampling.severity]\ncritical = 1.0 # keep\n")
     before = path.read_bytes()

@@ -70,25 +70,29 @@ def _kept_if_valid(
     invalid (another key of the file, another file), the file is put back as it was and the
     problems are the command's error (exit 3). It said "set" and then failed, the file
     changed all the same. A change that mends the configuration passes."""
-    from autoops_cli.actions.files import replace_file
+    from autoops_cli.actions.files import editing, replace_file
     from config.errors import ConfigurationError, LocalFileError
 
-    before = path.read_bytes() if path.is_file() else None
-    done = change()
-    if not done.changed:
-        return done
-    try:
-        validate()
-    except ConfigurationError as exc:
+    with editing(path):  # read, changed, checked and maybe put back: one edit at a time
         try:
-            if before is None:
-                path.unlink(missing_ok=True)
-            else:
-                replace_file(path, before.decode("utf-8"), mode=path.stat().st_mode & 0o777)
-        except OSError as undo:
-            raise LocalFileError(f"cannot put {path} back: {undo.strerror or undo}") from None
-        raise ConfigurationError(
-            f"{exc.message}; nothing was changed",
-            hint="fix the configuration (`autoops config validate`), then run this again",
-        ) from None
+            before = path.read_bytes() if path.is_file() else None
+        except OSError as exc:  # unreadable: an internal error, where the docs say exit 6
+            raise LocalFileError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        done = change()
+        if not done.changed:
+            return done
+        try:
+            validate()
+        except ConfigurationError as exc:
+            try:
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    replace_file(path, before.decode("utf-8"), mode=path.stat().st_mode & 0o777)
+            except OSError as undo:
+                raise LocalFileError(f"cannot put {path} back: {undo.strerror or undo}") from None
+            raise ConfigurationError(
+                f"{exc.message}; nothing was changed",
+                hint="fix the configuration (`autoops config validate`), then run this again",
+            ) from None
     return done
