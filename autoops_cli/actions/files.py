@@ -57,7 +57,10 @@ def editing(path: Path) -> Iterator[None]:
     (a folder not there yet, or not readable), the edit goes on unlocked."""
     import fcntl
 
-    folder = path.resolve().parent if path.is_symlink() else path.absolute().parent
+    try:
+        folder = path.resolve().parent if path.is_symlink() else path.absolute().parent
+    except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13): the
+        folder = path.absolute().parent  # edit refuses it in one line
     while not folder.exists() and folder != folder.parent:  # created by the write
         folder = folder.parent
     try:
