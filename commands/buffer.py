@@ -65,10 +65,10 @@ def flush(
         flush_progress_text,
         host_backlog,
         kept_host,
+        nothing_to_move,
         other_hosts_note,
         other_projects_note,
     )
-    from config.errors import UsageError
 
     state: AppState = ctx.obj
     config, _ = state.settings()
@@ -76,12 +76,12 @@ def flush(
     if from_host is not None:
         from_host = kept_host(from_host, "--from")
     if from_host is not None and from_host != config.host:
-        backlog = host_backlog(from_host)
+        backlog = host_backlog(from_host, config.public_key)  # this project's: what moves
         if not backlog["batches"] and not backlog["dead_letters"]:
             # Said before asking to send nothing (flush_outbox says the same, with --yes).
-            raise UsageError(
-                f"--from {from_host}: no batches are kept for that host "
-                "(`autoops buffer status` lists the hosts)"
+            every = host_backlog(from_host)
+            raise nothing_to_move(
+                from_host, others_kept=bool(every["batches"] or every["dead_letters"])
             )
         _confirm(
             state,

@@ -123,12 +123,8 @@ def flush_outbox(
         moved = None
         if from_host is not None and from_host != config.host:
             outbox.adopt_spellings(from_host)
-            if not outbox.backlog(from_host).batches and not _has_dead_letters(outbox, from_host):
-                raise UsageError(
-                    f"--from {from_host}: no batches are kept for that host "
-                    "(`autoops buffer status` lists the hosts)"
-                )
             public_key = config.public_key
+            _check_movable(outbox, from_host, public_key)
             backlog = outbox.readdress(
                 from_host,
                 config.host,
@@ -302,9 +298,27 @@ def _nothing_to_flush(host: str) -> dict[str, Any]:
     }
 
 
-def _has_dead_letters(outbox: Outbox, host: str) -> bool:
-    return any(
-        entry["host"] == host and entry["dead_letters"] for entry in outbox.status()["by_host"]
+def _check_movable(outbox: Outbox, host: str, public_key: str) -> None:
+    """UsageError when ``--from host`` would move nothing: no batch of this project (nor
+    of no known project) is kept for it."""
+    if outbox.backlog(host, public_key).batches or outbox.dead_letter_count(host, public_key):
+        return
+    raise nothing_to_move(host, others_kept=bool(outbox.backlog(host).batches) or bool(
+        outbox.dead_letter_count(host)
+    ))  # fmt: skip
+
+
+def nothing_to_move(host: str, *, others_kept: bool) -> UsageError:
+    """The error of ``--from host`` when none of its batches is this project's:
+    ``others_kept``, another project's are kept for it."""
+    if others_kept:
+        return UsageError(
+            f"--from {host}: the batches kept for that host are another project's (recorded "
+            "with other keys): only their own keys send them"
+        )
+    return UsageError(
+        f"--from {host}: no batches are kept for that host (`autoops buffer status` lists "
+        "the hosts)"
     )
 
 
@@ -400,19 +414,33 @@ def kept_host(host: str, option: str) -> str:
     return canonical_host(host)
 
 
-def host_backlog(host: str) -> dict[str, Any]:
+def host_backlog(host: str, public_key: str | None = None) -> dict[str, Any]:
     """What waits for ``host`` under any of its spellings (batches, spans, scores, dead
-    letters): for a confirmation."""
+    letters): for a confirmation. ``public_key``: only what ``--from`` moves, that project's
+    (and what has no known project)."""
+    from config.delivery.outbox import Outbox
     from config.settings import canonical_host
+    from config.store.local_store import default_store_path
 
     report = outbox_status(None)
     found = {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0}
     kept_for = []
-    for entry in report["by_host"]:
-        kept_for.append(entry["host"])
-        if canonical_host(entry["host"]) == host:
+    outbox = Outbox.existing(default_store_path()) if public_key is not None else None
+    try:
+        for entry in report["by_host"]:
+            kept_for.append(entry["host"])
+            if canonical_host(entry["host"]) != host:
+                continue
+            counted = entry
+            if outbox is not None:
+                mine = outbox.backlog(entry["host"], public_key)
+                counted = {"batches": mine.batches, "spans": mine.spans, "scores": mine.scores,
+                           "dead_letters": outbox.dead_letter_count(entry["host"], public_key)}  # fmt: skip
             for field in ("batches", "spans", "scores", "dead_letters"):
-                found[field] += entry[field]
+                found[field] += counted[field]
+    finally:
+        if outbox is not None:
+            outbox.close()
     if not found["batches"] and not found["dead_letters"]:
         found["kept_for"] = kept_for
     return found

@@ -380,21 +380,24 @@ class Outbox:
     ) -> HostBacklog:
         """Address the batches (and dead letters) of ``from_host`` to ``to_host``; what moved.
 
-        ``rewrite(kind, body)`` may change a body on the way (the public key recorded in a
-        span batch, when the keys differ); ``public_key``: the project they are for now.
-        One transaction: all move or none.
+        ``public_key``: only that project's rows move (and those of no known project), made
+        its; another project's stay where they are, for their own keys (sent with these,
+        they landed in this project). ``rewrite(kind, body)`` may change a body on the way
+        (the public key recorded in a span batch). One transaction: all move or none.
         """
+        project, key = _of_project(public_key)
         with self._transaction(f"moving batches to {to_host}") as db:
             # Counted inside the transaction: a drop or a delivery by another process
             # between a count and the move made the count untrue.
-            moved = _backlog(db.execute(BACKLOG_QUERY, (from_host,)).fetchall())
+            query = BACKLOG_QUERY.replace(" GROUP BY", f"{project} GROUP BY")
+            moved = _backlog(db.execute(query, (from_host, *key)).fetchall())
             if rewrite is not None:
                 for table in ("outbox", "dead_letters"):
                     after = -1
                     while rows := db.execute(  # a page at a time: a backlog can be gigabytes
-                        f"SELECT seq, kind, body FROM {table} WHERE host = ? AND seq > ? "
-                        "ORDER BY seq LIMIT ?",
-                        (from_host, after, PAGE_ROWS),
+                        f"SELECT seq, kind, body FROM {table} WHERE host = ? AND seq > ?"
+                        f"{project} ORDER BY seq LIMIT ?",
+                        (from_host, after, *key, PAGE_ROWS),
                     ).fetchall():
                         for seq, kind, body in rows:
                             new_body = rewrite(kind, body)
@@ -406,10 +409,18 @@ class Outbox:
             for table in ("outbox", "dead_letters"):
                 db.execute(
                     f"UPDATE {table} SET host = ?, public_key = COALESCE(?, public_key) "
-                    "WHERE host = ?",
-                    (to_host, public_key, from_host),
+                    f"WHERE host = ?{project}",
+                    (to_host, public_key, from_host, *key),
                 )
         return moved
+
+    def dead_letter_count(self, host: str, public_key: str | None = None) -> int:
+        """Dead letters kept for ``host`` (with ``public_key``: that project's)."""
+        project, key = _of_project(public_key)
+        rows = self._read(
+            f"SELECT COUNT(*) FROM dead_letters WHERE host = ?{project}", (host, *key)
+        )
+        return int(rows[0][0])
 
     def adopt_spellings(self, host: str) -> None:
         """Address to ``host`` (as ``canonical_host`` spells it) the batches an older autoops

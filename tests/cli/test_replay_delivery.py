@@ -497,6 +497,34 @@ def test_a_backlog_of_another_project_on_the_same_host_waits_for_its_own_keys(
         proxy.close()
 
 
+def test_from_moves_only_this_projects_batches_of_the_other_host(
+    workdir: Path, served: ServeHandle
+) -> None:
+    """`buffer flush --from HOST` moved every batch of the host, another project's too, and
+    sent them with this project's keys (its spans re-keyed, its scores in this project)."""
+    events = generated(workdir, 30, seed=12)
+    home = {"AUTOOPS_HOME": str(workdir / "from")}
+    gone = refused_url()
+    other = {"LANGFUSE_PUBLIC_KEY": "pk-lf-other-project",
+             "LANGFUSE_SECRET_KEY": "sk-lf-other-project-secret"}  # fmt: skip
+    theirs = clean_env(**{**served_env(served, gone), **other}, **home, AUTOOPS_FLUSH_DEADLINE="1")
+    ours_there = clean_env(**served_env(served, gone), **home, AUTOOPS_FLUSH_DEADLINE="1")
+    assert run("-q", "replay", str(events), "--run-id", "theirs", env=theirs).returncode == 4
+    kept_theirs = outbox_status(theirs)["pending_batches"]
+    mine = run("--json", "replay", str(events), "--limit", "5", "--run-id", "ours", env=ours_there)
+    assert mine.returncode == 4, mine.stderr
+    ours = clean_env(**served_env(served), **home)
+    moved = run("--json", "buffer", "flush", *PATIENT, "--from", gone, "--yes", env=ours)
+    assert moved.returncode == 0, moved.stderr
+    result = json.loads(moved.stdout)
+    assert result["moved_from"]["batches"] == result["delivered_batches"] > 0
+    assert len(ids(served.store)["traces"]) == 5  # this project's run only
+    left = {entry["host"]: entry["batches"] for entry in outbox_status(ours)["by_host"]}
+    assert left == {gone: kept_theirs}  # theirs stays for their keys
+    again = run("buffer", "flush", "--from", gone, "--yes", env=ours)
+    assert again.returncode == 2 and "another project's" in again.stderr, again.stderr
+
+
 def test_batches_of_another_host_are_listed_sent_and_dropped(
     workdir: Path, served: ServeHandle
 ) -> None:

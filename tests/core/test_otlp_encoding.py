@@ -158,6 +158,10 @@ def test_a_moved_batch_carries_the_new_public_key() -> None:
         span.span_id
     )
     assert rekey_body(SPANS, body, "old") is body  # nothing to change: the body as it was
+    # A damaged row moves as it is (its sender keeps it as a dead letter): it failed the
+    # whole `--from` move as an internal error.
+    for damaged in (body[: len(body) // 2], b"not gzip", gzip.compress(b"\xff\xff not protobuf")):
+        assert rekey_body(SPANS, damaged, "pk-lf-new") is damaged
 
 
 def test_the_encoders_caches_stay_bounded_and_exact_when_keys_never_repeat(
