@@ -531,12 +531,13 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
     events = generated(workdir, 120, seed=16)
     home = {"AUTOOPS_HOME": str(workdir / "hosts")}
     wrong, other = refused_url(), refused_url()
+    # This project's keys, a wrong LANGFUSE_HOST (a typo, an old instance).
     first = run("--json", "replay", str(events), "--run-id", "wrong",
-                env=clean_env(**keys(wrong), **home))  # fmt: skip
+                env=clean_env(**served_env(served, wrong), **home))  # fmt: skip
     assert first.returncode == 4, first.stderr
     recorded = json.loads(first.stdout)
     second = run("-q", "replay", str(events), "--limit", "20", "--run-id", "other",
-                 env=clean_env(**keys(other), **home))  # fmt: skip
+                 env=clean_env(**served_env(served, other), **home))  # fmt: skip
     assert second.returncode == 4, second.stderr
     # A run sends its own host's backlog only, and says what waits for the others.
     assert f"batch(es) for other hosts remain in the outbox: {wrong} (" in second.stderr
