@@ -536,8 +536,8 @@ class LocalStore:
         ids = list(dict.fromkeys(trace_ids))
         deleted = 0
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # BEGIN too: another process writing ("database is locked") was a 500 in serve
+                self._db.execute("BEGIN IMMEDIATE")
                 for start in range(0, len(ids), 500):  # within SQLite's bound on parameters
                     chunk = ids[start : start + 500]
                     marks = ", ".join("?" * len(chunk))
@@ -594,8 +594,8 @@ class LocalStore:
         """Delete traces (with their observations and scores) older than the retention."""
         cutoff_us = (time.time_ns() // 1000) - retention_days * 86_400 * 1_000_000
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 old = "SELECT id FROM traces WHERE timestamp_us < ?"
                 self._db.execute(
                     f"DELETE FROM observations WHERE trace_id IN ({old})", (cutoff_us,)
@@ -605,6 +605,11 @@ class LocalStore:
                     "DELETE FROM traces WHERE timestamp_us < ?", (cutoff_us,)
                 ).rowcount
                 self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise LocalFileError(
+                    f"cannot write to the local store {self.path}: {exc}"
+                ) from None
             except BaseException:
                 self._rollback()
                 raise

@@ -182,6 +182,31 @@ def test_a_store_on_a_read_only_file_system_is_read_and_a_write_refused(
     assert str(path) in info.value.message and int(info.value.exit_code) == 6
 
 
+def test_deleting_while_another_writer_holds_the_store_is_a_local_file_error(
+    tmp_path: Path,
+) -> None:
+    """Deleting traces (serve's DELETE routes) or pruning while another process held the
+    write lock raised sqlite3's error from BEGIN: serve answered 500 ("unexpected error")
+    where a write of the same moment gets 503 with Retry-After."""
+    import sqlite3
+
+    path = tmp_path / "traces.db"
+    store = LocalStore(path)
+    store.write([span()])
+    store._db.execute("PRAGMA busy_timeout = 50")  # the wait before "locked", shortened
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        for delete in (lambda: store.delete_traces(["ab" * 16]), lambda: store.prune(1)):
+            with pytest.raises(LocalFileError, match="locked"):
+                delete()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.delete_traces([span().trace_id]) == 1  # and it works once the lock is gone
+    store.close()
+
+
 def test_a_store_another_process_holds_locked_is_an_error_not_stale_counts(
     tmp_path: Path,
 ) -> None:
