@@ -170,8 +170,13 @@ def test_a_trace_error_cleans_up_that_trace_and_later_traces_are_unaffected(
     service = local_service(store)
     broken = service.create_simulation_trace({**EVENT, "event_id": "broken"}, session_id="s")
     service.start_agent_span("inventory_agent", "forecast", {"days": 7})  # never ended
-    # An outcome that is not a mapping: finalizing the trace fails half way.
-    service.finalize_trace(broken, ["not", "a", "mapping"])  # type: ignore[arg-type]
+
+    class BrokenOutcome(dict[str, object]):
+        def get(self, *args: object) -> object:
+            raise AttributeError("a broken outcome")
+
+    # An outcome that fails as it is read: finalizing the trace fails half way.
+    service.finalize_trace(broken, BrokenOutcome())
     assert service.trace_manager.open_observations(broken) == []
     assert service.trace_manager.current_trace_id() is None
     assert service.get_performance_metrics()["tracing_errors"] == 1
