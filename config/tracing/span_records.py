@@ -10,6 +10,7 @@ trace and observation rows (``config.store.otel_mapping``), so both destinations
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 # OTel status codes (opentelemetry.trace.StatusCode values).
@@ -70,9 +71,20 @@ class ScoreRecord:
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         body["dataType"] = self.data_type
+        # When it was scored: without it Langfuse stamps the score on arrival, and a batch
+        # kept through an outage (or seconds in the outbox) had its decisions leave the
+        # metrics window of their operations. As the SDK sends it, to the microsecond.
+        body["timestamp"] = _iso_utc(self.timestamp_ns)
         if self.source != "API":  # Langfuse's default: the core's own scores say nothing
             body["source"] = self.source
         return body
+
+
+def _iso_utc(ns: int) -> str:
+    """``2026-12-03T14:00:00.123456Z`` for nanoseconds since the epoch."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 # The tracer's side of delivery, defined here so the tracing layer needs nothing above it:

@@ -560,6 +560,23 @@ def test_a_scores_source_is_kept_and_a_score_of_a_dataset_run_alone_is_refused(
         assert refused.status_code == 400, refused.text
 
 
+def test_the_cores_scores_carry_the_time_they_were_made(served: ServeHandle) -> None:
+    """The core's score requests had no ``timestamp``: Langfuse stamped them on arrival, and
+    decisions kept in the outbox through an outage (or a second in it) left the metrics
+    window of their operations."""
+    from config.tracing.span_records import ScoreRecord
+
+    trace_id = uuid.uuid4().hex
+    made_ns = 1_764_000_000_123_456_789  # 2025-11-24T16:00:00.123456Z, long before arrival
+    record = ScoreRecord(f"{trace_id}-d", trace_id, None, "decision_confidence", 0.8, made_ns)
+    assert record.as_request()["timestamp"] == "2025-11-24T16:00:00.123456Z"
+    done = httpx.post(served.url + "/api/public/scores", json=[record.as_request()],
+                      auth=served.auth, timeout=30)  # fmt: skip
+    assert done.status_code in (200, 202), done.text
+    kept = get(served, "/api/public/v3/scores", id=record.id)["data"]
+    assert [s["timestamp"] for s in kept] == ["2025-11-24T16:00:00.123Z"]
+
+
 def test_a_scores_timestamp_is_kept_and_the_numeric_view_counts_numbers_only(
     served: ServeHandle,
 ) -> None:
