@@ -812,7 +812,8 @@ def recorded_text(summary: ReplaySummary, when: str = "", *, dry_run: bool = Fal
 def events_not_recorded(summary: ReplaySummary) -> int:
     """Events read that an early end left unrecorded: with ``--workers``, those still in the
     workers' input pipes, which a stop discards; in one process, those after the last commit
-    when the store or outbox could no longer be written (a stop commits the event in hand)."""
+    when the store or outbox could no longer be written (a stop commits the event in hand),
+    or the event a stop came to while ``--speed`` waited for its time."""
     done = summary.events_handled + summary.events_rejected
     return max(0, summary.events_total - done)
 

@@ -399,7 +399,8 @@ class ReplayEngine:
                 continue
             if self.options.speed:
                 first_event_time = self._pace(item, first_event_time)
-                if self.stop_reason is not None:
+                if self.stop_reason is not None:  # stopped while waiting for its time:
+                    self.summary.events_total += 1  # read, not recorded (it was in no count)
                     break
             self._process(item)
             self._after_event()

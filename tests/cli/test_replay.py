@@ -403,9 +403,13 @@ def test_a_long_paced_wait_is_announced_and_a_stop_keeps_what_was_replayed(
         raise
     assert f"{path}:2: waiting 2," in said and "days for this event's time at --speed 1000" in said
     process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
-    assert json.loads(stdout)["traces_recorded"] == 1
+    summary = json.loads(stdout)
+    assert summary["traces_recorded"] == 1
+    # The event waited for was read and is in no other count: it is said, not lost.
+    assert (summary["lines_read"], summary["events_total"]) == (2, 2)
+    assert "1 event(s) recorded, 1 read but not recorded" in stderr.decode()
 
 
 def test_another_file_under_the_same_run_id_gets_traces_of_its_own(cli: Cli, workdir: Path) -> None:
