@@ -43,4 +43,9 @@ def deploy(
     else:
         out.render(deploy_table(result, dry_run=dry_run))
     if result.exit_code:
+        # The table (or JSON) has it too; stderr says it in one line, as every failure is
+        # said (a CI log with --json showed no error at all).
+        failed = [step for step in result.steps if step["status"] == "fail"]
+        if failed:
+            out.error(f"deploy failed at {failed[-1]['step']}: {failed[-1]['detail']}")
         raise typer.Exit(result.exit_code)

@@ -49,4 +49,7 @@ def health_check(
         out.render(health_table(report))
     code = report.exit_code(strict=strict)
     if code:
+        # One line on stderr, as every failure is said (the table or JSON has the detail).
+        failed = report.failed(strict=strict)
+        out.error(f"not healthy: {'; '.join(f'{c.name}: {c.message}' for c in failed)}")
         raise typer.Exit(code)

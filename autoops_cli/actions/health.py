@@ -68,12 +68,15 @@ class HealthReport:
 
     def healthy(self, *, strict: bool) -> bool:
         """No failure (and, with ``strict``, no warning)."""
-        bad = {FAIL, WARN} if strict else {FAIL}
-        return not any(check.status in bad for check in self.checks)
+        return not self.failed(strict=strict)
+
+    def failed(self, *, strict: bool) -> list[Check]:
+        """The checks that make the report unhealthy (warnings too, with ``strict``)."""
+        return [c for c in self.checks if c.status == FAIL or (strict and c.status == WARN)]
 
     def exit_code(self, *, strict: bool) -> int:
         """0 healthy; 3 configuration or credentials; 4 network; else 1."""
-        failed = [c for c in self.checks if c.status == FAIL or (strict and c.status == WARN)]
+        failed = self.failed(strict=strict)
         if not failed:
             return 0
         codes = {c.exit_code for c in failed if c.status == FAIL}

@@ -112,6 +112,9 @@ def test_refused_connection_is_exit_4(cli: Cli) -> None:
     result = cli("health-check", "--json", env=keys_for(f"http://127.0.0.1:{port}"))
     assert result.exit_code == 4
     assert checks(result)["endpoint"]["status"] == "fail"
+    # Said on stderr too, as every failure is (with --json a CI log showed no error at all).
+    (said,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert said.startswith("error: not healthy: endpoint: ") and str(port) in said
 
 
 def test_timeout_is_exit_4_within_the_timeout(cli: Cli, fake_langfuse: FakeLangfuse) -> None:
@@ -197,6 +200,7 @@ def test_deploy_fails_when_the_read_path_lags(cli: Cli, fake_langfuse: FakeLangf
     assert time.monotonic() - started < 60
     canary = json.loads(result.stdout)["steps"][-1]
     assert canary["status"] == "fail" and "not visible within 2 s" in canary["detail"]
+    assert f"error: deploy failed at canary: {canary['detail']}" in result.stderr
 
 
 def test_deploy_dry_run_sends_nothing(cli: Cli, served: ServeHandle) -> None:
