@@ -1003,6 +1003,12 @@ class TraceManager:
         for agent_id, overturned in outcomes.items():
             operation = operations.get(agent_id)
             if operation is not None:
+                # Dated when the operation started, not when its trace ended: a trace
+                # ending past a metrics window's end put its conflicts in the next window,
+                # apart from the operation and its decisions.
                 operation.score(
-                    OVERTURNED_SCORE, 1.0 if overturned else 0.0, metadata={"agent_id": agent_id}
+                    OVERTURNED_SCORE,
+                    1.0 if overturned else 0.0,
+                    metadata={"agent_id": agent_id},
+                    timestamp_ns=operation.start_ns,
                 )

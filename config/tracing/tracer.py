@@ -252,10 +252,14 @@ class Observation:
         comment: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         data_type: str = "NUMERIC",
+        timestamp_ns: int | None = None,
     ) -> None:
-        """Attach a score to this observation (and its trace)."""
+        """Attach a score to this observation (and its trace); ``timestamp_ns``: when it
+        was made (default now)."""
         if self.trace.sampled:
-            self.trace.tracer._score(self, name, value, comment, metadata, data_type)
+            self.trace.tracer._score(
+                self, name, value, comment, metadata, data_type, timestamp_ns or time.time_ns()
+            )
 
 
 def _score_value(name: str, value: Any, data_type: str) -> float | str:
@@ -580,6 +584,7 @@ class Tracer:
         comment: str | None,
         metadata: Mapping[str, Any] | None,
         data_type: str,
+        timestamp_ns: int,
     ) -> None:
         # What the store and Langfuse take (a list as the value stopped the store's writes).
         if not isinstance(name, str | enum.Enum):
@@ -609,7 +614,7 @@ class Tracer:
             observation_id=observation.span_id,
             name=name,
             value=value,
-            timestamp_ns=time.time_ns(),
+            timestamp_ns=timestamp_ns,
             data_type=data_type,
             comment=self.mask(comment) if comment else None,
             environment=self.environment,

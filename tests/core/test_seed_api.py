@@ -441,6 +441,27 @@ def test_an_outcome_that_is_not_a_dict_is_the_traces_output_and_no_failure(
     assert (metrics["success_rate"], metrics["tracing_errors"]) == (1.0, 0)
 
 
+def test_an_overturned_decision_is_dated_when_its_operation_started(workdir: Path) -> None:
+    """decision_overturned was dated when the trace ended: a trace ending past a metrics
+    window's end counted its conflicts in the next window, apart from the operation."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    span_id = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
+    service.log_agent_decision(span_id, {"decision_type": "price"}, confidence=0.7)
+    service.end_agent_span(span_id, {"price": 9})
+    with service.track_collaboration(["pricing_agent", "inventory_agent"], "sync"):
+        service.log_conflict("price_vs_stock", ["pricing_agent", "inventory_agent"], {})
+        service.log_conflict_resolution(
+            "price_vs_stock", "stock first", {}, overturned_agent="pricing_agent"
+        )
+    service.finalize_trace(trace_id)
+    service.flush()
+    (started,) = rows(workdir, f"SELECT start_us FROM observations WHERE id = '{span_id}'")
+    overturned = rows(workdir, "SELECT timestamp_us FROM scores WHERE name = 'decision_overturned'"
+                      f" AND observation_id = '{span_id}'")  # fmt: skip
+    assert [score["timestamp_us"] for score in overturned] == [started["start_us"]]
+
+
 def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
     """A decision's reasoning as a list (its score's comment), an enum as an operation's
     name: SQLite could not bind them, and the store took nothing more of the process, the
