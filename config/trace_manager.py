@@ -994,18 +994,23 @@ class TraceManager:
     def _score_conflict_outcomes(
         operations: Mapping[str, Observation], outcomes: Mapping[str, bool]
     ) -> None:
-        """Score each agent operation caught in a conflict: 1 overturned, 0 upheld.
+        """Score each agent operation caught in a conflict: 1 overturned, 0 upheld, once
+        per decision it scored (at least once).
 
-        Scored once at the end of the trace, so an agent in two conflicts gets one score
-        (1 when any overturned it), and ``autoops metrics`` can count overturned decisions
-        per agent from the scores, grouped by observation name.
+        Scored at the end of the trace, so an agent in two conflicts gets one score per
+        decision (1 when any overturned it), and ``autoops metrics`` can count overturned
+        decisions per agent from the scores, grouped by observation name.
         """
         for agent_id, overturned in outcomes.items():
             operation = operations.get(agent_id)
-            if operation is not None:
-                # Dated when the operation started, not when its trace ended: a trace
-                # ending past a metrics window's end put its conflicts in the next window,
-                # apart from the operation and its decisions.
+            if operation is None:
+                continue
+            # One per decision it scored (`autoops metrics` counts decisions by their
+            # scores: an operation of two decisions, overturned, was one of two overturned).
+            # Dated when the operation started, not when its trace ended: a trace ending
+            # past a metrics window's end put its conflicts in the next window, apart from
+            # the operation and its decisions.
+            for _ in range(max((operation.scored or {}).get(DECISION_SCORE, 0), 1)):
                 operation.score(
                     OVERTURNED_SCORE,
                     1.0 if overturned else 0.0,

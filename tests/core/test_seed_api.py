@@ -441,13 +441,17 @@ def test_an_outcome_that_is_not_a_dict_is_the_traces_output_and_no_failure(
     assert (metrics["success_rate"], metrics["tracing_errors"]) == (1.0, 0)
 
 
-def test_an_overturned_decision_is_dated_when_its_operation_started(workdir: Path) -> None:
+def test_overturned_decisions_are_scored_each_and_dated_when_their_operation_started(
+    workdir: Path,
+) -> None:
     """decision_overturned was dated when the trace ended: a trace ending past a metrics
-    window's end counted its conflicts in the next window, apart from the operation."""
+    window's end counted its conflicts in the next window, apart from the operation. And an
+    operation of two decisions got one: `autoops metrics` counted one of two overturned."""
     service = local_service(workdir)
     trace_id = service.create_simulation_trace(EVENT)
     span_id = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
     service.log_agent_decision(span_id, {"decision_type": "price"}, confidence=0.7)
+    service.log_agent_decision(span_id, {"decision_type": "discount"}, confidence=0.9)
     service.end_agent_span(span_id, {"price": 9})
     with service.track_collaboration(["pricing_agent", "inventory_agent"], "sync"):
         service.log_conflict("price_vs_stock", ["pricing_agent", "inventory_agent"], {})
@@ -459,7 +463,7 @@ def test_an_overturned_decision_is_dated_when_its_operation_started(workdir: Pat
     (started,) = rows(workdir, f"SELECT start_us FROM observations WHERE id = '{span_id}'")
     overturned = rows(workdir, "SELECT timestamp_us FROM scores WHERE name = 'decision_overturned'"
                       f" AND observation_id = '{span_id}'")  # fmt: skip
-    assert [score["timestamp_us"] for score in overturned] == [started["start_us"]]
+    assert [score["timestamp_us"] for score in overturned] == [started["start_us"]] * 2
 
 
 def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
