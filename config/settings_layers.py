@@ -262,6 +262,18 @@ def _from_toml(
                 problems.append(SettingProblem(setting, f"{path} (key {setting})", message))
             continue
         model = tables.get(table)
+        if model is None and not isinstance(content, dict):
+            # A key before any table header (`sample_rate = 0.1` without `[langfuse]`): it
+            # was "an unknown table, ignored", exit 0, and the setting silently not used.
+            owners = [section_of(m) for m in models if table in m.model_fields]
+            known = ", ".join(f"[{t}]" for t in sorted({*tables, *OTHER_KNOWN_TABLES}))
+            message = (
+                f"a setting outside any table; it belongs under [{owners[0]}] ({owners[0]}.{table})"
+                if owners
+                else f"a setting outside any table (known tables: {known})"
+            )
+            problems.append(SettingProblem(table, f"{path} (key {table})", message))
+            continue
         if model is None:
             if table not in OTHER_KNOWN_TABLES:
                 names = sorted({*tables, *OTHER_KNOWN_TABLES})

@@ -100,6 +100,19 @@ def test_a_config_file_that_cannot_be_looked_at_is_exit_6_not_a_traceback(
     assert "Traceback" not in result.both and "internal error" not in result.both
 
 
+def test_a_setting_written_before_any_table_is_a_problem_naming_its_table(
+    cli: Cli, workdir: Path
+) -> None:
+    """`sample_rate = 0.1` without `[langfuse]` above it was "an unknown table, ignored":
+    exit 0, and the rate was silently not used."""
+    (workdir / "autoops.toml").write_text('sample_rate = 0.1\nfoo = 1\n[langfuse]\nrelease = "r"\n')
+    result = cli("--json", "config", "validate")
+    assert result.exit_code == 3, result.both
+    errors = {e["setting"]: e["message"] for e in json.loads(result.stdout)["errors"]}
+    assert errors["sample_rate"].endswith("it belongs under [langfuse] (langfuse.sample_rate)")
+    assert errors["foo"].startswith("a setting outside any table (known tables: [langfuse]")
+
+
 def test_show_masks_the_secret_and_gives_origins(cli: Cli) -> None:
     env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET}
     result = cli("config", "show", "--show-origin", env=env)
