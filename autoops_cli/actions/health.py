@@ -210,7 +210,8 @@ def run_checks(
     report = HealthReport(
         mode=loaded.mode, host=config.host if config and config.has_keys else None
     )
-    report.checks.append(_configuration(loaded))
+    configuration = _configuration(loaded)
+    report.checks.append(configuration)
     if config is None:
         return report
     if loaded.mode == "local":
@@ -218,7 +219,7 @@ def run_checks(
     else:
         report.checks.extend(_remote(config, deadline, read_path))
     report.checks.append(_outbox(config.buffer_size))
-    report.checks.append(_sampling(loaded))
+    report.checks.append(_sampling(loaded, configured=configuration.status != FAIL))
     return report
 
 
@@ -485,10 +486,17 @@ def _outbox(buffer_size: int) -> Check:
     return Check("outbox", OK, pending, f"{pending} batch(es) waiting, no dead letters")
 
 
-def _sampling(loaded: LoadedSettings) -> Check:
+def _sampling(loaded: LoadedSettings, *, configured: bool) -> Check:
+    """The rate the core would run with, and where it comes from; not told when the
+    configuration failed (the defaults it fell back to are no rate the core would use)."""
     config = loaded.langfuse
     assert config is not None
+    if not configured:
+        return Check("sampling", WARN, None, "not known: the configuration is invalid (above)")
     rate = config.effective_sample_rate
+    if not config.enable_sampling:  # the rate written anywhere does not count then
+        origin = loaded.origin_of("langfuse.enable_sampling").describe()
+        return Check("sampling", OK, rate, f"sampling off: every trace is kept ({origin})")
     origin = loaded.origin_of("langfuse.sample_rate").describe()
     if rate == 0:
         from config.settings_sources import rate_zero_effect, rules_or_none

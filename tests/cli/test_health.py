@@ -105,6 +105,21 @@ def test_a_store_that_is_no_database_or_cannot_be_made_fails_with_a_report(
             assert f"{link} is not a directory" in result.stderr
 
 
+def test_the_sampling_check_says_what_the_core_would_do_and_why(cli: Cli, workdir: Path) -> None:
+    """With sampling switched off, the rate (1) was credited to the file (which said 0);
+    with a file that does not parse, the defaults it fell back to were "ok, rate 1"."""
+    (workdir / "autoops.toml").write_text("[langfuse]\nsample_rate = 0.0\n")
+    off = checks(cli("--json", "health-check", env={"LANGFUSE_ENABLE_SAMPLING": "false"}))
+    assert off["sampling"]["value"] == 1.0
+    assert off["sampling"]["message"] == (
+        "sampling off: every trace is kept (environment variable LANGFUSE_ENABLE_SAMPLING)"
+    )
+    (workdir / "autoops.toml").write_text("[langfuse]\nsample_rate = 0.2\nbroken = \n")
+    broken = checks(cli("--json", "health-check"))
+    assert broken["configuration"]["status"] == "fail"
+    assert (broken["sampling"]["status"], broken["sampling"]["value"]) == ("warn", None)
+
+
 def test_refused_connection_is_exit_4(cli: Cli) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
