@@ -29,7 +29,7 @@ def check_rate(value: Any) -> float:
     rate = float(value)
     if not 0.0 <= rate <= 1.0:  # NaN fails too
         raise ValueError(f"must be {RATE_RANGE}, got {rate:g}")
-    return rate
+    return rate + 0.0  # -0.0 as 0.0 ("about -0 % of the traces are kept")
 
 
 def parse_rate(text: str) -> float:
@@ -40,7 +40,7 @@ def parse_rate(text: str) -> float:
         raise ValueError(f"must be {RATE_RANGE}, got {text!r}") from None
     if math.isnan(number):
         raise ValueError(f"must be {RATE_RANGE}, got {text!r}")
-    return check_rate(number) + 0.0  # -0 is 0: the file must not say "-0"
+    return check_rate(number)
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,7 @@ class LangfuseConfig(LayeredSettings):
     def _check_sample_rate(cls, value: float) -> float:
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"must be between 0 and 1, got {value:g}")
-        return value
+        return value + 0.0  # -0.0 is 0 (it was shown as "-0", "about -0 % kept")
 
     @field_validator("max_latency_ms")
     @classmethod

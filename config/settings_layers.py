@@ -301,16 +301,18 @@ def _from_toml(
                     )
                 )
                 continue
-            if isinstance(value, bool) and _takes_a_number(model.model_fields[key].annotation):
-                # pydantic would take it for 0 or 1 (``sample_rate = false`` dropped every
-                # trace); as an environment variable the same value is refused.
-                problems.append(
-                    SettingProblem(
-                        setting,
-                        f"{path} (key {setting})",
-                        f"must be a number, got {str(value).lower()} (a boolean)",
-                    )
+            if isinstance(value, bool | str) and _takes_a_number(
+                model.model_fields[key].annotation
+            ):
+                # pydantic would take a boolean for 0 or 1 (``sample_rate = false`` dropped
+                # every trace), and "0.5" for a number, where a sampling rule's "0.5" is
+                # refused: a number in a file is written as one.
+                message = (
+                    f"must be a number, got {str(value).lower()} (a boolean)"
+                    if isinstance(value, bool)
+                    else f"must be a number, got {value!r} (a string)"
                 )
+                problems.append(SettingProblem(setting, f"{path} (key {setting})", message))
                 continue
             found[setting] = RawValue(value, Origin("file", setting, path))
     return found

@@ -113,6 +113,19 @@ def test_a_setting_written_before_any_table_is_a_problem_naming_its_table(
     assert errors["foo"].startswith("a setting outside any table (known tables: [langfuse]")
 
 
+def test_a_rate_in_a_file_is_a_number_and_minus_zero_is_zero(cli: Cli, workdir: Path) -> None:
+    """`sample_rate = "0.5"` was taken for 0.5 where a rule's "0.5" is refused (the docs: a
+    string is a configuration problem); `-0.0` showed as "-0" ("about -0 % kept")."""
+    (workdir / "autoops.toml").write_text('[langfuse]\nsample_rate = "0.5"\n')
+    result = cli("--json", "config", "validate")
+    assert result.exit_code == 3, result.both
+    (error,) = json.loads(result.stdout)["errors"]
+    assert error["message"] == "must be a number, got '0.5' (a string)"
+    (workdir / "autoops.toml").write_text("[langfuse]\nsample_rate = -0.0\n")
+    shown = cli("sampling", "show")
+    assert shown.exit_code == 0 and "-0" not in shown.stdout, shown.both
+
+
 def test_show_masks_the_secret_and_gives_origins(cli: Cli) -> None:
     env = {"LANGFUSE_PUBLIC_KEY": KNOWN_PUBLIC, "LANGFUSE_SECRET_KEY": KNOWN_SECRET}
     result = cli("config", "show", "--show-origin", env=env)
