@@ -708,7 +708,8 @@ class TraceManager:
         if self._forget(entry.observation.span_id) is None or entry.observation.ended:
             return
         if record is not None and entry.observation.span_id == record.root_span_id:
-            self._describe_trace(record, entry, None)
+            with suppress(Exception):  # described or not, the root is ended below
+                self._describe_trace(record, entry, None)
         if entry.collaboration is not None:
             entry.observation.update(output=self._collaboration_output(entry.collaboration))
         if entry.items is not None:  # a generator's operation: what it yielded so far
@@ -766,11 +767,12 @@ class TraceManager:
             if self._forget(observation.span_id) is None or observation.ended:
                 continue  # ended meanwhile by its owner
             ended += 1
-            with suppress(Exception):  # nothing more to do for this one: on with the others
-                if observation.span_id == record.root_span_id:
-                    self.counters.traces_finalized += 1
-                    self.counters.traces_failed += 1
+            if observation.span_id == record.root_span_id:
+                self.counters.traces_finalized += 1
+                self.counters.traces_failed += 1
+                with suppress(Exception):  # described or not, the root is ended below
                     self._describe_trace(record, entry, None)
+            with suppress(Exception):  # nothing more to do for this one: on with the others
                 observation.end(level="ERROR", status_message=reason)
         with self._lock:
             if self._traces.get(trace_id) is record:

@@ -161,6 +161,10 @@ def test_an_output_nested_about_as_deep_as_the_parser_takes_is_written_as_json(d
     assert shown == (text if depth > MAX_VALUE_DEPTH else json.loads(text))
     tree = {"observations": [{"children": [{"children": [{"output": shown}]}]}]}
     assert json.loads(to_json(tree)) == tree
+    # NaN deep inside: made JSON by a recursive walk, which failed there in its turn.
+    with_nan = json_or_text("[" * (depth - 1) + "[NaN, 1e400]" + "]" * (depth - 1))
+    written = json.loads(to_json(tree | {"output": with_nan}))
+    assert isinstance(written["output"], str) or "NaN" not in to_json(with_nan)
 
 
 def test_numbers_past_the_float_range_are_never_shown_as_inf() -> None:

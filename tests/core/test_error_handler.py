@@ -198,6 +198,29 @@ def test_a_trace_error_cleans_up_that_trace_and_later_traces_are_unaffected(
     assert service.get_performance_metrics()["traces_finalized"] == 2
 
 
+def test_a_failed_trace_whose_description_fails_too_still_ends_its_root(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cleaning up a failed trace (or one open at shutdown) described it before ending its
+    root, under the same guard: when describing failed too (the tracing's own failure), the
+    root was never ended, nor recorded, though counted as a failed trace."""
+    from config.tracing.tracer import Observation
+
+    store = workdir / "store" / "traces.db"
+    service = local_service(store)
+    broken = service.create_simulation_trace({**EVENT, "event_id": "broken"}, session_id="s")
+    service.end_agent_span(service.start_agent_span("inventory_agent", "forecast", {"days": 7}))
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("tracing broke")
+
+    monkeypatch.setattr(Observation, "update_trace_metadata", fails)
+    service.finalize_trace(broken, {"ok": True})  # fails describing: cleaned up
+    service.flush()
+    levels = {name: level for name, (level, _, _) in observations(store, broken).items()}
+    assert levels["orchestrator.process_event"] == "ERROR"
+
+
 def test_a_trace_the_application_abandons_is_ended_at_error(workdir: Path) -> None:
     store = workdir / "store" / "traces.db"
     service = local_service(store)

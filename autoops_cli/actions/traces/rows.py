@@ -204,14 +204,23 @@ def json_or_text(value: Any) -> Any:
     """An input or output as data: v2 answers keep them as JSON text (parsed here when it is
     JSON and nested at most ``MAX_VALUE_DEPTH`` deep), v1 as values."""
     if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
+        try:  # NaN, Infinity and 1e400 as null, as --json writes them (no deep walk later)
+            parsed = json.loads(value, parse_constant=_no_number, parse_float=_finite_or_none)
         except (ValueError, RecursionError):  # not JSON, or nested beyond the parser
             return value
         # Just within the parser's reach (~970 levels), it was beyond the encoder's once
         # placed in the tree: `traces show --json` failed as an internal error.
         return parsed if _nested_within(parsed, MAX_VALUE_DEPTH) else value
     return value
+
+
+def _no_number(_constant: str) -> None:
+    return None
+
+
+def _finite_or_none(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
 
 
 def _nested_within(value: Any, limit: int) -> bool:
