@@ -83,11 +83,14 @@ def flush(
             raise nothing_to_move(
                 from_host, others_kept=bool(every["batches"] or every["dead_letters"])
             )
+        dead = backlog["dead_letters"]
+        sent_too = "send" if dead_letters else "move (sent with --dead-letters)"
         _confirm(
             state,
             yes,
-            f"send {backlog['batches']} batch(es) and {backlog['dead_letters']} dead letter(s) "
-            f"recorded for {from_host} to {config.host}?",
+            f"send {backlog['batches']} batch(es) recorded for {from_host} to {config.host}"
+            + (f", and {sent_too} its {dead} dead letter(s)" if dead else "")
+            + "?",
         )
     patience = (
         wait if wait is not None else timeout if timeout is not None else config.flush_deadline

@@ -125,13 +125,14 @@ def flush_outbox(
             outbox.adopt_spellings(from_host)
             public_key = config.public_key
             _check_movable(outbox, from_host, public_key)
+            dead_moved = outbox.dead_letter_count(from_host, public_key)
             backlog = outbox.readdress(
                 from_host,
                 config.host,
                 lambda kind, body: rekey_body(kind, body, public_key),
                 public_key=public_key,  # re-keyed: this project's now
             )
-            moved = {"host": from_host, "batches": backlog.batches}
+            moved = {"host": from_host, "batches": backlog.batches, "dead_letters": dead_moved}
         requeued = (
             outbox.requeue_dead_letters(config.host, config.public_key) if dead_letters else 0
         )
@@ -182,6 +183,12 @@ def flush_outbox(
         in_flight=in_flight,
         flushed=flushed,
     )
+    if moved and moved["dead_letters"] and not dead_letters:
+        # Moved, not sent: they were said nowhere (the question had counted them).
+        result["message"] += (
+            f"; {moved['dead_letters']} dead letter(s) moved from {from_host} wait for "
+            "`autoops buffer flush --dead-letters`"
+        )
     return result, code
 
 

@@ -575,7 +575,8 @@ def test_batches_of_another_host_are_listed_sent_and_dropped(
                 env=right)  # fmt: skip
     assert moved.returncode == 0, moved.stderr
     result = json.loads(moved.stdout)
-    assert result["moved_from"] == {"host": wrong, "batches": hosts[wrong]["batches"]}
+    assert result["moved_from"] == {"host": wrong, "batches": hosts[wrong]["batches"],
+                                    "dead_letters": 0}  # fmt: skip
     assert result["remaining_batches"] == 0
     assert result["other_hosts"] == [{"host": other, "batches": hosts[other]["batches"]}]
     on_server = ids(served.store)

@@ -246,6 +246,25 @@ def test_a_peer_refusing_every_batch_gives_a_few_lines_not_one_per_batch(
         assert db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == dead
 
 
+def test_from_says_what_becomes_of_the_dead_letters_it_moves(
+    cli: Cli, peer_with: Callable[..., HostilePeer], fake_langfuse: Any
+) -> None:
+    """`flush --from` asked to "send 0 batch(es) and 2 dead letter(s)", then moved the dead
+    letters, sent nothing (dead letters go with --dead-letters) and said nothing of them."""
+    refusing = peer_with(lambda handler, body: reply(handler, 400, b'{"message": "no"}'))
+    assert cli("replay", str(EXAMPLE), "--limit", "3", env=env_for(refusing)).exit_code == 5
+    here = {**env_for(refusing), "LANGFUSE_HOST": fake_langfuse.url}
+    dead = json.loads(cli("--json", "buffer", "status", env=here).stdout)["dead_letters"]
+    moved = cli("--json", "buffer", "flush", "--from", refusing.url, "--yes", env=here)
+    assert moved.exit_code == 0, moved.both
+    result = json.loads(moved.stdout)
+    assert result["moved_from"]["dead_letters"] == dead > 0
+    assert f"{dead} dead letter(s) moved from {refusing.url} wait for" in result["message"]
+    sent = cli("--json", "buffer", "flush", "--dead-letters", "--wait", "30", env=here)
+    assert sent.exit_code == 0, sent.both
+    assert json.loads(sent.stdout)["requeued_dead_letters"] == dead
+
+
 def test_a_refusal_with_markup_and_escapes_is_shown_safely_everywhere(
     cli: Cli, peer_with: Callable[..., HostilePeer]
 ) -> None:
