@@ -168,9 +168,14 @@ _CUSTOMER_ID: Final = re.compile(
 )
 # Anything that could be a phone or card number has 8+ characters of digits and separators.
 _NUMBER_LIKE: Final = re.compile(r"[0-9(+][0-9 ().+-]{7,}")
-# A maximal run of digits joined by single spaces or dashes, holding 13+ digits; the
-# lookbehinds start it at the run's first digit only, so a failed run is scanned once.
-_DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){12,}")
+# A maximal run of digits joined by single spaces or dashes, holding 14+ digits; the
+# lookbehinds start it at the run's first digit only, so a failed run is scanned once. Not
+# glued to letters either side: digits inside a uuid or a hex id (``d2375d6a-2846-4400-...``)
+# are no card, and they were cut out of event ids.
+_DIGIT_RUN: Final = re.compile(
+    r"(?<![0-9A-Za-z])(?<![0-9][ -])(?<![A-Za-z]-)[0-9](?:[ -]?[0-9]){13,}"
+    r"(?![0-9A-Za-z])(?![ -][0-9])(?!-[A-Za-z])"
+)
 _DIGIT_GROUP: Final = re.compile(r"[0-9]+")
 _PHONE: Final = re.compile(
     r"""
@@ -185,6 +190,8 @@ _PHONE: Final = re.compile(
       | (?:1[ .-])?[1-9][0-9]{2}[ .-][0-9]{3}[ .-][0-9]{4}  # 415-555-0134
     )
     (?!\w)(?![.-][0-9])                     # not followed by more of a number or id
+    (?!(?<=[ T][0-9]):[0-9]{2})(?!(?<=[ T][0-9]{2}):[0-9]{2})  # nor be a date's hour
+                                            # (01.12.2026 10:30; +1 415 555 0134:1 is one)
     """,
     re.VERBOSE | re.ASCII,
 )
@@ -212,7 +219,9 @@ def _has_digit(text: str) -> bool:
     )
 
 
-_CARD_MIN_DIGITS: Final = 13
+# 14: a 13-digit number is a retail barcode (EAN-13, the products' ids) far more often than
+# one of the old 13-digit Visa cards, and masked as one it hid the product.
+_CARD_MIN_DIGITS: Final = 14
 _CARD_MAX_DIGITS: Final = 19
 
 
@@ -233,7 +242,7 @@ def _luhn_valid(digits: str) -> bool:
 
 
 def _is_card_number(digits: str) -> bool:
-    """True for 13-19 digits that pass Luhn and start like a payment card.
+    """True for 14-19 digits that pass Luhn and start like a payment card.
 
     The leading digit (2-6, or 1 for the 15-digit UATP cards) keeps millisecond timestamps
     and most numeric ids out: one in ten random numbers passes Luhn on its own.
