@@ -169,13 +169,8 @@ _CUSTOMER_ID: Final = re.compile(
 # Anything that could be a phone or card number has 8+ characters of digits and separators.
 _NUMBER_LIKE: Final = re.compile(r"[0-9(+][0-9 ().+-]{7,}")
 # A maximal run of digits joined by single spaces or dashes, holding 14+ digits; the
-# lookbehinds start it at the run's first digit only, so a failed run is scanned once. Not
-# glued to letters either side: digits inside a uuid or a hex id (``d2375d6a-2846-4400-...``)
-# are no card, and they were cut out of event ids.
-_DIGIT_RUN: Final = re.compile(
-    r"(?<![0-9A-Za-z])(?<![0-9][ -])(?<![A-Za-z]-)[0-9](?:[ -]?[0-9]){13,}"
-    r"(?![0-9A-Za-z])(?![ -][0-9])(?!-[A-Za-z])"
-)
+# lookbehinds start it at the run's first digit only, so a failed run is scanned once.
+_DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){13,}")
 _DIGIT_GROUP: Final = re.compile(r"[0-9]+")
 _PHONE: Final = re.compile(
     r"""
@@ -280,6 +275,19 @@ def _card_end(groups: list[str], first: int) -> int:
     return -1
 
 
+def _glued_before(run: re.Match[str]) -> bool:
+    """Whether the run of digits goes on a word to its left (``b2465...``, ``a-2846``):
+    digits inside a uuid or a hex id are no card, and they were cut out of event ids."""
+    before = run.string[max(run.start() - 2, 0) : run.start()]
+    return before[-1:].isalpha() or (before[-1:] == "-" and before[:1].isalpha())
+
+
+def _glued_after(run: re.Match[str]) -> bool:
+    """Whether a word goes on from the run of digits to its right (``...9823c924``)."""
+    after = run.string[run.end() : run.end() + 2]
+    return after[:1].isalpha() or (after[:1] == "-" and after[1:].isalpha())
+
+
 def _mask_card_run(match: re.Match[str]) -> str:
     """Replace the card numbers in one run of digit groups.
 
@@ -294,7 +302,11 @@ def _mask_card_run(match: re.Match[str]) -> str:
     index = 0
     while index < len(groups):
         last = _card_end(groups, index)
-        if last < 0:
+        if (
+            last < 0
+            or (index == 0 and _glued_before(match))
+            or (last == len(groups) - 1 and _glued_after(match))
+        ):
             index += 1
             continue
         pieces.append(run[kept_from : found[index].start()])
