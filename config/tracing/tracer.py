@@ -598,8 +598,12 @@ class Tracer:
                 "CATEGORICAL, BOOLEAN"
             )
         value = _score_value(name, value, data_type)
-        if comment and type(comment) is not str:  # a dict or list: written as its JSON
-            comment = la.to_json(comment)
+        if isinstance(value, str):  # a category is free text: a secret or an e-mail in it
+            value = self.mask(value)  # was written whole
+        if comment:  # masked as the value it is (a dict's keys count), then written as text
+            comment = self.mask(comment)
+            if type(comment) is not str:  # a dict or list: written as its JSON
+                comment = la.to_json(comment)
         with self._lock:
             scored = observation.scored = observation.scored or {}
             number = scored[name] = scored.get(name, 0) + 1
@@ -616,7 +620,7 @@ class Tracer:
             value=value,
             timestamp_ns=timestamp_ns,
             data_type=data_type,
-            comment=self.mask(comment) if comment else None,
+            comment=comment or None,
             environment=self.environment,
             # NaN as "nan", as the store writes it: sent as NaN, Langfuse refused the batch
             # (400) and with it every score sent along.

@@ -466,6 +466,23 @@ def test_overturned_decisions_are_scored_each_and_dated_when_their_operation_sta
     assert [score["timestamp_us"] for score in overturned] == [started["start_us"]] * 2
 
 
+def test_a_category_and_a_comment_given_as_a_dict_are_masked(workdir: Path) -> None:
+    """A CATEGORICAL score's value (free text) was written whole, a secret key and an e-mail
+    with it; a comment given as a dict was made text before masking, so its keys' masks
+    (``password``, money fields) were not applied."""
+    service = local_service(workdir)
+    key = "sk-lf-0123abcd-4567-89ef-0123-456789abcdef"
+    with service.trace_operation("review", agent_id="pricing_agent") as operation:
+        operation.score("verdict", f"ok {key} bob@example.com", data_type="CATEGORICAL",
+                        comment={"password": "hunter2", "unit_cost": 13.37, "note": "fine"})  # fmt: skip
+    service.flush()
+    (score,) = rows(workdir, "SELECT string_value, comment FROM scores WHERE name = 'verdict'")
+    stored = json.dumps(score)
+    for raw in (key, "bob@example.com", "hunter2", "13.37"):
+        assert raw not in stored, raw
+    assert json.loads(score["comment"])["note"] == "fine"
+
+
 def test_odd_values_in_names_and_scores_never_stop_the_store_nor_raise(workdir: Path) -> None:
     """A decision's reasoning as a list (its score's comment), an enum as an operation's
     name: SQLite could not bind them, and the store took nothing more of the process, the
