@@ -52,6 +52,7 @@ def register_credentials(public_key: str, secret_key: str) -> None:
         pair: "****",
         base64.b64encode(pair.encode()).decode(): "****",
         base64.b64encode(secret_key.encode()).decode(): "****",
+        secret_key.encode().hex(): "****",  # hex-encoded (a digest's neighbour, a dump)
         secret_key: mask_secret(secret_key),
     }
     # As a peer may echo them: in upper or lower case, percent-encoded (every character

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
+from collections.abc import ItemsView, KeysView, ValuesView
 from datetime import date, datetime
 from enum import Enum
 from json.encoder import encode_basestring as _encode_string
@@ -78,8 +80,10 @@ def _json_default(value: Any) -> Any:
         return value.value
     if callable(getattr(type(value), "tolist", None)):  # numpy arrays and scalars
         return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
+    if isinstance(value, (set, frozenset, tuple, deque, KeysView, ValuesView)):
+        return list(value)  # a deque and dict views as the lists they are, as the SDK
+    if isinstance(value, ItemsView):  # writes a deque (their text hid a password's key)
+        return [list(pair) for pair in value]
     if hasattr(type(value), "model_dump"):  # on the type: see masking._mask_other
         return value.model_dump()
     if hasattr(value, "__dict__"):

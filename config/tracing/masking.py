@@ -27,7 +27,8 @@ import datetime
 import enum
 import re
 import threading
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -593,6 +594,12 @@ class DataMasker:
             return self._mask_items(value, depth)
         if not self._enabled:
             return value
+        # Written as lists (attributes._json_default): masked as such, a pair's key counting.
+        if isinstance(value, deque | KeysView | ValuesView):
+            return self._mask_items(list(value), depth)
+        if isinstance(value, ItemsView):
+            pairs = self._mask_mapping(dict(value), depth)
+            return [[k, v] for k, v in pairs.items()] if isinstance(pairs, dict) else pairs
         try:
             # Written as their value and their list (attributes._json_default): masked as such.
             if isinstance(value, enum.Enum):

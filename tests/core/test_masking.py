@@ -528,6 +528,22 @@ def test_a_secret_key_inside_any_string_is_masked() -> None:
     }
 
 
+def test_a_deque_and_dict_views_are_masked_as_the_lists_they_are_written_as() -> None:
+    """A deque and a dict's views were written as their text: a password under its key
+    (in a deque's dict, in ``items()``) was masked as text only, and stored whole."""
+    import collections
+
+    from config.tracing import attributes as la
+
+    values = [collections.deque([{"password": "hunter2"}]), {"password": "hunter2"}.items(),
+              {"k": "bob@example.com"}.values(), {"bob@example.com": 1}.keys()]  # fmt: skip
+    written = [la.serialize_io(masker().mask(value)) for value in values]
+    assert written == [
+        '[{"password": "[REDACTED]"}]', '[["password", "[REDACTED]"]]', '["[EMAIL]"]', '["[EMAIL]"]'
+    ]  # fmt: skip
+    assert la.serialize_io(collections.deque([1, 2])) == "[1, 2]"  # as the SDK writes a deque
+
+
 def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
     """Base64 of the secret alone, every character percent-encoded, JSON-escaped hyphens,
     and a key of another alphabet (``/``, ``+``, ``=``: masked up to its first ``/`` only,
@@ -550,6 +566,7 @@ def test_a_configured_secret_is_masked_in_every_form_it_travels_in() -> None:
         odd.upper().replace("/", "\\/"),
         "sk-lf-aB/cD+eF=gH",  # mixed case (a "." ends the pattern: "sk-lf-..." is a hint)
         "SK-LF-LOCAL-ED909FB2-1234",
+        plain.encode().hex(),  # hex-encoded: a card cut out of it, the rest stored
     ]
     for form in forms:
         masked = str(masker().mask({"note": f"key {form} end"}))
