@@ -31,9 +31,31 @@ def outbox_status(current_host: str | None) -> dict[str, Any]:
 
     path = default_store_path()
     report = outbox_status_at(path)
+    report["by_host"] = by_canonical_host(report["by_host"])
+    report["hosts"] = {entry["host"]: entry["batches"] for entry in report["by_host"]}
     for entry in report["by_host"]:
         entry["current"] = entry["host"] == current_host
     return {"store": str(path), "current_host": current_host, **report}
+
+
+def by_canonical_host(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``by_host`` entries with the spellings of one host (an older autoops kept
+    ``HTTP://LOCALHOST:3000/``) added up under ``canonical_host``: shown apart, the
+    configured host's rows were "another host", which a flush then sent as its own."""
+    from config.settings import canonical_host
+
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        host = canonical_host(entry["host"])
+        into = merged.get(host)
+        if into is None:
+            merged[host] = {**entry, "host": host}
+            continue
+        for field in ("batches", "spans", "scores", "bytes", "dead_letters"):
+            into[field] += entry[field]
+        ages = [age for age in (into["oldest_age_s"], entry["oldest_age_s"]) if age is not None]
+        into["oldest_age_s"] = max(ages) if ages else None
+    return list(merged.values())
 
 
 def status_table(report: dict[str, Any]) -> Table:
@@ -81,7 +103,7 @@ def other_hosts(report: dict[str, Any], host: str) -> list[dict[str, Any]]:
     """Hosts other than ``host`` with batches waiting: ``[{"host", "batches"}]``."""
     return [
         {"host": entry["host"], "batches": entry["batches"]}
-        for entry in report["by_host"]
+        for entry in by_canonical_host(report["by_host"])
         if entry["host"] != host and entry["batches"]
     ]
 
@@ -425,11 +447,11 @@ def host_backlog(host: str, public_key: str | None = None) -> dict[str, Any]:
     """What waits for ``host`` under any of its spellings (batches, spans, scores, dead
     letters): for a confirmation. ``public_key``: only what ``--from`` moves, that project's
     (and what has no known project)."""
-    from config.delivery.outbox import Outbox
+    from config.delivery.outbox import Outbox, outbox_status_at
     from config.settings import canonical_host
     from config.store.local_store import default_store_path
 
-    report = outbox_status(None)
+    report = outbox_status_at(default_store_path())  # each spelling apart: counted below
     found = {"host": host, "batches": 0, "spans": 0, "scores": 0, "dead_letters": 0}
     kept_for = []
     outbox = Outbox.existing(default_store_path()) if public_key is not None else None

@@ -448,6 +448,9 @@ def test_batches_kept_under_an_older_spelling_of_the_host_are_its_own(
         kept = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         db.execute("UPDATE outbox SET host = ?", (served.url.replace("http://", "HTTP://") + "/",))
     env = clean_env(**served_env(served), AUTOOPS_HOME=str(home))
+    # Shown as the configured host's (it was "another host", which a flush then sent).
+    (entry,) = outbox_status(env)["by_host"]
+    assert (entry["host"], entry["batches"], entry["current"]) == (served.url, kept, True)
     flushed = run("--json", "buffer", "flush", *PATIENT, env=env)
     assert flushed.returncode == 0, flushed.stderr
     result = json.loads(flushed.stdout)
