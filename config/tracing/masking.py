@@ -158,7 +158,8 @@ def _classify_key(key: str) -> int:
 _EMAIL_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
 # The lookbehind makes a match start only where a local part starts: inside a long word the
 # search would otherwise rescan the word from every position.
-_EMAIL: Final = re.compile(rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# The domain may be internationalized (jörg@bücher.de was written whole).
+_EMAIL: Final = re.compile(rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@[\w-]+(?:\.[\w-]+)+")
 # Percent-encoded, in a URL's query: its local part stops at the URL's own punctuation
 # (``?email=``), and may hold other escapes (``bob%2Bnews%40example.com``).
 _EMAIL_PERCENT_ENCODED: Final = re.compile(
@@ -168,10 +169,11 @@ _CUSTOMER_ID: Final = re.compile(
     r"(?<![A-Za-z0-9])(?:cust[-_]?[0-9]+|c-[0-9]{5,})", re.IGNORECASE | re.ASCII
 )
 # Anything that could be a phone or card number has 8+ characters of digits and separators.
-_NUMBER_LIKE: Final = re.compile(r"[0-9(+][0-9 ().+-]{7,}")
+_NUMBER_LIKE: Final = re.compile("[0-9(+][0-9 \u00a0().+-]{7,}")
 # A maximal run of digits joined by single spaces or dashes, holding 14+ digits; the
 # lookbehinds start it at the run's first digit only, so a failed run is scanned once.
-_DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){13,}")
+# A no-break space (what word processors put between groups) separates as a space does.
+_DIGIT_RUN: Final = re.compile("(?<![0-9])(?<![0-9][ \u00a0-])[0-9](?:[ \u00a0-]?[0-9]){13,}")
 _DIGIT_GROUP: Final = re.compile(r"[0-9]+")
 _PHONE: Final = re.compile(
     r"""
@@ -179,11 +181,11 @@ _PHONE: Final = re.compile(
     (?<![0-9]:)                             # nor of a time (08:15:00.250000-05:00)
     (?:
         \+[0-9]+                            # +country code ...
-        (?:[ .-]?\([0-9]+\)[ .-]?[0-9]+)?   # ... an optional (area) or (0) ...
-        (?:[ .-][0-9]+)*                    # ... groups, each after one separator
-      | \([0-9]{2,5}\)[ .-]?[0-9]+(?:[ .-][0-9]+)*  # (020) 7946 0958
-      | 0[0-9]{1,4}(?:[ .-][0-9]+)+                  # 020 7946 0958, 06 12 34 56 78
-      | (?:1[ .-])?[1-9][0-9]{2}[ .-][0-9]{3}[ .-][0-9]{4}  # 415-555-0134
+        (?:[ .\u00a0-]?\([0-9]+\)[ .\u00a0-]?[0-9]+)?   # ... an optional (area) or (0) ...
+        (?:[ .\u00a0-][0-9]+)*                    # ... groups, each after one separator
+      | \([0-9]{2,5}\)[ .\u00a0-]?[0-9]+(?:[ .\u00a0-][0-9]+)*  # (020) 7946 0958
+      | 0[0-9]{1,4}(?:[ .\u00a0-][0-9]+)+                  # 020 7946 0958, 06 12 34 56 78
+      | (?:1[ .\u00a0-])?[1-9][0-9]{2}[ .\u00a0-][0-9]{3}[ .\u00a0-][0-9]{4}  # 415-555-0134
     )
     (?!\w)(?![.-][0-9])                     # not followed by more of a number or id
     (?!(?<=[ T][0-9]):[0-9]{2})(?!(?<=[ T][0-9]{2}):[0-9]{2})  # nor be a date's hour

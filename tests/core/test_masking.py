@@ -91,6 +91,10 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
         ("card 5555 5555 5555 4444 exp 12/27", "card [CARD] exp 12/27"),
         ("amex 3782 822463 10005", "amex [CARD]"),
         ("order 12 4111 1111 1111 1111 done", "order 12 [CARD] done"),
+        # Written whole before: an internationalized domain, no-break spaces between groups.
+        ("mail jörg@bücher.de or info@müller-shop.de", "mail [EMAIL] or [EMAIL]"),
+        ("call +44\u00a020\u00a07946\u00a00958", "call [PHONE]"),
+        ("card 4111\u00a01111\u00a01111\u00a01111", "card [CARD]"),
     ],
 )
 def test_pii_in_text(text: str, expected: str) -> None:
