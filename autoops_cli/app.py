@@ -247,6 +247,7 @@ def root(
     config_file: Path | None = typer.Option(
         None,
         "--config",
+        readable=False,  # checked when read: exit 6 in one line, not click's usage error
         envvar="AUTOOPS_CONFIG",
         help="Project config file (default: autoops.toml found from the working directory up).",
         show_envvar=True,

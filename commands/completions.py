@@ -40,7 +40,10 @@ def show(shell: Shell = typer.Argument(..., help="bash, zsh or fish.")) -> None:
 def generate(
     ctx: typer.Context,
     output_dir: Path = typer.Option(
-        Path("completions"), "--output-dir", help="Folder to write autoops.{bash,zsh,fish} to."
+        Path("completions"),
+        "--output-dir",
+        help="Folder to write autoops.{bash,zsh,fish} to.",
+        readable=False,
     ),
 ) -> None:
     """Write the completion scripts of every shell (what the repository ships).

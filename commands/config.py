@@ -16,6 +16,7 @@ app = typer.Typer(
 CONFIG_OPTION = typer.Option(
     None,
     "--config",
+    readable=False,  # checked when read: exit 6 in one line, not click's usage error
     help="Project config file to check instead of the one found.",
     show_default=False,
 )
@@ -101,7 +102,7 @@ def show(
 def init(
     ctx: typer.Context,
     path: Path = typer.Option(
-        Path("autoops.toml"), "--path", help="Where to write the project file."
+        Path("autoops.toml"), "--path", help="Where to write the project file.", readable=False
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:

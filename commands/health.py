@@ -23,7 +23,9 @@ def health_check(
         max=MAX_SECONDS,
         help="Retry until healthy or this many seconds have passed.",
     ),
-    junit: Path | None = typer.Option(None, "--junit", help="Also write the result as JUnit XML."),
+    junit: Path | None = typer.Option(
+        None, "--junit", help="Also write the result as JUnit XML.", readable=False
+    ),
 ) -> None:
     """Check configuration, endpoint, keys, latency, read path, transport, outbox and sampling.
 

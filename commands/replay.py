@@ -50,6 +50,7 @@ def replay(
         None,
         "--progress-file",
         help="Write progress as JSON lines to this file; every count on a line is on disk.",
+        readable=False,  # written, not read
     ),
     workers: str = typer.Option(
         "1",

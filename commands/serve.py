@@ -23,7 +23,10 @@ def serve(
         3000, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."
     ),
     store: Path | None = typer.Option(
-        None, "--store", help="Store file (default: $AUTOOPS_HOME/traces.db or .autoops/traces.db)."
+        None,
+        "--store",
+        help="Store file (default: $AUTOOPS_HOME/traces.db or .autoops/traces.db).",
+        readable=False,  # opened by the store: its errors are exit 6 in one line
     ),
     allow_remote: bool = typer.Option(
         False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from pathlib import Path
 
@@ -98,6 +99,34 @@ def test_a_config_file_that_cannot_be_looked_at_is_exit_6_not_a_traceback(
     assert result.exit_code == 6, result.both
     assert "cannot read config file" in result.stderr
     assert "Traceback" not in result.both and "internal error" not in result.both
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root's reads")
+def test_an_unreadable_config_file_is_exit_6_in_one_line_wherever_it_is_named(
+    workdir: Path,
+) -> None:
+    """`--config FILE` (or AUTOOPS_CONFIG) unreadable was click's usage error, exit 2; `sampling
+    set` on it an internal error. Run without root's right to read any file."""
+    import subprocess
+
+    from tests.support.replay_runs import clean_env
+    from tests.support.serve_process import autoops_executable
+
+    unreadable = workdir / "locked.toml"
+    unreadable.write_text("[langfuse]\nrelease = 'r'\n")
+    unreadable.chmod(0)
+    without_root_reads = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                          "--inh-caps=-dac_override,-dac_read_search"]  # fmt: skip
+    env = clean_env(AUTOOPS_HOME=str(workdir / "home"))
+    for args in (["--config", str(unreadable), "config", "validate"],
+                 ["config", "validate", "--config", str(unreadable)],
+                 ["--config", str(unreadable), "sampling", "set", "0.5"]):  # fmt: skip
+        done = subprocess.run([*without_root_reads, autoops_executable(), *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 6, (args, done.stderr)
+        assert (
+            done.stderr.strip() == f"error: cannot read config file {unreadable}: Permission denied"
+        )
 
 
 def test_a_setting_written_before_any_table_is_a_problem_naming_its_table(
