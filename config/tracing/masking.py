@@ -278,17 +278,27 @@ def _card_end(groups: list[str], first: int) -> int:
     return -1
 
 
-def _glued_before(run: re.Match[str]) -> bool:
-    """Whether the run of digits goes on a word to its left (``b2465...``, ``a-2846``):
-    digits inside a uuid or a hex id are no card, and they were cut out of event ids."""
-    before = run.string[max(run.start() - 2, 0) : run.start()]
-    return before[-1:].isalpha() or (before[-1:] == "-" and before[:1].isalpha())
+_HEX_ID_CHARS: Final = frozenset("0123456789abcdefABCDEF-")
 
 
-def _glued_after(run: re.Match[str]) -> bool:
-    """Whether a word goes on from the run of digits to its right (``...9823c924``)."""
-    after = run.string[run.end() : run.end() + 2]
-    return after[:1].isalpha() or (after[:1] == "-" and after[1:].isalpha())
+def _in_hex_word(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` (a group of digits) is part of a word of hex digits and
+    dashes holding a hex letter, standing on its own (a uuid ``d2375d6a-2846-4400-...``, a
+    hex trace id): such digits are no card, and they were cut out of event ids. A card
+    glued to a word or to text of another script (``visa4111...``, ``卡号4111...``) is one."""
+    while start > 0 and text[start - 1] in _HEX_ID_CHARS:
+        start -= 1
+    while end < len(text) and text[end] in _HEX_ID_CHARS:
+        end += 1
+    alone = (start == 0 or not (text[start - 1].isascii() and text[start - 1].isalnum())) and (
+        end == len(text) or not (text[end].isascii() and text[end].isalnum())
+    )
+    return alone and any(char in "abcdefABCDEF" for char in text[start:end])
+
+
+def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
+    """Where a group of the run's digits is in the whole text."""
+    return run.start() + group.start(), run.start() + group.end()
 
 
 def _mask_card_run(match: re.Match[str]) -> str:
@@ -307,8 +317,8 @@ def _mask_card_run(match: re.Match[str]) -> str:
         last = _card_end(groups, index)
         if (
             last < 0
-            or (index == 0 and _glued_before(match))
-            or (last == len(groups) - 1 and _glued_after(match))
+            or (index == 0 and _in_hex_word(match.string, *_span(match, found[0])))
+            or (last == len(groups) - 1 and _in_hex_word(match.string, *_span(match, found[last])))
         ):
             index += 1
             continue

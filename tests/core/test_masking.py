@@ -95,6 +95,10 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
         ("mail jörg@bücher.de or info@müller-shop.de", "mail [EMAIL] or [EMAIL]"),
         ("call +44\u00a020\u00a07946\u00a00958", "call [PHONE]"),
         ("card 4111\u00a01111\u00a01111\u00a01111", "card [CARD]"),
+        # Glued to a word or to text of another script (no spaces in Chinese, Japanese):
+        # still a card, where digits inside a hex id are none.
+        ("卡号4111111111111111 visa4111111111111111", "卡号[CARD] visa[CARD]"),
+        ("カード番号4111111111111111で 4111111111111111円", "カード番号[CARD]で [CARD]円"),
     ],
 )
 def test_pii_in_text(text: str, expected: str) -> None:
