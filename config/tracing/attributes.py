@@ -161,8 +161,12 @@ def nonfinite_as_text(value: Any) -> Any:
             k if isinstance(k, JSON_KEY_TYPES) else str(k): nonfinite_as_text(v)
             for k, v in value.items()
         }
-    if isinstance(value, (list, tuple)):  # a tuple is a JSON array too
+    # A tuple is a JSON array too, and so are what _json_default writes as one (a NaN in a
+    # deque or a set was written as a bare NaN: not JSON).
+    if isinstance(value, (list, tuple, set, frozenset, deque, KeysView, ValuesView)):
         return [nonfinite_as_text(v) for v in value]
+    if isinstance(value, ItemsView):
+        return [[nonfinite_as_text(k), nonfinite_as_text(v)] for k, v in value]
     return value
 
 

@@ -78,6 +78,20 @@ def test_a_key_json_cannot_write_is_written_as_masking_writes_it() -> None:
     assert json.loads(la.to_json(value)) == json.loads(la.serialize_io(value))
 
 
+def test_nan_in_a_deque_a_set_or_a_dict_view_is_written_as_text() -> None:
+    """Written as lists since they are, a deque or a set holding NaN was written with a bare
+    NaN (not JSON, read back as null)."""
+    import collections
+
+    nan = float("nan")
+    values = [collections.deque([1.5, nan]), {nan}, {1: nan}.values(), {"a": nan}.items()]
+    for encode in (la.serialize_io, la.to_json):
+        assert [json.loads(encode(v)) for v in values] == [  # strict JSON: no NaN literal
+            [1.5, "nan"], ["nan"], ["nan"], [["a", "nan"]]
+        ]  # fmt: skip
+        assert all("NaN" not in encode(v) for v in values)
+
+
 def test_the_attribute_names_are_the_sdks() -> None:
     """Written out in the module (importing the SDK's costs half a second), checked here."""
     from langfuse._client.attributes import LangfuseOtelSpanAttributes as Sdk
