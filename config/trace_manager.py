@@ -997,7 +997,7 @@ class TraceManager:
         operations: Mapping[str, Observation], outcomes: Mapping[str, bool]
     ) -> None:
         """Score each agent operation caught in a conflict: 1 overturned, 0 upheld, once
-        per decision it scored (at least once).
+        per decision it scored and dated as that decision (at least once).
 
         Scored at the end of the trace, so an agent in two conflicts gets one score per
         decision (1 when any overturned it), and ``autoops metrics`` can count overturned
@@ -1007,15 +1007,16 @@ class TraceManager:
             operation = operations.get(agent_id)
             if operation is None:
                 continue
-            # One per decision it scored (`autoops metrics` counts decisions by their
-            # scores: an operation of two decisions, overturned, was one of two overturned).
-            # Dated when the operation started, not when its trace ended: a trace ending
-            # past a metrics window's end put its conflicts in the next window, apart from
-            # the operation and its decisions.
-            for _ in range(max((operation.scored or {}).get(DECISION_SCORE, 0), 1)):
+            # One per decision it scored, dated as that decision (`autoops metrics` counts
+            # decisions by their scores, in a window by their time: an operation of two
+            # decisions, overturned, was one of two overturned; dated when the trace ended,
+            # a window's end split them from their decisions). Without a decision, one,
+            # dated when the operation started.
+            decided = (operation.scored or {}).get(DECISION_SCORE) or [operation.start_ns]
+            for made in list(decided):
                 operation.score(
                     OVERTURNED_SCORE,
                     1.0 if overturned else 0.0,
                     metadata={"agent_id": agent_id},
-                    timestamp_ns=operation.start_ns,
+                    timestamp_ns=made,
                 )

@@ -161,7 +161,8 @@ class Observation:
         self.status_message: str | None = None
         self.ended = False
         # Score name -> how many of that name this observation was given (their ids).
-        self.scored: dict[str, int] | None = None
+        # Score name -> when each score of that name was made (numbers them, dates others).
+        self.scored: dict[str, list[int]] | None = None
         # The parent itself: when it has ended, the current observation is its nearest
         # open ancestor (``Tracer.current``).
         self.parent: Observation | None = None
@@ -606,7 +607,9 @@ class Tracer:
                 comment = la.to_json(comment)
         with self._lock:
             scored = observation.scored = observation.scored or {}
-            number = scored[name] = scored.get(name, 0) + 1
+            made = scored.setdefault(name, [])
+            made.append(timestamp_ns)
+            number = len(made)
         # Stable per observation, name and number: a score re-sent (the same replay again)
         # is stored once, and a second of one name on an observation (two decisions in one
         # operation) is one more, not the first written over while both were counted.

@@ -441,12 +441,13 @@ def test_an_outcome_that_is_not_a_dict_is_the_traces_output_and_no_failure(
     assert (metrics["success_rate"], metrics["tracing_errors"]) == (1.0, 0)
 
 
-def test_overturned_decisions_are_scored_each_and_dated_when_their_operation_started(
+def test_overturned_decisions_are_scored_each_and_dated_as_their_decisions(
     workdir: Path,
 ) -> None:
     """decision_overturned was dated when the trace ended: a trace ending past a metrics
-    window's end counted its conflicts in the next window, apart from the operation. And an
-    operation of two decisions got one: `autoops metrics` counted one of two overturned."""
+    window's end counted its conflicts in the next window, apart from the decisions (and
+    dated at the operation's start, "2 overturned of 0 decisions" in a window cut inside
+    it). And an operation of two decisions got one: `autoops metrics` counted one of two."""
     service = local_service(workdir)
     trace_id = service.create_simulation_trace(EVENT)
     span_id = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
@@ -460,10 +461,14 @@ def test_overturned_decisions_are_scored_each_and_dated_when_their_operation_sta
         )
     service.finalize_trace(trace_id)
     service.flush()
-    (started,) = rows(workdir, f"SELECT start_us FROM observations WHERE id = '{span_id}'")
-    overturned = rows(workdir, "SELECT timestamp_us FROM scores WHERE name = 'decision_overturned'"
-                      f" AND observation_id = '{span_id}'")  # fmt: skip
-    assert [score["timestamp_us"] for score in overturned] == [started["start_us"]] * 2
+
+    def times(name: str) -> list[int]:
+        found = rows(workdir, f"SELECT timestamp_us FROM scores WHERE name = '{name}' AND "
+                              f"observation_id = '{span_id}' ORDER BY timestamp_us")  # fmt: skip
+        return [row["timestamp_us"] for row in found]
+
+    assert len(times("decision_confidence")) == 2
+    assert times("decision_overturned") == times("decision_confidence")
 
 
 def test_a_category_and_a_comment_given_as_a_dict_are_masked(workdir: Path) -> None:
