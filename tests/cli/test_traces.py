@@ -6,6 +6,7 @@ import json
 import os
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from tests.cli.test_replay import EXAMPLE
 from tests.conftest import Cli
 from tests.support.paths import GOLDEN
 from tests.support.serve_process import ServeHandle
+
+if TYPE_CHECKING:
+    from config.langfuse_integration import LangfuseIntegrationService
 
 T0 = 1_795_000_000_000_000_000  # a fixed instant, so the output is the same every run
 
@@ -353,18 +357,23 @@ def test_a_store_file_holding_only_the_api_cache_or_the_outbox_reads_as_no_store
     assert cli("--json", "traces", "list", "--local").stdout.count('"id"') == 0
 
 
-def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, workdir: Path) -> None:
-    """The list read the agents from the replay orchestrator's output only: a trace of the
-    guide's examples showed none, though `traces show` had its agent operations."""
+def local_service() -> LangfuseIntegrationService:
+    """The guide's service, installed, in local mode (the store of the test's AUTOOPS_HOME)."""
     from config.langfuse_integration import (
         LangfuseIntegrationService,
         install_langfuse_integration,
     )
     from config.settings import DataMaskingConfig, LangfuseConfig
 
-    service = install_langfuse_integration(
+    return install_langfuse_integration(
         LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig())
     )
+
+
+def test_a_trace_recorded_through_the_guides_api_lists_its_agents(cli: Cli, workdir: Path) -> None:
+    """The list read the agents from the replay orchestrator's output only: a trace of the
+    guide's examples showed none, though `traces show` had its agent operations."""
+    service = local_service()
     trace_id = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P1"})
     span_id = service.start_agent_span("inventory_agent", "assess", {"stock": 5})
     service.log_agent_decision(span_id, {"decision_type": "restock", "qty": 3}, confidence=0.9)
@@ -389,15 +398,7 @@ def test_a_guide_trace_lists_its_conflicts_and_one_ended_at_shutdown_its_agents(
     """Conflicts logged with the guide's API were listed as 0 (counted from the replay's
     outcome only), the trace at level DEFAULT; a trace never finalized, ended at shutdown,
     was listed with no agents and no decisions."""
-    from config.langfuse_integration import (
-        LangfuseIntegrationService,
-        install_langfuse_integration,
-    )
-    from config.settings import DataMaskingConfig, LangfuseConfig
-
-    service = install_langfuse_integration(
-        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig())
-    )
+    service = local_service()
     conflicted = service.create_simulation_trace({"event_type": "demand_spike", "product_id": "P1"})
     span_id = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
     service.end_agent_span(span_id, {"price": 9})

@@ -912,9 +912,9 @@ def test_values_json_cannot_write_as_they_are_are_recorded_not_dropped(workdir: 
     assert service.get_performance_metrics()["tracing_errors"] == 0
 
 
-@pytest.mark.parametrize("confidence", [Decimal("0.5"), Fraction(1, 2), 0.5, 1])
-def test_a_confidence_of_any_number_type_is_scored(workdir: Path, confidence: Any) -> None:
-    """A Decimal confidence (from a database) was refused: the whole decision was lost."""
+def confidence_scored(confidence: Any) -> tuple[list[float | str], int]:
+    """The decision_confidence scores of one decision logged with ``confidence``, and the
+    tracing errors counted."""
     capture = Capture()
     service = install_langfuse_integration(
         LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
@@ -927,8 +927,13 @@ def test_a_confidence_of_any_number_type_is_scored(workdir: Path, confidence: An
     service.finalize_trace(trace_id, {"ok": True})
     service.flush()
     scored = [s.value for s in capture.scores if s.name == "decision_confidence"]
-    assert scored == [float(confidence)]
-    assert service.get_performance_metrics()["tracing_errors"] == 0
+    return scored, service.get_performance_metrics()["tracing_errors"]
+
+
+@pytest.mark.parametrize("confidence", [Decimal("0.5"), Fraction(1, 2), 0.5, 1])
+def test_a_confidence_of_any_number_type_is_scored(workdir: Path, confidence: Any) -> None:
+    """A Decimal confidence (from a database) was refused: the whole decision was lost."""
+    assert confidence_scored(confidence) == ([float(confidence)], 0)
 
 
 @pytest.mark.parametrize("confidence", ["0.8", True, 1.5, -2, float("nan")])
@@ -938,19 +943,7 @@ def test_a_confidence_that_is_not_a_number_from_0_to_1_is_a_tracing_error(
     """ "0.8" and True were taken for numbers, 1.5 and -2 recorded as decision_confidence
     (averaged by `autoops metrics`): the schema's confidence is a number in [0, 1]. Anything
     else is a tracing error, no score; the agent carries on."""
-    capture = Capture()
-    service = install_langfuse_integration(
-        LangfuseIntegrationService(LangfuseConfig(), DataMaskingConfig(), exporter=capture)
-    )
-    trace_id = service.create_simulation_trace(EVENT, session_id="run-18")
-    with service.trace_operation("optimize", agent_id="pricing_agent"):
-        service.log_agent_decision(
-            "pricing_agent", {"decision_type": "price"}, confidence=confidence
-        )
-    service.finalize_trace(trace_id, {"ok": True})
-    service.flush()
-    assert [s for s in capture.scores if s.name == "decision_confidence"] == []
-    assert service.get_performance_metrics()["tracing_errors"] == 1
+    assert confidence_scored(confidence) == ([], 1)
 
 
 def test_text_that_is_not_unicode_is_stored_as_u_fffd_and_stops_nothing(workdir: Path) -> None:
