@@ -112,7 +112,8 @@ _TRACE_MERGE = ", ".join(
 # one tagged "b" made a trace tagged "b" only, not found by a filter on "a").
 _TAGS_MERGE = (
     "tags = CASE WHEN excluded.tags IS NULL THEN traces.tags "
-    "WHEN traces.tags IS NULL THEN excluded.tags "
+    "WHEN traces.tags IS NULL OR NOT json_valid(traces.tags) "
+    "OR NOT json_valid(excluded.tags) THEN excluded.tags "  # not a list: replaced, as before
     "ELSE (SELECT json_group_array(value) FROM (SELECT value FROM json_each(traces.tags) "
     "UNION SELECT value FROM json_each(excluded.tags) ORDER BY value)) END"
 )

@@ -160,8 +160,8 @@ class Observation:
         self.level: str | None = None
         self.status_message: str | None = None
         self.ended = False
-        # Score name -> how many of that name this observation was given (their ids).
-        # Score name -> when each score of that name was made (numbers them, dates others).
+        # Score name -> when each score of that name was made (how many: their ids; when:
+        # the conflict scores of its decisions are dated alike).
         self.scored: dict[str, list[int]] | None = None
         # The parent itself: when it has ended, the current observation is its nearest
         # open ancestor (``Tracer.current``).
