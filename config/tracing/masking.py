@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import re
 import threading
 from collections import deque
@@ -158,8 +159,13 @@ def _classify_key(key: str) -> int:
 _EMAIL_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
 # The lookbehind makes a match start only where a local part starts: inside a long word the
 # search would otherwise rescan the word from every position.
-# The domain may be internationalized (jörg@bücher.de was written whole).
-_EMAIL: Final = re.compile(rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@[\w-]+(?:\.[\w-]+)+")
+# Labels of letters (any script), digits and hyphens, no "_"; the top level ASCII, so the
+# text after an address is not taken for its domain (``bob@example.com的账单``).
+_DOMAIN_LABEL = r"[^\W_](?:[^\W_]|-)*"
+_EMAIL: Final = re.compile(
+    rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@(?:{_DOMAIN_LABEL}\.)+"
+    r"(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z]{2,63})"  # or punycode: xn--11b4c3d
+)
 # Percent-encoded, in a URL's query: its local part stops at the URL's own punctuation
 # (``?email=``), and may hold other escapes (``bob%2Bnews%40example.com``).
 _EMAIL_PERCENT_ENCODED: Final = re.compile(
@@ -188,13 +194,25 @@ _PHONE: Final = re.compile(
       | (?:1[ .\u00a0-])?[1-9][0-9]{2}[ .\u00a0-][0-9]{3}[ .\u00a0-][0-9]{4}  # 415-555-0134
     )
     (?!\w)(?![.-][0-9])                     # not followed by more of a number or id
-    (?!(?<=[ T][0-9]):[0-9]{2})(?!(?<=[ T][0-9]{2}):[0-9]{2})  # nor be a date's hour
+    (?!(?<=[ T\u00a0][0-9]):[0-9]{2})(?!(?<=[ T\u00a0][0-9]{2}):[0-9]{2})  # nor a date's hour
                                             # (01.12.2026 10:30; +1 415 555 0134:1 is one)
     """,
     re.VERBOSE | re.ASCII,
 )
 # Every repeated group needs its separator, so a failing match is given up without the
 # exponential backtracking of patterns such as (?:[ -]?[0-9]+)*.
+
+
+def _has_hex_letter(text: str) -> bool:
+    """Whether ``text`` holds a letter a hex id could have (a quick test before the scan)."""
+    lowered = text.lower()
+    return (
+        "a" in lowered
+        or "b" in lowered
+        or "c" in lowered
+        or "d" in lowered
+        or ("e" in lowered or "f" in lowered)
+    )
 
 
 def _has_digit(text: str) -> bool:
@@ -278,22 +296,21 @@ def _card_end(groups: list[str], first: int) -> int:
     return -1
 
 
-_HEX_ID_CHARS: Final = frozenset("0123456789abcdefABCDEF-")
+# Ids whose digits are no card: a uuid, or a word of 16, 24, 32, 40 or 64 hex digits holding
+# a hex letter (span and trace ids, object ids, digests). Cards were cut out of event ids;
+# sparing any word with a hex letter near the digits let ``4111111111111111-cafe`` through.
+_HEX_ID: Final = re.compile(
+    r"(?<![0-9A-Za-z-])"
+    r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9a-fA-F]*[a-fA-F])(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32}"
+    r"|[0-9a-fA-F]{24}|[0-9a-fA-F]{16}))"
+    r"(?![0-9A-Za-z-])"
+)
 
 
-def _in_hex_word(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` (a group of digits) is part of a word of hex digits and
-    dashes holding a hex letter, standing on its own (a uuid ``d2375d6a-2846-4400-...``, a
-    hex trace id): such digits are no card, and they were cut out of event ids. A card
-    glued to a word or to text of another script (``visa4111...``, ``卡号4111...``) is one."""
-    while start > 0 and text[start - 1] in _HEX_ID_CHARS:
-        start -= 1
-    while end < len(text) and text[end] in _HEX_ID_CHARS:
-        end += 1
-    alone = (start == 0 or not (text[start - 1].isascii() and text[start - 1].isalnum())) and (
-        end == len(text) or not (text[end].isascii() and text[end].isalnum())
-    )
-    return alone and any(char in "abcdefABCDEF" for char in text[start:end])
+def _within(ids: tuple[tuple[int, int], ...], start: int, end: int) -> bool:
+    """Whether ``start:end`` overlaps one of the spans ``ids``."""
+    return any(first < end and start < last for first, last in ids)
 
 
 def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
@@ -301,8 +318,9 @@ def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
     return run.start() + group.start(), run.start() + group.end()
 
 
-def _mask_card_run(match: re.Match[str]) -> str:
-    """Replace the card numbers in one run of digit groups.
+def _mask_card_run(match: re.Match[str], ids: tuple[tuple[int, int], ...] = ()) -> str:
+    """Replace the card numbers in one run of digit groups (none inside ``ids``, the spans
+    of the text's hex ids).
 
     A card can sit in a longer run ("order 12 4111 1111 1111 1111"), so each group is tried
     as the start of a card, left to right; digits are never split inside a group.
@@ -315,11 +333,7 @@ def _mask_card_run(match: re.Match[str]) -> str:
     index = 0
     while index < len(groups):
         last = _card_end(groups, index)
-        if (
-            last < 0
-            or (index == 0 and _in_hex_word(match.string, *_span(match, found[0])))
-            or (last == len(groups) - 1 and _in_hex_word(match.string, *_span(match, found[last])))
-        ):
+        if last < 0 or _within(ids, _span(match, found[index])[0], _span(match, found[last])[1]):
             index += 1
             continue
         pieces.append(run[kept_from : found[index].start()])
@@ -457,7 +471,8 @@ class DataMasker:
                 text = _CUSTOMER_ID.sub(CUSTOMER_MASK, text)
         if self._pii and _NUMBER_LIKE.search(text) is not None:
             # Cards first: a spaced card number must not be taken for a phone number.
-            text = _DIGIT_RUN.sub(_mask_card_run, text)
+            ids = tuple(m.span() for m in _HEX_ID.finditer(text)) if _has_hex_letter(text) else ()
+            text = _DIGIT_RUN.sub(functools.partial(_mask_card_run, ids=ids), text)
             text = _PHONE.sub(_mask_phone, text)
         return text
 

@@ -99,6 +99,10 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
         # still a card, where digits inside a hex id are none.
         ("卡号4111111111111111 visa4111111111111111", "卡号[CARD] visa[CARD]"),
         ("カード番号4111111111111111で 4111111111111111円", "カード番号[CARD]で [CARD]円"),
+        # Beside a word of hex letters that is no id (only uuids and 16-64 hex digits are).
+        ("paid 4111111111111111-cafe, ab4111111111111111", "paid [CARD]-cafe, ab[CARD]"),
+        # The text after an address is not its domain.
+        ("see bob@example.com_2024 or bob@example.com的账单", "see [EMAIL]_2024 or [EMAIL]的账单"),
     ],
 )
 def test_pii_in_text(text: str, expected: str) -> None:
@@ -129,6 +133,7 @@ def test_pii_in_text(text: str, expected: str) -> None:
         "event d2375d6a-2846-4400-9876-9823c924a2cd, trace 313874cddfbc423db246548991270564",
         # An EAN-13 barcode (the products' ids) was a [CARD]; a date with an hour a [PHONE].
         "product 5901234123457 on 01.12.2026 10:30 and 05-12-2026 08:15",
+        "on 01.12.2026\u00a010:30",  # a no-break space before the hour
     ],
 )
 def test_ordinary_numbers_are_not_masked(text: str) -> None:
