@@ -161,13 +161,13 @@ def nonfinite_as_text(value: Any) -> Any:
             k if isinstance(k, JSON_KEY_TYPES) else str(k): nonfinite_as_text(v)
             for k, v in value.items()
         }
-    # A tuple is a JSON array too, and so are what _json_default writes as one (a NaN in a
-    # deque or a set was written as a bare NaN: not JSON).
-    if isinstance(value, (list, tuple, set, frozenset, deque, KeysView, ValuesView)):
+    if isinstance(value, (list, tuple)):  # a tuple is a JSON array too
         return [nonfinite_as_text(v) for v in value]
-    if isinstance(value, ItemsView):
-        return [[nonfinite_as_text(k), nonfinite_as_text(v)] for k, v in value]
-    return value
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    # Anything else as _json_default writes it (a deque, a set, an object by its attributes),
+    # its NaN too: a NaN in a deque or an object's attribute was written as a bare NaN.
+    return nonfinite_as_text(_json_default(value))
 
 
 def to_json(value: Any) -> str:

@@ -78,16 +78,18 @@ def test_a_key_json_cannot_write_is_written_as_masking_writes_it() -> None:
     assert json.loads(la.to_json(value)) == json.loads(la.serialize_io(value))
 
 
-def test_nan_in_a_deque_a_set_or_a_dict_view_is_written_as_text() -> None:
+def test_nan_in_a_deque_a_set_a_dict_view_or_an_object_is_written_as_text() -> None:
     """Written as lists since they are, a deque or a set holding NaN was written with a bare
-    NaN (not JSON, read back as null)."""
+    NaN (not JSON, read back as null); so was an object's attribute, with masking off."""
     import collections
+    import types
 
     nan = float("nan")
-    values = [collections.deque([1.5, nan]), {nan}, {1: nan}.values(), {"a": nan}.items()]
+    values = [collections.deque([1.5, nan]), {nan}, {1: nan}.values(), {"a": nan}.items(),
+              types.SimpleNamespace(x=[nan])]  # fmt: skip
     for encode in (la.serialize_io, la.to_json):
         assert [json.loads(encode(v)) for v in values] == [  # strict JSON: no NaN literal
-            [1.5, "nan"], ["nan"], ["nan"], [["a", "nan"]]
+            [1.5, "nan"], ["nan"], ["nan"], [["a", "nan"]], {"x": ["nan"]}
         ]  # fmt: skip
         assert all("NaN" not in encode(v) for v in values)
 
