@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
-import functools
 import re
 import threading
 from collections import deque
@@ -203,18 +202,6 @@ _PHONE: Final = re.compile(
 # exponential backtracking of patterns such as (?:[ -]?[0-9]+)*.
 
 
-def _has_hex_letter(text: str) -> bool:
-    """Whether ``text`` holds a letter a hex id could have (a quick test before the scan)."""
-    lowered = text.lower()
-    return (
-        "a" in lowered
-        or "b" in lowered
-        or "c" in lowered
-        or "d" in lowered
-        or ("e" in lowered or "f" in lowered)
-    )
-
-
 def _has_digit(text: str) -> bool:
     """Whether ``text`` holds an ASCII digit.
 
@@ -308,9 +295,21 @@ _HEX_ID: Final = re.compile(
 )
 
 
-def _within(ids: tuple[tuple[int, int], ...], start: int, end: int) -> bool:
-    """Whether ``start:end`` overlaps one of the spans ``ids``."""
-    return any(first < end and start < last for first, last in ids)
+class _HexIds:
+    """The spans of a text's hex ids, found once and only when a card candidate asks (most
+    texts holding digits have none: a scan of each cost the replay a few per cent)."""
+
+    __slots__ = ("_spans", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._spans: tuple[tuple[int, int], ...] | None = None
+
+    def overlap(self, start: int, end: int) -> bool:
+        """Whether ``start:end`` of the text overlaps one of its hex ids."""
+        if self._spans is None:
+            self._spans = tuple(m.span() for m in _HEX_ID.finditer(self._text))
+        return any(first < end and start < last for first, last in self._spans)
 
 
 def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
@@ -318,9 +317,8 @@ def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
     return run.start() + group.start(), run.start() + group.end()
 
 
-def _mask_card_run(match: re.Match[str], ids: tuple[tuple[int, int], ...] = ()) -> str:
-    """Replace the card numbers in one run of digit groups (none inside ``ids``, the spans
-    of the text's hex ids).
+def _mask_card_run(match: re.Match[str], hex_ids: _HexIds) -> str:
+    """Replace the card numbers in one run of digit groups (none inside a hex id).
 
     A card can sit in a longer run ("order 12 4111 1111 1111 1111"), so each group is tried
     as the start of a card, left to right; digits are never split inside a group.
@@ -333,7 +331,7 @@ def _mask_card_run(match: re.Match[str], ids: tuple[tuple[int, int], ...] = ()) 
     index = 0
     while index < len(groups):
         last = _card_end(groups, index)
-        if last < 0 or _within(ids, _span(match, found[index])[0], _span(match, found[last])[1]):
+        if last < 0 or hex_ids.overlap(_span(match, found[index])[0], _span(match, found[last])[1]):
             index += 1
             continue
         pieces.append(run[kept_from : found[index].start()])
@@ -471,8 +469,8 @@ class DataMasker:
                 text = _CUSTOMER_ID.sub(CUSTOMER_MASK, text)
         if self._pii and _NUMBER_LIKE.search(text) is not None:
             # Cards first: a spaced card number must not be taken for a phone number.
-            ids = tuple(m.span() for m in _HEX_ID.finditer(text)) if _has_hex_letter(text) else ()
-            text = _DIGIT_RUN.sub(functools.partial(_mask_card_run, ids=ids), text)
+            hex_ids = _HexIds(text)
+            text = _DIGIT_RUN.sub(lambda run: _mask_card_run(run, hex_ids), text)
             text = _PHONE.sub(_mask_phone, text)
         return text
 
