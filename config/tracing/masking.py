@@ -22,11 +22,13 @@ names are classified once (cached), and strings that cannot hold a match skip th
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import enum
 import re
 import threading
+import unicodedata
 from collections import deque
 from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 from functools import lru_cache
@@ -158,12 +160,13 @@ def _classify_key(key: str) -> int:
 _EMAIL_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
 # The lookbehind makes a match start only where a local part starts: inside a long word the
 # search would otherwise rescan the word from every position.
-# Labels of letters (any script), digits and hyphens, no "_"; the top level ASCII, so the
+# Labels of letters (any script), digits and hyphens, no "_". The top level is ASCII letters,
+# punycode (xn--p1ai) or letters of another script only (.рф, .中国): never both, so the
 # text after an address is not taken for its domain (``bob@example.com的账单``).
 _DOMAIN_LABEL = r"[^\W_](?:[^\W_]|-)*"
 _EMAIL: Final = re.compile(
     rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@(?:{_DOMAIN_LABEL}\.)+"
-    r"(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z]{2,63})"  # or punycode: xn--11b4c3d
+    r"(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z]{2,63}|(?:(?![A-Za-z])[^\W\d_]){2,63})"
 )
 # Percent-encoded, in a URL's query: its local part stops at the URL's own punctuation
 # (``?email=``), and may hold other escapes (``bob%2Bnews%40example.com``).
@@ -299,17 +302,24 @@ class _HexIds:
     """The spans of a text's hex ids, found once and only when a card candidate asks (most
     texts holding digits have none: a scan of each cost the replay a few per cent)."""
 
-    __slots__ = ("_spans", "_text")
+    __slots__ = ("_ends", "_starts", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._spans: tuple[tuple[int, int], ...] | None = None
+        self._starts: list[int] = []
+        self._ends: list[int] | None = None
 
     def overlap(self, start: int, end: int) -> bool:
         """Whether ``start:end`` of the text overlaps one of its hex ids."""
-        if self._spans is None:
-            self._spans = tuple(m.span() for m in _HEX_ID.finditer(self._text))
-        return any(first < end and start < last for first, last in self._spans)
+        if self._ends is None:
+            self._ends = []
+            for found in _HEX_ID.finditer(self._text):
+                self._starts.append(found.start())
+                self._ends.append(found.end())
+        # The ids do not overlap, so their ends are in order too: the first id ending after
+        # ``start`` is the only one that can overlap (a text of many cards and ids stays linear).
+        index = bisect.bisect_right(self._ends, start)
+        return index < len(self._ends) and self._starts[index] < end
 
 
 def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
@@ -317,31 +327,103 @@ def _span(run: re.Match[str], group: re.Match[str]) -> tuple[int, int]:
     return run.start() + group.start(), run.start() + group.end()
 
 
-def _mask_card_run(match: re.Match[str], hex_ids: _HexIds) -> str:
-    """Replace the card numbers in one run of digit groups (none inside a hex id).
+def _card_spans(match: re.Match[str], hex_ids: _HexIds) -> list[tuple[int, int]]:
+    """Where the card numbers are in one run of digit groups (none inside a hex id), in the
+    run.
 
     A card can sit in a longer run ("order 12 4111 1111 1111 1111"), so each group is tried
     as the start of a card, left to right; digits are never split inside a group.
     """
-    run = match.group()
-    found = list(_DIGIT_GROUP.finditer(run))
+    found = list(_DIGIT_GROUP.finditer(match.group()))
     groups = [group.group() for group in found]
-    pieces: list[str] = []
-    kept_from = 0
+    spans: list[tuple[int, int]] = []
     index = 0
     while index < len(groups):
         last = _card_end(groups, index)
         if last < 0 or hex_ids.overlap(_span(match, found[index])[0], _span(match, found[last])[1]):
             index += 1
             continue
-        pieces.append(run[kept_from : found[index].start()])
-        pieces.append(CARD_MASK)
-        kept_from = found[last].end()
+        spans.append((found[index].start(), found[last].end()))
         index = last + 1
-    if not pieces:
-        return run
-    pieces.append(run[kept_from:])
+    return spans
+
+
+def _mask_card_run(match: re.Match[str], hex_ids: _HexIds) -> str:
+    """One run of digit groups with its card numbers replaced."""
+    return _replaced(match.group(), _card_spans(match, hex_ids), CARD_MASK)
+
+
+def _replaced(text: str, spans: list[tuple[int, int]], mask: str) -> str:
+    """``text`` with each of the ordered, separate ``spans`` replaced by ``mask``."""
+    if not spans:
+        return text
+    pieces: list[str] = []
+    kept_from = 0
+    for start, end in spans:
+        pieces.append(text[kept_from:start])
+        pieces.append(mask)
+        kept_from = end
+    pieces.append(text[kept_from:])
     return "".join(pieces)
+
+
+def _mask_numbers(text: str) -> str:
+    """``text`` with its card and phone numbers masked (ASCII digits)."""
+    if _NUMBER_LIKE.search(text) is None:
+        return text
+    # Cards first: a spaced card number must not be taken for a phone number.
+    hex_ids = _HexIds(text)
+    text = _DIGIT_RUN.sub(lambda run: _mask_card_run(run, hex_ids), text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_numbers_read_as_ascii(text: str) -> str:
+    """``text`` with its card and phone numbers masked, digits of any script and groups
+    separated by any no-break or thin space read as ASCII digits and a no-break space.
+
+    They are found in a copy of the text translated character for character (so of the same
+    length) and masked at the same places in the text itself, the rest left as written.
+    """
+    shadow = text.translate(_NUMBER_FORMS)
+    if _NUMBER_LIKE.search(shadow) is None:
+        return text
+    hex_ids = _HexIds(shadow)
+    cards = [
+        (run.start() + start, run.start() + end)
+        for run in _DIGIT_RUN.finditer(shadow)
+        for start, end in _card_spans(run, hex_ids)
+    ]
+    shadow, text = _replaced(shadow, cards, CARD_MASK), _replaced(text, cards, CARD_MASK)
+    phones = [
+        found.span() for found in _PHONE.finditer(shadow) if _mask_phone(found) != found.group()
+    ]
+    return _replaced(text, phones, PHONE_MASK)
+
+
+class _AsciiNumberForms(dict[int, int]):
+    """A ``str.translate`` table: a digit of any script (full-width, Arabic-Indic) to its
+    ASCII digit, a no-break or thin space other than U+00A0 (U+202F, what French number
+    formatting puts between groups; U+2007, U+2009) to U+00A0, anything else to itself.
+    Filled as characters are met."""
+
+    def __missing__(self, code: int) -> int:
+        char = chr(code)
+        value = unicodedata.decimal(char, None)
+        if value is not None:
+            translated = ord("0") + value
+        elif char in "\u2007\u2009\u202f":
+            translated = 0xA0
+        else:
+            translated = code
+        if len(self) < _NUMBER_FORMS_SIZE:
+            self[code] = translated
+        return translated
+
+
+_NUMBER_FORMS_SIZE: Final = 4096
+_NUMBER_FORMS: Final = _AsciiNumberForms()
+# Digits that are not ASCII, and the spaces read as U+00A0 between digit groups.
+_OTHER_NUMBER_FORMS: Final = re.compile("(?![0-9])\\d|[\u2007\u2009\u202f]")
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -461,17 +543,18 @@ class DataMasker:
             text = _EMAIL.sub(EMAIL_MASK, text)
         if self._pii and "%40" in text:  # in a URL (?email=bob%40example.com)
             text = _EMAIL_PERCENT_ENCODED.sub(EMAIL_MASK, text)
-        if not self._text or not _has_digit(text):
+        if not self._text:
+            return text
+        # Digits of other scripts are rare: looked for only in text that is not ASCII.
+        other_forms = not text.isascii() and _OTHER_NUMBER_FORMS.search(text) is not None
+        if not other_forms and not _has_digit(text):
             return text
         if self._customer:
             lowered = text.lower()
             if "cust" in lowered or "c-" in lowered:
                 text = _CUSTOMER_ID.sub(CUSTOMER_MASK, text)
-        if self._pii and _NUMBER_LIKE.search(text) is not None:
-            # Cards first: a spaced card number must not be taken for a phone number.
-            hex_ids = _HexIds(text)
-            text = _DIGIT_RUN.sub(lambda run: _mask_card_run(run, hex_ids), text)
-            text = _PHONE.sub(_mask_phone, text)
+        if self._pii:
+            text = _mask_numbers_read_as_ascii(text) if other_forms else _mask_numbers(text)
         return text
 
     def _mask_value(self, value: Any, depth: int) -> Any:

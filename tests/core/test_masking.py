@@ -60,6 +60,12 @@ def with_luhn_check_digit(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
+# Full-width digits and colon, as Japanese and Chinese input methods type them.
+FULL_WIDTH = str.maketrans(
+    "0123456789:", "".join(chr(0xFF10 + digit) for digit in range(10)) + "\uff1a"
+)
+
+
 # --- free text -----------------------------------------------------------------------------
 
 
@@ -103,6 +109,18 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
         ("paid 4111111111111111-cafe, ab4111111111111111", "paid [CARD]-cafe, ab[CARD]"),
         # The text after an address is not its domain.
         ("see bob@example.com_2024 or bob@example.com的账单", "see [EMAIL]_2024 or [EMAIL]的账单"),
+        # A top-level domain in its own script (written whole when the top level was ASCII).
+        ("ivan@пример.рф, 用户@例子.中国 and x@ελλάδα.ελ", "[EMAIL], [EMAIL] and [EMAIL]"),
+        # Groups separated by other no-break or thin spaces, digits of other scripts: masked
+        # where they are, the rest of the text as written.
+        ("carte 4111\u202f1111\u202f1111\u202f1111 ok", "carte [CARD] ok"),
+        ("tél +33\u202f6\u202f12\u202f34\u202f56\u202f78", "tél [PHONE]"),
+        ("card 4111\u20071111\u20071111\u20071111", "card [CARD]"),
+        (
+            "番号:4111 1111 1111 1111 注文12".translate(FULL_WIDTH),
+            "番号:[CARD] 注文12".translate(FULL_WIDTH),
+        ),
+        ("رقم ٤١١١١١١١١١١١١١١١ ٠٦ ١٢ ٣٤ ٥٦ ٧٨", "رقم [CARD] [PHONE]"),
     ],
 )
 def test_pii_in_text(text: str, expected: str) -> None:
@@ -134,11 +152,28 @@ def test_pii_in_text(text: str, expected: str) -> None:
         # An EAN-13 barcode (the products' ids) was a [CARD]; a date with an hour a [PHONE].
         "product 5901234123457 on 01.12.2026 10:30 and 05-12-2026 08:15",
         "on 01.12.2026\u00a010:30",  # a no-break space before the hour
+        "注文12 在庫150".translate(FULL_WIDTH)
+        + " ٤٢ 29\u202f999,99 €",  # digits of other scripts, a grouped price
     ],
 )
 def test_ordinary_numbers_are_not_masked(text: str) -> None:
     assert ALL_ON.mask_text(text) == text
     assert ALL_ON.mask({"note": text}) == {"note": text}
+
+
+def test_many_cards_among_many_hex_ids_are_each_judged_by_the_ids_around_them() -> None:
+    # Each card is checked against the one id that can overlap it (found by bisection:
+    # checking all of them made a text of many cards and ids take minutes).
+    lines = [
+        f"span {index:016x}deadbeef"[:21] + f" paid 4111111111111111 in a1b2c3d4{index:08x}"
+        for index in range(2000)
+    ]
+    masked = ALL_ON.mask_text("\n".join(lines)).split("\n")
+    assert masked == [line.replace("4111111111111111", "[CARD]") for line in lines]
+    glued = "4111111111111111-deadbeefdeadbeef " * 500  # the card is no part of the id
+    assert ALL_ON.mask_text(glued) == "[CARD]-deadbeefdeadbeef " * 500
+    inside = "d2375d6a-2846-4400-9876-982341111111 " * 500  # digits inside a uuid
+    assert ALL_ON.mask_text(inside) == inside
 
 
 @pytest.mark.parametrize(
