@@ -13,6 +13,7 @@ while a replay writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import operator
 import os
 import sqlite3
@@ -25,6 +26,7 @@ from typing import Any
 from config.errors import LocalFileError
 from config.json_values import unicode_text
 from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS
+from config.tracing.attributes import to_json
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 STORE_FILE_NAME = "traces.db"
@@ -125,7 +127,7 @@ TRACE_UPSERT = (
     "timestamp_us = MIN(excluded.timestamp_us, traces.timestamp_us), "
     "metadata = CASE WHEN excluded.metadata IS NULL THEN traces.metadata "
     "WHEN traces.metadata IS NULL THEN excluded.metadata "
-    "ELSE json_patch(traces.metadata, excluded.metadata) END, "
+    "ELSE trace_metadata_merged(traces.metadata, excluded.metadata) END, "
     f"{_TAGS_MERGE}, {_TRACE_MERGE}, updated_us = excluded.updated_us"
 )
 OBSERVATION_UPSERT = (
@@ -140,6 +142,20 @@ SCORE_UPSERT = (
     f"INSERT OR REPLACE INTO scores ({', '.join(SCORE_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(SCORE_COLUMNS))})"
 )
+
+
+def trace_metadata_merged(stored: str, update: str) -> str:
+    """A trace's metadata with a later batch's: its keys replace those stored, the others
+    stay, a null too. As the spans of one batch are merged (``otel_mapping``), so a trace
+    reads the same however its spans were cut into batches (SQLite's ``json_patch`` merged
+    nested objects and dropped nulls), and as Langfuse merges a trace's metadata."""
+    try:
+        old, new = json.loads(stored), json.loads(update)
+    except (TypeError, ValueError, RecursionError):  # a failure here would fail the batch
+        return update
+    if type(old) is not dict or type(new) is not dict:
+        return update
+    return to_json({**old, **new})
 
 
 _trace_values = operator.itemgetter(*TRACE_COLUMNS)
@@ -334,6 +350,7 @@ def open_store_file(
             return db
         _create_private(path)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.create_function("trace_metadata_merged", 2, trace_metadata_merged, deterministic=True)
         check_schema_version(db, path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

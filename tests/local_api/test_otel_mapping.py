@@ -337,3 +337,30 @@ def test_trace_fields_of_another_client_are_read_as_langfuse_reads_them() -> Non
     assert (generation["prompt_name"], generation["prompt_version"]) == ("p1", 3)
     assert mapped({"langfuse.public": True})[0]["public"] == 1
     assert mapped({la.TRACE_PUBLIC: "True"})[0]["public"] == 0
+
+
+def test_a_traces_metadata_reads_the_same_however_its_spans_were_cut_into_batches(
+    tmp_path: Any,
+) -> None:
+    """Later keys replace earlier ones, a null too, nested objects whole: within one batch as
+    across batches (serve writes a large export 2,000 spans at a time; SQLite's json_patch
+    merged nested objects and dropped the nulls of later batches)."""
+    now = time.time_ns()
+
+    def span(span_id: str, parent: str | None, metadata: dict[str, str]) -> SpanRecord:
+        attributes: dict[str, Any] = {la.OBSERVATION_TYPE: "span"}
+        attributes.update({la.TRACE_METADATA_PREFIX + k: v for k, v in metadata.items()})
+        return SpanRecord("b" * 32, span_id, parent, span_id, now, now + 1000, attributes)
+
+    spans = [
+        span("1" * 16, None, {"cfg": '{"a":1,"b":2}', "keep": '"x"', "other": "3"}),
+        span("2" * 16, "1" * 16, {"cfg": '{"a":9}', "keep": "null"}),
+    ]
+    read = []
+    for batches in ([spans], [spans[:1], spans[1:]]):
+        store = LocalStore(tmp_path / f"{len(batches)}.db")
+        for batch in batches:
+            store.write(batch)
+        read.append(json.loads(store.query("SELECT metadata FROM traces")[0]["metadata"]))
+        store.close()
+    assert read[0] == read[1] == {"cfg": {"a": 9}, "keep": None, "other": 3}
