@@ -9,13 +9,14 @@ cheap probe of the destination.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from config.redaction import core_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from config.settings import LangfuseConfig
     from config.tracing.span_records import ScoreRecord, SpanExporter, SpanRecord
 
-logger = logging.getLogger("autoops.delivery")
+logger = core_logger("autoops.delivery")
 
 HEALTH_PATH = "/api/public/health"
 PROJECTS_PATH = "/api/public/projects"

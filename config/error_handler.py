@@ -21,16 +21,16 @@ Errors on the traced code's path are counted in ``tracing_errors``
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING, Protocol
 
+from config.redaction import core_logger
 from config.tracing.adaptive_sampling import latency_reason
 
 if TYPE_CHECKING:
     from config.tracing.adaptive_sampling import AdaptiveSampling
 
-logger = logging.getLogger("autoops.tracing")
+logger = core_logger("autoops.tracing")
 
 
 class FallbackConnection(Protocol):

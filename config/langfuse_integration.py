@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import functools
 import inspect
-import logging
 import math
 import os
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
 
 from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
+from config.redaction import core_logger
 from config.tracing.call_inputs import call_input
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from config.tracing.tracer import Observation, Tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
-logger = logging.getLogger("autoops.tracing")
+logger = core_logger("autoops.tracing")
 T = TypeVar("T")
 P = ParamSpec("P")
 

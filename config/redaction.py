@@ -105,9 +105,22 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact_secrets(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # Rendered now (formatters reuse exc_text), so the traceback is redacted too.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact_secrets(record.exc_text)
         return True
+
+
+def core_logger(name: str) -> logging.Logger:
+    """The core's logger ``name``, secrets redacted from every record it logs: whatever
+    handlers the application routes it to, or none (Python's last-resort handler prints to
+    stderr what it is given, a key quoted by an application's exception too)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
 
 
 def enable_debug_logging() -> None:

@@ -13,7 +13,6 @@ that trace" and "that trace's root" are O(1) lookups too. It raises like any cod
 
 from __future__ import annotations
 
-import logging
 import math
 import numbers
 import os
@@ -28,13 +27,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
+from config.redaction import core_logger
 from config.sampling_rules import SamplingSubject
 from config.tracing.ids import random_trace_id, trace_key
 
 if TYPE_CHECKING:
     from config.tracing.tracer import CurrentToken, Observation, Tracer
 
-logger = logging.getLogger("autoops.tracing")
+logger = core_logger("autoops.tracing")
 
 # Trace schema names (docs/tracing-schema.md).
 WORKFLOW_NAME = "orchestrator.process_event"

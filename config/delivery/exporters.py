@@ -10,16 +10,16 @@ and every earlier one), which is how the replay knows what it may report as proc
 from __future__ import annotations
 
 import base64
-import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config.errors import LocalFileError
+from config.redaction import core_logger
 from config.store.local_store import write_error
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
-logger = logging.getLogger("autoops.delivery")
+logger = core_logger("autoops.delivery")
 
 if TYPE_CHECKING:
     from config.settings import LangfuseConfig

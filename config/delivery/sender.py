@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import logging
 import random
 import threading
 import time
@@ -68,7 +67,7 @@ from config.http_answers import (
     retry_after_seconds,
     server_message,
 )
-from config.redaction import redact_secrets
+from config.redaction import core_logger, redact_secrets
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ if TYPE_CHECKING:
     from config.delivery.otlp import AttributeEncoder
     from config.settings import LangfuseConfig
 
-logger = logging.getLogger("autoops.delivery")
+logger = core_logger("autoops.delivery")
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 SCORES_PATH = "/api/public/scores"

@@ -17,7 +17,6 @@ a ``write_failure`` as in ``LocalStoreExporter``: counted, logged, nothing more 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
 import subprocess
@@ -30,11 +29,12 @@ from typing import IO, NamedTuple
 import config
 from config.delivery.exporters import StoreWatermark
 from config.errors import LocalFileError
+from config.redaction import core_logger
 from config.store.local_store import WRITER_CACHE_KIB, LocalStore, write_error
 from config.store.writer_process import ERROR, OK, frame
 from config.tracing.span_records import ScoreRecord, SpanRecord
 
-logger = logging.getLogger("autoops.delivery")
+logger = core_logger("autoops.delivery")
 
 # How long ``shutdown`` waits for the writer to end once its input is closed (it has
 # nothing left to write by then: the replay waited for its last batch).

@@ -18,14 +18,14 @@ its rules below 1.0 by the same factor (``config.tracing.sampling``); a rule at 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.redaction import core_logger
 from config.tracing.sampling import ADAPTIVE_FLOOR, TraceSampler
 
-logger = logging.getLogger("autoops.sampling")
+logger = core_logger("autoops.sampling")
 
 WINDOW_TRACES = 50
 STEP = 0.5

@@ -14,7 +14,6 @@ observation objects (so callers never branch), but they record nothing.
 from __future__ import annotations
 
 import enum
-import logging
 import math
 import os
 import threading
@@ -26,7 +25,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from config.redaction import redact_secrets
+from config.redaction import core_logger, redact_secrets
 from config.sampling_rules import SamplingSubject
 from config.tracing import attributes as la
 from config.tracing.ids import random_trace_id, span_id_for, trace_id_for, usable_trace_id
@@ -39,7 +38,7 @@ from config.tracing.span_records import (
     SpanRecord,
 )
 
-logger = logging.getLogger("autoops.tracing")
+logger = core_logger("autoops.tracing")
 
 _UNSET: Any = object()
 SCORE_DATA_TYPES = frozenset({"NUMERIC", "CATEGORICAL", "BOOLEAN"})

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from config.tracing.adaptive_sampling import WINDOW_TRACES
 from tests.conftest import KNOWN_PUBLIC, KNOWN_SECRET
 from tests.core.test_delivery import free_port
 from tests.support.fake_langfuse import FakeLangfuse
+from tests.support.replay_runs import clean_env
 
 EVENT = {"event_type": "demand_spike", "product_id": "P1", "severity": "high"}
 
@@ -279,3 +283,45 @@ def test_sampling_switched_off_is_never_lowered(workdir: Path) -> None:
     service = local_service(workdir / "store" / "traces.db", enable_sampling=False)
     assert service.error_handler.reduce_sampling_rate() == 1.0
     assert service.get_performance_metrics()["sampling_changes"] == []
+
+
+def test_the_cores_log_lines_carry_no_secret_with_no_logging_configured(tmp_path: Path) -> None:
+    """An application that configures no logging: Python's last-resort handler prints the
+    core's warnings to stderr, and a key quoted by the application's own exception, or
+    given in a trace id, was printed with them."""
+    script = textwrap.dedent(
+        f"""
+        from config.langfuse_integration import agent_operation, get_langfuse_integration
+
+        class Settings:
+            def as_dict(self):
+                raise RuntimeError("cannot serialise {{'secret': '{KNOWN_SECRET}'}}")
+
+        class PricingAgent:
+            agent_id = "pricing_agent"
+
+            @agent_operation("optimize_price")
+            def optimize(self, settings):
+                return {{"price": 9.99}}
+
+        service = get_langfuse_integration()
+        trace_id = service.create_simulation_trace(
+            {{"event_type": "demand_spike", "product_id": "P1"}}, trace_id="run-{KNOWN_SECRET}"
+        )
+        PricingAgent().optimize(Settings())
+        service.finalize_trace(trace_id, {{}})
+        service.shutdown()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=clean_env(AUTOOPS_HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cannot serialise" in done.stderr  # the warnings were printed ...
+    assert "is not 32 hex characters" in done.stderr
+    assert KNOWN_SECRET not in done.stderr  # ... without the key
