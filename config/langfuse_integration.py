@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
 
-from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
+from config.models import (
+    AgentDecision,
+    AgentSpan,
+    CollaborationSpan,
+    SimulationTrace,
+    name_list,
+)
 from config.redaction import core_logger
 from config.tracing.call_inputs import call_input
 
@@ -535,7 +541,7 @@ class LangfuseIntegrationService:
         """
         if isinstance(participating_agents, str) and not isinstance(workflow_id, str):
             participating_agents, workflow_id = workflow_id, participating_agents
-        agents = _agent_names(participating_agents)
+        agents = name_list(participating_agents)
         started = time.perf_counter_ns()
         try:
             if self.tracing_enabled:
@@ -1252,19 +1258,6 @@ class _AgentItems:
             self.service.end_agent_span(self.span_id, output=items)
         else:
             self.service.end_agent_span(self.span_id, error=error)
-
-
-def _agent_names(agents: Any) -> list[str]:
-    """The participating agents as a list of names, whatever the application passed (None,
-    one name, any iterable); what cannot be read is none (a tracing matter, not the call's)."""
-    if agents is None:
-        return []
-    if isinstance(agents, str):
-        return [agents]
-    try:
-        return [str(agent) for agent in agents]
-    except Exception:
-        return []
 
 
 def agent_operation(operation: str) -> Callable[[F], F]:

@@ -7,6 +7,20 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 
+def name_list(names: Any) -> list[str]:
+    """Names (agents, tags, tools) as a list of texts, whatever the application passed:
+    None is none, one text is one name (not its letters), any other iterable its items as
+    texts; what cannot be read is none (a tracing matter, not the call's)."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [names]
+    try:
+        return [name if isinstance(name, str) else str(name) for name in names]
+    except Exception:
+        return []
+
+
 @dataclass(frozen=True)
 class AgentDecision:
     """What an agent decided: its outputs, how sure it is, why, and with which tools.
@@ -32,7 +46,7 @@ class AgentDecision:
             "outputs": self.outputs,
             "confidence": self.confidence,
             "reasoning": self.reasoning,
-            "tools_used": list(self.tools_used),
+            "tools_used": name_list(self.tools_used),
         }
         # An agent operation records its inputs as the span's input already; a decision made
         # elsewhere (a generator, a test) carries them here.

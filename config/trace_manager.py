@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from config.models import AgentDecision, AgentSpan, CollaborationSpan, SimulationTrace
+from config.models import (
+    AgentDecision,
+    AgentSpan,
+    CollaborationSpan,
+    SimulationTrace,
+    name_list,
+)
 from config.redaction import core_logger
 from config.sampling_rules import SamplingSubject
 from config.tracing.ids import random_trace_id, trace_key
@@ -339,9 +345,11 @@ class TraceManager:
         agent rules).
         """
         event_type = str(event.get("event_type", "unknown"))
+        # One name given as a text is that name (its letters were the route and the tags).
+        agents = name_list(agents)
         tags = [
             *(str(event[k]) for k in ("event_type", "trigger_source", "severity") if event.get(k)),
-            *tags,
+            *name_list(tags),
         ]
         metadata = {k: event[k] for k in EVENT_IDENTITY_FIELDS if event.get(k) is not None}
         if "timestamp" in metadata:
@@ -368,7 +376,7 @@ class TraceManager:
                 subject=SamplingSubject(
                     event_type=event_type,
                     severity=str(event["severity"]) if event.get("severity") else None,
-                    agents=tuple(agents or ()),
+                    agents=tuple(agents),
                 ),
             )
         except BaseException:
@@ -383,7 +391,7 @@ class TraceManager:
             trigger_source=str(event.get("trigger_source") or ""),
             start_time=_now(),
             end_time=None,
-            participating_agents=list(agents or ()),
+            participating_agents=agents,
             # The event's own fields: its data, or (an event without ``data``) the rest of it.
             event_data=_as_dict(data) if data is not None else dict(event),
             outcome=None,
@@ -551,7 +559,7 @@ class TraceManager:
             if not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
                 raise ValueError(f"decision confidence must be from 0 to 1, got {confidence}")
         reasoning = reasoning if reasoning is not None else given.get("reasoning")
-        tools = list(tools_used if tools_used is not None else given.get("tools_used") or ())
+        tools = name_list(tools_used if tools_used is not None else given.get("tools_used"))
         decision_type = str(given.get("decision_type") or "decision")
         if "outputs" in given:
             outputs: Any = given["outputs"]
@@ -939,11 +947,15 @@ class TraceManager:
         self, conflict_type: str, agents: Sequence[str], details: Mapping[str, Any]
     ) -> None:
         """Record a conflict between agents: a ``conflict.<type>`` event at level WARNING."""
+        # Read before anything is kept: a call that fails half way counted the conflict
+        # on the trace and scored the agents without its event.
+        agents = name_list(agents)
+        details = dict(details) if isinstance(details, Mapping) else details
         self._keep("conflicts", {"conflict_type": conflict_type, "agents": list(agents)})
         self._note_conflict(agents, detected=True)
         self._event(
             f"conflict.{conflict_type}",
-            input=dict(details),
+            input=details,
             metadata={"conflict_type": conflict_type, "agents": list(agents)},
             level="WARNING",
             status_message=f"conflict {conflict_type} between {', '.join(agents)}",

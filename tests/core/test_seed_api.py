@@ -731,3 +731,51 @@ def test_tracing_after_shutdown_is_not_recorded_and_fails_nothing(
     assert health["available"] is False and "shut down" in health["detail"]
     assert health["status"] == "disabled"
     assert [r["id"] for r in rows(workdir, "SELECT id FROM traces")] == [kept]
+
+
+def test_one_name_given_as_a_text_is_that_name_not_its_letters(workdir: Path) -> None:
+    """``agents="pricing_agent"``, ``tags="urgent"``, ``tools_used="forecast_model"``, a
+    conflict's one agent: a text is a sequence of texts, and each was recorded letter by
+    letter (the route, the tags, the tools; an agent's sampling rule missed it and the
+    conflict's agent was never scored). ``track_collaboration`` took them whole already."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT, agents="pricing_agent", tags="urgent")  # type: ignore[arg-type]
+    span_id = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
+    service.log_agent_decision(
+        "pricing_agent",
+        {"decision_type": "price", "outputs": {"price": 9}, "tools_used": "forecast_model"},
+        confidence=0.7,
+    )
+    span = service.end_agent_span(span_id, {"price": 9})
+    service.log_conflict("price_vs_stock", "pricing_agent", {"price": 9})  # type: ignore[arg-type]
+    service.log_conflict_resolution(
+        "price_vs_stock", "stock first", {}, overturned_agent="pricing_agent"
+    )
+    finished = service.finalize_trace(trace_id)
+    service.flush()
+    assert finished is not None and finished.participating_agents == ["pricing_agent"]
+    assert span is not None and span.tools_used == ["forecast_model"]
+    (trace,) = rows(workdir, "SELECT tags FROM traces")
+    assert "urgent" in json.loads(trace["tags"]) and "u" not in json.loads(trace["tags"])
+    (event,) = rows(workdir, "SELECT metadata FROM observations WHERE name LIKE 'conflict.%'")
+    assert json.loads(event["metadata"])["agents"] == ["pricing_agent"]
+    overturned = rows(workdir, "SELECT value FROM scores WHERE name = 'decision_overturned'")
+    assert [row["value"] for row in overturned] == [1.0]
+    assert models.AgentDecision("a", "t", {}, 0.5, tools_used="tool").as_dict()["tools_used"] == [  # type: ignore[arg-type]
+        "tool"
+    ]
+
+
+def test_a_conflict_whose_details_are_a_text_is_recorded_whole(workdir: Path) -> None:
+    """Details given as a text failed the call half way: the trace counted the conflict and
+    the agents were scored, but no conflict event was written (and a tracing error counted)."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    with service.track_collaboration(["pricing_agent", "inventory_agent"], "sync") as handle:
+        service.log_conflict("price_vs_stock", ["pricing_agent", "inventory_agent"], "too low")  # type: ignore[arg-type]
+    service.finalize_trace(trace_id)
+    service.flush()
+    assert len(handle.conflicts_detected) == 1
+    (event,) = rows(workdir, "SELECT input, level FROM observations WHERE name LIKE 'conflict.%'")
+    assert (event["input"], event["level"]) == ("too low", "WARNING")
+    assert service.get_performance_metrics()["tracing_errors"] == 0
