@@ -623,6 +623,10 @@ def _check_format(
         return  # only NUL bytes so far (a block a crash left zeroed): judged line by line
     if sum(_is_json(line) for line in whole) >= 2:
         return  # JSON Lines of values that are not events: each rejected on its own
+    if not complete and len(head) < _SNIFF_BYTES:
+        # A pipe's first bytes only (a feed that paused after a header line): judged line
+        # by line as the rest comes, as the same bytes in a file would be.
+        return
     first_line = next(line for line in lines if line)
     if first_line.startswith(b"["):
         raise EventFileFormatError(
