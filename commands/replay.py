@@ -106,9 +106,9 @@ def replay(
 
 
 def _render(state: AppState, summary: ReplaySummary) -> None:
-    from autoops_cli.actions.replay import summary_table
+    from autoops_cli.actions.replay import INPUT_REFUSED, summary_table
 
     if state.output.json_mode:
         state.output.emit_json(summary.as_dict())
-    else:
+    elif summary.destination != INPUT_REFUSED:  # its error line says it all
         state.output.render(summary_table(summary))

@@ -123,10 +123,8 @@ def run_replay(
         # the event ids of the whole file unique and re-wrote each event's line
         # (``worker_line``).
         reader = _open_input(stops, source, worker=worker)
-        if isinstance(reader, StoppedWhileWaiting):
-            return _stopped_before_input(
-                state, run_id, reader.signal_name, workers=workers, worker=worker
-            )
+        if not isinstance(reader, EventReader):
+            return _ended_before_input(state, run_id, reader, workers=workers, worker=worker)
         progress_out = _open_progress_file(progress_file, reader, source)
         # Built here rather than by initialize_langfuse_integration(), which would carry on
         # untraced: a replay that cannot record must say so (a bad store exits 6).
@@ -358,14 +356,19 @@ def _report_input(state: AppState, reader: EventReader, shown: int, *, sharded: 
 
 def _open_input(
     stops: StopSignals, source: str | Path, *, worker: bool
-) -> EventReader | StoppedWhileWaiting:
-    """The run's reader, or the stop that came while its input's first bytes were awaited."""
+) -> EventReader | StoppedWhileWaiting | LocalFileError:
+    """The run's reader, the stop that came while its input's first bytes were awaited, or
+    why the input was refused (a worker's refusal is raised: its parent reports)."""
     may_block = source == "-" or _is_fifo(source)  # a file opens and reads at once
     try:
         with stops.abandoning_waits(may_block=may_block):
             return _worker_reader(source) if worker else EventReader(source)
     except StoppedWhileWaiting as stop:
         return stop
+    except LocalFileError as refused:
+        if worker:
+            raise
+        return refused
 
 
 def _is_fifo(path: str | Path) -> bool:
@@ -373,6 +376,40 @@ def _is_fifo(path: str | Path) -> bool:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+INPUT_REFUSED = "none (the input was refused)"
+
+
+def _ended_before_input(
+    state: AppState,
+    run_id: str,
+    ending: StoppedWhileWaiting | LocalFileError,
+    *,
+    workers: int,
+    worker: bool,
+) -> tuple[ReplaySummary, int]:
+    """The summary and exit code of a run that ended before any event was read."""
+    if isinstance(ending, LocalFileError):
+        return _refused_input(state, run_id, ending, workers=workers)
+    return _stopped_before_input(state, run_id, ending.signal_name, workers=workers, worker=worker)
+
+
+def _refused_input(
+    state: AppState, run_id: str, refused: LocalFileError, *, workers: int
+) -> tuple[ReplaySummary, int]:
+    """A run whose input was refused before any event was read (not there, empty, not JSON
+    Lines): its one error line, and a summary of nothing for --json (``read_error`` says why;
+    a CI step reading the summary got no document at all)."""
+    state.output.error(refused.message, refused.hint)
+    summary = ReplaySummary(
+        run_id=run_id,
+        destination=INPUT_REFUSED,
+        workers=workers,
+        lines_not_read=None,
+        read_error=refused.message,
+    )
+    return summary, int(refused.exit_code)
 
 
 def _stopped_before_input(

@@ -125,6 +125,34 @@ def test_a_file_that_is_not_json_lines_creates_no_store(
     assert said in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not home().exists()
+    # A summary of nothing for the CI step reading it (it got no document at all); the
+    # terminal gets the error line alone.
+    summary = json.loads(result.stdout)
+    assert said in summary["read_error"]
+    assert (summary["lines_read"], summary["events_total"], summary["traces_recorded"]) == (0, 0, 0)
+    plain = cli("replay", str(path))
+    assert (plain.exit_code, plain.stdout) == (6, "")
+
+
+def test_a_feed_that_pauses_after_a_header_line_is_read_on(workdir: Path) -> None:
+    """The format check took the first line a pipe had so far for the head of the input, and
+    refused it all as CSV: the same bytes in a file reject that line and replay the rest."""
+    replay = subprocess.Popen(
+        [autoops_executable(), "--json", "replay", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
+    )  # fmt: skip
+    assert replay.stdin is not None
+    replay.stdin.write("event_id,timestamp\n")
+    replay.stdin.flush()
+    deadline = time.monotonic() + 60  # until it waits for more (a hang only reaches this)
+    while not blocked_on_input(replay.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stdout, stderr = replay.communicate("\n".join(event_lines(5)) + "\n", timeout=120)
+    assert replay.returncode == 6, stderr
+    summary = json.loads(stdout)
+    assert (summary["events_processed"], summary["events_rejected"]) == (5, 1)
+    assert traces_in_store_at(workdir / "home") == 5
 
 
 @pytest.mark.parametrize(
