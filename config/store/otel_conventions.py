@@ -36,6 +36,7 @@ import contextlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 OPENINFERENCE_KINDS = {
@@ -406,3 +407,54 @@ def model_parameters(attributes: dict[str, Any]) -> dict[str, Any]:
             if key.startswith(prefix) and key[len(prefix) :] != "model":
                 found[key[len(prefix) :]] = _parameter(value)
     return found
+
+
+# OpenAI's usage shapes (Chat Completions, Responses): the counts' keys and their details'.
+_OPENAI_USAGE_SHAPES = (
+    ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"),
+    ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"),
+)
+
+
+def openai_usage(details: Mapping[str, Any]) -> dict[str, int] | None:
+    """Usage details in one of OpenAI's shapes as Langfuse's ``UsageDetails`` reads them:
+    ``input``, ``output``, ``total``, and each count of ``*_tokens_details`` as
+    ``input_<name>`` / ``output_<name>``, taken out of ``input`` / ``output`` (cached tokens
+    are part of the prompt's). None for any other shape: exactly those keys, the three counts
+    present, every count a whole number of at least 0 (a detail may be null)."""
+    for inputs, outputs, input_details, output_details in _OPENAI_USAGE_SHAPES:
+        if inputs not in details or outputs not in details or "total_tokens" not in details:
+            continue
+        if not details.keys() <= {inputs, outputs, "total_tokens", input_details, output_details}:
+            return None
+        input_count, output_count, total = (
+            _token_count(details[key]) for key in (inputs, outputs, "total_tokens")
+        )
+        if input_count is None or output_count is None or total is None:
+            return None
+        usage = {"input": input_count, "output": output_count, "total": total}
+        for key, side in ((input_details, "input"), (output_details, "output")):
+            nested = details.get(key)
+            if nested is None:
+                continue
+            if not isinstance(nested, Mapping):
+                return None
+            for name, value in nested.items():
+                if value is None:
+                    continue
+                count = _token_count(value)
+                if count is None:
+                    return None
+                usage[f"{side}_{name}"] = count
+                usage[side] = max(usage[side] - count, 0)
+        return usage
+    return None
+
+
+def _token_count(value: Any) -> int | None:
+    """A whole number of tokens of at least 0 (5.0 is 5, as JSON numbers are in Langfuse)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value < 0 or not math.isfinite(value) or not float(value).is_integer():
+        return None
+    return int(value)

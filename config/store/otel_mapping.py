@@ -106,6 +106,10 @@ def _numeric_details(row: dict[str, Any]) -> None:
         if text is None:
             continue
         parsed = _parse(text) if isinstance(text, str) else text
+        if column == "usage_details" and isinstance(parsed, dict):
+            # OpenAI's shape (what Langfuse's OpenAI integration sends) as Langfuse reads it:
+            # kept as sent, its total summed prompt, completion and total tokens again.
+            parsed = _conventions.openai_usage(parsed) or parsed
         kept = {
             str(key): kind(value)
             for key, value in (parsed.items() if isinstance(parsed, dict) else ())

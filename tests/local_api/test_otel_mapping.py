@@ -364,3 +364,38 @@ def test_a_traces_metadata_reads_the_same_however_its_spans_were_cut_into_batche
         read.append(json.loads(store.query("SELECT metadata FROM traces")[0]["metadata"]))
         store.close()
     assert read[0] == read[1] == {"cfg": {"a": 9}, "keep": None, "other": 3}
+
+
+OPENAI_USAGE = [
+    (  # Chat Completions, as Langfuse's OpenAI integration sends it
+        {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12,
+         "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": None}},
+        {"input": 3, "output": 7, "total": 12, "input_cached_tokens": 2},
+    ),
+    (  # Responses
+        {"input_tokens": 10, "output_tokens": 4, "total_tokens": 14,
+         "input_tokens_details": {"cached_tokens": 3},
+         "output_tokens_details": {"reasoning_tokens": 1}},
+        {"input": 7, "output": 3, "total": 14, "input_cached_tokens": 3,
+         "output_reasoning_tokens": 1},
+    ),
+    (  # another key: not OpenAI's shape, its numbers kept as sent
+        {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12, "extra": 1},
+        {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12, "extra": 1},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sent", "stored"), OPENAI_USAGE)
+def test_openai_shaped_usage_details_are_read_as_langfuse_reads_them(
+    tmp_path: Any, sent: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    """Kept as sent, the reads summed prompt, completion and total tokens into a total twice
+    the call's, and found no input nor output tokens."""
+    store = LocalStore(tmp_path / "traces.db")
+    now = time.time_ns()
+    attributes = {la.OBSERVATION_TYPE: "generation", la.OBSERVATION_USAGE_DETAILS: json.dumps(sent)}
+    store.write([SpanRecord("c" * 32, "3" * 16, None, "llm", now, now + 1000, attributes)])
+    (row,) = store.query("SELECT usage_details FROM observations")
+    store.close()
+    assert json.loads(row["usage_details"]) == stored

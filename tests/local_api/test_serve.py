@@ -19,6 +19,7 @@ import pytest
 from config.store.rows import OBSERVATION_COLUMNS
 from tests.cli.test_replay import EXAMPLE
 from tests.conftest import Cli
+from tests.local_api.test_otel_mapping import OPENAI_USAGE
 from tests.support.openapi_schemas import validate_response
 from tests.support.serve_process import ServeHandle, autoops_executable
 
@@ -455,6 +456,28 @@ def test_a_sum_beyond_64_bit_integers_is_a_422_not_a_500(served: ServeHandle) ->
     # The observations themselves stay readable.
     read = get(served, "/api/public/v2/observations", traceId=trace_id)
     assert len(read["data"]) == 2
+
+
+@pytest.mark.parametrize(("sent", "stored"), OPENAI_USAGE[:2])
+def test_openai_shaped_usage_details_of_a_batch_are_read_as_langfuse_reads_them(
+    served: ServeHandle, sent: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    """The keys were renamed, but the cached and reasoning tokens dropped and counted twice
+    in input and output."""
+    trace_id = uuid.uuid4().hex
+    event = {
+        "id": uuid.uuid4().hex,
+        "type": "generation-create",
+        "timestamp": "2026-12-01T00:00:00Z",
+        "body": {"id": uuid.uuid4().hex, "traceId": trace_id, "name": "llm",
+                 "startTime": "2026-12-01T00:00:00Z", "usageDetails": sent},
+    }  # fmt: skip
+    done = httpx.post(
+        served.url + "/api/public/ingestion", json={"batch": [event]}, auth=served.auth, timeout=30
+    )
+    assert done.status_code == 207 and not done.json()["errors"], done.text
+    (read,) = get(served, "/api/public/v2/observations", traceId=trace_id, fields="usage")["data"]
+    assert read["usageDetails"] == stored
 
 
 def test_a_create_event_for_a_stored_observation_merges_into_it(served: ServeHandle) -> None:

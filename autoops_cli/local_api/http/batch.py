@@ -36,6 +36,7 @@ from autoops_cli.local_api.http.bodies import TooDeep, iso_micros, metadata_obje
 from autoops_cli.local_api.http.scores import validated_score
 from autoops_cli.local_api.query.errors import ApiProblem
 from config.store.local_store import LocalStore
+from config.store.otel_conventions import openai_usage
 from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS
 from config.tracing.span_records import ScoreRecord
 
@@ -147,15 +148,6 @@ def _numbers(value: Any, key: str, kind: type) -> dict[str, Any]:
     return found
 
 
-# OpenAI's usage shapes inside usageDetails, as Langfuse's UsageDetails schema maps them.
-_OPENAI_USAGE = {"prompt_tokens": "input", "completion_tokens": "output", "total_tokens": "total"}
-_OPENAI_RESPONSE_USAGE = {
-    "input_tokens": "input",
-    "output_tokens": "output",
-    "total_tokens": "total",
-}
-
-
 def _usage(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Usage and cost details from ``usage`` (either shape) and ``usageDetails`` /
     ``costDetails``; the details win a key both give."""
@@ -181,13 +173,9 @@ def _usage(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             if legacy.get(key) is not None:
                 cost[target] = _numbers({key: legacy[key]}, "usage", float)[key]
     details = body.get("usageDetails")
-    if isinstance(details, dict) and any(key in details for key in _OPENAI_USAGE):
-        table = _OPENAI_USAGE if "prompt_tokens" in details else _OPENAI_RESPONSE_USAGE
-        details = {
-            table[key]: value
-            for key, value in details.items()
-            if key in table and isinstance(value, (int, float))
-        }
+    if isinstance(details, dict):
+        # OpenAI's shapes, their details taken out of the prompt's and completion's counts.
+        details = openai_usage(details) or details
     usage.update(_numbers(details, "usageDetails", int))
     cost.update(_numbers(body.get("costDetails"), "costDetails", float))
     return usage, cost
