@@ -943,3 +943,35 @@ def test_a_failed_write_leaves_the_store_writable(tmp_path: Path) -> None:
     store.write([], [good])  # was: "cannot start a transaction within a transaction"
     assert store.counts()["scores"] == 1
     store.close()
+
+
+def test_numbers_a_javascript_client_would_round_are_answered_as_their_text(
+    tmp_path: Path,
+) -> None:
+    """The JS SDK sends a text attribute as it is: ``"12345678901234567890"`` was read back
+    as a number, which the official clients showed as 12345678901234567000. Langfuse's reads
+    answer such numbers as text (``parseJsonPrioritised``); the others stay numbers."""
+    store = LocalStore(tmp_path / "traces.db")
+    now = 1_700_000_000_000_000_000
+    attributes = {
+        la.OBSERVATION_TYPE: "span",
+        la.OBSERVATION_INPUT: "12345678901234567890",
+        la.OBSERVATION_METADATA_PREFIX + "orderId": "12345678901234567890",
+        la.OBSERVATION_METADATA_PREFIX
+        + "values": "[9007199254740993, 9007199254740991, 1.5, 1e22, 0.1000000000000000055]",
+        la.TRACE_METADATA_PREFIX + "accountId": "-98765432109876543210",
+    }
+    store.write([SpanRecord("d" * 32, "4" * 16, None, "root", now, now + 1000, attributes)])
+    (item,) = observations_v2(store, q(fields="core,basic,io,metadata"))["data"]
+    trace = get_trace(store, "d" * 32, q())
+    store.close()
+    assert item["input"] == "12345678901234567890"
+    assert item["metadata"]["orderId"] == "12345678901234567890"
+    assert item["metadata"]["values"] == [
+        "9007199254740993",
+        9007199254740991,
+        1.5,
+        1e22,
+        "0.1000000000000000055",
+    ]
+    assert trace["metadata"]["accountId"] == "-98765432109876543210"

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -220,13 +221,43 @@ def precise_iso(micros: int) -> str:
 
 
 def json_value(text: str | None) -> Any:
-    """Stored JSON text parsed; text that is not JSON is returned as it is."""
+    """Stored JSON text parsed; text that is not JSON is returned as it is.
+
+    A number a JavaScript client would round (``12345678901234567890``, an id of 20 digits
+    a client sent as text) is answered as its text, as Langfuse's reads answer it
+    (``parseJsonPrioritised``): the official clients showed 12345678901234567000.
+    """
     if text is None:
         return None
     try:
-        return json.loads(text)
+        if _MAYBE_UNSAFE_NUMBER.search(text) is None:  # the common case: no hook per number
+            return json.loads(text)
+        return json.loads(text, parse_int=_lossless_number, parse_float=_lossless_number)
     except ValueError:
         return text
+
+
+# A number of 16 or more digits, or one with an exponent, may not survive a JavaScript
+# double; shorter ones always do.
+_MAYBE_UNSAFE_NUMBER = re.compile(r"[0-9.]{16,}|[0-9][eE]")
+
+
+def _lossless_number(text: str) -> int | float | str:
+    """A JSON number as a double represents it, or its text when a double would change its
+    digits (lossless-json's ``isSafeNumber``: the significant digits compared)."""
+    number = float(text)
+    if not math.isfinite(number) or _significant_digits(text) != _significant_digits(
+        repr(number)
+    ):
+        return text
+    return int(text) if text.lstrip("-").isdigit() else number
+
+
+def _significant_digits(text: str) -> str:
+    """``-0.01230e5`` -> ``123``: the digits without sign, point, exponent, leading zeros and
+    trailing zeros."""
+    mantissa = text.lower().split("e", 1)[0]
+    return mantissa.lstrip("-").replace(".", "").strip("0")
 
 
 def json_object(text: str | None) -> dict[str, Any] | None:
