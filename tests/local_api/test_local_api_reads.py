@@ -975,3 +975,17 @@ def test_numbers_a_javascript_client_would_round_are_answered_as_their_text(
         "0.1000000000000000055",
     ]
     assert trace["metadata"]["accountId"] == "-98765432109876543210"
+
+
+def test_v2_observations_carry_a_creation_and_update_time(tmp_path: Path) -> None:
+    """Both were always null where Langfuse always fills them (the ``time`` field group):
+    the observation's start, as a trace's and a score's are their timestamps."""
+    store = LocalStore(tmp_path / "traces.db")
+    now = 1_700_000_000_000_000_000
+    span = SpanRecord(
+        "e" * 32, "5" * 16, None, "root", now, now + 1000, {la.OBSERVATION_TYPE: "span"}
+    )
+    store.write([span])
+    (item,) = observations_v2(store, q(fields="core,time"))["data"]
+    store.close()
+    assert item["createdAt"] == item["updatedAt"] == item["startTime"]

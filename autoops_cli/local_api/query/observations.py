@@ -266,11 +266,13 @@ def _basic(row: Row, expand: frozenset[str]) -> dict[str, Any]:
 
 
 def _time(row: Row, expand: frozenset[str]) -> dict[str, Any]:
-    # The store keeps no insert or update time of an observation.
+    # The store keeps no insert or update time of an observation: its start, as the traces'
+    # and scores' createdAt are their timestamps (Langfuse always fills both).
+    started = iso_or_none(row["start_us"])
     return {
         "completionStartTime": iso_or_none(_completion_start_us(row)),
-        "createdAt": None,
-        "updatedAt": None,
+        "createdAt": started,
+        "updatedAt": started,
     }
 
 
