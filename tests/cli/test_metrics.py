@@ -638,3 +638,25 @@ def test_a_window_that_holds_no_millisecond_is_a_usage_error(
     result = cli("metrics", "--local", "--since", since, "--until", until)
     assert result.exit_code == 2, result.both
     assert f"--since {since!r} is not before --until {until!r}" in result.stderr
+
+
+def test_an_answer_at_the_row_limit_is_a_note_on_stderr_with_json_too() -> None:
+    """It was a line of the table only (on stdout): with --json, nothing said totals may be
+    low but a field inside the document."""
+    from autoops_cli.actions.metrics.queries import ROW_LIMIT, Fetched, Window
+    from autoops_cli.actions.metrics.report import build_report
+    from autoops_cli.actions.metrics.view import render_report
+
+    tools = [
+        {"name": f"pricing_agent.tool_{n}", "type": "TOOL", "level": "DEFAULT",
+         "count_count": 1, "avg_latency": 1, "p50_latency": 1, "p95_latency": 1}
+        for n in range(ROW_LIMIT)
+    ]  # fmt: skip
+    rows = {"operations": tools, "scores": [], "workflows": []}
+    window = Window(
+        "2026-11-18T11:00:00.000Z", "2026-11-18T12:00:00.000Z", "2026-11-18T10:00:00.000Z"
+    )
+    report = build_report(Fetched(window, rows, "v2"), by=None, agent=None, max_latency_ms=100)
+    said = "the operations answer hit the row limit; totals may be low"
+    assert said in report.notes and said in report.as_dict()["notes"]
+    assert not any(said in str(part) for part in render_report(report, width=120))

@@ -426,7 +426,12 @@ def build_report(
     agents = _agents(groups, fetched.rows["scores"])
     workflow_rows = _workflow_rows(fetched, by)
     system = _system(groups, agents, workflow_rows, fetched.window.seconds)
-    notes = []
+    # On stderr with the other notes: with --json a script got no word that its totals
+    # may be low.
+    source = fetched.source()
+    notes = [
+        f"the {query} answer hit the row limit; totals may be low" for query in source["truncated"]
+    ]
     if agent is not None:
         if agent not in agents:
             seen = ", ".join(agents) or "none"
@@ -442,7 +447,7 @@ def build_report(
         agents=agents,
         system=system,
         series=_series(workflow_rows, fetched, by),
-        source=fetched.source(),
+        source=source,
         notes=notes,
     )
     if report.has_data:

@@ -142,10 +142,6 @@ def render_report(report: MetricsReport, *, width: int | None = None) -> list[Re
         parts.append("[yellow]no data in this window: no alert checked[/yellow]")
     else:
         parts.append("[green]no alerts[/green]")
-    for query in source.get("truncated", []):
-        parts.append(
-            f"[yellow]warning:[/yellow] the {query} answer hit the row limit; totals may be low"
-        )
     return parts
 
 
