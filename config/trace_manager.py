@@ -72,6 +72,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_ENDED_FOR_OWNER_KEPT = 1024
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     """Inputs or outputs as the seed's models hold them: a dict (other values under "value")."""
     if value is None:
@@ -171,6 +174,9 @@ class TraceManager:
         self._cost_mark = (0, 0)
         self._traces: dict[str, TraceRecord] = {}
         self._spans: dict[str, tuple[TraceRecord, OpenObservation]] = {}
+        # Operations ended for their owner (with their trace, at shutdown), latest last: an
+        # end that comes after is said, not dropped (bounded: ids of a long run).
+        self._ended_for_owner: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # --- the registry -------------------------------------------------------------------
@@ -604,6 +610,11 @@ class TraceManager:
         """
         entry = self._forget(span_id)
         if entry is None:
+            reason = self._ended_for_owner.get(span_id)
+            if reason is not None:  # a failure ended late was recorded as a success
+                raise LookupError(
+                    f"operation {span_id} had {reason}: what it ended with now is not recorded"
+                )
             return None
         self.counters.operation_ns += time.perf_counter_ns() - entry.started_ns
         # None keeps the output the block set (``trace_operation``'s ``update(output=...)``):
@@ -724,6 +735,10 @@ class TraceManager:
             entry.observation.update(output=list(entry.items))
         if entry.agent_span is not None:
             entry.agent_span.end_time = _now()
+            with self._lock:
+                if len(self._ended_for_owner) >= _ENDED_FOR_OWNER_KEPT:
+                    del self._ended_for_owner[next(iter(self._ended_for_owner))]
+                self._ended_for_owner[entry.observation.span_id] = reason
         entry.observation.end(status_message=reason)
 
     def end_open_traces(self, reason: str = "still open at shutdown") -> int:

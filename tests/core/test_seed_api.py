@@ -779,3 +779,25 @@ def test_a_conflict_whose_details_are_a_text_is_recorded_whole(workdir: Path) ->
     (event,) = rows(workdir, "SELECT input, level FROM observations WHERE name LIKE 'conflict.%'")
     assert (event["input"], event["level"]) == ("too low", "WARNING")
     assert service.get_performance_metrics()["tracing_errors"] == 0
+
+
+def test_an_operation_ended_after_its_trace_is_a_tracing_error_not_a_silent_success(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An orchestrator that finalizes first (a timeout): the agent's later end, its failure
+    too, returned None with nothing said, and the operation stayed a success. Ended twice
+    by its owner is still no error."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    late = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
+    service.finalize_trace(trace_id)
+    with caplog.at_level("WARNING", logger="autoops.tracing"):
+        assert service.end_agent_span(late, error=TimeoutError("feed timed out")) is None
+    assert "had ended with its trace" in caplog.text
+    assert service.get_performance_metrics()["tracing_errors"] == 1
+    trace_id = service.create_simulation_trace(EVENT)
+    twice = service.start_agent_span("pricing_agent", "optimize", {"price": 10})
+    assert service.end_agent_span(twice, {"price": 9}) is not None
+    assert service.end_agent_span(twice, {"price": 9}) is None
+    service.finalize_trace(trace_id)
+    assert service.get_performance_metrics()["tracing_errors"] == 1

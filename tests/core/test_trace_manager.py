@@ -8,6 +8,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from config.delivery.exporters import LocalStoreExporter
 from config.store.local_store import LocalStore
 from config.trace_manager import TraceManager
@@ -120,7 +122,8 @@ def test_a_trace_finalized_by_two_threads_at_once_is_closed_once(workdir: Path) 
 
 
 def test_an_operation_left_open_ends_with_its_trace(workdir: Path) -> None:
-    """Finalizing ends what nobody ended, so it is recorded; ending it later does nothing."""
+    """Finalizing ends what nobody ended, so it is recorded; ending it later changes nothing
+    and is said (a LookupError: the facade counts it as a tracing error)."""
     store = workdir / "traces.db"
     traces = manager(store)
     trace_id = traces.create_simulation_trace(EVENT, session_id="s")
@@ -128,7 +131,8 @@ def test_an_operation_left_open_ends_with_its_trace(workdir: Path) -> None:
     traces.finalize_trace(trace_id, {"ok": True})
     assert traces.agent_operation(trace_id, "pricing_agent") is None
     assert traces.open_observations(trace_id) == []
-    assert traces.end_agent_span(span_id, {"price": 9.5}) is None
+    with pytest.raises(LookupError, match="had ended with its trace"):
+        traces.end_agent_span(span_id, {"price": 9.5})
     traces.tracer.flush()
     assert stored(store)["pricing_agent.optimize_price"] == ("DEFAULT", "ended with its trace")
 
