@@ -6,6 +6,7 @@ Typer answers from the live command tree, so new commands complete without regen
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from config.errors import LocalFileError
@@ -29,11 +30,15 @@ def write_completion_scripts(directory: Path) -> list[Path]:
     from autoops_cli.actions.files import refuse_foreign_file, replace_file
 
     paths = {shell: directory / f"{PROG_NAME}.{shell}" for shell in SHELLS}
-    for path in paths.values():
+    for shell, path in paths.items():
+        # A script of ours starts as the one generated now does; one that only mentions the
+        # variable (a user's own, eval-ing ``_AUTOOPS_COMPLETE=bash_source autoops``) was
+        # replaced.
+        first_line = completion_script(shell).split("\n", 1)[0].encode()
         refuse_foreign_file(
             path,
             "--output-dir",
-            ours=lambda head: COMPLETE_VAR.encode() in head,
+            ours=functools.partial(_is_completion_script, first_line),
             what="an autoops completion script",
         )
     try:
@@ -47,3 +52,8 @@ def write_completion_scripts(directory: Path) -> list[Path]:
             f"cannot write completion scripts to {directory}: {exc.strerror}"
         ) from None
     return written
+
+
+def _is_completion_script(first_line: bytes, head: bytes) -> bool:
+    """Whether a file's first bytes start one of our completion scripts."""
+    return head.lstrip().startswith(first_line) and COMPLETE_VAR.encode() in head

@@ -113,6 +113,13 @@ class Deadline:
 # The suite of health-check's JUnit reports: the only file --junit overwrites (another tool's
 # report, pytest's or Maven's, is refused).
 JUNIT_SUITE_NAME = "autoops health-check"
+# How such a report starts: its name anywhere (a CI script running `autoops health-check`,
+# a README) made any file naming the command one, and it was replaced.
+_JUNIT_REPORT_START = re.compile(
+    rb'\A\s*(?:<\?xml[^>]*\?>\s*)?<testsuite\s[^>]*\bname="'
+    + re.escape(JUNIT_SUITE_NAME.encode())
+    + rb'"'
+)
 
 
 def check_health(
@@ -134,7 +141,7 @@ def check_health(
         refuse_foreign_file(
             junit,
             "--junit",
-            ours=lambda head: JUNIT_SUITE_NAME.encode() in head,
+            ours=lambda head: _JUNIT_REPORT_START.match(head) is not None,
             what="a JUnit report of health-check",
         )
     give_up = time.monotonic() + wait

@@ -37,18 +37,22 @@ def test_generate_never_overwrites_another_file(cli: Cli, workdir: Path) -> None
     written before are replaced."""
     out = workdir / "out"
     out.mkdir()
-    (out / "autoops.bash").write_text("MY OWN BASH SCRIPT\n", encoding="utf-8")
+    # A user's own, which only mentions the variable: it was taken for one of ours.
+    own = 'alias ao=autoops\neval "$(_AUTOOPS_COMPLETE=bash_source autoops)"\n'
+    (out / "autoops.bash").write_text(own, encoding="utf-8")
     precious = workdir / "precious.txt"
     precious.write_text("precious\n", encoding="utf-8")
     (out / "autoops.zsh").symlink_to(precious)
     refused = cli("completions", "generate", "--output-dir", "out")
     assert refused.exit_code == 2, refused.both
     assert "is not an autoops completion script" in refused.stderr
-    assert (out / "autoops.bash").read_text(encoding="utf-8") == "MY OWN BASH SCRIPT\n"
+    assert (out / "autoops.bash").read_text(encoding="utf-8") == own
     assert precious.read_text(encoding="utf-8") == "precious\n"
     assert not (out / "autoops.fish").exists()
-    (out / "autoops.bash").unlink()
     (out / "autoops.zsh").unlink()
+    assert cli("completions", "generate", "--output-dir", "out").exit_code == 2
+    assert (out / "autoops.bash").read_text(encoding="utf-8") == own
+    (out / "autoops.bash").unlink()
     assert cli("completions", "generate", "--output-dir", "out").exit_code == 0
     again = cli("completions", "generate", "--output-dir", "out")
     assert again.exit_code == 0, again.both

@@ -626,8 +626,10 @@ def test_an_output_file_that_holds_something_else_is_refused(
     report = workdir / "pytest.xml"  # JUnit, not health-check's
     report.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="1">'
                       "</testsuite></testsuites>\n", encoding="utf-8")  # fmt: skip
-    kept |= {path: path.read_bytes() for path in (package, report)}
-    foreign = [home() / "traces.db", config, package, report]
+    ci_step = workdir / "ci-step.sh"  # names the command: it was taken for its report
+    ci_step.write_text("#!/bin/sh\nautoops health-check --strict --junit report.xml\n")
+    kept |= {path: path.read_bytes() for path in (package, report, ci_step)}
+    foreign = [home() / "traces.db", config, package, report, ci_step]
     if command[0] == "health-check":
         foreign.append(events)  # (an event file is events generate's own output)
     for target in foreign:
