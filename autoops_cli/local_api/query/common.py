@@ -246,9 +246,7 @@ def _lossless_number(text: str) -> int | float | str:
     """A JSON number as a double represents it, or its text when a double would change its
     digits (lossless-json's ``isSafeNumber``: the significant digits compared)."""
     number = float(text)
-    if not math.isfinite(number) or _significant_digits(text) != _significant_digits(
-        repr(number)
-    ):
+    if not math.isfinite(number) or _significant_digits(text) != _significant_digits(repr(number)):
         return text
     return int(text) if text.lstrip("-").isdigit() else number
 
