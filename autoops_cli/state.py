@@ -21,6 +21,13 @@ class AppState:
     output: Output
     config_file: Path | None = None
     _loaded: dict[tuple[Any, ...], LoadedSettings] = field(default_factory=dict, repr=False)
+    # A replay worker's: its parent's settings, as they were when the run began.
+    _adopted: LoadedSettings | None = field(default=None, repr=False)
+
+    def adopt_settings(self, loaded: LoadedSettings) -> None:
+        """Use ``loaded`` instead of reading any source (a replay worker: every worker of a
+        run applies what its parent read, whatever the files say by the time it starts)."""
+        self._adopted = loaded
 
     def load_settings(
         self,
@@ -35,6 +42,8 @@ class AppState:
         """
         from config.settings_sources import load_settings
 
+        if self._adopted is not None:
+            return self._adopted
         chosen = config_file or self.config_file
         key = (chosen, tuple(sorted((flags or {}).items(), key=lambda kv: kv[0])))
         if key not in self._loaded:

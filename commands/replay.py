@@ -64,6 +64,7 @@ def replay(
         help="K/N: replay only the products of shard K of N (one of N machines or CI jobs).",
     ),
     worker: bool = typer.Option(False, "--worker", hidden=True),
+    settings_fd: int | None = typer.Option(None, "--settings-fd", hidden=True),
 ) -> None:
     """Replay recorded simulation events through the orchestrator and agents, with tracing.
 
@@ -79,6 +80,10 @@ def replay(
     from autoops_cli.simulation.partition import parse_shard, parse_workers
 
     state: AppState = ctx.obj
+    if settings_fd is not None:  # a worker: its parent's settings, whatever the files say now
+        from autoops_cli.actions.replay_workers import read_parent_settings
+
+        state.adopt_settings(read_parent_settings(settings_fd))
     flags = (
         {"langfuse.sample_rate": (sample_rate, "--sample-rate")}
         if sample_rate is not None

@@ -163,7 +163,7 @@ def run_replay(
 
         if workers > 1:
             runner: ReplayEngine | WorkerPool = _worker_pool(
-                state, service, reader, options, workers, sample_rate, orchestrator_spec, dry_run
+                state, service, reader, options, workers, flags, orchestrator_spec, dry_run
             )
         else:
             runner = ReplayEngine(
@@ -447,14 +447,22 @@ def _worker_pool(
     reader: EventReader,
     options: ReplayOptions,
     workers: int,
-    sample_rate: float | None,
+    flags: dict[str, tuple[Any, str]] | None,
     orchestrator_spec: str | None,
     dry_run: bool,
 ) -> WorkerPool:
-    from autoops_cli.actions.replay_workers import WorkerPool, worker_command
+    from autoops_cli.actions.replay_workers import WorkerPool, parent_settings, worker_command
 
+    sample_rate = flags["langfuse.sample_rate"][0] if flags else None
     command = worker_command(state, options.run_id, sample_rate, orchestrator_spec, dry_run=dry_run)
-    return WorkerPool(service, reader, options, workers=workers, worker_command=command)
+    return WorkerPool(
+        service,
+        reader,
+        options,
+        workers=workers,
+        worker_command=command,
+        settings=parent_settings(state.load_settings(flags=flags)),
+    )
 
 
 def _check_workers(workers: int, speed: float | None) -> None:

@@ -31,6 +31,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     from autoops_cli.state import AppState
     from config.delivery.sender import DeliveryProgress
     from config.langfuse_integration import LangfuseIntegrationService
+    from config.settings_sources import LoadedSettings
 
 # Counts a worker's summary and progress lines carry, summed into the parent's.
 DURABLE_COUNTS = (
@@ -133,13 +135,15 @@ class WorkerPool:
         *,
         workers: int,
         worker_command: list[str],
+        settings: bytes = b"",
         on_rejected: Callable[[RejectedLine], None] | None = None,
     ) -> None:
         self.service = service  # the parent's: in langfuse mode, the run's only sender
         self.reader = reader
         self.options = options
         self.workers = workers
-        self.worker_command = worker_command  # `autoops ... replay - --worker`, without the fd
+        self.worker_command = worker_command  # `autoops ... replay - --worker`, without the fds
+        self.settings = settings  # the parent's settings (``parent_settings``), for each worker
         self.on_rejected = on_rejected
         self.on_progress: Callable[[ReplayProgress], None] | None = None
         self.summary = ReplaySummary(
@@ -215,12 +219,19 @@ class WorkerPool:
     def _start_workers(self) -> None:
         for number in range(1, self.workers + 1):
             read_end, write_end = os.pipe()
+            settings_in, settings_out = os.pipe()
             try:
                 process = subprocess.Popen(
-                    [*self.worker_command, "--progress-file", f"/dev/fd/{write_end}"],
+                    [
+                        *self.worker_command,
+                        "--progress-file",
+                        f"/dev/fd/{write_end}",
+                        "--settings-fd",
+                        str(settings_in),
+                    ],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
-                    pass_fds=(write_end,),
+                    pass_fds=(write_end, settings_in),
                     # Its own group: Ctrl-C on the terminal reaches the parent only, which
                     # passes it on once it has stopped feeding (see request_stop).
                     process_group=0,
@@ -232,9 +243,12 @@ class WorkerPool:
                 )
             except BaseException:
                 os.close(read_end)
+                os.close(settings_out)
                 raise
             finally:
                 os.close(write_end)  # the worker's now: EOF for the parent when it ends
+                os.close(settings_in)
+            _send_settings(settings_out, self.settings)
             assert process.stdin is not None
             _widen_pipe(process.stdin)
             worker = _Worker(number, process, process.stdin)
@@ -570,6 +584,34 @@ def _weighted(parts: list[dict[str, Any]], key: str, weight: str, total: int) ->
     return sum(float(p.get(key) or 0.0) * int(p.get(weight) or 0) for p in parts) / total
 
 
+def parent_settings(loaded: LoadedSettings) -> bytes:
+    """The parent's settings as its workers read them (``--settings-fd``): through a pipe, so
+    the secret key never lands in a file. A worker reading the sources itself applied what
+    they said when it started: a sampling rate set in between, tracing turned off."""
+    return pickle.dumps(loaded)
+
+
+def read_parent_settings(fd: int) -> LoadedSettings:
+    """A worker's settings, as its parent sent them to ``fd``."""
+    with os.fdopen(fd, "rb") as pipe:
+        loaded: LoadedSettings = pickle.loads(pipe.read())  # our own parent's
+    return loaded
+
+
+def _send_settings(fd: int, settings: bytes) -> None:
+    """Write the settings for a worker and close the pipe: a thread's work when they pass
+    the pipe's buffer (the worker reads them first thing, as it starts)."""
+
+    def send() -> None:
+        with contextlib.suppress(OSError), os.fdopen(fd, "wb") as pipe:  # a worker that died
+            pipe.write(settings)
+
+    if len(settings) < 16384:
+        send()
+    else:
+        threading.Thread(target=send, name="autoops-worker-settings", daemon=True).start()
+
+
 def worker_command(
     state: AppState,
     run_id: str,
@@ -578,15 +620,14 @@ def worker_command(
     *,
     dry_run: bool,
 ) -> list[str]:
-    """``python -m autoops_cli ... replay - --worker``: a worker, as configured as its parent
-    (the environment and the working directory are inherited)."""
+    """``python -m autoops_cli ... replay - --worker``: a worker, configured as its parent
+    (its settings sent through ``--settings-fd``, the environment and the working directory
+    inherited)."""
     command = [sys.executable, "-m", "autoops_cli", "--quiet", "--json"]
     if state.output.verbose:
         command.append("--verbose")
-    if state.config_file is not None:
-        command += ["--config", str(state.config_file)]
     command += ["replay", "-", "--worker", "--run-id", run_id]
-    if sample_rate is not None:
+    if sample_rate is not None:  # turns sampling on, as in the parent
         command += ["--sample-rate", repr(sample_rate)]
     if orchestrator_spec:
         command += ["--orchestrator", orchestrator_spec]

@@ -861,3 +861,32 @@ def test_a_worker_killed_after_a_commit_before_its_report_is_counted_from_the_st
     assert summary["observations_recorded"] == len(stored["observations"])
     assert summary["scores_recorded"] == len(stored["scores"])
     assert summary["events_processed"] + summary["events_failed"] == len(stored["traces"])
+
+
+def test_the_workers_apply_the_settings_the_run_began_with(tmp_path: Path) -> None:
+    """Each worker read the configuration files again as it started: a file changed in
+    between (here by the parent's own orchestrator factory, after the parent read it) gave
+    workers with tracing off, while the run announced and summed up tracing on, exit 0."""
+    (tmp_path / "autoops.toml").write_text("[langfuse]\nsample_rate = 1.0\n", encoding="utf-8")
+    (tmp_path / "edit_config.py").write_text(
+        "import pathlib, sys\n"
+        "from autoops_cli.simulation.orchestrator import RetailOrchestrator\n\n"
+        "def factory():\n"
+        "    if '--worker' not in sys.argv:\n"
+        "        pathlib.Path('autoops.toml').write_text("
+        "'[langfuse]\\ntracing_enabled = false\\n')\n"
+        "    return RetailOrchestrator()\n",
+        encoding="utf-8",
+    )
+    events = events_file(tmp_path, 40, seed=21)
+    done = subprocess.run(
+        [autoops_executable(), "--json", "replay", str(events), "--workers", "2",
+         "--orchestrator", "edit_config:factory"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+        env=clean_env(AUTOOPS_HOME=str(tmp_path / "home")), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["traces_recorded"] == summary["events_processed"] == 40
+    with sqlite3.connect(tmp_path / "home" / "traces.db") as db:
+        assert db.execute("SELECT count(*) FROM traces").fetchone()[0] == 40
