@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -528,6 +528,20 @@ class LocalStore:
     def _rollback(self) -> None:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits to the store."""
+        return int(self.query("PRAGMA data_version")[0][0])
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see the store as committed at the first of them (one read
+        transaction): the answers of several queries from one moment while a replay writes."""
+        self.query("BEGIN")
+        try:
+            yield
+        finally:
+            self.query("COMMIT")
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query (parameters always bound, never formatted into the SQL)."""

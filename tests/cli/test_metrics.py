@@ -660,3 +660,43 @@ def test_an_answer_at_the_row_limit_is_a_note_on_stderr_with_json_too() -> None:
     said = "the operations answer hit the row limit; totals may be low"
     assert said in report.notes and said in report.as_dict()["notes"]
     assert not any(said in str(part) for part in render_report(report, width=120))
+
+
+def test_local_answers_are_of_one_moment_when_the_store_is_written_meanwhile(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each query (each slice) read the store as committed when it began: a replay's commit
+    between them gave a report of more decisions than operations, and a coordination
+    efficiency computed from two moments. A commit during the answers has them answered
+    again, from one moment."""
+    from autoops_cli.actions.metrics import queries as metrics_queries
+    from autoops_cli.local_api.query import metrics as local_metrics
+
+    fixed_store(store_path())
+    real = local_metrics.run_metrics_query
+    written = []
+
+    def with_a_commit_after_the_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = real(*args, **kwargs)
+        if not written:  # a replay commits a trace between the first query and the next
+            late = _Spans()
+            late.event(1_000_000, 50)
+            late.write(store_path())
+            written.append(True)
+        return answer
+
+    monkeypatch.setattr(local_metrics, "run_metrics_query", with_a_commit_after_the_first)
+    window = metrics_queries.make_window("2026-11-18T11:00:00Z", "2026-11-18T13:00:00Z")
+    fetched = metrics_queries.fetch_local(
+        store_path(), window, metrics_queries.build_queries(window, None)
+    )
+    operations = sum(
+        int(row["count_count"]) for row in fetched.rows["operations"]
+        if row["name"] == "pricing_agent.optimize_price"
+    )  # fmt: skip
+    decisions = sum(
+        int(row["count_count"]) for row in fetched.rows["scores"]
+        if row["name"] == "decision_confidence"
+        and row["observationName"] == "pricing_agent.optimize_price"
+    )  # fmt: skip
+    assert written and (operations, decisions) == (9, 8)  # 8 + the late one; 7 + 1 decisions

@@ -195,17 +195,27 @@ class Fetched:
 def fetch_local(store_path: Path, window: Window, queries: dict[str, dict[str, Any]]) -> Fetched:
     """Answer the queries from the local store, as ``autoops serve`` would."""
     from autoops_cli.local_api.query.errors import ApiProblem
-    from autoops_cli.local_api.query.metrics import run_metrics_query
+    from autoops_cli.local_api.query.metrics import READ_WORKERS, run_metrics_query
     from config.store.local_store import LocalStore
 
     store = LocalStore.existing(store_path)
     if store is None:  # nothing recorded here yet: an empty window, and no store created
         return Fetched(window, {name: [] for name in queries}, "local", where=str(store_path))
-    try:
-        rows = {
-            name: run_metrics_query(store, json.dumps(query), version=2)["data"]
+
+    def answers(workers: int) -> dict[str, list[dict[str, Any]]]:
+        return {
+            name: run_metrics_query(store, json.dumps(query), version=2, workers=workers)["data"]
             for name, query in queries.items()
         }
+
+    try:
+        version = store.data_version()
+        rows = answers(READ_WORKERS)
+        if store.data_version() != version:
+            # Written meanwhile (a replay): each query, each slice read its own moment, and
+            # a report showed more decisions than operations. Again, all from one moment.
+            with store.snapshot():
+                rows = answers(1)
     except ApiProblem as problem:  # the queries are ours: a refusal is a bug, said plainly
         raise ApiError(
             f"the local metrics engine refused a query: {problem.body.get('message')}",

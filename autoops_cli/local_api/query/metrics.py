@@ -67,7 +67,9 @@ PARALLEL_MIN_SLICES = 8  # below ~40,000 rows one connection is as fast
 READ_WORKERS = min(2, os.cpu_count() or 1)
 
 
-def run_metrics_query(store: LocalStore, raw_query: str | None, *, version: int) -> dict[str, Any]:
+def run_metrics_query(
+    store: LocalStore, raw_query: str | None, *, version: int, workers: int = READ_WORKERS
+) -> dict[str, Any]:
     """GET /api/public/metrics (version=1) and /api/public/v2/metrics (version=2).
 
     Parses and validates the ``query`` parameter (URL-decoded JSON text), runs it and returns
@@ -75,7 +77,7 @@ def run_metrics_query(store: LocalStore, raw_query: str | None, *, version: int)
     invalid query.
     """
     query = parse_metrics_query(raw_query, version=version)
-    return {"data": run(store, query)}
+    return {"data": run(store, query, workers=workers)}
 
 
 # --- running: slices, merging -----------------------------------------------------------------
