@@ -78,7 +78,12 @@ class AutoopsGroup(TyperGroup):
         except AutoopsError as exc:
             _report_expected(ctx, exc)
             ctx.exit(int(exc.exit_code))
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            # A Ctrl-C no command took for a stop of its own (at a question): click made it
+            # "Aborted!", exit 1, the code of a failed check.
+            _output_of(ctx).stderr.print()
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except (typer.Exit, typer.Abort):
             raise
         except BrokenPipeError:  # stdout's reader left (| head) while data streamed out
             discard_stdout()

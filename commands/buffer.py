@@ -177,5 +177,12 @@ def _confirm(state: AppState, yes: bool, question: str) -> None:
         return
     if sys.stdin is None or not sys.stdin.isatty() or state.output.json_mode:  # None: closed
         raise UsageError(f"{question[:-1]}: give --yes to confirm (not asked: no terminal)")
-    if not typer.confirm(question, default=False, err=True):
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort as abort:
+        if isinstance(abort.__context__, KeyboardInterrupt):  # Ctrl-C: 130, as anywhere
+            raise KeyboardInterrupt from None
+        raise  # end of input (Ctrl-D): not confirmed
+    if not confirmed:
+        state.output.error("not confirmed: nothing was changed")
         raise typer.Exit(1)

@@ -9,6 +9,7 @@ Nothing here asserts a speed: the rates are benchmark figures (``benchmarks/``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -904,3 +905,47 @@ def test_a_host_that_never_answers_is_named_in_the_summary(tmp_path: Path) -> No
     assert delivery["batches_delivered"] == 0 and delivery["batches_waiting"] > 0
     assert delivery["last_error"].startswith(f"no answer from {peer.url} after ")
     assert "(last error: no answer from" in done.stderr
+
+
+@pytest.mark.parametrize(("answer", "code"), [(None, 130), (b"n\n", 1)])
+def test_a_question_interrupted_is_130_and_one_declined_says_so(
+    workdir: Path, answer: bytes | None, code: int
+) -> None:
+    """Ctrl-C at `buffer drop`'s question was click's "Aborted!", exit 1 (a failed check's
+    code), not 130; a "no" ended with exit 1 and nothing said. Nothing is dropped."""
+    import os
+    import pty
+
+    from config.delivery.outbox import SPANS, Outbox
+
+    home = workdir / "asked"
+    home.mkdir()
+    outbox = Outbox(home / "traces.db")
+    outbox.add(SPANS, "https://kept.invalid", b"batch", 3)
+    outbox.close()
+    controller, terminal = pty.openpty()
+    try:
+        asking = subprocess.Popen(
+            [autoops_executable(), "buffer", "drop", "--host", "https://kept.invalid"],
+            stdin=terminal, stdout=terminal, stderr=terminal,
+            env=clean_env(AUTOOPS_HOME=str(home)),
+        )  # fmt: skip
+        os.close(terminal)
+        seen = b""
+        deadline = time.monotonic() + 60  # until it asks (only a hang reaches this)
+        while b"[y/N]" not in seen and time.monotonic() < deadline:
+            seen += os.read(controller, 4096)
+        if answer is None:
+            asking.send_signal(signal.SIGINT)
+        else:
+            os.write(controller, answer)
+        with contextlib.suppress(OSError):  # the terminal's other end closed: it has ended
+            while chunk := os.read(controller, 4096):
+                seen += chunk
+        assert asking.wait(timeout=60) == code, seen
+    finally:
+        os.close(controller)
+    assert b"Aborted" not in seen and b"Traceback" not in seen
+    if answer is not None:
+        assert b"not confirmed: nothing was changed" in seen
+    assert outbox_status(clean_env(AUTOOPS_HOME=str(home)))["pending_batches"] == 1
