@@ -198,10 +198,7 @@ def rules_or_none(loaded_values: dict[str, RawValue]) -> SamplingRules | None:
 
 
 def _warnings_for(
-    config: LangfuseConfig,
-    loaded_values: dict[str, RawValue],
-    files: SettingsFiles,
-    shadowed: Mapping[str, list[RawValue]],
+    config: LangfuseConfig, loaded_values: dict[str, RawValue]
 ) -> list[SettingProblem]:
     def source(setting: str) -> str:
         raw = loaded_values.get(setting)
@@ -230,17 +227,25 @@ def _warnings_for(
                 "local mode, traces go to the local store (set both keys to send to that host)",
             )
         )
-    # Every file that holds the key, the one it is taken from or one a higher source
-    # overrides: a key left in a world-readable autoops.toml leaks all the same.
+    return found
+
+
+def _exposed_secrets(
+    loaded_values: dict[str, RawValue],
+    files: SettingsFiles,
+    shadowed: Mapping[str, list[RawValue]],
+) -> list[SettingProblem]:
+    """Every file that holds the key, the one it is taken from or one a higher source
+    overrides: a key left in a world-readable autoops.toml leaks all the same (whether the
+    settings are valid or not: a malformed key given elsewhere hid it)."""
     secret = loaded_values.get("langfuse.secret_key")
     holding = [secret, *shadowed.get("langfuse.secret_key", [])] if secret is not None else []
-    for path in (files.project, files.user, files.dotenv):
-        found.extend(
-            _exposed_secret(path, value)
-            for value in holding
-            if path is not None and value.origin.path == path and _open_to_others(path)
-        )
-    return found
+    return [
+        _exposed_secret(path, value)
+        for path in (files.project, files.user, files.dotenv)
+        for value in holding
+        if path is not None and value.origin.path == path and _open_to_others(path)
+    ]
 
 
 # Reading or writing it (execute bits let no one read a file).
@@ -287,7 +292,8 @@ def load_settings(
     for model in (LangfuseConfig, DataMaskingConfig):
         warnings.extend(_overridden_problems(model, layers.values, layers.shadowed))
     if langfuse is not None:
-        warnings.extend(_warnings_for(langfuse, layers.values, layers.files, layers.shadowed))
+        warnings.extend(_warnings_for(langfuse, layers.values))
+    warnings.extend(_exposed_secrets(layers.values, layers.files, layers.shadowed))
     return LoadedSettings(
         langfuse=langfuse,
         masking=masking,

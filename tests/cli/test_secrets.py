@@ -106,6 +106,11 @@ def test_secret_in_project_file_is_never_printed(cli: Cli, workdir: Path) -> Non
         assert result.exit_code == 0
         assert KNOWN_SECRET not in result.both
     assert "readable by others" in cli("config", "validate").stderr
+    # Overridden by a key that is malformed: the settings are invalid, and the file holding
+    # a real key is named all the same (it was not, the malformed key said alone).
+    invalid = cli("config", "validate", env={"LANGFUSE_SECRET_KEY": "oops"})
+    assert invalid.exit_code == 3
+    assert "readable by others" in invalid.stderr and "must look like" in invalid.stderr
 
 
 def test_config_show_masks_a_secret_in_any_setting_and_shows_markup_as_written(
