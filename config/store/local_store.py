@@ -227,6 +227,19 @@ def creation_problem(path: Path) -> str | None:
     return None
 
 
+def _open_failure(path: Path, exc: Exception, read_only: bool) -> str:
+    """Why a store would not open, in words: SQLite says "unable to open database file" of
+    a file or folder this user may not read or write (``chmod 000``)."""
+    if "unable to open" in str(exc):
+        needed = os.R_OK if read_only else os.R_OK | os.W_OK
+        for target in (path, path.parent):
+            if target.exists() and not os.access(
+                target, needed | (os.X_OK if target.is_dir() else 0)
+            ):
+                return f"permission denied ({target})"
+    return str(exc)
+
+
 def _create_private(path: Path) -> None:
     """Create the store's folder (0700) and file (0600) if missing: traces are nobody else's.
 
@@ -361,7 +374,9 @@ def open_store_file(
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(schema)
     except (OSError, sqlite3.Error) as exc:
-        raise LocalFileError(f"cannot open {what} {path}: {exc}") from None
+        raise LocalFileError(
+            f"cannot open {what} {path}: {_open_failure(path, exc, read_only)}"
+        ) from None
     return db
 
 
@@ -376,7 +391,8 @@ def _open_for_writing(path: Path, cache_kib: int) -> sqlite3.Connection:
             finally:
                 probe.close()
         except sqlite3.Error as exc:
-            raise LocalFileError(f"cannot open the local store {path}: {exc}") from None
+            reason = _open_failure(path, exc, read_only=False)
+            raise LocalFileError(f"cannot open the local store {path}: {reason}") from None
     db = open_store_file(path, SCHEMA, "the local store", cache_kib=cache_kib)
     try:
         if int(db.execute("PRAGMA user_version").fetchone()[0]) == 0:

@@ -129,6 +129,31 @@ def test_an_unreadable_config_file_is_exit_6_in_one_line_wherever_it_is_named(
         )
 
 
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root's reads")
+def test_a_store_this_user_may_not_open_is_said_to_be_so(workdir: Path) -> None:
+    """SQLite's "unable to open database file" was all a store of mode 000 got, for a replay
+    as for serve: the file is there, and not this user's to open."""
+    import subprocess
+
+    from config.store.local_store import LocalStore
+    from tests.support.replay_runs import clean_env
+    from tests.support.serve_process import autoops_executable
+
+    home = workdir / "home"
+    home.mkdir()
+    LocalStore(home / "traces.db").close()
+    (home / "traces.db").chmod(0)
+    without_root_reads = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                          "--inh-caps=-dac_override,-dac_read_search"]  # fmt: skip
+    for args in (["serve", "--port", "0", "--store", str(home / "traces.db")],
+                 ["traces", "list", "--local"]):  # fmt: skip
+        done = subprocess.run([*without_root_reads, autoops_executable(), *args],
+                              env=clean_env(AUTOOPS_HOME=str(home)), capture_output=True,
+                              text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert done.returncode == 6, (args, done.stderr)
+        assert f"permission denied ({home / 'traces.db'})" in done.stderr
+
+
 def test_a_setting_written_before_any_table_is_a_problem_naming_its_table(
     cli: Cli, workdir: Path
 ) -> None:
