@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
@@ -241,10 +242,13 @@ class LangfuseIntegrationService:
         )
         self.trace_manager: TraceManager = TraceManager(self.tracer)
         self.error_handler.attach(connection=self.client, trace_manager=self.trace_manager)
-        # Collaborations entered with ``with``: the handle (its id(), alive while inside:
-        # untraced handles all have the span id "", and threads took each other's tokens)
-        # -> the tokens to restore.
-        self._collaboration_tokens: dict[int, list[Any]] = {}
+        # Collaborations inside a ``with`` block, by the handle's id() (alive while inside:
+        # untraced handles all have the span id ""): the blocks open in any thread or task,
+        # and an error one of them raised. The last block to leave ends the collaboration:
+        # the first one did, and the messages of another thread still inside were lost.
+        self._collaboration_blocks: dict[int, int] = {}
+        self._collaboration_errors: dict[int, BaseException] = {}
+        self._collaboration_lock = threading.Lock()
         self._closed = False
         logger.debug(
             "integration started: mode %s, destination %s, sample rate %g, masking %s, "
@@ -534,7 +538,8 @@ class LangfuseIntegrationService:
 
         Pass the handle to ``log_coordination_message`` (it need not be current), or use it
         as a context manager: current inside the block (messages, conflicts and resolutions
-        logged there land in it), ended when the block exits. Otherwise it ends with its
+        logged there land in it), ended when the last block using it exits (several threads or
+        tasks may each enter it). Otherwise it ends with its
         trace, or with ``handle.end()``; outside any trace it opens a trace of its own.
         Given positionally in the guide's keyword order (``workflow_id`` first), the two are
         told apart by type: agents were recorded as the letters of the workflow's name.
@@ -564,18 +569,35 @@ class LangfuseIntegrationService:
     def enter_collaboration(self, collaboration: CollaborationSpan) -> None:
         """Make a collaboration current (``with`` calls this)."""
         tokens = self.trace_manager.enter_collaboration(collaboration)
-        self._collaboration_tokens.setdefault(id(collaboration), []).append(tokens)
+        # The tokens stay with this thread or task (its context), which alone can reset them.
+        _entered_collaborations.set((*_entered_collaborations.get(), (collaboration, tokens)))
+        with self._collaboration_lock:
+            key = id(collaboration)
+            self._collaboration_blocks[key] = self._collaboration_blocks.get(key, 0) + 1
 
     def exit_collaboration(
         self, collaboration: CollaborationSpan, error: BaseException | None = None
     ) -> None:
-        """Leave a collaboration's ``with`` block and end it (ERROR when the block raised)."""
-        stack = self._collaboration_tokens.get(id(collaboration))
-        if stack:
-            tokens = stack.pop()
-            if not stack:
-                del self._collaboration_tokens[id(collaboration)]
-            self._guard("track_collaboration", self.trace_manager.leave_collaboration, tokens)
+        """Leave a collaboration's ``with`` block; the last block open in any thread or task
+        ends it (ERROR when one of them raised)."""
+        entered = _entered_collaborations.get()
+        for index in range(len(entered) - 1, -1, -1):
+            if entered[index][0] is collaboration:
+                _entered_collaborations.set(entered[:index] + entered[index + 1 :])
+                self._guard(
+                    "track_collaboration", self.trace_manager.leave_collaboration, entered[index][1]
+                )
+                break
+        key = id(collaboration)
+        with self._collaboration_lock:
+            still_open = self._collaboration_blocks.get(key, 0) - 1
+            if still_open > 0:
+                self._collaboration_blocks[key] = still_open
+                if error is not None:
+                    self._collaboration_errors.setdefault(key, error)
+                return
+            self._collaboration_blocks.pop(key, None)
+            error = error or self._collaboration_errors.pop(key, None)
         self.end_collaboration(collaboration, error=error)
 
     @_guarded(None)
@@ -778,6 +800,11 @@ def _seconds(timeout: Any, default: float) -> float:
 # --- the process-wide service (the seed's accessors) ----------------------------------
 
 _service: LangfuseIntegrationService | None = None
+# The collaborations this thread or task is inside (``with``), innermost last, with the
+# tokens that restore what was current before each.
+_entered_collaborations: ContextVar[tuple[tuple[CollaborationSpan, Any], ...]] = ContextVar(
+    "autoops_entered_collaborations", default=()
+)
 _service_lock = threading.Lock()
 
 

@@ -801,3 +801,50 @@ def test_an_operation_ended_after_its_trace_is_a_tracing_error_not_a_silent_succ
     assert service.end_agent_span(twice, {"price": 9}) is None
     service.finalize_trace(trace_id)
     assert service.get_performance_metrics()["tracing_errors"] == 1
+
+
+def test_one_collaboration_handle_used_from_two_threads_ends_when_both_have_left(
+    workdir: Path,
+) -> None:
+    """The first thread to leave its ``with`` ended the collaboration: the message the other
+    thread, still inside, logged next was lost (a tracing error, "has ended"). An error in
+    either block still marks it ERROR."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT)
+    handle = service.track_collaboration(["pricing_agent", "promotion_agent"], "sync")
+    first_left = threading.Event()
+    inside = threading.Barrier(2)
+
+    def agent(name: str, last: bool) -> None:
+        try:
+            with handle:
+                inside.wait(timeout=30)
+                if last:
+                    first_left.wait(timeout=30)
+                service.log_coordination_message(handle, name, "other", "proposal", {"by": name})
+                if last:
+                    raise RuntimeError("promotion budget exhausted")
+        except RuntimeError:
+            pass
+        finally:
+            if not last:
+                first_left.set()
+
+    threads = [threading.Thread(target=agent, args=(name, last))
+               for name, last in (("pricing_agent", False), ("promotion_agent", True))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    service.finalize_trace(trace_id)
+    service.flush()
+    assert len(handle.coordination_messages) == 2
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+    messages = rows(workdir, "SELECT name FROM observations WHERE name LIKE 'coordination.%'")
+    assert len(messages) == 2
+    (collaboration,) = rows(
+        workdir, "SELECT level, status_message FROM observations WHERE name LIKE 'collaboration.%'"
+    )
+    assert (
+        collaboration["level"] == "ERROR" and "budget exhausted" in collaboration["status_message"]
+    )
