@@ -357,6 +357,14 @@ class LangfuseConfig(LayeredSettings):
             register_credentials(self.public_key, self.secret_key.get_secret_value())
         return self
 
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        """Unpickled (a replay worker's settings, sent by its parent): validation does not run
+        again, and it is where the keys are registered for masking; a worker wrote the key's
+        hex and base64 forms whole."""
+        super().__setstate__(state)
+        if self.public_key is not None and self.secret_key is not None:
+            register_credentials(self.public_key, self.secret_key.get_secret_value())
+
     @property
     def hostname(self) -> str | None:
         """The host part of ``host``."""

@@ -420,3 +420,28 @@ def test_validation_error_never_shows_a_secret(
 def test_mask_secret_keeps_only_the_last_four() -> None:
     assert mask_secret(KNOWN_SECRET) == "sk-lf-****cdef"
     assert mask_secret("sk-lf-short") == "sk-lf-****"
+
+
+def test_an_unpickled_configuration_masks_its_keys_in_every_form(tmp_path: Path) -> None:
+    """A replay worker gets its parent's settings pickled: validation, where the keys are
+    registered for masking, does not run again, and the workers wrote the secret key's hex
+    and base64 forms whole (a fresh process, as a worker is)."""
+    import pickle
+    import subprocess
+    import sys
+
+    secret = "sk-lf-unpickled0123456789"
+    config = LangfuseConfig(
+        public_key="pk-lf-unpickled01", secret_key=secret, host="https://langfuse.example"
+    )
+    script = (
+        "import pickle, sys\n"
+        "from config.redaction import redact_secrets\n"
+        "pickle.loads(sys.stdin.buffer.read())\n"
+        f"print(redact_secrets({secret.encode().hex()!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(config), capture_output=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == b"****"
