@@ -511,6 +511,12 @@ class TraceManager:
                 return node, target
             node = node.parent
         trace_id = self.current_trace_id()
+        ended = self.tracer.made_current() if trace_id is None else None
+        if ended is not None:
+            # What this caller was in has ended (an orchestrator that gave up on a slow agent
+            # finalized its trace): that trace still, never another event's operation of the
+            # same agent, where the late decision landed.
+            trace_id = ended.trace_id
         if trace_id is not None:
             operation = self.agent_operation(trace_id, target)
             if operation is None:

@@ -848,3 +848,35 @@ def test_one_collaboration_handle_used_from_two_threads_ends_when_both_have_left
     assert (
         collaboration["level"] == "ERROR" and "budget exhausted" in collaboration["status_message"]
     )
+
+
+def test_a_late_decision_of_a_finalized_trace_never_lands_in_another_trace(
+    workdir: Path,
+) -> None:
+    """An orchestrator gave up on a slow agent and finalized its trace; the agent's decision
+    that came after found no current trace and went to the same agent's only open operation,
+    another event's (two decisions there, a score too many). It is a tracing error now."""
+    import contextvars
+
+    service = local_service(workdir)
+
+    def open_event(product: str) -> tuple[str, str]:
+        trace_id = service.create_simulation_trace({**EVENT, "product_id": product})
+        span = service.start_agent_span("promotion_agent", "plan_promotion", {"product": product})
+        return trace_id, span
+
+    slow = contextvars.copy_context()  # the slow agent's worker (a thread, a task)
+    trace_a, _ = slow.run(open_event, "PROD_A")
+    service.finalize_trace(trace_a, {"status": "timeout"})
+    other = contextvars.copy_context()
+    trace_b, span_b = other.run(open_event, "PROD_B")
+    slow.run(
+        service.log_agent_decision, "promotion_agent", {"decision_type": "late"}, confidence=0.7
+    )
+    other.run(service.log_agent_decision, "promotion_agent", {"decision_type": "b"}, confidence=0.9)
+    other.run(service.end_agent_span, span_b, {"ok": True})
+    service.finalize_trace(trace_b)
+    service.flush()
+    assert service.get_performance_metrics()["tracing_errors"] == 1
+    decisions = rows(workdir, "SELECT trace_id FROM scores WHERE name = 'decision_confidence'")
+    assert [row["trace_id"] for row in decisions] == [trace_b]
