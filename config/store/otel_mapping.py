@@ -358,6 +358,11 @@ def _merge_trace(
         row["timestamp_us"] = start_us
     updates, metadata = _trace_attributes(attributes)
     if is_root:
+        # The root's own metadata is the trace's too, over its trace metadata, as Langfuse
+        # builds a root span's trace (the metadata set on an entry point was not read back).
+        own = _metadata(attributes, la.OBSERVATION_METADATA, la.OBSERVATION_METADATA_PREFIX)
+        if own:
+            metadata = {**(metadata or {}), **own}
         # The root span seeds the trace's name, input and output.
         if "name" not in updates and row["name"] is None:
             updates["name"] = _conventions.observation_name(span.name, attributes)

@@ -399,3 +399,32 @@ def test_openai_shaped_usage_details_are_read_as_langfuse_reads_them(
     (row,) = store.query("SELECT usage_details FROM observations")
     store.close()
     assert json.loads(row["usage_details"]) == stored
+
+
+def test_a_root_spans_own_metadata_is_its_traces_too(tmp_path: Any) -> None:
+    """Langfuse builds a root span's trace metadata as its trace metadata and, over it, the
+    span's own (``createTraceEvent``): the metadata an SDK user set on the entry point
+    (``update_current_span(metadata=...)``) was missing from every trace read."""
+    store = LocalStore(tmp_path / "traces.db")
+    now = time.time_ns()
+    attributes = {
+        la.OBSERVATION_TYPE: "span",
+        la.OBSERVATION_METADATA_PREFIX + "request_id": '"r-42"',
+        la.OBSERVATION_METADATA_PREFIX + "shared": '"from-span"',
+        la.TRACE_METADATA_PREFIX + "shared": '"from-trace"',
+        la.TRACE_METADATA_PREFIX + "tenant": '"acme"',
+    }
+    child = {la.OBSERVATION_TYPE: "span", la.OBSERVATION_METADATA_PREFIX + "step": '"child"'}
+    store.write(
+        [
+            SpanRecord("f" * 32, "6" * 16, None, "root", now, now + 1000, attributes),
+            SpanRecord("f" * 32, "7" * 16, "6" * 16, "child", now, now + 500, child),
+        ]
+    )
+    (row,) = store.query("SELECT metadata FROM traces")
+    store.close()
+    assert json.loads(row["metadata"]) == {
+        "shared": "from-span",
+        "tenant": "acme",
+        "request_id": "r-42",
+    }
