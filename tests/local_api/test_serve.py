@@ -458,6 +458,27 @@ def test_a_sum_beyond_64_bit_integers_is_a_422_not_a_500(served: ServeHandle) ->
     assert len(read["data"]) == 2
 
 
+def test_a_batch_score_of_an_environment_langfuse_refuses_is_refused(served: ServeHandle) -> None:
+    """The ingestion route checks a score event's environment as a trace event's: "Bad Env"
+    and "langfuse-internal" were stored (201) where the trace event beside them got 400."""
+    trace_id = uuid.uuid4().hex
+
+    def score(environment: str) -> dict[str, Any]:
+        return {"id": uuid.uuid4().hex, "type": "score-create", "timestamp": "2026-12-01T00:00:00Z",
+                "body": {"id": uuid.uuid4().hex, "traceId": trace_id, "name": "quality",
+                         "value": 1, "environment": environment}}  # fmt: skip
+
+    batch = [score("Bad Env"), score("langfuse-internal"), score("staging")]
+    done = httpx.post(
+        served.url + "/api/public/ingestion", json={"batch": batch}, auth=served.auth, timeout=30
+    )
+    assert done.status_code == 207, done.text
+    refused = {error["id"] for error in done.json()["errors"]}
+    assert refused == {batch[0]["id"], batch[1]["id"]}
+    kept = get(served, "/api/public/v2/scores", traceId=trace_id)["data"]
+    assert [item["environment"] for item in kept] == ["staging"]
+
+
 @pytest.mark.parametrize(("sent", "stored"), OPENAI_USAGE[:2])
 def test_openai_shaped_usage_details_of_a_batch_are_read_as_langfuse_reads_them(
     served: ServeHandle, sent: dict[str, Any], stored: dict[str, Any]

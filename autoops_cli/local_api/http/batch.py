@@ -438,6 +438,9 @@ def _apply(
         traces.append(shallow)
 
     def score(event: _Event) -> None:
+        # The ingestion route checks a score's environment as a trace's (POST /scores takes
+        # any): "Bad Env" and "langfuse-internal" were stored.
+        _environment(event.body)
         record, issues = validated_score(event.body, event.timestamp_us * 1000)
         if record is None:
             raise Invalid("; ".join(f"body.{'.'.join(i['path'])}: {i['message']}" for i in issues))
