@@ -241,13 +241,17 @@ class EventReader:
             self._pipe = _descriptor(self._file) if self.size is None else None
         self._event_ids = EventIds() if check_event_ids else None
         try:
+            if self._pipe is not None and not isinstance(self._stream, _Prefixed):
+                # Its head read ahead, up to a pause: a peek gives only what has come so far.
+                self._stream = _Prefixed(self._stream, owned=self._owned, pipe=self._pipe)
             _check_format(
                 self._stream,
                 self.name,
                 allow_empty=allow_empty,
                 # A regular file's head, or one read ahead to its end, is all there is when
-                # short; a pipe's peek gives what has come so far (a feed may pause).
-                short_is_whole=self.size is not None or isinstance(self._stream, _Prefixed),
+                # short; a pipe's is what came before a pause (a feed may pause).
+                short_is_whole=self.size is not None
+                or (isinstance(self._stream, _Prefixed) and self._stream.reached_end),
             )
         except BaseException:
             self.close()
@@ -490,16 +494,27 @@ class _Prefixed:
 
     _STEP = 512  # bytes decompressed at a time while reading the head
 
-    def __init__(self, stream: Any, *, owned: bool = False) -> None:
+    def __init__(self, stream: Any, *, owned: bool = False, pipe: int | None = None) -> None:
+        """``pipe``: the descriptor of a pipe ``stream`` reads (buffered, with ``read1``):
+        after its first bytes, the head is what comes without a pause of ``_PIPE_PAUSE_S``
+        (a feed that pauses after a header line is judged line by line, as the same bytes in
+        a file; a small file piped at once is judged whole)."""
         self._stream = stream
         self._owned = owned
         self._error: BaseException | None = None
+        self.reached_end = False  # the head is the whole input
         head = bytearray()
         read_some = getattr(stream, "read1", stream.read)
+        # A pipe's buffered bytes first, all at once: its buffer is then empty, so that
+        # select() tells whether more has come.
+        step = _SNIFF_BYTES if pipe is not None else self._STEP
         try:
             while len(head) < _SNIFF_BYTES:
-                chunk = read_some(min(self._STEP, _SNIFF_BYTES - len(head)))
+                if head and pipe is not None and not _comes_soon(pipe):
+                    break
+                chunk = read_some(min(step, _SNIFF_BYTES - len(head)))
                 if not chunk:
+                    self.reached_end = True
                     break
                 head += chunk
         except (OSError, EOFError, zlib.error) as exc:
@@ -536,11 +551,25 @@ class _Prefixed:
         again on any later read: the stream under it is not read past a break."""
         if self._error is not None:
             raise self._error
+        if self.reached_end:  # a terminal's end of input (Ctrl-D) comes once: not read past
+            return b""
         return bytes(read() or b"")
 
     def close(self) -> None:
         if self._owned:
             self._stream.close()
+
+
+_PIPE_PAUSE_S = 0.25  # a pipe's head: what comes within this of the bytes before it
+
+
+def _comes_soon(pipe: int) -> bool:
+    """Whether the pipe has more (or its end) within ``_PIPE_PAUSE_S``."""
+    try:
+        readable, _, _ = select.select([pipe], [], [], _PIPE_PAUSE_S)
+    except (OSError, ValueError):  # a descriptor select cannot watch: read on, as from a file
+        return True
+    return bool(readable)
 
 
 def _descriptor(stream: Any) -> int | None:
@@ -624,8 +653,8 @@ def _check_format(
     if sum(_is_json(line) for line in whole) >= 2:
         return  # JSON Lines of values that are not events: each rejected on its own
     if not complete and len(head) < _SNIFF_BYTES:
-        # A pipe's first bytes only (a feed that paused after a header line): judged line
-        # by line as the rest comes, as the same bytes in a file would be.
+        # A pipe's first bytes, then a pause (a feed that paused after a header line):
+        # judged line by line as the rest comes, as the same bytes in a file would be.
         return
     first_line = next(line for line in lines if line)
     if first_line.startswith(b"["):

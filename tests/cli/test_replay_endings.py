@@ -134,6 +134,27 @@ def test_a_file_that_is_not_json_lines_creates_no_store(
     assert (plain.exit_code, plain.stdout) == (6, "")
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"event_type,product_id\ndemand_spike,P1\n", "CSV, not JSON Lines"),
+        (b'[{"event_type": "demand_spike"}]\n', "a JSON array, not JSON Lines"),
+    ],
+)
+def test_a_small_input_piped_at_once_is_refused_as_a_file_is(
+    workdir: Path, content: bytes, said: str
+) -> None:
+    """Under 4 KB, a pipe's head was taken for part of a feed and judged line by line: the
+    documented refusal and its hint were lost (a run of rejected lines instead)."""
+    done = subprocess.run(
+        [autoops_executable(), "replay", "-"], input=content, capture_output=True,
+        env=clean_env(AUTOOPS_HOME=str(workdir / "home")), timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 6, done.stderr
+    assert f"standard input: {said}" in done.stderr.decode()
+    assert not (workdir / "home").exists()
+
+
 def test_a_feed_that_pauses_after_a_header_line_is_read_on(workdir: Path) -> None:
     """The format check took the first line a pipe had so far for the head of the input, and
     refused it all as CSV: the same bytes in a file reject that line and replay the rest."""
