@@ -157,16 +157,24 @@ def _classify_key(key: str) -> int:
 
 # --- text patterns -------------------------------------------------------------------------
 
-_EMAIL_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
+# Combining marks, which ``\w`` leaves out: the vowel signs of Indic and Thai words
+# (डाटामेल, ตัวอย่าง), and the diacritics and points of other scripts.
+_MARKS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u06d6-\u06ed\u0900-\u0dff\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff"
+    "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u3099\u309a"
+)
+_EMAIL_LOCAL = rf"[\w{_MARKS}.!#$%&'*+/=?^`{{|}}~-]"
 # The lookbehind makes a match start only where a local part starts: inside a long word the
 # search would otherwise rescan the word from every position.
-# Labels of letters (any script), digits and hyphens, no "_". The top level is ASCII letters,
-# punycode (xn--p1ai) or letters of another script only (.рф, .中国): never both, so the
-# text after an address is not taken for its domain (``bob@example.com的账单``).
-_DOMAIN_LABEL = r"[^\W_](?:[^\W_]|-)*"
+# Labels of letters (any script, with their marks), digits and hyphens, no "_". The top
+# level is ASCII letters, punycode (xn--p1ai) or letters of another script only (.рф, .中国,
+# .भारत): never both, so the text after an address is not taken for its domain
+# (``bob@example.com的账单``).
+_DOMAIN_LABEL = rf"[^\W_](?:[^\W_]|[{_MARKS}]|-)*"
 _EMAIL: Final = re.compile(
     rf"(?<!{_EMAIL_LOCAL}){_EMAIL_LOCAL}+@(?:{_DOMAIN_LABEL}\.)+"
-    r"(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z]{2,63}|(?:(?![A-Za-z])[^\W\d_]){2,63})"
+    rf"(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z]{{2,63}}|(?:(?![A-Za-z])(?:[^\W\d_]|[{_MARKS}])){{2,63}})"
 )
 # Percent-encoded, in a URL's query: its local part stops at the URL's own punctuation
 # (``?email=``), and may hold other escapes (``bob%2Bnews%40example.com``).
@@ -400,21 +408,35 @@ def _mask_numbers_read_as_ascii(text: str) -> str:
     return _replaced(text, phones, PHONE_MASK)
 
 
+# What separates digit groups besides ASCII's space, dash, dot and parentheses: spaces of
+# any width (U+202F is what French number formatting puts between groups, U+3000 the
+# ideographic space) and word joiners read as U+00A0; hyphens and minus signs (U+2011, the
+# full-width U+FF0D) as "-"; full-width parentheses, plus and dot as ASCII's.
+_NUMBER_SPACES: Final = "\u2000-\u200a\u202f\u205f\u2060\u3000\ufeff"
+_NUMBER_PUNCTUATION: Final = {
+    **dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2212\ufe63\uff0d"), ord("-")),
+    ord("\uff08"): ord("("),
+    ord("\uff09"): ord(")"),
+    ord("\uff0b"): ord("+"),
+    ord("\uff0e"): ord("."),
+}
+
+
 class _AsciiNumberForms(dict[int, int]):
     """A ``str.translate`` table: a digit of any script (full-width, Arabic-Indic) to its
-    ASCII digit, a no-break or thin space other than U+00A0 (U+202F, what French number
-    formatting puts between groups; U+2007, U+2009) to U+00A0, anything else to itself.
-    Filled as characters are met."""
+    ASCII digit, another space between groups to U+00A0, other hyphens and full-width
+    punctuation of numbers to ASCII's (``_NUMBER_SPACES``, ``_NUMBER_PUNCTUATION``), anything
+    else to itself. Filled as characters are met."""
 
     def __missing__(self, code: int) -> int:
         char = chr(code)
         value = unicodedata.decimal(char, None)
         if value is not None:
             translated = ord("0") + value
-        elif char in "\u2007\u2009\u202f":
+        elif _NUMBER_SPACE.match(char):
             translated = 0xA0
         else:
-            translated = code
+            translated = _NUMBER_PUNCTUATION.get(code, code)
         if len(self) < _NUMBER_FORMS_SIZE:
             self[code] = translated
         return translated
@@ -422,8 +444,11 @@ class _AsciiNumberForms(dict[int, int]):
 
 _NUMBER_FORMS_SIZE: Final = 4096
 _NUMBER_FORMS: Final = _AsciiNumberForms()
-# Digits that are not ASCII, and the spaces read as U+00A0 between digit groups.
-_OTHER_NUMBER_FORMS: Final = re.compile("(?![0-9])\\d|[\u2007\u2009\u202f]")
+_NUMBER_SPACE: Final = re.compile(f"[{_NUMBER_SPACES}]")
+# Digits that are not ASCII, and the other spaces and punctuation of digit groups.
+_OTHER_NUMBER_FORMS: Final = re.compile(
+    f"(?![0-9])\\d|[{_NUMBER_SPACES}\u2010\u2011\u2012\u2212\ufe63\uff08\uff09\uff0b\uff0d\uff0e]"
+)
 
 
 def _mask_phone(match: re.Match[str]) -> str:

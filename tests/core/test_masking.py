@@ -60,9 +60,10 @@ def with_luhn_check_digit(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-# Full-width digits and colon, as Japanese and Chinese input methods type them.
+# Full-width digits and punctuation, as Japanese and Chinese input methods type them.
 FULL_WIDTH = str.maketrans(
-    "0123456789:", "".join(chr(0xFF10 + digit) for digit in range(10)) + "\uff1a"
+    "0123456789:-()",
+    "".join(chr(0xFF10 + digit) for digit in range(10)) + "\uff1a\uff0d\uff08\uff09",
 )
 
 
@@ -111,6 +112,8 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
         ("see bob@example.com_2024 or bob@example.com的账单", "see [EMAIL]_2024 or [EMAIL]的账单"),
         # A top-level domain in its own script (written whole when the top level was ASCII).
         ("ivan@пример.рф, 用户@例子.中国 and x@ελλάδα.ελ", "[EMAIL], [EMAIL] and [EMAIL]"),
+        # Labels with vowel signs (combining marks, which \w leaves out): Indic and Thai.
+        ("rahul@डाटामेल.भारत, a@ตัวอย่าง.com, a@example.বাংলা", "[EMAIL], [EMAIL], [EMAIL]"),
         # Groups separated by other no-break or thin spaces, digits of other scripts: masked
         # where they are, the rest of the text as written.
         ("carte 4111\u202f1111\u202f1111\u202f1111 ok", "carte [CARD] ok"),
@@ -121,6 +124,14 @@ def test_reasoning_sentence_is_masked_everywhere() -> None:
             "番号:[CARD] 注文12".translate(FULL_WIDTH),
         ),
         ("رقم ٤١١١١١١١١١١١١١١١ ٠٦ ١٢ ٣٤ ٥٦ ٧٨", "رقم [CARD] [PHONE]"),
+        # Full-width hyphens and parentheses, the ideographic space, other hyphens, spaces
+        # and joiners between groups.
+        ("電話 090-1234-5678 (020)7946 0958".translate(FULL_WIDTH), "電話 [PHONE] [PHONE]"),
+        ("4111 1111 1111 1111".translate(FULL_WIDTH).replace(" ", "\u3000"), "[CARD]"),
+        *(
+            (f"card 4111{sep}1111{sep}1111{sep}1111", "card [CARD]")
+            for sep in ("\u2011", "\u200a", "\u2060", "\uff0d")
+        ),
     ],
 )
 def test_pii_in_text(text: str, expected: str) -> None:
