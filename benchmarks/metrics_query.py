@@ -49,6 +49,7 @@ from config.store.local_store import (  # noqa: E402
     SCORE_UPSERT,
     TRACE_UPSERT,
     LocalStore,
+    add_store_functions,
 )
 from config.store.rows import OBSERVATION_COLUMNS, TRACE_COLUMNS  # noqa: E402
 
@@ -123,6 +124,7 @@ def generate(path: Path, observations: int) -> None:
     step = DAY_US // traces
     rnd = random.Random(42)
     db = sqlite3.connect(path, isolation_level=None)
+    add_store_functions(db)
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-1000000")  # random ids: keep the id indexes in memory
     written = index = 0

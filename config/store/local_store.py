@@ -158,6 +158,12 @@ def trace_metadata_merged(stored: str, update: str) -> str:
     return to_json({**old, **new})
 
 
+def add_store_functions(db: sqlite3.Connection) -> None:
+    """The SQL functions the store's statements call (``TRACE_UPSERT``), on a connection
+    that writes them."""
+    db.create_function("trace_metadata_merged", 2, trace_metadata_merged, deterministic=True)
+
+
 _trace_values = operator.itemgetter(*TRACE_COLUMNS)
 _observation_values = operator.itemgetter(*OBSERVATION_COLUMNS)
 
@@ -363,7 +369,7 @@ def open_store_file(
             return db
         _create_private(path)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db.create_function("trace_metadata_merged", 2, trace_metadata_merged, deterministic=True)
+        add_store_functions(db)
         check_schema_version(db, path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
