@@ -33,12 +33,12 @@ def write_completion_scripts(directory: Path) -> list[Path]:
     for shell, path in paths.items():
         # A script of ours starts as the one generated now does; one that only mentions the
         # variable (a user's own, eval-ing ``_AUTOOPS_COMPLETE=bash_source autoops``) was
-        # replaced.
-        first_line = completion_script(shell).split("\n", 1)[0].encode()
+        # replaced, and so was a user's zsh file, which starts ``#compdef autoops`` too.
+        opening = _opening(completion_script(shell).encode())
         refuse_foreign_file(
             path,
             "--output-dir",
-            ours=functools.partial(_is_completion_script, first_line),
+            ours=functools.partial(_is_completion_script, opening),
             what="an autoops completion script",
         )
     try:
@@ -54,6 +54,11 @@ def write_completion_scripts(directory: Path) -> list[Path]:
     return written
 
 
-def _is_completion_script(first_line: bytes, head: bytes) -> bool:
+def _opening(script: bytes) -> list[bytes]:
+    """A script's first two lines that are not blank, as they tell ours from others."""
+    return [line.strip() for line in script.splitlines() if line.strip()][:2]
+
+
+def _is_completion_script(opening: list[bytes], head: bytes) -> bool:
     """Whether a file's first bytes start one of our completion scripts."""
-    return head.lstrip().startswith(first_line) and COMPLETE_VAR.encode() in head
+    return _opening(head) == opening and COMPLETE_VAR.encode() in head

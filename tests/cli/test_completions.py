@@ -72,3 +72,15 @@ def test_bash_completion_answers_from_the_live_command_tree(workdir: Path) -> No
         [autoops_executable()], capture_output=True, text=True, env=env, timeout=60, check=False
     )
     assert set(proc.stdout.split()) == {"init", "show", "validate"}
+
+
+def test_a_users_own_zsh_completion_file_is_not_taken_for_ours(cli: Cli, workdir: Path) -> None:
+    """Every zsh completion file of autoops starts ``#compdef autoops``: a user's own, with
+    its aliases and an eval of ours, was replaced with exit 0."""
+    out = workdir / "out"
+    out.mkdir()
+    own = '#compdef autoops\nalias ao=autoops\neval "$(_AUTOOPS_COMPLETE=zsh_source autoops)"\n'
+    (out / "autoops.zsh").write_text(own, encoding="utf-8")
+    refused = cli("completions", "generate", "--output-dir", "out")
+    assert refused.exit_code == 2, refused.both
+    assert (out / "autoops.zsh").read_text(encoding="utf-8") == own
