@@ -141,6 +141,7 @@ class TraceRecord:
     # agent id -> its latest operation, ended or not, and whether a conflict overturned it.
     agent_operations: dict[str, Observation] = field(default_factory=dict)
     conflict_outcomes: dict[str, bool] = field(default_factory=dict)
+    agents_run: list[str] = field(default_factory=list)  # with an operation in it, in order
     decisions: int = 0  # logged with log_agent_decision
     conflicts: int = 0  # logged with log_conflict
     finalizing: bool = False  # claimed by a finalize_trace call (one closes it)
@@ -151,7 +152,9 @@ class TraceRecord:
 def _participants(record: TraceRecord, root: OpenObservation) -> list[str]:
     """The agents a trace's metadata names (``autoops traces list`` shows them)."""
     if record.simulation is not None:
-        return list(record.simulation.participating_agents)
+        # Those whose operations it holds (docs/tracing-schema.md), not the route: an agent
+        # routed to that never ran (an earlier one failed) was named.
+        return list(record.agents_run)
     if root.agent_span is not None:  # a trace of one agent operation
         return [root.agent_span.agent_id]
     if root.collaboration is not None:  # a collaboration outside any trace
@@ -207,6 +210,8 @@ class TraceManager:
             if agent_id is not None:
                 record.open_by_agent.setdefault(agent_id, {})[span_id] = observation
                 record.agent_operations[agent_id] = observation
+                if agent_id not in record.agents_run:
+                    record.agents_run.append(agent_id)
                 if record.simulation is not None:
                     agents = record.simulation.participating_agents
                     if agent_id not in agents:

@@ -880,3 +880,16 @@ def test_a_late_decision_of_a_finalized_trace_never_lands_in_another_trace(
     assert service.get_performance_metrics()["tracing_errors"] == 1
     decisions = rows(workdir, "SELECT trace_id FROM scores WHERE name = 'decision_confidence'")
     assert [row["trace_id"] for row in decisions] == [trace_b]
+
+
+def test_a_traces_participants_are_the_agents_whose_operations_it_holds(workdir: Path) -> None:
+    """The route given to create_simulation_trace was named: an agent routed to that never
+    ran (the one before it failed) showed in `traces list` as a participant."""
+    service = local_service(workdir)
+    trace_id = service.create_simulation_trace(EVENT, agents=["inventory_agent", "promotion_agent"])
+    span = service.start_agent_span("inventory_agent", "assess_inventory", {})
+    service.end_agent_span(span, error=RuntimeError("stock service unavailable"))
+    service.finalize_trace(trace_id, {"event_id": "evt-1"})
+    service.flush()
+    (trace,) = rows(workdir, "SELECT metadata FROM traces")
+    assert json.loads(trace["metadata"])["participating_agents"] == ["inventory_agent"]
