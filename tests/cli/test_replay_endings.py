@@ -155,27 +155,6 @@ def test_a_small_input_piped_at_once_is_refused_as_a_file_is(
     assert not (workdir / "home").exists()
 
 
-def test_a_feed_that_pauses_after_a_header_line_is_read_on(workdir: Path) -> None:
-    """The format check took the first line a pipe had so far for the head of the input, and
-    refused it all as CSV: the same bytes in a file reject that line and replay the rest."""
-    replay = subprocess.Popen(
-        [autoops_executable(), "--json", "replay", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
-    )  # fmt: skip
-    assert replay.stdin is not None
-    replay.stdin.write("event_id,timestamp\n")
-    replay.stdin.flush()
-    deadline = time.monotonic() + 60  # until it waits for more (a hang only reaches this)
-    while not blocked_on_input(replay.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stdout, stderr = replay.communicate("\n".join(event_lines(5)) + "\n", timeout=120)
-    assert replay.returncode == 6, stderr
-    summary = json.loads(stdout)
-    assert (summary["events_processed"], summary["events_rejected"]) == (5, 1)
-    assert traces_in_store_at(workdir / "home") == 5
-
-
 @pytest.mark.parametrize(
     ("spec", "said"),
     [
@@ -483,23 +462,31 @@ def test_an_input_of_blank_lines_only_has_no_events_whatever_its_length(workdir:
     assert json.loads(replay.stdout)["lines_read"] == 5000
 
 
-def test_a_feed_that_pauses_after_a_blank_line_is_read_on(workdir: Path) -> None:
-    """The format check took the blank line a pipe had so far for the whole input: "no
-    events (the file is empty)", exit 6, and the events that came next never read."""
+@pytest.mark.parametrize(
+    ("first", "code", "rejected"), [("\n", 0, 0), ("event_id,timestamp\n", 6, 1)]
+)
+def test_a_feed_that_pauses_after_its_first_line_is_read_on(
+    workdir: Path, first: str, code: int, rejected: int
+) -> None:
+    """The format check took the first line a pipe had so far for the whole input, or for
+    its head: a blank line was "no events (the file is empty)", a header line made it all
+    CSV, exit 6, and the events that came next were never read. The same bytes in a file
+    skip the blank line, reject the header and replay the rest."""
     replay = subprocess.Popen(
         [autoops_executable(), "--json", "replay", "-"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=clean_env(AUTOOPS_HOME=str(workdir / "home")),
     )  # fmt: skip
     assert replay.stdin is not None
-    replay.stdin.write("\n")
+    replay.stdin.write(first)
     replay.stdin.flush()
     deadline = time.monotonic() + 60  # until it waits for more (a hang only reaches this)
     while not blocked_on_input(replay.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     stdout, stderr = replay.communicate("\n".join(event_lines(5)) + "\n", timeout=120)
-    assert replay.returncode == 0, stderr
-    assert json.loads(stdout)["events_processed"] == 5
+    assert replay.returncode == code, stderr
+    summary = json.loads(stdout)
+    assert (summary["events_processed"], summary["events_rejected"]) == (5, rejected)
     assert traces_in_store_at(workdir / "home") == 5
 
 
