@@ -361,6 +361,10 @@ def _merge_trace(
         # The root's own metadata is the trace's too, over its trace metadata, as Langfuse
         # builds a root span's trace (the metadata set on an entry point was not read back).
         own = _metadata(attributes, la.OBSERVATION_METADATA, la.OBSERVATION_METADATA_PREFIX)
+        if own and la.OBSERVATION_SEQUENCE in attributes:
+            # The core's order of the root in its trace, not the trace's: it replaced an
+            # event's own "sequence" field in the trace's metadata.
+            own.pop("sequence", None)
         if own:
             metadata = {**(metadata or {}), **own}
         # The root span seeds the trace's name, input and output.

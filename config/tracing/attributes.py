@@ -54,6 +54,9 @@ IS_APP_ROOT: Final = "langfuse.internal.is_app_root"
 # Prefixes of the per-key metadata attributes.
 OBSERVATION_METADATA_PREFIX: Final = OBSERVATION_METADATA + "."
 TRACE_METADATA_PREFIX: Final = TRACE_METADATA + "."
+# The core's order of an observation within its trace (`autoops traces show` sorts ties by
+# it): metadata of the observation, not of its trace.
+OBSERVATION_SEQUENCE: Final = OBSERVATION_METADATA_PREFIX + "sequence"
 
 # Observation types Langfuse knows (lowercase on the wire, uppercase in the API).
 OBSERVATION_TYPES: Final = frozenset(

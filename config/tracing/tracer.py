@@ -55,7 +55,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-SEQUENCE_ATTRIBUTE = la.OBSERVATION_METADATA_PREFIX + "sequence"
+SEQUENCE_ATTRIBUTE = la.OBSERVATION_SEQUENCE
 
 
 class _Made(NamedTuple):

@@ -428,3 +428,21 @@ def test_a_root_spans_own_metadata_is_its_traces_too(tmp_path: Any) -> None:
         "tenant": "acme",
         "request_id": "r-42",
     }
+
+
+def test_an_events_own_sequence_field_is_kept_in_its_traces_metadata(tmp_path: Any) -> None:
+    """The core's order of the root in its trace (``sequence`` in its own metadata) replaced
+    an event's ``sequence`` field in the trace's metadata once the root's metadata became
+    the trace's too; the core's order is no trace metadata."""
+    store = LocalStore(tmp_path / "traces.db")
+    now = time.time_ns()
+    attributes = {
+        la.OBSERVATION_TYPE: "chain",
+        la.OBSERVATION_SEQUENCE: "1",
+        la.OBSERVATION_METADATA_PREFIX + "event_type": '"demand_spike"',
+        la.TRACE_METADATA_PREFIX + "sequence": "42",
+    }
+    store.write([SpanRecord("a1" * 16, "8" * 16, None, "root", now, now + 1000, attributes)])
+    (row,) = store.query("SELECT metadata FROM traces")
+    store.close()
+    assert json.loads(row["metadata"]) == {"sequence": 42, "event_type": "demand_spike"}
