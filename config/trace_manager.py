@@ -517,10 +517,11 @@ class TraceManager:
             node = node.parent
         trace_id = self.current_trace_id()
         ended = self.tracer.made_current() if trace_id is None else None
-        if ended is not None:
-            # What this caller was in has ended (an orchestrator that gave up on a slow agent
-            # finalized its trace): that trace still, never another event's operation of the
-            # same agent, where the late decision landed.
+        if ended is not None and ended.span_id in self._ended_for_owner:
+            # What this caller was in was ended for it (an orchestrator that gave up on a slow
+            # agent finalized its trace): that trace still, never another event's operation
+            # of the same agent, where the late decision landed. (A trace the caller ended
+            # itself leaves it outside any trace.)
             trace_id = ended.trace_id
         if trace_id is not None:
             operation = self.agent_operation(trace_id, target)
@@ -746,10 +747,10 @@ class TraceManager:
             entry.observation.update(output=list(entry.items))
         if entry.agent_span is not None:
             entry.agent_span.end_time = _now()
-            with self._lock:
-                if len(self._ended_for_owner) >= _ENDED_FOR_OWNER_KEPT:
-                    del self._ended_for_owner[next(iter(self._ended_for_owner))]
-                self._ended_for_owner[entry.observation.span_id] = reason
+        with self._lock:
+            if len(self._ended_for_owner) >= _ENDED_FOR_OWNER_KEPT:
+                del self._ended_for_owner[next(iter(self._ended_for_owner))]
+            self._ended_for_owner[entry.observation.span_id] = reason
         entry.observation.end(status_message=reason)
 
     def end_open_traces(self, reason: str = "still open at shutdown") -> int:

@@ -893,3 +893,32 @@ def test_a_traces_participants_are_the_agents_whose_operations_it_holds(workdir:
     service.flush()
     (trace,) = rows(workdir, "SELECT metadata FROM traces")
     assert json.loads(trace["metadata"])["participating_agents"] == ["inventory_agent"]
+
+
+def test_a_decision_outside_any_trace_still_finds_the_agents_only_operation(
+    workdir: Path,
+) -> None:
+    """A thread that finalized its own traces is outside any trace, and a decision it logs
+    by agent id goes to that agent's only open operation (another thread's): the guard for
+    late decisions took the trace this thread had ended itself and refused it."""
+    service = local_service(workdir)
+    first = service.create_simulation_trace({**EVENT, "product_id": "A"})
+    second = service.create_simulation_trace({**EVENT, "product_id": "B"})
+    service.finalize_trace(first)
+    service.finalize_trace(second)
+    opened: dict[str, str] = {}
+
+    def worker() -> None:
+        opened["trace"] = service.create_simulation_trace({**EVENT, "product_id": "D"})
+        opened["span"] = service.start_agent_span("inventory_agent", "forecast", {})
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(timeout=60)
+    service.log_agent_decision("inventory_agent", {"decision_type": "restock"}, confidence=0.8)
+    service.end_agent_span(opened["span"], {"ok": True})
+    service.finalize_trace(opened["trace"])
+    service.flush()
+    assert service.get_performance_metrics()["tracing_errors"] == 0
+    decisions = rows(workdir, "SELECT trace_id FROM scores WHERE name = 'decision_confidence'")
+    assert [row["trace_id"] for row in decisions] == [opened["trace"]]
