@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import select
 import signal
 import sqlite3
 import subprocess
@@ -924,27 +925,43 @@ def test_a_question_interrupted_is_130_and_one_declined_says_so(
     outbox.add(SPANS, "https://kept.invalid", b"batch", 3)
     outbox.close()
     controller, terminal = pty.openpty()
+
+    def output(until: float) -> bytes:
+        """What the terminal shows next, or nothing by ``until`` (a hang fails, not waits)."""
+        ready, _, _ = select.select([controller], [], [], max(0.0, until - time.monotonic()))
+        return os.read(controller, 4096) if ready else b""
+
+    # Started as a shell starts it, Ctrl-C not ignored: this test process may ignore SIGINT
+    # (an in-process replay before it), and a child inherits that.
+    handler = signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         asking = subprocess.Popen(
             [autoops_executable(), "buffer", "drop", "--host", "https://kept.invalid"],
             stdin=terminal, stdout=terminal, stderr=terminal,
             env=clean_env(AUTOOPS_HOME=str(home)),
         )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, handler)
         os.close(terminal)
+    try:
         seen = b""
         deadline = time.monotonic() + 60  # until it asks (only a hang reaches this)
         while b"[y/N]" not in seen and time.monotonic() < deadline:
-            seen += os.read(controller, 4096)
+            seen += output(deadline)
         if answer is None:
             asking.send_signal(signal.SIGINT)
         else:
             os.write(controller, answer)
+        deadline = time.monotonic() + 60
         with contextlib.suppress(OSError):  # the terminal's other end closed: it has ended
-            while chunk := os.read(controller, 4096):
+            while chunk := output(deadline):
                 seen += chunk
         assert asking.wait(timeout=60) == code, seen
     finally:
         os.close(controller)
+        if asking.poll() is None:  # a failed run leaves no process behind
+            asking.kill()
+            asking.wait()
     assert b"Aborted" not in seen and b"Traceback" not in seen
     if answer is not None:
         assert b"not confirmed: nothing was changed" in seen
