@@ -29,12 +29,12 @@ def write_completion_scripts(directory: Path) -> list[Path]:
     to another file) is refused before anything is written (exit 2)."""
     from autoops_cli.actions.files import refuse_foreign_file, replace_file
 
-    paths = {shell: directory / f"{PROG_NAME}.{shell}" for shell in SHELLS}
-    for shell, path in paths.items():
+    scripts = {directory / f"{PROG_NAME}.{shell}": completion_script(shell) for shell in SHELLS}
+    for path, script in scripts.items():
         # A script of ours starts as the one generated now does; one that only mentions the
         # variable (a user's own, eval-ing ``_AUTOOPS_COMPLETE=bash_source autoops``) was
         # replaced, and so was a user's zsh file, which starts ``#compdef autoops`` too.
-        opening = _opening(completion_script(shell).encode())
+        opening = _opening(script.encode())
         refuse_foreign_file(
             path,
             "--output-dir",
@@ -44,8 +44,8 @@ def write_completion_scripts(directory: Path) -> list[Path]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for shell, path in paths.items():
-            replace_file(path, completion_script(shell), mode=0o644)
+        for path, script in scripts.items():
+            replace_file(path, script, mode=0o644)
             written.append(path)
     except OSError as exc:
         raise LocalFileError(
