@@ -163,7 +163,15 @@ def run_replay(
 
         if workers > 1:
             runner: ReplayEngine | WorkerPool = _worker_pool(
-                state, service, reader, options, workers, flags, orchestrator_spec, dry_run
+                state,
+                service,
+                reader,
+                options,
+                workers,
+                flags,
+                sample_rate,
+                orchestrator_spec,
+                dry_run,
             )
         else:
             runner = ReplayEngine(
@@ -448,12 +456,12 @@ def _worker_pool(
     options: ReplayOptions,
     workers: int,
     flags: dict[str, tuple[Any, str]] | None,
+    sample_rate: float | None,
     orchestrator_spec: str | None,
     dry_run: bool,
 ) -> WorkerPool:
     from autoops_cli.actions.replay_workers import WorkerPool, parent_settings, worker_command
 
-    sample_rate = flags["langfuse.sample_rate"][0] if flags else None
     command = worker_command(state, options.run_id, sample_rate, orchestrator_spec, dry_run=dry_run)
     return WorkerPool(
         service,
