@@ -146,10 +146,18 @@ def test_a_small_input_piped_at_once_is_refused_as_a_file_is(
 ) -> None:
     """Under 4 KB, a pipe's head was taken for part of a feed and judged line by line: the
     documented refusal and its hint were lost (a run of rejected lines instead)."""
-    done = subprocess.run(
-        [autoops_executable(), "replay", "-"], input=content, capture_output=True,
-        env=clean_env(AUTOOPS_HOME=str(workdir / "home")), timeout=60, check=False,
-    )  # fmt: skip
+    # The whole input and its end are in the pipe before the replay starts: no pause on a
+    # busy machine can fall between them.
+    read_end, write_end = os.pipe()
+    os.write(write_end, content)
+    os.close(write_end)
+    try:
+        done = subprocess.run(
+            [autoops_executable(), "replay", "-"], stdin=read_end, capture_output=True,
+            env=clean_env(AUTOOPS_HOME=str(workdir / "home")), timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(read_end)
     assert done.returncode == 6, done.stderr
     assert f"standard input: {said}" in done.stderr.decode()
     assert not (workdir / "home").exists()
